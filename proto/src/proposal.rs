@@ -1,0 +1,166 @@
+//! Gossiped consensus messages: block proposals, checkpoint proposals and attestations.
+
+use alloy_primitives::{Address, B256, keccak256};
+use alloy_sol_types::SolValue;
+
+use crate::{
+    block::{BlockHeader, block_body_hash},
+    checkpoint::ConsensusPayload,
+    signing::{Signature, SignatureError, SignatureKind, SigningDomain, SigningKey},
+    tx::Tx,
+};
+
+/// A block of the proposer's checkpoint, gossiped as soon as it is built.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Hash)]
+pub struct BlockProposal {
+    /// The block header.
+    pub header: BlockHeader,
+    /// Archive root after this block.
+    pub archive_root: B256,
+    /// Hashes of the block's txs, in order; they must hash to `header.body_hash`.
+    pub tx_hashes: Vec<B256>,
+    /// The proposer's signature over [`BlockProposal::payload_hash`].
+    pub signature: Signature,
+    /// The full txs, when the proposer sends them along (empty otherwise).
+    pub txs: Vec<Tx>,
+}
+
+/// How a block proposal's tx list disagrees with its header.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum ProposalTxsError {
+    /// `keccak(tx_hashes)` is not the header's body hash.
+    #[error("tx hashes do not hash to the header's body hash")]
+    BodyHashMismatch,
+    /// Full txs were sent but their number differs from `tx_hashes`.
+    #[error("{txs} txs sent for {hashes} tx hashes")]
+    CountMismatch {
+        /// Number of full txs.
+        txs: usize,
+        /// Number of hashes.
+        hashes: usize,
+    },
+    /// The full tx at `index` does not hash to `tx_hashes[index]`.
+    #[error("tx {index} does not match its hash")]
+    TxHashMismatch {
+        /// Position in the block.
+        index: usize,
+    },
+}
+
+impl BlockProposal {
+    /// Builds and signs a proposal for a block whose txs are all sent along.
+    pub fn sign(
+        header: BlockHeader,
+        archive_root: B256,
+        txs: Vec<Tx>,
+        domain: &SigningDomain,
+        key: &SigningKey,
+    ) -> Self {
+        let tx_hashes = txs.iter().map(Tx::hash).collect();
+        let mut proposal =
+            Self { header, archive_root, tx_hashes, signature: Signature::default(), txs };
+        proposal.signature = key.sign(domain, SignatureKind::BlockProposal, proposal.payload_hash());
+        proposal
+    }
+
+    /// `keccak256(abi.encode(bytes32 blockHash, bytes32 archiveRoot))`. The tx list is bound
+    /// through the header's body hash.
+    pub fn payload_hash(&self) -> B256 {
+        keccak256((self.header.hash(), self.archive_root).abi_encode())
+    }
+
+    /// Recovers the proposer.
+    pub fn recover_proposer(&self, domain: &SigningDomain) -> Result<Address, SignatureError> {
+        self.signature.recover(domain.digest(SignatureKind::BlockProposal, self.payload_hash()))
+    }
+
+    /// Checks that `tx_hashes` match the header and, when sent, the full txs match `tx_hashes`.
+    pub fn check_txs(&self) -> Result<(), ProposalTxsError> {
+        if block_body_hash(&self.tx_hashes) != self.header.body_hash {
+            return Err(ProposalTxsError::BodyHashMismatch);
+        }
+        if self.txs.is_empty() {
+            return Ok(());
+        }
+        if self.txs.len() != self.tx_hashes.len() {
+            return Err(ProposalTxsError::CountMismatch {
+                txs: self.txs.len(),
+                hashes: self.tx_hashes.len(),
+            });
+        }
+        match self.txs.iter().zip(&self.tx_hashes).position(|(tx, hash)| tx.hash() != *hash) {
+            Some(index) => Err(ProposalTxsError::TxHashMismatch { index }),
+            None => Ok(()),
+        }
+    }
+}
+
+/// The proposer's checkpoint: header, archive, fee modifier, and the last block riding along.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Hash)]
+pub struct CheckpointProposal {
+    /// What the committee attests to.
+    pub payload: ConsensusPayload,
+    /// The proposer's signature over the payload (the one L1 verifies).
+    pub signature: Signature,
+    /// The checkpoint's last block, never gossiped on its own. Its signer must be the
+    /// checkpoint's signer.
+    pub last_block: Option<BlockProposal>,
+}
+
+impl CheckpointProposal {
+    /// Builds and signs a checkpoint proposal.
+    pub fn sign(
+        payload: ConsensusPayload,
+        last_block: Option<BlockProposal>,
+        domain: &SigningDomain,
+        key: &SigningKey,
+    ) -> Self {
+        let signature = key.sign(domain, SignatureKind::CheckpointProposal, payload.payload_hash());
+        Self { payload, signature, last_block }
+    }
+
+    /// Recovers the proposer from the checkpoint signature.
+    pub fn recover_proposer(&self, domain: &SigningDomain) -> Result<Address, SignatureError> {
+        self.signature
+            .recover(domain.digest(SignatureKind::CheckpointProposal, self.payload.payload_hash()))
+    }
+}
+
+/// A committee member's attestation to a checkpoint proposal.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Hash)]
+pub struct CheckpointAttestation {
+    /// The attested payload.
+    pub payload: ConsensusPayload,
+    /// The attester's signature: exactly what L1 verifies with `ecrecover`.
+    pub signature: Signature,
+    /// The proposer's signature over the same payload, so anyone can recover the proposer.
+    pub proposer_signature: Signature,
+}
+
+impl CheckpointAttestation {
+    /// Signs an attestation for `proposal`'s payload.
+    pub fn sign(proposal: &CheckpointProposal, domain: &SigningDomain, key: &SigningKey) -> Self {
+        let signature = key.sign(
+            domain,
+            SignatureKind::CheckpointAttestation,
+            proposal.payload.payload_hash(),
+        );
+        Self {
+            payload: proposal.payload.clone(),
+            signature,
+            proposer_signature: proposal.signature,
+        }
+    }
+
+    /// Recovers the attester.
+    pub fn recover_attester(&self, domain: &SigningDomain) -> Result<Address, SignatureError> {
+        self.signature
+            .recover(domain.digest(SignatureKind::CheckpointAttestation, self.payload.payload_hash()))
+    }
+
+    /// Recovers the proposer of the attested checkpoint.
+    pub fn recover_proposer(&self, domain: &SigningDomain) -> Result<Address, SignatureError> {
+        self.proposer_signature
+            .recover(domain.digest(SignatureKind::CheckpointProposal, self.payload.payload_hash()))
+    }
+}

@@ -1,0 +1,517 @@
+use std::time::Duration;
+
+use super::{
+    clock::{Slot, SlotClock, Timestamp},
+    windows::ConsensusWindows,
+};
+
+/// L1 slots shorter than this select the fast local profile (smaller budgets), as on a devnet.
+const FAST_PROFILE_BELOW_L1_SLOT: Duration = Duration::from_secs(8);
+
+/// Which schedule the proposer follows.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum TimetableMode {
+    /// Build during the slot before the target; attest and publish at the boundary.
+    Pipelined,
+    /// Build, attest and publish inside the target slot (the baseline).
+    NonPipelined,
+}
+
+/// Local budgets of the pipelined schedule. They only shape the proposer's own plan; consensus
+/// deadlines never depend on them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PipelinedBudgets {
+    /// Time from build-frame start to the first sub-slot (sync, proposer check, fork).
+    pub checkpoint_init_time: Duration,
+    /// Shortest useful block: a sub-slot with less time left is skipped.
+    pub min_block_duration: Duration,
+    /// Expected one-way gossip propagation time (P).
+    pub p2p_propagation_time: Duration,
+    /// Time to assemble and sign the checkpoint after the last block.
+    pub checkpoint_prepare_time: Duration,
+}
+
+impl Default for PipelinedBudgets {
+    fn default() -> Self {
+        Self {
+            checkpoint_init_time: Duration::from_secs(1),
+            min_block_duration: Duration::from_secs(2),
+            p2p_propagation_time: Duration::from_secs(2),
+            checkpoint_prepare_time: Duration::from_secs(1),
+        }
+    }
+}
+
+/// Local budgets of the non-pipelined (baseline) schedule.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct NonPipelinedBudgets {
+    /// Time from build-frame start to the first sub-slot.
+    pub checkpoint_init_time: Duration,
+    /// Shortest useful block.
+    pub min_execution_time: Duration,
+    /// Expected one-way gossip propagation time (P).
+    pub p2p_propagation_time: Duration,
+    /// Time to assemble the checkpoint after the last block.
+    pub checkpoint_assemble_time: Duration,
+    /// Time reserved at the end of the slot to get the L1 tx mined.
+    pub l1_publishing_time: Duration,
+}
+
+impl Default for NonPipelinedBudgets {
+    fn default() -> Self {
+        Self {
+            checkpoint_init_time: Duration::from_secs(1),
+            min_execution_time: Duration::from_secs(2),
+            p2p_propagation_time: Duration::from_secs(2),
+            checkpoint_assemble_time: Duration::from_secs(1),
+            l1_publishing_time: Duration::from_secs(12),
+        }
+    }
+}
+
+/// Why a timetable cannot be built.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum TimetableError {
+    /// D is zero.
+    #[error("block duration must be greater than zero")]
+    ZeroBlockDuration,
+    /// D is not below S.
+    #[error("block duration {block_ms} ms must be shorter than the slot duration {slot_ms} ms")]
+    BlockNotShorterThanSlot {
+        /// D in ms.
+        block_ms: u64,
+        /// S in ms.
+        slot_ms: u64,
+    },
+    /// The budgets leave no room for a single block.
+    #[error("the {mode:?} schedule leaves no room for a block: slot {slot_ms} ms, block {block_ms} ms")]
+    NoRoomForBlocks {
+        /// The schedule.
+        mode: TimetableMode,
+        /// S in ms.
+        slot_ms: u64,
+        /// D in ms.
+        block_ms: u64,
+    },
+}
+
+/// Budgets after the fast-profile clamp, in ms. `prepare` is the pipelined prepare time or the
+/// non-pipelined assemble time; `l1_publishing` is used only by the non-pipelined schedule.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Budgets {
+    init: u64,
+    min_block: u64,
+    propagation: u64,
+    prepare: u64,
+    l1_publishing: u64,
+}
+
+fn ms(duration: Duration) -> u64 {
+    u64::try_from(duration.as_millis()).unwrap_or(u64::MAX)
+}
+
+/// The proposer's schedule for any target slot, from (genesis, S, E, D) and local budgets.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Timetable {
+    clock: SlotClock,
+    block_ms: u64,
+    mode: TimetableMode,
+    budgets: Budgets,
+    max_blocks: u32,
+}
+
+impl Timetable {
+    /// The pipelined (current, production) schedule. With E < 8 s the fast local profile lowers
+    /// propagation and prepare time to 0.5 s and the minimum block to 1 s (it never raises them).
+    pub fn pipelined(
+        clock: SlotClock,
+        block_duration: Duration,
+        budgets: PipelinedBudgets,
+    ) -> Result<Self, TimetableError> {
+        let mut b = Budgets {
+            init: ms(budgets.checkpoint_init_time),
+            min_block: ms(budgets.min_block_duration),
+            propagation: ms(budgets.p2p_propagation_time),
+            prepare: ms(budgets.checkpoint_prepare_time),
+            l1_publishing: 0,
+        };
+        if clock.l1_slot_duration() < FAST_PROFILE_BELOW_L1_SLOT {
+            b.propagation = b.propagation.min(500);
+            b.prepare = b.prepare.min(500);
+            b.min_block = b.min_block.min(1_000);
+        }
+        Self::build(clock, block_duration, TimetableMode::Pipelined, b)
+    }
+
+    /// The non-pipelined baseline. With E < 8 s the fast profile lowers propagation to 0,
+    /// assemble and init to 0.5 s and the minimum execution time to 1 s.
+    pub fn non_pipelined(
+        clock: SlotClock,
+        block_duration: Duration,
+        budgets: NonPipelinedBudgets,
+    ) -> Result<Self, TimetableError> {
+        let mut b = Budgets {
+            init: ms(budgets.checkpoint_init_time),
+            min_block: ms(budgets.min_execution_time),
+            propagation: ms(budgets.p2p_propagation_time),
+            prepare: ms(budgets.checkpoint_assemble_time),
+            l1_publishing: ms(budgets.l1_publishing_time),
+        };
+        if clock.l1_slot_duration() < FAST_PROFILE_BELOW_L1_SLOT {
+            b.propagation = 0;
+            b.prepare = b.prepare.min(500);
+            b.init = b.init.min(500);
+            b.min_block = b.min_block.min(1_000);
+        }
+        Self::build(clock, block_duration, TimetableMode::NonPipelined, b)
+    }
+
+    fn build(
+        clock: SlotClock,
+        block_duration: Duration,
+        mode: TimetableMode,
+        mut budgets: Budgets,
+    ) -> Result<Self, TimetableError> {
+        let block_ms = ms(block_duration);
+        let slot_ms = ms(clock.slot_duration());
+        if block_ms == 0 {
+            return Err(TimetableError::ZeroBlockDuration);
+        }
+        if block_ms >= slot_ms {
+            return Err(TimetableError::BlockNotShorterThanSlot { block_ms, slot_ms });
+        }
+        // A minimum block longer than a block would make every sub-slot unusable.
+        budgets.min_block = budgets.min_block.min(block_ms);
+        let reserved = budgets.init + Self::reserved_at_end(mode, block_ms, &budgets);
+        let max_blocks = slot_ms.saturating_sub(reserved) / block_ms;
+        if max_blocks == 0 {
+            return Err(TimetableError::NoRoomForBlocks { mode, slot_ms, block_ms });
+        }
+        let max_blocks = u32::try_from(max_blocks).unwrap_or(u32::MAX);
+        Ok(Self { clock, block_ms, mode, budgets, max_blocks })
+    }
+
+    /// Time at the end of the build frame that is not spent building (excluding init):
+    /// pipelined `prep + P + D + P` (gossip the checkpoint, re-execute the last block, return
+    /// attestations); non-pipelined `D + assemble + 2P + l1_publishing`.
+    fn reserved_at_end(mode: TimetableMode, block_ms: u64, b: &Budgets) -> u64 {
+        match mode {
+            TimetableMode::Pipelined => b.prepare + 2 * b.propagation + block_ms,
+            TimetableMode::NonPipelined => block_ms + b.prepare + 2 * b.propagation + b.l1_publishing,
+        }
+    }
+
+    /// Lowers the maximum number of blocks to a network-configured cap.
+    pub fn with_max_blocks_cap(mut self, cap: u32) -> Self {
+        self.max_blocks = self.max_blocks.min(cap.max(1));
+        self
+    }
+
+    /// The schedule followed.
+    pub const fn mode(&self) -> TimetableMode {
+        self.mode
+    }
+
+    /// The slot clock it is built on.
+    pub const fn slot_clock(&self) -> &SlotClock {
+        &self.clock
+    }
+
+    /// D.
+    pub const fn block_duration(&self) -> Duration {
+        Duration::from_millis(self.block_ms)
+    }
+
+    /// Most blocks in one checkpoint.
+    pub const fn max_blocks_per_checkpoint(&self) -> u32 {
+        self.max_blocks
+    }
+
+    /// Time of each slot not spent building, see [`SlotSchedule::dead_zone`].
+    pub fn dead_zone(&self) -> Duration {
+        Duration::from_millis(Self::reserved_at_end(self.mode, self.block_ms, &self.budgets))
+    }
+
+    /// Share of the slot spent building blocks: `max_blocks · D / S`.
+    pub fn building_share(&self) -> f64 {
+        (u64::from(self.max_blocks) * self.block_ms) as f64 / ms(self.clock.slot_duration()) as f64
+    }
+
+    /// Absolute deadlines for building `target`.
+    pub fn schedule(&self, target: Slot) -> SlotSchedule {
+        let d = Duration::from_millis;
+        let b = &self.budgets;
+        let t = self.clock.slot_start(target);
+        let s = self.clock.slot_duration();
+        let e = self.clock.l1_slot_duration();
+        let block = d(self.block_ms);
+        let windows = ConsensusWindows::new(self.clock, block);
+
+        let build_frame_start = match self.mode {
+            TimetableMode::Pipelined => windows.build_frame_start(target),
+            TimetableMode::NonPipelined => t.sub(e),
+        };
+        let first_subslot_start = build_frame_start.add(d(b.init));
+        let block_build_deadlines: Vec<Timestamp> = (1..=u64::from(self.max_blocks))
+            .map(|k| first_subslot_start.add(d(k * self.block_ms)))
+            .collect();
+
+        match self.mode {
+            TimetableMode::Pipelined => {
+                let last_block_build_time =
+                    t.sub(e).sub(block).sub(d(2 * b.propagation)).sub(d(b.prepare));
+                let send = last_block_build_time.add(d(b.prepare));
+                SlotSchedule {
+                    mode: self.mode,
+                    target_slot: target,
+                    target_slot_start: t,
+                    build_frame_start,
+                    first_subslot_start,
+                    block_build_deadlines,
+                    min_block_duration: d(b.min_block),
+                    last_block_build_time,
+                    start_deadline: last_block_build_time.sub(d(b.min_block)),
+                    checkpoint_proposal_send_time: send,
+                    checkpoint_proposal_receive_ideal: send.add(d(b.propagation)),
+                    checkpoint_proposal_receive_deadline: windows
+                        .checkpoint_proposal_receive_deadline(target),
+                    l1_publish_ideal_time: t.sub(e),
+                    attestation_deadline: windows.attestation_deadline(target),
+                    max_blocks_per_checkpoint: self.max_blocks,
+                    dead_zone: self.dead_zone(),
+                    building_share: self.building_share(),
+                }
+            }
+            TimetableMode::NonPipelined => {
+                let last_block_build_time =
+                    first_subslot_start.add(d(u64::from(self.max_blocks) * self.block_ms));
+                let send = last_block_build_time.add(d(b.prepare));
+                let finalization = b.prepare + 2 * b.propagation + b.l1_publishing;
+                let publish = build_frame_start.add(s).sub(d(b.l1_publishing));
+                SlotSchedule {
+                    mode: self.mode,
+                    target_slot: target,
+                    target_slot_start: t,
+                    build_frame_start,
+                    first_subslot_start,
+                    block_build_deadlines,
+                    min_block_duration: d(b.min_block),
+                    last_block_build_time,
+                    start_deadline: build_frame_start
+                        .add(s)
+                        .sub(d(b.init + 2 * b.min_block + finalization)),
+                    checkpoint_proposal_send_time: send,
+                    checkpoint_proposal_receive_ideal: send.add(d(b.propagation)),
+                    checkpoint_proposal_receive_deadline: publish.sub(d(b.propagation)),
+                    l1_publish_ideal_time: publish,
+                    attestation_deadline: publish,
+                    max_blocks_per_checkpoint: self.max_blocks,
+                    dead_zone: self.dead_zone(),
+                    building_share: self.building_share(),
+                }
+            }
+        }
+    }
+}
+
+/// The proposer's deadlines for one target slot, as absolute times.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SlotSchedule {
+    /// The schedule followed.
+    pub mode: TimetableMode,
+    /// The slot the checkpoint is for.
+    pub target_slot: Slot,
+    /// T: start of the target slot.
+    pub target_slot_start: Timestamp,
+    /// When building may start: `T − S − E` pipelined, `T − E` non-pipelined.
+    pub build_frame_start: Timestamp,
+    /// Start of the first sub-slot (after init).
+    pub first_subslot_start: Timestamp,
+    /// Execution cutoff of each sub-slot, in order; one per possible block.
+    pub block_build_deadlines: Vec<Timestamp>,
+    /// A sub-slot with less than this left is skipped.
+    pub min_block_duration: Duration,
+    /// Cutoff of the last block.
+    pub last_block_build_time: Timestamp,
+    /// Latest useful start of building; after it the proposer abandons the slot.
+    pub start_deadline: Timestamp,
+    /// When the checkpoint proposal is gossiped.
+    pub checkpoint_proposal_send_time: Timestamp,
+    /// When validators are expected to have it.
+    pub checkpoint_proposal_receive_ideal: Timestamp,
+    /// Consensus deadline for receiving it (pipelined: `T − E − D`).
+    pub checkpoint_proposal_receive_deadline: Timestamp,
+    /// When the L1 tx should go out (pipelined: `T − E`).
+    pub l1_publish_ideal_time: Timestamp,
+    /// Last instant attestations count (pipelined: `T + S − 2E`).
+    pub attestation_deadline: Timestamp,
+    /// Most blocks in the checkpoint.
+    pub max_blocks_per_checkpoint: u32,
+    /// Time at the end of the frame not spent building (excluding init).
+    pub dead_zone: Duration,
+    /// `max_blocks · D / S`.
+    pub building_share: f64,
+}
+
+/// A sub-slot chosen for the next block.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SubSlot {
+    /// 0-based index (= index of the block within the checkpoint if none was skipped).
+    pub index: u32,
+    /// Execution cutoff.
+    pub deadline: Timestamp,
+    /// Stop waiting for txs at this time.
+    pub wait_for_txs_deadline: Timestamp,
+    /// Whether this is the checkpoint's last sub-slot.
+    pub is_last: bool,
+}
+
+impl SlotSchedule {
+    /// The first sub-slot at or after `from_index` with at least the minimum block duration left
+    /// at `now`; `None` when no sub-slot is usable any more. Deadlines never move: a block that
+    /// finishes early waits for its deadline before the next starts.
+    pub fn select_subslot(&self, now: Timestamp, from_index: u32) -> Option<SubSlot> {
+        let last = self.block_build_deadlines.len().checked_sub(1)?;
+        self.block_build_deadlines
+            .iter()
+            .enumerate()
+            .skip(from_index as usize)
+            .find(|(_, deadline)| now.until(**deadline) >= self.min_block_duration)
+            .map(|(index, deadline)| SubSlot {
+                index: index as u32,
+                deadline: *deadline,
+                wait_for_txs_deadline: deadline.sub(self.min_block_duration),
+                is_last: index == last,
+            })
+    }
+
+    /// Signed milliseconds of `at` relative to the target slot start T.
+    pub fn relative_to_t(&self, at: Timestamp) -> i64 {
+        at.millis_since(self.target_slot_start)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn clock(slot: u64, l1_slot: u64) -> SlotClock {
+        SlotClock::new(
+            Timestamp::from_secs(1_000_000),
+            Duration::from_secs(slot),
+            Duration::from_secs(l1_slot),
+            32,
+        )
+        .unwrap()
+    }
+
+    fn pipelined(slot: u64, l1_slot: u64, block: u64) -> Timetable {
+        Timetable::pipelined(clock(slot, l1_slot), Duration::from_secs(block), PipelinedBudgets::default())
+            .unwrap()
+    }
+
+    fn non_pipelined(slot: u64, l1_slot: u64, block: u64) -> Timetable {
+        Timetable::non_pipelined(
+            clock(slot, l1_slot),
+            Duration::from_secs(block),
+            NonPipelinedBudgets::default(),
+        )
+        .unwrap()
+    }
+
+    /// Seconds relative to T, as the reference table writes them.
+    fn rel(schedule: &SlotSchedule, at: Timestamp) -> f64 {
+        schedule.relative_to_t(at) as f64 / 1000.0
+    }
+
+    #[test]
+    fn pipelined_production_numbers_match_reference_table() {
+        let table = pipelined(72, 12, 6);
+        let s = table.schedule(Slot(100));
+        assert_eq!(s.max_blocks_per_checkpoint, 10);
+        assert_eq!(s.dead_zone, Duration::from_secs(11));
+        assert_eq!(rel(&s, s.build_frame_start), -84.0);
+        assert_eq!(rel(&s, s.first_subslot_start), -83.0);
+        assert_eq!(rel(&s, s.block_build_deadlines[0]), -77.0);
+        assert_eq!(rel(&s, s.block_build_deadlines[1]), -71.0);
+        assert_eq!(rel(&s, *s.block_build_deadlines.last().unwrap()), -23.0);
+        assert_eq!(rel(&s, s.last_block_build_time), -23.0);
+        assert_eq!(rel(&s, s.start_deadline), -25.0);
+        assert_eq!(rel(&s, s.checkpoint_proposal_send_time), -22.0);
+        assert_eq!(rel(&s, s.checkpoint_proposal_receive_ideal), -20.0);
+        assert_eq!(rel(&s, s.checkpoint_proposal_receive_deadline), -18.0);
+        assert_eq!(rel(&s, s.l1_publish_ideal_time), -12.0);
+        assert_eq!(rel(&s, s.attestation_deadline), 48.0);
+        assert!((s.building_share - 60.0 / 72.0).abs() < 1e-9);
+    }
+
+    #[test]
+    fn fast_profile_block_counts() {
+        assert_eq!(pipelined(36, 4, 6).max_blocks_per_checkpoint(), 4);
+        assert_eq!(pipelined(36, 4, 8).max_blocks_per_checkpoint(), 3);
+    }
+
+    #[test]
+    fn non_pipelined_baseline_numbers() {
+        assert_eq!(non_pipelined(72, 12, 8).max_blocks_per_checkpoint(), 5);
+        let table = non_pipelined(72, 12, 6);
+        assert_eq!(table.max_blocks_per_checkpoint(), 8);
+        assert_eq!(table.dead_zone(), Duration::from_secs(23));
+        let s = table.schedule(Slot(100));
+        assert_eq!(rel(&s, s.build_frame_start), -12.0);
+        assert_eq!(rel(&s, s.last_block_build_time), 37.0);
+        // Attestations and publishing must finish S − l1_publishing after the frame start.
+        assert_eq!(rel(&s, s.attestation_deadline), 48.0);
+        assert_eq!(rel(&s, s.checkpoint_proposal_receive_deadline), 46.0);
+    }
+
+    #[test]
+    fn pipelining_builds_more_blocks_than_the_baseline() {
+        for block in [4, 6, 8, 12] {
+            let p = pipelined(72, 12, block).max_blocks_per_checkpoint();
+            let n = non_pipelined(72, 12, block).max_blocks_per_checkpoint();
+            assert!(p > n, "D={block}: pipelined {p} vs non-pipelined {n}");
+        }
+    }
+
+    #[test]
+    fn subslot_selection_skips_short_subslots_and_flags_the_last() {
+        let s = pipelined(72, 12, 6).schedule(Slot(100));
+        let t = s.target_slot_start;
+        // At T−78 the first sub-slot (deadline T−77) has 1 s left < 2 s minimum: skip to the second.
+        let chosen = s.select_subslot(t.sub(Duration::from_secs(78)), 0).unwrap();
+        assert_eq!(chosen.index, 1);
+        assert_eq!(rel(&s, chosen.deadline), -71.0);
+        assert_eq!(rel(&s, chosen.wait_for_txs_deadline), -73.0);
+        assert!(!chosen.is_last);
+        let last = s.select_subslot(t.sub(Duration::from_secs(26)), 0).unwrap();
+        assert_eq!(last.index, 9);
+        assert!(last.is_last);
+        assert_eq!(s.select_subslot(t.sub(Duration::from_secs(24)), 0), None);
+    }
+
+    #[test]
+    fn invalid_parameters_are_refused() {
+        let c = clock(72, 12);
+        let budgets = PipelinedBudgets::default();
+        assert_eq!(
+            Timetable::pipelined(c, Duration::ZERO, budgets),
+            Err(TimetableError::ZeroBlockDuration)
+        );
+        assert!(matches!(
+            Timetable::pipelined(c, Duration::from_secs(72), budgets),
+            Err(TimetableError::BlockNotShorterThanSlot { .. })
+        ));
+        assert!(matches!(
+            Timetable::pipelined(c, Duration::from_secs(40), budgets),
+            Err(TimetableError::NoRoomForBlocks { .. })
+        ));
+    }
+
+    #[test]
+    fn cap_lowers_block_count() {
+        assert_eq!(pipelined(72, 12, 6).with_max_blocks_cap(4).max_blocks_per_checkpoint(), 4);
+        assert_eq!(pipelined(72, 12, 6).with_max_blocks_cap(40).max_blocks_per_checkpoint(), 10);
+    }
+}
