@@ -1,1 +1,23 @@
-fn main(){}
+//! `tandem`: the node binary. Parses the CLI, loads configuration, and runs the chosen command.
+
+mod cli;
+mod config;
+mod keys;
+mod metrics;
+mod run;
+mod timetable;
+
+use std::process::ExitCode;
+
+use clap::Parser;
+
+fn main() -> ExitCode {
+    let cli = cli::Cli::parse();
+    match cli::dispatch(cli) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(err) => {
+            eprintln!("error: {err:#}");
+            ExitCode::FAILURE
+        }
+    }
+}

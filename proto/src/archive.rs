@@ -63,7 +63,11 @@ impl Default for ArchiveTree {
 impl ArchiveTree {
     /// An empty tree.
     pub fn new() -> Self {
-        Self { size: 0, frontier: [B256::ZERO; ARCHIVE_TREE_DEPTH], root: zero_hashes()[ARCHIVE_TREE_DEPTH] }
+        Self {
+            size: 0,
+            frontier: [B256::ZERO; ARCHIVE_TREE_DEPTH],
+            root: zero_hashes()[ARCHIVE_TREE_DEPTH],
+        }
     }
 
     /// Number of leaves.
@@ -102,13 +106,13 @@ impl ArchiveTree {
         // rightmost leaves at this level (None while that part is still empty). A set bit of
         // `size` means a complete subtree is parked in the frontier as a left sibling.
         let mut node: Option<B256> = None;
-        for level in 0..ARCHIVE_TREE_DEPTH {
+        for (level, (parked_node, zero)) in self.frontier.iter().zip(zeros).enumerate() {
             let parked = (self.size >> level) & 1 == 1;
             node = match (node, parked) {
                 (None, false) => None,
-                (None, true) => Some(hash_pair(&self.frontier[level], &zeros[level])),
-                (Some(right), true) => Some(hash_pair(&self.frontier[level], &right)),
-                (Some(left), false) => Some(hash_pair(&left, &zeros[level])),
+                (None, true) => Some(hash_pair(parked_node, zero)),
+                (Some(right), true) => Some(hash_pair(parked_node, &right)),
+                (Some(left), false) => Some(hash_pair(&left, zero)),
             };
         }
         node.unwrap_or(zeros[ARCHIVE_TREE_DEPTH])
@@ -128,15 +132,22 @@ impl ArchiveTree {
 
     /// Restores a tree from [`ArchiveTree::frontier_bytes`].
     pub fn from_frontier_bytes(bytes: &[u8]) -> Result<Self, ArchiveError> {
-        let (size_bytes, mut nodes) = bytes
-            .split_first_chunk::<8>()
-            .ok_or(ArchiveError::InvalidFrontier("shorter than the 8-byte size"))?;
+        let (size_bytes, mut nodes) =
+            bytes
+                .split_first_chunk::<8>()
+                .ok_or(ArchiveError::InvalidFrontier(
+                    "shorter than the 8-byte size",
+                ))?;
         let size = u64::from_be_bytes(*size_bytes);
         if size > 1u64 << ARCHIVE_TREE_DEPTH {
-            return Err(ArchiveError::InvalidFrontier("size exceeds the tree's capacity"));
+            return Err(ArchiveError::InvalidFrontier(
+                "size exceeds the tree's capacity",
+            ));
         }
         if nodes.len() != 32 * size.count_ones() as usize {
-            return Err(ArchiveError::InvalidFrontier("node count does not match the size"));
+            return Err(ArchiveError::InvalidFrontier(
+                "node count does not match the size",
+            ));
         }
         let mut frontier = [B256::ZERO; ARCHIVE_TREE_DEPTH];
         for (level, slot) in frontier.iter_mut().enumerate() {
@@ -146,7 +157,11 @@ impl ArchiveTree {
                 nodes = rest;
             }
         }
-        let mut tree = Self { size, frontier, root: B256::ZERO };
+        let mut tree = Self {
+            size,
+            frontier,
+            root: B256::ZERO,
+        };
         tree.root = tree.compute_root();
         Ok(tree)
     }
@@ -167,7 +182,10 @@ mod tests {
             if level_nodes.len() % 2 == 1 {
                 level_nodes.push(zeros[level]);
             }
-            level_nodes = level_nodes.chunks(2).map(|pair| hash_pair(&pair[0], &pair[1])).collect();
+            level_nodes = level_nodes
+                .chunks(2)
+                .map(|pair| hash_pair(&pair[0], &pair[1]))
+                .collect();
         }
         level_nodes[0]
     }
@@ -195,7 +213,7 @@ mod tests {
         let bytes = tree.frontier_bytes();
         assert!(ArchiveTree::from_frontier_bytes(&bytes[..bytes.len() - 1]).is_err());
         assert!(ArchiveTree::from_frontier_bytes(&bytes[..4]).is_err());
-        let mut too_big = bytes.clone();
+        let mut too_big = bytes;
         too_big[..8].copy_from_slice(&u64::MAX.to_be_bytes());
         assert!(ArchiveTree::from_frontier_bytes(&too_big).is_err());
     }

@@ -98,4 +98,3 @@ impl Block {
         block_body_hash(&self.tx_hashes()) == self.header.body_hash
     }
 }
-

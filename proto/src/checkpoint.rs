@@ -67,9 +67,12 @@ impl ConsensusPayload {
     /// `keccak256(abi.encode(bytes32 archive, int256 feeAssetPriceModifier, bytes32 headerHash))`:
     /// the payload hash inside both the proposer's and the attesters' digests.
     pub fn payload_hash(&self) -> B256 {
-        let encoded =
-            (self.archive, I256::unchecked_from(self.fee_asset_price_modifier), self.header.hash())
-                .abi_encode();
+        let encoded = (
+            self.archive,
+            I256::unchecked_from(self.fee_asset_price_modifier),
+            self.header.hash(),
+        )
+            .abi_encode();
         keccak256(encoded)
     }
 }
@@ -145,7 +148,10 @@ pub fn decode_checkpoint_body(
     limit: usize,
 ) -> Result<Vec<Vec<Tx>>, CheckpointBodyError> {
     if body.len() > limit {
-        return Err(CheckpointBodyError::TooLarge { size: body.len(), limit });
+        return Err(CheckpointBodyError::TooLarge {
+            size: body.len(),
+            limit,
+        });
     }
     let mut reader = BodyReader { body, at: 0 };
     let version = reader.take(1)?[0];
@@ -157,11 +163,13 @@ pub fn decode_checkpoint_body(
     let mut blocks = Vec::with_capacity(block_count.min(body.len() / 4));
     for _ in 0..block_count {
         let tx_count = reader.u32()?;
-        let needed = tx_count.checked_mul(PACKED_TX_LENGTH).unwrap_or(usize::MAX);
+        let needed = tx_count.saturating_mul(PACKED_TX_LENGTH);
         let packed = reader.take(needed)?;
         let txs = packed
             .chunks_exact(PACKED_TX_LENGTH)
-            .map(|chunk| Tx::decode_packed(chunk.try_into().expect("chunks_exact yields full chunks")))
+            .map(|chunk| {
+                Tx::decode_packed(chunk.try_into().expect("chunks_exact yields full chunks"))
+            })
             .collect();
         blocks.push(txs);
     }
@@ -180,7 +188,10 @@ impl<'a> BodyReader<'a> {
     fn take(&mut self, len: usize) -> Result<&'a [u8], CheckpointBodyError> {
         let remaining = self.body.len() - self.at;
         if len > remaining {
-            return Err(CheckpointBodyError::Truncated { at: self.at, needed: len - remaining });
+            return Err(CheckpointBodyError::Truncated {
+                at: self.at,
+                needed: len - remaining,
+            });
         }
         let slice = &self.body[self.at..self.at + len];
         self.at += len;

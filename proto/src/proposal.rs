@@ -57,9 +57,18 @@ impl BlockProposal {
         key: &SigningKey,
     ) -> Self {
         let tx_hashes = txs.iter().map(Tx::hash).collect();
-        let mut proposal =
-            Self { header, archive_root, tx_hashes, signature: Signature::default(), txs };
-        proposal.signature = key.sign(domain, SignatureKind::BlockProposal, proposal.payload_hash());
+        let mut proposal = Self {
+            header,
+            archive_root,
+            tx_hashes,
+            signature: Signature::default(),
+            txs,
+        };
+        proposal.signature = key.sign(
+            domain,
+            SignatureKind::BlockProposal,
+            proposal.payload_hash(),
+        );
         proposal
     }
 
@@ -71,7 +80,8 @@ impl BlockProposal {
 
     /// Recovers the proposer.
     pub fn recover_proposer(&self, domain: &SigningDomain) -> Result<Address, SignatureError> {
-        self.signature.recover(domain.digest(SignatureKind::BlockProposal, self.payload_hash()))
+        self.signature
+            .recover(domain.digest(SignatureKind::BlockProposal, self.payload_hash()))
     }
 
     /// Checks that `tx_hashes` match the header and, when sent, the full txs match `tx_hashes`.
@@ -88,7 +98,12 @@ impl BlockProposal {
                 hashes: self.tx_hashes.len(),
             });
         }
-        match self.txs.iter().zip(&self.tx_hashes).position(|(tx, hash)| tx.hash() != *hash) {
+        match self
+            .txs
+            .iter()
+            .zip(&self.tx_hashes)
+            .position(|(tx, hash)| tx.hash() != *hash)
+        {
             Some(index) => Err(ProposalTxsError::TxHashMismatch { index }),
             None => Ok(()),
         }
@@ -115,14 +130,24 @@ impl CheckpointProposal {
         domain: &SigningDomain,
         key: &SigningKey,
     ) -> Self {
-        let signature = key.sign(domain, SignatureKind::CheckpointProposal, payload.payload_hash());
-        Self { payload, signature, last_block }
+        let signature = key.sign(
+            domain,
+            SignatureKind::CheckpointProposal,
+            payload.payload_hash(),
+        );
+        Self {
+            payload,
+            signature,
+            last_block,
+        }
     }
 
     /// Recovers the proposer from the checkpoint signature.
     pub fn recover_proposer(&self, domain: &SigningDomain) -> Result<Address, SignatureError> {
-        self.signature
-            .recover(domain.digest(SignatureKind::CheckpointProposal, self.payload.payload_hash()))
+        self.signature.recover(domain.digest(
+            SignatureKind::CheckpointProposal,
+            self.payload.payload_hash(),
+        ))
     }
 }
 
@@ -154,13 +179,17 @@ impl CheckpointAttestation {
 
     /// Recovers the attester.
     pub fn recover_attester(&self, domain: &SigningDomain) -> Result<Address, SignatureError> {
-        self.signature
-            .recover(domain.digest(SignatureKind::CheckpointAttestation, self.payload.payload_hash()))
+        self.signature.recover(domain.digest(
+            SignatureKind::CheckpointAttestation,
+            self.payload.payload_hash(),
+        ))
     }
 
     /// Recovers the proposer of the attested checkpoint.
     pub fn recover_proposer(&self, domain: &SigningDomain) -> Result<Address, SignatureError> {
-        self.proposer_signature
-            .recover(domain.digest(SignatureKind::CheckpointProposal, self.payload.payload_hash()))
+        self.proposer_signature.recover(domain.digest(
+            SignatureKind::CheckpointProposal,
+            self.payload.payload_hash(),
+        ))
     }
 }

@@ -69,8 +69,13 @@ pub struct SigningDomain {
 impl SigningDomain {
     /// The digest that is signed for `payload_hash` of the given kind.
     pub fn digest(&self, kind: SignatureKind, payload_hash: B256) -> B256 {
-        let encoded =
-            (kind.tag(), U256::from(self.chain_id), self.rollup, payload_hash).abi_encode();
+        let encoded = (
+            kind.tag(),
+            U256::from(self.chain_id),
+            self.rollup,
+            payload_hash,
+        )
+            .abi_encode();
         keccak256(encoded)
     }
 }
@@ -131,7 +136,11 @@ impl Signature {
 
 impl std::fmt::Debug for Signature {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "Signature({})", alloy_primitives::hex::encode_prefixed(self.0))
+        write!(
+            f,
+            "Signature({})",
+            alloy_primitives::hex::encode_prefixed(self.0)
+        )
     }
 }
 
@@ -180,8 +189,10 @@ impl SigningKey {
 
     /// Signs a 32-byte digest (RFC 6979 nonce, low-s).
     pub fn sign_digest(&self, digest: B256) -> Signature {
-        let signature =
-            RecoverableSignature::sign_ecdsa_recoverable(Message::from_digest(digest.0), &self.secret);
+        let signature = RecoverableSignature::sign_ecdsa_recoverable(
+            Message::from_digest(digest.0),
+            &self.secret,
+        );
         let (recovery_id, compact) = signature.serialize_compact();
         let mut bytes = [0u8; SIGNATURE_LENGTH];
         bytes[..64].copy_from_slice(&compact);
@@ -190,14 +201,21 @@ impl SigningKey {
     }
 
     /// Signs `payload_hash` of `kind` under `domain`.
-    pub fn sign(&self, domain: &SigningDomain, kind: SignatureKind, payload_hash: B256) -> Signature {
+    pub fn sign(
+        &self,
+        domain: &SigningDomain,
+        kind: SignatureKind,
+        payload_hash: B256,
+    ) -> Signature {
         self.sign_digest(domain.digest(kind, payload_hash))
     }
 }
 
 impl std::fmt::Debug for SigningKey {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("SigningKey").field("address", &self.address).finish_non_exhaustive()
+        f.debug_struct("SigningKey")
+            .field("address", &self.address)
+            .finish_non_exhaustive()
     }
 }
 
@@ -224,7 +242,10 @@ mod tests {
 
     #[test]
     fn sign_then_recover_gives_signer() {
-        let domain = SigningDomain { chain_id: 7, rollup: Address::repeat_byte(1) };
+        let domain = SigningDomain {
+            chain_id: 7,
+            rollup: Address::repeat_byte(1),
+        };
         let key = key(3);
         let payload = keccak256(b"payload");
         let signature = key.sign(&domain, SignatureKind::CheckpointAttestation, payload);
@@ -234,14 +255,32 @@ mod tests {
 
     #[test]
     fn digest_binds_kind_chain_and_rollup() {
-        let domain = SigningDomain { chain_id: 7, rollup: Address::repeat_byte(1) };
+        let domain = SigningDomain {
+            chain_id: 7,
+            rollup: Address::repeat_byte(1),
+        };
         let payload = keccak256(b"payload");
         let base = domain.digest(SignatureKind::CheckpointAttestation, payload);
-        assert_ne!(base, domain.digest(SignatureKind::CheckpointProposal, payload));
-        let other_chain = SigningDomain { chain_id: 8, ..domain };
-        assert_ne!(base, other_chain.digest(SignatureKind::CheckpointAttestation, payload));
-        let other_rollup = SigningDomain { rollup: Address::repeat_byte(2), ..domain };
-        assert_ne!(base, other_rollup.digest(SignatureKind::CheckpointAttestation, payload));
+        assert_ne!(
+            base,
+            domain.digest(SignatureKind::CheckpointProposal, payload)
+        );
+        let other_chain = SigningDomain {
+            chain_id: 8,
+            ..domain
+        };
+        assert_ne!(
+            base,
+            other_chain.digest(SignatureKind::CheckpointAttestation, payload)
+        );
+        let other_rollup = SigningDomain {
+            rollup: Address::repeat_byte(2),
+            ..domain
+        };
+        assert_ne!(
+            base,
+            other_rollup.digest(SignatureKind::CheckpointAttestation, payload)
+        );
     }
 
     #[test]
@@ -252,16 +291,28 @@ mod tests {
 
         let mut bad_v = *good.as_bytes();
         bad_v[64] = 1;
-        assert_eq!(Signature(bad_v).recover(digest), Err(SignatureError::InvalidV(1)));
+        assert_eq!(
+            Signature(bad_v).recover(digest),
+            Err(SignatureError::InvalidV(1))
+        );
 
         let mut high_s = *good.as_bytes();
         high_s[32] = 0xff;
-        assert_eq!(Signature(high_s).recover(digest), Err(SignatureError::HighS));
+        assert_eq!(
+            Signature(high_s).recover(digest),
+            Err(SignatureError::HighS)
+        );
 
-        assert_eq!(Signature::default().recover(digest), Err(SignatureError::InvalidV(0)));
+        assert_eq!(
+            Signature::default().recover(digest),
+            Err(SignatureError::InvalidV(0))
+        );
         let mut zero_rs = [0u8; 65];
         zero_rs[64] = 27;
-        assert_eq!(Signature(zero_rs).recover(digest), Err(SignatureError::Unrecoverable));
+        assert_eq!(
+            Signature(zero_rs).recover(digest),
+            Err(SignatureError::Unrecoverable)
+        );
     }
 
     #[test]

@@ -3,7 +3,9 @@
 use alloy_primitives::B256;
 
 /// A block by number and hash.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
+#[derive(
+    Debug, Clone, Copy, Default, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize,
+)]
 pub struct BlockId {
     /// Block number.
     pub number: u64,
@@ -12,7 +14,9 @@ pub struct BlockId {
 }
 
 /// A checkpoint by number and header hash.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
+#[derive(
+    Debug, Clone, Copy, Default, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize,
+)]
 pub struct CheckpointId {
     /// Checkpoint number.
     pub number: u64,
@@ -21,7 +25,9 @@ pub struct CheckpointId {
 }
 
 /// One chain tip: a block and the checkpoint it belongs to.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
+#[derive(
+    Debug, Clone, Copy, Default, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize,
+)]
 pub struct L2TipId {
     /// The tip block.
     pub block: BlockId,
@@ -30,7 +36,9 @@ pub struct L2TipId {
 }
 
 /// The node's view of the chain, from the most speculative tip to the most final.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
+#[derive(
+    Debug, Clone, Copy, Default, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize,
+)]
 pub struct L2Tips {
     /// Latest block in the local store.
     pub proposed: L2TipId,
@@ -61,7 +69,12 @@ pub struct TipsInvariantError {
 impl L2Tips {
     /// All tips at genesis.
     pub const fn genesis(genesis: L2TipId) -> Self {
-        Self { proposed: genesis, proposed_checkpoint: genesis, checkpointed: genesis, finalized: genesis }
+        Self {
+            proposed: genesis,
+            proposed_checkpoint: genesis,
+            checkpointed: genesis,
+            finalized: genesis,
+        }
     }
 
     /// Whether a checkpoint is proposed (gossiped and validated) but not yet on L1.
@@ -110,8 +123,14 @@ mod tests {
 
     fn tip(block: u64, checkpoint: u64) -> L2TipId {
         L2TipId {
-            block: BlockId { number: block, hash: B256::with_last_byte(block as u8) },
-            checkpoint: CheckpointId { number: checkpoint, hash: B256::with_last_byte(checkpoint as u8) },
+            block: BlockId {
+                number: block,
+                hash: B256::with_last_byte(block as u8),
+            },
+            checkpoint: CheckpointId {
+                number: checkpoint,
+                hash: B256::with_last_byte(checkpoint as u8),
+            },
         }
     }
 
@@ -126,13 +145,25 @@ mod tests {
         assert_eq!(tips.check_invariants(), Ok(()));
         assert!(tips.has_proposed_checkpoint());
 
-        let inverted = L2Tips { checkpointed: tip(11, 2), ..tips };
+        let inverted = L2Tips {
+            checkpointed: tip(11, 2),
+            ..tips
+        };
         let err = inverted.check_invariants().unwrap_err();
-        assert_eq!((err.higher, err.lower, err.what), ("proposed_checkpoint", "checkpointed", "block"));
+        assert_eq!(
+            (err.higher, err.lower, err.what),
+            ("proposed_checkpoint", "checkpointed", "block")
+        );
 
-        let inverted = L2Tips { finalized: tip(3, 5), ..tips };
+        let inverted = L2Tips {
+            finalized: tip(3, 5),
+            ..tips
+        };
         let err = inverted.check_invariants().unwrap_err();
-        assert_eq!((err.higher, err.lower, err.what), ("checkpointed", "finalized", "checkpoint"));
+        assert_eq!(
+            (err.higher, err.lower, err.what),
+            ("checkpointed", "finalized", "checkpoint")
+        );
         assert!(!L2Tips::genesis(tip(0, 0)).has_proposed_checkpoint());
     }
 }

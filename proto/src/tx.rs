@@ -59,14 +59,19 @@ impl Tx {
 
     /// Recovers the sender. Costly (an EC recovery): do it once and keep a [`RecoveredTx`].
     pub fn recover_sender(&self, domain: &SigningDomain) -> Result<Address, SignatureError> {
-        self.signature.recover(domain.digest(SignatureKind::Tx, self.payload_hash()))
+        self.signature
+            .recover(domain.digest(SignatureKind::Tx, self.payload_hash()))
     }
 
     /// Recovers the sender and computes the hash once, for pools and executors.
     pub fn into_recovered(self, domain: &SigningDomain) -> Result<RecoveredTx, SignatureError> {
         let sender = self.recover_sender(domain)?;
         let hash = self.hash();
-        Ok(RecoveredTx { tx: self, sender, hash })
+        Ok(RecoveredTx {
+            tx: self,
+            sender,
+            hash,
+        })
     }
 
     /// Appends the fixed-length packed encoding (big-endian integers, raw signature).
@@ -148,7 +153,10 @@ mod tests {
 
     #[test]
     fn packed_round_trip_and_hash_covers_signature() {
-        let domain = SigningDomain { chain_id: 1, rollup: Address::repeat_byte(9) };
+        let domain = SigningDomain {
+            chain_id: 1,
+            rollup: Address::repeat_byte(9),
+        };
         let key = SigningKey::from_bytes(&[5; 32]).unwrap();
         let tx = Tx::sign(
             TxPayload {

@@ -134,7 +134,10 @@ macro_rules! wire_message {
                     });
                 }
                 let proto = <<$ty as ProtoConvert>::Proto>::decode(bytes).map_err(|err| {
-                    WireError::Malformed { message: Self::NAME, reason: err.to_string() }
+                    WireError::Malformed {
+                        message: Self::NAME,
+                        reason: err.to_string(),
+                    }
                 })?;
                 Self::from_proto(proto)
             }
@@ -154,7 +157,11 @@ wire_message!(L2Tips, MAX_TIPS_SIZE);
 struct Fields(&'static str);
 
 impl Fields {
-    fn fixed<const N: usize>(&self, field: &'static str, bytes: &[u8]) -> Result<[u8; N], WireError> {
+    fn fixed<const N: usize>(
+        &self,
+        field: &'static str,
+        bytes: &[u8],
+    ) -> Result<[u8; N], WireError> {
         bytes.try_into().map_err(|_| WireError::InvalidLength {
             message: self.0,
             field,
@@ -176,20 +183,33 @@ impl Fields {
     }
 
     fn signature(&self, field: &'static str, bytes: &[u8]) -> Result<Signature, WireError> {
-        self.fixed::<SIGNATURE_LENGTH>(field, bytes).map(Signature::from_bytes)
+        self.fixed::<SIGNATURE_LENGTH>(field, bytes)
+            .map(Signature::from_bytes)
     }
 
     fn required<T>(&self, field: &'static str, value: Option<T>) -> Result<T, WireError> {
-        value.ok_or(WireError::MissingField { message: self.0, field })
+        value.ok_or(WireError::MissingField {
+            message: self.0,
+            field,
+        })
     }
 
-    fn bounded<T>(&self, field: &'static str, items: Vec<T>, limit: usize) -> Result<Vec<T>, WireError> {
+    fn bounded<T>(
+        &self,
+        field: &'static str,
+        items: Vec<T>,
+        limit: usize,
+    ) -> Result<Vec<T>, WireError> {
         if items.len() > limit {
-            return Err(WireError::TooMany { message: self.0, field, count: items.len(), limit });
+            return Err(WireError::TooMany {
+                message: self.0,
+                field,
+                count: items.len(),
+                limit,
+            });
         }
         Ok(items)
     }
-
 }
 
 impl ProtoConvert for Tx {
@@ -276,7 +296,10 @@ fn txs_to_proto(txs: &[Tx]) -> Vec<pb::Tx> {
 }
 
 fn txs_from_proto(f: &Fields, txs: Vec<pb::Tx>) -> Result<Vec<Tx>, WireError> {
-    f.bounded("txs", txs, MAX_TXS_PER_BLOCK)?.into_iter().map(Tx::from_proto).collect()
+    f.bounded("txs", txs, MAX_TXS_PER_BLOCK)?
+        .into_iter()
+        .map(Tx::from_proto)
+        .collect()
 }
 
 impl ProtoConvert for Block {
@@ -284,7 +307,10 @@ impl ProtoConvert for Block {
     const MESSAGE: &'static str = "Block";
 
     fn to_proto(&self) -> pb::Block {
-        pb::Block { header: Some(self.header.to_proto()), txs: txs_to_proto(&self.txs) }
+        pb::Block {
+            header: Some(self.header.to_proto()),
+            txs: txs_to_proto(&self.txs),
+        }
     }
 
     fn from_proto(proto: pb::Block) -> Result<Self, WireError> {
@@ -378,7 +404,10 @@ impl ProtoConvert for Checkpoint {
                 archive: f.b256("archive", &proto.archive)?,
                 fee_asset_price_modifier: proto.fee_asset_price_modifier,
             },
-            blocks: blocks.into_iter().map(Block::from_proto).collect::<Result<_, _>>()?,
+            blocks: blocks
+                .into_iter()
+                .map(Block::from_proto)
+                .collect::<Result<_, _>>()?,
         })
     }
 }
@@ -436,7 +465,10 @@ impl ProtoConvert for CheckpointProposal {
                 fee_asset_price_modifier: proto.fee_asset_price_modifier,
             },
             signature: f.signature("signature", &proto.signature)?,
-            last_block: proto.last_block.map(BlockProposal::from_proto).transpose()?,
+            last_block: proto
+                .last_block
+                .map(BlockProposal::from_proto)
+                .transpose()?,
         })
     }
 }
@@ -469,7 +501,10 @@ impl ProtoConvert for L2TipId {
 
     fn to_proto(&self) -> pb::L2TipId {
         pb::L2TipId {
-            block: Some(pb::BlockId { number: self.block.number, hash: self.block.hash.to_vec() }),
+            block: Some(pb::BlockId {
+                number: self.block.number,
+                hash: self.block.hash.to_vec(),
+            }),
             checkpoint: Some(pb::CheckpointId {
                 number: self.checkpoint.number,
                 hash: self.checkpoint.hash.to_vec(),
@@ -482,7 +517,10 @@ impl ProtoConvert for L2TipId {
         let block = f.required("block", proto.block)?;
         let checkpoint = f.required("checkpoint", proto.checkpoint)?;
         Ok(Self {
-            block: BlockId { number: block.number, hash: f.b256("block.hash", &block.hash)? },
+            block: BlockId {
+                number: block.number,
+                hash: f.b256("block.hash", &block.hash)?,
+            },
             checkpoint: CheckpointId {
                 number: checkpoint.number,
                 hash: f.b256("checkpoint.hash", &checkpoint.hash)?,

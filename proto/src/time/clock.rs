@@ -8,7 +8,17 @@ use std::{
 
 /// A point in time: milliseconds since the Unix epoch.
 #[derive(
-    Debug, Clone, Copy, Default, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize, serde::Deserialize,
+    Debug,
+    Clone,
+    Copy,
+    Default,
+    PartialEq,
+    Eq,
+    PartialOrd,
+    Ord,
+    Hash,
+    serde::Serialize,
+    serde::Deserialize,
 )]
 pub struct Timestamp(pub u64);
 
@@ -29,12 +39,12 @@ impl Timestamp {
     }
 
     /// `self + duration`, saturating.
-    pub fn add(self, duration: Duration) -> Self {
+    pub fn saturating_add(self, duration: Duration) -> Self {
         Self(self.0.saturating_add(duration_millis(duration)))
     }
 
     /// `self − duration`, saturating at zero.
-    pub fn sub(self, duration: Duration) -> Self {
+    pub fn saturating_sub(self, duration: Duration) -> Self {
         Self(self.0.saturating_sub(duration_millis(duration)))
     }
 
@@ -66,7 +76,9 @@ pub struct SystemClock;
 
 impl Clock for SystemClock {
     fn now(&self) -> Timestamp {
-        let since_epoch = SystemTime::now().duration_since(UNIX_EPOCH).unwrap_or_default();
+        let since_epoch = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .unwrap_or_default();
         Timestamp(duration_millis(since_epoch))
     }
 }
@@ -100,7 +112,17 @@ impl Clock for ManualClock {
 
 /// An L2 slot number.
 #[derive(
-    Debug, Clone, Copy, Default, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize, serde::Deserialize,
+    Debug,
+    Clone,
+    Copy,
+    Default,
+    PartialEq,
+    Eq,
+    PartialOrd,
+    Ord,
+    Hash,
+    serde::Serialize,
+    serde::Deserialize,
 )]
 pub struct Slot(pub u64);
 
@@ -127,7 +149,17 @@ impl std::fmt::Display for Slot {
 
 /// An epoch number: `epoch_duration` consecutive slots with one committee.
 #[derive(
-    Debug, Clone, Copy, Default, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize, serde::Deserialize,
+    Debug,
+    Clone,
+    Copy,
+    Default,
+    PartialEq,
+    Eq,
+    PartialOrd,
+    Ord,
+    Hash,
+    serde::Serialize,
+    serde::Deserialize,
 )]
 pub struct Epoch(pub u64);
 
@@ -181,10 +213,18 @@ impl SlotClock {
         if epoch_duration == 0 {
             return Err(SlotClockError::Zero("epoch duration"));
         }
-        if slot_ms % l1_slot_ms != 0 {
-            return Err(SlotClockError::SlotNotMultipleOfL1Slot { slot_ms, l1_slot_ms });
+        if !slot_ms.is_multiple_of(l1_slot_ms) {
+            return Err(SlotClockError::SlotNotMultipleOfL1Slot {
+                slot_ms,
+                l1_slot_ms,
+            });
         }
-        Ok(Self { genesis, slot_ms, l1_slot_ms, epoch_duration })
+        Ok(Self {
+            genesis,
+            slot_ms,
+            l1_slot_ms,
+            epoch_duration,
+        })
     }
 
     /// Start of slot 0.
@@ -209,12 +249,17 @@ impl SlotClock {
 
     /// The slot containing `at`; `None` before genesis.
     pub fn slot_at(&self, at: Timestamp) -> Option<Slot> {
-        at.0.checked_sub(self.genesis.0).map(|since| Slot(since / self.slot_ms))
+        at.0.checked_sub(self.genesis.0)
+            .map(|since| Slot(since / self.slot_ms))
     }
 
     /// Start of `slot`.
     pub fn slot_start(&self, slot: Slot) -> Timestamp {
-        Timestamp(self.genesis.0.saturating_add(slot.0.saturating_mul(self.slot_ms)))
+        Timestamp(
+            self.genesis
+                .0
+                .saturating_add(slot.0.saturating_mul(self.slot_ms)),
+        )
     }
 
     /// Epoch of `slot`.
@@ -230,7 +275,9 @@ impl SlotClock {
     /// Time of the next L1 block strictly after `now` (L1 slots are aligned with genesis).
     pub fn next_l1_block_time(&self, now: Timestamp) -> Timestamp {
         match now.0.checked_sub(self.genesis.0) {
-            Some(since) => Timestamp(self.genesis.0 + (since / self.l1_slot_ms + 1) * self.l1_slot_ms),
+            Some(since) => {
+                Timestamp(self.genesis.0 + (since / self.l1_slot_ms + 1) * self.l1_slot_ms)
+            }
             None => self.genesis,
         }
     }
@@ -243,7 +290,8 @@ impl SlotClock {
     /// The slot a proposer building now builds for: the slot of the next L1 block, plus one
     /// under pipelining (the checkpoint is built during the slot before its target).
     pub fn target_slot(&self, now: Timestamp, pipelining: bool) -> Option<Slot> {
-        self.slot_at_next_l1_block(now).map(|slot| if pipelining { slot.next() } else { slot })
+        self.slot_at_next_l1_block(now)
+            .map(|slot| if pipelining { slot.next() } else { slot })
     }
 }
 
@@ -252,8 +300,13 @@ mod tests {
     use super::*;
 
     fn clock() -> SlotClock {
-        SlotClock::new(Timestamp::from_secs(1_000), Duration::from_secs(72), Duration::from_secs(12), 32)
-            .unwrap()
+        SlotClock::new(
+            Timestamp::from_secs(1_000),
+            Duration::from_secs(72),
+            Duration::from_secs(12),
+            32,
+        )
+        .unwrap()
     }
 
     #[test]
@@ -282,19 +335,28 @@ mod tests {
         assert_eq!(c.slot_at_next_l1_block(late), Some(Slot(1)));
         assert_eq!(c.target_slot(late, true), Some(Slot(2)));
         // Exactly on an L1 boundary the next block is one E later.
-        assert_eq!(c.next_l1_block_time(Timestamp::from_secs(1_012)), Timestamp::from_secs(1_024));
+        assert_eq!(
+            c.next_l1_block_time(Timestamp::from_secs(1_012)),
+            Timestamp::from_secs(1_024)
+        );
     }
 
     #[test]
     fn bad_parameters_are_refused() {
         let g = Timestamp::from_secs(0);
         let s = Duration::from_secs;
-        assert_eq!(SlotClock::new(g, s(0), s(12), 32), Err(SlotClockError::Zero("slot duration")));
+        assert_eq!(
+            SlotClock::new(g, s(0), s(12), 32),
+            Err(SlotClockError::Zero("slot duration"))
+        );
         assert!(matches!(
             SlotClock::new(g, s(70), s(12), 32),
             Err(SlotClockError::SlotNotMultipleOfL1Slot { .. })
         ));
-        assert_eq!(SlotClock::new(g, s(72), s(12), 0), Err(SlotClockError::Zero("epoch duration")));
+        assert_eq!(
+            SlotClock::new(g, s(72), s(12), 0),
+            Err(SlotClockError::Zero("epoch duration"))
+        );
     }
 
     #[test]

@@ -9,7 +9,9 @@ mod clock;
 mod timetable;
 mod windows;
 
-pub use clock::{Clock, Epoch, ManualClock, Slot, SlotClock, SlotClockError, SystemClock, Timestamp};
+pub use clock::{
+    Clock, Epoch, ManualClock, Slot, SlotClock, SlotClockError, SystemClock, Timestamp,
+};
 pub use timetable::{
     NonPipelinedBudgets, PipelinedBudgets, SlotSchedule, SubSlot, Timetable, TimetableError,
     TimetableMode,

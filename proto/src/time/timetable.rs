@@ -85,7 +85,9 @@ pub enum TimetableError {
         slot_ms: u64,
     },
     /// The budgets leave no room for a single block.
-    #[error("the {mode:?} schedule leaves no room for a block: slot {slot_ms} ms, block {block_ms} ms")]
+    #[error(
+        "the {mode:?} schedule leaves no room for a block: slot {slot_ms} ms, block {block_ms} ms"
+    )]
     NoRoomForBlocks {
         /// The schedule.
         mode: TimetableMode,
@@ -186,10 +188,20 @@ impl Timetable {
         let reserved = budgets.init + Self::reserved_at_end(mode, block_ms, &budgets);
         let max_blocks = slot_ms.saturating_sub(reserved) / block_ms;
         if max_blocks == 0 {
-            return Err(TimetableError::NoRoomForBlocks { mode, slot_ms, block_ms });
+            return Err(TimetableError::NoRoomForBlocks {
+                mode,
+                slot_ms,
+                block_ms,
+            });
         }
         let max_blocks = u32::try_from(max_blocks).unwrap_or(u32::MAX);
-        Ok(Self { clock, block_ms, mode, budgets, max_blocks })
+        Ok(Self {
+            clock,
+            block_ms,
+            mode,
+            budgets,
+            max_blocks,
+        })
     }
 
     /// Time at the end of the build frame that is not spent building (excluding init):
@@ -198,7 +210,9 @@ impl Timetable {
     fn reserved_at_end(mode: TimetableMode, block_ms: u64, b: &Budgets) -> u64 {
         match mode {
             TimetableMode::Pipelined => b.prepare + 2 * b.propagation + block_ms,
-            TimetableMode::NonPipelined => block_ms + b.prepare + 2 * b.propagation + b.l1_publishing,
+            TimetableMode::NonPipelined => {
+                block_ms + b.prepare + 2 * b.propagation + b.l1_publishing
+            }
         }
     }
 
@@ -230,7 +244,11 @@ impl Timetable {
 
     /// Time of each slot not spent building, see [`SlotSchedule::dead_zone`].
     pub fn dead_zone(&self) -> Duration {
-        Duration::from_millis(Self::reserved_at_end(self.mode, self.block_ms, &self.budgets))
+        Duration::from_millis(Self::reserved_at_end(
+            self.mode,
+            self.block_ms,
+            &self.budgets,
+        ))
     }
 
     /// Share of the slot spent building blocks: `max_blocks · D / S`.
@@ -250,18 +268,21 @@ impl Timetable {
 
         let build_frame_start = match self.mode {
             TimetableMode::Pipelined => windows.build_frame_start(target),
-            TimetableMode::NonPipelined => t.sub(e),
+            TimetableMode::NonPipelined => t.saturating_sub(e),
         };
-        let first_subslot_start = build_frame_start.add(d(b.init));
+        let first_subslot_start = build_frame_start.saturating_add(d(b.init));
         let block_build_deadlines: Vec<Timestamp> = (1..=u64::from(self.max_blocks))
-            .map(|k| first_subslot_start.add(d(k * self.block_ms)))
+            .map(|k| first_subslot_start.saturating_add(d(k * self.block_ms)))
             .collect();
 
         match self.mode {
             TimetableMode::Pipelined => {
-                let last_block_build_time =
-                    t.sub(e).sub(block).sub(d(2 * b.propagation)).sub(d(b.prepare));
-                let send = last_block_build_time.add(d(b.prepare));
+                let last_block_build_time = t
+                    .saturating_sub(e)
+                    .saturating_sub(block)
+                    .saturating_sub(d(2 * b.propagation))
+                    .saturating_sub(d(b.prepare));
+                let send = last_block_build_time.saturating_add(d(b.prepare));
                 SlotSchedule {
                     mode: self.mode,
                     target_slot: target,
@@ -271,12 +292,12 @@ impl Timetable {
                     block_build_deadlines,
                     min_block_duration: d(b.min_block),
                     last_block_build_time,
-                    start_deadline: last_block_build_time.sub(d(b.min_block)),
+                    start_deadline: last_block_build_time.saturating_sub(d(b.min_block)),
                     checkpoint_proposal_send_time: send,
-                    checkpoint_proposal_receive_ideal: send.add(d(b.propagation)),
+                    checkpoint_proposal_receive_ideal: send.saturating_add(d(b.propagation)),
                     checkpoint_proposal_receive_deadline: windows
                         .checkpoint_proposal_receive_deadline(target),
-                    l1_publish_ideal_time: t.sub(e),
+                    l1_publish_ideal_time: t.saturating_sub(e),
                     attestation_deadline: windows.attestation_deadline(target),
                     max_blocks_per_checkpoint: self.max_blocks,
                     dead_zone: self.dead_zone(),
@@ -284,11 +305,12 @@ impl Timetable {
                 }
             }
             TimetableMode::NonPipelined => {
-                let last_block_build_time =
-                    first_subslot_start.add(d(u64::from(self.max_blocks) * self.block_ms));
-                let send = last_block_build_time.add(d(b.prepare));
-                let finalization = b.prepare + 2 * b.propagation + b.l1_publishing;
-                let publish = build_frame_start.add(s).sub(d(b.l1_publishing));
+                let last_block_build_time = first_subslot_start
+                    .saturating_add(d(u64::from(self.max_blocks) * self.block_ms));
+                let send = last_block_build_time.saturating_add(d(b.prepare));
+                let publish = build_frame_start
+                    .saturating_add(s)
+                    .saturating_sub(d(b.l1_publishing));
                 SlotSchedule {
                     mode: self.mode,
                     target_slot: target,
@@ -298,12 +320,10 @@ impl Timetable {
                     block_build_deadlines,
                     min_block_duration: d(b.min_block),
                     last_block_build_time,
-                    start_deadline: build_frame_start
-                        .add(s)
-                        .sub(d(b.init + 2 * b.min_block + finalization)),
+                    start_deadline: last_block_build_time.saturating_sub(d(b.min_block)),
                     checkpoint_proposal_send_time: send,
-                    checkpoint_proposal_receive_ideal: send.add(d(b.propagation)),
-                    checkpoint_proposal_receive_deadline: publish.sub(d(b.propagation)),
+                    checkpoint_proposal_receive_ideal: send.saturating_add(d(b.propagation)),
+                    checkpoint_proposal_receive_deadline: publish.saturating_sub(d(b.propagation)),
                     l1_publish_ideal_time: publish,
                     attestation_deadline: publish,
                     max_blocks_per_checkpoint: self.max_blocks,
@@ -381,7 +401,7 @@ impl SlotSchedule {
             .map(|(index, deadline)| SubSlot {
                 index: index as u32,
                 deadline: *deadline,
-                wait_for_txs_deadline: deadline.sub(self.min_block_duration),
+                wait_for_txs_deadline: deadline.saturating_sub(self.min_block_duration),
                 is_last: index == last,
             })
     }
@@ -407,8 +427,12 @@ mod tests {
     }
 
     fn pipelined(slot: u64, l1_slot: u64, block: u64) -> Timetable {
-        Timetable::pipelined(clock(slot, l1_slot), Duration::from_secs(block), PipelinedBudgets::default())
-            .unwrap()
+        Timetable::pipelined(
+            clock(slot, l1_slot),
+            Duration::from_secs(block),
+            PipelinedBudgets::default(),
+        )
+        .unwrap()
     }
 
     fn non_pipelined(slot: u64, l1_slot: u64, block: u64) -> Timetable {
@@ -461,6 +485,7 @@ mod tests {
         let s = table.schedule(Slot(100));
         assert_eq!(rel(&s, s.build_frame_start), -12.0);
         assert_eq!(rel(&s, s.last_block_build_time), 37.0);
+        assert_eq!(rel(&s, s.start_deadline), 35.0);
         // Attestations and publishing must finish S − l1_publishing after the frame start.
         assert_eq!(rel(&s, s.attestation_deadline), 48.0);
         assert_eq!(rel(&s, s.checkpoint_proposal_receive_deadline), 46.0);
@@ -480,15 +505,22 @@ mod tests {
         let s = pipelined(72, 12, 6).schedule(Slot(100));
         let t = s.target_slot_start;
         // At T−78 the first sub-slot (deadline T−77) has 1 s left < 2 s minimum: skip to the second.
-        let chosen = s.select_subslot(t.sub(Duration::from_secs(78)), 0).unwrap();
+        let chosen = s
+            .select_subslot(t.saturating_sub(Duration::from_secs(78)), 0)
+            .unwrap();
         assert_eq!(chosen.index, 1);
         assert_eq!(rel(&s, chosen.deadline), -71.0);
         assert_eq!(rel(&s, chosen.wait_for_txs_deadline), -73.0);
         assert!(!chosen.is_last);
-        let last = s.select_subslot(t.sub(Duration::from_secs(26)), 0).unwrap();
+        let last = s
+            .select_subslot(t.saturating_sub(Duration::from_secs(26)), 0)
+            .unwrap();
         assert_eq!(last.index, 9);
         assert!(last.is_last);
-        assert_eq!(s.select_subslot(t.sub(Duration::from_secs(24)), 0), None);
+        assert_eq!(
+            s.select_subslot(t.saturating_sub(Duration::from_secs(24)), 0),
+            None
+        );
     }
 
     #[test]
@@ -511,7 +543,17 @@ mod tests {
 
     #[test]
     fn cap_lowers_block_count() {
-        assert_eq!(pipelined(72, 12, 6).with_max_blocks_cap(4).max_blocks_per_checkpoint(), 4);
-        assert_eq!(pipelined(72, 12, 6).with_max_blocks_cap(40).max_blocks_per_checkpoint(), 10);
+        assert_eq!(
+            pipelined(72, 12, 6)
+                .with_max_blocks_cap(4)
+                .max_blocks_per_checkpoint(),
+            4
+        );
+        assert_eq!(
+            pipelined(72, 12, 6)
+                .with_max_blocks_cap(40)
+                .max_blocks_per_checkpoint(),
+            10
+        );
     }
 }

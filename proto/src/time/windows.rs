@@ -49,23 +49,26 @@ pub struct ConsensusWindows {
 impl ConsensusWindows {
     /// Windows for a network with slot clock `clock` and block duration `block_duration` (D).
     pub fn new(clock: SlotClock, block_duration: Duration) -> Self {
-        Self { clock, block_ms: u64::try_from(block_duration.as_millis()).unwrap_or(u64::MAX) }
+        Self {
+            clock,
+            block_ms: u64::try_from(block_duration.as_millis()).unwrap_or(u64::MAX),
+        }
     }
 
     /// Opening of the build frame of `target`: `T − S − E`.
     pub fn build_frame_start(&self, target: Slot) -> Timestamp {
         self.clock
             .slot_start(target)
-            .sub(self.clock.slot_duration())
-            .sub(self.clock.l1_slot_duration())
+            .saturating_sub(self.clock.slot_duration())
+            .saturating_sub(self.clock.l1_slot_duration())
     }
 
     /// Last instant a checkpoint proposal for `target` is due: `T − E − D`.
     pub fn checkpoint_proposal_receive_deadline(&self, target: Slot) -> Timestamp {
         self.clock
             .slot_start(target)
-            .sub(self.clock.l1_slot_duration())
-            .sub(Duration::from_millis(self.block_ms))
+            .saturating_sub(self.clock.l1_slot_duration())
+            .saturating_sub(Duration::from_millis(self.block_ms))
     }
 
     /// Last instant attestations (and block/checkpoint validation) for `target` count:
@@ -73,15 +76,19 @@ impl ConsensusWindows {
     pub fn attestation_deadline(&self, target: Slot) -> Timestamp {
         self.clock
             .slot_start(target)
-            .add(self.clock.slot_duration())
-            .sub(self.clock.l1_slot_duration() * 2)
+            .saturating_add(self.clock.slot_duration())
+            .saturating_sub(self.clock.l1_slot_duration() * 2)
     }
 
     /// Checkpoint proposals for `target`: `[T − S − E − δ, T − E − D + δ]`.
     pub fn checkpoint_proposal(&self, target: Slot) -> Window {
         Window {
-            start: self.build_frame_start(target).sub(MAXIMUM_GOSSIP_CLOCK_DISPARITY),
-            end: self.checkpoint_proposal_receive_deadline(target).add(MAXIMUM_GOSSIP_CLOCK_DISPARITY),
+            start: self
+                .build_frame_start(target)
+                .saturating_sub(MAXIMUM_GOSSIP_CLOCK_DISPARITY),
+            end: self
+                .checkpoint_proposal_receive_deadline(target)
+                .saturating_add(MAXIMUM_GOSSIP_CLOCK_DISPARITY),
         }
     }
 
@@ -93,8 +100,12 @@ impl ConsensusWindows {
     /// Attestations for `target`: `[T − S − E − δ, T + S − 2E + δ]`.
     pub fn attestation(&self, target: Slot) -> Window {
         Window {
-            start: self.build_frame_start(target).sub(MAXIMUM_GOSSIP_CLOCK_DISPARITY),
-            end: self.attestation_deadline(target).add(MAXIMUM_GOSSIP_CLOCK_DISPARITY),
+            start: self
+                .build_frame_start(target)
+                .saturating_sub(MAXIMUM_GOSSIP_CLOCK_DISPARITY),
+            end: self
+                .attestation_deadline(target)
+                .saturating_add(MAXIMUM_GOSSIP_CLOCK_DISPARITY),
         }
     }
 }
@@ -107,7 +118,13 @@ mod tests {
     #[test]
     fn production_windows_with_disparity() {
         let genesis = Timestamp::from_secs(10_000);
-        let clock = SlotClock::new(genesis, Duration::from_secs(72), Duration::from_secs(12), 32).unwrap();
+        let clock = SlotClock::new(
+            genesis,
+            Duration::from_secs(72),
+            Duration::from_secs(12),
+            32,
+        )
+        .unwrap();
         let windows = ConsensusWindows::new(clock, Duration::from_secs(6));
         let target = Slot(5);
         let t = clock.slot_start(target);
@@ -117,8 +134,14 @@ mod tests {
         assert_eq!(proposals.start, at(-84_500));
         assert_eq!(proposals.end, at(-17_500));
         assert_eq!(proposals.check(at(-18_000)), WindowCheck::Inside);
-        assert_eq!(proposals.check(at(-17_400)), WindowCheck::TooLate(Duration::from_millis(100)));
-        assert_eq!(proposals.check(at(-85_000)), WindowCheck::TooEarly(Duration::from_millis(500)));
+        assert_eq!(
+            proposals.check(at(-17_400)),
+            WindowCheck::TooLate(Duration::from_millis(100))
+        );
+        assert_eq!(
+            proposals.check(at(-85_000)),
+            WindowCheck::TooEarly(Duration::from_millis(500))
+        );
 
         let attestations = windows.attestation(target);
         assert_eq!(attestations.end, at(48_500));

@@ -1,0 +1,132 @@
+//! Command-line interface. Subcommands map one-to-one onto the modules that implement them.
+
+use std::{net::SocketAddr, path::PathBuf};
+
+use clap::{Args, Parser, Subcommand};
+use eyre::WrapErr;
+
+use crate::config::{CliOverrides, Config, Role};
+
+/// tandem: a node for an L2 rollup with pipelined sequencers.
+#[derive(Debug, Parser)]
+#[command(name = "tandem", version, about)]
+pub(crate) struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Run the node.
+    Run(RunArgs),
+    /// Inspect configuration files.
+    #[command(subcommand)]
+    Config(ConfigCommand),
+    /// Print the proposer's schedule of one slot, pipelined and non-pipelined side by side.
+    Timetable(crate::timetable::TimetableArgs),
+    /// Manage validator keys.
+    #[command(subcommand)]
+    Keys(KeysCommand),
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct RunArgs {
+    /// TOML configuration file.
+    #[arg(long, short)]
+    config: Option<PathBuf>,
+    /// Overrides `node.role`.
+    #[arg(long, value_parser = parse_role)]
+    role: Option<Role>,
+    /// Overrides `node.data_dir`.
+    #[arg(long)]
+    data_dir: Option<PathBuf>,
+    /// Overrides `p2p.listen_addr`.
+    #[arg(long)]
+    p2p_listen: Option<SocketAddr>,
+    /// Overrides `rpc.listen_addr`.
+    #[arg(long)]
+    rpc_listen: Option<SocketAddr>,
+    /// Overrides `metrics.listen_addr`.
+    #[arg(long)]
+    metrics_listen: Option<SocketAddr>,
+    /// Overrides `protocol.genesis_time` (L1 timestamp of slot 0, in seconds).
+    #[arg(long)]
+    genesis_time: Option<u64>,
+}
+
+impl RunArgs {
+    fn overrides(&self) -> CliOverrides {
+        CliOverrides {
+            role: self.role,
+            data_dir: self.data_dir.clone(),
+            p2p_listen: self.p2p_listen,
+            rpc_listen: self.rpc_listen,
+            metrics_listen: self.metrics_listen,
+            genesis_time: self.genesis_time,
+        }
+    }
+}
+
+fn parse_role(value: &str) -> Result<Role, String> {
+    match value {
+        "validator" => Ok(Role::Validator),
+        "full_node" | "full-node" => Ok(Role::FullNode),
+        other => Err(format!(
+            "{other:?} is not a role: expected validator or full_node"
+        )),
+    }
+}
+
+#[derive(Debug, Subcommand)]
+enum ConfigCommand {
+    /// Load and validate a file (with the environment's TANDEM__* overrides applied).
+    Check {
+        /// The file.
+        file: PathBuf,
+    },
+    /// Print the effective configuration as TOML: defaults, then the file, then the environment.
+    Dump {
+        /// Optional file to merge over the defaults.
+        #[arg(long, short)]
+        config: Option<PathBuf>,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum KeysCommand {
+    /// Create a new key in an encrypted Ethereum keystore and print its address.
+    New(crate::keys::NewKeyArgs),
+}
+
+/// Loads the configuration the way every command does: file, then environment, then flags.
+pub(crate) fn load_config(
+    file: Option<&std::path::Path>,
+    cli: &CliOverrides,
+) -> eyre::Result<Config> {
+    Ok(Config::load(file, std::env::vars(), cli)?)
+}
+
+pub(crate) fn dispatch(cli: Cli) -> eyre::Result<()> {
+    match cli.command {
+        Command::Run(args) => {
+            let config = load_config(args.config.as_deref(), &args.overrides())?;
+            config.validate_for_run()?;
+            crate::run::run(config)
+        }
+        Command::Config(ConfigCommand::Check { file }) => {
+            let config = load_config(Some(&file), &CliOverrides::default())?;
+            config
+                .validate()
+                .wrap_err_with(|| format!("{} is invalid", file.display()))?;
+            println!("{}: ok", file.display());
+            Ok(())
+        }
+        Command::Config(ConfigCommand::Dump { config }) => {
+            let config = load_config(config.as_deref(), &CliOverrides::default())?;
+            print!("{}", toml::to_string_pretty(&config)?);
+            Ok(())
+        }
+        Command::Timetable(args) => crate::timetable::print(&args),
+        Command::Keys(KeysCommand::New(args)) => crate::keys::new_key(&args),
+    }
+}

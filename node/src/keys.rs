@@ -1,0 +1,122 @@
+//! Validator keys in encrypted Ethereum keystores (scrypt + AES-128-CTR, the geth format).
+
+use std::path::{Path, PathBuf};
+
+use clap::Args;
+use eyre::{WrapErr, bail, eyre};
+use rand::RngCore;
+use tandem_proto::SigningKey;
+
+/// Environment variable holding the keystore password when no password file is given.
+pub(crate) const PASSWORD_ENV: &str = "TANDEM_KEYSTORE_PASSWORD";
+
+#[derive(Debug, Args)]
+pub(crate) struct NewKeyArgs {
+    /// Where to write the keystore (refuses to overwrite).
+    #[arg(long)]
+    out: PathBuf,
+    /// File holding the password; otherwise the TANDEM_KEYSTORE_PASSWORD variable.
+    #[arg(long)]
+    password_file: Option<PathBuf>,
+}
+
+pub(crate) fn new_key(args: &NewKeyArgs) -> eyre::Result<()> {
+    let password = match &args.password_file {
+        Some(file) => read_password_file(file)?,
+        None => std::env::var(PASSWORD_ENV)
+            .map_err(|_| eyre!("give --password-file or set {PASSWORD_ENV}"))?,
+    };
+    if password.is_empty() {
+        bail!("the keystore password is empty");
+    }
+    if args.out.exists() {
+        bail!(
+            "{} already exists; refusing to overwrite a key",
+            args.out.display()
+        );
+    }
+    let key = random_key();
+    write_keystore(&args.out, &key, &password)?;
+    println!("{}", key.address());
+    Ok(())
+}
+
+fn random_key() -> SigningKey {
+    let mut rng = rand::thread_rng();
+    loop {
+        let mut secret = [0u8; 32];
+        rng.fill_bytes(&mut secret);
+        // Out-of-range values (zero or ≥ n) have probability ~2^-128; draw again.
+        if let Ok(key) = SigningKey::from_bytes(&secret) {
+            return key;
+        }
+    }
+}
+
+fn write_keystore(path: &Path, key: &SigningKey, password: &str) -> eyre::Result<()> {
+    let dir = match path.parent() {
+        Some(parent) if !parent.as_os_str().is_empty() => parent,
+        _ => Path::new("."),
+    };
+    let name = path
+        .file_name()
+        .and_then(|name| name.to_str())
+        .ok_or_else(|| eyre!("{} is not a file path", path.display()))?;
+    std::fs::create_dir_all(dir).wrap_err_with(|| format!("creating {}", dir.display()))?;
+    eth_keystore::encrypt_key(
+        dir,
+        &mut rand::thread_rng(),
+        key.secret_bytes(),
+        password,
+        Some(name),
+    )
+    .map_err(|err| eyre!("writing keystore {}: {err}", path.display()))?;
+    Ok(())
+}
+
+/// Reads a password file; one trailing newline (as editors add) is not part of the password.
+pub(crate) fn read_password_file(path: &Path) -> eyre::Result<String> {
+    let text = std::fs::read_to_string(path)
+        .wrap_err_with(|| format!("reading password file {}", path.display()))?;
+    Ok(text
+        .strip_suffix('\n')
+        .map(|t| t.strip_suffix('\r').unwrap_or(t))
+        .unwrap_or(&text)
+        .to_string())
+}
+
+/// Decrypts a keystore.
+pub(crate) fn load_keystore(keystore: &Path, password_file: &Path) -> eyre::Result<SigningKey> {
+    let password = read_password_file(password_file)?;
+    let secret = eth_keystore::decrypt_key(keystore, password)
+        .map_err(|err| eyre!("{}: cannot decrypt keystore: {err}", keystore.display()))?;
+    let secret: [u8; 32] = secret.as_slice().try_into().map_err(|_| {
+        eyre!(
+            "{}: key is {} bytes, expected 32",
+            keystore.display(),
+            secret.len()
+        )
+    })?;
+    SigningKey::from_bytes(&secret).wrap_err_with(|| format!("{}: invalid key", keystore.display()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn keystore_round_trip_and_wrong_password() {
+        let dir = tempfile::tempdir().unwrap();
+        let keystore = dir.path().join("keys/validator.json");
+        let password = dir.path().join("password");
+        std::fs::write(&password, "correct horse\n").unwrap();
+        let key = random_key();
+        write_keystore(&keystore, &key, "correct horse").unwrap();
+        let loaded = load_keystore(&keystore, &password).unwrap();
+        assert_eq!(loaded.address(), key.address());
+
+        std::fs::write(&password, "wrong").unwrap();
+        let err = load_keystore(&keystore, &password).unwrap_err().to_string();
+        assert!(err.contains("cannot decrypt"), "{err}");
+    }
+}

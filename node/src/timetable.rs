@@ -1,0 +1,199 @@
+//! `tandem timetable`: the proposer's schedule for one target slot, relative to its start T,
+//! pipelined and non-pipelined side by side. Operators use it to choose `block_duration`.
+
+use std::{path::PathBuf, time::Duration};
+
+use clap::Args;
+use serde_json::{Map, Value, json};
+use tandem_proto::time::{Slot, SlotSchedule, Timetable};
+
+use crate::config::{CliOverrides, Config};
+
+#[derive(Debug, Args)]
+pub(crate) struct TimetableArgs {
+    /// Take protocol constants and budgets from this configuration file.
+    #[arg(long, short)]
+    config: Option<PathBuf>,
+    /// Slot duration S (overrides the configuration).
+    #[arg(long, value_parser = humantime::parse_duration)]
+    slot: Option<Duration>,
+    /// L1 slot duration E (overrides the configuration).
+    #[arg(long, value_parser = humantime::parse_duration)]
+    l1_slot: Option<Duration>,
+    /// Block duration D (overrides the configuration).
+    #[arg(long, value_parser = humantime::parse_duration)]
+    block: Option<Duration>,
+    /// Print one JSON object `{"pipelined": {...}, "non_pipelined": {...}}`.
+    #[arg(long)]
+    json: bool,
+}
+
+/// The slot the schedule is computed for; any slot gives the same relative times.
+const EXAMPLE_TARGET_SLOT: Slot = Slot(1_000);
+
+pub(crate) fn print(args: &TimetableArgs) -> eyre::Result<()> {
+    let mut config = crate::cli::load_config(args.config.as_deref(), &CliOverrides::default())?;
+    if let Some(slot) = args.slot {
+        config.protocol.slot_duration = slot;
+    }
+    if let Some(l1_slot) = args.l1_slot {
+        config.protocol.l1_slot_duration = l1_slot;
+    }
+    if let Some(block) = args.block {
+        config.protocol.block_duration = block;
+    }
+    let clock = config.slot_clock()?;
+    let block = config.protocol.block_duration;
+    let cap = |table: Timetable| match config.sequencer.max_blocks_per_checkpoint {
+        Some(cap) => table.with_max_blocks_cap(cap),
+        None => table,
+    };
+    let pipelined = Timetable::pipelined(clock, block, config.pipelined_budgets()).map(cap);
+    let baseline = Timetable::non_pipelined(clock, block, config.non_pipelined_budgets()).map(cap);
+    let schedules = [
+        (
+            "pipelined",
+            pipelined.map(|t| t.schedule(EXAMPLE_TARGET_SLOT)),
+        ),
+        (
+            "non_pipelined",
+            baseline.map(|t| t.schedule(EXAMPLE_TARGET_SLOT)),
+        ),
+    ];
+    if args.json {
+        let mut out = Map::new();
+        for (name, schedule) in &schedules {
+            let value = match schedule {
+                Ok(schedule) => schedule_json(schedule),
+                Err(err) => json!({ "error": err.to_string() }),
+            };
+            out.insert((*name).to_string(), value);
+        }
+        println!("{}", serde_json::to_string_pretty(&Value::Object(out))?);
+    } else {
+        print!("{}", render_table(&config, &schedules));
+    }
+    if schedules.iter().all(|(_, schedule)| schedule.is_err()) {
+        eyre::bail!("no schedule fits these parameters");
+    }
+    Ok(())
+}
+
+fn seconds(millis: i64) -> f64 {
+    millis as f64 / 1000.0
+}
+
+/// The named deadlines of a schedule, in seconds relative to T.
+fn deadlines(s: &SlotSchedule) -> Vec<(&'static str, f64)> {
+    let rel = |at| seconds(s.relative_to_t(at));
+    vec![
+        ("build_frame_start", rel(s.build_frame_start)),
+        ("first_subslot_start", rel(s.first_subslot_start)),
+        ("start_deadline", rel(s.start_deadline)),
+        ("last_block_build_time", rel(s.last_block_build_time)),
+        (
+            "checkpoint_proposal_send_time",
+            rel(s.checkpoint_proposal_send_time),
+        ),
+        (
+            "checkpoint_proposal_receive_ideal",
+            rel(s.checkpoint_proposal_receive_ideal),
+        ),
+        (
+            "checkpoint_proposal_receive_deadline",
+            rel(s.checkpoint_proposal_receive_deadline),
+        ),
+        ("l1_publish_ideal_time", rel(s.l1_publish_ideal_time)),
+        ("attestation_deadline", rel(s.attestation_deadline)),
+    ]
+}
+
+fn schedule_json(s: &SlotSchedule) -> Value {
+    let mut object = Map::new();
+    object.insert(
+        "max_blocks_per_checkpoint".into(),
+        json!(s.max_blocks_per_checkpoint),
+    );
+    object.insert("dead_zone_seconds".into(), json!(s.dead_zone.as_secs_f64()));
+    object.insert("building_share".into(), json!(s.building_share));
+    for (name, value) in deadlines(s) {
+        object.insert(name.into(), json!(value));
+    }
+    let blocks: Vec<f64> = s
+        .block_build_deadlines
+        .iter()
+        .map(|at| seconds(s.relative_to_t(*at)))
+        .collect();
+    object.insert("block_build_deadlines".into(), json!(blocks));
+    Value::Object(object)
+}
+
+fn render_table(
+    config: &Config,
+    schedules: &[(
+        &str,
+        Result<SlotSchedule, tandem_proto::time::TimetableError>,
+    )],
+) -> String {
+    use std::fmt::Write;
+    let p = &config.protocol;
+    let mut out = String::new();
+    let _ = writeln!(
+        out,
+        "slot S = {}, L1 slot E = {}, block D = {}; times relative to the target slot start T (seconds)\n",
+        humantime::format_duration(p.slot_duration),
+        humantime::format_duration(p.l1_slot_duration),
+        humantime::format_duration(p.block_duration),
+    );
+    let _ = writeln!(
+        out,
+        "{:<38} {:>12} {:>14}",
+        "", "pipelined", "non-pipelined"
+    );
+    for (_, schedule) in schedules {
+        if let Err(err) = schedule {
+            let _ = writeln!(out, "  error: {err}");
+        }
+    }
+    let cell = |index: usize, f: &dyn Fn(&SlotSchedule) -> String| match &schedules[index].1 {
+        Ok(schedule) => f(schedule),
+        Err(_) => "-".to_string(),
+    };
+    let row = |out: &mut String, name: &str, f: &dyn Fn(&SlotSchedule) -> String| {
+        let _ = writeln!(out, "{name:<38} {:>12} {:>14}", cell(0, f), cell(1, f));
+    };
+    row(&mut out, "max_blocks_per_checkpoint", &|s| {
+        s.max_blocks_per_checkpoint.to_string()
+    });
+    row(&mut out, "dead_zone (s)", &|s| {
+        format!("{:.1}", s.dead_zone.as_secs_f64())
+    });
+    row(&mut out, "building_share", &|s| {
+        format!("{:.0}%", s.building_share * 100.0)
+    });
+    let names: Vec<&str> = schedules
+        .iter()
+        .find_map(|(_, s)| s.as_ref().ok())
+        .map(|s| deadlines(s).into_iter().map(|(name, _)| name).collect())
+        .unwrap_or_default();
+    for (index, name) in names.iter().enumerate() {
+        row(&mut out, name, &|s| {
+            format!("T{:+.1}", deadlines(s)[index].1)
+        });
+    }
+    let most_blocks = schedules
+        .iter()
+        .filter_map(|(_, s)| s.as_ref().ok())
+        .map(|s| s.block_build_deadlines.len())
+        .max()
+        .unwrap_or(0);
+    for k in 0..most_blocks {
+        row(&mut out, &format!("block_build_deadline[{k}]"), &|s| {
+            s.block_build_deadlines
+                .get(k)
+                .map(|at| format!("T{:+.1}", seconds(s.relative_to_t(*at))))
+                .unwrap_or_else(|| "-".into())
+        });
+    }
+    out
+}
