@@ -1,0 +1,24 @@
+#!/usr/bin/env bash
+# Runs every check CI runs: formatting, clippy (warnings are errors) and all tests.
+# Works on a fresh machine: installs the pinned L1 tools and cargo-nextest when missing.
+set -euo pipefail
+
+root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+cd "$root"
+
+bash scripts/install-tools.sh
+export PATH="$root/.tools/bin:$PATH"
+# One target dir outside the clone, so CI on a fresh clone reuses earlier builds.
+export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/tandem/target}"
+
+if ! cargo nextest --version >/dev/null 2>&1; then
+  echo "test: installing cargo-nextest" >&2
+  cargo install cargo-nextest --locked
+fi
+
+profile=default
+[ "${CI:-}" = "true" ] && profile=ci
+
+cargo fmt --all -- --check
+cargo clippy --workspace --all-targets --locked -- -D warnings
+cargo nextest run --workspace --locked --profile "$profile"
