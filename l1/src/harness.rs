@@ -52,7 +52,7 @@ impl AnvilHarness {
             "anvil not found at {}: run scripts/install-tools.sh (or set {ANVIL_ENV})",
             path.display()
         );
-        let mut anvil = Anvil::at(path).arg("--silent");
+        let mut anvil = Anvil::at(path);
         if let Some(block_time) = block_time {
             anvil = anvil.arg("--block-time").arg(block_time.to_string());
         }
