@@ -20,5 +20,7 @@ profile=default
 [ "${CI:-}" = "true" ] && profile=ci
 
 cargo fmt --all -- --check
+# The committed contract artifact must be exactly what the pinned solc makes of the source.
+node scripts/build-contracts.mjs --check
 cargo clippy --workspace --all-targets --locked -- -D warnings
 cargo nextest run --workspace --locked --profile "$profile"

@@ -18,6 +18,9 @@ use tandem_proto::{
     encode_checkpoint_body,
 };
 
+/// A change to a valid payload or body that must make `propose` revert.
+type Mutation = Box<dyn Fn(&mut ConsensusPayload, &mut Bytes)>;
+
 const SLOT: u64 = 4;
 const EPOCH: u64 = 8;
 
@@ -299,7 +302,7 @@ async fn every_custom_error_is_decoded() {
         RollupRevert::InvalidCheckpointNumber { .. }
     ));
 
-    let cases: Vec<(&str, Box<dyn Fn(&mut ConsensusPayload, &mut Bytes)>)> = vec![
+    let cases: Vec<(&str, Mutation)> = vec![
         (
             "archive",
             Box::new(|p, _| p.header.last_archive_root = B256::repeat_byte(9)),
@@ -424,7 +427,7 @@ async fn every_custom_error_is_decoded() {
 
     // The remaining errors come from views, registration and deployment.
     let view = |result: Result<_, alloy::contract::Error>| {
-        L1Error::from(result.err().expect("reverts"))
+        L1Error::from(result.expect_err("reverts"))
             .revert()
             .cloned()
     };

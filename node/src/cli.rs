@@ -27,6 +27,15 @@ enum Command {
     /// Manage validator keys.
     #[command(subcommand)]
     Keys(KeysCommand),
+    /// L1 operations.
+    #[command(subcommand)]
+    L1(L1Command),
+}
+
+#[derive(Debug, Subcommand)]
+enum L1Command {
+    /// Deploy the Rollup contract and write the deployment file.
+    Deploy(crate::l1_deploy::DeployArgs),
 }
 
 #[derive(Debug, Args)]
@@ -128,5 +137,6 @@ pub(crate) fn dispatch(cli: Cli) -> eyre::Result<()> {
         }
         Command::Timetable(args) => crate::timetable::print(&args),
         Command::Keys(KeysCommand::New(args)) => crate::keys::new_key(&args),
+        Command::L1(L1Command::Deploy(args)) => crate::l1_deploy::run(&args),
     }
 }

@@ -3,6 +3,7 @@
 mod cli;
 mod config;
 mod keys;
+mod l1_deploy;
 mod metrics;
 mod run;
 mod timetable;

@@ -275,3 +275,95 @@ fn run_refuses_a_validator_without_keys_and_a_busy_port() {
         stderr(&output)
     );
 }
+
+#[tokio::test]
+async fn l1_deploy_writes_a_deployment_file() {
+    let anvil = tandem_l1::harness::AnvilHarness::start(None);
+    let dir = tempfile::tempdir().unwrap();
+    let key_file = dir.path().join("deployer.key");
+    let deployer = anvil.dev_key(1);
+    std::fs::write(
+        &key_file,
+        format!("0x{}\n", alloy::hex::encode(deployer.to_bytes())),
+    )
+    .unwrap();
+    let out = dir.path().join("deployment.json");
+    let validators =
+        "0x1111111111111111111111111111111111111111,0x2222222222222222222222222222222222222222";
+    let output = run(tandem()
+        .args([
+            "l1",
+            "deploy",
+            "--rpc",
+            &anvil.endpoint(),
+            "--validators",
+            validators,
+            "--slot-duration",
+            "24s",
+        ])
+        .arg("--key")
+        .arg(&key_file)
+        .arg("--out")
+        .arg(&out));
+    assert!(output.status.success(), "{}", stderr(&output));
+
+    let deployment = tandem_l1::Deployment::load(&out).unwrap();
+    assert_eq!(stdout(&output).trim(), deployment.rollup.to_string());
+    assert_eq!(deployment.owner, deployer.address());
+    assert_eq!(deployment.validators.len(), 2);
+    assert_eq!(deployment.params.slot_duration, 24);
+    let json: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&out).unwrap()).unwrap();
+    for key in [
+        "rollup",
+        "deployment_block",
+        "genesis_time",
+        "slot_duration",
+        "l1_chain_id",
+    ] {
+        assert!(json.get(key).is_some(), "deployment file lacks {key}");
+    }
+    let reader = tandem_l1::L1Reader::new(anvil.provider(), deployment.rollup);
+    assert_eq!(reader.tips().await.unwrap(), (0, 0));
+
+    // A second deploy to the same file is refused; a bad key file is named.
+    let output = run(tandem()
+        .args([
+            "l1",
+            "deploy",
+            "--rpc",
+            &anvil.endpoint(),
+            "--validators",
+            validators,
+        ])
+        .arg("--key")
+        .arg(&key_file)
+        .arg("--out")
+        .arg(&out));
+    assert!(!output.status.success());
+    assert!(
+        stderr(&output).contains("already exists"),
+        "{}",
+        stderr(&output)
+    );
+    std::fs::write(&key_file, "not a key").unwrap();
+    let output = run(tandem()
+        .args([
+            "l1",
+            "deploy",
+            "--rpc",
+            &anvil.endpoint(),
+            "--validators",
+            validators,
+        ])
+        .arg("--key")
+        .arg(&key_file)
+        .arg("--out")
+        .arg(dir.path().join("other.json")));
+    assert!(!output.status.success());
+    assert!(
+        stderr(&output).contains("--password-file"),
+        "{}",
+        stderr(&output)
+    );
+}
