@@ -1,0 +1,487 @@
+//! The tx pool: validated txs waiting for a block.
+//!
+//! - Ordering for block building: the highest fee first among each sender's next executable tx,
+//!   then that sender's following nonces; a nonce gap holds the rest of a sender's txs back.
+//! - Limits by count and bytes; when full, the cheapest unprotected tx is evicted (newest first
+//!   among equals), which may be the incoming one.
+//! - A tx with the same sender and nonce replaces the old one only with a fee at least
+//!   [`PoolConfig::replacement_bump_percent`] higher.
+//! - Txs referenced by a received proposal can be protected from eviction.
+//! - Mined txs are removed when a block is applied; pruned blocks' txs are re-inserted.
+
+use std::{
+    cmp::Reverse,
+    collections::{BTreeMap, BTreeSet, BinaryHeap, HashMap, HashSet},
+};
+
+use tandem_proto::{Address, B256, PACKED_TX_LENGTH, RecoveredTx};
+
+use crate::{
+    account::Account,
+    exec::{TxError, validate_stateful},
+};
+
+/// Pool limits.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PoolConfig {
+    /// Most txs held.
+    pub max_txs: usize,
+    /// Most bytes held (packed tx size).
+    pub max_bytes: usize,
+    /// Fee increase a replacement needs, in percent.
+    pub replacement_bump_percent: u32,
+}
+
+impl Default for PoolConfig {
+    fn default() -> Self {
+        Self {
+            max_txs: 50_000,
+            max_bytes: 50_000 * PACKED_TX_LENGTH,
+            replacement_bump_percent: 10,
+        }
+    }
+}
+
+/// Why a tx was not added.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum PoolError {
+    /// It fails validation against its sender's account.
+    #[error(transparent)]
+    Invalid(#[from] TxError),
+    /// A tx with the same sender and nonce pays as much or nearly as much.
+    #[error("replacement fee {offered} is below the required {required}")]
+    ReplacementUnderpriced {
+        /// Fee needed.
+        required: u128,
+        /// Fee offered.
+        offered: u128,
+    },
+    /// The pool is full of txs paying at least as much.
+    #[error("pool is full and the tx pays less than every tx in it")]
+    PoolFull,
+}
+
+/// What happened to an added tx.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AddOutcome {
+    /// New in the pool.
+    Added,
+    /// Already in the pool (ignored).
+    AlreadyKnown,
+    /// Replaced the tx with this hash.
+    Replaced(B256),
+}
+
+#[derive(Debug)]
+struct Entry {
+    tx: RecoveredTx,
+    seq: u64,
+}
+
+impl Entry {
+    fn fee(&self) -> u128 {
+        self.tx.tx().payload.max_fee_per_mana
+    }
+
+    fn nonce(&self) -> u64 {
+        self.tx.tx().payload.nonce
+    }
+}
+
+/// See the module docs.
+#[derive(Debug)]
+pub struct TxPool {
+    config: PoolConfig,
+    by_hash: HashMap<B256, Entry>,
+    by_sender: HashMap<Address, BTreeMap<u64, B256>>,
+    /// Eviction order: cheapest first, newest first among equal fees.
+    eviction: BTreeSet<(u128, Reverse<u64>, B256)>,
+    protected: HashSet<B256>,
+    next_seq: u64,
+}
+
+impl TxPool {
+    /// An empty pool.
+    pub fn new(config: PoolConfig) -> Self {
+        Self {
+            config,
+            by_hash: HashMap::new(),
+            by_sender: HashMap::new(),
+            eviction: BTreeSet::new(),
+            protected: HashSet::new(),
+            next_seq: 0,
+        }
+    }
+
+    /// Number of txs.
+    pub fn len(&self) -> usize {
+        self.by_hash.len()
+    }
+
+    /// Whether the pool is empty.
+    pub fn is_empty(&self) -> bool {
+        self.by_hash.is_empty()
+    }
+
+    /// Bytes held.
+    pub fn bytes(&self) -> usize {
+        self.by_hash.len() * PACKED_TX_LENGTH
+    }
+
+    /// A tx by hash (sender already recovered).
+    pub fn get(&self, hash: &B256) -> Option<&RecoveredTx> {
+        self.by_hash.get(hash).map(|entry| &entry.tx)
+    }
+
+    /// Whether the pool holds `hash`.
+    pub fn contains(&self, hash: &B256) -> bool {
+        self.by_hash.contains_key(hash)
+    }
+
+    /// Adds a tx whose signature was checked, validating it against its sender's `account`.
+    pub fn add(&mut self, tx: RecoveredTx, account: &Account) -> Result<AddOutcome, PoolError> {
+        let hash = tx.hash();
+        if self.by_hash.contains_key(&hash) {
+            return Ok(AddOutcome::AlreadyKnown);
+        }
+        validate_stateful(tx.tx(), account)?;
+        let sender = tx.sender();
+        let nonce = tx.tx().payload.nonce;
+        let fee = tx.tx().payload.max_fee_per_mana;
+        let mut outcome = AddOutcome::Added;
+        if let Some(existing) = self
+            .by_sender
+            .get(&sender)
+            .and_then(|nonces| nonces.get(&nonce))
+            .copied()
+        {
+            let old_fee = self.by_hash[&existing].fee();
+            let bump =
+                old_fee.saturating_mul(u128::from(self.config.replacement_bump_percent)) / 100;
+            let required = old_fee.saturating_add(bump.max(1));
+            if fee < required {
+                return Err(PoolError::ReplacementUnderpriced {
+                    required,
+                    offered: fee,
+                });
+            }
+            self.remove(&existing);
+            outcome = AddOutcome::Replaced(existing);
+        }
+        self.insert(tx);
+        while self.by_hash.len() > self.config.max_txs || self.bytes() > self.config.max_bytes {
+            let Some(victim) = self.cheapest_unprotected() else {
+                break;
+            };
+            self.remove(&victim);
+            metrics::counter!("pool_evicted_total").increment(1);
+            if victim == hash {
+                return Err(PoolError::PoolFull);
+            }
+        }
+        metrics::gauge!("pool_txs").set(self.by_hash.len() as f64);
+        Ok(outcome)
+    }
+
+    fn insert(&mut self, tx: RecoveredTx) {
+        let hash = tx.hash();
+        let seq = self.next_seq;
+        self.next_seq += 1;
+        let entry = Entry { tx, seq };
+        self.by_sender
+            .entry(entry.tx.sender())
+            .or_default()
+            .insert(entry.nonce(), hash);
+        self.eviction.insert((entry.fee(), Reverse(seq), hash));
+        self.by_hash.insert(hash, entry);
+    }
+
+    fn cheapest_unprotected(&self) -> Option<B256> {
+        self.eviction
+            .iter()
+            .map(|(_, _, hash)| *hash)
+            .find(|hash| !self.protected.contains(hash))
+    }
+
+    /// Removes a tx; returns it if it was there.
+    pub fn remove(&mut self, hash: &B256) -> Option<RecoveredTx> {
+        let entry = self.by_hash.remove(hash)?;
+        self.eviction
+            .remove(&(entry.fee(), Reverse(entry.seq), *hash));
+        self.protected.remove(hash);
+        if let Some(nonces) = self.by_sender.get_mut(&entry.tx.sender()) {
+            nonces.remove(&entry.nonce());
+            if nonces.is_empty() {
+                self.by_sender.remove(&entry.tx.sender());
+            }
+        }
+        Some(entry.tx)
+    }
+
+    /// Protects txs referenced by a received proposal from eviction (until mined or released).
+    pub fn protect<'a>(&mut self, hashes: impl IntoIterator<Item = &'a B256>) {
+        for hash in hashes {
+            if self.by_hash.contains_key(hash) {
+                self.protected.insert(*hash);
+            }
+        }
+    }
+
+    /// Lifts the protection.
+    pub fn release<'a>(&mut self, hashes: impl IntoIterator<Item = &'a B256>) {
+        for hash in hashes {
+            self.protected.remove(hash);
+        }
+    }
+
+    /// After a block is applied: drops its txs and every tx whose nonce is now used.
+    /// `nonce_of` gives the senders' nonces after the block.
+    pub fn on_block_applied<'a>(
+        &mut self,
+        mined: impl IntoIterator<Item = &'a RecoveredTx>,
+        nonce_of: impl Fn(&Address) -> u64,
+    ) {
+        let mut senders = HashSet::new();
+        for tx in mined {
+            self.remove(&tx.hash());
+            senders.insert(tx.sender());
+        }
+        for sender in senders {
+            let nonce = nonce_of(&sender);
+            let stale: Vec<B256> = self
+                .by_sender
+                .get(&sender)
+                .map(|nonces| nonces.range(..nonce).map(|(_, hash)| *hash).collect())
+                .unwrap_or_default();
+            for hash in stale {
+                self.remove(&hash);
+            }
+        }
+        metrics::gauge!("pool_txs").set(self.by_hash.len() as f64);
+    }
+
+    /// After blocks are pruned: puts their txs back, validated against the rolled-back state.
+    /// Returns how many were re-inserted.
+    pub fn reinsert(
+        &mut self,
+        txs: impl IntoIterator<Item = RecoveredTx>,
+        account_of: impl Fn(&Address) -> Account,
+    ) -> usize {
+        txs.into_iter()
+            .filter(|tx| {
+                matches!(
+                    self.add(tx.clone(), &account_of(&tx.sender())),
+                    Ok(AddOutcome::Added)
+                )
+            })
+            .count()
+    }
+
+    /// Txs ready to execute, best first. `nonce_of` gives each sender's current nonce (on the
+    /// fork being built on).
+    pub fn best(&self, nonce_of: impl Fn(&Address) -> u64) -> BestTxs<'_> {
+        let mut heap = BinaryHeap::new();
+        for (sender, nonces) in &self.by_sender {
+            let nonce = nonce_of(sender);
+            if let Some(hash) = nonces.get(&nonce) {
+                let entry = &self.by_hash[hash];
+                heap.push((entry.fee(), Reverse(entry.seq), *hash));
+            }
+        }
+        BestTxs {
+            pool: self,
+            heap,
+            skipped: HashSet::new(),
+        }
+    }
+}
+
+/// Iterator over ready txs in fee order; see [`TxPool::best`].
+#[derive(Debug)]
+pub struct BestTxs<'a> {
+    pool: &'a TxPool,
+    heap: BinaryHeap<(u128, Reverse<u64>, B256)>,
+    skipped: HashSet<Address>,
+}
+
+impl BestTxs<'_> {
+    /// Skips the rest of `sender`'s txs (its last tx failed, so later nonces cannot run).
+    pub fn skip_sender(&mut self, sender: Address) {
+        self.skipped.insert(sender);
+    }
+}
+
+impl Iterator for BestTxs<'_> {
+    type Item = RecoveredTx;
+
+    fn next(&mut self) -> Option<RecoveredTx> {
+        loop {
+            let (_, _, hash) = self.heap.pop()?;
+            let entry = &self.pool.by_hash[&hash];
+            let sender = entry.tx.sender();
+            if self.skipped.contains(&sender) {
+                continue;
+            }
+            if let Some(next_hash) = self
+                .pool
+                .by_sender
+                .get(&sender)
+                .and_then(|n| n.get(&(entry.nonce() + 1)))
+            {
+                let next = &self.pool.by_hash[next_hash];
+                self.heap.push((next.fee(), Reverse(next.seq), *next_hash));
+            }
+            return Some(entry.tx.clone());
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use tandem_proto::{SigningDomain, SigningKey, Tx, TxPayload};
+
+    use super::*;
+    use crate::exec::TX_MANA;
+
+    const DOMAIN: SigningDomain = SigningDomain {
+        chain_id: 1,
+        rollup: Address::ZERO,
+    };
+    const RICH: Account = Account {
+        balance: u128::MAX / 2,
+        nonce: 0,
+    };
+
+    fn key(i: u8) -> SigningKey {
+        SigningKey::from_bytes(&[i; 32]).unwrap()
+    }
+
+    fn tx(key: &SigningKey, nonce: u64, fee: u128) -> RecoveredTx {
+        let payload = TxPayload {
+            chain_id: 1,
+            nonce,
+            to: Address::repeat_byte(9),
+            amount: 1,
+            max_fee_per_mana: fee,
+            mana_limit: TX_MANA,
+        };
+        Tx::sign(payload, &DOMAIN, key)
+            .into_recovered(&DOMAIN)
+            .unwrap()
+    }
+
+    fn pool(max_txs: usize) -> TxPool {
+        TxPool::new(PoolConfig {
+            max_txs,
+            max_bytes: usize::MAX,
+            replacement_bump_percent: 10,
+        })
+    }
+
+    #[test]
+    fn best_orders_by_fee_and_holds_gaps() {
+        let (a, b) = (key(1), key(2));
+        let mut pool = pool(100);
+        for t in [
+            tx(&a, 0, 5),
+            tx(&a, 1, 50),
+            tx(&a, 3, 99),
+            tx(&b, 0, 10),
+            tx(&b, 1, 1),
+        ] {
+            pool.add(t, &RICH).unwrap();
+        }
+        let order: Vec<(Address, u64)> = pool
+            .best(|_| 0)
+            .map(|t| (t.sender(), t.tx().payload.nonce))
+            .collect();
+        // b0 (10) beats a0 (5); then a0, whose successor a1 (50) now leads; a3 waits on the gap.
+        assert_eq!(
+            order,
+            vec![
+                (b.address(), 0),
+                (a.address(), 0),
+                (a.address(), 1),
+                (b.address(), 1)
+            ]
+        );
+
+        let mut best = pool.best(|_| 0);
+        let first = best.next().unwrap();
+        best.skip_sender(first.sender());
+        assert!(best.all(|t| t.sender() != b.address()));
+    }
+
+    #[test]
+    fn duplicates_replacements_and_stale_nonces() {
+        let a = key(1);
+        let mut pool = pool(100);
+        let original = tx(&a, 0, 100);
+        assert_eq!(pool.add(original.clone(), &RICH), Ok(AddOutcome::Added));
+        assert_eq!(
+            pool.add(original.clone(), &RICH),
+            Ok(AddOutcome::AlreadyKnown)
+        );
+        assert_eq!(
+            pool.add(tx(&a, 0, 105), &RICH),
+            Err(PoolError::ReplacementUnderpriced {
+                required: 110,
+                offered: 105
+            })
+        );
+        assert_eq!(
+            pool.add(tx(&a, 0, 110), &RICH),
+            Ok(AddOutcome::Replaced(original.hash()))
+        );
+        assert_eq!(pool.len(), 1);
+        let used = Account { nonce: 1, ..RICH };
+        assert_eq!(
+            pool.add(tx(&a, 0, 500), &used),
+            Err(PoolError::Invalid(TxError::NonceTooLow {
+                expected: 1,
+                got: 0
+            }))
+        );
+        let poor = Account {
+            balance: 10,
+            nonce: 0,
+        };
+        assert!(matches!(
+            pool.add(tx(&a, 5, 1), &poor),
+            Err(PoolError::Invalid(TxError::InsufficientBalance { .. }))
+        ));
+    }
+
+    #[test]
+    fn eviction_takes_the_cheapest_unprotected() {
+        let mut pool = pool(2);
+        let cheap = tx(&key(1), 0, 1);
+        let mid = tx(&key(2), 0, 5);
+        pool.add(cheap.clone(), &RICH).unwrap();
+        pool.add(mid.clone(), &RICH).unwrap();
+        pool.protect([&cheap.hash()]);
+        pool.add(tx(&key(3), 0, 9), &RICH).unwrap();
+        assert!(pool.contains(&cheap.hash()), "protected tx survives");
+        assert!(!pool.contains(&mid.hash()), "cheapest unprotected evicted");
+        // An incoming tx cheaper than everything unprotected is refused.
+        assert_eq!(pool.add(tx(&key(4), 0, 2), &RICH), Err(PoolError::PoolFull));
+        assert_eq!(pool.len(), 2);
+    }
+
+    #[test]
+    fn mined_removed_and_pruned_reinserted() {
+        let a = key(1);
+        let mut pool = pool(100);
+        let txs: Vec<_> = (0..3).map(|n| tx(&a, n, 7)).collect();
+        for t in &txs {
+            pool.add(t.clone(), &RICH).unwrap();
+        }
+        pool.on_block_applied(&txs[..2], |_| 2);
+        assert_eq!(pool.len(), 1);
+        assert!(pool.contains(&txs[2].hash()));
+        // The block is pruned: its txs come back against the rolled-back account.
+        assert_eq!(pool.reinsert(txs[..2].iter().cloned(), |_| RICH), 2);
+        assert_eq!(pool.len(), 3);
+        assert_eq!(pool.best(|_| 0).count(), 3);
+    }
+}

@@ -1,0 +1,617 @@
+//! The world state: accounts under a compact sparse Merkle root, persisted in RocksDB, with the
+//! archive tree, one retained version per recent block, forks and rollback.
+//!
+//! On disk (column families):
+//! - `accounts`: address → account, as of the tip;
+//! - `blocks`: block number → block hash, state root and archive frontier after it;
+//! - `undo`: block number → the previous value of every account the block changed (absent =
+//!   account did not exist), so `rollback_to` costs what it undoes;
+//! - `meta`: the tip and the genesis block hash (a reopen with another genesis is refused).
+//!
+//! In memory: the tree and archive of every retained block (structurally shared, so a version
+//! costs only the paths its block changed). The tip's tree is rebuilt from `accounts` at open and
+//! checked against the stored root; older retained versions are rebuilt from the undo logs.
+//! `prune_history` bounds what is retained (call it as blocks become final).
+
+use std::{collections::BTreeMap, path::Path};
+
+use rocksdb::{ColumnFamilyDescriptor, DB, IteratorMode, Options, WriteBatch, WriteOptions};
+use tandem_proto::{Address, B256, Block, BlockHeader, archive::ArchiveTree, block_body_hash};
+
+use crate::{
+    account::{Account, AccountLeaf, account_key},
+    fork::Fork,
+    smt::Smt,
+};
+
+const CF_ACCOUNTS: &str = "accounts";
+const CF_BLOCKS: &str = "blocks";
+const CF_UNDO: &str = "undo";
+const CF_META: &str = "meta";
+const KEY_TIP: &[u8] = b"tip";
+const KEY_GENESIS: &[u8] = b"genesis";
+
+/// Chain constants the world state derives the genesis block from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ChainSpec {
+    /// L2 chain id.
+    pub chain_id: u64,
+    /// Rollup version.
+    pub rollup_version: u32,
+    /// Genesis allocation: address → balance.
+    pub genesis_allocation: Vec<(Address, u128)>,
+}
+
+impl ChainSpec {
+    /// The tree of the genesis allocation.
+    fn genesis_tree(&self) -> Smt<AccountLeaf> {
+        Smt::from_entries(
+            self.genesis_allocation
+                .iter()
+                .map(|(address, balance)| {
+                    let account = Account {
+                        balance: *balance,
+                        nonce: 0,
+                    };
+                    (
+                        account_key(address),
+                        AccountLeaf {
+                            address: *address,
+                            account,
+                        },
+                    )
+                })
+                .collect(),
+        )
+    }
+
+    /// Block 0: empty, on the empty archive, with the allocation's state root.
+    pub fn genesis_header(&self) -> BlockHeader {
+        BlockHeader {
+            last_archive_root: ArchiveTree::new().root(),
+            state_root: self.genesis_tree().root(),
+            body_hash: block_body_hash(&[]),
+            chain_id: self.chain_id,
+            rollup_version: self.rollup_version,
+            ..Default::default()
+        }
+    }
+
+    /// The archive root after the genesis block: what the L1 contract is deployed with.
+    pub fn genesis_archive_root(&self) -> B256 {
+        let mut archive = ArchiveTree::new();
+        // A fresh tree always has room for one leaf.
+        archive
+            .append(self.genesis_header().hash())
+            .unwrap_or_default()
+    }
+}
+
+/// Errors of the world state.
+#[derive(Debug, thiserror::Error)]
+pub enum StateError {
+    /// RocksDB failed.
+    #[error("world-state database: {0}")]
+    Db(#[from] rocksdb::Error),
+    /// Stored data does not decode or does not add up (the root of the stored accounts differs
+    /// from the stored root, for instance).
+    #[error("world-state database is corrupt: {0}")]
+    Corrupt(&'static str),
+    /// The database was created with another genesis.
+    #[error("world-state database has genesis {stored}, this chain's genesis is {expected}")]
+    GenesisMismatch {
+        /// Genesis block hash in the database.
+        stored: B256,
+        /// Genesis block hash of the configured chain.
+        expected: B256,
+    },
+    /// The block is not retained (pruned, or not applied yet).
+    #[error("block {block} is not retained (retained: {oldest}..={tip})")]
+    NotRetained {
+        /// Requested block.
+        block: u64,
+        /// Oldest retained.
+        oldest: u64,
+        /// Tip.
+        tip: u64,
+    },
+    /// A block does not extend the tip.
+    #[error("block {got} does not extend the tip {tip}")]
+    NotNext {
+        /// The tip.
+        tip: u64,
+        /// The block's number.
+        got: u64,
+    },
+    /// An executed block was produced on a fork of another parent.
+    #[error("block {block} was executed on another parent")]
+    ParentMismatch {
+        /// The block.
+        block: u64,
+    },
+}
+
+/// The tree and archive after one block.
+#[derive(Debug, Clone)]
+pub(crate) struct Version {
+    pub(crate) tree: Smt<AccountLeaf>,
+    pub(crate) archive: ArchiveTree,
+    pub(crate) block_hash: B256,
+}
+
+/// A block executed on a fork, with the account changes it makes. Only this crate builds one
+/// (by building or re-executing), so applying it needs no re-execution.
+#[derive(Debug, Clone)]
+pub struct ExecutedBlock {
+    pub(crate) block: Block,
+    pub(crate) archive_root: B256,
+    /// Changed accounts, sorted by tree key.
+    pub(crate) changes: Vec<(B256, AccountLeaf)>,
+    pub(crate) parent_archive_root: B256,
+}
+
+impl ExecutedBlock {
+    /// The block.
+    pub const fn block(&self) -> &Block {
+        &self.block
+    }
+
+    /// The archive root after the block.
+    pub const fn archive_root(&self) -> B256 {
+        self.archive_root
+    }
+
+    /// Number of accounts the block changed.
+    pub fn changed_accounts(&self) -> usize {
+        self.changes.len()
+    }
+}
+
+/// The tip of the world state.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct StateTip {
+    /// Block number.
+    pub number: u64,
+    /// Block hash.
+    pub hash: B256,
+    /// State root after it.
+    pub state_root: B256,
+    /// Archive root after it.
+    pub archive_root: B256,
+}
+
+/// The world state.
+pub struct WorldState {
+    db: DB,
+    spec: ChainSpec,
+    /// Retained versions by block number; the last one is the tip.
+    versions: BTreeMap<u64, Version>,
+}
+
+impl std::fmt::Debug for WorldState {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("WorldState")
+            .field("tip", &self.tip())
+            .field("retained", &self.versions.len())
+            .finish()
+    }
+}
+
+fn block_record(version: &Version) -> Vec<u8> {
+    let mut record = Vec::with_capacity(64 + 8 + 32 * 32);
+    record.extend_from_slice(version.block_hash.as_slice());
+    record.extend_from_slice(version.tree.root().as_slice());
+    record.extend_from_slice(&version.archive.frontier_bytes());
+    record
+}
+
+struct BlockRecord {
+    block_hash: B256,
+    state_root: B256,
+    archive: ArchiveTree,
+}
+
+fn decode_block_record(bytes: &[u8]) -> Result<BlockRecord, StateError> {
+    if bytes.len() < 64 {
+        return Err(StateError::Corrupt("block record shorter than 64 bytes"));
+    }
+    let archive = ArchiveTree::from_frontier_bytes(&bytes[64..])
+        .map_err(|_| StateError::Corrupt("block record has an invalid archive frontier"))?;
+    Ok(BlockRecord {
+        block_hash: B256::from_slice(&bytes[..32]),
+        state_root: B256::from_slice(&bytes[32..64]),
+        archive,
+    })
+}
+
+/// Undo entry: `address (20) || present (1) || account (24, if present)`.
+fn encode_undo(entries: &[(Address, Option<Account>)]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(entries.len() * 45);
+    for (address, previous) in entries {
+        out.extend_from_slice(address.as_slice());
+        match previous {
+            Some(account) => {
+                out.push(1);
+                out.extend_from_slice(&account.encode());
+            }
+            None => out.push(0),
+        }
+    }
+    out
+}
+
+fn decode_undo(mut bytes: &[u8]) -> Result<Vec<(Address, Option<Account>)>, StateError> {
+    let corrupt = StateError::Corrupt("undo log does not decode");
+    let mut entries = Vec::new();
+    while !bytes.is_empty() {
+        if bytes.len() < 21 {
+            return Err(corrupt);
+        }
+        let address = Address::from_slice(&bytes[..20]);
+        let present = bytes[20];
+        bytes = &bytes[21..];
+        let previous = match present {
+            0 => None,
+            1 if bytes.len() >= 24 => {
+                let account =
+                    Account::decode(&bytes[..24]).ok_or(StateError::Corrupt("undo account"))?;
+                bytes = &bytes[24..];
+                Some(account)
+            }
+            _ => return Err(corrupt),
+        };
+        entries.push((address, previous));
+    }
+    Ok(entries)
+}
+
+fn number_key(number: u64) -> [u8; 8] {
+    number.to_be_bytes()
+}
+
+impl WorldState {
+    /// Opens (or creates, with the genesis allocation) the world state at `path`.
+    pub fn open(path: &Path, spec: ChainSpec) -> Result<Self, StateError> {
+        let mut options = Options::default();
+        options.create_if_missing(true);
+        options.create_missing_column_families(true);
+        // Point-in-time recovery: after a crash, keep everything up to the first corrupt WAL
+        // record instead of refusing to open; every write batch is atomic, so the state is
+        // always a whole number of blocks.
+        options.set_wal_recovery_mode(rocksdb::DBRecoveryMode::PointInTime);
+        let families = [CF_ACCOUNTS, CF_BLOCKS, CF_UNDO, CF_META]
+            .into_iter()
+            .map(|name| ColumnFamilyDescriptor::new(name, Options::default()));
+        let db = DB::open_cf_descriptors(&options, path, families)?;
+        let mut state = Self {
+            db,
+            spec,
+            versions: BTreeMap::new(),
+        };
+        let genesis_hash = state.spec.genesis_header().hash();
+        match state.db.get_cf(state.cf(CF_META), KEY_GENESIS)? {
+            None => state.write_genesis()?,
+            Some(stored) => {
+                let stored = B256::try_from(stored.as_slice())
+                    .map_err(|_| StateError::Corrupt("genesis hash"))?;
+                if stored != genesis_hash {
+                    return Err(StateError::GenesisMismatch {
+                        stored,
+                        expected: genesis_hash,
+                    });
+                }
+                state.load()?;
+            }
+        }
+        Ok(state)
+    }
+
+    fn cf(&self, name: &str) -> &rocksdb::ColumnFamily {
+        // The families are created at open; a missing one is a programming error.
+        self.db
+            .cf_handle(name)
+            .expect("column family created at open")
+    }
+
+    fn write_genesis(&mut self) -> Result<(), StateError> {
+        let header = self.spec.genesis_header();
+        let tree = self.spec.genesis_tree();
+        let mut archive = ArchiveTree::new();
+        archive
+            .append(header.hash())
+            .map_err(|_| StateError::Corrupt("archive"))?;
+        let version = Version {
+            tree,
+            archive,
+            block_hash: header.hash(),
+        };
+        let mut batch = WriteBatch::default();
+        for (address, balance) in &self.spec.genesis_allocation {
+            let account = Account {
+                balance: *balance,
+                nonce: 0,
+            };
+            batch.put_cf(self.cf(CF_ACCOUNTS), address.as_slice(), account.encode());
+        }
+        batch.put_cf(self.cf(CF_BLOCKS), number_key(0), block_record(&version));
+        batch.put_cf(self.cf(CF_META), KEY_TIP, number_key(0));
+        batch.put_cf(self.cf(CF_META), KEY_GENESIS, header.hash().as_slice());
+        self.write(batch, true)?;
+        self.versions.insert(0, version);
+        Ok(())
+    }
+
+    fn read_block_record(&self, number: u64) -> Result<BlockRecord, StateError> {
+        let bytes = self
+            .db
+            .get_cf(self.cf(CF_BLOCKS), number_key(number))?
+            .ok_or(StateError::Corrupt("missing block record"))?;
+        decode_block_record(&bytes)
+    }
+
+    fn load(&mut self) -> Result<(), StateError> {
+        let tip_bytes = self
+            .db
+            .get_cf(self.cf(CF_META), KEY_TIP)?
+            .ok_or(StateError::Corrupt("no tip"))?;
+        let tip = u64::from_be_bytes(
+            tip_bytes
+                .as_slice()
+                .try_into()
+                .map_err(|_| StateError::Corrupt("tip"))?,
+        );
+        let mut entries = Vec::new();
+        for item in self
+            .db
+            .iterator_cf(self.cf(CF_ACCOUNTS), IteratorMode::Start)
+        {
+            let (key, value) = item?;
+            if key.len() != 20 {
+                return Err(StateError::Corrupt("account key is not an address"));
+            }
+            let address = Address::from_slice(&key);
+            let account = Account::decode(&value).ok_or(StateError::Corrupt("account value"))?;
+            entries.push((account_key(&address), AccountLeaf { address, account }));
+        }
+        let tree = Smt::from_entries(entries);
+        let record = self.read_block_record(tip)?;
+        if tree.root() != record.state_root {
+            return Err(StateError::Corrupt(
+                "stored accounts do not match the tip's state root",
+            ));
+        }
+        let mut version = Version {
+            tree,
+            archive: record.archive,
+            block_hash: record.block_hash,
+        };
+        self.versions.insert(tip, version.clone());
+        // Walk back through the undo logs to rebuild the older retained versions.
+        let mut number = tip;
+        while number > 0 {
+            let Some(undo) = self.db.get_cf(self.cf(CF_UNDO), number_key(number))? else {
+                break;
+            };
+            let changes = undo_changes(&decode_undo(&undo)?);
+            let record = self.read_block_record(number - 1)?;
+            let tree = version.tree.update(&changes);
+            if tree.root() != record.state_root {
+                return Err(StateError::Corrupt(
+                    "undo log does not lead to the stored state root",
+                ));
+            }
+            version = Version {
+                tree,
+                archive: record.archive,
+                block_hash: record.block_hash,
+            };
+            number -= 1;
+            self.versions.insert(number, version.clone());
+        }
+        Ok(())
+    }
+
+    fn write(&self, batch: WriteBatch, sync: bool) -> Result<(), StateError> {
+        let mut options = WriteOptions::default();
+        options.set_sync(sync);
+        Ok(self.db.write_opt(batch, &options)?)
+    }
+
+    fn tip_version(&self) -> (u64, &Version) {
+        let (number, version) = self
+            .versions
+            .last_key_value()
+            .expect("the tip is always retained");
+        (*number, version)
+    }
+
+    /// The tip.
+    pub fn tip(&self) -> StateTip {
+        let (number, version) = self.tip_version();
+        StateTip {
+            number,
+            hash: version.block_hash,
+            state_root: version.tree.root(),
+            archive_root: version.archive.root(),
+        }
+    }
+
+    /// The chain constants.
+    pub const fn spec(&self) -> &ChainSpec {
+        &self.spec
+    }
+
+    /// Oldest block a fork or rollback can target.
+    pub fn oldest_retained(&self) -> u64 {
+        *self
+            .versions
+            .first_key_value()
+            .expect("the tip is always retained")
+            .0
+    }
+
+    /// State root after a retained block.
+    pub fn state_root_at(&self, block: u64) -> Option<B256> {
+        self.versions.get(&block).map(|version| version.tree.root())
+    }
+
+    /// An account at the tip (default if it does not exist).
+    pub fn account(&self, address: &Address) -> Account {
+        let (_, version) = self.tip_version();
+        version
+            .tree
+            .get(&account_key(address))
+            .map(|leaf| leaf.account)
+            .unwrap_or_default()
+    }
+
+    /// Number of accounts at the tip.
+    pub fn account_count(&self) -> usize {
+        self.tip_version().1.tree.len()
+    }
+
+    fn not_retained(&self, block: u64) -> StateError {
+        StateError::NotRetained {
+            block,
+            oldest: self.oldest_retained(),
+            tip: self.tip().number,
+        }
+    }
+
+    /// A writable view on top of retained block `at_block`; O(1). Dropping it leaves no trace.
+    pub fn fork(&self, at_block: u64) -> Result<Fork, StateError> {
+        let version = self
+            .versions
+            .get(&at_block)
+            .ok_or_else(|| self.not_retained(at_block))?;
+        Ok(Fork::new(
+            at_block,
+            version.clone(),
+            self.spec.chain_id,
+            self.spec.rollup_version,
+        ))
+    }
+
+    /// Makes an executed block the new tip. It must have been executed on a fork of the tip.
+    pub fn apply_block(&mut self, executed: &ExecutedBlock) -> Result<StateTip, StateError> {
+        let (tip, tip_version) = self.tip_version();
+        let number = executed.block.header.block_number;
+        if number != tip + 1 {
+            return Err(StateError::NotNext { tip, got: number });
+        }
+        if executed.parent_archive_root != tip_version.archive.root() {
+            return Err(StateError::ParentMismatch { block: number });
+        }
+        let mut undo = Vec::with_capacity(executed.changes.len());
+        let mut batch = WriteBatch::default();
+        for (key, leaf) in &executed.changes {
+            undo.push((
+                leaf.address,
+                tip_version.tree.get(key).map(|previous| previous.account),
+            ));
+            batch.put_cf(
+                self.cf(CF_ACCOUNTS),
+                leaf.address.as_slice(),
+                leaf.account.encode(),
+            );
+        }
+        let changes: Vec<(B256, Option<AccountLeaf>)> = executed
+            .changes
+            .iter()
+            .map(|(key, leaf)| (*key, Some(*leaf)))
+            .collect();
+        let tree = tip_version.tree.update(&changes);
+        if tree.root() != executed.block.header.state_root {
+            return Err(StateError::Corrupt(
+                "an executed block's changes do not give its state root",
+            ));
+        }
+        let mut archive = tip_version.archive.clone();
+        archive
+            .append(executed.block.hash())
+            .map_err(|_| StateError::Corrupt("archive full"))?;
+        let version = Version {
+            tree,
+            archive,
+            block_hash: executed.block.hash(),
+        };
+        batch.put_cf(
+            self.cf(CF_BLOCKS),
+            number_key(number),
+            block_record(&version),
+        );
+        batch.put_cf(self.cf(CF_UNDO), number_key(number), encode_undo(&undo));
+        batch.put_cf(self.cf(CF_META), KEY_TIP, number_key(number));
+        // Not synced: proposed blocks can be rebuilt from the archiver; the WAL survives a
+        // process crash and every batch is atomic.
+        self.write(batch, false)?;
+        self.versions.insert(number, version);
+        metrics::gauge!("state_tip_block").set(number as f64);
+        Ok(self.tip())
+    }
+
+    /// Rolls the tip back to retained block `block` (when the archiver prunes). Costs what the
+    /// undone blocks changed.
+    pub fn rollback_to(&mut self, block: u64) -> Result<StateTip, StateError> {
+        let tip = self.tip().number;
+        if block > tip || block < self.oldest_retained() {
+            return Err(self.not_retained(block));
+        }
+        let mut batch = WriteBatch::default();
+        for number in (block + 1..=tip).rev() {
+            let undo = self
+                .db
+                .get_cf(self.cf(CF_UNDO), number_key(number))?
+                .ok_or(StateError::Corrupt("missing undo log of a retained block"))?;
+            for (address, previous) in decode_undo(&undo)? {
+                match previous {
+                    Some(account) => {
+                        batch.put_cf(self.cf(CF_ACCOUNTS), address.as_slice(), account.encode())
+                    }
+                    None => batch.delete_cf(self.cf(CF_ACCOUNTS), address.as_slice()),
+                }
+            }
+            batch.delete_cf(self.cf(CF_UNDO), number_key(number));
+            batch.delete_cf(self.cf(CF_BLOCKS), number_key(number));
+        }
+        batch.put_cf(self.cf(CF_META), KEY_TIP, number_key(block));
+        self.write(batch, true)?;
+        self.versions.split_off(&(block + 1));
+        metrics::counter!("state_rollbacks_total").increment(1);
+        metrics::gauge!("state_tip_block").set(block as f64);
+        Ok(self.tip())
+    }
+
+    /// Forgets history before `block` (it can no longer be forked or rolled back to).
+    pub fn prune_history(&mut self, block: u64) -> Result<(), StateError> {
+        let block = block.min(self.tip().number);
+        let oldest = self.oldest_retained();
+        if block <= oldest {
+            return Ok(());
+        }
+        let mut batch = WriteBatch::default();
+        // undo[n] leads from n back to n − 1: keep those above `block`.
+        batch.delete_range_cf(self.cf(CF_UNDO), number_key(0), number_key(block + 1));
+        self.write(batch, false)?;
+        self.versions = self.versions.split_off(&block);
+        Ok(())
+    }
+}
+
+/// Undo entries as tree changes, sorted by key.
+fn undo_changes(entries: &[(Address, Option<Account>)]) -> Vec<(B256, Option<AccountLeaf>)> {
+    let mut changes: Vec<(B256, Option<AccountLeaf>)> = entries
+        .iter()
+        .map(|(address, previous)| {
+            (
+                account_key(address),
+                previous.map(|account| AccountLeaf {
+                    address: *address,
+                    account,
+                }),
+            )
+        })
+        .collect();
+    changes.sort_by_key(|entry| entry.0);
+    changes
+}
