@@ -112,7 +112,15 @@ impl Net {
                 Tx::sign(payload, &self.domain, &sender)
             })
             .collect();
-        let body = Bytes::from(encode_checkpoint_body([txs.as_slice()]));
+        let block = tandem_proto::Block {
+            header: tandem_proto::BlockHeader {
+                slot,
+                block_number: slot,
+                ..Default::default()
+            },
+            txs,
+        };
+        let body = Bytes::from(encode_checkpoint_body(&[block]));
         let header = CheckpointHeader {
             last_archive_root: parent_archive,
             block_headers_hash: keccak256(slot.to_be_bytes()),

@@ -66,8 +66,13 @@ impl BlockHeader {
 
 /// `keccak256` of the concatenation of `tx_hashes`: the [`BlockHeader::body_hash`] of a block.
 pub fn block_body_hash<'a>(tx_hashes: impl IntoIterator<Item = &'a B256>) -> B256 {
+    keccak_of_concatenation(tx_hashes)
+}
+
+/// `keccak256(h0 || h1 || …)`, how lists of hashes are committed to.
+pub(crate) fn keccak_of_concatenation<'a>(hashes: impl IntoIterator<Item = &'a B256>) -> B256 {
     let mut concatenated = Vec::new();
-    for hash in tx_hashes {
+    for hash in hashes {
         concatenated.extend_from_slice(hash.as_slice());
     }
     keccak256(concatenated)

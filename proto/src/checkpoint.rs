@@ -4,7 +4,7 @@ use alloy_primitives::{B256, I256, keccak256};
 use alloy_sol_types::{SolValue, sol};
 
 use crate::{
-    block::Block,
+    block::{Block, BlockHeader, keccak_of_concatenation},
     tx::{PACKED_TX_LENGTH, Tx},
 };
 
@@ -45,11 +45,7 @@ impl CheckpointHeader {
 
 /// `keccak256` of the concatenated block hashes: the [`CheckpointHeader::block_headers_hash`].
 pub fn block_headers_hash<'a>(block_hashes: impl IntoIterator<Item = &'a B256>) -> B256 {
-    let mut concatenated = Vec::new();
-    for hash in block_hashes {
-        concatenated.extend_from_slice(hash.as_slice());
-    }
-    keccak256(concatenated)
+    keccak_of_concatenation(block_hashes)
 }
 
 /// What proposer and attesters agree on for one checkpoint, and what L1 verifies signatures over.
@@ -91,24 +87,31 @@ pub struct Checkpoint {
 impl Checkpoint {
     /// The body sent to L1 as calldata.
     pub fn body(&self) -> Vec<u8> {
-        encode_checkpoint_body(self.blocks.iter().map(|block| block.txs.as_slice()))
+        encode_checkpoint_body(&self.blocks)
     }
 }
 
 /// Version byte leading every encoded checkpoint body.
 pub const CHECKPOINT_BODY_VERSION: u8 = 1;
 
+/// Length of an ABI-encoded block header in a body.
+const BODY_HEADER_LENGTH: usize = 15 * 32;
+
 /// Encodes a checkpoint body: `version (1) || block_count (u32 BE) || for each block:
-/// tx_count (u32 BE) || packed txs`. A full node syncing from L1 rebuilds the blocks from it.
-pub fn encode_checkpoint_body<'a>(blocks: impl IntoIterator<Item = &'a [Tx]>) -> Vec<u8> {
-    let blocks: Vec<&[Tx]> = blocks.into_iter().collect();
-    let tx_count: usize = blocks.iter().map(|txs| txs.len()).sum();
-    let mut out = Vec::with_capacity(5 + 4 * blocks.len() + tx_count * PACKED_TX_LENGTH);
+/// header (abi.encode, 480 bytes) || tx_count (u32 BE) || packed txs`. It carries everything a
+/// full node needs to rebuild the blocks from L1 alone, and every hash it needs to check them
+/// (block hashes against `block_headers_hash`, txs against each header's body hash).
+pub fn encode_checkpoint_body(blocks: &[Block]) -> Vec<u8> {
+    let tx_count: usize = blocks.iter().map(|block| block.txs.len()).sum();
+    let mut out = Vec::with_capacity(
+        5 + (BODY_HEADER_LENGTH + 4) * blocks.len() + tx_count * PACKED_TX_LENGTH,
+    );
     out.push(CHECKPOINT_BODY_VERSION);
     out.extend_from_slice(&(blocks.len() as u32).to_be_bytes());
-    for txs in blocks {
-        out.extend_from_slice(&(txs.len() as u32).to_be_bytes());
-        for tx in txs {
+    for block in blocks {
+        out.extend_from_slice(&block.header.abi_encode());
+        out.extend_from_slice(&(block.txs.len() as u32).to_be_bytes());
+        for tx in &block.txs {
             tx.encode_packed(&mut out);
         }
     }
@@ -137,16 +140,19 @@ pub enum CheckpointBodyError {
         /// How many were needed.
         needed: usize,
     },
+    /// A block header is not a canonical ABI encoding.
+    #[error("checkpoint body: header of block {0} is not a canonical ABI encoding")]
+    InvalidHeader(usize),
     /// Bytes left over after the announced content.
     #[error("checkpoint body has {0} trailing bytes")]
     TrailingBytes(usize),
 }
 
-/// Decodes a body produced by [`encode_checkpoint_body`] into the txs of each block.
+/// Decodes a body produced by [`encode_checkpoint_body`] into its blocks.
 pub fn decode_checkpoint_body(
     body: &[u8],
     limit: usize,
-) -> Result<Vec<Vec<Tx>>, CheckpointBodyError> {
+) -> Result<Vec<Block>, CheckpointBodyError> {
     if body.len() > limit {
         return Err(CheckpointBodyError::TooLarge {
             size: body.len(),
@@ -159,19 +165,19 @@ pub fn decode_checkpoint_body(
         return Err(CheckpointBodyError::UnsupportedVersion(version));
     }
     let block_count = reader.u32()?;
-    // Every block needs at least its 4-byte count: bound the allocation by what is really there.
-    let mut blocks = Vec::with_capacity(block_count.min(body.len() / 4));
-    for _ in 0..block_count {
+    // Every block needs at least its header: bound the allocation by what is really there.
+    let mut blocks = Vec::with_capacity(block_count.min(body.len() / BODY_HEADER_LENGTH));
+    for index in 0..block_count {
+        let header = BlockHeader::abi_decode_validate(reader.take(BODY_HEADER_LENGTH)?)
+            .map_err(|_| CheckpointBodyError::InvalidHeader(index))?;
         let tx_count = reader.u32()?;
-        let needed = tx_count.saturating_mul(PACKED_TX_LENGTH);
-        let packed = reader.take(needed)?;
+        let packed = reader.take(tx_count.saturating_mul(PACKED_TX_LENGTH))?;
         let txs = packed
             .chunks_exact(PACKED_TX_LENGTH)
-            .map(|chunk| {
-                Tx::decode_packed(chunk.try_into().expect("chunks_exact yields full chunks"))
-            })
+            .filter_map(|chunk| chunk.try_into().ok())
+            .map(Tx::decode_packed)
             .collect();
-        blocks.push(txs);
+        blocks.push(Block { header, txs });
     }
     if reader.at != body.len() {
         return Err(CheckpointBodyError::TrailingBytes(body.len() - reader.at));

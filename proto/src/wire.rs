@@ -387,9 +387,7 @@ impl ProtoConvert for Checkpoint {
     fn to_proto(&self) -> pb::Checkpoint {
         pb::Checkpoint {
             number: self.number,
-            header: Some(self.payload.header.to_proto()),
-            archive: self.payload.archive.to_vec(),
-            fee_asset_price_modifier: self.payload.fee_asset_price_modifier,
+            payload: Some(self.payload.to_proto()),
             blocks: self.blocks.iter().map(Block::to_proto).collect(),
         }
     }
@@ -399,11 +397,7 @@ impl ProtoConvert for Checkpoint {
         let blocks = f.bounded("blocks", proto.blocks, MAX_BLOCKS_PER_CHECKPOINT)?;
         Ok(Self {
             number: proto.number,
-            payload: ConsensusPayload {
-                header: CheckpointHeader::from_proto(f.required("header", proto.header)?)?,
-                archive: f.b256("archive", &proto.archive)?,
-                fee_asset_price_modifier: proto.fee_asset_price_modifier,
-            },
+            payload: ConsensusPayload::from_proto(f.required("payload", proto.payload)?)?,
             blocks: blocks
                 .into_iter()
                 .map(Block::from_proto)
@@ -448,9 +442,7 @@ impl ProtoConvert for CheckpointProposal {
 
     fn to_proto(&self) -> pb::CheckpointProposal {
         pb::CheckpointProposal {
-            header: Some(self.payload.header.to_proto()),
-            archive: self.payload.archive.to_vec(),
-            fee_asset_price_modifier: self.payload.fee_asset_price_modifier,
+            payload: Some(self.payload.to_proto()),
             signature: self.signature.as_bytes().to_vec(),
             last_block: self.last_block.as_ref().map(BlockProposal::to_proto),
         }
@@ -459,11 +451,7 @@ impl ProtoConvert for CheckpointProposal {
     fn from_proto(proto: pb::CheckpointProposal) -> Result<Self, WireError> {
         let f = Fields(Self::MESSAGE);
         Ok(Self {
-            payload: ConsensusPayload {
-                header: CheckpointHeader::from_proto(f.required("header", proto.header)?)?,
-                archive: f.b256("archive", &proto.archive)?,
-                fee_asset_price_modifier: proto.fee_asset_price_modifier,
-            },
+            payload: ConsensusPayload::from_proto(f.required("payload", proto.payload)?)?,
             signature: f.signature("signature", &proto.signature)?,
             last_block: proto
                 .last_block

@@ -264,10 +264,10 @@ proptest! {
 
     #[test]
     fn checkpoint_body_round_trip(
-        blocks in proptest::collection::vec(proptest::collection::vec(tx(), 0..4), 0..4),
+        blocks in proptest::collection::vec(block(), 0..4),
         garbage in proptest::collection::vec(any::<u8>(), 0..600),
     ) {
-        let body = encode_checkpoint_body(blocks.iter().map(Vec::as_slice));
+        let body = encode_checkpoint_body(&blocks);
         prop_assert_eq!(decode_checkpoint_body(&body, usize::MAX).unwrap(), blocks);
         for cut in 0..body.len() {
             prop_assert!(decode_checkpoint_body(&body[..cut], usize::MAX).is_err());
