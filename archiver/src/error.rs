@@ -97,6 +97,17 @@ pub enum ArchiverError {
         /// What is wrong.
         reason: &'static str,
     },
+    /// The item's slot has ended: it can no longer become part of the chain.
+    #[error("slot {slot} has ended (the next L1 block is in slot {current})")]
+    SlotExpired {
+        /// The item's slot.
+        slot: u64,
+        /// Slot of the next L1 block.
+        current: u64,
+    },
+    /// The archiver actor has stopped.
+    #[error("the archiver has stopped")]
+    Stopped,
     /// L1 delivered a checkpoint out of order.
     #[error("L1 checkpoint {got} does not follow the checkpointed tip (expected {expected})")]
     L1CheckpointNotSequential {

@@ -8,15 +8,22 @@
 //! can no longer land. Every removal returns a [`PruneEvent`] the world state and the tx pool
 //! roll back with.
 //!
-//! Not here yet (see the open archiver issue): the single-writer actor with its inbound queue,
-//! the L1 sync loop driving these operations, and the crash-kill test.
+//! [`ArchiverActor`] is the single writer: a bounded queue of proposed blocks and checkpoints,
+//! applied between [`sync_step`]s that follow L1 (batches of `CheckpointProposed` events with the
+//! decoded calldata, reorg detection, finalized tip, prunes).
 
+mod actor;
 mod error;
 mod records;
 mod store;
+mod sync;
 
+pub use actor::{
+    ArchiverActor, ArchiverHandle, ArchiverTiming, COMMAND_QUEUE_CAPACITY, PRUNE_EVENTS_CAPACITY,
+};
 pub use error::ArchiverError;
 pub use records::{CheckpointRecord, L1Ref, ProposedCheckpoint, RecordError, StoredBlock};
 pub use store::{
     ArchiverStore, L1CheckpointInput, L1Outcome, ProposedCheckpointInput, PruneEvent, PruneKind,
 };
+pub use sync::{SyncConfig, SyncError, SyncReport, sync_step};

@@ -2,126 +2,11 @@
 //! including the reference scenarios 16–23.
 
 use proptest::prelude::*;
-use tandem_archiver::{
-    ArchiverError, ArchiverStore, L1CheckpointInput, L1Outcome, L1Ref, ProposedCheckpointInput,
-    PruneKind,
-};
-use tandem_proto::{
-    Address, B256, Block, BlockHeader, CheckpointHeader, ConsensusPayload, archive::ArchiveTree,
-    block_body_hash, block_headers_hash,
-};
+mod common;
 
-fn genesis() -> BlockHeader {
-    BlockHeader {
-        chain_id: 1,
-        rollup_version: 1,
-        last_archive_root: ArchiveTree::new().root(),
-        ..Default::default()
-    }
-}
-
-/// Builds chains of blocks and checkpoints the way a proposer would, tracking the archive.
-#[derive(Clone)]
-struct Chain {
-    archive: ArchiveTree,
-    last_block: u64,
-    last_checkpoint_archive: B256,
-}
-
-struct BuiltCheckpoint {
-    number: u64,
-    blocks: Vec<Block>,
-    payload: ConsensusPayload,
-}
-
-impl Chain {
-    fn new() -> Self {
-        let mut archive = ArchiveTree::new();
-        let root = archive.append(genesis().hash()).unwrap();
-        Self {
-            archive,
-            last_block: 0,
-            last_checkpoint_archive: root,
-        }
-    }
-
-    /// `count` blocks of checkpoint `number` in `slot`; `salt` makes a different (conflicting) chain.
-    fn checkpoint(&mut self, number: u64, slot: u64, count: u32, salt: u8) -> BuiltCheckpoint {
-        let mut blocks = Vec::new();
-        let parent_archive = self.archive.root();
-        for index in 0..count {
-            self.last_block += 1;
-            let header = BlockHeader {
-                last_archive_root: self.archive.root(),
-                state_root: B256::repeat_byte(salt),
-                body_hash: block_body_hash(&[]),
-                chain_id: 1,
-                rollup_version: 1,
-                block_number: self.last_block,
-                checkpoint_number: number,
-                index_within_checkpoint: index,
-                slot,
-                timestamp: 1_000 + slot,
-                coinbase: Address::repeat_byte(1),
-                total_mana_used: 100,
-                total_fees: 7,
-                ..Default::default()
-            };
-            self.archive.append(header.hash()).unwrap();
-            blocks.push(Block {
-                header,
-                txs: Vec::new(),
-            });
-        }
-        let hashes: Vec<B256> = blocks.iter().map(Block::hash).collect();
-        let header = CheckpointHeader {
-            last_archive_root: parent_archive,
-            block_headers_hash: block_headers_hash(&hashes),
-            slot,
-            timestamp: 1_000 + slot,
-            coinbase: Address::repeat_byte(1),
-            total_mana_used: 100 * u64::from(count),
-            accumulated_fees: 7 * u128::from(count),
-            ..Default::default()
-        };
-        self.last_checkpoint_archive = self.archive.root();
-        let payload = ConsensusPayload {
-            header,
-            archive: self.archive.root(),
-            fee_asset_price_modifier: -75,
-        };
-        BuiltCheckpoint {
-            number,
-            blocks,
-            payload,
-        }
-    }
-}
-
-impl BuiltCheckpoint {
-    fn proposed(&self) -> ProposedCheckpointInput {
-        ProposedCheckpointInput {
-            number: self.number,
-            payload: self.payload.clone(),
-            start_block: self.blocks[0].header.block_number,
-            block_count: self.blocks.len() as u64,
-        }
-    }
-
-    fn l1(&self, l1_block: u64) -> L1CheckpointInput {
-        L1CheckpointInput {
-            number: self.number,
-            payload: self.payload.clone(),
-            l1: L1Ref {
-                number: l1_block,
-                hash: B256::with_last_byte(l1_block as u8),
-                timestamp: 2_000 + l1_block,
-            },
-            attestations: Vec::new(),
-            blocks: self.blocks.clone(),
-        }
-    }
-}
+use common::{BuiltCheckpoint, Chain, genesis};
+use tandem_archiver::{ArchiverError, ArchiverStore, L1Outcome, L1Ref, PruneKind};
+use tandem_proto::{B256, BlockHeader, archive::ArchiveTree};
 
 fn open() -> (tempfile::TempDir, ArchiverStore) {
     let dir = tempfile::tempdir().unwrap();
@@ -553,7 +438,7 @@ proptest! {
                 Op::L1Different => {
                     // Someone else's checkpoint lands: local speculation is replaced.
                     let last = tips.checkpointed.block.number;
-                    let mut other = Chain { archive: canonical_archive_at(&store, last), last_block: last, last_checkpoint_archive: B256::ZERO };
+                    let mut other = Chain { archive: canonical_archive_at(&store, last), last_block: last, last_checkpoint_archive: B256::ZERO, ..Chain::new() };
                     slot += 1;
                     l1_block += 1;
                     let cp = other.checkpoint(tips.checkpointed.checkpoint.number + 1, slot, 1, 7);
@@ -564,7 +449,7 @@ proptest! {
                 Op::SlotEnds => {
                     slot += 1;
                     if store.prune_uncheckpointed(slot).unwrap().is_some() {
-                        canonical = Chain { archive: canonical_archive_at(&store, store.tips().checkpointed.block.number), last_block: store.tips().checkpointed.block.number, last_checkpoint_archive: B256::ZERO };
+                        canonical = Chain { archive: canonical_archive_at(&store, store.tips().checkpointed.block.number), last_block: store.tips().checkpointed.block.number, last_checkpoint_archive: B256::ZERO, ..Chain::new() };
                         pending.clear();
                     }
                 }
@@ -572,7 +457,7 @@ proptest! {
                     let checkpointed = tips.checkpointed.checkpoint.number;
                     if checkpointed > 0 && store.remove_checkpoints_after(checkpointed - 1).unwrap().is_some() {
                         let last = store.tips().checkpointed.block.number;
-                        canonical = Chain { archive: canonical_archive_at(&store, last), last_block: last, last_checkpoint_archive: B256::ZERO };
+                        canonical = Chain { archive: canonical_archive_at(&store, last), last_block: last, last_checkpoint_archive: B256::ZERO, ..Chain::new() };
                         pending.clear();
                     }
                 }

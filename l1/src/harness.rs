@@ -11,13 +11,24 @@ use alloy::{
     signers::local::PrivateKeySigner,
 };
 
+use alloy::primitives::Bytes;
+use tandem_proto::{
+    CheckpointAttestation, CheckpointProposal, ConsensusPayload, SigningDomain, SigningKey,
+};
+
 use crate::{
+    bindings::Rollup,
     deploy::{Deployment, RollupParams, deploy},
-    errors::L1Result,
+    errors::{L1Error, L1Result},
+    propose::ProposeBundle,
+    reader::L1Reader,
 };
 
 /// Environment variable naming the anvil binary; otherwise `<workspace>/.tools/bin/anvil`.
 pub const ANVIL_ENV: &str = "TANDEM_ANVIL";
+
+/// Receipt polls (50 ms apart) before a landed tx counts as lost.
+const RECEIPT_POLLS: usize = 200;
 
 /// Path of the anvil binary tests use.
 pub fn anvil_path() -> PathBuf {
@@ -74,6 +85,14 @@ impl AnvilHarness {
         self.provider.clone()
     }
 
+    /// A new provider signing with the deployer key, with empty caches.
+    pub fn fresh_provider(&self) -> DynProvider {
+        ProviderBuilder::new()
+            .wallet(EthereumWallet::from(self.deployer.clone()))
+            .connect_http(self.anvil.endpoint_url())
+            .erased()
+    }
+
     /// The HTTP endpoint.
     pub fn endpoint(&self) -> String {
         self.anvil.endpoint()
@@ -128,5 +147,84 @@ impl AnvilHarness {
     /// Gives `address` a balance of `wei`.
     pub async fn fund(&self, address: Address, wei: U256) -> L1Result<()> {
         Ok(self.provider.anvil_set_balance(address, wei).await?)
+    }
+}
+
+impl AnvilHarness {
+    /// Signs `payload` as its slot's proposer, attests with the first `attesters` committee
+    /// members (all keys must be in `keys`), and lands it as checkpoint `number` in an L1 block
+    /// stamped with the header's timestamp. Returns the gas used.
+    pub async fn land_checkpoint(
+        &self,
+        deployment: &Deployment,
+        keys: &[SigningKey],
+        number: u64,
+        payload: ConsensusPayload,
+        body: Bytes,
+        attesters: usize,
+    ) -> L1Result<u64> {
+        let bundle = self
+            .sign_checkpoint(deployment, keys, number, payload.clone(), body, attesters)
+            .await?;
+        self.set_next_block_timestamp(payload.header.timestamp)
+            .await?;
+        // A fresh provider reads the nonce from the chain: a cached one is wrong after a revert.
+        let provider = self.fresh_provider();
+        let rollup = Rollup::new(deployment.rollup, provider.clone());
+        let tx_hash = *bundle.call(&rollup).send().await?.tx_hash();
+        // Poll for the receipt instead of alloy's block heartbeat, which waits for new block
+        // heights and so hangs after `anvil_revert` moved the head backwards.
+        let mut receipt = None;
+        for _ in 0..RECEIPT_POLLS {
+            receipt = provider.get_transaction_receipt(tx_hash).await?;
+            if receipt.is_some() {
+                break;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        }
+        let receipt = receipt.ok_or(L1Error::Unexpected("propose tx was not mined"))?;
+        if !receipt.status() {
+            return Err(L1Error::TxReverted(receipt.transaction_hash));
+        }
+        Ok(receipt.gas_used)
+    }
+
+    /// Builds the `propose` bundle of `payload` signed by the slot's proposer and attested by the
+    /// first `attesters` committee members.
+    pub async fn sign_checkpoint(
+        &self,
+        deployment: &Deployment,
+        keys: &[SigningKey],
+        number: u64,
+        payload: ConsensusPayload,
+        body: Bytes,
+        attesters: usize,
+    ) -> L1Result<ProposeBundle> {
+        let reader = L1Reader::new(self.provider(), deployment.rollup);
+        let domain = SigningDomain {
+            chain_id: deployment.params.l2_chain_id,
+            rollup: deployment.rollup,
+        };
+        let slot = payload.header.slot;
+        let committee = reader
+            .committee(slot / deployment.params.epoch_duration)
+            .await?;
+        let key_of = |address: Address| keys.iter().find(|key| key.address() == address);
+        let proposer = match reader.proposer_at(payload.header.timestamp).await? {
+            Some(proposer) => {
+                key_of(proposer).ok_or(L1Error::Unexpected("the proposer's key was not given"))?
+            }
+            None => keys.first().ok_or(L1Error::Unexpected("no key given"))?,
+        };
+        let proposal = CheckpointProposal::sign(payload, None, &domain, proposer);
+        let mut attestations = Vec::new();
+        for member in committee.iter().take(attesters) {
+            let key = key_of(*member).ok_or(L1Error::Unexpected(
+                "a committee member's key was not given",
+            ))?;
+            attestations.push(CheckpointAttestation::sign(&proposal, &domain, key));
+        }
+        ProposeBundle::new(number, &proposal, &attestations, &committee, &domain, body)
+            .map_err(|_| L1Error::Unexpected("attestations do not fit the committee"))
     }
 }

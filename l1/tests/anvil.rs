@@ -13,9 +13,8 @@ use tandem_l1::{
     signature_to_sol,
 };
 use tandem_proto::{
-    Address as ProtoAddress, CheckpointAttestation, CheckpointHeader, CheckpointProposal,
-    ConsensusPayload, SigningDomain, SigningKey, Tx, TxPayload, archive::ArchiveTree,
-    encode_checkpoint_body,
+    Address as ProtoAddress, CheckpointHeader, CheckpointProposal, ConsensusPayload, SigningDomain,
+    SigningKey, Tx, TxPayload, archive::ArchiveTree, encode_checkpoint_body,
 };
 
 /// A change to a valid payload or body that must make `propose` revert.
@@ -82,13 +81,6 @@ impl Net {
         (now - self.deployment.params.genesis_time) / SLOT + 2
     }
 
-    fn key_of(&self, address: Address) -> &SigningKey {
-        self.keys
-            .iter()
-            .find(|key| key.address() == address)
-            .expect("validator key")
-    }
-
     /// A checkpoint for `slot` on top of `parent_archive` paying `fee_per_mana`.
     fn payload(
         &self,
@@ -153,31 +145,17 @@ impl Net {
         body: Bytes,
         attesters: usize,
     ) -> ProposeBundle {
-        let slot = payload.header.slot;
-        let committee = self.reader.committee(slot / EPOCH).await.unwrap();
-        let proposer = self
-            .reader
-            .proposer_at(self.slot_start(slot))
+        self.harness
+            .sign_checkpoint(
+                &self.deployment,
+                &self.keys,
+                number,
+                payload,
+                body,
+                attesters,
+            )
             .await
             .unwrap()
-            .expect("a proposer");
-        let proposal = CheckpointProposal::sign(payload, None, &self.domain, self.key_of(proposer));
-        let attestations: Vec<CheckpointAttestation> = committee
-            .iter()
-            .take(attesters)
-            .map(|member| {
-                CheckpointAttestation::sign(&proposal, &self.domain, self.key_of(*member))
-            })
-            .collect();
-        ProposeBundle::new(
-            number,
-            &proposal,
-            &attestations,
-            &committee,
-            &self.domain,
-            body,
-        )
-        .unwrap()
     }
 
     fn quorum(&self) -> usize {
