@@ -3,7 +3,8 @@
 
 use alloy_sol_types::SolValue;
 use tandem_proto::{
-    B256, Block, CheckpointHeader, ConsensusPayload, Signature, WireMessage, archive::ArchiveTree,
+    B256, Block, BlockHeader, CheckpointHeader, ConsensusPayload, PACKED_TX_LENGTH, Signature, Tx,
+    archive::ArchiveTree,
 };
 
 /// A stored record does not decode.
@@ -156,28 +157,59 @@ fn read_payload(r: &mut Reader<'_>) -> Result<ConsensusPayload, RecordError> {
     })
 }
 
-pub(crate) fn encode_block(block: &StoredBlock) -> Vec<u8> {
+/// A block header as stored, with the archive after the block. Headers and txs live in
+/// separate tables so that tips, chain checks and parents read ~1 KB, not whole blocks.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct StoredHeader {
+    pub(crate) header: BlockHeader,
+    pub(crate) archive_root: B256,
+    pub(crate) archive: ArchiveTree,
+}
+
+pub(crate) fn encode_header(stored: &StoredHeader) -> Vec<u8> {
     let mut w = Writer::default();
-    w.b256(&block.archive_root)
-        .bytes(&block.archive.frontier_bytes())
-        .bytes(&block.block.to_wire_bytes());
+    w.b256(&stored.archive_root)
+        .bytes(&stored.archive.frontier_bytes())
+        .bytes(&stored.header.abi_encode());
     w.0
 }
 
-pub(crate) fn decode_block(bytes: &[u8]) -> Result<StoredBlock, RecordError> {
+pub(crate) fn decode_header(bytes: &[u8]) -> Result<StoredHeader, RecordError> {
     let mut r = Reader {
         bytes,
-        what: "block",
+        what: "block header",
     };
     let archive_root = r.b256()?;
-    let archive = ArchiveTree::from_frontier_bytes(r.bytes()?).map_err(|_| RecordError("block"))?;
-    let block = Block::from_wire_bytes(r.bytes()?).map_err(|_| RecordError("block"))?;
+    let archive =
+        ArchiveTree::from_frontier_bytes(r.bytes()?).map_err(|_| RecordError("block header"))?;
+    let header =
+        BlockHeader::abi_decode_validate(r.bytes()?).map_err(|_| RecordError("block header"))?;
     r.finish()?;
-    Ok(StoredBlock {
-        block,
+    Ok(StoredHeader {
+        header,
         archive_root,
         archive,
     })
+}
+
+/// A block's txs: their packed encodings, concatenated.
+pub(crate) fn encode_txs(txs: &[Tx]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(txs.len() * PACKED_TX_LENGTH);
+    for tx in txs {
+        tx.encode_packed(&mut out);
+    }
+    out
+}
+
+pub(crate) fn decode_txs(bytes: &[u8]) -> Result<Vec<Tx>, RecordError> {
+    if !bytes.len().is_multiple_of(PACKED_TX_LENGTH) {
+        return Err(RecordError("block txs"));
+    }
+    Ok(bytes
+        .chunks_exact(PACKED_TX_LENGTH)
+        .filter_map(|chunk| chunk.try_into().ok())
+        .map(Tx::decode_packed)
+        .collect())
 }
 
 pub(crate) fn encode_checkpoint(record: &CheckpointRecord) -> Vec<u8> {

@@ -11,18 +11,20 @@ use std::path::Path;
 use rocksdb::{ColumnFamilyDescriptor, DB, IteratorMode, Options, WriteBatch, WriteOptions};
 use tandem_proto::{
     B256, Block, BlockHeader, BlockId, CheckpointHeader, CheckpointId, ConsensusPayload, L2TipId,
-    L2Tips, Signature, Tx, archive::ArchiveTree, block_headers_hash,
+    L2Tips, Signature, Tx, archive::ArchiveTree, block_body_hash, block_headers_hash,
 };
 
 use crate::{
     error::ArchiverError,
     records::{
-        CheckpointRecord, L1Ref, ProposedCheckpoint, StoredBlock, decode_block, decode_checkpoint,
-        decode_proposed, encode_block, encode_checkpoint, encode_proposed,
+        CheckpointRecord, L1Ref, ProposedCheckpoint, StoredBlock, StoredHeader, decode_checkpoint,
+        decode_header, decode_proposed, decode_txs, encode_checkpoint, encode_header,
+        encode_proposed, encode_txs,
     },
 };
 
 const CF_BLOCKS: &str = "blocks";
+const CF_BLOCK_TXS: &str = "block_txs";
 const CF_BLOCK_HASHES: &str = "block_hashes";
 const CF_ARCHIVES: &str = "archives";
 const CF_TXS: &str = "txs";
@@ -30,8 +32,9 @@ const CF_CHECKPOINTS: &str = "checkpoints";
 const CF_SLOTS: &str = "slots";
 const CF_PROPOSED: &str = "proposed_checkpoints";
 const CF_META: &str = "meta";
-const TABLES: [&str; 8] = [
+const TABLES: [&str; 9] = [
     CF_BLOCKS,
+    CF_BLOCK_TXS,
     CF_BLOCK_HASHES,
     CF_ARCHIVES,
     CF_TXS,
@@ -185,12 +188,17 @@ impl ArchiverStore {
     }
 
     fn write(&mut self, batch: WriteBatch, sync: bool) -> Result<(), ArchiverError> {
+        self.write_batch(batch, sync)?;
+        self.refresh_tips()
+    }
+
+    fn write_batch(&self, batch: WriteBatch, sync: bool) -> Result<(), ArchiverError> {
         let started = std::time::Instant::now();
         let mut options = WriteOptions::default();
         options.set_sync(sync);
         self.db.write_opt(batch, &options)?;
         metrics::histogram!("archiver_write_seconds").record(started.elapsed().as_secs_f64());
-        self.refresh_tips()
+        Ok(())
     }
 
     fn write_genesis(&mut self, genesis: &BlockHeader) -> Result<(), ArchiverError> {
@@ -219,7 +227,7 @@ impl ArchiverStore {
             attestations: Vec::new(),
         };
         let mut batch = WriteBatch::default();
-        self.put_block(&mut batch, &block);
+        self.put_block(&mut batch, &block, &[]);
         batch.put_cf(
             self.cf(CF_CHECKPOINTS),
             key(0),
@@ -231,9 +239,21 @@ impl ArchiverStore {
         self.write(batch, true)
     }
 
-    fn put_block(&self, batch: &mut WriteBatch, block: &StoredBlock) {
+    /// Writes a block with its indexes; `tx_hashes` are its txs' hashes (computed once by the
+    /// caller, which had to check them against the header anyway).
+    fn put_block(&self, batch: &mut WriteBatch, block: &StoredBlock, tx_hashes: &[B256]) {
         let number = block.block.header.block_number;
-        batch.put_cf(self.cf(CF_BLOCKS), key(number), encode_block(block));
+        let header = StoredHeader {
+            header: block.block.header.clone(),
+            archive_root: block.archive_root,
+            archive: block.archive.clone(),
+        };
+        batch.put_cf(self.cf(CF_BLOCKS), key(number), encode_header(&header));
+        batch.put_cf(
+            self.cf(CF_BLOCK_TXS),
+            key(number),
+            encode_txs(&block.block.txs),
+        );
         batch.put_cf(
             self.cf(CF_BLOCK_HASHES),
             block.block.hash().as_slice(),
@@ -244,15 +264,17 @@ impl ArchiverStore {
             block.archive_root.as_slice(),
             key(number),
         );
-        for (index, tx) in block.block.txs.iter().enumerate() {
+        for (index, hash) in tx_hashes.iter().enumerate() {
             let mut location = key(number).to_vec();
             location.extend_from_slice(&(index as u32).to_be_bytes());
-            batch.put_cf(self.cf(CF_TXS), tx.hash().as_slice(), location);
+            batch.put_cf(self.cf(CF_TXS), hash.as_slice(), location);
         }
     }
 
     fn delete_block(&self, batch: &mut WriteBatch, block: &StoredBlock) {
-        batch.delete_cf(self.cf(CF_BLOCKS), key(block.block.header.block_number));
+        let number = block.block.header.block_number;
+        batch.delete_cf(self.cf(CF_BLOCKS), key(number));
+        batch.delete_cf(self.cf(CF_BLOCK_TXS), key(number));
         batch.delete_cf(self.cf(CF_BLOCK_HASHES), block.block.hash().as_slice());
         batch.delete_cf(self.cf(CF_ARCHIVES), block.archive_root.as_slice());
         for tx in &block.block.txs {
@@ -269,14 +291,37 @@ impl ArchiverStore {
 
     /// A block by number.
     pub fn block(&self, number: u64) -> Result<Option<StoredBlock>, ArchiverError> {
-        self.db
-            .get_cf(self.cf(CF_BLOCKS), key(number))?
-            .map(|bytes| Ok(decode_block(&bytes)?))
-            .transpose()
+        let Some(stored) = self.header(number)? else {
+            return Ok(None);
+        };
+        let txs = self
+            .db
+            .get_cf(self.cf(CF_BLOCK_TXS), key(number))?
+            .ok_or(ArchiverError::Corrupt("a stored block has no tx record"))?;
+        Ok(Some(StoredBlock {
+            block: Block {
+                header: stored.header,
+                txs: decode_txs(&txs)?,
+            },
+            archive_root: stored.archive_root,
+            archive: stored.archive,
+        }))
     }
 
     fn required_block(&self, number: u64) -> Result<StoredBlock, ArchiverError> {
         self.block(number)?
+            .ok_or(ArchiverError::Corrupt("a block below the tip is missing"))
+    }
+
+    fn header(&self, number: u64) -> Result<Option<StoredHeader>, ArchiverError> {
+        self.db
+            .get_cf(self.cf(CF_BLOCKS), key(number))?
+            .map(|bytes| Ok(decode_header(&bytes)?))
+            .transpose()
+    }
+
+    fn required_header(&self, number: u64) -> Result<StoredHeader, ArchiverError> {
+        self.header(number)?
             .ok_or(ArchiverError::Corrupt("a block below the tip is missing"))
     }
 
@@ -395,11 +440,11 @@ impl ArchiverStore {
         header_hash: B256,
         last_block: u64,
     ) -> Result<L2TipId, ArchiverError> {
-        let block = self.required_block(last_block)?;
+        let block = self.required_header(last_block)?;
         Ok(L2TipId {
             block: BlockId {
                 number: last_block,
-                hash: block.block.hash(),
+                hash: block.header.hash(),
             },
             checkpoint: CheckpointId {
                 number,
@@ -437,15 +482,15 @@ impl ArchiverStore {
             _ => checkpointed,
         };
         let last = self.last_block_number()?;
-        let last_block = self.required_block(last)?;
+        let last_block = self.required_header(last)?;
         let proposed = L2TipId {
             block: BlockId {
                 number: last,
-                hash: last_block.block.hash(),
+                hash: last_block.header.hash(),
             },
             checkpoint: CheckpointId {
-                number: last_block.block.header.checkpoint_number,
-                hash: if last_block.block.header.checkpoint_number
+                number: last_block.header.checkpoint_number,
+                hash: if last_block.header.checkpoint_number
                     == proposed_checkpoint.checkpoint.number
                 {
                     proposed_checkpoint.checkpoint.hash
@@ -479,18 +524,18 @@ impl ArchiverStore {
     /// checkpoint covers stored blocks of its own number, and the tips hold their invariants.
     pub fn check_consistency(&self) -> Result<(), ArchiverError> {
         let tips = self.tips;
-        let mut previous = self.required_block(tips.checkpointed.block.number)?;
+        let mut previous = self.required_header(tips.checkpointed.block.number)?;
         for number in tips.checkpointed.block.number + 1..=tips.proposed.block.number {
-            let block = self.required_block(number)?;
-            if block.block.header.last_archive_root != previous.archive_root {
+            let block = self.required_header(number)?;
+            if block.header.last_archive_root != previous.archive_root {
                 return Err(ArchiverError::Corrupt("stored blocks do not chain"));
             }
             previous = block;
         }
         for proposed in self.proposed_checkpoints()? {
             for number in proposed.start_block..=proposed.last_block() {
-                let block = self.required_block(number)?;
-                if block.block.header.checkpoint_number != proposed.number {
+                let block = self.required_header(number)?;
+                if block.header.checkpoint_number != proposed.number {
                     return Err(ArchiverError::Corrupt(
                         "proposed checkpoint covers another checkpoint's block",
                     ));
@@ -508,8 +553,8 @@ impl ArchiverStore {
         let number = block.header.block_number;
         let tips = self.tips;
         if number <= tips.checkpointed.block.number {
-            let stored = self.required_block(number)?;
-            return Err(if stored.block.hash() == block.hash() {
+            let stored = self.required_header(number)?;
+            return Err(if stored.header.hash() == block.hash() {
                 ArchiverError::AlreadyCheckpointed { number }
             } else {
                 ArchiverError::CannotOverwriteCheckpointedBlock { number }
@@ -532,12 +577,12 @@ impl ArchiverStore {
                 previous: tips.proposed_checkpoint.checkpoint.number,
             });
         }
-        let previous = self.required_block(latest)?;
+        let previous = self.required_header(latest)?;
         if block.header.last_archive_root != previous.archive_root {
             return Err(ArchiverError::BlockArchiveNotConsistent { block: number });
         }
-        let expected_index = if previous.block.header.checkpoint_number == checkpoint {
-            previous.block.header.index_within_checkpoint + 1
+        let expected_index = if previous.header.checkpoint_number == checkpoint {
+            previous.header.index_within_checkpoint + 1
         } else {
             0
         };
@@ -548,14 +593,31 @@ impl ArchiverStore {
                 got: block.header.index_within_checkpoint,
             });
         }
-        if !block.body_matches_header() {
+        let tx_hashes = block.tx_hashes();
+        if block_body_hash(&tx_hashes) != block.header.body_hash {
             return Err(ArchiverError::BodyMismatch { block: number });
         }
-        let stored = extend(&previous, block)?;
+        let stored = extend(&previous.archive, block)?;
         let mut batch = WriteBatch::default();
-        self.put_block(&mut batch, &stored);
+        self.put_block(&mut batch, &stored, &tx_hashes);
+        // Only the proposed tip moves, to a block of a checkpoint not proposed yet (a proposed
+        // checkpoint's blocks are all stored before it): no need to re-read the tips.
+        let mut tips = self.tips;
+        tips.proposed = L2TipId {
+            block: BlockId {
+                number,
+                hash: stored.block.hash(),
+            },
+            checkpoint: CheckpointId {
+                number: checkpoint,
+                hash: B256::ZERO,
+            },
+        };
+        tips.check_invariants()?;
         // Not synced: proposed blocks can be fetched again; the WAL survives process crashes.
-        self.write(batch, false)?;
+        self.write_batch(batch, false)?;
+        self.tips = tips;
+        metrics::gauge!("archiver_tip_block", "tip" => "proposed").set(number as f64);
         metrics::counter!("archiver_blocks_added_total", "source" => "proposal").increment(1);
         Ok(stored)
     }
@@ -585,19 +647,23 @@ impl ArchiverStore {
                 reason: "blocks must start right after the parent checkpoint's last block",
             });
         }
-        let parent = self.required_block(parent_last_block)?;
+        let parent = self.required_header(parent_last_block)?;
         let mut blocks = Vec::new();
         for number in input.start_block..input.start_block + input.block_count {
             let block = self
-                .block(number)?
+                .header(number)?
                 .ok_or(ArchiverError::ProposedCheckpointBlocks {
                     number: input.number,
                     reason: "a block of the checkpoint is not stored",
                 })?;
             blocks.push(block);
         }
-        let total_mana_used =
-            verify_checkpoint_blocks(input.number, &input.payload, &parent, &blocks)?;
+        let total_mana_used = verify_checkpoint_blocks(
+            input.number,
+            &input.payload,
+            parent.archive_root,
+            blocks.iter().map(|b| (&b.header, b.archive_root)),
+        )?;
         let record = ProposedCheckpoint {
             number: input.number,
             payload: input.payload,
@@ -655,8 +721,9 @@ impl ArchiverStore {
 
         // Verify L1's blocks against the checkpointed tip before changing anything.
         let start = tips.checkpointed.block.number + 1;
-        let parent = self.required_block(tips.checkpointed.block.number)?;
+        let parent = self.required_header(tips.checkpointed.block.number)?;
         let mut chained: Vec<StoredBlock> = Vec::with_capacity(input.blocks.len());
+        let mut chained_tx_hashes: Vec<Vec<B256>> = Vec::with_capacity(input.blocks.len());
         for (offset, block) in input.blocks.iter().enumerate() {
             if block.header.block_number != start + offset as u64 {
                 return Err(ArchiverError::L1CheckpointBlocks {
@@ -664,22 +731,24 @@ impl ArchiverStore {
                     reason: "block numbers are not sequential",
                 });
             }
-            if !block.body_matches_header() {
+            let tx_hashes = block.tx_hashes();
+            if block_body_hash(&tx_hashes) != block.header.body_hash {
                 return Err(ArchiverError::L1CheckpointBlocks {
                     number: input.number,
                     reason: "txs do not match a header",
                 });
             }
-            let previous = chained.last().unwrap_or(&parent);
+            let previous = chained.last().map_or(&parent.archive, |b| &b.archive);
             let stored = extend(previous, block.clone())?;
             chained.push(stored);
+            chained_tx_hashes.push(tx_hashes);
         }
-        verify_checkpoint_blocks(input.number, &input.payload, &parent, &chained).map_err(
-            |_| ArchiverError::L1CheckpointBlocks {
+        let headers = chained.iter().map(|b| (&b.block.header, b.archive_root));
+        verify_checkpoint_blocks(input.number, &input.payload, parent.archive_root, headers)
+            .map_err(|_| ArchiverError::L1CheckpointBlocks {
                 number: input.number,
                 reason: "blocks do not match the header",
-            },
-        )?;
+            })?;
 
         // First local block that disagrees with L1 (or a local extra block of this checkpoint).
         let mut first_conflict = None;
@@ -691,11 +760,11 @@ impl ArchiverStore {
                 .number
                 .max(start + chained.len() as u64 - 1)
         {
-            let local = self.block(number)?;
+            let local = self.header(number)?;
             let l1 = chained.get((number - start) as usize);
             match (local, l1) {
-                (Some(local), Some(l1)) if local.block.hash() == l1.block.hash() => {}
-                (Some(local), None) if local.block.header.checkpoint_number != input.number => {
+                (Some(local), Some(l1)) if local.header.hash() == l1.block.hash() => {}
+                (Some(local), None) if local.header.checkpoint_number != input.number => {
                     break;
                 }
                 (None, Some(_)) => new_blocks += 1,
@@ -723,10 +792,10 @@ impl ArchiverStore {
         };
         let rewrite_from = first_conflict.unwrap_or(u64::MAX);
         let mut written = 0;
-        for block in &chained {
+        for (block, tx_hashes) in chained.iter().zip(&chained_tx_hashes) {
             let number = block.block.header.block_number;
-            if number >= rewrite_from || self.block(number)?.is_none() {
-                self.put_block(&mut batch, block);
+            if number >= rewrite_from || self.header(number)?.is_none() {
+                self.put_block(&mut batch, block, tx_hashes);
                 written += 1;
             }
         }
@@ -854,10 +923,10 @@ impl ArchiverStore {
         slot_at_next_l1_block: u64,
     ) -> Result<Option<PruneEvent>, ArchiverError> {
         let first = self.tips.checkpointed.block.number + 1;
-        let Some(block) = self.block(first)? else {
+        let Some(block) = self.header(first)? else {
             return Ok(None);
         };
-        if block.block.header.slot >= slot_at_next_l1_block {
+        if block.header.slot >= slot_at_next_l1_block {
             return Ok(None);
         }
         let mut batch = WriteBatch::default();
@@ -881,8 +950,8 @@ impl ArchiverStore {
     ) -> Result<Option<PruneEvent>, ArchiverError> {
         let tips = self.tips;
         for number in tips.proposed_checkpoint.block.number + 1..=tips.proposed.block.number {
-            let block = self.required_block(number)?;
-            if now_ms > deadline_ms(block.block.header.slot) {
+            let block = self.required_header(number)?;
+            if now_ms > deadline_ms(block.header.slot) {
                 let mut batch = WriteBatch::default();
                 let event = self.remove_from(&mut batch, number, PruneKind::Orphan)?;
                 self.write(batch, false)?;
@@ -936,13 +1005,15 @@ fn record_prune(event: &PruneEvent) {
 }
 
 /// Appends `block` after `previous` (which it must chain on), computing the archive after it.
-fn extend(previous: &StoredBlock, block: Block) -> Result<StoredBlock, ArchiverError> {
-    if block.header.last_archive_root != previous.archive_root {
+/// Appends `block` after the block whose archive is `previous` (it must chain on it),
+/// computing the archive after it.
+fn extend(previous: &ArchiveTree, block: Block) -> Result<StoredBlock, ArchiverError> {
+    if block.header.last_archive_root != previous.root() {
         return Err(ArchiverError::BlockArchiveNotConsistent {
             block: block.header.block_number,
         });
     }
-    let mut archive = previous.archive.clone();
+    let mut archive = previous.clone();
     let archive_root = archive
         .append(block.hash())
         .map_err(|_| ArchiverError::Corrupt("archive full"))?;
@@ -953,26 +1024,24 @@ fn extend(previous: &StoredBlock, block: Block) -> Result<StoredBlock, ArchiverE
     })
 }
 
-/// Checks that `blocks` form checkpoint `number` with `payload` on top of `parent`; returns the
-/// mana they used.
-fn verify_checkpoint_blocks(
+/// Checks that `blocks` (header and archive after each) form checkpoint `number` with
+/// `payload` on top of the block whose archive is `parent_archive`; returns the mana they used.
+fn verify_checkpoint_blocks<'a>(
     number: u64,
     payload: &ConsensusPayload,
-    parent: &StoredBlock,
-    blocks: &[StoredBlock],
+    parent_archive: B256,
+    blocks: impl IntoIterator<Item = (&'a BlockHeader, B256)>,
 ) -> Result<u64, ArchiverError> {
     let fail = |reason| Err(ArchiverError::ProposedCheckpointBlocks { number, reason });
     let header = &payload.header;
-    if header.last_archive_root != parent.archive_root {
+    if header.last_archive_root != parent_archive {
         return fail("header's last archive is not the parent checkpoint's archive");
     }
-    let Some(last) = blocks.last() else {
-        return fail("a checkpoint has at least one block");
-    };
     let mut mana: u64 = 0;
     let mut fees: u128 = 0;
-    for (index, block) in blocks.iter().enumerate() {
-        let h = &block.block.header;
+    let mut hashes: Vec<B256> = Vec::new();
+    let mut last_archive = None;
+    for (index, (h, archive_root)) in blocks.into_iter().enumerate() {
         if h.checkpoint_number != number || h.index_within_checkpoint as usize != index {
             return fail("blocks are not indexed 0.. within the checkpoint");
         }
@@ -984,11 +1053,15 @@ fn verify_checkpoint_blocks(
         }
         mana = mana.saturating_add(h.total_mana_used);
         fees = fees.saturating_add(h.total_fees);
+        hashes.push(h.hash());
+        last_archive = Some(archive_root);
     }
-    if last.archive_root != payload.archive {
+    let Some(last_archive) = last_archive else {
+        return fail("a checkpoint has at least one block");
+    };
+    if last_archive != payload.archive {
         return fail("archive after the last block is not the checkpoint's archive");
     }
-    let hashes: Vec<B256> = blocks.iter().map(|block| block.block.hash()).collect();
     if block_headers_hash(&hashes) != header.block_headers_hash {
         return fail("block headers hash mismatch");
     }
