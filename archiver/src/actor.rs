@@ -8,7 +8,7 @@ use std::{sync::Arc, time::Duration};
 use alloy::providers::Provider;
 use tandem_l1::L1Reader;
 use tandem_proto::{
-    Block, L2Tips,
+    Block, BlockHeader, L2Tips, RecoveredTx,
     time::{Clock, ConsensusWindows, SlotClock},
 };
 use tokio::sync::{broadcast, mpsc, oneshot, watch};
@@ -30,6 +30,7 @@ type Reply<T> = oneshot::Sender<Result<T, ArchiverError>>;
 
 enum Command {
     AddBlock(Block, Reply<StoredBlock>),
+    AddRecoveredBlock(BlockHeader, Vec<RecoveredTx>, Reply<StoredBlock>),
     AddProposedCheckpoint(ProposedCheckpointInput, Reply<ProposedCheckpoint>),
     Block(u64, Reply<Option<StoredBlock>>),
     Checkpoint(u64, Reply<Option<CheckpointRecord>>),
@@ -49,6 +50,7 @@ impl std::fmt::Debug for Command {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str(match self {
             Self::AddBlock(..) => "AddBlock",
+            Self::AddRecoveredBlock(..) => "AddRecoveredBlock",
             Self::AddProposedCheckpoint(..) => "AddProposedCheckpoint",
             Self::Block(..) => "Block",
             Self::Checkpoint(..) => "Checkpoint",
@@ -88,6 +90,16 @@ impl ArchiverHandle {
     /// Queues a validated proposed block.
     pub async fn add_block(&self, block: Block) -> Result<StoredBlock, ArchiverError> {
         self.request(|reply| Command::AddBlock(block, reply)).await
+    }
+
+    /// Queues a block executed locally (built or re-executed): its txs' cached hashes are reused.
+    pub async fn add_recovered_block(
+        &self,
+        header: BlockHeader,
+        txs: Vec<RecoveredTx>,
+    ) -> Result<StoredBlock, ArchiverError> {
+        self.request(|reply| Command::AddRecoveredBlock(header, txs, reply))
+            .await
     }
 
     /// Queues a validated proposed checkpoint (its blocks must be stored).
@@ -254,6 +266,13 @@ impl<P: Provider + Clone> ArchiverActor<P> {
                 let result = self
                     .check_slot(block.header.slot)
                     .and_then(|()| self.store.add_proposed_block(block));
+                self.publish();
+                let _ = reply.send(result);
+            }
+            Command::AddRecoveredBlock(header, txs, reply) => {
+                let result = self
+                    .check_slot(header.slot)
+                    .and_then(|()| self.store.add_proposed_block_recovered(header, &txs));
                 self.publish();
                 let _ = reply.send(result);
             }

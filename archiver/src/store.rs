@@ -6,12 +6,15 @@
 //! The tips are recomputed after every write from one RocksDB snapshot and their invariants
 //! checked; readers get the cached copy.
 
-use std::path::Path;
+use std::{
+    collections::{BTreeMap, HashMap},
+    path::Path,
+};
 
 use rocksdb::{ColumnFamilyDescriptor, DB, IteratorMode, Options, WriteBatch, WriteOptions};
 use tandem_proto::{
     B256, Block, BlockHeader, BlockId, CheckpointHeader, CheckpointId, ConsensusPayload, L2TipId,
-    L2Tips, Signature, Tx, archive::ArchiveTree, block_body_hash, block_headers_hash,
+    L2Tips, RecoveredTx, Signature, Tx, archive::ArchiveTree, block_body_hash, block_headers_hash,
 };
 
 use crate::{
@@ -135,6 +138,11 @@ pub enum L1Outcome {
 pub struct ArchiverStore {
     db: DB,
     tips: L2Tips,
+    /// Tx index of the uncheckpointed blocks, kept in memory: proposed blocks come fast and are
+    /// often pruned; the index is written in the batch that checkpoints them, and rebuilt from
+    /// the stored uncheckpointed blocks at open.
+    pending_txs: HashMap<B256, (u64, u32)>,
+    pending_by_block: BTreeMap<u64, Vec<B256>>,
 }
 
 impl std::fmt::Debug for ArchiverStore {
@@ -162,6 +170,8 @@ impl ArchiverStore {
         let mut store = Self {
             db,
             tips: L2Tips::default(),
+            pending_txs: HashMap::new(),
+            pending_by_block: BTreeMap::new(),
         };
         match store.db.get_cf(store.cf(CF_META), KEY_GENESIS)? {
             None => store.write_genesis(genesis)?,
@@ -178,6 +188,11 @@ impl ArchiverStore {
         }
         store.refresh_tips()?;
         store.check_consistency()?;
+        let tips = store.tips;
+        for number in tips.checkpointed.block.number + 1..=tips.proposed.block.number {
+            let block = store.required_block(number)?;
+            store.remember_txs(number, block.block.tx_hashes());
+        }
         Ok(store)
     }
 
@@ -189,7 +204,44 @@ impl ArchiverStore {
 
     fn write(&mut self, batch: WriteBatch, sync: bool) -> Result<(), ArchiverError> {
         self.write_batch(batch, sync)?;
-        self.refresh_tips()
+        self.refresh_tips()?;
+        // Keep the in-memory index to the uncheckpointed blocks: blocks now checkpointed had
+        // their index written in this batch, blocks above the proposed tip were removed.
+        let tips = self.tips;
+        let mut kept = self
+            .pending_by_block
+            .split_off(&(tips.checkpointed.block.number + 1));
+        let above = kept.split_off(&(tips.proposed.block.number + 1));
+        let checkpointed = std::mem::replace(&mut self.pending_by_block, kept);
+        for hash in checkpointed.values().chain(above.values()).flatten() {
+            self.pending_txs.remove(hash);
+        }
+        Ok(())
+    }
+
+    fn remember_txs(&mut self, number: u64, tx_hashes: Vec<B256>) {
+        for (index, hash) in tx_hashes.iter().enumerate() {
+            self.pending_txs.insert(*hash, (number, index as u32));
+        }
+        self.pending_by_block.insert(number, tx_hashes);
+    }
+
+    fn put_tx_index(&self, batch: &mut WriteBatch, number: u64, tx_hashes: &[B256]) {
+        for (index, hash) in tx_hashes.iter().enumerate() {
+            let mut location = key(number).to_vec();
+            location.extend_from_slice(&(index as u32).to_be_bytes());
+            batch.put_cf(self.cf(CF_TXS), hash.as_slice(), location);
+        }
+    }
+
+    /// Writes the tx index of stored uncheckpointed blocks `numbers` (they are being
+    /// checkpointed in this batch).
+    fn put_pending_tx_index(&self, batch: &mut WriteBatch, numbers: impl IntoIterator<Item = u64>) {
+        for number in numbers {
+            if let Some(hashes) = self.pending_by_block.get(&number) {
+                self.put_tx_index(batch, number, hashes);
+            }
+        }
     }
 
     fn write_batch(&self, batch: WriteBatch, sync: bool) -> Result<(), ArchiverError> {
@@ -227,7 +279,7 @@ impl ArchiverStore {
             attestations: Vec::new(),
         };
         let mut batch = WriteBatch::default();
-        self.put_block(&mut batch, &block, &[]);
+        self.put_block(&mut batch, &block);
         batch.put_cf(
             self.cf(CF_CHECKPOINTS),
             key(0),
@@ -239,9 +291,9 @@ impl ArchiverStore {
         self.write(batch, true)
     }
 
-    /// Writes a block with its indexes; `tx_hashes` are its txs' hashes (computed once by the
-    /// caller, which had to check them against the header anyway).
-    fn put_block(&self, batch: &mut WriteBatch, block: &StoredBlock, tx_hashes: &[B256]) {
+    /// Writes a block with its hash and archive indexes (the tx index is written separately:
+    /// see `pending_txs`).
+    fn put_block(&self, batch: &mut WriteBatch, block: &StoredBlock) {
         let number = block.block.header.block_number;
         let header = StoredHeader {
             header: block.block.header.clone(),
@@ -264,11 +316,6 @@ impl ArchiverStore {
             block.archive_root.as_slice(),
             key(number),
         );
-        for (index, hash) in tx_hashes.iter().enumerate() {
-            let mut location = key(number).to_vec();
-            location.extend_from_slice(&(index as u32).to_be_bytes());
-            batch.put_cf(self.cf(CF_TXS), hash.as_slice(), location);
-        }
     }
 
     fn delete_block(&self, batch: &mut WriteBatch, block: &StoredBlock) {
@@ -343,15 +390,21 @@ impl ArchiverStore {
 
     /// A tx by hash, with its block number.
     pub fn tx(&self, hash: &B256) -> Result<Option<(u64, Tx)>, ArchiverError> {
-        let Some(location) = self.db.get_cf(self.cf(CF_TXS), hash.as_slice())? else {
-            return Ok(None);
+        let (number, index) = match self.pending_txs.get(hash) {
+            Some((number, index)) => (*number, *index as usize),
+            None => {
+                let Some(location) = self.db.get_cf(self.cf(CF_TXS), hash.as_slice())? else {
+                    return Ok(None);
+                };
+                if location.len() != 12 {
+                    return Err(ArchiverError::Corrupt("tx index"));
+                }
+                let number = decode_u64(&location[..8], "tx index")?;
+                let index =
+                    u32::from_be_bytes([location[8], location[9], location[10], location[11]]);
+                (number, index as usize)
+            }
         };
-        if location.len() != 12 {
-            return Err(ArchiverError::Corrupt("tx index"));
-        }
-        let number = decode_u64(&location[..8], "tx index")?;
-        let index =
-            u32::from_be_bytes([location[8], location[9], location[10], location[11]]) as usize;
         let block = self.required_block(number)?;
         let tx = block
             .block
@@ -550,6 +603,30 @@ impl ArchiverStore {
 
     /// Stores a block received (and validated) over gossip or built locally.
     pub fn add_proposed_block(&mut self, block: Block) -> Result<StoredBlock, ArchiverError> {
+        let tx_hashes = block.tx_hashes();
+        self.insert_proposed_block(block, tx_hashes)
+    }
+
+    /// Like [`ArchiverStore::add_proposed_block`], for a block executed here: the txs' hashes,
+    /// cached in the [`RecoveredTx`]s since their admission, are not computed again.
+    pub fn add_proposed_block_recovered(
+        &mut self,
+        header: BlockHeader,
+        txs: &[RecoveredTx],
+    ) -> Result<StoredBlock, ArchiverError> {
+        let tx_hashes = txs.iter().map(RecoveredTx::hash).collect();
+        let block = Block {
+            header,
+            txs: txs.iter().map(|tx| tx.tx().clone()).collect(),
+        };
+        self.insert_proposed_block(block, tx_hashes)
+    }
+
+    fn insert_proposed_block(
+        &mut self,
+        block: Block,
+        tx_hashes: Vec<B256>,
+    ) -> Result<StoredBlock, ArchiverError> {
         let number = block.header.block_number;
         let tips = self.tips;
         if number <= tips.checkpointed.block.number {
@@ -593,13 +670,12 @@ impl ArchiverStore {
                 got: block.header.index_within_checkpoint,
             });
         }
-        let tx_hashes = block.tx_hashes();
         if block_body_hash(&tx_hashes) != block.header.body_hash {
             return Err(ArchiverError::BodyMismatch { block: number });
         }
         let stored = extend(&previous.archive, block)?;
         let mut batch = WriteBatch::default();
-        self.put_block(&mut batch, &stored, &tx_hashes);
+        self.put_block(&mut batch, &stored);
         // Only the proposed tip moves, to a block of a checkpoint not proposed yet (a proposed
         // checkpoint's blocks are all stored before it): no need to re-read the tips.
         let mut tips = self.tips;
@@ -617,6 +693,7 @@ impl ArchiverStore {
         // Not synced: proposed blocks can be fetched again; the WAL survives process crashes.
         self.write_batch(batch, false)?;
         self.tips = tips;
+        self.remember_txs(number, tx_hashes);
         metrics::gauge!("archiver_tip_block", "tip" => "proposed").set(number as f64);
         metrics::counter!("archiver_blocks_added_total", "source" => "proposal").increment(1);
         Ok(stored)
@@ -711,6 +788,7 @@ impl ArchiverStore {
                 attestations: input.attestations,
             };
             let mut batch = WriteBatch::default();
+            self.put_pending_tx_index(&mut batch, record.start_block..=record.last_block());
             self.put_checkpoint(&mut batch, &record);
             batch.delete_cf(self.cf(CF_PROPOSED), key(input.number));
             self.write(batch, true)?;
@@ -795,8 +873,11 @@ impl ArchiverStore {
         for (block, tx_hashes) in chained.iter().zip(&chained_tx_hashes) {
             let number = block.block.header.block_number;
             if number >= rewrite_from || self.header(number)?.is_none() {
-                self.put_block(&mut batch, block, tx_hashes);
+                self.put_block(&mut batch, block);
+                self.put_tx_index(&mut batch, number, tx_hashes);
                 written += 1;
+            } else {
+                self.put_pending_tx_index(&mut batch, [number]);
             }
         }
         let record = CheckpointRecord {

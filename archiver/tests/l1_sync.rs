@@ -164,6 +164,14 @@ async fn full_node_syncs_twenty_checkpoints_from_l1_alone() {
     // A node that already has everything finds nothing new.
     let again = archiver.sync_now().await.unwrap();
     assert_eq!(again.checkpoints, 0);
+
+    // Gossip continues on top of the synced tip through the queue.
+    let next = chain.checkpoint(21, l1.next_slot, 1, 1);
+    let stored = archiver
+        .add_recovered_block(next.blocks[0].header.clone(), Vec::new())
+        .await
+        .unwrap();
+    assert_eq!(archiver.tips().proposed.block.hash, stored.block.hash());
     cancel.cancel();
     task.await.unwrap();
 }

@@ -482,3 +482,76 @@ fn canonical_archive_at(store: &ArchiverStore, number: u64) -> ArchiveTree {
     }
     archive
 }
+
+#[test]
+fn tx_lookup_follows_blocks_through_proposal_promotion_reopen_and_prune() {
+    use tandem_proto::{Address, SigningDomain, SigningKey, Tx, TxPayload};
+    let domain = SigningDomain {
+        chain_id: 1,
+        rollup: Address::ZERO,
+    };
+    let key = SigningKey::from_bytes(&[8; 32]).unwrap();
+    let tx = |nonce| {
+        let payload = TxPayload {
+            chain_id: 1,
+            nonce,
+            to: Address::ZERO,
+            amount: 1,
+            max_fee_per_mana: 1,
+            mana_limit: 10_000,
+        };
+        Tx::sign(payload, &domain, &key)
+            .into_recovered(&domain)
+            .unwrap()
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let mut chain = Chain::new();
+    let first = vec![tx(0), tx(1)];
+    chain.next_txs = first.iter().map(|t| t.tx().clone()).collect();
+    let cp1 = chain.checkpoint(1, 5, 1, 1);
+    let later = vec![tx(2)];
+    chain.next_txs = later.iter().map(|t| t.tx().clone()).collect();
+    let cp2 = chain.checkpoint(2, 6, 1, 1);
+
+    let mut store = ArchiverStore::open(dir.path(), &genesis()).unwrap();
+    store
+        .add_proposed_block_recovered(cp1.blocks[0].header.clone(), &first)
+        .unwrap();
+    let found = |store: &ArchiverStore, hash: B256| {
+        store
+            .tx(&hash)
+            .unwrap()
+            .map(|(number, tx)| (number, tx.hash()))
+    };
+    assert_eq!(
+        found(&store, first[1].hash()),
+        Some((1, first[1].hash())),
+        "uncheckpointed, in memory"
+    );
+    store.add_proposed_checkpoint(cp1.proposed()).unwrap();
+    assert_eq!(
+        store.add_l1_checkpoint(cp1.l1(10)).unwrap(),
+        L1Outcome::Promoted
+    );
+    drop(store);
+    let mut store = ArchiverStore::open(dir.path(), &genesis()).unwrap();
+    assert_eq!(
+        found(&store, first[0].hash()),
+        Some((1, first[0].hash())),
+        "checkpointed, on disk"
+    );
+
+    store
+        .add_proposed_block_recovered(cp2.blocks[0].header.clone(), &later)
+        .unwrap();
+    drop(store);
+    let mut store = ArchiverStore::open(dir.path(), &genesis()).unwrap();
+    assert_eq!(
+        found(&store, later[0].hash()),
+        Some((2, later[0].hash())),
+        "rebuilt at open"
+    );
+    store.prune_uncheckpointed(u64::MAX).unwrap().unwrap();
+    assert_eq!(found(&store, later[0].hash()), None, "pruned");
+    assert!(found(&store, first[1].hash()).is_some());
+}

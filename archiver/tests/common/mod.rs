@@ -30,6 +30,8 @@ pub struct Chain {
     pub genesis_time: u64,
     /// Slot duration, seconds.
     pub slot_duration: u64,
+    /// Txs to put in the next block built (then cleared).
+    pub next_txs: Vec<tandem_proto::Tx>,
 }
 
 pub struct BuiltCheckpoint {
@@ -49,6 +51,7 @@ impl Chain {
             fee_per_mana: 0,
             genesis_time: 1_000,
             slot_duration: 1,
+            next_txs: Vec::new(),
         }
     }
 
@@ -58,10 +61,12 @@ impl Chain {
         let parent_archive = self.archive.root();
         for index in 0..count {
             self.last_block += 1;
+            let txs = std::mem::take(&mut self.next_txs);
+            let tx_hashes: Vec<B256> = txs.iter().map(tandem_proto::Tx::hash).collect();
             let header = BlockHeader {
                 last_archive_root: self.archive.root(),
                 state_root: B256::repeat_byte(salt),
-                body_hash: block_body_hash(&[]),
+                body_hash: block_body_hash(&tx_hashes),
                 chain_id: 1,
                 rollup_version: 1,
                 block_number: self.last_block,
@@ -76,10 +81,7 @@ impl Chain {
                 ..Default::default()
             };
             self.archive.append(header.hash()).unwrap();
-            blocks.push(Block {
-                header,
-                txs: Vec::new(),
-            });
+            blocks.push(Block { header, txs });
         }
         let hashes: Vec<B256> = blocks.iter().map(Block::hash).collect();
         let header = CheckpointHeader {
