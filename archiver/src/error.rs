@@ -59,6 +59,14 @@ pub enum ArchiverError {
         /// Highest checkpointed or proposed checkpoint.
         previous: u64,
     },
+    /// The block's checkpoint was already proposed with a fixed set of blocks.
+    #[error("block {block} claims checkpoint {checkpoint}, which is already proposed")]
+    CheckpointAlreadyProposed {
+        /// Block number.
+        block: u64,
+        /// Its checkpoint.
+        checkpoint: u64,
+    },
     /// `last_archive_root` is not the previous block's archive.
     #[error("block {block} does not build on the previous block's archive")]
     BlockArchiveNotConsistent {

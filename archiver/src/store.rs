@@ -654,6 +654,13 @@ impl ArchiverStore {
                 previous: tips.proposed_checkpoint.checkpoint.number,
             });
         }
+        if self.proposed_checkpoint(checkpoint)?.is_some() {
+            // A proposed checkpoint's blocks are fixed: nothing can be appended to it.
+            return Err(ArchiverError::CheckpointAlreadyProposed {
+                block: number,
+                checkpoint,
+            });
+        }
         let previous = self.required_header(latest)?;
         if block.header.last_archive_root != previous.archive_root {
             return Err(ArchiverError::BlockArchiveNotConsistent { block: number });

@@ -317,6 +317,21 @@ fn block_rules_refuse_bad_blocks_without_writing() {
         })
     ));
     assert_eq!(store.tips().proposed.block.number, 0);
+
+    // Once checkpoint 1 is proposed, no block can join it.
+    let mut chain = Chain::new();
+    let cp1 = chain.checkpoint(1, 5, 1, 1);
+    add_blocks(&mut store, &cp1);
+    store.add_proposed_checkpoint(cp1.proposed()).unwrap();
+    let mut extra = chain.checkpoint(1, 5, 1, 1).blocks[0].clone();
+    extra.header.index_within_checkpoint = 1;
+    assert!(matches!(
+        store.add_proposed_block(extra),
+        Err(ArchiverError::CheckpointAlreadyProposed {
+            block: 2,
+            checkpoint: 1
+        })
+    ));
 }
 
 #[test]
