@@ -276,6 +276,17 @@ fn run_refuses_a_validator_without_keys_and_a_busy_port() {
     );
 }
 
+/// Runs `tandem l1 deploy` against `rpc` with the given key file, output file and extra flags.
+fn deploy(rpc: &str, validators: &str, key: &Path, out: &Path, extra: &[&str]) -> Output {
+    run(tandem()
+        .args(["l1", "deploy", "--rpc", rpc, "--validators", validators])
+        .args(extra)
+        .arg("--key")
+        .arg(key)
+        .arg("--out")
+        .arg(out))
+}
+
 #[tokio::test]
 async fn l1_deploy_writes_a_deployment_file() {
     let anvil = tandem_l1::harness::AnvilHarness::start(None);
@@ -290,21 +301,13 @@ async fn l1_deploy_writes_a_deployment_file() {
     let out = dir.path().join("deployment.json");
     let validators =
         "0x1111111111111111111111111111111111111111,0x2222222222222222222222222222222222222222";
-    let output = run(tandem()
-        .args([
-            "l1",
-            "deploy",
-            "--rpc",
-            &anvil.endpoint(),
-            "--validators",
-            validators,
-            "--slot-duration",
-            "24s",
-        ])
-        .arg("--key")
-        .arg(&key_file)
-        .arg("--out")
-        .arg(&out));
+    let output = deploy(
+        &anvil.endpoint(),
+        validators,
+        &key_file,
+        &out,
+        &["--slot-duration", "24s"],
+    );
     assert!(output.status.success(), "{}", stderr(&output));
 
     let deployment = tandem_l1::Deployment::load(&out).unwrap();
@@ -327,19 +330,7 @@ async fn l1_deploy_writes_a_deployment_file() {
     assert_eq!(reader.tips().await.unwrap(), (0, 0));
 
     // A second deploy to the same file is refused; a bad key file is named.
-    let output = run(tandem()
-        .args([
-            "l1",
-            "deploy",
-            "--rpc",
-            &anvil.endpoint(),
-            "--validators",
-            validators,
-        ])
-        .arg("--key")
-        .arg(&key_file)
-        .arg("--out")
-        .arg(&out));
+    let output = deploy(&anvil.endpoint(), validators, &key_file, &out, &[]);
     assert!(!output.status.success());
     assert!(
         stderr(&output).contains("already exists"),
@@ -347,19 +338,13 @@ async fn l1_deploy_writes_a_deployment_file() {
         stderr(&output)
     );
     std::fs::write(&key_file, "not a key").unwrap();
-    let output = run(tandem()
-        .args([
-            "l1",
-            "deploy",
-            "--rpc",
-            &anvil.endpoint(),
-            "--validators",
-            validators,
-        ])
-        .arg("--key")
-        .arg(&key_file)
-        .arg("--out")
-        .arg(dir.path().join("other.json")));
+    let output = deploy(
+        &anvil.endpoint(),
+        validators,
+        &key_file,
+        &dir.path().join("other.json"),
+        &[],
+    );
     assert!(!output.status.success());
     assert!(
         stderr(&output).contains("--password-file"),
