@@ -55,6 +55,11 @@ impl ConsensusWindows {
         }
     }
 
+    /// The slot clock the windows derive from.
+    pub const fn slot_clock(&self) -> &SlotClock {
+        &self.clock
+    }
+
     /// Opening of the build frame of `target`: `T − S − E`.
     pub fn build_frame_start(&self, target: Slot) -> Timestamp {
         self.clock

@@ -1,0 +1,107 @@
+//! Errors of the p2p crate.
+
+use std::{io, path::PathBuf};
+
+use libp2p::{Multiaddr, TransportError};
+
+/// Why the p2p service could not start or a request failed.
+#[derive(Debug, thiserror::Error)]
+pub enum P2pError {
+    /// No all-nodes checkpoint handler was registered; every node must validate and store
+    /// checkpoint proposals.
+    #[error(
+        "no all-nodes checkpoint handler registered: every node must handle checkpoint proposals"
+    )]
+    MissingAllNodesHandler,
+    /// The node key file could not be read or written.
+    #[error("node key {path}: {source}")]
+    NodeKeyIo {
+        /// The key file.
+        path: PathBuf,
+        /// What failed.
+        source: io::Error,
+    },
+    /// The node key file does not hold an ed25519 key.
+    #[error("node key {path}: not a libp2p ed25519 key ({reason})")]
+    NodeKeyInvalid {
+        /// The key file.
+        path: PathBuf,
+        /// What the decoder said.
+        reason: String,
+    },
+    /// Listening on an address failed.
+    #[error("cannot listen on {addr}: {source}")]
+    Listen {
+        /// The address.
+        addr: Multiaddr,
+        /// What failed.
+        source: TransportError<io::Error>,
+    },
+    /// The libp2p transport or a behaviour could not be built.
+    #[error("cannot build the libp2p swarm: {0}")]
+    Build(String),
+    /// The service stopped.
+    #[error("the p2p service stopped")]
+    Stopped,
+}
+
+/// Why publishing failed.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum PublishError {
+    /// No peer subscribes to the topic yet.
+    #[error("no peers subscribed to the topic")]
+    NoPeers,
+    /// This exact message was published before.
+    #[error("already published")]
+    Duplicate,
+    /// Larger than the topic allows.
+    #[error("message too large for its topic")]
+    TooLarge,
+    /// Our own message's signature does not recover.
+    #[error("the message's signature does not recover")]
+    BadSignature,
+    /// Gossipsub failed otherwise.
+    #[error("gossipsub: {0}")]
+    Gossipsub(String),
+    /// The service stopped.
+    #[error("the p2p service stopped")]
+    Stopped,
+}
+
+/// Why a request to a peer failed.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum RequestError {
+    /// No connected peer to ask.
+    #[error("no connected peer to ask")]
+    NoPeers,
+    /// The request broke a local rule before being sent.
+    #[error("invalid request: {0}")]
+    Invalid(&'static str),
+    /// The peer answered with an error status.
+    #[error("peer {peer} answered {status:?}")]
+    Refused {
+        /// The peer.
+        peer: String,
+        /// Its answer.
+        status: crate::reqresp::ResponseStatus,
+    },
+    /// The peer's answer broke the protocol (unrequested or out-of-order items).
+    #[error("peer {peer} sent a bad response: {reason}")]
+    BadResponse {
+        /// The peer.
+        peer: String,
+        /// What was wrong.
+        reason: &'static str,
+    },
+    /// The transport failed (timeout, closed connection, refused stream).
+    #[error("request to {peer} failed: {reason}")]
+    Failed {
+        /// The peer.
+        peer: String,
+        /// What failed.
+        reason: String,
+    },
+    /// The service stopped.
+    #[error("the p2p service stopped")]
+    Stopped,
+}
