@@ -36,7 +36,7 @@ pub use handlers::{
     ValidatorCheckpointHandler,
 };
 pub use keys::load_or_create_node_key;
-pub use libp2p::{Multiaddr, PeerId};
+pub use libp2p::{Multiaddr, PeerId, multiaddr::Protocol};
 pub use peers::{PeerDecision, PeerManager};
 pub use pool::{
     Admission, Equivocation, MAX_ATTESTATIONS_PER_SLOT_AND_SIGNER, MAX_BLOCK_PROPOSALS_PER_KEY,
