@@ -516,6 +516,20 @@ mod tests {
         assert!(limiter.allow(PeerId::random(), 10.0, t0));
     }
 
+    proptest::proptest! {
+        #[test]
+        fn decoders_never_panic(bytes in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..1024)) {
+            let _ = TxsByHashRequest::decode(&bytes);
+            let _ = BlocksByRangeRequest::decode(&bytes);
+            let _ = Response::<Tx>::decode(&bytes);
+            let _ = Response::<Block>::decode(&bytes);
+            futures::executor::block_on(async {
+                let _ = read_frame::<TxsByHashRequest, _>(&mut Cursor::new(bytes.clone())).await;
+                let _ = read_frame::<Response<Block>, _>(&mut Cursor::new(bytes)).await;
+            });
+        }
+    }
+
     #[test]
     fn request_rules() {
         assert!(!txs_request_valid(&TxsByHashRequest { hashes: vec![] }));

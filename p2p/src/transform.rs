@@ -84,6 +84,16 @@ mod tests {
         }
     }
 
+    proptest::proptest! {
+        #[test]
+        fn inbound_never_panics(kind in 0usize..4, bytes in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..1024)) {
+            let topics = Topics::new(1);
+            let transform = SnappyTransform::new(topics.clone());
+            let topic = topics.hash(GossipKind::ALL[kind]).clone();
+            let _ = transform.inbound_transform(raw(topic, bytes));
+        }
+    }
+
     #[test]
     fn round_trip_and_limits() {
         let topics = Topics::new(1);

@@ -11,12 +11,17 @@ use std::{
     time::Duration,
 };
 
-use common::{MemoryProvider, Net, NodeOptions, TARGET, TestNode, eventually, spawn_node, wait_for_mesh};
+use common::{
+    MemoryProvider, Net, NodeOptions, TARGET, TestNode, eventually, spawn_node, wait_for_mesh,
+};
 use tandem_p2p::{
     GossipKind, HandlersBuilder, P2pError, P2pEvent, RequestError,
     reqresp::{MAX_BLOCKS_PER_REQUEST, ResponseStatus},
 };
-use tandem_proto::{Block, Tx, time::{Clock, SystemClock}};
+use tandem_proto::{
+    Block, Tx,
+    time::{Clock, SystemClock},
+};
 
 const PATIENCE: Duration = Duration::from_secs(15);
 
@@ -49,7 +54,11 @@ async fn six_nodes_in_a_line_call_the_right_handlers_in_order() {
     let block0 = net.block(TARGET, 0, vec![net.tx(0), net.tx(1)], &proposer);
     let block1 = net.block(TARGET, 1, vec![net.tx(2)], &proposer);
     let checkpoint = net.checkpoint(TARGET, block1, 0, &proposer);
-    nodes[0].handle.publish_block_proposal(block0).await.unwrap();
+    nodes[0]
+        .handle
+        .publish_block_proposal(block0)
+        .await
+        .unwrap();
     nodes[0]
         .handle
         .publish_checkpoint_proposal(checkpoint.clone())
@@ -86,7 +95,11 @@ async fn six_nodes_in_a_line_call_the_right_handlers_in_order() {
         .map(|attestation| attestation.recover_attester(&net.domain).unwrap())
         .collect();
     attesters.sort();
-    let mut expected: Vec<_> = net.attesters(TARGET).iter().map(|key| key.address()).collect();
+    let mut expected: Vec<_> = net
+        .attesters(TARGET)
+        .iter()
+        .map(|key| key.address())
+        .collect();
     expected.sort();
     assert_eq!(attesters, expected);
 }
@@ -109,15 +122,27 @@ async fn equivocating_checkpoint_is_forwarded_but_not_processed() {
     let first = net.checkpoint(TARGET, last_block.clone(), 0, &proposer);
     // Same slot and last block, different payload (fee modifier): an equivocation.
     let second = net.checkpoint(TARGET, last_block, 50, &proposer);
-    nodes[0].handle.publish_checkpoint_proposal(first).await.unwrap();
+    nodes[0]
+        .handle
+        .publish_checkpoint_proposal(first)
+        .await
+        .unwrap();
     for node in &nodes[1..] {
         node.recorder.wait_for(2, PATIENCE).await;
     }
-    nodes[0].handle.publish_checkpoint_proposal(second).await.unwrap();
+    nodes[0]
+        .handle
+        .publish_checkpoint_proposal(second)
+        .await
+        .unwrap();
 
     for events in &mut events {
         let equivocation = loop {
-            match tokio::time::timeout(PATIENCE, events.recv()).await.unwrap().unwrap() {
+            match tokio::time::timeout(PATIENCE, events.recv())
+                .await
+                .unwrap()
+                .unwrap()
+            {
                 P2pEvent::Equivocation(evidence) => break evidence,
                 P2pEvent::CheckpointProposalSeen(_) => {}
             }
@@ -129,7 +154,10 @@ async fn equivocating_checkpoint_is_forwarded_but_not_processed() {
     // Give stragglers time, then check nothing more was processed or reported.
     tokio::time::sleep(Duration::from_millis(500)).await;
     for (node, events) in nodes[1..].iter().zip(&mut events) {
-        assert_eq!(node.recorder.entries(), vec!["block:10:0", "all_nodes:10:0"]);
+        assert_eq!(
+            node.recorder.entries(),
+            vec!["block:10:0", "all_nodes:10:0"]
+        );
         while let Ok(event) = events.try_recv() {
             assert!(
                 !matches!(event, P2pEvent::Equivocation(_)),
@@ -163,7 +191,13 @@ async fn bad_gossip_is_penalized_and_a_persistent_sender_disconnected_then_banne
         .unwrap();
     assert!(
         eventually(PATIENCE, || async {
-            victim.handle.peer_reputation(attacker_id).await.unwrap().score <= -9.0
+            victim
+                .handle
+                .peer_reputation(attacker_id)
+                .await
+                .unwrap()
+                .score
+                <= -9.0
         })
         .await,
         "wrong proposer not penalized"
@@ -196,7 +230,12 @@ async fn bad_gossip_is_penalized_and_a_persistent_sender_disconnected_then_banne
     assert!(
         eventually(PATIENCE, || async {
             let _ = send_garbage(&attacker).await;
-            victim.handle.peer_reputation(attacker_id).await.unwrap().banned
+            victim
+                .handle
+                .peer_reputation(attacker_id)
+                .await
+                .unwrap()
+                .banned
         })
         .await,
         "garbage sender not banned"
@@ -272,11 +311,22 @@ async fn req_resp_fetches_txs_and_blocks_and_refuses_abuse() {
     assert_eq!(fetched, expected);
 
     // A block range, consecutive from the start; past the tip it is cut short.
-    let blocks = client.handle.request_blocks(server_id, 5, 10).await.unwrap();
-    let numbers: Vec<u64> = blocks.iter().map(|block| block.header.block_number).collect();
+    let blocks = client
+        .handle
+        .request_blocks(server_id, 5, 10)
+        .await
+        .unwrap();
+    let numbers: Vec<u64> = blocks
+        .iter()
+        .map(|block| block.header.block_number)
+        .collect();
     assert_eq!(numbers, (5..15).collect::<Vec<_>>());
     assert_eq!(blocks[0].txs, vec![txs[5].clone()]);
-    let tail = client.handle.request_blocks(server_id, 195, 10).await.unwrap();
+    let tail = client
+        .handle
+        .request_blocks(server_id, 195, 10)
+        .await
+        .unwrap();
     assert_eq!(tail.len(), 6);
 
     // Oversized requests never leave the client.

@@ -10,9 +10,9 @@ use std::{
 
 use futures::{FutureExt, future::BoxFuture};
 use tandem_p2p::{
-    AllNodesCheckpointHandler, BlockProposalHandler, GossipKind,
-    HandlersBuilder, Multiaddr, NetworkParams, P2pConfig, P2pDeps, P2pHandle, P2pService,
-    StaticCommittee, TxHandler, TxRules, ValidatorCheckpointHandler, Verified,
+    AllNodesCheckpointHandler, BlockProposalHandler, GossipKind, HandlersBuilder, Multiaddr,
+    NetworkParams, P2pConfig, P2pDeps, P2pHandle, P2pService, StaticCommittee, TxHandler, TxRules,
+    ValidatorCheckpointHandler, Verified,
     reqresp::{ChainProvider, ProviderError},
 };
 use tandem_proto::{
@@ -61,7 +61,14 @@ impl Net {
             keys.iter().map(SigningKey::address).collect::<Vec<_>>(),
         ));
         Self {
-            params: NetworkParams::new(domain, windows, SLOT, TxRules { min_mana_limit: 10_000 }),
+            params: NetworkParams::new(
+                domain,
+                windows,
+                SLOT,
+                TxRules {
+                    min_mana_limit: 10_000,
+                },
+            ),
             committee,
             keys,
             outsider: SigningKey::from_bytes(&[99; 32]).unwrap(),
@@ -144,7 +151,11 @@ impl Net {
         CheckpointProposal::sign(payload, Some(last_block), &self.domain, key)
     }
 
-    pub fn attestation(&self, proposal: &CheckpointProposal, key: &SigningKey) -> CheckpointAttestation {
+    pub fn attestation(
+        &self,
+        proposal: &CheckpointProposal,
+        key: &SigningKey,
+    ) -> CheckpointAttestation {
         CheckpointAttestation::sign(proposal, &self.domain, key)
     }
 }
@@ -245,7 +256,10 @@ pub struct MemoryProvider {
 
 impl ChainProvider for MemoryProvider {
     fn txs_by_hash(&self, hashes: Vec<B256>) -> BoxFuture<'static, Result<Vec<Tx>, ProviderError>> {
-        let found: Vec<Tx> = hashes.iter().filter_map(|hash| self.txs.get(hash).cloned()).collect();
+        let found: Vec<Tx> = hashes
+            .iter()
+            .filter_map(|hash| self.txs.get(hash).cloned())
+            .collect();
         async move { Ok(found) }.boxed()
     }
 
@@ -324,9 +338,7 @@ pub async fn spawn_node(net: &Net, options: NodeOptions) -> TestNode {
     let cancel = CancellationToken::new();
     tokio::spawn(service.run(cancel.clone()));
     let listen = handle.listen_addrs().await.unwrap();
-    let addr = listen[0]
-        .clone()
-        .with(libp2p_peer(handle.local_peer_id()));
+    let addr = listen[0].clone().with(libp2p_peer(handle.local_peer_id()));
     TestNode {
         handle,
         recorder,

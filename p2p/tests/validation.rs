@@ -1,0 +1,422 @@
+//! Gossip validation rules, verdicts and penalties, at explicit instants (no network).
+
+mod common;
+
+use std::time::Duration;
+
+use common::{Net, TARGET};
+use libp2p::gossipsub::MessageAcceptance;
+use tandem_p2p::{
+    Accepted, GossipInvalid, GossipKind, GossipPipeline, GossipValidator,
+    LATE_OR_EARLY_IGNORE_MARGIN, SlotDuty,
+    scoring::{PeerAction, judge},
+};
+use tandem_proto::{
+    CheckpointAttestation, Signature, Tx, WireMessage,
+    time::{Slot, Timestamp},
+};
+
+/// `now` 40 s before slot 10 starts: inside its proposal window.
+fn setup() -> (Net, GossipPipeline, Timestamp) {
+    let now = Timestamp::from_secs(1_000_000);
+    let net = Net::new(now);
+    let validator = GossipValidator::new(
+        net.domain,
+        net.windows,
+        net.committee.clone(),
+        net.params.tx_rules,
+        net.params.max_txs_per_block,
+    );
+    (net, GossipPipeline::new(validator), now)
+}
+
+fn verdict(result: &Result<Accepted, GossipInvalid>) -> (MessageAcceptance, Option<PeerAction>) {
+    match result {
+        Ok(_) => (MessageAcceptance::Accept, None),
+        Err(err) => judge(err),
+    }
+}
+
+const REJECT_MID: (MessageAcceptance, Option<PeerAction>) = (
+    MessageAcceptance::Reject,
+    Some(PeerAction::MidToleranceError),
+);
+const IGNORE: (MessageAcceptance, Option<PeerAction>) = (MessageAcceptance::Ignore, None);
+
+#[test]
+fn valid_block_proposal_is_accepted_once() {
+    let (net, mut pipeline, now) = setup();
+    let block = net.block(TARGET, 0, vec![net.tx(0)], net.proposer(TARGET));
+    let bytes = block.to_wire_bytes();
+    let accepted = pipeline
+        .accept(GossipKind::BlockProposal, &bytes, now)
+        .unwrap();
+    let Accepted::Block(verified) = accepted else {
+        panic!("expected a block, got {accepted:?}");
+    };
+    assert_eq!(verified.signer(), net.proposer(TARGET).address());
+    assert_eq!(*verified.message().as_ref(), block);
+    let again = pipeline.accept(GossipKind::BlockProposal, &bytes, now);
+    assert_eq!(again.unwrap_err(), GossipInvalid::Duplicate);
+}
+
+#[test]
+fn bad_signature_wrong_proposer_garbage_and_oversize_are_rejected() {
+    let (net, mut pipeline, now) = setup();
+    let mut tampered = net.block(TARGET, 0, vec![], net.proposer(TARGET));
+    let mut signature = *tampered.signature.as_bytes();
+    signature[64] = 30;
+    tampered.signature = Signature::from_bytes(signature);
+    let result = pipeline.accept(GossipKind::BlockProposal, &tampered.to_wire_bytes(), now);
+    assert!(
+        matches!(result, Err(GossipInvalid::BadSignature(_))),
+        "{result:?}"
+    );
+    assert_eq!(verdict(&result), REJECT_MID);
+
+    let wrong = net.block(TARGET, 0, vec![], &net.outsider);
+    let result = pipeline.accept(GossipKind::BlockProposal, &wrong.to_wire_bytes(), now);
+    assert!(
+        matches!(result, Err(GossipInvalid::WrongProposer { .. })),
+        "{result:?}"
+    );
+    assert_eq!(verdict(&result), REJECT_MID);
+
+    for kind in GossipKind::ALL {
+        let result = pipeline.accept(kind, &[0xff, 0x00, 0x13], now);
+        assert!(
+            matches!(result, Err(GossipInvalid::Decode(_))),
+            "{kind}: {result:?}"
+        );
+        assert_eq!(
+            verdict(&result),
+            (
+                MessageAcceptance::Reject,
+                Some(PeerAction::LowToleranceError)
+            )
+        );
+        let oversize = vec![0u8; kind.max_message_size() + 1];
+        let result = pipeline.accept(kind, &oversize, now);
+        assert!(
+            matches!(&result, Err(GossipInvalid::Decode(err)) if err.to_string().contains("exceeds the limit")),
+            "{kind}: {result:?}"
+        );
+    }
+}
+
+#[test]
+fn slot_timing_ignores_slightly_off_and_rejects_far_off() {
+    let (net, mut pipeline, _) = setup();
+    let window = net.windows.checkpoint_proposal(TARGET);
+    let proposer = net.proposer(TARGET);
+    let block = |index| net.block(TARGET, index, vec![], proposer).to_wire_bytes();
+
+    let just_inside = window.end;
+    assert!(
+        pipeline
+            .accept(GossipKind::BlockProposal, &block(0), just_inside)
+            .is_ok()
+    );
+
+    let slightly_late = window.end.saturating_add(Duration::from_millis(300));
+    let result = pipeline.accept(GossipKind::BlockProposal, &block(1), slightly_late);
+    assert!(
+        matches!(result, Err(GossipInvalid::SlightlyLate { .. })),
+        "{result:?}"
+    );
+    assert_eq!(verdict(&result), IGNORE);
+
+    let slightly_early = window.start.saturating_sub(Duration::from_millis(300));
+    let result = pipeline.accept(GossipKind::BlockProposal, &block(2), slightly_early);
+    assert!(
+        matches!(result, Err(GossipInvalid::SlightlyEarly { .. })),
+        "{result:?}"
+    );
+    assert_eq!(verdict(&result), IGNORE);
+
+    let far_late = window
+        .end
+        .saturating_add(LATE_OR_EARLY_IGNORE_MARGIN + Duration::from_millis(1));
+    let result = pipeline.accept(GossipKind::BlockProposal, &block(3), far_late);
+    assert!(
+        matches!(result, Err(GossipInvalid::WrongSlot { .. })),
+        "{result:?}"
+    );
+    assert_eq!(
+        verdict(&result),
+        (
+            MessageAcceptance::Reject,
+            Some(PeerAction::HighToleranceError)
+        )
+    );
+
+    // A proposal for a slot far in the future, received now.
+    let future = Slot(TARGET.0 + 5);
+    let result = pipeline.accept(
+        GossipKind::BlockProposal,
+        &net.block(future, 0, vec![], net.proposer(future))
+            .to_wire_bytes(),
+        just_inside,
+    );
+    assert!(matches!(result, Err(GossipInvalid::WrongSlot { offset_ms, .. }) if offset_ms < 0));
+}
+
+#[test]
+fn tampered_txs_are_rejected() {
+    let (net, mut pipeline, now) = setup();
+    let proposer = net.proposer(TARGET);
+    let mut block = net.block(TARGET, 0, vec![net.tx(0), net.tx(1)], proposer);
+    // Swap a full tx for another one: hashes still match the header, the tx does not.
+    block.txs[1] = net.tx(7);
+    let result = pipeline.accept(GossipKind::BlockProposal, &block.to_wire_bytes(), now);
+    assert!(
+        matches!(result, Err(GossipInvalid::ProposalTxs(_))),
+        "{result:?}"
+    );
+    assert_eq!(
+        verdict(&result),
+        (
+            MessageAcceptance::Reject,
+            Some(PeerAction::LowToleranceError)
+        )
+    );
+
+    // Unsigned or wrong-chain txs on the tx topic.
+    let mut tx = net.tx(3);
+    tx.payload.chain_id += 1;
+    let result = pipeline.accept(GossipKind::Tx, &tx.to_wire_bytes(), now);
+    assert!(
+        matches!(result, Err(GossipInvalid::WrongChain { .. })),
+        "{result:?}"
+    );
+    let mut tx: Tx = net.tx(4);
+    tx.payload.amount += 1;
+    let result = pipeline.accept(GossipKind::Tx, &tx.to_wire_bytes(), now);
+    match result {
+        Ok(Accepted::Tx(verified)) => assert_ne!(verified.signer(), net.outsider.address()),
+        Err(GossipInvalid::BadSignature(_)) => {}
+        other => panic!("tampered tx: {other:?}"),
+    }
+    let good = net.tx(5);
+    assert!(matches!(
+        pipeline.accept(GossipKind::Tx, &good.to_wire_bytes(), now),
+        Ok(Accepted::Tx(verified)) if verified.signer() == net.outsider.address()
+    ));
+}
+
+#[test]
+fn checkpoint_proposal_checks_its_last_block() {
+    let (net, mut pipeline, now) = setup();
+    let proposer = net.proposer(TARGET);
+    let last = net.block(TARGET, 1, vec![], proposer);
+
+    // Archive of the payload differs from the block's.
+    let mut mismatched = net.checkpoint(TARGET, last.clone(), 0, proposer);
+    mismatched.payload.archive = Default::default();
+    let mismatched = tandem_proto::CheckpointProposal::sign(
+        mismatched.payload,
+        mismatched.last_block,
+        &net.domain,
+        proposer,
+    );
+    let result = pipeline.accept(
+        GossipKind::CheckpointProposal,
+        &mismatched.to_wire_bytes(),
+        now,
+    );
+    assert_eq!(
+        result.unwrap_err(),
+        GossipInvalid::LastBlockMismatch("archive differs")
+    );
+
+    // Block signed by someone else inside a proposer-signed checkpoint.
+    let foreign_block = net.block(TARGET, 1, vec![], &net.outsider);
+    let result = pipeline.accept(
+        GossipKind::CheckpointProposal,
+        &net.checkpoint(TARGET, foreign_block, 0, proposer)
+            .to_wire_bytes(),
+        now,
+    );
+    assert!(
+        matches!(result, Err(GossipInvalid::LastBlockInvalid(_))),
+        "{result:?}"
+    );
+    assert_eq!(verdict(&result), REJECT_MID);
+
+    // The valid one: checkpoint and its block both come out, the block to be handled first.
+    let checkpoint = net.checkpoint(TARGET, last.clone(), 0, proposer);
+    let accepted = pipeline
+        .accept(
+            GossipKind::CheckpointProposal,
+            &checkpoint.to_wire_bytes(),
+            now,
+        )
+        .unwrap();
+    let Accepted::Checkpoint {
+        last_block,
+        checkpoint: verified,
+    } = accepted
+    else {
+        panic!("expected a checkpoint, got {accepted:?}");
+    };
+    assert_eq!(last_block.unwrap().header, last.header);
+    assert_eq!(verified.signer(), proposer.address());
+    assert!(pipeline.pool().has_checkpoint_proposal(TARGET));
+
+    // An equivocating checkpoint whose last block equivocates too is rejected, and the block
+    // equivocation is reported.
+    let other_last = net.block(TARGET, 1, vec![net.tx(9)], proposer);
+    let result = pipeline.accept(
+        GossipKind::CheckpointProposal,
+        &net.checkpoint(TARGET, other_last, 0, proposer)
+            .to_wire_bytes(),
+        now,
+    );
+    assert_eq!(result.unwrap_err(), GossipInvalid::LastBlockEquivocated);
+    let evidence = pipeline.take_equivocations();
+    assert_eq!(evidence.len(), 1);
+    assert_eq!(evidence[0].kind, GossipKind::BlockProposal);
+}
+
+#[test]
+fn attestations_need_a_committee_member_and_the_right_proposer() {
+    let (net, mut pipeline, now) = setup();
+    let proposer = net.proposer(TARGET);
+    let checkpoint = net.checkpoint(TARGET, net.block(TARGET, 0, vec![], proposer), 0, proposer);
+    let attesters = net.attesters(TARGET);
+
+    let good = net.attestation(&checkpoint, &attesters[0]);
+    assert!(matches!(
+        pipeline.accept(GossipKind::CheckpointAttestation, &good.to_wire_bytes(), now),
+        Ok(Accepted::Attestation(verified)) if verified.signer() == attesters[0].address()
+    ));
+    assert_eq!(
+        pipeline
+            .accept(
+                GossipKind::CheckpointAttestation,
+                &good.to_wire_bytes(),
+                now
+            )
+            .unwrap_err(),
+        GossipInvalid::Duplicate
+    );
+
+    let outsider = net.attestation(&checkpoint, &net.outsider);
+    let result = pipeline.accept(
+        GossipKind::CheckpointAttestation,
+        &outsider.to_wire_bytes(),
+        now,
+    );
+    assert!(
+        matches!(result, Err(GossipInvalid::NotInCommittee { .. })),
+        "{result:?}"
+    );
+    assert_eq!(
+        verdict(&result),
+        (
+            MessageAcceptance::Reject,
+            Some(PeerAction::HighToleranceError)
+        )
+    );
+
+    // An attestation to a checkpoint "proposed" by a non-proposer.
+    let fake = net.checkpoint(
+        TARGET,
+        net.block(TARGET, 0, vec![], &attesters[2]),
+        0,
+        &attesters[2],
+    );
+    let result = pipeline.accept(
+        GossipKind::CheckpointAttestation,
+        &net.attestation(&fake, &attesters[1]).to_wire_bytes(),
+        now,
+    );
+    assert!(
+        matches!(result, Err(GossipInvalid::WrongProposer { .. })),
+        "{result:?}"
+    );
+
+    // Second distinct attestation by the same signer in the slot: accepted as evidence.
+    let other = net.checkpoint(TARGET, net.block(TARGET, 0, vec![], proposer), 7, proposer);
+    let second = net.attestation(&other, &attesters[0]);
+    assert!(matches!(
+        pipeline.accept(
+            GossipKind::CheckpointAttestation,
+            &second.to_wire_bytes(),
+            now
+        ),
+        Ok(Accepted::Equivocated { last_block: None })
+    ));
+    assert_eq!(pipeline.take_equivocations().len(), 1);
+    let third = net.attestation(
+        &net.checkpoint(TARGET, net.block(TARGET, 0, vec![], proposer), 8, proposer),
+        &attesters[0],
+    );
+    let result = pipeline.accept(
+        GossipKind::CheckpointAttestation,
+        &third.to_wire_bytes(),
+        now,
+    );
+    assert_eq!(result.unwrap_err(), GossipInvalid::PoolCapExceeded(2));
+
+    let _: CheckpointAttestation = good;
+}
+
+#[test]
+fn unknown_committee_is_ignored_and_empty_committee_rejects_attestations() {
+    struct Duties(Option<SlotDuty>);
+    impl tandem_p2p::CommitteeSource for Duties {
+        fn duty(&self, _: Slot) -> Option<SlotDuty> {
+            self.0.clone()
+        }
+    }
+    let now = Timestamp::from_secs(1_000_000);
+    let net = Net::new(now);
+    let pipeline_with = |duty: Option<SlotDuty>| {
+        GossipPipeline::new(GossipValidator::new(
+            net.domain,
+            net.windows,
+            std::sync::Arc::new(Duties(duty)),
+            net.params.tx_rules,
+            net.params.max_txs_per_block,
+        ))
+    };
+    let proposer = net.proposer(TARGET);
+    let checkpoint = net.checkpoint(TARGET, net.block(TARGET, 0, vec![], proposer), 0, proposer);
+
+    let mut unknown = pipeline_with(None);
+    let result = unknown.accept(
+        GossipKind::CheckpointProposal,
+        &checkpoint.to_wire_bytes(),
+        now,
+    );
+    assert_eq!(result.unwrap_err(), GossipInvalid::CommitteeUnknown(TARGET));
+
+    let empty = SlotDuty {
+        proposer: None,
+        committee: Vec::new().into(),
+    };
+    let mut open = pipeline_with(Some(empty));
+    // Anyone may propose when the committee is empty...
+    let by_outsider = net.checkpoint(
+        TARGET,
+        net.block(TARGET, 0, vec![], &net.outsider),
+        0,
+        &net.outsider,
+    );
+    assert!(
+        open.accept(
+            GossipKind::CheckpointProposal,
+            &by_outsider.to_wire_bytes(),
+            now
+        )
+        .is_ok()
+    );
+    // ...but nobody can attest.
+    let result = open.accept(
+        GossipKind::CheckpointAttestation,
+        &net.attestation(&by_outsider, &net.keys[0]).to_wire_bytes(),
+        now,
+    );
+    assert_eq!(result.unwrap_err(), GossipInvalid::NoCommittee(TARGET));
+}
