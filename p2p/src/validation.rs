@@ -3,11 +3,16 @@
 //! gossipsub holds a message awaiting validation for only a few heartbeats; expensive work
 //! (re-execution, storage, attesting) happens in the handlers after acceptance.
 
-use std::{sync::Arc, time::Duration};
+use std::{
+    collections::HashMap,
+    sync::{Arc, Mutex},
+    time::Duration,
+};
 
 use tandem_proto::{
-    Address, BlockProposal, CheckpointAttestation, CheckpointProposal, ProposalTxsError,
-    RecoveredTx, SignatureError, SigningDomain, Tx, WireError,
+    Address, B256, BlockProposal, CheckpointAttestation, CheckpointProposal, ConsensusPayload,
+    ProposalTxsError, RecoveredTx, Signature, SignatureError, SignatureKind, SigningDomain, Tx,
+    WireError,
     time::{ConsensusWindows, Slot, Timestamp, Window, WindowCheck},
 };
 
@@ -127,9 +132,21 @@ pub struct TxRules {
     pub min_mana_limit: u64,
 }
 
+/// Proposer signatures recovered recently, keyed by (payload hash, signature): every
+/// attestation to a checkpoint repeats its proposer's signature, so without this cache each
+/// attestation would cost two recoveries instead of one.
+#[derive(Debug, Default)]
+struct ProposerCache {
+    recovered: HashMap<(B256, Signature), Address>,
+}
+
+/// Entries kept before the cache starts over (a few slots' worth of checkpoints).
+const PROPOSER_CACHE_CAPACITY: usize = 256;
+
 /// Validates decoded gossip against the time model and the slot's duty.
 #[derive(Clone)]
 pub struct GossipValidator {
+    proposer_cache: Arc<Mutex<ProposerCache>>,
     domain: SigningDomain,
     windows: ConsensusWindows,
     committee: Arc<dyn CommitteeSource>,
@@ -156,6 +173,7 @@ impl GossipValidator {
         max_txs_per_block: usize,
     ) -> Self {
         Self {
+            proposer_cache: Arc::default(),
             domain,
             windows,
             committee,
@@ -253,8 +271,8 @@ impl GossipValidator {
     > {
         let slot = Slot(proposal.payload.header.slot);
         self.check_window(slot, self.windows.checkpoint_proposal(slot), now)?;
-        let signer = proposal
-            .recover_proposer(&self.domain)
+        let signer = self
+            .recover_checkpoint_proposer(&proposal.payload, proposal.signature)
             .map_err(GossipInvalid::BadSignature)?;
         self.check_proposer(slot, signer)?;
         let last_block = match &proposal.last_block {
@@ -299,8 +317,8 @@ impl GossipValidator {
         if !duty.is_member(attester) {
             return Err(GossipInvalid::NotInCommittee { slot, attester });
         }
-        let proposer = attestation
-            .recover_proposer(&self.domain)
+        let proposer = self
+            .recover_checkpoint_proposer(&attestation.payload, attestation.proposer_signature)
             .map_err(GossipInvalid::BadProposerSignature)?;
         if let Some(expected) = duty.proposer
             && expected != proposer
@@ -312,6 +330,35 @@ impl GossipValidator {
             });
         }
         Ok(Verified::new(attestation, attester, now))
+    }
+
+    fn recover_checkpoint_proposer(
+        &self,
+        payload: &ConsensusPayload,
+        signature: Signature,
+    ) -> Result<Address, SignatureError> {
+        let payload_hash = payload.payload_hash();
+        let key = (payload_hash, signature);
+        if let Some(signer) = self.cache().recovered.get(&key) {
+            return Ok(*signer);
+        }
+        let signer = signature.recover(
+            self.domain
+                .digest(SignatureKind::CheckpointProposal, payload_hash),
+        )?;
+        let mut cache = self.cache();
+        if cache.recovered.len() >= PROPOSER_CACHE_CAPACITY {
+            cache.recovered.clear();
+        }
+        cache.recovered.insert(key, signer);
+        Ok(signer)
+    }
+
+    fn cache(&self) -> std::sync::MutexGuard<'_, ProposerCache> {
+        // A panic while holding the lock cannot leave the map inconsistent: keep using it.
+        self.proposer_cache
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
     fn check_window(
