@@ -94,6 +94,105 @@ fn attestation_throughput() {
     println!("attestations validated/s (1 core): {rate:>10.0}   (target >= 20,000)");
 }
 
+/// ~1 MiB of txs (6,000 × ~170 bytes encoded).
+fn mib_of_txs(domain: &SigningDomain) -> Vec<Tx> {
+    let sender = SigningKey::from_bytes(&[9; 32]).expect("key");
+    (0..6_000u64)
+        .map(|nonce| {
+            Tx::sign(
+                TxPayload {
+                    chain_id: domain.chain_id,
+                    nonce,
+                    to: Address::repeat_byte(1),
+                    amount: 1,
+                    max_fee_per_mana: 1,
+                    mana_limit: 10_000,
+                },
+                domain,
+                &sender,
+            )
+        })
+        .collect()
+}
+
+fn big_proposal(
+    domain: &SigningDomain,
+    txs: &[Tx],
+    index: u32,
+    proposer: &SigningKey,
+) -> BlockProposal {
+    let hashes: Vec<B256> = txs.iter().map(Tx::hash).collect();
+    let header = BlockHeader {
+        chain_id: domain.chain_id,
+        index_within_checkpoint: index,
+        slot: TARGET.0,
+        body_hash: block_body_hash(&hashes),
+        ..BlockHeader::default()
+    };
+    BlockProposal::sign(
+        header,
+        B256::repeat_byte(index as u8),
+        txs.to_vec(),
+        domain,
+        proposer,
+    )
+}
+
+/// One hop's CPU work on a 1 MiB proposal: decode, tx-hash check, signature, pool.
+fn big_proposal_validation() {
+    let now = Timestamp::from_secs(1_000_000);
+    let keys = keys(4);
+    let (params, committee) = network(now, &keys);
+    let proposer = &keys[(TARGET.0 % 4) as usize];
+    let bytes =
+        big_proposal(&params.domain, &mib_of_txs(&params.domain), 0, proposer).to_wire_bytes();
+    let compressed = snap::raw::Encoder::new()
+        .compress_vec(&bytes)
+        .expect("compress");
+    let validator = GossipValidator::new(
+        params.domain,
+        params.windows,
+        committee,
+        params.tx_rules,
+        params.max_txs_per_block,
+    );
+    let rounds = 50;
+    let per_round = |op: &mut dyn FnMut()| {
+        let started = Instant::now();
+        for _ in 0..rounds {
+            op();
+        }
+        started.elapsed() / rounds
+    };
+    let snappy = per_round(&mut || {
+        std::hint::black_box(
+            snap::raw::Decoder::new()
+                .decompress_vec(&compressed)
+                .expect("snappy"),
+        );
+    });
+    let decoded = BlockProposal::from_wire_bytes(&bytes).expect("decodes");
+    let decode = per_round(&mut || {
+        std::hint::black_box(BlockProposal::from_wire_bytes(&bytes).expect("decodes"));
+    });
+    let tx_check = per_round(&mut || decoded.check_txs().expect("txs match"));
+    println!("  1 MiB proposal parts: snappy {snappy:?}, decode {decode:?}, tx-hash check {tx_check:?}");
+    let started = Instant::now();
+    for _ in 0..rounds {
+        let data = snap::raw::Decoder::new()
+            .decompress_vec(&compressed)
+            .expect("decompress");
+        let mut pipeline = GossipPipeline::new(validator.clone());
+        pipeline
+            .accept(GossipKind::BlockProposal, &data, now)
+            .expect("valid proposal");
+    }
+    println!(
+        "1 MiB proposal, snappy + decode + validate + pool: {:?} per message (1 core)",
+        started.elapsed() / rounds
+    );
+}
+
 struct Arrivals {
     log: Arc<Mutex<Vec<(u32, Instant)>>>,
 }
@@ -135,8 +234,8 @@ struct BenchNode {
     arrivals: Arc<Mutex<Vec<(u32, Instant)>>>,
 }
 
-async fn propagation() {
-    const NODES: usize = 8;
+/// `dials`: how many of the previously started nodes each node dials.
+async fn propagation(nodes_count: usize, dials: usize, tx_count: usize, topology: &str) {
     const ROUNDS: u32 = 40;
     let keys = keys(4);
     let (params, committee) = network(SystemClock.now(), &keys);
@@ -144,7 +243,7 @@ async fn propagation() {
     let cancel = CancellationToken::new();
     let mut nodes: Vec<BenchNode> = Vec::new();
     let mut addrs = Vec::new();
-    for i in 0..NODES {
+    for _ in 0..nodes_count {
         let arrivals = Arc::new(Mutex::new(Vec::new()));
         let handlers = HandlersBuilder::default()
             .block_proposal(Arc::new(Arrivals {
@@ -155,7 +254,7 @@ async fn propagation() {
             .expect("handlers");
         let config = P2pConfig {
             listen_addrs: vec!["/ip4/127.0.0.1/tcp/0".parse().expect("addr")],
-            bootnodes: addrs.iter().rev().take(2).cloned().collect(),
+            bootnodes: addrs.iter().rev().take(dials).cloned().collect(),
             heartbeat_interval: Duration::from_millis(200),
             ..P2pConfig::default()
         };
@@ -168,48 +267,24 @@ async fn propagation() {
         let (handle, service) = P2pService::new(config, params, deps).expect("service");
         tokio::spawn(service.run(cancel.clone()));
         let listen = handle.listen_addrs().await.expect("listening");
-        addrs.push(listen[0].clone().with(Protocol::P2p(handle.local_peer_id())));
+        addrs.push(
+            listen[0]
+                .clone()
+                .with(Protocol::P2p(handle.local_peer_id())),
+        );
         nodes.push(BenchNode { handle, arrivals });
-        let _ = i;
     }
     // Let the meshes form.
     tokio::time::sleep(Duration::from_secs(3)).await;
 
-    let sender = SigningKey::from_bytes(&[9; 32]).expect("key");
-    let txs: Vec<Tx> = (0..6_000u64)
-        .map(|nonce| {
-            Tx::sign(
-                TxPayload {
-                    chain_id: params.domain.chain_id,
-                    nonce,
-                    to: Address::repeat_byte(1),
-                    amount: 1,
-                    max_fee_per_mana: 1,
-                    mana_limit: 10_000,
-                },
-                &params.domain,
-                &sender,
-            )
-        })
+    let txs: Vec<Tx> = mib_of_txs(&params.domain)
+        .into_iter()
+        .take(tx_count)
         .collect();
-    let hashes: Vec<B256> = txs.iter().map(Tx::hash).collect();
     let mut published = Vec::new();
     let mut size = 0;
     for round in 0..ROUNDS {
-        let header = BlockHeader {
-            chain_id: params.domain.chain_id,
-            index_within_checkpoint: round,
-            slot: TARGET.0,
-            body_hash: block_body_hash(&hashes),
-            ..BlockHeader::default()
-        };
-        let proposal = BlockProposal::sign(
-            header,
-            B256::repeat_byte(round as u8),
-            txs.clone(),
-            &params.domain,
-            &proposer,
-        );
+        let proposal = big_proposal(&params.domain, &txs, round, &proposer);
         size = proposal.to_wire_bytes().len();
         published.push(Instant::now());
         nodes[0]
@@ -234,7 +309,7 @@ async fn propagation() {
     delays.sort();
     let quantile = |q: f64| delays[((delays.len() - 1) as f64 * q).round() as usize];
     println!(
-        "propagation of {:.2} MiB proposals, {NODES} nodes, {} deliveries ({missing} missing): p50 {:?}  p99 {:?}  max {:?}   (target p99 <= 50 ms)",
+        "propagation of {:.3} MiB proposals, {nodes_count} nodes ({topology}), {} deliveries ({missing} missing): p50 {:?}  p99 {:?}  max {:?}   (target p99 <= 50 ms)",
         size as f64 / (1024.0 * 1024.0),
         delays.len(),
         quantile(0.5),
@@ -246,9 +321,13 @@ async fn propagation() {
 
 fn main() {
     attestation_throughput();
+    big_proposal_validation();
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
         .expect("runtime");
-    runtime.block_on(propagation());
+    runtime.block_on(propagation(2, 1, 0, "one hop, empty proposal"));
+    runtime.block_on(propagation(2, 1, 6_000, "one hop"));
+    runtime.block_on(propagation(8, 2, 6_000, "each dials the 2 before it"));
+    runtime.block_on(propagation(8, 7, 6_000, "all connected"));
 }

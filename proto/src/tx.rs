@@ -52,8 +52,23 @@ impl Tx {
 
     /// The tx hash: keccak256 of the packed encoding, signature included.
     pub fn hash(&self) -> B256 {
-        let mut packed = Vec::with_capacity(PACKED_TX_LENGTH);
-        self.encode_packed(&mut packed);
+        // On the stack: hashing every tx of a proposal is on the gossip hot path.
+        let mut packed = [0u8; PACKED_TX_LENGTH];
+        let p = &self.payload;
+        let fields: [&[u8]; 7] = [
+            &p.chain_id.to_be_bytes(),
+            &p.nonce.to_be_bytes(),
+            p.to.as_slice(),
+            &p.amount.to_be_bytes(),
+            &p.max_fee_per_mana.to_be_bytes(),
+            &p.mana_limit.to_be_bytes(),
+            self.signature.as_bytes(),
+        ];
+        let mut at = 0;
+        for field in fields {
+            packed[at..at + field.len()].copy_from_slice(field);
+            at += field.len();
+        }
         keccak256(packed)
     }
 
@@ -175,6 +190,7 @@ mod tests {
         assert_eq!(packed.len(), PACKED_TX_LENGTH);
         let decoded = Tx::decode_packed(packed.as_slice().try_into().unwrap());
         assert_eq!(decoded, tx);
+        assert_eq!(tx.hash(), keccak256(&packed));
         assert_eq!(tx.recover_sender(&domain), Ok(key.address()));
 
         let mut other_signature = tx.clone();

@@ -13,7 +13,7 @@ use crate::{
     proposal::{BlockProposal, CheckpointAttestation, CheckpointProposal},
     signing::{SIGNATURE_LENGTH, Signature},
     tips::{BlockId, CheckpointId, L2TipId, L2Tips},
-    tx::{Tx, TxPayload},
+    tx::{PACKED_TX_LENGTH, Tx, TxPayload},
 };
 
 #[allow(missing_docs, unreachable_pub, clippy::all, clippy::pedantic)]
@@ -78,6 +78,18 @@ pub enum WireError {
         expected: usize,
         /// Actual length.
         got: usize,
+    },
+    /// A packed list's length is not a multiple of its item size.
+    #[error("{message}.{field}: {leftover} bytes left over after whole {item_size}-byte items")]
+    PartialItem {
+        /// Message type.
+        message: &'static str,
+        /// Field name.
+        field: &'static str,
+        /// Size of one item.
+        item_size: usize,
+        /// Bytes after the last whole item.
+        leftover: usize,
     },
     /// A repeated field has more entries than allowed.
     #[error("{message}.{field}: {count} entries exceeds the limit of {limit}")]
@@ -157,6 +169,34 @@ wire_message!(L2Tips, MAX_TIPS_SIZE);
 struct Fields(&'static str);
 
 impl Fields {
+    /// Checks a packed list: whole items only, at most `limit` of them.
+    fn packed_shape(
+        &self,
+        field: &'static str,
+        item_size: usize,
+        items: usize,
+        leftover: usize,
+        limit: usize,
+    ) -> Result<(), WireError> {
+        if leftover != 0 {
+            return Err(WireError::PartialItem {
+                message: self.0,
+                field,
+                item_size,
+                leftover,
+            });
+        }
+        if items > limit {
+            return Err(WireError::TooMany {
+                message: self.0,
+                field,
+                count: items,
+                limit,
+            });
+        }
+        Ok(())
+    }
+
     fn fixed<const N: usize>(
         &self,
         field: &'static str,
@@ -291,15 +331,38 @@ impl ProtoConvert for BlockHeader {
     }
 }
 
-fn txs_to_proto(txs: &[Tx]) -> Vec<pb::Tx> {
-    txs.iter().map(Tx::to_proto).collect()
+fn txs_to_packed(txs: &[Tx]) -> Vec<u8> {
+    let mut packed = Vec::with_capacity(txs.len() * PACKED_TX_LENGTH);
+    for tx in txs {
+        tx.encode_packed(&mut packed);
+    }
+    packed
 }
 
-fn txs_from_proto(f: &Fields, txs: Vec<pb::Tx>) -> Result<Vec<Tx>, WireError> {
-    f.bounded("txs", txs, MAX_TXS_PER_BLOCK)?
-        .into_iter()
-        .map(Tx::from_proto)
-        .collect()
+fn txs_from_packed(f: &Fields, field: &'static str, bytes: &[u8]) -> Result<Vec<Tx>, WireError> {
+    let (chunks, rest) = bytes.as_chunks::<PACKED_TX_LENGTH>();
+    f.packed_shape(
+        field,
+        PACKED_TX_LENGTH,
+        chunks.len(),
+        rest.len(),
+        MAX_TXS_PER_BLOCK,
+    )?;
+    Ok(chunks.iter().map(Tx::decode_packed).collect())
+}
+
+fn hashes_to_packed(hashes: &[B256]) -> Vec<u8> {
+    hashes.iter().flat_map(|hash| hash.0).collect()
+}
+
+fn hashes_from_packed(
+    f: &Fields,
+    field: &'static str,
+    bytes: &[u8],
+) -> Result<Vec<B256>, WireError> {
+    let (chunks, rest) = bytes.as_chunks::<32>();
+    f.packed_shape(field, 32, chunks.len(), rest.len(), MAX_TXS_PER_BLOCK)?;
+    Ok(chunks.iter().copied().map(B256::from).collect())
 }
 
 impl ProtoConvert for Block {
@@ -309,7 +372,7 @@ impl ProtoConvert for Block {
     fn to_proto(&self) -> pb::Block {
         pb::Block {
             header: Some(self.header.to_proto()),
-            txs: txs_to_proto(&self.txs),
+            txs_packed: txs_to_packed(&self.txs),
         }
     }
 
@@ -317,7 +380,7 @@ impl ProtoConvert for Block {
         let f = Fields(Self::MESSAGE);
         Ok(Self {
             header: BlockHeader::from_proto(f.required("header", proto.header)?)?,
-            txs: txs_from_proto(&f, proto.txs)?,
+            txs: txs_from_packed(&f, "txs_packed", &proto.txs_packed)?,
         })
     }
 }
@@ -414,24 +477,20 @@ impl ProtoConvert for BlockProposal {
         pb::BlockProposal {
             header: Some(self.header.to_proto()),
             archive_root: self.archive_root.to_vec(),
-            tx_hashes: self.tx_hashes.iter().map(|hash| hash.to_vec()).collect(),
+            tx_hashes_packed: hashes_to_packed(&self.tx_hashes),
             signature: self.signature.as_bytes().to_vec(),
-            txs: txs_to_proto(&self.txs),
+            txs_packed: txs_to_packed(&self.txs),
         }
     }
 
     fn from_proto(proto: pb::BlockProposal) -> Result<Self, WireError> {
         let f = Fields(Self::MESSAGE);
-        let tx_hashes = f.bounded("tx_hashes", proto.tx_hashes, MAX_TXS_PER_BLOCK)?;
         Ok(Self {
             header: BlockHeader::from_proto(f.required("header", proto.header)?)?,
             archive_root: f.b256("archive_root", &proto.archive_root)?,
-            tx_hashes: tx_hashes
-                .iter()
-                .map(|hash| f.b256("tx_hashes", hash))
-                .collect::<Result<_, _>>()?,
+            tx_hashes: hashes_from_packed(&f, "tx_hashes_packed", &proto.tx_hashes_packed)?,
             signature: f.signature("signature", &proto.signature)?,
-            txs: txs_from_proto(&f, proto.txs)?,
+            txs: txs_from_packed(&f, "txs_packed", &proto.txs_packed)?,
         })
     }
 }
