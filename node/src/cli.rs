@@ -105,6 +105,19 @@ enum ConfigCommand {
 enum KeysCommand {
     /// Create a new key in an encrypted Ethereum keystore and print its address.
     New(crate::keys::NewKeyArgs),
+    /// Print this node's libp2p peer id (creating its p2p key in the data dir if missing), for
+    /// other nodes' `p2p.bootnodes`.
+    P2pId(P2pIdArgs),
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct P2pIdArgs {
+    /// TOML configuration file (for `node.data_dir`).
+    #[arg(long, short)]
+    config: Option<PathBuf>,
+    /// Overrides `node.data_dir`.
+    #[arg(long)]
+    data_dir: Option<PathBuf>,
 }
 
 /// Loads the configuration the way every command does: file, then environment, then flags.
@@ -137,6 +150,14 @@ pub(crate) fn dispatch(cli: Cli) -> eyre::Result<()> {
         }
         Command::Timetable(args) => crate::timetable::print(&args),
         Command::Keys(KeysCommand::New(args)) => crate::keys::new_key(&args),
+        Command::Keys(KeysCommand::P2pId(args)) => {
+            let overrides = CliOverrides {
+                data_dir: args.data_dir,
+                ..CliOverrides::default()
+            };
+            let config = load_config(args.config.as_deref(), &overrides)?;
+            crate::keys::print_p2p_id(&config.node.data_dir)
+        }
         Command::L1(L1Command::Deploy(args)) => crate::l1_deploy::run(&args),
     }
 }

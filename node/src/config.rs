@@ -203,6 +203,11 @@ pub(crate) struct P2pConfig {
     pub(crate) bootnodes: Vec<String>,
     /// Most connected peers.
     pub(crate) max_peers: u32,
+    /// Below this many peers the bootnodes are dialed again (every 5 s).
+    pub(crate) min_peers: u32,
+    /// How long a peer that misbehaved past the ban threshold stays banned.
+    #[serde(with = "humantime_serde")]
+    pub(crate) ban_duration: Duration,
 }
 
 impl Default for P2pConfig {
@@ -212,6 +217,59 @@ impl Default for P2pConfig {
             announce_addrs: Vec::new(),
             bootnodes: Vec::new(),
             max_peers: 50,
+            min_peers: 4,
+            ban_duration: Duration::from_secs(24 * 60 * 60),
+        }
+    }
+}
+
+impl P2pConfig {
+    /// Where the node's libp2p identity lives.
+    pub(crate) fn node_key_path(data_dir: &std::path::Path) -> PathBuf {
+        data_dir.join("p2p").join("node.key")
+    }
+
+    fn problems(&self, mut problem: impl FnMut(&'static str, String)) {
+        if self.max_peers == 0 {
+            problem("p2p.max_peers", "must be at least 1".into());
+        }
+        if self.min_peers > self.max_peers {
+            problem(
+                "p2p.min_peers",
+                format!(
+                    "{} exceeds p2p.max_peers ({})",
+                    self.min_peers, self.max_peers
+                ),
+            );
+        }
+        for addr in &self.announce_addrs {
+            if let Err(err) = addr.parse::<tandem_p2p::Multiaddr>() {
+                problem(
+                    "p2p.announce_addrs",
+                    format!("{addr:?} is not a multiaddr: {err}"),
+                );
+            }
+        }
+        for addr in &self.bootnodes {
+            match addr.parse::<tandem_p2p::Multiaddr>() {
+                Err(err) => problem(
+                    "p2p.bootnodes",
+                    format!("{addr:?} is not a multiaddr: {err}"),
+                ),
+                Ok(parsed) => {
+                    if !parsed
+                        .iter()
+                        .any(|part| matches!(part, tandem_p2p::Protocol::P2p(_)))
+                    {
+                        problem(
+                            "p2p.bootnodes",
+                            format!(
+                                "{addr:?} lacks /p2p/<peer id> (print it with `tandem keys p2p-id`)"
+                            ),
+                        );
+                    }
+                }
+            }
         }
     }
 }
@@ -545,9 +603,7 @@ impl Config {
         if self.sequencer.max_txs_per_block == 0 {
             problem("sequencer.max_txs_per_block", "must be at least 1".into());
         }
-        if self.p2p.max_peers == 0 {
-            problem("p2p.max_peers", "must be at least 1".into());
-        }
+        self.p2p.problems(&mut problem);
         if self.publisher.fee_bump_percent < 10 {
             problem(
                 "publisher.fee_bump_percent",

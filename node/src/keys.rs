@@ -20,6 +20,14 @@ pub(crate) struct NewKeyArgs {
     password_file: Option<PathBuf>,
 }
 
+/// Prints the peer id of the p2p key under `data_dir`, creating the key if it does not exist.
+pub(crate) fn print_p2p_id(data_dir: &Path) -> eyre::Result<()> {
+    let path = crate::config::P2pConfig::node_key_path(data_dir);
+    let key = tandem_p2p::load_or_create_node_key(&path)?;
+    println!("{}", key.public().to_peer_id());
+    Ok(())
+}
+
 pub(crate) fn new_key(args: &NewKeyArgs) -> eyre::Result<()> {
     let password = match &args.password_file {
         Some(file) => read_password_file(file)?,

@@ -176,7 +176,9 @@ fn big_proposal_validation() {
         std::hint::black_box(BlockProposal::from_wire_bytes(&bytes).expect("decodes"));
     });
     let tx_check = per_round(&mut || decoded.check_txs().expect("txs match"));
-    println!("  1 MiB proposal parts: snappy {snappy:?}, decode {decode:?}, tx-hash check {tx_check:?}");
+    println!(
+        "  1 MiB proposal parts: snappy {snappy:?}, decode {decode:?}, tx-hash check {tx_check:?}"
+    );
     let started = Instant::now();
     for _ in 0..rounds {
         let data = snap::raw::Decoder::new()
