@@ -15,6 +15,13 @@ const DURATION_BUCKETS: &[f64] = &[
     0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 20.0, 30.0, 60.0,
 ];
 
+/// Buckets for `p2p_proposal_deadline_margin_seconds`: time left before a slot's proposal
+/// deadline when a proposal arrives; negative values mean late (inside the 500 ms tolerance or
+/// the ignore margin).
+const DEADLINE_MARGIN_BUCKETS: &[f64] = &[
+    -2.0, -1.0, -0.5, 0.0, 0.5, 1.0, 2.0, 5.0, 10.0, 20.0, 30.0, 45.0, 60.0, 90.0,
+];
+
 /// How often histogram buckets are compacted when nobody scrapes.
 pub(crate) const UPKEEP_INTERVAL: Duration = Duration::from_secs(5);
 
@@ -29,6 +36,11 @@ pub(crate) fn install(listen: SocketAddr) -> eyre::Result<Exporter> {
     let (recorder, serve) = PrometheusBuilder::new()
         .with_http_listener(listen)
         .set_buckets_for_metric(Matcher::Suffix("_seconds".into()), DURATION_BUCKETS)?
+        // Full matchers take precedence over suffixes.
+        .set_buckets_for_metric(
+            Matcher::Full(format!("{METRICS_PREFIX}_p2p_proposal_deadline_margin_seconds")),
+            DEADLINE_MARGIN_BUCKETS,
+        )?
         .build()
         .map_err(|err| eyre::eyre!("metrics.listen_addr {listen}: {err}"))?;
     let handle = recorder.handle();
