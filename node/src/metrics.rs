@@ -38,7 +38,9 @@ pub(crate) fn install(listen: SocketAddr) -> eyre::Result<Exporter> {
         .set_buckets_for_metric(Matcher::Suffix("_seconds".into()), DURATION_BUCKETS)?
         // Full matchers take precedence over suffixes.
         .set_buckets_for_metric(
-            Matcher::Full(format!("{METRICS_PREFIX}_p2p_proposal_deadline_margin_seconds")),
+            Matcher::Full(format!(
+                "{METRICS_PREFIX}_p2p_proposal_deadline_margin_seconds"
+            )),
             DEADLINE_MARGIN_BUCKETS,
         )?
         .build()

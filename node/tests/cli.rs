@@ -103,12 +103,16 @@ fn bad_config_names_the_key_and_fails() {
 fn bootnodes_without_a_peer_id_are_refused_and_p2p_id_is_stable() {
     let dir = tempfile::tempdir().unwrap();
     let data_dir = dir.path().join("data");
-    let first = run(tandem().args(["keys", "p2p-id", "--data-dir"]).arg(&data_dir));
+    let first = run(tandem()
+        .args(["keys", "p2p-id", "--data-dir"])
+        .arg(&data_dir));
     assert!(first.status.success(), "{}", stderr(&first));
     let peer_id = stdout(&first).trim().to_string();
     assert!(peer_id.starts_with("12D3KooW"), "{peer_id}");
     assert!(data_dir.join("p2p").join("node.key").is_file());
-    let again = run(tandem().args(["keys", "p2p-id", "--data-dir"]).arg(&data_dir));
+    let again = run(tandem()
+        .args(["keys", "p2p-id", "--data-dir"])
+        .arg(&data_dir));
     assert_eq!(stdout(&again).trim(), peer_id);
 
     let path = dir.path().join("node.toml");
@@ -120,8 +124,14 @@ fn bootnodes_without_a_peer_id_are_refused_and_p2p_id_is_stable() {
     let output = run(tandem().args(["config", "check"]).arg(&path));
     assert!(!output.status.success());
     let err = stderr(&output);
-    assert!(err.contains("p2p.bootnodes") && err.contains("lacks /p2p/"), "{err}");
-    assert!(err.contains("\"not an address\" is not a multiaddr"), "{err}");
+    assert!(
+        err.contains("p2p.bootnodes") && err.contains("lacks /p2p/"),
+        "{err}"
+    );
+    assert!(
+        err.contains("\"not an address\" is not a multiaddr"),
+        "{err}"
+    );
 
     std::fs::write(
         &path,

@@ -59,6 +59,11 @@ async fn six_nodes_in_a_line_call_the_right_handlers_in_order() {
         .publish_block_proposal(block0)
         .await
         .unwrap();
+    // Separate gossip messages may arrive in any order; wait for the first block everywhere so
+    // the log order below is the one p2p guarantees within a checkpoint proposal.
+    for node in &nodes[1..] {
+        node.recorder.wait_for(1, PATIENCE).await;
+    }
     nodes[0]
         .handle
         .publish_checkpoint_proposal(checkpoint.clone())
@@ -102,6 +107,21 @@ async fn six_nodes_in_a_line_call_the_right_handlers_in_order() {
         .collect();
     expected.sort();
     assert_eq!(attesters, expected);
+
+    // An unreachable quorum returns what there is at the deadline.
+    let started = std::time::Instant::now();
+    let deadline = SystemClock.now().saturating_add(Duration::from_millis(700));
+    let partial = nodes[0]
+        .handle
+        .collect_attestations(&checkpoint.payload, 4, deadline)
+        .await
+        .unwrap();
+    assert_eq!(partial.len(), 3);
+    assert!(
+        started.elapsed() >= Duration::from_millis(600),
+        "{:?}",
+        started.elapsed()
+    );
 }
 
 #[tokio::test]
