@@ -49,6 +49,16 @@ fn network(now: Timestamp, keys: &[SigningKey]) -> (NetworkParams, Arc<StaticCom
     (params, committee)
 }
 
+fn validator(params: &NetworkParams, committee: Arc<StaticCommittee>) -> GossipValidator {
+    GossipValidator::new(
+        params.domain,
+        params.windows,
+        committee,
+        params.tx_rules,
+        params.max_txs_per_block,
+    )
+}
+
 fn keys(count: usize) -> Vec<SigningKey> {
     (0..count)
         .map(|i| {
@@ -71,13 +81,7 @@ fn attestation_throughput() {
         .iter()
         .map(|key| CheckpointAttestation::sign(&proposal, &params.domain, key).to_wire_bytes())
         .collect();
-    let validator = GossipValidator::new(
-        params.domain,
-        params.windows,
-        committee,
-        params.tx_rules,
-        params.max_txs_per_block,
-    );
+    let validator = validator(&params, committee);
     let started = Instant::now();
     let mut accepted = 0u64;
     while started.elapsed() < Duration::from_secs(3) {
@@ -149,13 +153,7 @@ fn big_proposal_validation() {
     let compressed = snap::raw::Encoder::new()
         .compress_vec(&bytes)
         .expect("compress");
-    let validator = GossipValidator::new(
-        params.domain,
-        params.windows,
-        committee,
-        params.tx_rules,
-        params.max_txs_per_block,
-    );
+    let validator = validator(&params, committee);
     let rounds = 50;
     let per_round = |op: &mut dyn FnMut()| {
         let started = Instant::now();

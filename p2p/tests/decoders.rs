@@ -5,19 +5,13 @@ mod common;
 
 use common::Net;
 use proptest::prelude::*;
-use tandem_p2p::{GossipKind, GossipPipeline, GossipValidator};
+use tandem_p2p::{GossipKind, GossipPipeline};
 use tandem_proto::{WireMessage, time::Timestamp};
 
 fn pipeline(now: Timestamp) -> (Net, GossipPipeline) {
     let net = Net::new(now);
-    let validator = GossipValidator::new(
-        net.domain,
-        net.windows,
-        net.committee.clone(),
-        net.params.tx_rules,
-        net.params.max_txs_per_block,
-    );
-    (net, GossipPipeline::new(validator))
+    let pipeline = net.pipeline();
+    (net, pipeline)
 }
 
 proptest! {

@@ -20,14 +20,8 @@ use tandem_proto::{
 fn setup() -> (Net, GossipPipeline, Timestamp) {
     let now = Timestamp::from_secs(1_000_000);
     let net = Net::new(now);
-    let validator = GossipValidator::new(
-        net.domain,
-        net.windows,
-        net.committee.clone(),
-        net.params.tx_rules,
-        net.params.max_txs_per_block,
-    );
-    (net, GossipPipeline::new(validator), now)
+    let pipeline = net.pipeline();
+    (net, pipeline, now)
 }
 
 fn verdict(result: &Result<Accepted, GossipInvalid>) -> (MessageAcceptance, Option<PeerAction>) {

@@ -10,9 +10,9 @@ use std::{
 
 use futures::{FutureExt, future::BoxFuture};
 use tandem_p2p::{
-    AllNodesCheckpointHandler, BlockProposalHandler, GossipKind, HandlersBuilder, Multiaddr,
-    NetworkParams, P2pConfig, P2pDeps, P2pHandle, P2pService, StaticCommittee, TxHandler, TxRules,
-    ValidatorCheckpointHandler, Verified,
+    AllNodesCheckpointHandler, BlockProposalHandler, GossipKind, GossipPipeline, GossipValidator,
+    HandlersBuilder, Multiaddr, NetworkParams, P2pConfig, P2pDeps, P2pHandle, P2pService,
+    StaticCommittee, TxHandler, TxRules, ValidatorCheckpointHandler, Verified,
     reqresp::{ChainProvider, ProviderError},
 };
 use tandem_proto::{
@@ -75,6 +75,17 @@ impl Net {
             domain,
             windows,
         }
+    }
+
+    /// A gossip pipeline (validator + empty pools) for this network.
+    pub fn pipeline(&self) -> GossipPipeline {
+        GossipPipeline::new(GossipValidator::new(
+            self.domain,
+            self.windows,
+            self.committee.clone(),
+            self.params.tx_rules,
+            self.params.max_txs_per_block,
+        ))
     }
 
     pub fn now_net() -> Self {
