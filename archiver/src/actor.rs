@@ -3,13 +3,13 @@
 //! Anyone can clone the handle: tips come from a `watch` (no round trip), prune events from a
 //! `broadcast` the world state and tx pool subscribe to.
 
-use std::{sync::Arc, time::Duration};
+use std::{collections::BTreeSet, sync::Arc, time::Duration};
 
 use alloy::providers::Provider;
 use tandem_l1::L1Reader;
 use tandem_proto::{
     Block, BlockHeader, L2Tips, RecoveredTx,
-    time::{Clock, ConsensusWindows, SlotClock},
+    time::{Clock, ConsensusWindows, Slot, SlotClock},
 };
 use tokio::sync::{broadcast, mpsc, oneshot, watch};
 use tokio_util::sync::CancellationToken;
@@ -36,6 +36,7 @@ enum Command {
     Checkpoint(u64, Reply<Option<CheckpointRecord>>),
     ProposedCheckpoint(u64, Reply<Option<ProposedCheckpoint>>),
     SyncNow(oneshot::Sender<Result<SyncReport, SyncError>>),
+    ProposalSeen(u64),
 }
 
 /// Cloneable access to the archiver.
@@ -56,6 +57,7 @@ impl std::fmt::Debug for Command {
             Self::Checkpoint(..) => "Checkpoint",
             Self::ProposedCheckpoint(..) => "ProposedCheckpoint",
             Self::SyncNow(..) => "SyncNow",
+            Self::ProposalSeen(..) => "ProposalSeen",
         })
     }
 }
@@ -140,7 +142,19 @@ impl ArchiverHandle {
             .map_err(|_| ArchiverError::Stopped)?;
         rx.await.map_err(|_| ArchiverError::Stopped)?
     }
+
+    /// Records that a valid checkpoint proposal for `slot` was seen on gossip: the blocks of that
+    /// slot then get until the synced deadline before the orphan prune removes them.
+    pub async fn note_checkpoint_proposal_seen(&self, slot: Slot) -> Result<(), ArchiverError> {
+        self.commands
+            .send(Command::ProposalSeen(slot.0))
+            .await
+            .map_err(|_| ArchiverError::Stopped)
+    }
 }
+
+/// Slots behind the current one whose checkpoint-proposal sightings are kept.
+const PROPOSALS_SEEN_RETAINED_SLOTS: u64 = 4;
 
 /// Timing the actor needs.
 #[derive(Clone)]
@@ -164,6 +178,7 @@ pub struct ArchiverActor<P> {
     commands: mpsc::Receiver<Command>,
     tips: watch::Sender<L2Tips>,
     prunes: broadcast::Sender<PruneEvent>,
+    proposals_seen: BTreeSet<u64>,
 }
 
 impl<P: Provider + Clone> ArchiverActor<P> {
@@ -192,6 +207,7 @@ impl<P: Provider + Clone> ArchiverActor<P> {
                 commands,
                 tips,
                 prunes,
+                proposals_seen: BTreeSet::new(),
             },
         )
     }
@@ -221,12 +237,18 @@ impl<P: Provider + Clone> ArchiverActor<P> {
 
     async fn sync(&mut self) -> Result<SyncReport, SyncError> {
         let now = self.timing.clock.now();
+        // Sightings older than any block that could still be an orphan are not needed.
+        if let Some(current) = self.timing.slot_clock.slot_at(now) {
+            let keep_from = current.0.saturating_sub(PROPOSALS_SEEN_RETAINED_SLOTS);
+            self.proposals_seen = self.proposals_seen.split_off(&keep_from);
+        }
         let report = sync_step(
             &mut self.store,
             &self.reader,
             &self.sync,
             &self.timing.windows,
             &self.timing.slot_clock,
+            &self.proposals_seen,
             now,
         )
         .await;
@@ -295,6 +317,9 @@ impl<P: Provider + Clone> ArchiverActor<P> {
             Command::SyncNow(reply) => {
                 let report = self.sync().await;
                 let _ = reply.send(report);
+            }
+            Command::ProposalSeen(slot) => {
+                self.proposals_seen.insert(slot);
             }
         }
     }

@@ -26,4 +26,4 @@ pub use records::{CheckpointRecord, L1Ref, ProposedCheckpoint, RecordError, Stor
 pub use store::{
     ArchiverStore, L1CheckpointInput, L1Outcome, ProposedCheckpointInput, PruneEvent, PruneKind,
 };
-pub use sync::{SyncConfig, SyncError, SyncReport, sync_step};
+pub use sync::{SyncConfig, SyncError, SyncReport, orphan_deadline, sync_step};

@@ -1,13 +1,13 @@
 //! One step of following L1: detect reorgs, fetch `CheckpointProposed` events in batches, write
 //! what they say, track the finalized tip, and prune blocks whose checkpoint can no longer land.
 
-use std::time::Duration;
+use std::{collections::BTreeSet, time::Duration};
 
 use alloy::providers::Provider;
 use tandem_l1::{L1Checkpoint, L1Reader};
 use tandem_proto::{
     MAX_CHECKPOINT_SIZE, decode_checkpoint_body,
-    time::{ConsensusWindows, SlotClock, Timestamp},
+    time::{ConsensusWindows, Slot, SlotClock, Timestamp},
 };
 
 use crate::{
@@ -72,6 +72,7 @@ pub async fn sync_step<P: Provider + Clone>(
     config: &SyncConfig,
     windows: &ConsensusWindows,
     slot_clock: &SlotClock,
+    proposals_seen: &BTreeSet<u64>,
     now: Timestamp,
 ) -> Result<SyncReport, SyncError> {
     let mut report = SyncReport::default();
@@ -145,18 +146,39 @@ pub async fn sync_step<P: Provider + Clone>(
         {
             report.prunes.push(prune);
         }
-        let tolerance = config.orphan_prune_tolerance;
         let deadline = |slot: u64| {
-            windows
-                .checkpoint_proposal_receive_deadline(tandem_proto::time::Slot(slot))
-                .saturating_add(tolerance)
-                .as_millis()
+            orphan_deadline(
+                windows,
+                config.orphan_prune_tolerance,
+                proposals_seen.contains(&slot),
+                Slot(slot),
+            )
+            .as_millis()
         };
         if let Some(prune) = store.prune_orphans(now.as_millis(), deadline)? {
             report.prunes.push(prune);
         }
     }
     Ok(report)
+}
+
+/// When the blocks of `slot` not covered by a proposed checkpoint become orphans. With a valid
+/// checkpoint proposal seen on gossip they get until the synced deadline (its blocks may still be
+/// re-executing); without one, a proposer withholding its checkpoint must not stall the next
+/// proposer, so they go right after the receive deadline plus `tolerance`.
+pub fn orphan_deadline(
+    windows: &ConsensusWindows,
+    tolerance: Duration,
+    proposal_seen: bool,
+    slot: Slot,
+) -> Timestamp {
+    if proposal_seen {
+        windows.checkpoint_proposal_synced_deadline(slot)
+    } else {
+        windows
+            .checkpoint_proposal_receive_deadline(slot)
+            .saturating_add(tolerance)
+    }
 }
 
 fn l1_input(checkpoint: L1Checkpoint) -> Result<L1CheckpointInput, SyncError> {

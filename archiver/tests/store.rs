@@ -570,3 +570,30 @@ fn tx_lookup_follows_blocks_through_proposal_promotion_reopen_and_prune() {
     assert_eq!(found(&store, later[0].hash()), None, "pruned");
     assert!(found(&store, first[1].hash()).is_some());
 }
+
+#[test]
+fn orphan_deadline_waits_longer_when_a_proposal_was_seen() {
+    use std::time::Duration;
+
+    use tandem_archiver::orphan_deadline;
+    use tandem_proto::time::{ConsensusWindows, Slot, SlotClock, Timestamp};
+
+    let clock = SlotClock::new(
+        Timestamp::from_secs(10_000),
+        Duration::from_secs(72),
+        Duration::from_secs(12),
+        32,
+    )
+    .unwrap();
+    let windows = ConsensusWindows::new(clock, Duration::from_secs(6));
+    let slot = Slot(5);
+    let t = clock.slot_start(slot);
+    let tolerance = Duration::from_secs(1);
+    // No proposal: receive deadline (T − E − D = T − 18 s) + 1 s.
+    assert_eq!(
+        orphan_deadline(&windows, tolerance, false, slot),
+        t.saturating_sub(Duration::from_secs(17))
+    );
+    // A proposal was seen: the next proposer's build frame start + 2·D = T.
+    assert_eq!(orphan_deadline(&windows, tolerance, true, slot), t);
+}

@@ -76,6 +76,14 @@ impl ConsensusWindows {
             .saturating_sub(Duration::from_millis(self.block_ms))
     }
 
+    /// Last instant the blocks of a *seen* checkpoint proposal for `target` may take to arrive
+    /// and sync before they count as orphans: the next proposer's build frame start plus a sync
+    /// grace of 2·D (`T − E + 2D`; `T` at 72/12/6).
+    pub fn checkpoint_proposal_synced_deadline(&self, target: Slot) -> Timestamp {
+        self.build_frame_start(target.next())
+            .saturating_add(Duration::from_millis(self.block_ms.saturating_mul(2)))
+    }
+
     /// Last instant attestations (and block/checkpoint validation) for `target` count:
     /// `T + S − 2E`.
     pub fn attestation_deadline(&self, target: Slot) -> Timestamp {
@@ -147,6 +155,8 @@ mod tests {
             proposals.check(at(-85_000)),
             WindowCheck::TooEarly(Duration::from_millis(500))
         );
+
+        assert_eq!(windows.checkpoint_proposal_synced_deadline(target), at(0));
 
         let attestations = windows.attestation(target);
         assert_eq!(attestations.end, at(48_500));
