@@ -37,7 +37,7 @@ pub use handlers::{
 };
 pub use keys::load_or_create_node_key;
 pub use libp2p::{Multiaddr, PeerId, multiaddr::Protocol};
-pub use peers::{PeerDecision, PeerManager};
+pub use peers::{MAX_TRACKED_PEERS, PeerDecision, PeerManager};
 pub use pool::{
     Admission, Equivocation, MAX_ATTESTATIONS_PER_SLOT_AND_SIGNER, MAX_BLOCK_PROPOSALS_PER_KEY,
     MAX_CHECKPOINT_PROPOSALS_PER_SLOT, POOL_RETAINED_SLOTS, ProposalPool,

@@ -30,6 +30,10 @@ struct Reputation {
     banned_until: Option<Timestamp>,
 }
 
+/// Most peers whose reputation is tracked; beyond it the mildest non-banned records are dropped,
+/// so peers cycling through fresh identities cannot grow the table without bound.
+pub const MAX_TRACKED_PEERS: usize = 16_384;
+
 /// Reputation of every peer we have penalised.
 #[derive(Debug)]
 pub struct PeerManager {
@@ -62,15 +66,48 @@ impl PeerManager {
         }
         decay(reputation, now);
         reputation.score -= action.penalty();
-        if reputation.score <= BAN_THRESHOLD {
+        let score = reputation.score;
+        if self.peers.len() > MAX_TRACKED_PEERS {
+            self.shrink(peer, now);
+        }
+        if score <= BAN_THRESHOLD {
             let until = now.saturating_add(ban_duration);
-            reputation.banned_until = Some(until);
+            // `shrink` never drops the peer being reported.
+            if let Some(reputation) = self.peers.get_mut(&peer) {
+                reputation.banned_until = Some(until);
+            }
             PeerDecision::Ban { until }
-        } else if reputation.score <= DISCONNECT_THRESHOLD {
+        } else if score <= DISCONNECT_THRESHOLD {
             PeerDecision::Disconnect
         } else {
             PeerDecision::Keep
         }
+    }
+
+    /// Drops expired and decayed records, then the mildest non-banned ones (never `keep`) until
+    /// the table is 10 % under its cap.
+    fn shrink(&mut self, keep: PeerId, now: Timestamp) {
+        self.expire(now);
+        let target = MAX_TRACKED_PEERS - MAX_TRACKED_PEERS / 10;
+        if self.peers.len() <= target {
+            return;
+        }
+        let mut mild: Vec<(f64, PeerId)> = self
+            .peers
+            .iter()
+            .filter(|(peer, reputation)| **peer != keep && reputation.banned_until.is_none())
+            .map(|(peer, reputation)| (reputation.score.abs(), *peer))
+            .collect();
+        mild.sort_by(|a, b| a.0.total_cmp(&b.0));
+        let excess = self.peers.len() - target;
+        for (_, peer) in mild.into_iter().take(excess) {
+            self.peers.remove(&peer);
+        }
+    }
+
+    /// Number of peers with a reputation record.
+    pub fn tracked(&self) -> usize {
+        self.peers.len()
     }
 
     /// `peer`'s score at `now` (0 for unknown peers).
@@ -178,6 +215,25 @@ mod tests {
         assert!(peers.expire(much_later).is_empty());
         assert!(peers.peers.is_empty());
         assert!(!peers.is_banned(&peer, much_later));
+    }
+
+    #[test]
+    fn the_table_stays_bounded_and_keeps_bans() {
+        let mut peers = PeerManager::new(Duration::from_secs(3600));
+        let now = Timestamp::from_secs(10);
+        let banned = PeerId::random();
+        peers.report(banned, PeerAction::Fatal, now);
+        for _ in 0..MAX_TRACKED_PEERS + 10 {
+            peers.report(PeerId::random(), PeerAction::HighToleranceError, now);
+        }
+        assert!(peers.tracked() <= MAX_TRACKED_PEERS);
+        assert!(peers.is_banned(&banned, now));
+        let last = PeerId::random();
+        assert_eq!(
+            peers.report(last, PeerAction::MidToleranceError, now),
+            PeerDecision::Keep
+        );
+        assert_eq!(peers.score(&last, now), -10.0);
     }
 
     #[test]
