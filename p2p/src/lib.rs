@@ -45,5 +45,7 @@ pub use pool::{
 pub use processor::{Accepted, GossipPipeline, P2pEvent};
 pub use service::{NetworkStatus, P2pDeps, P2pHandle, P2pService, PeerReputation};
 pub use topics::{GossipKind, GossipTopic, TOPIC_PREFIX, TOPIC_VERSION, TopicError};
-pub use validation::{GossipInvalid, GossipValidator, LATE_OR_EARLY_IGNORE_MARGIN, TxRules};
+pub use validation::{
+    GossipInvalid, GossipValidator, KNOWN_TXS_CAPACITY, LATE_OR_EARLY_IGNORE_MARGIN, TxRules,
+};
 pub use verified::Verified;

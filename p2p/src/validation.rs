@@ -4,7 +4,7 @@
 //! (re-execution, storage, attesting) happens in the handlers after acceptance.
 
 use std::{
-    collections::HashMap,
+    collections::{HashMap, VecDeque},
     sync::{Arc, Mutex},
     time::Duration,
 };
@@ -12,7 +12,7 @@ use std::{
 use tandem_proto::{
     Address, B256, BlockProposal, CheckpointAttestation, CheckpointProposal, ConsensusPayload,
     ProposalTxsError, RecoveredTx, Signature, SignatureError, SignatureKind, SigningDomain, Tx,
-    WireError,
+    WireError, block_body_hash,
     time::{ConsensusWindows, Slot, Timestamp, Window, WindowCheck},
 };
 
@@ -143,10 +143,40 @@ struct ProposerCache {
 /// Entries kept before the cache starts over (a few slots' worth of checkpoints).
 const PROPOSER_CACHE_CAPACITY: usize = 256;
 
+/// Txs that passed gossip validation recently, by hash. A proposal mostly carries txs that were
+/// gossiped before; comparing against the known tx (141 bytes) replaces re-hashing it, which is
+/// most of the cost of validating a large proposal.
+#[derive(Debug, Default)]
+struct KnownTxs {
+    by_hash: HashMap<B256, Tx>,
+    order: VecDeque<B256>,
+}
+
+/// Known txs kept (oldest forgotten first): ~12 MB.
+pub const KNOWN_TXS_CAPACITY: usize = 65_536;
+
+impl KnownTxs {
+    fn insert(&mut self, hash: B256, tx: &Tx) {
+        if self.by_hash.insert(hash, tx.clone()).is_none() {
+            self.order.push_back(hash);
+            if self.order.len() > KNOWN_TXS_CAPACITY
+                && let Some(oldest) = self.order.pop_front()
+            {
+                self.by_hash.remove(&oldest);
+            }
+        }
+    }
+
+    fn matches(&self, hash: &B256, tx: &Tx) -> bool {
+        self.by_hash.get(hash) == Some(tx)
+    }
+}
+
 /// Validates decoded gossip against the time model and the slot's duty.
 #[derive(Clone)]
 pub struct GossipValidator {
     proposer_cache: Arc<Mutex<ProposerCache>>,
+    known_txs: Arc<Mutex<KnownTxs>>,
     domain: SigningDomain,
     windows: ConsensusWindows,
     committee: Arc<dyn CommitteeSource>,
@@ -174,6 +204,7 @@ impl GossipValidator {
     ) -> Self {
         Self {
             proposer_cache: Arc::default(),
+            known_txs: Arc::default(),
             domain,
             windows,
             committee,
@@ -224,6 +255,7 @@ impl GossipValidator {
         let recovered = tx
             .into_recovered(&self.domain)
             .map_err(GossipInvalid::BadSignature)?;
+        lock(&self.known_txs).insert(recovered.hash(), recovered.tx());
         let sender = recovered.sender();
         Ok(Verified::new(recovered, sender, now))
     }
@@ -251,7 +283,8 @@ impl GossipValidator {
                 limit: self.max_txs_per_block,
             });
         }
-        proposal.check_txs().map_err(GossipInvalid::ProposalTxs)?;
+        self.check_txs(&proposal)
+            .map_err(GossipInvalid::ProposalTxs)?;
         self.check_proposer(slot, signer)?;
         Ok(Verified::new(proposal, signer, now))
     }
@@ -354,11 +387,34 @@ impl GossipValidator {
         Ok(signer)
     }
 
+    /// [`BlockProposal::check_txs`], skipping the hash of txs known from gossip.
+    fn check_txs(&self, proposal: &BlockProposal) -> Result<(), ProposalTxsError> {
+        if block_body_hash(&proposal.tx_hashes) != proposal.header.body_hash {
+            return Err(ProposalTxsError::BodyHashMismatch);
+        }
+        if proposal.txs.is_empty() {
+            return Ok(());
+        }
+        if proposal.txs.len() != proposal.tx_hashes.len() {
+            return Err(ProposalTxsError::CountMismatch {
+                txs: proposal.txs.len(),
+                hashes: proposal.tx_hashes.len(),
+            });
+        }
+        let known = lock(&self.known_txs);
+        match proposal
+            .txs
+            .iter()
+            .zip(&proposal.tx_hashes)
+            .position(|(tx, hash)| !known.matches(hash, tx) && tx.hash() != *hash)
+        {
+            Some(index) => Err(ProposalTxsError::TxHashMismatch { index }),
+            None => Ok(()),
+        }
+    }
+
     fn cache(&self) -> std::sync::MutexGuard<'_, ProposerCache> {
-        // A panic while holding the lock cannot leave the map inconsistent: keep using it.
-        self.proposer_cache
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
+        lock(&self.proposer_cache)
     }
 
     fn check_window(
@@ -400,6 +456,14 @@ impl GossipValidator {
             _ => Ok(()),
         }
     }
+}
+
+/// Locks a cache. A panic while holding the lock cannot leave a cache inconsistent in a way
+/// that matters (entries are whole values): keep using it.
+fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    mutex
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
 }
 
 fn millis(duration: Duration) -> i64 {

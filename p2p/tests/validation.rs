@@ -414,3 +414,35 @@ fn unknown_committee_is_ignored_and_empty_committee_rejects_attestations() {
     );
     assert_eq!(result.unwrap_err(), GossipInvalid::NoCommittee(TARGET));
 }
+
+#[test]
+fn txs_known_from_gossip_still_have_to_match_their_hashes() {
+    let (net, mut pipeline, now) = setup();
+    let proposer = net.proposer(TARGET);
+    let (known_a, known_b) = (net.tx(0), net.tx(1));
+    for tx in [&known_a, &known_b] {
+        assert!(matches!(
+            pipeline.accept(GossipKind::Tx, &tx.to_wire_bytes(), now),
+            Ok(Accepted::Tx(_))
+        ));
+    }
+    // A proposal carrying known txs is accepted.
+    let block = net.block(TARGET, 0, vec![known_a.clone(), known_b.clone()], proposer);
+    assert!(matches!(
+        pipeline.accept(GossipKind::BlockProposal, &block.to_wire_bytes(), now),
+        Ok(Accepted::Block(_))
+    ));
+    // Swapping a known tx for another under its hash is caught.
+    let mut tampered = net.block(TARGET, 1, vec![known_a, known_b], proposer);
+    tampered.txs[0] = net.tx(7);
+    let result = pipeline.accept(GossipKind::BlockProposal, &tampered.to_wire_bytes(), now);
+    assert!(
+        matches!(
+            result,
+            Err(GossipInvalid::ProposalTxs(
+                tandem_proto::ProposalTxsError::TxHashMismatch { index: 0 }
+            ))
+        ),
+        "{result:?}"
+    );
+}
