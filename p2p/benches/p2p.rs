@@ -185,19 +185,19 @@ fn big_proposal_validation() {
     println!(
         "  1 MiB proposal parts: snappy compress {compress:?} (publisher only), decompress {snappy:?}, decode {decode:?}, tx-hash check {tx_check:?}"
     );
-    let started = Instant::now();
-    for _ in 0..rounds {
-        let data = snap::raw::Decoder::new()
-            .decompress_vec(&compressed)
-            .expect("decompress");
-        let mut pipeline = GossipPipeline::new(validator.clone());
-        pipeline
-            .accept(GossipKind::BlockProposal, &data, now)
-            .expect("valid proposal");
-    }
+    let receive = |validator: &GossipValidator| {
+        per_round(&mut || {
+            let data = snap::raw::Decoder::new()
+                .decompress_vec(&compressed)
+                .expect("decompress");
+            GossipPipeline::new(validator.clone())
+                .accept(GossipKind::BlockProposal, &data, now)
+                .expect("valid proposal");
+        })
+    };
     println!(
         "1 MiB proposal, snappy + decode + validate + pool: {:?} per message (1 core)",
-        started.elapsed() / rounds
+        receive(&validator)
     );
 
     // The usual case: the proposal's txs reached this node as gossip first.
@@ -206,19 +206,9 @@ fn big_proposal_validation() {
         warm.accept(GossipKind::Tx, &tx.to_wire_bytes(), now)
             .expect("valid tx");
     }
-    let started = Instant::now();
-    for _ in 0..rounds {
-        let data = snap::raw::Decoder::new()
-            .decompress_vec(&compressed)
-            .expect("decompress");
-        let mut pipeline = GossipPipeline::new(validator.clone());
-        pipeline
-            .accept(GossipKind::BlockProposal, &data, now)
-            .expect("valid proposal");
-    }
     println!(
         "  same, its txs known from gossip: {:?} per message",
-        started.elapsed() / rounds
+        receive(&validator)
     );
 }
 
