@@ -312,7 +312,8 @@ async fn propagation(
         for tx in &txs {
             nodes[0].handle.publish_tx(tx).await.expect("publish tx");
         }
-        tokio::time::sleep(Duration::from_secs(5)).await;
+        // Every node validates 6,000 txs: let that settle before timing proposals.
+        tokio::time::sleep(Duration::from_secs(8)).await;
     }
     let mut published = Vec::new();
     let mut size = 0;

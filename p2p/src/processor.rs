@@ -428,7 +428,6 @@ impl Processor {
         reply: oneshot::Sender<Result<(), PublishError>>,
     ) -> bool {
         let domain = *self.pipeline.validator.domain();
-        let now = self.clock.now();
         let admitted = match &message {
             OwnMessage::BlockProposal(block) => block
                 .recover_proposer(&domain)
@@ -469,8 +468,7 @@ impl Processor {
                         .pool_mut()
                         .admit_attestation(attestation, attester)
                     {
-                        let verified = Verified::new(attestation.clone(), attester, now);
-                        self.notify_waiters(&verified);
+                        self.notify_waiters(attestation);
                     }
                 }),
         };
