@@ -12,7 +12,7 @@ use std::{
 use tandem_proto::{
     Address, B256, BlockProposal, CheckpointAttestation, CheckpointProposal, ConsensusPayload,
     ProposalTxsError, RecoveredTx, Signature, SignatureError, SignatureKind, SigningDomain, Tx,
-    WireError, block_body_hash,
+    WireError,
     time::{ConsensusWindows, Slot, Timestamp, Window, WindowCheck},
 };
 
@@ -283,8 +283,11 @@ impl GossipValidator {
                 limit: self.max_txs_per_block,
             });
         }
-        self.check_txs(&proposal)
+        let known = lock(&self.known_txs);
+        proposal
+            .check_txs_with_known(|hash, tx| known.matches(hash, tx))
             .map_err(GossipInvalid::ProposalTxs)?;
+        drop(known);
         self.check_proposer(slot, signer)?;
         Ok(Verified::new(proposal, signer, now))
     }
@@ -385,32 +388,6 @@ impl GossipValidator {
         }
         cache.recovered.insert(key, signer);
         Ok(signer)
-    }
-
-    /// [`BlockProposal::check_txs`], skipping the hash of txs known from gossip.
-    fn check_txs(&self, proposal: &BlockProposal) -> Result<(), ProposalTxsError> {
-        if block_body_hash(&proposal.tx_hashes) != proposal.header.body_hash {
-            return Err(ProposalTxsError::BodyHashMismatch);
-        }
-        if proposal.txs.is_empty() {
-            return Ok(());
-        }
-        if proposal.txs.len() != proposal.tx_hashes.len() {
-            return Err(ProposalTxsError::CountMismatch {
-                txs: proposal.txs.len(),
-                hashes: proposal.tx_hashes.len(),
-            });
-        }
-        let known = lock(&self.known_txs);
-        match proposal
-            .txs
-            .iter()
-            .zip(&proposal.tx_hashes)
-            .position(|(tx, hash)| !known.matches(hash, tx) && tx.hash() != *hash)
-        {
-            Some(index) => Err(ProposalTxsError::TxHashMismatch { index }),
-            None => Ok(()),
-        }
     }
 
     fn cache(&self) -> std::sync::MutexGuard<'_, ProposerCache> {
