@@ -400,6 +400,10 @@ impl Processor {
     }
 
     fn notify_waiters(&mut self, attestation: &CheckpointAttestation) {
+        // Only a proposer waits; everyone else skips hashing the payload.
+        if self.waiters.is_empty() {
+            return;
+        }
         let slot = Slot(attestation.payload.header.slot);
         let key = (slot, attestation.payload.payload_hash());
         let Some(waiters) = self.waiters.remove(&key) else {

@@ -10,9 +10,8 @@ use std::{
 };
 
 use tandem_proto::{
-    Address, B256, BlockProposal, CheckpointAttestation, CheckpointProposal, ConsensusPayload,
-    ProposalTxsError, RecoveredTx, Signature, SignatureError, SignatureKind, SigningDomain, Tx,
-    WireError,
+    Address, B256, BlockProposal, CheckpointAttestation, CheckpointProposal, ProposalTxsError,
+    RecoveredTx, Signature, SignatureError, SignatureKind, SigningDomain, Tx, WireError,
     time::{ConsensusWindows, Slot, Timestamp, Window, WindowCheck},
 };
 
@@ -308,7 +307,7 @@ impl GossipValidator {
         let slot = Slot(proposal.payload.header.slot);
         self.check_window(slot, self.windows.checkpoint_proposal(slot), now)?;
         let signer = self
-            .recover_checkpoint_proposer(&proposal.payload, proposal.signature)
+            .recover_checkpoint_proposer(proposal.payload.payload_hash(), proposal.signature)
             .map_err(GossipInvalid::BadSignature)?;
         self.check_proposer(slot, signer)?;
         let last_block = match &proposal.last_block {
@@ -340,8 +339,14 @@ impl GossipValidator {
     ) -> Result<Verified<CheckpointAttestation>, GossipInvalid> {
         let slot = Slot(attestation.payload.header.slot);
         self.check_window(slot, self.windows.attestation(slot), now)?;
+        // Hashed once for both recoveries: this is the per-attestation hot path.
+        let payload_hash = attestation.payload.payload_hash();
         let attester = attestation
-            .recover_attester(&self.domain)
+            .signature
+            .recover(
+                self.domain
+                    .digest(SignatureKind::CheckpointAttestation, payload_hash),
+            )
             .map_err(GossipInvalid::BadSignature)?;
         let duty = self
             .committee
@@ -354,7 +359,7 @@ impl GossipValidator {
             return Err(GossipInvalid::NotInCommittee { slot, attester });
         }
         let proposer = self
-            .recover_checkpoint_proposer(&attestation.payload, attestation.proposer_signature)
+            .recover_checkpoint_proposer(payload_hash, attestation.proposer_signature)
             .map_err(GossipInvalid::BadProposerSignature)?;
         if let Some(expected) = duty.proposer
             && expected != proposer
@@ -370,10 +375,9 @@ impl GossipValidator {
 
     fn recover_checkpoint_proposer(
         &self,
-        payload: &ConsensusPayload,
+        payload_hash: B256,
         signature: Signature,
     ) -> Result<Address, SignatureError> {
-        let payload_hash = payload.payload_hash();
         let key = (payload_hash, signature);
         if let Some(signer) = self.cache().recovered.get(&key) {
             return Ok(*signer);
