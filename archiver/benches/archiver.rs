@@ -22,7 +22,7 @@ use tandem_proto::{
     SigningDomain, SigningKey, Tx, TxPayload,
     archive::ArchiveTree,
     block_body_hash, block_headers_hash, encode_checkpoint_body, keccak256,
-    time::{ConsensusWindows, SlotClock, SystemClock, Timestamp},
+    time::{ConsensusWindows, PipeliningMode, SlotClock, SystemClock, Timestamp},
 };
 
 const TXS_PER_BLOCK: usize = 100;
@@ -290,7 +290,12 @@ async fn tips_latency_and_l1_sync() {
     let timing = ArchiverTiming {
         clock: Arc::new(SystemClock),
         slot_clock,
-        windows: ConsensusWindows::new(slot_clock, Duration::from_secs(1)),
+        windows: ConsensusWindows::new(
+            slot_clock,
+            Duration::from_secs(1),
+            PipeliningMode::Pipelined,
+            Duration::from_secs(1),
+        ),
         poll_interval: Duration::from_secs(3600),
     };
     let config = SyncConfig {

@@ -15,7 +15,7 @@ use tandem_archiver::{
 use tandem_l1::{Deployment, L1Reader, RollupParams, harness::AnvilHarness};
 use tandem_proto::{
     SigningKey,
-    time::{ConsensusWindows, SlotClock, SystemClock, Timestamp},
+    time::{ConsensusWindows, PipeliningMode, SlotClock, SystemClock, Timestamp},
 };
 use tokio_util::sync::CancellationToken;
 
@@ -103,7 +103,12 @@ impl L1 {
         let timing = ArchiverTiming {
             clock: Arc::new(SystemClock),
             slot_clock,
-            windows: ConsensusWindows::new(slot_clock, Duration::from_secs(1)),
+            windows: ConsensusWindows::new(
+                slot_clock,
+                Duration::from_secs(1),
+                PipeliningMode::Pipelined,
+                Duration::from_secs(1),
+            ),
             // Long: the tests drive sync steps themselves.
             poll_interval: Duration::from_secs(3600),
         };

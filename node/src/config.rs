@@ -14,7 +14,7 @@ use std::{
 use serde::{Deserialize, Serialize};
 use tandem_proto::{
     Address,
-    time::{NonPipelinedBudgets, PipelinedBudgets, SlotClock, Timestamp, Timetable},
+    time::{ConsensusWindows, PipeliningMode, SequencerBudgets, SlotClock, Timestamp, Timetable},
 };
 
 /// Prefix of environment overrides: `TANDEM__P2P__MAX_PEERS=80`.
@@ -159,6 +159,21 @@ pub(crate) struct ProtocolConfig {
     pub(crate) block_duration: Duration,
     /// Slots per epoch (one committee per epoch).
     pub(crate) epoch_duration: u64,
+    /// `pipelined` or `non_pipelined`: the network's schedule (consensus windows, gossip
+    /// validation and orphan deadlines depend on it).
+    pub(crate) pipelining_mode: PipeliningMode,
+    /// R: time validators have to re-execute the last block after the checkpoint proposal
+    /// arrives; the proposal deadline is `T − E − R` (pipelined). Defaults to D.
+    #[serde(default, with = "humantime_serde::option")]
+    pub(crate) last_block_reexecution_budget: Option<Duration>,
+}
+
+impl ProtocolConfig {
+    /// R, D when not set.
+    pub(crate) fn reexecution_budget(&self) -> Duration {
+        self.last_block_reexecution_budget
+            .unwrap_or(self.block_duration)
+    }
 }
 
 impl Default for ProtocolConfig {
@@ -171,6 +186,8 @@ impl Default for ProtocolConfig {
             l1_slot_duration: Duration::from_secs(12),
             block_duration: Duration::from_secs(6),
             epoch_duration: 32,
+            pipelining_mode: PipeliningMode::Pipelined,
+            last_block_reexecution_budget: None,
         }
     }
 }
@@ -278,9 +295,6 @@ impl P2pConfig {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub(crate) struct SequencerConfig {
-    /// Build for the next slot during the current one (the production mode). `false` runs the
-    /// non-pipelined baseline.
-    pub(crate) pipelining: bool,
     /// L1 address credited for this node's checkpoints (defaults to the validator address).
     pub(crate) coinbase: Option<Address>,
     /// L2 address receiving fees (defaults to the validator address).
@@ -308,17 +322,15 @@ pub(crate) struct SequencerConfig {
 
 impl Default for SequencerConfig {
     fn default() -> Self {
-        let pipelined = PipelinedBudgets::default();
-        let baseline = NonPipelinedBudgets::default();
+        let budgets = SequencerBudgets::default();
         Self {
-            pipelining: true,
             coinbase: None,
             fee_recipient: None,
-            checkpoint_init_time: pipelined.checkpoint_init_time,
-            min_block_duration: pipelined.min_block_duration,
-            p2p_propagation_time: pipelined.p2p_propagation_time,
-            checkpoint_prepare_time: pipelined.checkpoint_prepare_time,
-            l1_publishing_time: baseline.l1_publishing_time,
+            checkpoint_init_time: budgets.checkpoint_init_time,
+            min_block_duration: budgets.min_block_duration,
+            p2p_propagation_time: budgets.p2p_propagation_time,
+            checkpoint_prepare_time: budgets.checkpoint_prepare_time,
+            l1_publishing_time: budgets.l1_publishing_time,
             max_blocks_per_checkpoint: None,
             max_txs_per_block: 1_000,
         }
@@ -517,55 +529,49 @@ impl Config {
         )
     }
 
-    /// The pipelined budgets from `[sequencer]`.
-    pub(crate) fn pipelined_budgets(&self) -> PipelinedBudgets {
+    /// The consensus windows of the configured network.
+    pub(crate) fn windows(&self) -> Result<ConsensusWindows, tandem_proto::time::SlotClockError> {
+        Ok(ConsensusWindows::new(
+            self.slot_clock()?,
+            self.protocol.block_duration,
+            self.protocol.pipelining_mode,
+            self.protocol.reexecution_budget(),
+        ))
+    }
+
+    /// The proposer budgets from `[sequencer]`.
+    pub(crate) fn sequencer_budgets(&self) -> SequencerBudgets {
         let s = &self.sequencer;
-        PipelinedBudgets {
+        SequencerBudgets {
             checkpoint_init_time: s.checkpoint_init_time,
             min_block_duration: s.min_block_duration,
             p2p_propagation_time: s.p2p_propagation_time,
             checkpoint_prepare_time: s.checkpoint_prepare_time,
-        }
-    }
-
-    /// The non-pipelined budgets from `[sequencer]` (prepare time doubles as assemble time).
-    pub(crate) fn non_pipelined_budgets(&self) -> NonPipelinedBudgets {
-        let s = &self.sequencer;
-        NonPipelinedBudgets {
-            checkpoint_init_time: s.checkpoint_init_time,
-            min_execution_time: s.min_block_duration,
-            p2p_propagation_time: s.p2p_propagation_time,
-            checkpoint_assemble_time: s.checkpoint_prepare_time,
             l1_publishing_time: s.l1_publishing_time,
         }
     }
 
-    /// The timetable this node's sequencer follows.
-    pub(crate) fn timetable(&self) -> Result<Timetable, Problem> {
-        let clock = self.slot_clock().map_err(|err| Problem {
-            key: "protocol.slot_duration",
-            message: err.to_string(),
-        })?;
-        let table = if self.sequencer.pipelining {
-            Timetable::pipelined(
-                clock,
-                self.protocol.block_duration,
-                self.pipelined_budgets(),
-            )
-        } else {
-            Timetable::non_pipelined(
-                clock,
-                self.protocol.block_duration,
-                self.non_pipelined_budgets(),
-            )
-        }
-        .map_err(|err| Problem {
-            key: "protocol.block_duration",
-            message: err.to_string(),
-        })?;
+    /// The timetable of `windows` with this node's budgets and block cap.
+    pub(crate) fn timetable_for(
+        &self,
+        windows: ConsensusWindows,
+    ) -> Result<Timetable, tandem_proto::time::TimetableError> {
+        let table = Timetable::new(windows, self.sequencer_budgets())?;
         Ok(match self.sequencer.max_blocks_per_checkpoint {
             Some(cap) => table.with_max_blocks_cap(cap),
             None => table,
+        })
+    }
+
+    /// The timetable this node's sequencer follows (the network's mode).
+    pub(crate) fn timetable(&self) -> Result<Timetable, Problem> {
+        let windows = self.windows().map_err(|err| Problem {
+            key: "protocol.slot_duration",
+            message: err.to_string(),
+        })?;
+        self.timetable_for(windows).map_err(|err| Problem {
+            key: "protocol.block_duration",
+            message: err.to_string(),
         })
     }
 

@@ -4,7 +4,7 @@
 use std::{sync::Arc, time::Duration};
 
 use eyre::WrapErr;
-use tandem_proto::time::{Clock, SlotClock, SystemClock};
+use tandem_proto::time::{Clock, PipeliningMode, SlotClock, SystemClock};
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 use tracing::{error, info};
@@ -71,7 +71,7 @@ async fn supervise(config: Config) -> eyre::Result<()> {
     let ticker = SlotTicker {
         clock: Arc::new(SystemClock),
         slot_clock,
-        pipelining: config.sequencer.pipelining,
+        mode: config.protocol.pipelining_mode,
     };
     tasks.spawn(ticker.run(cancel.clone()));
     tasks.spawn(cancel_on_signal(cancel.clone()));
@@ -158,7 +158,7 @@ async fn cancel_on_signal(cancel: CancellationToken) -> eyre::Result<()> {
 struct SlotTicker {
     clock: Arc<dyn Clock>,
     slot_clock: SlotClock,
-    pipelining: bool,
+    mode: PipeliningMode,
 }
 
 impl SlotTicker {
@@ -174,7 +174,7 @@ impl SlotTicker {
                     last_slot = Some(slot);
                 }
             }
-            if let Some(target) = self.slot_clock.target_slot(now, self.pipelining) {
+            if let Some(target) = self.slot_clock.target_slot(now, self.mode) {
                 metrics::gauge!("node_target_slot").set(target.0 as f64);
             }
             let wait = now.until(self.slot_clock.next_l1_block_time(now));

@@ -5,7 +5,7 @@ use std::{path::PathBuf, time::Duration};
 
 use clap::Args;
 use serde_json::{Map, Value, json};
-use tandem_proto::time::{Slot, SlotSchedule, Timetable};
+use tandem_proto::time::{PipeliningMode, Slot, SlotSchedule};
 
 use crate::config::{CliOverrides, Config};
 
@@ -42,14 +42,9 @@ pub(crate) fn print(args: &TimetableArgs) -> eyre::Result<()> {
     if let Some(block) = args.block {
         config.protocol.block_duration = block;
     }
-    let clock = config.slot_clock()?;
-    let block = config.protocol.block_duration;
-    let cap = |table: Timetable| match config.sequencer.max_blocks_per_checkpoint {
-        Some(cap) => table.with_max_blocks_cap(cap),
-        None => table,
-    };
-    let pipelined = Timetable::pipelined(clock, block, config.pipelined_budgets()).map(cap);
-    let baseline = Timetable::non_pipelined(clock, block, config.non_pipelined_budgets()).map(cap);
+    let windows = config.windows()?;
+    let pipelined = config.timetable_for(windows.with_mode(PipeliningMode::Pipelined));
+    let baseline = config.timetable_for(windows.with_mode(PipeliningMode::NonPipelined));
     let schedules = [
         (
             "pipelined",

@@ -2,14 +2,24 @@
 //!
 //! The generated structs stay private to this module; other crates see only [`WireMessage`].
 //! Every decoder checks the encoded size against the type's limit before parsing, checks every
-//! fixed-size field's length, and names the message and field it rejects. It never panics.
+//! fixed-size field's length and bounded value, and names the message and field it rejects. It
+//! never panics.
+//!
+//! Decoding is canonical: the bytes must be exactly what [`WireMessage::to_wire_bytes`] makes of
+//! the decoded value. Unknown fields, trailing or duplicated fields, reordered fields, explicit
+//! defaults and over-long varints are refused, so one message has one encoding and a relayer
+//! cannot turn one proposal into many gossip message ids.
+
+#![deny(clippy::arithmetic_side_effects)]
 
 use alloy_primitives::{Address, B256};
 use prost::Message;
 
 use crate::{
     block::{Block, BlockHeader},
-    checkpoint::{Checkpoint, CheckpointHeader, ConsensusPayload},
+    checkpoint::{
+        Checkpoint, CheckpointHeader, ConsensusPayload, MAX_FEE_ASSET_PRICE_MODIFIER_BPS,
+    },
     proposal::{BlockProposal, CheckpointAttestation, CheckpointProposal},
     signing::{SIGNATURE_LENGTH, Signature},
     tips::{BlockId, CheckpointId, L2TipId, L2Tips},
@@ -91,6 +101,29 @@ pub enum WireError {
         /// Bytes after the last whole item.
         leftover: usize,
     },
+    /// The bytes decode, but are not the canonical encoding of what they decode to (unknown,
+    /// repeated or reordered fields, explicit defaults, padded varints).
+    #[error("{message}: not the canonical encoding ({size} bytes, canonical {canonical})")]
+    NonCanonical {
+        /// Message type.
+        message: &'static str,
+        /// Input size.
+        size: usize,
+        /// Size of the canonical encoding of the decoded value.
+        canonical: usize,
+    },
+    /// A bounded integer field is out of its range.
+    #[error("{message}.{field}: {value} is outside ±{limit}")]
+    OutOfRange {
+        /// Message type.
+        message: &'static str,
+        /// Field name.
+        field: &'static str,
+        /// The value.
+        value: i64,
+        /// The bound either way.
+        limit: i64,
+    },
     /// A repeated field has more entries than allowed.
     #[error("{message}.{field}: {count} entries exceeds the limit of {limit}")]
     TooMany {
@@ -115,7 +148,8 @@ pub trait WireMessage: Sized {
     /// Encodes to protobuf bytes.
     fn to_wire_bytes(&self) -> Vec<u8>;
 
-    /// Decodes protobuf bytes, enforcing [`WireMessage::MAX_ENCODED_SIZE`] first.
+    /// Decodes protobuf bytes, enforcing [`WireMessage::MAX_ENCODED_SIZE`] first and refusing
+    /// any encoding but the canonical one.
     fn from_wire_bytes(bytes: &[u8]) -> Result<Self, WireError>;
 }
 
@@ -151,6 +185,7 @@ macro_rules! wire_message {
                         reason: err.to_string(),
                     }
                 })?;
+                check_canonical(Self::NAME, &proto, bytes)?;
                 Self::from_proto(proto)
             }
         }
@@ -164,6 +199,31 @@ wire_message!(BlockProposal, MAX_PROPOSAL_SIZE);
 wire_message!(CheckpointProposal, MAX_PROPOSAL_SIZE);
 wire_message!(CheckpointAttestation, MAX_ATTESTATION_SIZE);
 wire_message!(L2Tips, MAX_TIPS_SIZE);
+
+/// Refuses `bytes` unless they are exactly prost's encoding of `proto` (what we send). The length
+/// check is free and catches unknown, duplicated and default-valued fields and padded varints;
+/// the byte comparison catches reordered fields (a memcpy-speed pass over the big packed fields).
+fn check_canonical<M: Message>(
+    message: &'static str,
+    proto: &M,
+    bytes: &[u8],
+) -> Result<(), WireError> {
+    let canonical = proto.encoded_len();
+    let non_canonical = || WireError::NonCanonical {
+        message,
+        size: bytes.len(),
+        canonical,
+    };
+    if canonical != bytes.len() {
+        return Err(non_canonical());
+    }
+    let mut encoded = Vec::with_capacity(canonical);
+    proto.encode(&mut encoded).map_err(|_| non_canonical())?;
+    if encoded != bytes {
+        return Err(non_canonical());
+    }
+    Ok(())
+}
 
 /// Field readers bound to one message name, so every error says where it happened.
 struct Fields(&'static str);
@@ -225,6 +285,18 @@ impl Fields {
     fn signature(&self, field: &'static str, bytes: &[u8]) -> Result<Signature, WireError> {
         self.fixed::<SIGNATURE_LENGTH>(field, bytes)
             .map(Signature::from_bytes)
+    }
+
+    fn bounded_i64(&self, field: &'static str, value: i64, limit: i64) -> Result<i64, WireError> {
+        if value.unsigned_abs() > limit.unsigned_abs() {
+            return Err(WireError::OutOfRange {
+                message: self.0,
+                field,
+                value,
+                limit,
+            });
+        }
+        Ok(value)
     }
 
     fn required<T>(&self, field: &'static str, value: Option<T>) -> Result<T, WireError> {
@@ -332,7 +404,7 @@ impl ProtoConvert for BlockHeader {
 }
 
 fn txs_to_packed(txs: &[Tx]) -> Vec<u8> {
-    let mut packed = Vec::with_capacity(txs.len() * PACKED_TX_LENGTH);
+    let mut packed = Vec::with_capacity(txs.len().saturating_mul(PACKED_TX_LENGTH));
     for tx in txs {
         tx.encode_packed(&mut packed);
     }
@@ -438,7 +510,11 @@ impl ProtoConvert for ConsensusPayload {
         Ok(Self {
             header: CheckpointHeader::from_proto(f.required("header", proto.header)?)?,
             archive: f.b256("archive", &proto.archive)?,
-            fee_asset_price_modifier: proto.fee_asset_price_modifier,
+            fee_asset_price_modifier: f.bounded_i64(
+                "fee_asset_price_modifier",
+                proto.fee_asset_price_modifier,
+                MAX_FEE_ASSET_PRICE_MODIFIER_BPS,
+            )?,
         })
     }
 }

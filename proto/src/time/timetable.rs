@@ -1,27 +1,18 @@
 use std::time::Duration;
 
 use super::{
-    clock::{Slot, SlotClock, Timestamp},
-    windows::ConsensusWindows,
+    clock::{Slot, SlotClock, Timestamp, duration_millis},
+    windows::{ConsensusWindows, PipeliningMode},
 };
 
 /// L1 slots shorter than this select the fast local profile (smaller budgets), as on a devnet.
 const FAST_PROFILE_BELOW_L1_SLOT: Duration = Duration::from_secs(8);
 
-/// Which schedule the proposer follows.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum TimetableMode {
-    /// Build during the slot before the target; attest and publish at the boundary.
-    Pipelined,
-    /// Build, attest and publish inside the target slot (the baseline).
-    NonPipelined,
-}
-
-/// Local budgets of the pipelined schedule. They only shape the proposer's own plan; consensus
-/// deadlines never depend on them.
+/// The proposer's local budgets. They only shape its own plan; consensus deadlines never depend
+/// on them. The non-pipelined schedule reads `checkpoint_prepare_time` as its assemble time and
+/// `min_block_duration` as its minimum execution time.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct PipelinedBudgets {
+pub struct SequencerBudgets {
     /// Time from build-frame start to the first sub-slot (sync, proposer check, fork).
     pub checkpoint_init_time: Duration,
     /// Shortest useful block: a sub-slot with less time left is skipped.
@@ -30,41 +21,18 @@ pub struct PipelinedBudgets {
     pub p2p_propagation_time: Duration,
     /// Time to assemble and sign the checkpoint after the last block.
     pub checkpoint_prepare_time: Duration,
+    /// Non-pipelined only: time reserved at the end of the slot to get the L1 tx mined. The fast
+    /// profile lowers it to E (one L1 block).
+    pub l1_publishing_time: Duration,
 }
 
-impl Default for PipelinedBudgets {
+impl Default for SequencerBudgets {
     fn default() -> Self {
         Self {
             checkpoint_init_time: Duration::from_secs(1),
             min_block_duration: Duration::from_secs(2),
             p2p_propagation_time: Duration::from_secs(2),
             checkpoint_prepare_time: Duration::from_secs(1),
-        }
-    }
-}
-
-/// Local budgets of the non-pipelined (baseline) schedule.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct NonPipelinedBudgets {
-    /// Time from build-frame start to the first sub-slot.
-    pub checkpoint_init_time: Duration,
-    /// Shortest useful block.
-    pub min_execution_time: Duration,
-    /// Expected one-way gossip propagation time (P).
-    pub p2p_propagation_time: Duration,
-    /// Time to assemble the checkpoint after the last block.
-    pub checkpoint_assemble_time: Duration,
-    /// Time reserved at the end of the slot to get the L1 tx mined.
-    pub l1_publishing_time: Duration,
-}
-
-impl Default for NonPipelinedBudgets {
-    fn default() -> Self {
-        Self {
-            checkpoint_init_time: Duration::from_secs(1),
-            min_execution_time: Duration::from_secs(2),
-            p2p_propagation_time: Duration::from_secs(2),
-            checkpoint_assemble_time: Duration::from_secs(1),
             l1_publishing_time: Duration::from_secs(12),
         }
     }
@@ -86,20 +54,23 @@ pub enum TimetableError {
     },
     /// The budgets leave no room for a single block.
     #[error(
-        "the {mode:?} schedule leaves no room for a block: slot {slot_ms} ms, block {block_ms} ms"
+        "the {mode} schedule leaves no room for a block: slot {slot_ms} ms, block {block_ms} ms, \
+         {reserved_ms} ms reserved for init, checkpoint, re-execution and publishing"
     )]
     NoRoomForBlocks {
         /// The schedule.
-        mode: TimetableMode,
+        mode: PipeliningMode,
         /// S in ms.
         slot_ms: u64,
         /// D in ms.
         block_ms: u64,
+        /// Time of the frame not available for blocks.
+        reserved_ms: u64,
     },
 }
 
-/// Budgets after the fast-profile clamp, in ms. `prepare` is the pipelined prepare time or the
-/// non-pipelined assemble time; `l1_publishing` is used only by the non-pipelined schedule.
+/// Budgets after the fast-profile clamp, in ms. `l1_publishing` is used only by the
+/// non-pipelined schedule.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 struct Budgets {
     init: u64,
@@ -110,72 +81,54 @@ struct Budgets {
 }
 
 fn ms(duration: Duration) -> u64 {
-    u64::try_from(duration.as_millis()).unwrap_or(u64::MAX)
+    duration_millis(duration)
 }
 
-/// The proposer's schedule for any target slot, from (genesis, S, E, D) and local budgets.
+/// The proposer's schedule for any target slot, from the network's [`ConsensusWindows`]
+/// (genesis, S, E, D, mode, R) and local budgets.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Timetable {
-    clock: SlotClock,
-    block_ms: u64,
-    mode: TimetableMode,
+    windows: ConsensusWindows,
     budgets: Budgets,
     max_blocks: u32,
 }
 
 impl Timetable {
-    /// The pipelined (current, production) schedule. With E < 8 s the fast local profile lowers
-    /// propagation and prepare time to 0.5 s and the minimum block to 1 s (it never raises them).
-    pub fn pipelined(
-        clock: SlotClock,
-        block_duration: Duration,
-        budgets: PipelinedBudgets,
+    /// The schedule of `windows`' mode.
+    ///
+    /// Pipelined (G4): with E < 8 s the fast local profile lowers propagation and prepare time
+    /// to 0.5 s and the minimum block to 1 s. Non-pipelined (G0): the fast profile lowers
+    /// propagation to 0, assemble and init to 0.5 s, the minimum execution time to 1 s and the
+    /// L1 publishing time to E. The clamp only ever lowers a budget.
+    pub fn new(
+        windows: ConsensusWindows,
+        budgets: SequencerBudgets,
     ) -> Result<Self, TimetableError> {
+        let clock = windows.slot_clock();
         let mut b = Budgets {
             init: ms(budgets.checkpoint_init_time),
             min_block: ms(budgets.min_block_duration),
             propagation: ms(budgets.p2p_propagation_time),
             prepare: ms(budgets.checkpoint_prepare_time),
-            l1_publishing: 0,
-        };
-        if clock.l1_slot_duration() < FAST_PROFILE_BELOW_L1_SLOT {
-            b.propagation = b.propagation.min(500);
-            b.prepare = b.prepare.min(500);
-            b.min_block = b.min_block.min(1_000);
-        }
-        Self::build(clock, block_duration, TimetableMode::Pipelined, b)
-    }
-
-    /// The non-pipelined baseline. With E < 8 s the fast profile lowers propagation to 0,
-    /// assemble and init to 0.5 s and the minimum execution time to 1 s.
-    pub fn non_pipelined(
-        clock: SlotClock,
-        block_duration: Duration,
-        budgets: NonPipelinedBudgets,
-    ) -> Result<Self, TimetableError> {
-        let mut b = Budgets {
-            init: ms(budgets.checkpoint_init_time),
-            min_block: ms(budgets.min_execution_time),
-            propagation: ms(budgets.p2p_propagation_time),
-            prepare: ms(budgets.checkpoint_assemble_time),
             l1_publishing: ms(budgets.l1_publishing_time),
         };
         if clock.l1_slot_duration() < FAST_PROFILE_BELOW_L1_SLOT {
-            b.propagation = 0;
-            b.prepare = b.prepare.min(500);
-            b.init = b.init.min(500);
-            b.min_block = b.min_block.min(1_000);
+            match windows.mode() {
+                PipeliningMode::Pipelined => {
+                    b.propagation = b.propagation.min(500);
+                    b.prepare = b.prepare.min(500);
+                    b.min_block = b.min_block.min(1_000);
+                }
+                PipeliningMode::NonPipelined => {
+                    b.propagation = 0;
+                    b.prepare = b.prepare.min(500);
+                    b.init = b.init.min(500);
+                    b.min_block = b.min_block.min(1_000);
+                    b.l1_publishing = b.l1_publishing.min(ms(clock.l1_slot_duration()));
+                }
+            }
         }
-        Self::build(clock, block_duration, TimetableMode::NonPipelined, b)
-    }
-
-    fn build(
-        clock: SlotClock,
-        block_duration: Duration,
-        mode: TimetableMode,
-        mut budgets: Budgets,
-    ) -> Result<Self, TimetableError> {
-        let block_ms = ms(block_duration);
+        let block_ms = ms(windows.block_duration());
         let slot_ms = ms(clock.slot_duration());
         if block_ms == 0 {
             return Err(TimetableError::ZeroBlockDuration);
@@ -184,35 +137,42 @@ impl Timetable {
             return Err(TimetableError::BlockNotShorterThanSlot { block_ms, slot_ms });
         }
         // A minimum block longer than a block would make every sub-slot unusable.
-        budgets.min_block = budgets.min_block.min(block_ms);
-        let reserved = budgets.init + Self::reserved_at_end(mode, block_ms, &budgets);
-        let max_blocks = slot_ms.saturating_sub(reserved) / block_ms;
+        b.min_block = b.min_block.min(block_ms);
+        let reexecution = ms(windows.last_block_reexecution_budget());
+        let reserved =
+            b.init
+                .saturating_add(Self::reserved_at_end(windows.mode(), reexecution, &b));
+        let max_blocks = slot_ms
+            .saturating_sub(reserved)
+            .checked_div(block_ms)
+            .unwrap_or(0);
         if max_blocks == 0 {
             return Err(TimetableError::NoRoomForBlocks {
-                mode,
+                mode: windows.mode(),
                 slot_ms,
                 block_ms,
+                reserved_ms: reserved,
             });
         }
-        let max_blocks = u32::try_from(max_blocks).unwrap_or(u32::MAX);
         Ok(Self {
-            clock,
-            block_ms,
-            mode,
-            budgets,
-            max_blocks,
+            windows,
+            budgets: b,
+            max_blocks: u32::try_from(max_blocks).unwrap_or(u32::MAX),
         })
     }
 
     /// Time at the end of the build frame that is not spent building (excluding init):
-    /// pipelined `prep + P + D + P` (gossip the checkpoint, re-execute the last block, return
-    /// attestations); non-pipelined `D + assemble + 2P + l1_publishing`.
-    fn reserved_at_end(mode: TimetableMode, block_ms: u64, b: &Budgets) -> u64 {
+    /// pipelined `prep + P + R + P` (gossip the checkpoint, re-execute the last block, return
+    /// attestations); non-pipelined `prep + P + R + P + l1_publishing`. The reference budgets
+    /// R = D.
+    fn reserved_at_end(mode: PipeliningMode, reexecution_ms: u64, b: &Budgets) -> u64 {
+        let round_trip = b
+            .prepare
+            .saturating_add(b.propagation.saturating_mul(2))
+            .saturating_add(reexecution_ms);
         match mode {
-            TimetableMode::Pipelined => b.prepare + 2 * b.propagation + block_ms,
-            TimetableMode::NonPipelined => {
-                block_ms + b.prepare + 2 * b.propagation + b.l1_publishing
-            }
+            PipeliningMode::Pipelined => round_trip,
+            PipeliningMode::NonPipelined => round_trip.saturating_add(b.l1_publishing),
         }
     }
 
@@ -223,18 +183,23 @@ impl Timetable {
     }
 
     /// The schedule followed.
-    pub const fn mode(&self) -> TimetableMode {
-        self.mode
+    pub const fn mode(&self) -> PipeliningMode {
+        self.windows.mode()
+    }
+
+    /// The consensus windows it is built on.
+    pub const fn windows(&self) -> &ConsensusWindows {
+        &self.windows
     }
 
     /// The slot clock it is built on.
     pub const fn slot_clock(&self) -> &SlotClock {
-        &self.clock
+        self.windows.slot_clock()
     }
 
     /// D.
     pub const fn block_duration(&self) -> Duration {
-        Duration::from_millis(self.block_ms)
+        self.windows.block_duration()
     }
 
     /// Most blocks in one checkpoint.
@@ -245,92 +210,72 @@ impl Timetable {
     /// Time of each slot not spent building, see [`SlotSchedule::dead_zone`].
     pub fn dead_zone(&self) -> Duration {
         Duration::from_millis(Self::reserved_at_end(
-            self.mode,
-            self.block_ms,
+            self.mode(),
+            ms(self.windows.last_block_reexecution_budget()),
             &self.budgets,
         ))
     }
 
     /// Share of the slot spent building blocks: `max_blocks · D / S`.
     pub fn building_share(&self) -> f64 {
-        (u64::from(self.max_blocks) * self.block_ms) as f64 / ms(self.clock.slot_duration()) as f64
+        let building = u64::from(self.max_blocks).saturating_mul(ms(self.block_duration()));
+        building as f64 / ms(self.slot_clock().slot_duration()) as f64
     }
 
     /// Absolute deadlines for building `target`.
     pub fn schedule(&self, target: Slot) -> SlotSchedule {
         let d = Duration::from_millis;
         let b = &self.budgets;
-        let t = self.clock.slot_start(target);
-        let s = self.clock.slot_duration();
-        let e = self.clock.l1_slot_duration();
-        let block = d(self.block_ms);
-        let windows = ConsensusWindows::new(self.clock, block);
+        let windows = &self.windows;
+        let clock = windows.slot_clock();
+        let t = clock.slot_start(target);
+        let e = clock.l1_slot_duration();
+        let block_ms = ms(self.block_duration());
+        let reexecution = windows.last_block_reexecution_budget();
+        let round_trip = d(b.propagation.saturating_mul(2));
 
-        let build_frame_start = match self.mode {
-            TimetableMode::Pipelined => windows.build_frame_start(target),
-            TimetableMode::NonPipelined => t.saturating_sub(e),
-        };
+        let build_frame_start = windows.build_frame_start(target);
         let first_subslot_start = build_frame_start.saturating_add(d(b.init));
         let block_build_deadlines: Vec<Timestamp> = (1..=u64::from(self.max_blocks))
-            .map(|k| first_subslot_start.saturating_add(d(k * self.block_ms)))
+            .map(|k| first_subslot_start.saturating_add(d(k.saturating_mul(block_ms))))
             .collect();
-
-        match self.mode {
-            TimetableMode::Pipelined => {
-                let last_block_build_time = t
-                    .saturating_sub(e)
-                    .saturating_sub(block)
-                    .saturating_sub(d(2 * b.propagation))
-                    .saturating_sub(d(b.prepare));
-                let send = last_block_build_time.saturating_add(d(b.prepare));
-                SlotSchedule {
-                    mode: self.mode,
-                    target_slot: target,
-                    target_slot_start: t,
-                    build_frame_start,
-                    first_subslot_start,
-                    block_build_deadlines,
-                    min_block_duration: d(b.min_block),
-                    last_block_build_time,
-                    start_deadline: last_block_build_time.saturating_sub(d(b.min_block)),
-                    checkpoint_proposal_send_time: send,
-                    checkpoint_proposal_receive_ideal: send.saturating_add(d(b.propagation)),
-                    checkpoint_proposal_receive_deadline: windows
-                        .checkpoint_proposal_receive_deadline(target),
-                    l1_publish_ideal_time: t.saturating_sub(e),
-                    attestation_deadline: windows.attestation_deadline(target),
-                    max_blocks_per_checkpoint: self.max_blocks,
-                    dead_zone: self.dead_zone(),
-                    building_share: self.building_share(),
-                }
-            }
-            TimetableMode::NonPipelined => {
-                let last_block_build_time = first_subslot_start
-                    .saturating_add(d(u64::from(self.max_blocks) * self.block_ms));
-                let send = last_block_build_time.saturating_add(d(b.prepare));
-                let publish = build_frame_start
-                    .saturating_add(s)
-                    .saturating_sub(d(b.l1_publishing));
-                SlotSchedule {
-                    mode: self.mode,
-                    target_slot: target,
-                    target_slot_start: t,
-                    build_frame_start,
-                    first_subslot_start,
-                    block_build_deadlines,
-                    min_block_duration: d(b.min_block),
-                    last_block_build_time,
-                    start_deadline: last_block_build_time.saturating_sub(d(b.min_block)),
-                    checkpoint_proposal_send_time: send,
-                    checkpoint_proposal_receive_ideal: send.saturating_add(d(b.propagation)),
-                    checkpoint_proposal_receive_deadline: publish.saturating_sub(d(b.propagation)),
-                    l1_publish_ideal_time: publish,
-                    attestation_deadline: publish,
-                    max_blocks_per_checkpoint: self.max_blocks,
-                    dead_zone: self.dead_zone(),
-                    building_share: self.building_share(),
-                }
-            }
+        let (last_block_build_time, l1_publish_ideal_time) = match self.mode() {
+            // Send, arrive (P), re-execute (R) and return attestations (P) by T − E.
+            PipeliningMode::Pipelined => (
+                t.saturating_sub(e)
+                    .saturating_sub(reexecution)
+                    .saturating_sub(round_trip)
+                    .saturating_sub(d(b.prepare)),
+                t.saturating_sub(e),
+            ),
+            PipeliningMode::NonPipelined => (
+                first_subslot_start
+                    .saturating_add(d(u64::from(self.max_blocks).saturating_mul(block_ms))),
+                build_frame_start
+                    .saturating_add(clock.slot_duration())
+                    .saturating_sub(d(b.l1_publishing)),
+            ),
+        };
+        let send = last_block_build_time.saturating_add(d(b.prepare));
+        SlotSchedule {
+            mode: self.mode(),
+            target_slot: target,
+            target_slot_start: t,
+            build_frame_start,
+            first_subslot_start,
+            block_build_deadlines,
+            min_block_duration: d(b.min_block),
+            last_block_build_time,
+            start_deadline: last_block_build_time.saturating_sub(d(b.min_block)),
+            checkpoint_proposal_send_time: send,
+            checkpoint_proposal_receive_ideal: send.saturating_add(d(b.propagation)),
+            checkpoint_proposal_receive_deadline: windows
+                .checkpoint_proposal_receive_deadline(target),
+            l1_publish_ideal_time,
+            attestation_deadline: windows.attestation_deadline(target),
+            max_blocks_per_checkpoint: self.max_blocks,
+            dead_zone: self.dead_zone(),
+            building_share: self.building_share(),
         }
     }
 }
@@ -339,7 +284,7 @@ impl Timetable {
 #[derive(Debug, Clone, PartialEq)]
 pub struct SlotSchedule {
     /// The schedule followed.
-    pub mode: TimetableMode,
+    pub mode: PipeliningMode,
     /// The slot the checkpoint is for.
     pub target_slot: Slot,
     /// T: start of the target slot.
@@ -360,7 +305,7 @@ pub struct SlotSchedule {
     pub checkpoint_proposal_send_time: Timestamp,
     /// When validators are expected to have it.
     pub checkpoint_proposal_receive_ideal: Timestamp,
-    /// Consensus deadline for receiving it (pipelined: `T − E − D`).
+    /// Consensus deadline for receiving it (pipelined: `T − E − R`).
     pub checkpoint_proposal_receive_deadline: Timestamp,
     /// When the L1 tx should go out (pipelined: `T − E`).
     pub l1_publish_ideal_time: Timestamp,
@@ -396,10 +341,10 @@ impl SlotSchedule {
         self.block_build_deadlines
             .iter()
             .enumerate()
-            .skip(from_index as usize)
+            .skip(usize::try_from(from_index).unwrap_or(usize::MAX))
             .find(|(_, deadline)| now.until(**deadline) >= self.min_block_duration)
             .map(|(index, deadline)| SubSlot {
-                index: index as u32,
+                index: u32::try_from(index).unwrap_or(u32::MAX),
                 deadline: *deadline,
                 wait_for_txs_deadline: deadline.saturating_sub(self.min_block_duration),
                 is_last: index == last,
@@ -413,6 +358,7 @@ impl SlotSchedule {
 }
 
 #[cfg(test)]
+#[allow(clippy::arithmetic_side_effects)]
 mod tests {
     use super::*;
 
@@ -426,22 +372,46 @@ mod tests {
         .unwrap()
     }
 
-    fn pipelined(slot: u64, l1_slot: u64, block: u64) -> Timetable {
-        Timetable::pipelined(
+    fn table(
+        mode: PipeliningMode,
+        slot: u64,
+        l1_slot: u64,
+        block_ms: u64,
+        reexecution_ms: u64,
+        budgets: SequencerBudgets,
+    ) -> Timetable {
+        let windows = ConsensusWindows::new(
             clock(slot, l1_slot),
-            Duration::from_secs(block),
-            PipelinedBudgets::default(),
+            Duration::from_millis(block_ms),
+            mode,
+            Duration::from_millis(reexecution_ms),
+        );
+        Timetable::new(windows, budgets).unwrap()
+    }
+
+    /// R = D, default budgets: the reference's configuration.
+    fn pipelined(slot: u64, l1_slot: u64, block: u64) -> Timetable {
+        let block = block * 1000;
+        table(
+            PipeliningMode::Pipelined,
+            slot,
+            l1_slot,
+            block,
+            block,
+            SequencerBudgets::default(),
         )
-        .unwrap()
     }
 
     fn non_pipelined(slot: u64, l1_slot: u64, block: u64) -> Timetable {
-        Timetable::non_pipelined(
-            clock(slot, l1_slot),
-            Duration::from_secs(block),
-            NonPipelinedBudgets::default(),
+        let block = block * 1000;
+        table(
+            PipeliningMode::NonPipelined,
+            slot,
+            l1_slot,
+            block,
+            block,
+            SequencerBudgets::default(),
         )
-        .unwrap()
     }
 
     /// Seconds relative to T, as the reference table writes them.
@@ -471,6 +441,28 @@ mod tests {
     }
 
     #[test]
+    fn a_short_reexecution_budget_buys_a_block() {
+        // 72/12/6 with P = 1.5 s: R = D gives 10 blocks; R = 1 s gives 11, and the proposal
+        // deadline moves from T − 18 to T − 13.
+        let budgets = SequencerBudgets {
+            p2p_propagation_time: Duration::from_millis(1_500),
+            ..SequencerBudgets::default()
+        };
+        let reference = table(PipeliningMode::Pipelined, 72, 12, 6_000, 6_000, budgets);
+        let short = table(PipeliningMode::Pipelined, 72, 12, 6_000, 1_000, budgets);
+        assert_eq!(reference.max_blocks_per_checkpoint(), 10);
+        assert_eq!(short.max_blocks_per_checkpoint(), 11);
+        let s = short.schedule(Slot(100));
+        assert_eq!(rel(&s, s.checkpoint_proposal_receive_deadline), -13.0);
+        assert_eq!(s.dead_zone, Duration::from_secs(5));
+        // Send, arrive, re-execute, attest: everything back by the L1 publish time.
+        assert_eq!(rel(&s, s.last_block_build_time), -17.0);
+        assert_eq!(rel(&s, s.checkpoint_proposal_receive_ideal), -14.5);
+        assert!(s.checkpoint_proposal_receive_ideal <= s.checkpoint_proposal_receive_deadline);
+        assert_eq!(rel(&s, *s.block_build_deadlines.last().unwrap()), -17.0);
+    }
+
+    #[test]
     fn fast_profile_block_counts() {
         assert_eq!(pipelined(36, 4, 6).max_blocks_per_checkpoint(), 4);
         assert_eq!(pipelined(36, 4, 8).max_blocks_per_checkpoint(), 3);
@@ -486,9 +478,43 @@ mod tests {
         assert_eq!(rel(&s, s.build_frame_start), -12.0);
         assert_eq!(rel(&s, s.last_block_build_time), 37.0);
         assert_eq!(rel(&s, s.start_deadline), 35.0);
-        // Attestations and publishing must finish S − l1_publishing after the frame start.
+        // Consensus: proposals until T + S − 2E − R, attestations until T + S − 2E.
+        assert_eq!(rel(&s, s.checkpoint_proposal_receive_deadline), 42.0);
         assert_eq!(rel(&s, s.attestation_deadline), 48.0);
-        assert_eq!(rel(&s, s.checkpoint_proposal_receive_deadline), 46.0);
+        assert_eq!(rel(&s, s.l1_publish_ideal_time), 48.0);
+        assert!(s.checkpoint_proposal_receive_ideal <= s.checkpoint_proposal_receive_deadline);
+    }
+
+    #[test]
+    fn both_modes_fit_blocks_on_the_fast_profiles() {
+        // devnet 24/2/2 and ci 12/1/1 (R = D): the non-pipelined publishing time shrinks to E.
+        for (slot, l1, block) in [(24, 2, 2), (12, 1, 1)] {
+            for mode in [PipeliningMode::Pipelined, PipeliningMode::NonPipelined] {
+                let t = table(
+                    mode,
+                    slot,
+                    l1,
+                    block * 1000,
+                    block * 1000,
+                    SequencerBudgets::default(),
+                );
+                let s = t.schedule(Slot(100));
+                assert!(
+                    s.max_blocks_per_checkpoint >= 8,
+                    "{slot}/{l1}/{block} {mode}: {} blocks",
+                    s.max_blocks_per_checkpoint
+                );
+                assert!(
+                    s.checkpoint_proposal_receive_ideal <= s.checkpoint_proposal_receive_deadline,
+                    "{slot}/{l1}/{block} {mode}"
+                );
+                assert!(s.l1_publish_ideal_time <= s.attestation_deadline);
+            }
+        }
+        assert_eq!(non_pipelined(24, 2, 2).max_blocks_per_checkpoint(), 9);
+        assert_eq!(pipelined(24, 2, 2).max_blocks_per_checkpoint(), 9);
+        assert_eq!(non_pipelined(12, 1, 1).max_blocks_per_checkpoint(), 9);
+        assert_eq!(pipelined(12, 1, 1).max_blocks_per_checkpoint(), 8);
     }
 
     #[test]
@@ -525,18 +551,35 @@ mod tests {
 
     #[test]
     fn invalid_parameters_are_refused() {
-        let c = clock(72, 12);
-        let budgets = PipelinedBudgets::default();
-        assert_eq!(
-            Timetable::pipelined(c, Duration::ZERO, budgets),
-            Err(TimetableError::ZeroBlockDuration)
-        );
+        let make = |block_ms, budgets| {
+            Timetable::new(
+                ConsensusWindows::new(
+                    clock(72, 12),
+                    Duration::from_millis(block_ms),
+                    PipeliningMode::Pipelined,
+                    Duration::from_millis(block_ms),
+                ),
+                budgets,
+            )
+        };
+        let budgets = SequencerBudgets::default();
+        assert_eq!(make(0, budgets), Err(TimetableError::ZeroBlockDuration));
         assert!(matches!(
-            Timetable::pipelined(c, Duration::from_secs(72), budgets),
+            make(72_000, budgets),
             Err(TimetableError::BlockNotShorterThanSlot { .. })
         ));
         assert!(matches!(
-            Timetable::pipelined(c, Duration::from_secs(40), budgets),
+            make(40_000, budgets),
+            Err(TimetableError::NoRoomForBlocks { .. })
+        ));
+        // Absurd budgets saturate into a typed error instead of overflowing.
+        let absurd = SequencerBudgets {
+            checkpoint_init_time: Duration::MAX,
+            p2p_propagation_time: Duration::MAX,
+            ..budgets
+        };
+        assert!(matches!(
+            make(6_000, absurd),
             Err(TimetableError::NoRoomForBlocks { .. })
         ));
     }
