@@ -14,6 +14,7 @@ pragma solidity 0.8.37;
 ///   slot 3  validators             registered validator addresses, append-only
 ///   slot 4  snapshots              per-epoch (epoch, validator count, seed) history
 ///   slot 5  owner
+///   slot 6  registered             validator => registered (duplicate check in O(1))
 ///
 /// Fee header (one word): bits 0..63 mana used, 64..127 excess mana, 128..191 fee-asset price
 /// (ETH per fee asset, 1e12 = 1.0). The min fee per mana of checkpoint K is a pure function of
@@ -26,6 +27,15 @@ pragma solidity 0.8.37;
 /// seed chains the previous seed with `block.prevrandao`. The proposer of slot s is
 /// committee[keccak256(abi.encode(epoch, s, seed)) % committee.length]. An empty committee
 /// means anyone may propose without attestations (bootstrap only).
+///
+/// Sampling is a partial Fisher-Yates shuffle of the indices [0, count): draw i swaps position i
+/// with a uniform position in [i, count). Only the swapped positions are remembered, in a small
+/// in-memory hash table (at most 2 * committee size entries), so the cost depends on the committee
+/// size, not on the number of validators, and every committee of that size is equally likely.
+///
+/// Data availability: `propose` must be a direct call from an externally owned account, so the
+/// body is always the input of the tx that emitted `CheckpointProposed` (full nodes decode it
+/// from there). The body is capped at MAX_CHECKPOINT_BODY_BYTES so one L1 tx carries it.
 contract Rollup {
     // ---------------------------------------------------------------------------------------
     // Types
@@ -84,6 +94,16 @@ contract Rollup {
         uint256 initialEthPerFeeAsset;
         uint256 l2ChainId;
         bytes32 genesisArchive;
+        /// D, in milliseconds: blocks are built in sub-slots of this length.
+        uint256 blockDurationMs;
+        /// R, in milliseconds: time validators have to re-execute the last block.
+        uint256 lastBlockReexecutionBudgetMs;
+        /// MODE_PIPELINED or MODE_NON_PIPELINED.
+        uint256 pipeliningMode;
+        /// Largest checkpoint body `propose` accepts, in bytes.
+        uint256 maxCheckpointBodyBytes;
+        /// Protocol version carried in every block header.
+        uint256 rollupVersion;
     }
 
     // ---------------------------------------------------------------------------------------
@@ -111,13 +131,22 @@ contract Rollup {
     error InvalidValidator(address validator);
     error BeforeGenesis(uint256 timestamp);
     error CheckpointNotFound(uint256 checkpointNumber);
+    error NotDirectCall(address sender, address origin);
+    error BodyTooLarge(uint256 size, uint256 limit);
 
     // ---------------------------------------------------------------------------------------
     // Events
     // ---------------------------------------------------------------------------------------
 
+    /// @notice Carries the whole consensus payload (header, archive, fee modifier), so a node
+    /// learns what landed even if it cannot get the body; the body and signatures are in the
+    /// calldata of the emitting tx (always a direct `propose` call).
     event CheckpointProposed(
-        uint256 indexed checkpointNumber, bytes32 indexed archive, bytes32 headerHash, uint256 slot
+        uint256 indexed checkpointNumber,
+        bytes32 indexed archive,
+        bytes32 headerHash,
+        CheckpointHeader header,
+        int256 feeAssetPriceModifier
     );
     event ValidatorsAdded(uint256 count);
 
@@ -136,6 +165,12 @@ contract Rollup {
     /// @notice The fee exponent (excess / fraction) is capped here so the fee stays finite and
     /// `propose` can never overflow: e^32 ~ 7.9e13.
     uint256 public constant MAX_FEE_EXPONENT = 32;
+    /// Checkpoints are built during the slot before their target.
+    uint256 public constant MODE_PIPELINED = 1;
+    /// Checkpoints are built, attested and published inside their target slot.
+    uint256 public constant MODE_NON_PIPELINED = 2;
+    /// No body cap may exceed what public mempools accept for a whole tx (128 KiB).
+    uint256 public constant MAX_BODY_CAP = 131072;
     uint256 internal constant SECP256K1_HALF_ORDER =
         0x7fffffffffffffffffffffffffffffff5d576e7357a4501ddfe92f46681b20a0;
 
@@ -149,6 +184,11 @@ contract Rollup {
     uint256 public immutable MIN_FEE_PER_MANA;
     uint256 public immutable FEE_UPDATE_FRACTION;
     uint256 public immutable L2_CHAIN_ID;
+    uint256 public immutable BLOCK_DURATION_MS;
+    uint256 public immutable LAST_BLOCK_REEXECUTION_BUDGET_MS;
+    uint256 public immutable PIPELINING_MODE;
+    uint256 public immutable MAX_CHECKPOINT_BODY_BYTES;
+    uint256 public immutable ROLLUP_VERSION;
 
     // ---------------------------------------------------------------------------------------
     // Storage (layout documented above; do not reorder)
@@ -160,6 +200,7 @@ contract Rollup {
     address[] internal validators;
     EpochSnapshot[] internal snapshots;
     address public owner;
+    mapping(address => bool) internal registered;
 
     constructor(Config memory config, address owner_, address[] memory initialValidators) {
         if (config.slotDuration == 0 || config.l1SlotDuration == 0) revert InvalidConfig("slotDuration");
@@ -181,6 +222,19 @@ contract Rollup {
             config.initialEthPerFeeAsset < MIN_ETH_PER_FEE_ASSET
                 || config.initialEthPerFeeAsset > MAX_ETH_PER_FEE_ASSET
         ) revert InvalidConfig("initialEthPerFeeAsset");
+        uint256 slotMs = config.slotDuration * 1000;
+        if (config.blockDurationMs == 0 || config.blockDurationMs >= slotMs) revert InvalidConfig("blockDurationMs");
+        if (config.lastBlockReexecutionBudgetMs == 0 || config.lastBlockReexecutionBudgetMs >= slotMs) {
+            revert InvalidConfig("lastBlockReexecutionBudgetMs");
+        }
+        if (config.pipeliningMode != MODE_PIPELINED && config.pipeliningMode != MODE_NON_PIPELINED) {
+            revert InvalidConfig("pipeliningMode");
+        }
+        if (config.maxCheckpointBodyBytes == 0 || config.maxCheckpointBodyBytes > MAX_BODY_CAP) {
+            revert InvalidConfig("maxCheckpointBodyBytes");
+        }
+        if (config.rollupVersion > type(uint32).max) revert InvalidConfig("rollupVersion");
+        if (config.l2ChainId == 0 || config.l2ChainId > type(uint64).max) revert InvalidConfig("l2ChainId");
 
         GENESIS_TIME = config.genesisTime;
         SLOT_DURATION = config.slotDuration;
@@ -192,6 +246,11 @@ contract Rollup {
         MIN_FEE_PER_MANA = config.minFeePerMana;
         FEE_UPDATE_FRACTION = config.feeUpdateFraction;
         L2_CHAIN_ID = config.l2ChainId;
+        BLOCK_DURATION_MS = config.blockDurationMs;
+        LAST_BLOCK_REEXECUTION_BUDGET_MS = config.lastBlockReexecutionBudgetMs;
+        PIPELINING_MODE = config.pipeliningMode;
+        MAX_CHECKPOINT_BODY_BYTES = config.maxCheckpointBodyBytes;
+        ROLLUP_VERSION = config.rollupVersion;
 
         owner = owner_;
         archives[0] = config.genesisArchive;
@@ -214,8 +273,11 @@ contract Rollup {
     /// @param attestations signatures of the committee members whose bit is set in `signers`,
     ///        in committee order.
     /// @param signers bitmap over the epoch committee: bit i set iff committee[i] attested.
-    /// @param body all txs of the checkpoint (see `encode_checkpoint_body`); only its hash is
-    ///        checked here, full nodes decode it from calldata.
+    /// @param body all txs of the checkpoint (see `encode_checkpoint_body`); only its size and
+    ///        hash are checked here, full nodes decode it from calldata.
+    /// @dev Only a direct call from an externally owned account: a contract (or an EIP-7702
+    ///      delegated account, whose code is its delegation designator) could relay the call
+    ///      inside another tx's input, where full nodes would not find the body.
     function propose(
         ProposeArgs calldata args,
         Signature calldata proposerSignature,
@@ -223,25 +285,42 @@ contract Rollup {
         uint256 signers,
         bytes calldata body
     ) external {
+        if (msg.sender != tx.origin || msg.sender.code.length != 0) revert NotDirectCall(msg.sender, tx.origin);
         uint256 number = (tips >> 128) + 1;
-        if (args.checkpointNumber != number) revert InvalidCheckpointNumber(number, args.checkpointNumber);
-        (bytes32 headerHash, uint256 feeHeader) = _checkHeaderAndFees(args, number - 1, body);
+        (bytes32 headerHash, uint256 feeHeader) = _checkHeaderAndFees(args, number, body, block.timestamp);
         _snapshotEpoch();
         _checkSignatures(args, headerHash, proposerSignature, attestations, signers);
 
         tips = (number << 128) | uint128(tips);
         archives[number] = args.archive;
         logs[number] = CheckpointLog({headerHash: headerHash, slot: args.header.slot, feeHeader: feeHeader});
-        emit CheckpointProposed(number, args.archive, headerHash, args.header.slot);
+        emit CheckpointProposed(number, args.archive, headerHash, args.header, args.feeAssetPriceModifier);
     }
 
-    function _checkHeaderAndFees(ProposeArgs calldata args, uint256 tip, bytes calldata body)
+    /// @notice Runs every check `propose` makes except the caller and signature checks, as if
+    /// mined at `timestamp` on top of the current tip: the sequencer validates its checkpoint
+    /// with it (under the simulation plan's overrides) before gossiping it, when no attestation
+    /// exists yet. Reverts with the reason it would fail.
+    /// @return headerHash the header hash the attestations will sign over.
+    /// @return feeHeader the fee header `propose` would store.
+    function validateHeader(ProposeArgs calldata args, bytes calldata body, uint256 timestamp)
+        external
+        view
+        returns (bytes32 headerHash, uint256 feeHeader)
+    {
+        return _checkHeaderAndFees(args, (tips >> 128) + 1, body, timestamp);
+    }
+
+    function _checkHeaderAndFees(ProposeArgs calldata args, uint256 number, bytes calldata body, uint256 timestamp)
         internal
         view
         returns (bytes32 headerHash, uint256 feeHeader)
     {
+        if (args.checkpointNumber != number) revert InvalidCheckpointNumber(number, args.checkpointNumber);
+        if (body.length > MAX_CHECKPOINT_BODY_BYTES) revert BodyTooLarge(body.length, MAX_CHECKPOINT_BODY_BYTES);
+        uint256 tip = number - 1;
         CheckpointHeader calldata header = args.header;
-        _validateHeader(header, tip, block.timestamp);
+        _validateHeader(header, tip, timestamp);
         uint256 parentFeeHeader = logs[tip].feeHeader;
         uint256 minFee = computeManaMinFee(parentFeeHeader);
         if (header.feePerMana != minFee) revert InvalidManaMinFee(minFee, header.feePerMana);
@@ -419,10 +498,8 @@ contract Rollup {
     function _addValidators(address[] memory newValidators) internal {
         for (uint256 i; i < newValidators.length; ++i) {
             address validator = newValidators[i];
-            if (validator == address(0)) revert InvalidValidator(validator);
-            for (uint256 j; j < validators.length; ++j) {
-                if (validators[j] == validator) revert InvalidValidator(validator);
-            }
+            if (validator == address(0) || registered[validator]) revert InvalidValidator(validator);
+            registered[validator] = true;
             validators.push(validator);
         }
         emit ValidatorsAdded(newValidators.length);
@@ -461,24 +538,66 @@ contract Rollup {
     }
 
     /// @notice The committee of `epoch`: min(COMMITTEE_SIZE, count) distinct validators sampled
-    /// from the first `count` registered ones, in sampling order.
+    /// uniformly from the first `count` registered ones, in sampling order.
     function getEpochCommittee(uint256 epoch) public view returns (address[] memory committee) {
+        (committee,) = getEpochCommitteeAndSeed(epoch);
+    }
+
+    /// @notice The committee of `epoch` and the seed its proposers are drawn with, in one call:
+    /// the proposer of slot s is committee[keccak256(abi.encode(epoch, s, seed)) % length].
+    function getEpochCommitteeAndSeed(uint256 epoch) public view returns (address[] memory committee, uint256 seed) {
         EpochSnapshot memory snapshot = _snapshotFor(epoch);
+        seed = snapshot.seed;
         uint256 count = snapshot.validatorCount;
         uint256 size = count < COMMITTEE_SIZE ? count : COMMITTEE_SIZE;
         committee = new address[](size);
         if (size == count) {
             // Everyone is in; order them by the seed too, so positions rotate between epochs.
-            uint256 offset = uint256(keccak256(abi.encode(snapshot.seed, epoch))) % (count == 0 ? 1 : count);
+            uint256 offset = uint256(keccak256(abi.encode(seed, epoch))) % (count == 0 ? 1 : count);
             for (uint256 i; i < size; ++i) committee[i] = validators[(offset + i) % count];
-            return committee;
+            return (committee, seed);
         }
-        bool[] memory taken = new bool[](count);
+        uint256[] memory indices = _sampleIndices(uint256(keccak256(abi.encode(seed, epoch))), count, size);
+        for (uint256 i; i < size; ++i) committee[i] = validators[indices[i]];
+    }
+
+    /// @dev `size` distinct indices of [0, count), uniformly, by a partial Fisher-Yates shuffle:
+    /// step i swaps position i with position j uniform in [i, count) and takes what lands at i.
+    /// Positions never swapped hold their own index; swapped ones live in an open-addressing
+    /// table of 2^k >= 2 * size slots (a key is stored as position + 1, so 0 means empty), at
+    /// most half full. Positions are uniform draws (or 0..size), so the low bits are their hash.
+    function _sampleIndices(uint256 seed, uint256 count, uint256 size) internal pure returns (uint256[] memory out) {
+        out = new uint256[](size);
+        uint256 capacity = 1;
+        while (capacity < 2 * size) capacity <<= 1;
+        uint256[] memory keys = new uint256[](capacity);
+        uint256[] memory values = new uint256[](capacity);
+        uint256 mask = capacity - 1;
         for (uint256 i; i < size; ++i) {
-            uint256 index = uint256(keccak256(abi.encode(snapshot.seed, epoch, i))) % count;
-            while (taken[index]) index = (index + 1) % count;
-            taken[index] = true;
-            committee[i] = validators[index];
+            uint256 j = i + uint256(keccak256(abi.encode(seed, i))) % (count - i);
+            (uint256 slotJ, uint256 atJ) = _lookup(keys, values, mask, j);
+            (, uint256 atI) = _lookup(keys, values, mask, i);
+            out[i] = atJ;
+            // Position j now holds what position i held; position i is never read again. Both
+            // lookups ran before this write, so slotJ is still j's slot (or its empty one).
+            keys[slotJ] = j + 1;
+            values[slotJ] = atI;
+        }
+    }
+
+    /// @dev The table slot of `position` (its own or the empty one it would go to) and the index
+    /// it holds.
+    function _lookup(uint256[] memory keys, uint256[] memory values, uint256 mask, uint256 position)
+        internal
+        pure
+        returns (uint256 slot, uint256 index)
+    {
+        slot = position & mask;
+        while (true) {
+            uint256 key = keys[slot];
+            if (key == 0) return (slot, position);
+            if (key == position + 1) return (slot, values[slot]);
+            slot = (slot + 1) & mask;
         }
     }
 
@@ -490,7 +609,11 @@ contract Rollup {
 
     /// @notice The proposer of the slot containing `ts`; address(0) when anyone may propose.
     function getProposerAt(uint256 ts) public view returns (address) {
-        uint256 slot = getSlotAt(ts);
+        return getProposerForSlot(getSlotAt(ts));
+    }
+
+    /// @notice The proposer of `slot`; address(0) when anyone may propose.
+    function getProposerForSlot(uint256 slot) public view returns (address) {
         uint256 epoch = getEpochForSlot(slot);
         return _proposerFrom(getEpochCommittee(epoch), epoch, slot);
     }
@@ -518,6 +641,31 @@ contract Rollup {
         address expected = getProposerAt(ts);
         if (expected != address(0) && expected != proposer) revert InvalidProposer(expected, proposer);
         nextCheckpointNumber = tip + 1;
+    }
+
+    /// @notice Every deployment constant in one call (what a node checks its `[protocol]`
+    /// section against at start).
+    function getConfig() external view returns (Config memory config) {
+        config = Config({
+            genesisTime: GENESIS_TIME,
+            slotDuration: SLOT_DURATION,
+            l1SlotDuration: L1_SLOT_DURATION,
+            epochDuration: EPOCH_DURATION,
+            committeeSize: COMMITTEE_SIZE,
+            manaTarget: MANA_TARGET,
+            manaLimit: MANA_LIMIT,
+            minFeePerMana: MIN_FEE_PER_MANA,
+            feeUpdateFraction: FEE_UPDATE_FRACTION,
+            initialEthPerFeeAsset: 0,
+            l2ChainId: L2_CHAIN_ID,
+            genesisArchive: archives[0],
+            blockDurationMs: BLOCK_DURATION_MS,
+            lastBlockReexecutionBudgetMs: LAST_BLOCK_REEXECUTION_BUDGET_MS,
+            pipeliningMode: PIPELINING_MODE,
+            maxCheckpointBodyBytes: MAX_CHECKPOINT_BODY_BYTES,
+            rollupVersion: ROLLUP_VERSION
+        });
+        (,, config.initialEthPerFeeAsset) = unpackFeeHeader(logs[0].feeHeader);
     }
 
     function getTips() external view returns (uint256 checkpointed, uint256 proven) {

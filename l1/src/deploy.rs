@@ -7,12 +7,29 @@ use alloy::{
     providers::Provider,
 };
 use serde::{Deserialize, Serialize};
+use tandem_proto::{DEFAULT_MAX_CHECKPOINT_BODY_BYTES, time::PipeliningMode};
 
 use crate::{
     bindings::Rollup,
     errors::{L1Error, L1Result},
-    fees::{FeeParams, PRICE_PRECISION},
+    fees::{FeeParams, MAX_ETH_PER_FEE_ASSET, MIN_ETH_PER_FEE_ASSET, PRICE_PRECISION},
+    propose::{MEMPOOL_TX_SIZE_LIMIT, TX_ENVELOPE_BYTES, propose_calldata_len, quorum},
 };
+
+/// Largest committee the contract accepts (the attestation bitmap is one word).
+pub const MAX_COMMITTEE_SIZE: u64 = 256;
+/// The contract's hard upper bound on `max_checkpoint_body_bytes`.
+pub const MAX_BODY_CAP: u64 = 131_072;
+
+const MODE_PIPELINED: u64 = 1;
+const MODE_NON_PIPELINED: u64 = 2;
+
+fn mode_to_sol(mode: PipeliningMode) -> U256 {
+    U256::from(match mode {
+        PipeliningMode::Pipelined => MODE_PIPELINED,
+        PipeliningMode::NonPipelined => MODE_NON_PIPELINED,
+    })
+}
 
 /// Protocol parameters fixed at deployment.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -41,6 +58,16 @@ pub struct RollupParams {
     pub l2_chain_id: u64,
     /// Archive root after the genesis block.
     pub genesis_archive: B256,
+    /// D, milliseconds: the block (sub-slot) duration consensus deadlines depend on.
+    pub block_duration_ms: u64,
+    /// R, milliseconds: the last-block re-execution budget (the reference uses R = D).
+    pub last_block_reexecution_budget_ms: u64,
+    /// The network's schedule.
+    pub pipelining_mode: PipeliningMode,
+    /// Largest checkpoint body `propose` accepts.
+    pub max_checkpoint_body_bytes: u64,
+    /// Protocol version carried in block headers.
+    pub rollup_version: u32,
 }
 
 impl RollupParams {
@@ -59,7 +86,115 @@ impl RollupParams {
             initial_eth_per_fee_asset: PRICE_PRECISION,
             l2_chain_id: 1337,
             genesis_archive: tandem_proto::archive::ArchiveTree::new().root(),
+            block_duration_ms: 6_000,
+            last_block_reexecution_budget_ms: 6_000,
+            pipelining_mode: PipeliningMode::Pipelined,
+            max_checkpoint_body_bytes: DEFAULT_MAX_CHECKPOINT_BODY_BYTES as u64,
+            rollup_version: 1,
         }
+    }
+
+    /// Checks what the contract's constructor checks, plus that a full body with a quorum of
+    /// attestations fits one mempool-sized L1 tx; names the first parameter at fault.
+    pub fn validate(&self) -> L1Result<()> {
+        let bad = |field, problem| Err(L1Error::InvalidParams { field, problem });
+        if self.slot_duration == 0 || self.l1_slot_duration == 0 {
+            return bad("slot_duration", "must be greater than zero");
+        }
+        if !self.slot_duration.is_multiple_of(self.l1_slot_duration) {
+            return bad("slot_duration", "must be a multiple of l1_slot_duration");
+        }
+        if self.epoch_duration == 0 {
+            return bad("epoch_duration", "must be greater than zero");
+        }
+        if self.committee_size == 0 || self.committee_size > MAX_COMMITTEE_SIZE {
+            return bad("committee_size", "must be in 1..=256");
+        }
+        if self.mana_target == 0 || self.mana_limit < self.mana_target {
+            return bad(
+                "mana_limit",
+                "must be at least mana_target, which must be non-zero",
+            );
+        }
+        if self.min_fee_per_mana == 0 {
+            return bad("min_fee_per_mana", "must be greater than zero");
+        }
+        if self.fee_update_fraction == 0 {
+            return bad("fee_update_fraction", "must be greater than zero");
+        }
+        if !(MIN_ETH_PER_FEE_ASSET..=MAX_ETH_PER_FEE_ASSET)
+            .contains(&self.initial_eth_per_fee_asset)
+        {
+            return bad("initial_eth_per_fee_asset", "must be in 1e6..=1e18");
+        }
+        if self.l2_chain_id == 0 {
+            return bad("l2_chain_id", "must be non-zero");
+        }
+        let slot_ms = self.slot_duration.saturating_mul(1000);
+        if self.block_duration_ms == 0 || self.block_duration_ms >= slot_ms {
+            return bad("block_duration_ms", "must be in 1..slot_duration");
+        }
+        if self.last_block_reexecution_budget_ms == 0
+            || self.last_block_reexecution_budget_ms >= slot_ms
+        {
+            return bad(
+                "last_block_reexecution_budget_ms",
+                "must be in 1..slot_duration",
+            );
+        }
+        if self.max_checkpoint_body_bytes == 0 || self.max_checkpoint_body_bytes > MAX_BODY_CAP {
+            return bad("max_checkpoint_body_bytes", "must be in 1..=131072");
+        }
+        let attestations = quorum(usize::try_from(self.committee_size).unwrap_or(usize::MAX));
+        let body = usize::try_from(self.max_checkpoint_body_bytes).unwrap_or(usize::MAX);
+        if propose_calldata_len(attestations, body).saturating_add(TX_ENVELOPE_BYTES)
+            > MEMPOOL_TX_SIZE_LIMIT
+        {
+            return bad(
+                "max_checkpoint_body_bytes",
+                "a full body plus a quorum of attestations exceeds the 128 KiB mempool tx limit \
+                 (lower the cap or the committee size)",
+            );
+        }
+        Ok(())
+    }
+
+    /// The parameters as read back from the contract's `getConfig()`.
+    pub(crate) fn from_config(config: &Rollup::Config) -> L1Result<Self> {
+        let u64_of =
+            |value: U256, what| u64::try_from(value).map_err(|_| L1Error::Unexpected(what));
+        let pipelining_mode = match u64_of(config.pipeliningMode, "mode above u64")? {
+            MODE_PIPELINED => PipeliningMode::Pipelined,
+            MODE_NON_PIPELINED => PipeliningMode::NonPipelined,
+            _ => {
+                return Err(L1Error::Unexpected(
+                    "unknown pipelining mode in the contract",
+                ));
+            }
+        };
+        Ok(Self {
+            genesis_time: u64_of(config.genesisTime, "genesis time above u64")?,
+            slot_duration: u64_of(config.slotDuration, "slot duration above u64")?,
+            l1_slot_duration: u64_of(config.l1SlotDuration, "L1 slot duration above u64")?,
+            epoch_duration: u64_of(config.epochDuration, "epoch duration above u64")?,
+            committee_size: u64_of(config.committeeSize, "committee size above u64")?,
+            mana_target: u64_of(config.manaTarget, "mana target above u64")?,
+            mana_limit: u64_of(config.manaLimit, "mana limit above u64")?,
+            min_fee_per_mana: u64_of(config.minFeePerMana, "min fee above u64")?,
+            fee_update_fraction: u64_of(config.feeUpdateFraction, "fee fraction above u64")?,
+            initial_eth_per_fee_asset: u64_of(config.initialEthPerFeeAsset, "price above u64")?,
+            l2_chain_id: u64_of(config.l2ChainId, "chain id above u64")?,
+            genesis_archive: config.genesisArchive,
+            block_duration_ms: u64_of(config.blockDurationMs, "block duration above u64")?,
+            last_block_reexecution_budget_ms: u64_of(
+                config.lastBlockReexecutionBudgetMs,
+                "re-execution budget above u64",
+            )?,
+            pipelining_mode,
+            max_checkpoint_body_bytes: u64_of(config.maxCheckpointBodyBytes, "body cap above u64")?,
+            rollup_version: u32::try_from(config.rollupVersion)
+                .map_err(|_| L1Error::Unexpected("rollup version above u32"))?,
+        })
     }
 
     /// The fee parameters.
@@ -71,7 +206,8 @@ impl RollupParams {
         }
     }
 
-    fn to_config(&self) -> Rollup::Config {
+    /// The contract's constructor argument (deploy through [`deploy`], which validates first).
+    pub fn to_sol_config(&self) -> Rollup::Config {
         Rollup::Config {
             genesisTime: U256::from(self.genesis_time),
             slotDuration: U256::from(self.slot_duration),
@@ -85,6 +221,11 @@ impl RollupParams {
             initialEthPerFeeAsset: U256::from(self.initial_eth_per_fee_asset),
             l2ChainId: U256::from(self.l2_chain_id),
             genesisArchive: self.genesis_archive,
+            blockDurationMs: U256::from(self.block_duration_ms),
+            lastBlockReexecutionBudgetMs: U256::from(self.last_block_reexecution_budget_ms),
+            pipeliningMode: mode_to_sol(self.pipelining_mode),
+            maxCheckpointBodyBytes: U256::from(self.max_checkpoint_body_bytes),
+            rollupVersion: U256::from(self.rollup_version),
         }
     }
 }
@@ -115,10 +256,14 @@ impl Deployment {
             path: path.to_path_buf(),
             source,
         })?;
-        serde_json::from_str(&text).map_err(|source| L1Error::DeploymentFormat {
-            path: path.to_path_buf(),
-            source,
-        })
+        let deployment: Self =
+            serde_json::from_str(&text).map_err(|source| L1Error::DeploymentFormat {
+                path: path.to_path_buf(),
+                source,
+            })?;
+        // A file with parameters the contract could not have accepted is not a deployment.
+        deployment.params.validate()?;
+        Ok(deployment)
     }
 
     /// Writes a deployment file (pretty JSON).
@@ -136,17 +281,20 @@ impl Deployment {
 }
 
 /// Deploys the Rollup with `owner` and the initial validator set, waits for the receipt.
+/// Parameters are validated first ([`RollupParams::validate`]).
 pub async fn deploy<P: Provider>(
     provider: &P,
     params: &RollupParams,
     owner: Address,
     validators: &[Address],
 ) -> L1Result<Deployment> {
-    let receipt = Rollup::deploy_builder(provider, params.to_config(), owner, validators.to_vec())
-        .send()
-        .await?
-        .get_receipt()
-        .await?;
+    params.validate()?;
+    let receipt =
+        Rollup::deploy_builder(provider, params.to_sol_config(), owner, validators.to_vec())
+            .send()
+            .await?
+            .get_receipt()
+            .await?;
     if !receipt.status() {
         return Err(L1Error::TxReverted(receipt.transaction_hash));
     }

@@ -13,8 +13,7 @@ pub const PRICE_PRECISION: u64 = 1_000_000_000_000;
 pub const MIN_ETH_PER_FEE_ASSET: u64 = 1_000_000;
 /// Highest fee-asset price.
 pub const MAX_ETH_PER_FEE_ASSET: u64 = 1_000_000_000_000_000_000;
-/// Largest modifier, in basis points, either way.
-pub const MAX_FEE_ASSET_PRICE_MODIFIER_BPS: i64 = 100;
+pub use tandem_proto::MAX_FEE_ASSET_PRICE_MODIFIER_BPS;
 /// Cap on `excess / fee_update_fraction` (e^32 ≈ 7.9e13), so the fee stays finite.
 pub const MAX_FEE_EXPONENT: u64 = 32;
 
@@ -103,11 +102,15 @@ impl FeeParams {
         mana_used: u64,
         fee_asset_price_modifier: i64,
     ) -> Result<FeeHeader, FeeError> {
-        if fee_asset_price_modifier.abs() > MAX_FEE_ASSET_PRICE_MODIFIER_BPS {
+        // unsigned_abs: abs() would overflow on i64::MIN.
+        if fee_asset_price_modifier.unsigned_abs() > MAX_FEE_ASSET_PRICE_MODIFIER_BPS.unsigned_abs()
+        {
             return Err(FeeError::ModifierOutOfRange(fee_asset_price_modifier));
         }
-        let factor = u128::try_from(10_000 + fee_asset_price_modifier).unwrap_or_default();
-        let price = u128::from(parent.eth_per_fee_asset) * factor / 10_000;
+        // Within ±100 the factor is in 9_900..=10_100: no overflow, never negative.
+        let factor = u128::try_from(10_000i64.saturating_add(fee_asset_price_modifier))
+            .map_err(|_| FeeError::ModifierOutOfRange(fee_asset_price_modifier))?;
+        let price = u128::from(parent.eth_per_fee_asset).saturating_mul(factor) / 10_000;
         let price = price.clamp(
             u128::from(MIN_ETH_PER_FEE_ASSET),
             u128::from(MAX_ETH_PER_FEE_ASSET),
@@ -201,6 +204,12 @@ mod tests {
             p.child_fee_header(&parent, 5, 101),
             Err(FeeError::ModifierOutOfRange(101))
         );
+        for extreme in [i64::MIN, i64::MAX, -101] {
+            assert_eq!(
+                p.child_fee_header(&parent, 5, extreme),
+                Err(FeeError::ModifierOutOfRange(extreme))
+            );
+        }
         let floor = FeeHeader {
             eth_per_fee_asset: MIN_ETH_PER_FEE_ASSET,
             ..parent

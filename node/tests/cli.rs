@@ -370,7 +370,10 @@ async fn l1_deploy_writes_a_deployment_file() {
         assert!(json.get(key).is_some(), "deployment file lacks {key}");
     }
     let reader = tandem_l1::L1Reader::new(anvil.provider(), deployment.rollup);
-    assert_eq!(reader.tips().await.unwrap(), (0, 0));
+    assert_eq!(
+        reader.tips(alloy::eips::BlockId::latest()).await.unwrap(),
+        (0, 0)
+    );
 
     // A second deploy to the same file is refused; a bad key file is named.
     let output = deploy(&anvil.endpoint(), validators, &key_file, &out, &[]);
