@@ -23,4 +23,8 @@ cargo fmt --all -- --check
 # The committed contract artifact must be exactly what the pinned solc makes of the source.
 node scripts/build-contracts.mjs --check
 cargo clippy --workspace --all-targets --locked -- -D warnings
+# Solidity-level fuzz, invariant and fairness tests of the contract (pinned forge, solcjs shim).
+FOUNDRY_SOLC="$root/.tools/bin/forge-solc" \
+  FOUNDRY_OUT="$CARGO_TARGET_DIR/forge/out" FOUNDRY_CACHE_PATH="$CARGO_TARGET_DIR/forge/cache" \
+  forge test --root l1
 cargo nextest run --workspace --locked --profile "$profile"
