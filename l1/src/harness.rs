@@ -62,6 +62,12 @@ impl AnvilHarness {
     /// Panics with a pointer to the install script when the binary is missing: tests cannot
     /// run without it.
     pub fn start(block_time: Option<f64>) -> Self {
+        Self::start_on(None, block_time)
+    }
+
+    /// [`AnvilHarness::start`] on a given port (e.g. one a node was configured with before L1
+    /// existed); `None` picks a free one.
+    pub fn start_on(port: Option<u16>, block_time: Option<f64>) -> Self {
         let path = anvil_path();
         assert!(
             path.exists(),
@@ -69,6 +75,9 @@ impl AnvilHarness {
             path.display()
         );
         let mut anvil = Anvil::at(path).arg("--hardfork").arg(HARDFORK);
+        if let Some(port) = port {
+            anvil = anvil.port(port);
+        }
         if let Some(block_time) = block_time {
             anvil = anvil.arg("--block-time").arg(block_time.to_string());
         }

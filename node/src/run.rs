@@ -67,19 +67,40 @@ async fn supervise(config: Config) -> eyre::Result<()> {
         info!(target: "node", address = %key.address(), "validator key loaded");
     }
 
-    let slot_clock = config.slot_clock()?;
-    let ticker = SlotTicker {
-        clock: Arc::new(SystemClock),
-        slot_clock,
-        mode: config.protocol.pipelining_mode,
-    };
-    tasks.spawn(ticker.run(cancel.clone()));
+    metrics::gauge!("node_ready").set(0.0);
+    tasks.spawn(start_bound(config, cancel.clone()));
     tasks.spawn(cancel_on_signal(cancel.clone()));
 
-    info!(target: "node", role, chain_id = config.protocol.chain_id, "node started");
+    info!(target: "node", role, "node started; binding to the rollup deployment");
     let result = wait_all(&mut tasks, &cancel).await;
     info!(target: "node", "node stopped");
     result
+}
+
+/// Binds to the deployment (retrying while L1 is unreachable), then runs what needs the
+/// deployment's constants. A deployment that disagrees with the configuration is fatal.
+async fn start_bound(mut config: Config, cancel: CancellationToken) -> eyre::Result<()> {
+    let Some(bound) = crate::binding::bind(&config, &cancel).await? else {
+        return Ok(());
+    };
+    config.protocol = config.protocol.bound_to(&bound.params);
+    let domain = bound.domain();
+    info!(
+        target: "node",
+        rollup = %bound.rollup,
+        l1_chain_id = bound.l1_chain_id,
+        l2_chain_id = domain.chain_id,
+        deployment_block = ?bound.deployment_block,
+        mode = %config.protocol.pipelining_mode(),
+        "bound to the rollup deployment"
+    );
+    metrics::gauge!("node_ready").set(1.0);
+    let ticker = SlotTicker {
+        clock: Arc::new(SystemClock),
+        slot_clock: config.slot_clock()?,
+        mode: config.protocol.pipelining_mode(),
+    };
+    ticker.run(cancel).await
 }
 
 fn spawn_metrics(tasks: &mut Task, exporter: crate::metrics::Exporter, cancel: CancellationToken) {

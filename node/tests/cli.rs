@@ -58,6 +58,51 @@ fn timetable_json_reports_block_counts_for_both_modes() {
 }
 
 #[test]
+fn timetable_shows_what_a_shorter_reexecution_budget_buys() {
+    // 72/12/6 with P = 1.5 s: R = D builds 10 blocks, R = 1 s builds 11.
+    let output = run(tandem().args([
+        "timetable",
+        "--slot",
+        "72s",
+        "--l1-slot",
+        "12s",
+        "--block",
+        "6s",
+        "--reexecution-budget",
+        "1s",
+        "--propagation",
+        "1500ms",
+        "--json",
+    ]));
+    assert!(output.status.success(), "{}", stderr(&output));
+    let json: serde_json::Value = serde_json::from_slice(&output.stdout).expect("valid JSON");
+    assert_eq!(json["last_block_reexecution_budget_seconds"], 1.0);
+    assert_eq!(json["pipelined"]["max_blocks_per_checkpoint"], 11);
+    assert_eq!(
+        json["pipelined"]["max_blocks_per_checkpoint_if_r_equals_d"],
+        10
+    );
+    assert_eq!(
+        json["pipelined"]["checkpoint_proposal_receive_deadline"],
+        -13.0
+    );
+    let table = run(tandem().args([
+        "timetable",
+        "--reexecution-budget",
+        "1s",
+        "--propagation",
+        "1500ms",
+    ]));
+    let text = stdout(&table);
+    let line = text
+        .lines()
+        .find(|line| line.starts_with("max_blocks_per_checkpoint if R = D"))
+        .unwrap_or_else(|| panic!("{text}"));
+    let cells: Vec<&str> = line.split_whitespace().collect();
+    assert_eq!(cells[5], "10", "{line}");
+}
+
+#[test]
 fn timetable_table_is_printed_side_by_side() {
     let output = run(tandem().args([
         "timetable",
@@ -214,14 +259,13 @@ impl Drop for Running {
     }
 }
 
-fn write_run_config(dir: &Path, genesis: u64, metrics_port: u16) -> std::path::PathBuf {
+fn write_run_config(dir: &Path, extra: &str, metrics_port: u16) -> std::path::PathBuf {
     let path = dir.join("node.toml");
     let text = format!(
         "[node]\ndata_dir = \"{data}\"\n\
-         [protocol]\ngenesis_time = {genesis}\nslot_duration = \"8s\"\nl1_slot_duration = \"2s\"\nblock_duration = \"2s\"\n\
          [p2p]\nlisten_addr = \"127.0.0.1:{p2p}\"\n\
          [rpc]\nlisten_addr = \"127.0.0.1:{rpc}\"\n\
-         [metrics]\nlisten_addr = \"127.0.0.1:{metrics_port}\"\n",
+         [metrics]\nlisten_addr = \"127.0.0.1:{metrics_port}\"\n{extra}",
         data = dir.join("data").display(),
         p2p = free_port(),
         rpc = free_port(),
@@ -230,16 +274,114 @@ fn write_run_config(dir: &Path, genesis: u64, metrics_port: u16) -> std::path::P
     path
 }
 
-#[test]
-fn run_serves_prefixed_metrics_and_stops_on_sigterm() {
-    let dir = tempfile::tempdir().unwrap();
-    let now = SystemTime::now()
+/// The `[protocol]` section of the test network: 8 s slots of 2 s L1 blocks.
+fn protocol_section(genesis: u64) -> String {
+    format!(
+        "[protocol]\ngenesis_time = {genesis}\nslot_duration = \"8s\"\nl1_slot_duration = \"2s\"\n\
+         block_duration = \"2s\"\nepoch_duration = 4\ncommittee_size = 1\n\
+         genesis_allocation = [{{ address = \"0x3333333333333333333333333333333333333333\", balance = \"1000\" }}]\n"
+    )
+}
+
+/// Writes the deployer key file (anvil's dev key 1) and returns it with the rollup address its
+/// first deployment gets.
+fn deployer_key(
+    anvil_key: &alloy::signers::local::PrivateKeySigner,
+    dir: &Path,
+) -> std::path::PathBuf {
+    let key_file = dir.join("deployer.key");
+    std::fs::write(
+        &key_file,
+        format!("0x{}\n", alloy::hex::encode(anvil_key.to_bytes())),
+    )
+    .unwrap();
+    key_file
+}
+
+/// Deploys the test network described by `config` with `tandem l1 deploy --config`.
+fn deploy_from_config(rpc: &str, key: &Path, config: &Path, out: &Path) -> Output {
+    run(tandem()
+        .args(["l1", "deploy", "--rpc", rpc])
+        .args(["--validators", "0x1111111111111111111111111111111111111111"])
+        .arg("--config")
+        .arg(config)
+        .arg("--key")
+        .arg(key)
+        .arg("--out")
+        .arg(out))
+}
+
+fn now_secs() -> u64 {
+    SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .unwrap()
-        .as_secs();
-    let genesis = now - 800; // 100 slots of 8 s ago
+        .as_secs()
+}
+
+/// Polls `/metrics` until `predicate` holds for the body.
+fn wait_for_metrics(addr: SocketAddr, what: &str, predicate: impl Fn(&str) -> bool) -> String {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        if let Some(response) = http_get(addr, "/metrics")
+            && predicate(&response)
+        {
+            return response;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "no metrics with {what} within 30 s"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+fn sample(body: &str, name: &str) -> Option<f64> {
+    body.lines()
+        .find_map(|line| line.strip_prefix(name)?.strip_prefix(' '))
+        .map(|value| value.trim().parse().unwrap())
+}
+
+fn stop(node: &mut Running) -> std::process::ExitStatus {
+    let status = Command::new("kill")
+        .args(["-TERM", &node.0.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        if let Some(exit) = node.0.try_wait().unwrap() {
+            return exit;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "node did not stop within 20 s of SIGTERM"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+#[tokio::test]
+async fn run_serves_prefixed_metrics_and_stops_on_sigterm() {
+    let anvil = tandem_l1::harness::AnvilHarness::start(None);
+    let dir = tempfile::tempdir().unwrap();
+    let genesis = now_secs() - 800; // 100 slots of 8 s ago
     let metrics_port = free_port();
-    let config = write_run_config(dir.path(), genesis, metrics_port);
+    let section = format!(
+        "{}[l1]\nrpc_url = \"{}\"\ndeployment_file = \"{}\"\n",
+        protocol_section(genesis),
+        anvil.endpoint(),
+        dir.path().join("deployment.json").display()
+    );
+    let config = write_run_config(dir.path(), &section, metrics_port);
+    let key = deployer_key(&anvil.dev_key(1), dir.path());
+    let deployed = deploy_from_config(
+        &anvil.endpoint(),
+        &key,
+        &config,
+        &dir.path().join("deployment.json"),
+    );
+    assert!(deployed.status.success(), "{}", stderr(&deployed));
+
     let child = tandem()
         .args(["run", "--config"])
         .arg(&config)
@@ -248,74 +390,129 @@ fn run_serves_prefixed_metrics_and_stops_on_sigterm() {
         .spawn()
         .unwrap();
     let mut node = Running(child);
-
     let addr = SocketAddr::from((Ipv4Addr::LOCALHOST, metrics_port));
-    let deadline = Instant::now() + Duration::from_secs(30);
-    let body = loop {
-        if let Some(response) = http_get(addr, "/metrics")
-            && response.contains("tandem_node_current_slot")
-        {
-            break response;
-        }
-        assert!(Instant::now() < deadline, "no metrics within 30 s");
-        std::thread::sleep(Duration::from_millis(100));
-    };
+    let body = wait_for_metrics(addr, "the current slot", |body| {
+        body.contains("tandem_node_current_slot")
+    });
     assert!(body.starts_with("HTTP/1.1 200"), "{body}");
-    let slot: f64 = body
-        .lines()
-        .find_map(|line| line.strip_prefix("tandem_node_current_slot "))
-        .expect("current slot sample")
-        .trim()
-        .parse()
-        .unwrap();
+    let slot = sample(&body, "tandem_node_current_slot").expect("current slot sample");
     // Genesis was 800 s ago with 8 s slots; allow generous skew for a slow machine.
     assert!((99.0..=110.0).contains(&slot), "current slot {slot}");
+    assert_eq!(sample(&body, "tandem_node_ready"), Some(1.0), "{body}");
     assert!(body.contains("tandem_node_info{"), "{body}");
     assert!(body.contains("role=\"full_node\""), "{body}");
 
-    let status = Command::new("kill")
-        .args(["-TERM", &node.0.id().to_string()])
-        .status()
-        .unwrap();
-    assert!(status.success());
-    let deadline = Instant::now() + Duration::from_secs(20);
-    let exit = loop {
-        if let Some(exit) = node.0.try_wait().unwrap() {
-            break exit;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "node did not stop within 20 s of SIGTERM"
-        );
-        std::thread::sleep(Duration::from_millis(50));
-    };
+    let exit = stop(&mut node);
     assert!(exit.success(), "exit status {exit:?}");
     assert!(dir.path().join("data").is_dir(), "data dir created");
 }
 
-#[test]
-fn run_refuses_a_validator_without_keys_and_a_busy_port() {
+#[tokio::test]
+async fn run_waits_for_an_unreachable_l1_and_binds_once_it_is_there() {
     let dir = tempfile::tempdir().unwrap();
+    let l1_port = free_port();
+    let rpc = format!("http://127.0.0.1:{l1_port}");
     let metrics_port = free_port();
-    let config = write_run_config(dir.path(), 1, metrics_port);
-    let output = run(tandem()
-        .args(["run", "--role", "validator", "--config"])
-        .arg(&config));
-    assert!(!output.status.success());
+    // The first contract deployed by anvil's dev key 1 on a fresh chain.
+    let deployer = alloy::signers::local::PrivateKeySigner::from_bytes(
+        &"0x59c6995e998f97a5a0044966f0945389dc9e86dae88c7a8412f4603b6b78690d"
+            .parse()
+            .unwrap(),
+    )
+    .unwrap();
+    let rollup = deployer.address().create(0);
+    let section = format!(
+        "{}[l1]\nrpc_url = \"{rpc}\"\nrollup_address = \"{rollup}\"\n",
+        protocol_section(now_secs())
+    );
+    let config = write_run_config(dir.path(), &section, metrics_port);
+    let child = tandem()
+        .args(["run", "--config"])
+        .arg(&config)
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut node = Running(child);
+    let addr = SocketAddr::from((Ipv4Addr::LOCALHOST, metrics_port));
+    let body = wait_for_metrics(addr, "a failed L1 attempt", |body| {
+        body.contains("tandem_node_l1_bind_attempts_total{result=\"unreachable\"}")
+    });
+    assert_eq!(sample(&body, "tandem_node_ready"), Some(0.0), "{body}");
     assert!(
-        stderr(&output).contains("validator.keystore: required"),
-        "{}",
-        stderr(&output)
+        node.0.try_wait().unwrap().is_none(),
+        "the node exited without L1"
     );
 
-    // The metrics port is taken: the node reports it and exits non-zero instead of running blind.
-    let _taken = TcpListener::bind((Ipv4Addr::LOCALHOST, metrics_port)).unwrap();
+    // L1 appears on that port with the rollup: the node binds on a later attempt.
+    let anvil = tandem_l1::harness::AnvilHarness::start_on(Some(l1_port), None);
+    assert_eq!(anvil.dev_key(1).address(), deployer.address());
+    let key = deployer_key(&anvil.dev_key(1), dir.path());
+    let deployed = deploy_from_config(&rpc, &key, &config, &dir.path().join("deployment.json"));
+    assert!(deployed.status.success(), "{}", stderr(&deployed));
+    assert_eq!(stdout(&deployed).trim(), rollup.to_string());
+    let body = wait_for_metrics(addr, "the node ready", |body| {
+        sample(body, "tandem_node_ready") == Some(1.0)
+    });
+    assert!(body.contains("tandem_node_current_slot"), "{body}");
+
+    let exit = stop(&mut node);
+    assert!(exit.success(), "exit status {exit:?}");
+    let mut log = String::new();
+    node.0
+        .stderr
+        .take()
+        .unwrap()
+        .read_to_string(&mut log)
+        .unwrap();
+    assert!(log.contains("not ready: L1 unreachable"), "{log}");
+    assert!(log.contains("bound to the rollup deployment"), "{log}");
+}
+
+#[tokio::test]
+async fn run_refuses_a_configuration_that_disagrees_with_the_deployment() {
+    let anvil = tandem_l1::harness::AnvilHarness::start(None);
+    let dir = tempfile::tempdir().unwrap();
+    let genesis = now_secs();
+    let l1 = format!(
+        "[l1]\nrpc_url = \"{}\"\ndeployment_file = \"{}\"\n",
+        anvil.endpoint(),
+        dir.path().join("deployment.json").display()
+    );
+    let config = write_run_config(
+        dir.path(),
+        &format!("{}{l1}", protocol_section(genesis)),
+        free_port(),
+    );
+    let key = deployer_key(&anvil.dev_key(1), dir.path());
+    let deployed = deploy_from_config(
+        &anvil.endpoint(),
+        &key,
+        &config,
+        &dir.path().join("deployment.json"),
+    );
+    assert!(deployed.status.success(), "{}", stderr(&deployed));
+
+    // Another slot duration, and one more genesis account than the network was deployed with.
+    let wrong = protocol_section(genesis)
+        .replace("slot_duration = \"8s\"", "slot_duration = \"12s\"")
+        .replace(
+            "balance = \"1000\" }]",
+            "balance = \"1000\" }, { address = \"0x4444444444444444444444444444444444444444\", balance = \"1\" }]",
+        );
+    let config = write_run_config(dir.path(), &format!("{wrong}{l1}"), free_port());
     let output = run(tandem().args(["run", "--config"]).arg(&config));
     assert!(!output.status.success());
+    let err = stderr(&output);
     assert!(
-        stderr(&output).contains("metrics.listen_addr"),
-        "{}",
-        stderr(&output)
+        err.contains(
+            "protocol.slot_duration: the configuration says 12s, the rollup contract says 8s"
+        ),
+        "{err}"
+    );
+    assert!(
+        err.contains("protocol.genesis_allocation: its genesis block gives the archive"),
+        "{err}"
     );
 }
 
@@ -355,6 +552,21 @@ async fn l1_deploy_writes_a_deployment_file() {
 
     let deployment = tandem_l1::Deployment::load(&out).unwrap();
     assert_eq!(stdout(&output).trim(), deployment.rollup.to_string());
+    // The genesis archive is the one of the (empty) allocation's genesis block, never the empty
+    // archive.
+    let spec = tandem_state::ChainSpec {
+        chain_id: 1337,
+        rollup_version: 1,
+        genesis_allocation: Vec::new(),
+    };
+    assert_eq!(
+        deployment.params.genesis_archive,
+        spec.genesis_archive_root()
+    );
+    assert_ne!(
+        deployment.params.genesis_archive,
+        tandem_proto::archive::ArchiveTree::new().root()
+    );
     assert_eq!(deployment.owner, deployer.address());
     assert_eq!(deployment.validators.len(), 2);
     assert_eq!(deployment.params.slot_duration, 24);

@@ -14,8 +14,14 @@ use std::{
 use serde::{Deserialize, Serialize};
 use tandem_proto::{
     Address,
-    time::{ConsensusWindows, PipeliningMode, SequencerBudgets, SlotClock, Timestamp, Timetable},
+    time::{ConsensusWindows, SequencerBudgets, SlotClock, Timestamp, Timetable},
 };
+
+mod protocol;
+
+#[cfg(test)]
+pub(crate) use protocol::GenesisAccount;
+pub(crate) use protocol::{L1Config, ProtocolConfig};
 
 /// Prefix of environment overrides: `TANDEM__P2P__MAX_PEERS=80`.
 pub(crate) const ENV_PREFIX: &str = "TANDEM__";
@@ -137,77 +143,6 @@ impl Default for NodeConfig {
     }
 }
 
-/// `[protocol]`: constants all nodes of a network share. They come from the rollup deployment;
-/// a node with different values would disagree with its peers on every deadline.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(default, deny_unknown_fields)]
-pub(crate) struct ProtocolConfig {
-    /// L2 chain id, bound into every signature.
-    pub(crate) chain_id: u64,
-    /// Rollup version carried in block headers.
-    pub(crate) rollup_version: u32,
-    /// L1 timestamp (seconds) of the start of slot 0. Required to run.
-    pub(crate) genesis_time: Option<u64>,
-    /// L2 slot duration S; a multiple of `l1_slot_duration`.
-    #[serde(with = "humantime_serde")]
-    pub(crate) slot_duration: Duration,
-    /// L1 block interval E.
-    #[serde(with = "humantime_serde")]
-    pub l1_slot_duration: Duration,
-    /// Block (sub-slot) duration D; consensus deadlines depend on it.
-    #[serde(with = "humantime_serde")]
-    pub(crate) block_duration: Duration,
-    /// Slots per epoch (one committee per epoch).
-    pub(crate) epoch_duration: u64,
-    /// `pipelined` or `non_pipelined`: the network's schedule (consensus windows, gossip
-    /// validation and orphan deadlines depend on it).
-    pub(crate) pipelining_mode: PipeliningMode,
-    /// R: time validators have to re-execute the last block after the checkpoint proposal
-    /// arrives; the proposal deadline is `T − E − R` (pipelined). Defaults to D.
-    #[serde(default, with = "humantime_serde::option")]
-    pub(crate) last_block_reexecution_budget: Option<Duration>,
-}
-
-impl ProtocolConfig {
-    /// R, D when not set.
-    pub(crate) fn reexecution_budget(&self) -> Duration {
-        self.last_block_reexecution_budget
-            .unwrap_or(self.block_duration)
-    }
-}
-
-impl Default for ProtocolConfig {
-    fn default() -> Self {
-        Self {
-            chain_id: 1337,
-            rollup_version: 1,
-            genesis_time: None,
-            slot_duration: Duration::from_secs(72),
-            l1_slot_duration: Duration::from_secs(12),
-            block_duration: Duration::from_secs(6),
-            epoch_duration: 32,
-            pipelining_mode: PipeliningMode::Pipelined,
-            last_block_reexecution_budget: None,
-        }
-    }
-}
-
-/// `[l1]`
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(default, deny_unknown_fields)]
-pub(crate) struct L1Config {
-    /// JSON-RPC endpoint of the L1 node.
-    pub(crate) rpc_url: String,
-}
-
-impl Default for L1Config {
-    fn default() -> Self {
-        Self {
-            rpc_url: "http://127.0.0.1:8545".into(),
-        }
-    }
-}
-
 /// `[p2p]`
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
@@ -291,6 +226,11 @@ impl P2pConfig {
     }
 }
 
+/// Default `sequencer.max_txs_per_block`: a full checkpoint of the production profile (10 blocks)
+/// then stays within the default body cap of 120 KiB, which holds 837 txs of 141 bytes in 10
+/// blocks (`tandem_proto::max_txs_in_checkpoint_body`).
+pub(crate) const DEFAULT_MAX_TXS_PER_BLOCK: u32 = 80;
+
 /// `[sequencer]`: local budgets; they shape this proposer's schedule, never consensus deadlines.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
@@ -332,7 +272,7 @@ impl Default for SequencerConfig {
             checkpoint_prepare_time: budgets.checkpoint_prepare_time,
             l1_publishing_time: budgets.l1_publishing_time,
             max_blocks_per_checkpoint: None,
-            max_txs_per_block: 1_000,
+            max_txs_per_block: DEFAULT_MAX_TXS_PER_BLOCK,
         }
     }
 }
@@ -523,9 +463,9 @@ impl Config {
         let p = &self.protocol;
         SlotClock::new(
             Timestamp::from_secs(p.genesis_time.unwrap_or(0)),
-            p.slot_duration,
-            p.l1_slot_duration,
-            p.epoch_duration,
+            p.slot_duration(),
+            p.l1_slot_duration(),
+            p.epoch_duration(),
         )
     }
 
@@ -533,8 +473,8 @@ impl Config {
     pub(crate) fn windows(&self) -> Result<ConsensusWindows, tandem_proto::time::SlotClockError> {
         Ok(ConsensusWindows::new(
             self.slot_clock()?,
-            self.protocol.block_duration,
-            self.protocol.pipelining_mode,
+            self.protocol.block_duration(),
+            self.protocol.pipelining_mode(),
             self.protocol.reexecution_budget(),
         ))
     }
@@ -580,8 +520,40 @@ impl Config {
         let mut problems = Vec::new();
         let mut problem = |key, message: String| problems.push(Problem { key, message });
 
-        if self.protocol.chain_id == 0 {
+        if self.protocol.chain_id == Some(0) {
             problem("protocol.chain_id", "must be non-zero".into());
+        }
+        if self.protocol.last_block_reexecution_budget == Some(Duration::ZERO) {
+            problem(
+                "protocol.last_block_reexecution_budget",
+                "must be greater than zero".into(),
+            );
+        }
+        if let Some(cap) = self.protocol.max_checkpoint_body_bytes
+            && (cap == 0 || cap > tandem_l1::MAX_BODY_CAP)
+        {
+            problem(
+                "protocol.max_checkpoint_body_bytes",
+                format!(
+                    "{cap} is outside 1..={} (one L1 tx must carry the body)",
+                    tandem_l1::MAX_BODY_CAP
+                ),
+            );
+        }
+        let mut seen = std::collections::BTreeSet::new();
+        for account in &self.protocol.genesis_allocation {
+            if !seen.insert(account.address) {
+                problem(
+                    "protocol.genesis_allocation",
+                    format!("{} is listed twice", account.address),
+                );
+            }
+        }
+        if self.l1.rollup_address.is_some() && self.l1.deployment_file.is_some() {
+            problem(
+                "l1.rollup_address",
+                "give either l1.rollup_address or l1.deployment_file, not both".into(),
+            );
         }
         if let Err(err) = self.timetable() {
             problem(err.key, err.message);
@@ -667,10 +639,11 @@ impl Config {
     /// Rules that only matter when the node starts (not for `timetable` or `config dump`).
     pub(crate) fn validate_for_run(&self) -> Result<(), ConfigError> {
         self.validate()?;
-        if self.protocol.genesis_time.is_none() {
+        if self.l1.rollup_address.is_none() && self.l1.deployment_file.is_none() {
             return Err(ConfigError::Invalid(vec![Problem {
-                key: "protocol.genesis_time",
-                message: "required to run: the L1 timestamp of slot 0 of the rollup deployment"
+                key: "l1.rollup_address",
+                message: "required to run (or l1.deployment_file): the node is bound to one \
+                          rollup deployment and reads the protocol constants from it"
                     .into(),
             }]));
         }
@@ -759,11 +732,11 @@ mod tests {
         for (name, text) in [
             (
                 "fullnode.example.toml",
-                include_str!("../../deploy/config/fullnode.example.toml"),
+                include_str!("../../../deploy/config/fullnode.example.toml"),
             ),
             (
                 "validator.example.toml",
-                include_str!("../../deploy/config/validator.example.toml"),
+                include_str!("../../../deploy/config/validator.example.toml"),
             ),
         ] {
             let path = write(&dir, name, text);
@@ -854,7 +827,7 @@ mod tests {
     #[test]
     fn cross_field_rules_report_every_problem() {
         let mut config = Config::default();
-        config.protocol.slot_duration = Duration::from_secs(70);
+        config.protocol.slot_duration = Some(Duration::from_secs(70));
         config.node.role = Role::Validator;
         config.metrics.listen_addr = SocketAddr::from(([127, 0, 0, 1], 7000));
         config.rpc.listen_addr = SocketAddr::from(([127, 0, 0, 1], 7000));
@@ -871,17 +844,35 @@ mod tests {
     #[test]
     fn block_duration_must_leave_room_for_blocks() {
         let mut config = Config::default();
-        config.protocol.block_duration = Duration::from_secs(72);
+        config.protocol.block_duration = Some(Duration::from_secs(72));
         let err = config.validate().unwrap_err().to_string();
         assert!(err.contains("protocol.block_duration"), "{err}");
     }
 
     #[test]
-    fn run_needs_genesis_time() {
-        let config = Config::default();
+    fn run_needs_a_deployment() {
+        let mut config = Config::default();
         assert!(config.validate().is_ok());
         let err = config.validate_for_run().unwrap_err().to_string();
-        assert!(err.contains("protocol.genesis_time"), "{err}");
+        assert!(err.contains("l1.rollup_address"), "{err}");
+        config.l1.rollup_address = Some(Address::repeat_byte(1));
+        assert!(config.validate_for_run().is_ok());
+        config.l1.deployment_file = Some("deployment.json".into());
+        let err = config.validate().unwrap_err().to_string();
+        assert!(err.contains("not both"), "{err}");
+    }
+
+    #[test]
+    fn default_block_size_fits_the_default_body_cap() {
+        let config = Config::default();
+        let blocks = config.timetable().unwrap().max_blocks_per_checkpoint() as usize;
+        let txs = blocks * config.sequencer.max_txs_per_block as usize;
+        assert!(
+            tandem_proto::checkpoint_body_len(blocks, txs)
+                <= tandem_proto::DEFAULT_MAX_CHECKPOINT_BODY_BYTES,
+            "{blocks} blocks of {} txs overflow the body cap",
+            config.sequencer.max_txs_per_block
+        );
     }
 
     #[test]
@@ -889,6 +880,11 @@ mod tests {
         let mut config = Config::default();
         config.sequencer.coinbase = Some(Address::repeat_byte(1));
         config.protocol.genesis_time = Some(1_700_000_000);
+        config.protocol.last_block_reexecution_budget = Some(Duration::from_millis(1_500));
+        config.protocol.genesis_allocation = vec![GenesisAccount {
+            address: Address::repeat_byte(2),
+            balance: u128::MAX,
+        }];
         let text = toml::to_string_pretty(&config).unwrap();
         let dir = tempfile::tempdir().unwrap();
         let path = write(&dir, "dump.toml", &text);
