@@ -17,7 +17,9 @@ mod windows;
 pub use clock::{
     Clock, Epoch, ManualClock, Slot, SlotClock, SlotClockError, SystemClock, Timestamp,
 };
-pub use timetable::{SequencerBudgets, SlotSchedule, SubSlot, Timetable, TimetableError};
+pub use timetable::{
+    ReservedPart, ReservedTime, SequencerBudgets, SlotSchedule, SubSlot, Timetable, TimetableError,
+};
 pub use windows::{
     ConsensusWindows, MAXIMUM_GOSSIP_CLOCK_DISPARITY, PipeliningMode, Window, WindowCheck,
 };
