@@ -1,0 +1,9 @@
+//! The Rollup contract and the l1 crate against a real anvil, one module per topic.
+
+mod committee;
+mod common;
+mod fees;
+mod gas;
+mod propose;
+mod reader;
+mod simulation;
