@@ -28,6 +28,10 @@ pub enum L1Error {
     /// A tx was mined but reverted.
     #[error("L1 tx {0} reverted")]
     TxReverted(B256),
+    /// The L1 block a log named is no longer known to the node: it was reorged away between
+    /// reading the logs and reading the block. Reading the range again gives a consistent view.
+    #[error("L1 block {0} of a rollup log is gone (reorged away): read the range again")]
+    BlockGone(B256),
     /// The node returned something the protocol does not allow.
     #[error("unexpected L1 data: {0}")]
     Unexpected(&'static str),
@@ -113,6 +117,7 @@ impl L1Error {
                 | PendingTransactionError::Recv(_)
                 | PendingTransactionError::TxWatcher(_) => true,
             },
+            Self::BlockGone(_) => true,
             Self::Revert(_)
             | Self::Contract(_)
             | Self::TxReverted(_)

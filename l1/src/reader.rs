@@ -385,6 +385,12 @@ impl<P: Provider + Clone> L1Reader<P> {
         Ok(block.map(|block| block_ref(&block.header)))
     }
 
+    /// The L1 block with hash `hash`, if the node knows it.
+    pub async fn block_by_hash(&self, hash: B256) -> L1Result<Option<L1BlockRef>> {
+        let block = self.provider.get_block_by_hash(hash).await?;
+        Ok(block.map(|block| block_ref(&block.header)))
+    }
+
     /// Latest finalized L1 block.
     pub async fn finalized_block(&self) -> L1Result<Option<L1BlockRef>> {
         let block = self
@@ -405,7 +411,9 @@ impl<P: Provider + Clone> L1Reader<P> {
             .from_block(from)
             .to_block(to);
         let logs = self.provider.get_logs(&filter).await?;
-        let mut blocks: BTreeMap<u64, L1BlockRef> = BTreeMap::new();
+        // By hash, never by number: a reorg between `get_logs` and the block read would pair a
+        // log with another block at the same height.
+        let mut blocks: BTreeMap<B256, L1BlockRef> = BTreeMap::new();
         let mut checkpoints = Vec::with_capacity(logs.len());
         for log in logs {
             let event = Rollup::CheckpointProposed::decode_log(&log.inner)
@@ -414,17 +422,22 @@ impl<P: Provider + Clone> L1Reader<P> {
             let tx_hash = log
                 .transaction_hash
                 .ok_or(L1Error::Unexpected("log without tx hash"))?;
-            let block_number = log
-                .block_number
-                .ok_or(L1Error::Unexpected("log without block number"))?;
-            let l1_block = match blocks.get(&block_number) {
+            let block_hash = log
+                .block_hash
+                .ok_or(L1Error::Unexpected("log without block hash"))?;
+            let l1_block = match blocks.get(&block_hash) {
                 Some(block) => *block,
                 None => {
                     let block = self
-                        .block(block_number)
+                        .block_by_hash(block_hash)
                         .await?
-                        .ok_or(L1Error::Unexpected("block of a log is missing"))?;
-                    blocks.insert(block_number, block);
+                        .ok_or(L1Error::BlockGone(block_hash))?;
+                    if log.block_number.is_some_and(|n| n != block.number) {
+                        return Err(L1Error::Unexpected(
+                            "the block of a log has another number than the log",
+                        ));
+                    }
+                    blocks.insert(block_hash, block);
                     block
                 }
             };

@@ -82,3 +82,88 @@ fn anvil_is_installed_where_the_harness_looks() {
         path.display()
     );
 }
+
+/// A provider that reorganises the last L1 block away right after answering `eth_getLogs`, so
+/// the reader's next read of a log's block happens on the new chain.
+#[derive(Clone)]
+struct ReorgAfterLogs {
+    inner: alloy::providers::DynProvider,
+}
+
+impl alloy::providers::Provider for ReorgAfterLogs {
+    fn root(&self) -> &alloy::providers::RootProvider {
+        self.inner.root()
+    }
+
+    // `Provider` is an `async_trait`; this is the signature the macro expands `async fn` to.
+    fn get_logs<'life0, 'life1, 'async_trait>(
+        &'life0 self,
+        filter: &'life1 alloy::rpc::types::Filter,
+    ) -> std::pin::Pin<
+        Box<
+            dyn std::future::Future<
+                    Output = alloy::transports::TransportResult<Vec<alloy::rpc::types::Log>>,
+                > + Send
+                + 'async_trait,
+        >,
+    >
+    where
+        'life0: 'async_trait,
+        'life1: 'async_trait,
+        Self: 'async_trait,
+    {
+        Box::pin(async move {
+            use alloy::providers::ext::AnvilApi;
+            let logs = self.inner.get_logs(filter).await?;
+            self.inner
+                .anvil_reorg(alloy::rpc::types::anvil::ReorgOptions {
+                    depth: 1,
+                    tx_block_pairs: Vec::new(),
+                })
+                .await?;
+            Ok(logs)
+        })
+    }
+}
+
+#[tokio::test]
+async fn a_reorg_between_the_logs_and_the_block_read_is_never_mispaired() {
+    use alloy::providers::Provider;
+    let net = setup(4).await;
+    let slot = net.future_slot().await;
+    let archive = net.reader.archive_at(0, latest()).await.unwrap();
+    let (payload, body) = net.payload(slot, archive, net.min_fee().await, 100, 0);
+    let bundle = net.bundle(1, payload, body, net.quorum()).await;
+    net.land(&bundle, net.slot_start(slot)).await;
+    let head = net.reader.latest_block().await.unwrap();
+    let landed = net.reader.block(head).await.unwrap().unwrap();
+
+    let reorging = L1Reader::new(
+        ReorgAfterLogs {
+            inner: net.harness.provider(),
+        },
+        net.deployment.rollup,
+    );
+    let result = reorging
+        .checkpoints_proposed(net.deployment.deployment_block, head)
+        .await;
+    // The block at that height is another one now; the log's block is gone. The reader says
+    // so (worth re-reading the range) instead of pairing the log with the new block.
+    let replaced = net.reader.block(head).await.unwrap().unwrap();
+    assert_ne!(replaced.hash, landed.hash, "anvil did not reorg");
+    assert!(
+        net.harness
+            .provider()
+            .get_block_by_hash(landed.hash)
+            .await
+            .unwrap()
+            .is_none()
+    );
+    match result {
+        Err(err @ L1Error::BlockGone(hash)) => {
+            assert_eq!(hash, landed.hash);
+            assert!(err.is_transient());
+        }
+        other => panic!("expected BlockGone({}), got {other:?}", landed.hash),
+    }
+}
