@@ -13,13 +13,11 @@ use crate::{
     bindings::Rollup,
     errors::{L1Error, L1Result},
     fees::{FeeParams, MAX_ETH_PER_FEE_ASSET, MIN_ETH_PER_FEE_ASSET, PRICE_PRECISION},
-    propose::{MEMPOOL_TX_SIZE_LIMIT, TX_ENVELOPE_BYTES, propose_calldata_len, quorum},
+    propose::max_checkpoint_body_bytes_for,
 };
 
 /// Largest committee the contract accepts (the attestation bitmap is one word).
 pub const MAX_COMMITTEE_SIZE: u64 = 256;
-/// The contract's hard upper bound on `max_checkpoint_body_bytes`.
-pub const MAX_BODY_CAP: u64 = 131_072;
 
 const MODE_PIPELINED: u64 = 1;
 const MODE_NON_PIPELINED: u64 = 2;
@@ -94,8 +92,8 @@ impl RollupParams {
         }
     }
 
-    /// Checks what the contract's constructor checks, plus that a full body with a quorum of
-    /// attestations fits one mempool-sized L1 tx; names the first parameter at fault.
+    /// Checks what the contract's constructor checks (so a deployment file the contract could
+    /// not have accepted is refused too); names the first parameter at fault.
     pub fn validate(&self) -> L1Result<()> {
         let bad = |field, problem| Err(L1Error::InvalidParams { field, problem });
         if self.slot_duration == 0 || self.l1_slot_duration == 0 {
@@ -142,18 +140,14 @@ impl RollupParams {
                 "must be in 1..slot_duration",
             );
         }
-        if self.max_checkpoint_body_bytes == 0 || self.max_checkpoint_body_bytes > MAX_BODY_CAP {
-            return bad("max_checkpoint_body_bytes", "must be in 1..=131072");
-        }
-        let attestations = quorum(usize::try_from(self.committee_size).unwrap_or(usize::MAX));
+        // The contract's rule: a full body with a quorum of attestations fits one mempool tx.
+        let committee = usize::try_from(self.committee_size).unwrap_or(usize::MAX);
         let body = usize::try_from(self.max_checkpoint_body_bytes).unwrap_or(usize::MAX);
-        if propose_calldata_len(attestations, body).saturating_add(TX_ENVELOPE_BYTES)
-            > MEMPOOL_TX_SIZE_LIMIT
-        {
+        if body == 0 || body > max_checkpoint_body_bytes_for(committee) {
             return bad(
                 "max_checkpoint_body_bytes",
-                "a full body plus a quorum of attestations exceeds the 128 KiB mempool tx limit \
-                 (lower the cap or the committee size)",
+                "must be at least 1, and a full body plus a quorum of attestations must fit the \
+                 128 KiB mempool tx limit (lower the cap or the committee size)",
             );
         }
         Ok(())
@@ -312,4 +306,85 @@ pub async fn deploy<P: Provider>(
         validators: validators.to_vec(),
         params: params.clone(),
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn deployment(params: RollupParams) -> Deployment {
+        Deployment {
+            rollup: Address::repeat_byte(1),
+            deployment_block: 7,
+            l1_chain_id: 31_337,
+            owner: Address::repeat_byte(2),
+            validators: vec![Address::repeat_byte(3)],
+            params,
+        }
+    }
+
+    fn load_after_saving(params: RollupParams) -> L1Result<Deployment> {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("deployment.json");
+        deployment(params).save(&path).unwrap();
+        Deployment::load(&path)
+    }
+
+    #[test]
+    fn load_refuses_what_the_contract_would_refuse() {
+        let good = RollupParams::with_genesis(1_000);
+        assert_eq!(
+            load_after_saving(good.clone()).unwrap(),
+            deployment(good.clone())
+        );
+
+        let zero_fraction = RollupParams {
+            fee_update_fraction: 0,
+            ..good
+        };
+        assert!(matches!(
+            load_after_saving(zero_fraction),
+            Err(L1Error::InvalidParams {
+                field: "fee_update_fraction",
+                ..
+            })
+        ));
+        // The default cap with a committee of 256: a quorum of 171 signatures does not fit.
+        let big_committee = RollupParams {
+            committee_size: 256,
+            ..good
+        };
+        assert!(matches!(
+            load_after_saving(big_committee),
+            Err(L1Error::InvalidParams {
+                field: "max_checkpoint_body_bytes",
+                ..
+            })
+        ));
+    }
+
+    #[test]
+    fn the_body_cap_is_exactly_what_fits_one_mempool_tx() {
+        for committee in [1usize, 4, 48, 112, 256] {
+            let cap = max_checkpoint_body_bytes_for(committee);
+            let fits = |body: usize| {
+                crate::propose_calldata_len(crate::quorum(committee), body)
+                    + crate::TX_ENVELOPE_BYTES
+                    <= crate::MEMPOOL_TX_SIZE_LIMIT
+            };
+            assert!(
+                fits(cap) && !fits(cap + 1),
+                "committee {committee}: cap {cap}"
+            );
+            let mut params = RollupParams::with_genesis(1_000);
+            params.committee_size = committee as u64;
+            params.max_checkpoint_body_bytes = cap as u64;
+            assert!(params.validate().is_ok(), "committee {committee}");
+            params.max_checkpoint_body_bytes += 1;
+            assert!(params.validate().is_err(), "committee {committee}");
+        }
+        // The default cap holds up to 112 members.
+        assert!(max_checkpoint_body_bytes_for(112) >= DEFAULT_MAX_CHECKPOINT_BODY_BYTES);
+        assert!(max_checkpoint_body_bytes_for(113) < DEFAULT_MAX_CHECKPOINT_BODY_BYTES);
+    }
 }

@@ -18,7 +18,7 @@ mod propose;
 mod reader;
 
 pub use bindings::Rollup;
-pub use deploy::{Deployment, MAX_BODY_CAP, MAX_COMMITTEE_SIZE, RollupParams, deploy};
+pub use deploy::{Deployment, MAX_COMMITTEE_SIZE, RollupParams, deploy};
 pub use errors::{L1Error, L1Result, RollupError};
 pub use fees::{
     FeeError, FeeHeader, FeeParams, MAX_ETH_PER_FEE_ASSET, MAX_FEE_ASSET_PRICE_MODIFIER_BPS,
@@ -26,8 +26,8 @@ pub use fees::{
 };
 pub use propose::{
     BundleError, MEMPOOL_TX_SIZE_LIMIT, ProposeBundle, SkipReason, SkippedAttestation,
-    TX_ENVELOPE_BYTES, header_from_sol, header_to_sol, propose_args, propose_calldata_len, quorum,
-    signature_from_sol, signature_to_sol,
+    TX_ENVELOPE_BYTES, header_from_sol, header_to_sol, max_checkpoint_body_bytes_for, propose_args,
+    propose_calldata_len, quorum, signature_from_sol, signature_to_sol,
 };
 pub use reader::{
     CheckpointLog, EpochCommittee, L1BlockRef, L1Checkpoint, L1Reader, MissingCalldata,

@@ -87,6 +87,16 @@ pub const fn propose_calldata_len(attestations: usize, body_len: usize) -> usize
     head + signatures.saturating_add(body)
 }
 
+/// The largest `max_checkpoint_body_bytes` a committee of `committee_size` allows: a `propose`
+/// tx with a full body and a quorum of attestations, plus [`TX_ENVELOPE_BYTES`], must fit
+/// [`MEMPOOL_TX_SIZE_LIMIT`]. The contract's constructor applies the same rule (with the same
+/// constants, which a test reads back from it).
+pub const fn max_checkpoint_body_bytes_for(committee_size: usize) -> usize {
+    let fixed = propose_calldata_len(quorum(committee_size), 0).saturating_add(TX_ENVELOPE_BYTES);
+    // The body is padded to whole words, so the cap is the room left rounded down to a word.
+    MEMPOOL_TX_SIZE_LIMIT.saturating_sub(fixed) / 32 * 32
+}
+
 /// Why a [`ProposeBundle`] cannot be built at all.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum BundleError {

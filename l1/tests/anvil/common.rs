@@ -17,6 +17,8 @@ use tandem_proto::{
 
 pub(crate) const SLOT: u64 = 4;
 pub(crate) const EPOCH: u64 = 8;
+/// How far ahead of the chain's clock [`setup_with_validators`] puts genesis.
+pub(crate) const REGISTRATION_LEAD: u64 = 3_600;
 
 pub(crate) fn latest() -> BlockId {
     BlockId::latest()
@@ -255,9 +257,12 @@ impl Net {
 /// Registers `count` validators (deterministic keys) in batches that fit one tx each.
 pub(crate) async fn setup_with_validators(count: usize, committee: u64) -> Net {
     let mut net = setup(4).await;
-    // A new deployment with the wanted committee size; the first 4 keys are registered by it.
+    // A new deployment with the wanted committee size whose genesis is still ahead: every
+    // registration then lands before genesis, in the epoch-0 snapshot that epochs 0..=2 draw
+    // their committees from, however long it takes. The first 4 keys are registered by it.
     let mut params = net.deployment.params.clone();
     params.committee_size = committee;
+    params.genesis_time = net.harness.latest_timestamp().await.unwrap() + REGISTRATION_LEAD;
     let keys: Vec<SigningKey> = (0..count).map(validator_key).collect();
     let first: Vec<Address> = keys.iter().take(4).map(SigningKey::address).collect();
     net.deployment = net.harness.deploy(&params, &first).await.unwrap();
@@ -277,6 +282,11 @@ pub(crate) async fn setup_with_validators(count: usize, committee: u64) -> Net {
             .unwrap();
         assert!(receipt.status());
     }
+    let now = net.harness.latest_timestamp().await.unwrap();
+    assert!(
+        now < params.genesis_time,
+        "registration of {count} validators ran past genesis"
+    );
     net.keys = keys;
     net
 }

@@ -42,7 +42,19 @@ async fn propose_gas_by_validator_count() {
     let mut gases = Vec::new();
     for validators in [100usize, 1_000, 10_000] {
         let net = setup_with_validators(validators, 48).await;
-        let slot = net.future_slot().await;
+        // Slot 1 (epoch 0): its committee is drawn from the epoch-0 snapshot, which holds every
+        // validator (all registered before genesis), and `propose` only refreshes that snapshot.
+        let slot = 1;
+        let epoch = U256::from(slot / EPOCH);
+        assert_eq!(
+            net.rollup
+                .getEpochValidatorCount(epoch)
+                .call()
+                .await
+                .unwrap(),
+            U256::from(validators),
+            "the committee is drawn from every validator"
+        );
         let archive = net.reader.archive_at(0, latest()).await.unwrap();
         let (payload, body) = net.payload(slot, archive, net.min_fee().await, 100, 0);
         let bundle = net.bundle(1, payload, body, 33).await;
@@ -52,10 +64,8 @@ async fn propose_gas_by_validator_count() {
             alloy::rpc::types::TransactionRequest::default()
                 .to(net.deployment.rollup)
                 .input(
-                    alloy::sol_types::SolCall::abi_encode(&Rollup::getEpochCommitteeCall {
-                        epoch: U256::from(slot / EPOCH),
-                    })
-                    .into(),
+                    alloy::sol_types::SolCall::abi_encode(&Rollup::getEpochCommitteeCall { epoch })
+                        .into(),
                 ),
         )
         .await
@@ -65,10 +75,11 @@ async fn propose_gas_by_validator_count() {
         );
         gases.push(gas);
     }
-    // The draw costs the same whatever the number of validators (no copy of the list).
+    // The draw costs the same whatever the number of validators (no copy of the list): what
+    // varies is the swap table's probe lengths and the signatures' zero bytes.
     let spread = gases.iter().max().unwrap() - gases.iter().min().unwrap();
     assert!(
-        spread < 20_000,
+        spread < 10_000,
         "propose gas varies by {spread} across validator counts: {gases:?}"
     );
 }

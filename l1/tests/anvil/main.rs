@@ -2,6 +2,7 @@
 
 mod committee;
 mod common;
+mod deploy;
 mod fees;
 mod gas;
 mod propose;

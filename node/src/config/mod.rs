@@ -529,16 +529,21 @@ impl Config {
                 "must be greater than zero".into(),
             );
         }
-        if let Some(cap) = self.protocol.max_checkpoint_body_bytes
-            && (cap == 0 || cap > tandem_l1::MAX_BODY_CAP)
-        {
-            problem(
-                "protocol.max_checkpoint_body_bytes",
-                format!(
-                    "{cap} is outside 1..={} (one L1 tx must carry the body)",
-                    tandem_l1::MAX_BODY_CAP
-                ),
+        if let Some(cap) = self.protocol.max_checkpoint_body_bytes {
+            let committee = self.protocol.committee_size();
+            let limit = tandem_l1::max_checkpoint_body_bytes_for(
+                usize::try_from(committee).unwrap_or(usize::MAX),
             );
+            if cap == 0 || usize::try_from(cap).map_or(true, |cap| cap > limit) {
+                problem(
+                    "protocol.max_checkpoint_body_bytes",
+                    format!(
+                        "{cap} is outside 1..={limit}: a propose tx with a full body and a \
+                         quorum of a {committee}-member committee must fit the 128 KiB \
+                         mempool tx limit"
+                    ),
+                );
+            }
         }
         let mut seen = std::collections::BTreeSet::new();
         for account in &self.protocol.genesis_allocation {
