@@ -27,8 +27,13 @@ contract SamplingTest is Fixture {
     uint256 internal constant VALIDATORS = 100;
     uint256 internal constant COMMITTEE = 48;
     uint256 internal constant EPOCHS = 20_000;
-    /// @dev Chi-square critical values at p = 0.001 for 99 degrees of freedom.
-    uint256 internal constant CHI2_99_P001_X1000 = 148_230;
+    /// @dev Critical values (x1000) at p = 0.001 of the statistics below, derived by
+    /// scripts/sampling-chi2-critical.py. Each cell is binomial, so a squared deviation is divided
+    /// by E(1 - p); the statistic is then a weighted sum of chi2_1 over the eigenvalues of the
+    /// cells' correlation. Members: the counts sum to N k exactly, so it is (100/99) chi2_99
+    /// (148.23 x 100/99). Adjacent pairs: overlapping pairs are correlated, weights 0.35..1.66.
+    uint256 internal constant CHI2_MEMBERS_P001_X1000 = 149_728;
+    uint256 internal constant CHI2_PAIRS_P001_X1000 = 156_029;
 
     Rollup internal rollup;
     mapping(address => uint256) internal indexOf;
@@ -39,17 +44,21 @@ contract SamplingTest is Fixture {
         for (uint256 i; i < all.length; ++i) indexOf[all[i]] = i;
     }
 
-    /// @dev 1000 * sum((observed - expected)^2 / expected) over the cells, with expected given as
-    /// a fraction numerator / denominator (so it need not be an integer).
-    function chiSquareX1000(uint256[] memory observed, uint256 numerator, uint256 denominator)
+    /// @dev 1000 * sum((observed - E)^2 / (E (1 - p))) over the cells: each cell counts a
+    /// per-epoch event of chance p = pNum / pDen over `epochs` epochs, so E = epochs * p and the
+    /// cell's variance is E (1 - p).
+    function chiSquareX1000(uint256[] memory observed, uint256 epochs, uint256 pNum, uint256 pDen)
         internal
         pure
         returns (uint256 sum)
     {
+        // Everything scaled by pDen: E pDen = epochs pNum, and E (1 - p) pDen^2 = that (pDen - pNum).
+        uint256 expected = epochs * pNum;
+        uint256 variance = expected * (pDen - pNum);
         for (uint256 i; i < observed.length; ++i) {
-            uint256 o = observed[i] * denominator;
-            uint256 diff = o > numerator ? o - numerator : numerator - o;
-            sum += (diff * diff * 1000) / (numerator * denominator);
+            uint256 o = observed[i] * pDen;
+            uint256 diff = o > expected ? o - expected : expected - o;
+            sum += (diff * diff * 1000) / variance;
         }
     }
 
@@ -91,29 +100,30 @@ contract SamplingTest is Fixture {
     /// chance is exact) but fails the second: a validator right after a taken index is taken
     /// far more often.
     function test_DrawIsUniformAndTheLegacyDrawIsNot() public view {
-        // Expected counts: N * k / n per validator, N * k (k-1) / (n (n-1)) per pair.
-        uint256 singleNum = EPOCHS * COMMITTEE;
-        uint256 singleDen = VALIDATORS;
-        uint256 pairNum = EPOCHS * COMMITTEE * (COMMITTEE - 1);
+        // Chances per epoch: k / n for a validator, k (k-1) / (n (n-1)) for an adjacent pair.
+        uint256 memberNum = COMMITTEE;
+        uint256 memberDen = VALIDATORS;
+        uint256 pairNum = COMMITTEE * (COMMITTEE - 1);
         uint256 pairDen = VALIDATORS * (VALIDATORS - 1);
 
         (uint256[] memory single, uint256[] memory pairs) = tally(false);
-        uint256 chiSingle = chiSquareX1000(single, singleNum, singleDen);
-        uint256 chiPairs = chiSquareX1000(pairs, pairNum, pairDen);
-        assertTrue(chiSingle < CHI2_99_P001_X1000, string.concat("members chi2 x1000 = ", _str(chiSingle)));
-        assertTrue(chiPairs < CHI2_99_P001_X1000, string.concat("pairs chi2 x1000 = ", _str(chiPairs)));
-
+        uint256 chiSingle = chiSquareX1000(single, EPOCHS, memberNum, memberDen);
+        uint256 chiPairs = chiSquareX1000(pairs, EPOCHS, pairNum, pairDen);
         (uint256[] memory legacySingle, uint256[] memory legacyPairs) = tally(true);
-        uint256 legacyChiPairs = chiSquareX1000(legacyPairs, pairNum, pairDen);
-        uint256 legacyChiSingle = chiSquareX1000(legacySingle, singleNum, singleDen);
+        uint256 legacyChiSingle = chiSquareX1000(legacySingle, EPOCHS, memberNum, memberDen);
+        uint256 legacyChiPairs = chiSquareX1000(legacyPairs, EPOCHS, pairNum, pairDen);
         log("chi2 x1000, members, new draw   ", chiSingle);
         log("chi2 x1000, pairs, new draw     ", chiPairs);
         log("chi2 x1000, members, legacy draw", legacyChiSingle);
         log("chi2 x1000, pairs, legacy draw  ", legacyChiPairs);
-        log("critical value x1000 (df 99, p = 0.001)", CHI2_99_P001_X1000);
-        assertTrue(legacyChiSingle < CHI2_99_P001_X1000, "legacy marginals are uniform");
+        log("critical value x1000, members (p = 0.001)", CHI2_MEMBERS_P001_X1000);
+        log("critical value x1000, pairs (p = 0.001)  ", CHI2_PAIRS_P001_X1000);
+
+        assertTrue(chiSingle < CHI2_MEMBERS_P001_X1000, string.concat("members chi2 x1000 = ", _str(chiSingle)));
+        assertTrue(chiPairs < CHI2_PAIRS_P001_X1000, string.concat("pairs chi2 x1000 = ", _str(chiPairs)));
+        assertTrue(legacyChiSingle < CHI2_MEMBERS_P001_X1000, "legacy marginals are uniform");
         assertTrue(
-            legacyChiPairs > CHI2_99_P001_X1000, string.concat("legacy pairs chi2 x1000 = ", _str(legacyChiPairs))
+            legacyChiPairs > CHI2_PAIRS_P001_X1000, string.concat("legacy pairs chi2 x1000 = ", _str(legacyChiPairs))
         );
     }
 
