@@ -24,7 +24,10 @@ cargo fmt --all -- --check
 node scripts/build-contracts.mjs --check
 cargo clippy --workspace --all-targets --locked -- -D warnings
 # Solidity-level fuzz, invariant and fairness tests of the contract (pinned forge, solcjs shim).
+# forge's out and cache dirs are per checkout (keyed by its path): two worktrees sharing the
+# target dir must not overwrite each other's build.
+forge_dir="$CARGO_TARGET_DIR/forge/$(printf %s "$root" | cksum | cut -d' ' -f1)"
 FOUNDRY_SOLC="$root/.tools/bin/forge-solc" \
-  FOUNDRY_OUT="$CARGO_TARGET_DIR/forge/out" FOUNDRY_CACHE_PATH="$CARGO_TARGET_DIR/forge/cache" \
+  FOUNDRY_OUT="$forge_dir/out" FOUNDRY_CACHE_PATH="$forge_dir/cache" \
   forge test --root l1
 cargo nextest run --workspace --locked --profile "$profile"
