@@ -8,20 +8,22 @@ use std::{
     collections::BTreeMap,
     net::SocketAddr,
     path::{Path, PathBuf},
-    time::Duration,
 };
 
 use serde::{Deserialize, Serialize};
-use tandem_proto::{
-    Address,
-    time::{ConsensusWindows, SequencerBudgets, SlotClock, Timestamp, Timetable},
-};
+use tandem_proto::time::{ConsensusWindows, SequencerBudgets, SlotClock, Timestamp, Timetable};
 
 mod protocol;
+mod sections;
+mod validate;
 
 #[cfg(test)]
 pub(crate) use protocol::GenesisAccount;
 pub(crate) use protocol::{L1Config, ProtocolConfig};
+pub(crate) use sections::{
+    ArchiverConfig, MetricsConfig, NodeConfig, P2pConfig, PublisherConfig, Role, RpcConfig,
+    SequencerConfig, ValidatorConfig,
+};
 
 /// Prefix of environment overrides: `TANDEM__P2P__MAX_PEERS=80`.
 pub(crate) const ENV_PREFIX: &str = "TANDEM__";
@@ -108,278 +110,6 @@ pub(crate) struct Config {
     pub(crate) rpc: RpcConfig,
     /// Prometheus endpoint.
     pub(crate) metrics: MetricsConfig,
-}
-
-/// What the node does.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub(crate) enum Role {
-    /// Follows the chain from gossip and L1.
-    #[default]
-    FullNode,
-    /// Also proposes when elected and attests when in the committee.
-    Validator,
-}
-
-/// `[node]`
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(default, deny_unknown_fields)]
-pub(crate) struct NodeConfig {
-    /// `full_node` or `validator`.
-    pub(crate) role: Role,
-    /// Where the node keeps its databases and its p2p key.
-    pub(crate) data_dir: PathBuf,
-    /// tracing filter, e.g. `info` or `info,p2p=debug`. `RUST_LOG` wins when set.
-    pub(crate) log_filter: String,
-}
-
-impl Default for NodeConfig {
-    fn default() -> Self {
-        Self {
-            role: Role::FullNode,
-            data_dir: PathBuf::from("./tandem-data"),
-            log_filter: "info".into(),
-        }
-    }
-}
-
-/// `[p2p]`
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(default, deny_unknown_fields)]
-pub(crate) struct P2pConfig {
-    /// TCP address to listen on.
-    pub(crate) listen_addr: SocketAddr,
-    /// Multiaddrs to announce instead of the listen address (behind NAT).
-    pub(crate) announce_addrs: Vec<String>,
-    /// Multiaddrs (with `/p2p/<peer id>`) to dial at startup.
-    pub(crate) bootnodes: Vec<String>,
-    /// Most connected peers.
-    pub(crate) max_peers: u32,
-    /// Below this many peers the bootnodes are dialed again (every 5 s).
-    pub(crate) min_peers: u32,
-    /// How long a peer that misbehaved past the ban threshold stays banned.
-    #[serde(with = "humantime_serde")]
-    pub(crate) ban_duration: Duration,
-}
-
-impl Default for P2pConfig {
-    fn default() -> Self {
-        Self {
-            listen_addr: SocketAddr::from(([0, 0, 0, 0], 40400)),
-            announce_addrs: Vec::new(),
-            bootnodes: Vec::new(),
-            max_peers: 50,
-            min_peers: 4,
-            ban_duration: Duration::from_secs(24 * 60 * 60),
-        }
-    }
-}
-
-impl P2pConfig {
-    /// Where the node's libp2p identity lives.
-    pub(crate) fn node_key_path(data_dir: &std::path::Path) -> PathBuf {
-        data_dir.join("p2p").join("node.key")
-    }
-
-    fn problems(&self, mut problem: impl FnMut(&'static str, String)) {
-        if self.max_peers == 0 {
-            problem("p2p.max_peers", "must be at least 1".into());
-        }
-        if self.min_peers > self.max_peers {
-            problem(
-                "p2p.min_peers",
-                format!(
-                    "{} exceeds p2p.max_peers ({})",
-                    self.min_peers, self.max_peers
-                ),
-            );
-        }
-        for addr in &self.announce_addrs {
-            if let Err(err) = addr.parse::<tandem_p2p::Multiaddr>() {
-                problem(
-                    "p2p.announce_addrs",
-                    format!("{addr:?} is not a multiaddr: {err}"),
-                );
-            }
-        }
-        for addr in &self.bootnodes {
-            match addr.parse::<tandem_p2p::Multiaddr>() {
-                Err(err) => problem(
-                    "p2p.bootnodes",
-                    format!("{addr:?} is not a multiaddr: {err}"),
-                ),
-                Ok(parsed) => {
-                    if !parsed
-                        .iter()
-                        .any(|part| matches!(part, tandem_p2p::Protocol::P2p(_)))
-                    {
-                        problem(
-                            "p2p.bootnodes",
-                            format!(
-                                "{addr:?} lacks /p2p/<peer id> (print it with `tandem keys p2p-id`)"
-                            ),
-                        );
-                    }
-                }
-            }
-        }
-    }
-}
-
-/// Default `sequencer.max_txs_per_block`: a full checkpoint of the production profile (10 blocks)
-/// then stays within the default body cap of 120 KiB, which holds 837 txs of 141 bytes in 10
-/// blocks (`tandem_proto::max_txs_in_checkpoint_body`).
-pub(crate) const DEFAULT_MAX_TXS_PER_BLOCK: u32 = 80;
-
-/// `[sequencer]`: local budgets; they shape this proposer's schedule, never consensus deadlines.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(default, deny_unknown_fields)]
-pub(crate) struct SequencerConfig {
-    /// L1 address credited for this node's checkpoints (defaults to the validator address).
-    pub(crate) coinbase: Option<Address>,
-    /// L2 address receiving fees (defaults to the validator address).
-    pub(crate) fee_recipient: Option<Address>,
-    /// Sync, proposer check and fork before the first block.
-    #[serde(with = "humantime_serde")]
-    pub(crate) checkpoint_init_time: Duration,
-    /// Shortest block worth building.
-    #[serde(with = "humantime_serde")]
-    pub(crate) min_block_duration: Duration,
-    /// Expected gossip propagation time.
-    #[serde(with = "humantime_serde")]
-    pub p2p_propagation_time: Duration,
-    /// Assembling and signing the checkpoint after its last block.
-    #[serde(with = "humantime_serde")]
-    pub(crate) checkpoint_prepare_time: Duration,
-    /// Time kept for the L1 tx in the non-pipelined mode.
-    #[serde(with = "humantime_serde")]
-    pub l1_publishing_time: Duration,
-    /// Cap on blocks per checkpoint below what the timetable allows.
-    pub(crate) max_blocks_per_checkpoint: Option<u32>,
-    /// Most txs in one block.
-    pub(crate) max_txs_per_block: u32,
-}
-
-impl Default for SequencerConfig {
-    fn default() -> Self {
-        let budgets = SequencerBudgets::default();
-        Self {
-            coinbase: None,
-            fee_recipient: None,
-            checkpoint_init_time: budgets.checkpoint_init_time,
-            min_block_duration: budgets.min_block_duration,
-            p2p_propagation_time: budgets.p2p_propagation_time,
-            checkpoint_prepare_time: budgets.checkpoint_prepare_time,
-            l1_publishing_time: budgets.l1_publishing_time,
-            max_blocks_per_checkpoint: None,
-            max_txs_per_block: DEFAULT_MAX_TXS_PER_BLOCK,
-        }
-    }
-}
-
-/// `[validator]`
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(default, deny_unknown_fields)]
-pub(crate) struct ValidatorConfig {
-    /// Encrypted Ethereum keystore of the validator key (`tandem keys new`).
-    pub(crate) keystore: Option<PathBuf>,
-    /// File holding the keystore password.
-    pub(crate) password_file: Option<PathBuf>,
-    /// Sign attestations when in the committee.
-    pub(crate) attest: bool,
-}
-
-impl Default for ValidatorConfig {
-    fn default() -> Self {
-        Self {
-            keystore: None,
-            password_file: None,
-            attest: true,
-        }
-    }
-}
-
-/// `[publisher]`
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(default, deny_unknown_fields)]
-pub(crate) struct PublisherConfig {
-    /// Keystore of the L1 account paying for `propose` txs; the validator key when absent.
-    pub(crate) keystore: Option<PathBuf>,
-    /// Its password file.
-    pub(crate) password_file: Option<PathBuf>,
-    /// Fee increase per replacement when a tx is not mined, in percent (L1 requires ≥ 10).
-    pub(crate) fee_bump_percent: u32,
-}
-
-impl Default for PublisherConfig {
-    fn default() -> Self {
-        Self {
-            keystore: None,
-            password_file: None,
-            fee_bump_percent: 20,
-        }
-    }
-}
-
-/// `[archiver]`
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(default, deny_unknown_fields)]
-pub(crate) struct ArchiverConfig {
-    /// L1 blocks to wait before trusting an L1 block's events.
-    pub l1_confirmations: u64,
-    /// Most L1 blocks per log query.
-    pub l1_batch_size: u64,
-    /// How often to poll L1 for new blocks.
-    #[serde(with = "humantime_serde")]
-    pub l1_poll_interval: Duration,
-}
-
-impl Default for ArchiverConfig {
-    fn default() -> Self {
-        Self {
-            l1_confirmations: 0,
-            l1_batch_size: 1_000,
-            l1_poll_interval: Duration::from_secs(1),
-        }
-    }
-}
-
-/// `[rpc]`
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(default, deny_unknown_fields)]
-pub(crate) struct RpcConfig {
-    /// Serve JSON-RPC, `/health` and `/ready`.
-    pub(crate) enabled: bool,
-    /// Address to listen on.
-    pub(crate) listen_addr: SocketAddr,
-}
-
-impl Default for RpcConfig {
-    fn default() -> Self {
-        Self {
-            enabled: true,
-            listen_addr: SocketAddr::from(([127, 0, 0, 1], 8080)),
-        }
-    }
-}
-
-/// `[metrics]`
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(default, deny_unknown_fields)]
-pub(crate) struct MetricsConfig {
-    /// Serve Prometheus metrics at `/metrics`.
-    pub(crate) enabled: bool,
-    /// Address to listen on.
-    pub(crate) listen_addr: SocketAddr,
-}
-
-impl Default for MetricsConfig {
-    fn default() -> Self {
-        Self {
-            enabled: true,
-            listen_addr: SocketAddr::from(([127, 0, 0, 1], 9464)),
-        }
-    }
 }
 
 /// Overrides from CLI flags; `None` leaves the value alone.
@@ -502,158 +232,6 @@ impl Config {
             None => table,
         })
     }
-
-    /// The timetable this node's sequencer follows (the network's mode).
-    pub(crate) fn timetable(&self) -> Result<Timetable, Problem> {
-        let windows = self.windows().map_err(|err| Problem {
-            key: "protocol.slot_duration",
-            message: err.to_string(),
-        })?;
-        self.timetable_for(windows).map_err(|err| Problem {
-            key: "protocol.block_duration",
-            message: err.to_string(),
-        })
-    }
-
-    /// Checks the rules that span several keys. Reports every problem, not just the first.
-    pub(crate) fn validate(&self) -> Result<(), ConfigError> {
-        let mut problems = Vec::new();
-        let mut problem = |key, message: String| problems.push(Problem { key, message });
-
-        if self.protocol.chain_id == Some(0) {
-            problem("protocol.chain_id", "must be non-zero".into());
-        }
-        if self.protocol.last_block_reexecution_budget == Some(Duration::ZERO) {
-            problem(
-                "protocol.last_block_reexecution_budget",
-                "must be greater than zero".into(),
-            );
-        }
-        if let Some(cap) = self.protocol.max_checkpoint_body_bytes {
-            let committee = self.protocol.committee_size();
-            let limit = tandem_l1::max_checkpoint_body_bytes_for(
-                usize::try_from(committee).unwrap_or(usize::MAX),
-            );
-            if cap == 0 || usize::try_from(cap).map_or(true, |cap| cap > limit) {
-                problem(
-                    "protocol.max_checkpoint_body_bytes",
-                    format!(
-                        "{cap} is outside 1..={limit}: a propose tx with a full body and a \
-                         quorum of a {committee}-member committee must fit the 128 KiB \
-                         mempool tx limit"
-                    ),
-                );
-            }
-        }
-        let mut seen = std::collections::BTreeSet::new();
-        for account in &self.protocol.genesis_allocation {
-            if !seen.insert(account.address) {
-                problem(
-                    "protocol.genesis_allocation",
-                    format!("{} is listed twice", account.address),
-                );
-            }
-        }
-        if self.l1.rollup_address.is_some() && self.l1.deployment_file.is_some() {
-            problem(
-                "l1.rollup_address",
-                "give either l1.rollup_address or l1.deployment_file, not both".into(),
-            );
-        }
-        if let Err(err) = self.timetable() {
-            problem(err.key, err.message);
-        }
-        for (key, value) in [
-            (
-                "sequencer.checkpoint_init_time",
-                self.sequencer.checkpoint_init_time,
-            ),
-            (
-                "sequencer.min_block_duration",
-                self.sequencer.min_block_duration,
-            ),
-        ] {
-            if value.is_zero() {
-                problem(key, "must be greater than zero".into());
-            }
-        }
-        if self.sequencer.max_blocks_per_checkpoint == Some(0) {
-            problem(
-                "sequencer.max_blocks_per_checkpoint",
-                "must be at least 1".into(),
-            );
-        }
-        if self.sequencer.max_txs_per_block == 0 {
-            problem("sequencer.max_txs_per_block", "must be at least 1".into());
-        }
-        self.p2p.problems(&mut problem);
-        if self.publisher.fee_bump_percent < 10 {
-            problem(
-                "publisher.fee_bump_percent",
-                format!(
-                    "{} is below 10: L1 nodes refuse replacements bumped by less",
-                    self.publisher.fee_bump_percent
-                ),
-            );
-        }
-        if self.archiver.l1_batch_size == 0 {
-            problem("archiver.l1_batch_size", "must be at least 1".into());
-        }
-        if self.node.role == Role::Validator {
-            for (key, path) in [
-                ("validator.keystore", &self.validator.keystore),
-                ("validator.password_file", &self.validator.password_file),
-            ] {
-                match path {
-                    None => problem(key, "required when node.role = \"validator\"".into()),
-                    Some(path) if !path.is_file() => {
-                        problem(key, format!("{} is not a readable file", path.display()));
-                    }
-                    Some(_) => {}
-                }
-            }
-        }
-        let mut listeners = vec![("p2p.listen_addr", self.p2p.listen_addr)];
-        if self.rpc.enabled {
-            listeners.push(("rpc.listen_addr", self.rpc.listen_addr));
-        }
-        if self.metrics.enabled {
-            listeners.push(("metrics.listen_addr", self.metrics.listen_addr));
-        }
-        for (i, (key, addr)) in listeners.iter().enumerate() {
-            for (other_key, other) in &listeners[..i] {
-                let same_ip = addr.ip() == other.ip()
-                    || addr.ip().is_unspecified()
-                    || other.ip().is_unspecified();
-                if addr.port() != 0 && addr.port() == other.port() && same_ip {
-                    problem(
-                        key,
-                        format!("port {} is already used by {other_key}", addr.port()),
-                    );
-                }
-            }
-        }
-
-        if problems.is_empty() {
-            Ok(())
-        } else {
-            Err(ConfigError::Invalid(problems))
-        }
-    }
-
-    /// Rules that only matter when the node starts (not for `timetable` or `config dump`).
-    pub(crate) fn validate_for_run(&self) -> Result<(), ConfigError> {
-        self.validate()?;
-        if self.l1.rollup_address.is_none() && self.l1.deployment_file.is_none() {
-            return Err(ConfigError::Invalid(vec![Problem {
-                key: "l1.rollup_address",
-                message: "required to run (or l1.deployment_file): the node is bound to one \
-                          rollup deployment and reads the protocol constants from it"
-                    .into(),
-            }]));
-        }
-        Ok(())
-    }
 }
 
 fn deserialize(table: &toml::Table, origin: &str) -> Result<Config, ConfigError> {
@@ -719,6 +297,10 @@ fn insert_path(table: &mut toml::Table, path: &[String], value: toml::Value) {
 
 #[cfg(test)]
 mod tests {
+    use std::time::Duration;
+
+    use tandem_proto::Address;
+
     use super::*;
 
     fn write(dir: &tempfile::TempDir, name: &str, text: &str) -> PathBuf {
@@ -827,57 +409,6 @@ mod tests {
             Config::load(None, env, &CliOverrides::default()),
             Err(ConfigError::EnvShape { .. })
         ));
-    }
-
-    #[test]
-    fn cross_field_rules_report_every_problem() {
-        let mut config = Config::default();
-        config.protocol.slot_duration = Some(Duration::from_secs(70));
-        config.node.role = Role::Validator;
-        config.metrics.listen_addr = SocketAddr::from(([127, 0, 0, 1], 7000));
-        config.rpc.listen_addr = SocketAddr::from(([127, 0, 0, 1], 7000));
-        let ConfigError::Invalid(problems) = config.validate().unwrap_err() else {
-            panic!("not Invalid")
-        };
-        let keys: Vec<&str> = problems.iter().map(|p| p.key).collect();
-        assert!(keys.contains(&"protocol.slot_duration"), "{keys:?}");
-        assert!(keys.contains(&"validator.keystore"), "{keys:?}");
-        assert!(keys.contains(&"validator.password_file"), "{keys:?}");
-        assert!(keys.contains(&"metrics.listen_addr"), "{keys:?}");
-    }
-
-    #[test]
-    fn block_duration_must_leave_room_for_blocks() {
-        let mut config = Config::default();
-        config.protocol.block_duration = Some(Duration::from_secs(72));
-        let err = config.validate().unwrap_err().to_string();
-        assert!(err.contains("protocol.block_duration"), "{err}");
-    }
-
-    #[test]
-    fn run_needs_a_deployment() {
-        let mut config = Config::default();
-        assert!(config.validate().is_ok());
-        let err = config.validate_for_run().unwrap_err().to_string();
-        assert!(err.contains("l1.rollup_address"), "{err}");
-        config.l1.rollup_address = Some(Address::repeat_byte(1));
-        assert!(config.validate_for_run().is_ok());
-        config.l1.deployment_file = Some("deployment.json".into());
-        let err = config.validate().unwrap_err().to_string();
-        assert!(err.contains("not both"), "{err}");
-    }
-
-    #[test]
-    fn default_block_size_fits_the_default_body_cap() {
-        let config = Config::default();
-        let blocks = config.timetable().unwrap().max_blocks_per_checkpoint() as usize;
-        let txs = blocks * config.sequencer.max_txs_per_block as usize;
-        assert!(
-            tandem_proto::checkpoint_body_len(blocks, txs)
-                <= tandem_proto::DEFAULT_MAX_CHECKPOINT_BODY_BYTES,
-            "{blocks} blocks of {} txs overflow the body cap",
-            config.sequencer.max_txs_per_block
-        );
     }
 
     #[test]
