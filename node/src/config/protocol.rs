@@ -176,99 +176,126 @@ impl ProtocolConfig {
 
     /// Every pinned key that disagrees with the deployment's value.
     pub(crate) fn mismatches(&self, deployed: &RollupParams) -> Vec<Mismatch> {
-        let mut found = Vec::new();
-        let mut check = |key: &'static str, pinned: Option<String>, contract: String| {
-            if let Some(config) = pinned
-                && config != contract
-            {
-                found.push(Mismatch {
-                    key,
+        PINS.iter()
+            .filter_map(|pin| {
+                let config = (pin.pinned)(self)?;
+                let contract = (pin.deployed)(deployed);
+                (config != contract).then_some(Mismatch {
+                    key: pin.key,
                     config,
                     contract,
-                });
-            }
-        };
-        let secs = |s: u64| humantime::format_duration(Duration::from_secs(s)).to_string();
-        let millis = |ms: u64| humantime::format_duration(Duration::from_millis(ms)).to_string();
-        let duration = |d: Option<Duration>| d.map(|d| humantime::format_duration(d).to_string());
-        check(
-            "protocol.chain_id",
-            self.chain_id.map(|v| v.to_string()),
-            deployed.l2_chain_id.to_string(),
-        );
-        check(
-            "protocol.rollup_version",
-            self.rollup_version.map(|v| v.to_string()),
-            deployed.rollup_version.to_string(),
-        );
-        check(
-            "protocol.genesis_time",
-            self.genesis_time.map(|v| v.to_string()),
-            deployed.genesis_time.to_string(),
-        );
-        check(
-            "protocol.slot_duration",
-            duration(self.slot_duration),
-            secs(deployed.slot_duration),
-        );
-        check(
-            "protocol.l1_slot_duration",
-            duration(self.l1_slot_duration),
-            secs(deployed.l1_slot_duration),
-        );
-        check(
-            "protocol.block_duration",
-            duration(self.block_duration),
-            millis(deployed.block_duration_ms),
-        );
-        check(
-            "protocol.epoch_duration",
-            self.epoch_duration.map(|v| v.to_string()),
-            deployed.epoch_duration.to_string(),
-        );
-        check(
-            "protocol.committee_size",
-            self.committee_size.map(|v| v.to_string()),
-            deployed.committee_size.to_string(),
-        );
-        check(
-            "protocol.pipelining_mode",
-            self.pipelining_mode.map(|m| m.to_string()),
-            deployed.pipelining_mode.to_string(),
-        );
-        check(
-            "protocol.last_block_reexecution_budget",
-            duration(self.last_block_reexecution_budget),
-            millis(deployed.last_block_reexecution_budget_ms),
-        );
-        check(
-            "protocol.max_checkpoint_body_bytes",
-            self.max_checkpoint_body_bytes.map(|v| v.to_string()),
-            deployed.max_checkpoint_body_bytes.to_string(),
-        );
-        found
+                })
+            })
+            .collect()
     }
 
     /// This section with every constant taken from the deployment (the allocation is kept).
     pub(crate) fn bound_to(&self, deployed: &RollupParams) -> Self {
-        Self {
-            chain_id: Some(deployed.l2_chain_id),
-            rollup_version: Some(deployed.rollup_version),
-            genesis_time: Some(deployed.genesis_time),
-            slot_duration: Some(Duration::from_secs(deployed.slot_duration)),
-            l1_slot_duration: Some(Duration::from_secs(deployed.l1_slot_duration)),
-            block_duration: Some(Duration::from_millis(deployed.block_duration_ms)),
-            epoch_duration: Some(deployed.epoch_duration),
-            committee_size: Some(deployed.committee_size),
-            pipelining_mode: Some(deployed.pipelining_mode),
-            last_block_reexecution_budget: Some(Duration::from_millis(
-                deployed.last_block_reexecution_budget_ms,
-            )),
-            max_checkpoint_body_bytes: Some(deployed.max_checkpoint_body_bytes),
-            genesis_allocation: self.genesis_allocation.clone(),
+        let mut bound = self.clone();
+        for pin in PINS {
+            (pin.bind)(&mut bound, deployed);
         }
+        bound
     }
 }
+
+/// One `[protocol]` key and the deployment constant it pins. [`PINS`] is the one list both
+/// [`ProtocolConfig::mismatches`] and [`ProtocolConfig::bound_to`] go through; a test walks every
+/// [`RollupParams`] field so a new constant cannot slip past it.
+struct Pin {
+    /// The dotted key.
+    key: &'static str,
+    /// The configuration's value, formatted like the deployment's; `None` when unset.
+    pinned: fn(&ProtocolConfig) -> Option<String>,
+    /// The deployment's value, formatted.
+    deployed: fn(&RollupParams) -> String,
+    /// Sets the key to the deployment's value.
+    bind: fn(&mut ProtocolConfig, &RollupParams),
+}
+
+fn human(duration: Duration) -> String {
+    humantime::format_duration(duration).to_string()
+}
+
+fn human_secs(secs: u64) -> String {
+    human(Duration::from_secs(secs))
+}
+
+fn human_millis(ms: u64) -> String {
+    human(Duration::from_millis(ms))
+}
+
+const PINS: &[Pin] = &[
+    Pin {
+        key: "protocol.chain_id",
+        pinned: |c| c.chain_id.map(|v| v.to_string()),
+        deployed: |d| d.l2_chain_id.to_string(),
+        bind: |c, d| c.chain_id = Some(d.l2_chain_id),
+    },
+    Pin {
+        key: "protocol.rollup_version",
+        pinned: |c| c.rollup_version.map(|v| v.to_string()),
+        deployed: |d| d.rollup_version.to_string(),
+        bind: |c, d| c.rollup_version = Some(d.rollup_version),
+    },
+    Pin {
+        key: "protocol.genesis_time",
+        pinned: |c| c.genesis_time.map(|v| v.to_string()),
+        deployed: |d| d.genesis_time.to_string(),
+        bind: |c, d| c.genesis_time = Some(d.genesis_time),
+    },
+    Pin {
+        key: "protocol.slot_duration",
+        pinned: |c| c.slot_duration.map(human),
+        deployed: |d| human_secs(d.slot_duration),
+        bind: |c, d| c.slot_duration = Some(Duration::from_secs(d.slot_duration)),
+    },
+    Pin {
+        key: "protocol.l1_slot_duration",
+        pinned: |c| c.l1_slot_duration.map(human),
+        deployed: |d| human_secs(d.l1_slot_duration),
+        bind: |c, d| c.l1_slot_duration = Some(Duration::from_secs(d.l1_slot_duration)),
+    },
+    Pin {
+        key: "protocol.block_duration",
+        pinned: |c| c.block_duration.map(human),
+        deployed: |d| human_millis(d.block_duration_ms),
+        bind: |c, d| c.block_duration = Some(Duration::from_millis(d.block_duration_ms)),
+    },
+    Pin {
+        key: "protocol.epoch_duration",
+        pinned: |c| c.epoch_duration.map(|v| v.to_string()),
+        deployed: |d| d.epoch_duration.to_string(),
+        bind: |c, d| c.epoch_duration = Some(d.epoch_duration),
+    },
+    Pin {
+        key: "protocol.committee_size",
+        pinned: |c| c.committee_size.map(|v| v.to_string()),
+        deployed: |d| d.committee_size.to_string(),
+        bind: |c, d| c.committee_size = Some(d.committee_size),
+    },
+    Pin {
+        key: "protocol.pipelining_mode",
+        pinned: |c| c.pipelining_mode.map(|m| m.to_string()),
+        deployed: |d| d.pipelining_mode.to_string(),
+        bind: |c, d| c.pipelining_mode = Some(d.pipelining_mode),
+    },
+    Pin {
+        key: "protocol.last_block_reexecution_budget",
+        pinned: |c| c.last_block_reexecution_budget.map(human),
+        deployed: |d| human_millis(d.last_block_reexecution_budget_ms),
+        bind: |c, d| {
+            c.last_block_reexecution_budget =
+                Some(Duration::from_millis(d.last_block_reexecution_budget_ms));
+        },
+    },
+    Pin {
+        key: "protocol.max_checkpoint_body_bytes",
+        pinned: |c| c.max_checkpoint_body_bytes.map(|v| v.to_string()),
+        deployed: |d| d.max_checkpoint_body_bytes.to_string(),
+        bind: |c, d| c.max_checkpoint_body_bytes = Some(d.max_checkpoint_body_bytes),
+    },
+];
 
 /// A `[protocol]` key whose value differs from the deployment's.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -321,6 +348,8 @@ impl Default for L1Config {
 
 #[cfg(test)]
 mod tests {
+    use tandem_proto::B256;
+
     use super::*;
 
     fn deployed() -> RollupParams {
@@ -356,6 +385,161 @@ mod tests {
                 "protocol.pipelining_mode: the configuration says non_pipelined, the rollup contract says pipelined",
             ]
         );
+    }
+
+    /// Every deployment constant is either pinned by a `[protocol]` key (a differing value is
+    /// reported under that key, and binding takes it) or deliberately not configurable. The
+    /// destructuring is exhaustive: a new `RollupParams` field does not compile until it is
+    /// classified here.
+    #[test]
+    fn every_deployment_constant_is_pinned_or_deliberately_not_configurable() {
+        let RollupParams {
+            genesis_time,
+            slot_duration,
+            l1_slot_duration,
+            epoch_duration,
+            committee_size,
+            mana_target,
+            mana_limit,
+            min_fee_per_mana,
+            fee_update_fraction,
+            initial_eth_per_fee_asset,
+            l2_chain_id,
+            genesis_archive,
+            block_duration_ms,
+            last_block_reexecution_budget_ms,
+            pipelining_mode,
+            max_checkpoint_body_bytes,
+            rollup_version,
+        } = deployed();
+        let other_mode = match pipelining_mode {
+            PipeliningMode::Pipelined => PipeliningMode::NonPipelined,
+            PipeliningMode::NonPipelined => PipeliningMode::Pipelined,
+        };
+        // (key, the deployment with only that constant changed).
+        let pinned: Vec<(&str, RollupParams)> = vec![
+            (
+                "protocol.genesis_time",
+                RollupParams {
+                    genesis_time: genesis_time + 1,
+                    ..deployed()
+                },
+            ),
+            (
+                "protocol.slot_duration",
+                RollupParams {
+                    slot_duration: slot_duration * 2,
+                    ..deployed()
+                },
+            ),
+            (
+                "protocol.l1_slot_duration",
+                RollupParams {
+                    l1_slot_duration: l1_slot_duration + 1,
+                    ..deployed()
+                },
+            ),
+            (
+                "protocol.epoch_duration",
+                RollupParams {
+                    epoch_duration: epoch_duration + 1,
+                    ..deployed()
+                },
+            ),
+            (
+                "protocol.committee_size",
+                RollupParams {
+                    committee_size: committee_size + 1,
+                    ..deployed()
+                },
+            ),
+            (
+                "protocol.chain_id",
+                RollupParams {
+                    l2_chain_id: l2_chain_id + 1,
+                    ..deployed()
+                },
+            ),
+            (
+                "protocol.block_duration",
+                RollupParams {
+                    block_duration_ms: block_duration_ms + 1,
+                    ..deployed()
+                },
+            ),
+            (
+                "protocol.last_block_reexecution_budget",
+                RollupParams {
+                    last_block_reexecution_budget_ms: last_block_reexecution_budget_ms + 1,
+                    ..deployed()
+                },
+            ),
+            (
+                "protocol.pipelining_mode",
+                RollupParams {
+                    pipelining_mode: other_mode,
+                    ..deployed()
+                },
+            ),
+            (
+                "protocol.max_checkpoint_body_bytes",
+                RollupParams {
+                    max_checkpoint_body_bytes: max_checkpoint_body_bytes - 1,
+                    ..deployed()
+                },
+            ),
+            (
+                "protocol.rollup_version",
+                RollupParams {
+                    rollup_version: rollup_version + 1,
+                    ..deployed()
+                },
+            ),
+        ];
+        // Fee parameters are the contract's alone: a node uses whatever the deployment says.
+        // The genesis archive is checked through `genesis_allocation` (binding.rs).
+        let not_configurable: Vec<RollupParams> = vec![
+            RollupParams {
+                mana_target: mana_target + 1,
+                ..deployed()
+            },
+            RollupParams {
+                mana_limit: mana_limit + 1,
+                ..deployed()
+            },
+            RollupParams {
+                min_fee_per_mana: min_fee_per_mana + 1,
+                ..deployed()
+            },
+            RollupParams {
+                fee_update_fraction: fee_update_fraction + 1,
+                ..deployed()
+            },
+            RollupParams {
+                initial_eth_per_fee_asset: initial_eth_per_fee_asset + 1,
+                ..deployed()
+            },
+            RollupParams {
+                genesis_archive: B256::repeat_byte(0xee),
+                ..deployed()
+            },
+        ];
+        assert_ne!(genesis_archive, B256::repeat_byte(0xee));
+        assert_eq!(pinned.len(), PINS.len(), "a pin without a test case");
+
+        let bound = ProtocolConfig::default().bound_to(&deployed());
+        for (key, changed) in &pinned {
+            let keys: Vec<&str> = bound.mismatches(changed).iter().map(|m| m.key).collect();
+            assert_eq!(keys, [*key], "changing the constant of {key}");
+            // Binding to the changed deployment takes the new value.
+            assert!(
+                bound.bound_to(changed).mismatches(changed).is_empty(),
+                "{key}"
+            );
+        }
+        for changed in &not_configurable {
+            assert!(bound.mismatches(changed).is_empty(), "{changed:?}");
+        }
     }
 
     #[test]
