@@ -54,8 +54,8 @@ pub(crate) struct DeployArgs {
     /// Last-block re-execution budget R (default D).
     #[arg(long, value_parser = humantime::parse_duration)]
     last_block_reexecution_budget: Option<Duration>,
-    /// `pipelined` or `non_pipelined`.
-    #[arg(long, value_parser = parse_mode)]
+    /// `pipelined` or `non_pipelined` (the spelling of `protocol.pipelining_mode`).
+    #[arg(long)]
     pipelining_mode: Option<PipeliningMode>,
     /// Slots per epoch.
     #[arg(long)]
@@ -75,16 +75,6 @@ pub(crate) struct DeployArgs {
     /// Fee per mana at zero excess.
     #[arg(long, default_value_t = 1_000)]
     min_fee_per_mana: u64,
-}
-
-fn parse_mode(value: &str) -> Result<PipeliningMode, String> {
-    match value {
-        "pipelined" => Ok(PipeliningMode::Pipelined),
-        "non_pipelined" | "non-pipelined" => Ok(PipeliningMode::NonPipelined),
-        other => Err(format!(
-            "{other:?} is not a mode: expected pipelined or non_pipelined"
-        )),
-    }
 }
 
 fn millis(duration: Duration, flag: &str) -> eyre::Result<u64> {

@@ -21,5 +21,6 @@ pub use timetable::{
     ReservedPart, ReservedTime, SequencerBudgets, SlotSchedule, SubSlot, Timetable, TimetableError,
 };
 pub use windows::{
-    ConsensusWindows, MAXIMUM_GOSSIP_CLOCK_DISPARITY, PipeliningMode, Window, WindowCheck,
+    ConsensusWindows, MAXIMUM_GOSSIP_CLOCK_DISPARITY, PipeliningMode, UnknownPipeliningMode,
+    Window, WindowCheck,
 };

@@ -28,6 +28,24 @@ impl PipeliningMode {
     }
 }
 
+/// A pipelining mode name other than `pipelined` and `non_pipelined`.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{0:?} is not a pipelining mode: expected pipelined or non_pipelined")]
+pub struct UnknownPipeliningMode(pub String);
+
+impl std::str::FromStr for PipeliningMode {
+    type Err = UnknownPipeliningMode;
+
+    /// The names of [`PipeliningMode::as_str`], the only spelling (configuration files, the
+    /// deployment file and CLI flags alike).
+    fn from_str(name: &str) -> Result<Self, Self::Err> {
+        [Self::Pipelined, Self::NonPipelined]
+            .into_iter()
+            .find(|mode| mode.as_str() == name)
+            .ok_or_else(|| UnknownPipeliningMode(name.to_string()))
+    }
+}
+
 impl std::fmt::Display for PipeliningMode {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str(self.as_str())
@@ -321,6 +339,17 @@ mod tests {
                 .with_mode(PipeliningMode::Pipelined)
                 .build_frame_start(target),
             offset(t, -84_000)
+        );
+    }
+
+    #[test]
+    fn mode_names_parse_back_and_nothing_else_does() {
+        for mode in [PipeliningMode::Pipelined, PipeliningMode::NonPipelined] {
+            assert_eq!(mode.as_str().parse(), Ok(mode));
+        }
+        assert_eq!(
+            "non-pipelined".parse::<PipeliningMode>(),
+            Err(UnknownPipeliningMode("non-pipelined".into()))
         );
     }
 
