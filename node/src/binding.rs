@@ -19,10 +19,8 @@ use tracing::{info, warn};
 
 use crate::config::Config;
 
-/// First wait after a failed attempt to reach L1; doubles up to [`MAX_BACKOFF`].
+/// First wait after a failed attempt to reach L1; doubles up to `l1.max_retry_interval`.
 const FIRST_BACKOFF: Duration = Duration::from_secs(1);
-/// Longest wait between attempts.
-const MAX_BACKOFF: Duration = Duration::from_secs(30);
 
 /// The deployment the node runs against, as read from L1.
 #[derive(Debug, Clone)]
@@ -83,7 +81,8 @@ pub(crate) async fn bind(
         .parse()
         .map_err(|_| eyre!("l1.rpc_url: {:?} is not a URL", config.l1.rpc_url))?;
     let provider = ProviderBuilder::new().connect_http(url).erased();
-    let mut backoff = FIRST_BACKOFF;
+    let max_backoff = config.l1.max_retry_interval;
+    let mut backoff = FIRST_BACKOFF.min(max_backoff);
     loop {
         match attempt(config, &provider, rollup, file.as_ref()).await {
             Ok(bound) => {
@@ -112,7 +111,7 @@ pub(crate) async fn bind(
             _ = cancel.cancelled() => return Ok(None),
             _ = tokio::time::sleep(backoff) => {}
         }
-        backoff = (backoff * 2).min(MAX_BACKOFF);
+        backoff = backoff.saturating_mul(2).min(max_backoff);
     }
 }
 
@@ -126,14 +125,9 @@ async fn attempt(
         .get_chain_id()
         .await
         .map_err(|error| classify(error.into(), "reading the L1 chain id"))?;
-    if let Some(expected) = config.l1.chain_id
-        && expected != l1_chain_id
-    {
-        return Err(Attempt::Fatal(eyre!(
-            "l1.chain_id: the configuration says {expected}, the L1 node at {} reports {l1_chain_id}",
-            config.l1.rpc_url
-        )));
-    }
+    // Checked before anything else: on another chain the rollup address has no code, which
+    // would otherwise look like an L1 node still syncing and be retried forever.
+    check_l1_chain(config, file, l1_chain_id).map_err(Attempt::Fatal)?;
     let code = provider
         .get_code_at(rollup)
         .await
@@ -157,6 +151,45 @@ async fn attempt(
         l1_chain_id,
         deployment_block: file.map(|deployment| deployment.deployment_block),
     })
+}
+
+/// The L1 node must be on the chain `l1.chain_id` names, and on the chain the deployment file
+/// was written for.
+fn check_l1_chain(
+    config: &Config,
+    file: Option<&Deployment>,
+    l1_chain_id: u64,
+) -> eyre::Result<()> {
+    let mut problems = Vec::new();
+    if let Some(expected) = config.l1.chain_id
+        && expected != l1_chain_id
+    {
+        problems.push(format!(
+            "l1.chain_id: the configuration says {expected}, the L1 node at {} reports {l1_chain_id}",
+            config.l1.rpc_url
+        ));
+    }
+    if let Some(deployment) = file
+        && deployment.l1_chain_id != l1_chain_id
+    {
+        let path = config.l1.deployment_file.as_deref().map_or_else(
+            || "the deployment file".into(),
+            |path| path.display().to_string(),
+        );
+        problems.push(format!(
+            "l1.deployment_file: {path} is a deployment on L1 chain {}, the L1 node at {} reports \
+             chain {l1_chain_id}",
+            deployment.l1_chain_id, config.l1.rpc_url
+        ));
+    }
+    if problems.is_empty() {
+        Ok(())
+    } else {
+        Err(eyre!(
+            "the L1 node is not on the deployment's chain:\n{}",
+            problems.join("\n")
+        ))
+    }
 }
 
 /// Everything the configuration pins must agree with the contract; the genesis allocation must
@@ -206,5 +239,49 @@ fn check(config: &Config, params: &RollupParams, file: Option<&Deployment>) -> e
             "the configuration disagrees with the rollup deployment:\n{}",
             problems.join("\n")
         ))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn deployment(l1_chain_id: u64) -> Deployment {
+        Deployment {
+            rollup: Address::repeat_byte(1),
+            deployment_block: 3,
+            l1_chain_id,
+            owner: Address::repeat_byte(2),
+            validators: Vec::new(),
+            params: RollupParams::with_genesis(1_000),
+        }
+    }
+
+    #[test]
+    fn a_deployment_file_of_another_l1_chain_is_refused_naming_both_ids() {
+        let mut config = Config::default();
+        config.l1.deployment_file = Some("deployment.json".into());
+        assert!(check_l1_chain(&config, Some(&deployment(31_337)), 31_337).is_ok());
+        let err = check_l1_chain(&config, Some(&deployment(1)), 31_337)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains(
+                "l1.deployment_file: deployment.json is a deployment on L1 chain 1, the L1 node at \
+                 http://127.0.0.1:8545 reports chain 31337"
+            ),
+            "{err}"
+        );
+        // Both checks report together.
+        config.l1.chain_id = Some(5);
+        let err = check_l1_chain(&config, Some(&deployment(1)), 31_337)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("l1.chain_id: the configuration says 5"),
+            "{err}"
+        );
+        assert!(err.contains("l1.deployment_file:"), "{err}");
+        assert!(check_l1_chain(&Config::default(), None, 31_337).is_ok());
     }
 }

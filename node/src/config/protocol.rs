@@ -333,6 +333,9 @@ pub(crate) struct L1Config {
     /// When set, the L1 node must report this chain id.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub(crate) chain_id: Option<u64>,
+    /// Longest wait between attempts to reach L1 at start (the wait starts at 1 s and doubles).
+    #[serde(with = "humantime_serde")]
+    pub(crate) max_retry_interval: Duration,
 }
 
 impl Default for L1Config {
@@ -342,6 +345,7 @@ impl Default for L1Config {
             rollup_address: None,
             deployment_file: None,
             chain_id: None,
+            max_retry_interval: Duration::from_secs(30),
         }
     }
 }
