@@ -84,6 +84,12 @@ async fn start_bound(mut config: Config, cancel: CancellationToken) -> eyre::Res
         return Ok(());
     };
     config.protocol = config.protocol.bound_to(&bound.params);
+    // The offline check could only use defaults for unset [protocol] keys: run the rules that
+    // depend on them again on the contract's values. A mismatch is as final as a disagreeing
+    // key (retrying cannot fix it), so the node refuses to start and names the keys.
+    config.validate_bound().wrap_err(
+        "the configuration does not fit the deployment's constants (read from the rollup contract)",
+    )?;
     let domain = bound.domain();
     info!(
         target: "node",
@@ -94,6 +100,17 @@ async fn start_bound(mut config: Config, cancel: CancellationToken) -> eyre::Res
         mode = %config.protocol.pipelining_mode(),
         "bound to the rollup deployment"
     );
+    if config.node.role == Role::Validator
+        && let Ok(timetable) = config.timetable()
+    {
+        info!(
+            target: "node",
+            blocks_per_checkpoint = timetable.max_blocks_per_checkpoint(),
+            txs_per_block = config.max_txs_per_block(&timetable),
+            dead_zone = %humantime::format_duration(timetable.dead_zone()),
+            "sequencer schedule for the deployment"
+        );
+    }
     metrics::gauge!("node_ready").set(1.0);
     let ticker = SlotTicker {
         clock: Arc::new(SystemClock),

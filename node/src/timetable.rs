@@ -68,6 +68,12 @@ pub(crate) fn print(args: &TimetableArgs) -> eyre::Result<()> {
         .timetable_for(reference)
         .ok()
         .map(|t| t.max_blocks_per_checkpoint());
+    let txs_per_block = [&pipelined, &baseline].map(|table| {
+        table
+            .as_ref()
+            .ok()
+            .map(|table| config.max_txs_per_block(table))
+    });
     let baseline_reference = config
         .timetable_for(reference.with_mode(PipeliningMode::NonPipelined))
         .ok()
@@ -89,7 +95,9 @@ pub(crate) fn print(args: &TimetableArgs) -> eyre::Result<()> {
             "last_block_reexecution_budget_seconds".into(),
             json!(windows.last_block_reexecution_budget().as_secs_f64()),
         );
-        for ((name, schedule), reference) in schedules.iter().zip(if_r_is_d) {
+        for (((name, schedule), reference), txs) in
+            schedules.iter().zip(if_r_is_d).zip(txs_per_block)
+        {
             let value = match schedule {
                 Ok(schedule) => {
                     let mut value = schedule_json(schedule);
@@ -98,6 +106,7 @@ pub(crate) fn print(args: &TimetableArgs) -> eyre::Result<()> {
                             "max_blocks_per_checkpoint_if_r_equals_d".into(),
                             json!(reference),
                         );
+                        object.insert("max_txs_per_block".into(), json!(txs));
                     }
                     value
                 }
@@ -107,7 +116,10 @@ pub(crate) fn print(args: &TimetableArgs) -> eyre::Result<()> {
         }
         println!("{}", serde_json::to_string_pretty(&Value::Object(out))?);
     } else {
-        print!("{}", render_table(&config, &schedules, if_r_is_d));
+        print!(
+            "{}",
+            render_table(&config, &schedules, if_r_is_d, txs_per_block)
+        );
     }
     if schedules.iter().all(|(_, schedule)| schedule.is_err()) {
         eyre::bail!("no schedule fits these parameters");
@@ -171,6 +183,7 @@ fn render_table(
         Result<SlotSchedule, tandem_proto::time::TimetableError>,
     )],
     if_r_is_d: [Option<u32>; 2],
+    txs_per_block: [Option<u32>; 2],
 ) -> String {
     use std::fmt::Write;
     let p = &config.protocol;
@@ -205,8 +218,16 @@ fn render_table(
     row(&mut out, "max_blocks_per_checkpoint", &|s| {
         s.max_blocks_per_checkpoint.to_string()
     });
+    let cell = |value: Option<u32>| value.map_or_else(|| "-".to_string(), |v| v.to_string());
+    // Unset `sequencer.max_txs_per_block` is derived: the most a full checkpoint's body holds.
+    let _ = writeln!(
+        out,
+        "{:<38} {:>12} {:>14}",
+        "max_txs_per_block",
+        cell(txs_per_block[0]),
+        cell(txs_per_block[1])
+    );
     if p.reexecution_budget() != p.block_duration() {
-        let cell = |value: Option<u32>| value.map_or_else(|| "-".to_string(), |v| v.to_string());
         let _ = writeln!(
             out,
             "{:<38} {:>12} {:>14}",

@@ -221,6 +221,25 @@ impl Config {
         }
     }
 
+    /// Most txs per block with `timetable`: `sequencer.max_txs_per_block` when set, otherwise
+    /// [`Config::fitting_txs_per_block`].
+    pub(crate) fn max_txs_per_block(&self, timetable: &Timetable) -> u32 {
+        self.sequencer
+            .max_txs_per_block
+            .unwrap_or_else(|| self.fitting_txs_per_block(timetable))
+    }
+
+    /// The most txs per block that keep a checkpoint of `timetable`'s full block count within
+    /// the body cap (transfers have a fixed packed size, so this is exact).
+    pub(crate) fn fitting_txs_per_block(&self, timetable: &Timetable) -> u32 {
+        let blocks = usize::try_from(timetable.max_blocks_per_checkpoint())
+            .unwrap_or(usize::MAX)
+            .max(1);
+        let cap = usize::try_from(self.protocol.max_checkpoint_body_bytes()).unwrap_or(usize::MAX);
+        u32::try_from(tandem_proto::max_txs_in_checkpoint_body(cap, blocks) / blocks)
+            .unwrap_or(u32::MAX)
+    }
+
     /// The timetable of `windows` with this node's budgets and block cap.
     pub(crate) fn timetable_for(
         &self,
@@ -409,6 +428,40 @@ mod tests {
             Config::load(None, env, &CliOverrides::default()),
             Err(ConfigError::EnvShape { .. })
         ));
+    }
+
+    /// What p2p validation and the archiver will be given: the windows the node derives from a
+    /// non-pipelined deployment accept proposals inside the target slot, until T + S − 2E − R
+    /// (with δ = 500 ms either side), where pipelined windows would already have closed.
+    #[test]
+    fn a_non_pipelined_deployment_gives_non_pipelined_windows() {
+        use tandem_proto::time::{PipeliningMode, Slot, WindowCheck};
+        let mut params = tandem_l1::RollupParams::with_genesis(1_000_000);
+        params.pipelining_mode = PipeliningMode::NonPipelined;
+        let mut config = Config::default();
+        config.protocol = config.protocol.bound_to(&params);
+        let windows = config.windows().unwrap();
+        assert_eq!(windows.mode(), PipeliningMode::NonPipelined);
+        let target = Slot(10);
+        let t = windows.slot_clock().slot_start(target);
+        let at = |offset_ms: i64| Timestamp(t.as_millis().checked_add_signed(offset_ms).unwrap());
+        let ms = Duration::from_millis;
+        let proposals = windows.checkpoint_proposal(target);
+        // Opens at the build frame T − E (−δ), closes at T + 72 − 24 − 6 = T + 42 (+δ).
+        assert_eq!(proposals.check(at(-12_600)), WindowCheck::TooEarly(ms(100)));
+        assert_eq!(proposals.check(at(-12_500)), WindowCheck::Inside);
+        assert_eq!(proposals.check(at(42_500)), WindowCheck::Inside);
+        assert_eq!(proposals.check(at(42_600)), WindowCheck::TooLate(ms(100)));
+        let attestations = windows.attestation(target);
+        assert_eq!(attestations.check(at(48_500)), WindowCheck::Inside);
+        assert_eq!(attestations.check(at(48_501)), WindowCheck::TooLate(ms(1)));
+        // The same constants pipelined: a proposal at T + 1 s is long past T − E − R.
+        let pipelined = windows.with_mode(PipeliningMode::Pipelined);
+        assert!(matches!(
+            pipelined.checkpoint_proposal(target).check(at(1_000)),
+            WindowCheck::TooLate(_)
+        ));
+        assert_eq!(proposals.check(at(1_000)), WindowCheck::Inside);
     }
 
     #[test]

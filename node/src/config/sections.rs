@@ -122,11 +122,6 @@ impl P2pConfig {
     }
 }
 
-/// Default `sequencer.max_txs_per_block`: a full checkpoint of the production profile (10 blocks)
-/// then stays within the default body cap of 120 KiB, which holds 837 txs of 141 bytes in 10
-/// blocks (`tandem_proto::max_txs_in_checkpoint_body`).
-pub(crate) const DEFAULT_MAX_TXS_PER_BLOCK: u32 = 80;
-
 /// `[sequencer]`: local budgets; they shape this proposer's schedule, never consensus deadlines.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
@@ -152,8 +147,11 @@ pub(crate) struct SequencerConfig {
     pub l1_publishing_time: Duration,
     /// Cap on blocks per checkpoint below what the timetable allows.
     pub(crate) max_blocks_per_checkpoint: Option<u32>,
-    /// Most txs in one block.
-    pub(crate) max_txs_per_block: u32,
+    /// Most txs in one block. Unset: the most that keep a checkpoint of the timetable's full
+    /// block count within the deployment's body cap (`Config::max_txs_per_block`), so the
+    /// default fits every S, E, D and R.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub(crate) max_txs_per_block: Option<u32>,
 }
 
 impl Default for SequencerConfig {
@@ -168,7 +166,7 @@ impl Default for SequencerConfig {
             checkpoint_prepare_time: budgets.checkpoint_prepare_time,
             l1_publishing_time: budgets.l1_publishing_time,
             max_blocks_per_checkpoint: None,
-            max_txs_per_block: DEFAULT_MAX_TXS_PER_BLOCK,
+            max_txs_per_block: None,
         }
     }
 }
