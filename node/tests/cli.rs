@@ -1,12 +1,19 @@
 //! The `tandem` binary as operators and scripts use it.
 
 use std::{
+    ffi::OsStr,
     io::{Read, Write},
-    net::{Ipv4Addr, SocketAddr, TcpListener, TcpStream},
-    path::Path,
+    net::{Ipv4Addr, Shutdown, SocketAddr, TcpListener, TcpStream},
+    path::{Path, PathBuf},
     process::{Child, Command, Output, Stdio},
+    sync::{
+        Arc, Mutex,
+        atomic::{AtomicBool, Ordering},
+    },
     time::{Duration, Instant, SystemTime, UNIX_EPOCH},
 };
+
+use alloy::signers::local::PrivateKeySigner;
 
 fn tandem() -> Command {
     let mut command = Command::new(env!("CARGO_BIN_EXE_tandem"));
@@ -259,7 +266,37 @@ impl Drop for Running {
     }
 }
 
-fn write_run_config(dir: &Path, extra: &str, metrics_port: u16) -> std::path::PathBuf {
+impl Running {
+    /// Everything the node wrote to stderr (call after it exited).
+    fn stderr(&mut self) -> String {
+        let mut log = String::new();
+        self.0
+            .stderr
+            .take()
+            .unwrap()
+            .read_to_string(&mut log)
+            .unwrap();
+        log
+    }
+}
+
+/// Starts `command` in the background, stderr captured.
+fn spawn(command: &mut Command) -> Running {
+    Running(
+        command
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap(),
+    )
+}
+
+/// `tandem run --config config` in the background.
+fn spawn_node(config: &Path) -> Running {
+    spawn(tandem().args(["run", "--config"]).arg(config))
+}
+
+fn write_run_config(dir: &Path, extra: &str, metrics_port: u16) -> PathBuf {
     let path = dir.join("node.toml");
     let text = format!(
         "[node]\ndata_dir = \"{data}\"\n\
@@ -274,41 +311,54 @@ fn write_run_config(dir: &Path, extra: &str, metrics_port: u16) -> std::path::Pa
     path
 }
 
+/// The genesis allocation of the test network.
+const ALLOCATION: &str = "genesis_allocation = [{ address = \"0x3333333333333333333333333333333333333333\", balance = \"1000\" }]\n";
+
 /// The `[protocol]` section of the test network: 8 s slots of 2 s L1 blocks.
 fn protocol_section(genesis: u64) -> String {
     format!(
         "[protocol]\ngenesis_time = {genesis}\nslot_duration = \"8s\"\nl1_slot_duration = \"2s\"\n\
-         block_duration = \"2s\"\nepoch_duration = 4\ncommittee_size = 1\n\
-         genesis_allocation = [{{ address = \"0x3333333333333333333333333333333333333333\", balance = \"1000\" }}]\n"
+         block_duration = \"2s\"\nepoch_duration = 4\ncommittee_size = 1\n{ALLOCATION}"
     )
 }
 
-/// Writes the deployer key file (anvil's dev key 1) and returns it with the rollup address its
-/// first deployment gets.
-fn deployer_key(
-    anvil_key: &alloy::signers::local::PrivateKeySigner,
-    dir: &Path,
-) -> std::path::PathBuf {
-    let key_file = dir.join("deployer.key");
+/// Writes `signer`'s key as a 0x-hex key file (what `tandem l1 deploy --key` reads).
+fn write_key_file(signer: &PrivateKeySigner, path: &Path) -> PathBuf {
     std::fs::write(
-        &key_file,
-        format!("0x{}\n", alloy::hex::encode(anvil_key.to_bytes())),
+        path,
+        format!("0x{}\n", alloy::hex::encode(signer.to_bytes())),
     )
     .unwrap();
-    key_file
+    path.to_path_buf()
 }
 
-/// Deploys the test network described by `config` with `tandem l1 deploy --config`.
-fn deploy_from_config(rpc: &str, key: &Path, config: &Path, out: &Path) -> Output {
+/// The validator every test network registers.
+const VALIDATOR: &str = "0x1111111111111111111111111111111111111111";
+
+/// `tandem l1 deploy` against `rpc` with the given validators, key file, output file and extra
+/// flags (e.g. `--config FILE`, `--slot-duration 24s`).
+fn deploy(rpc: &str, validators: &str, key: &Path, out: &Path, extra: &[&OsStr]) -> Output {
     run(tandem()
-        .args(["l1", "deploy", "--rpc", rpc])
-        .args(["--validators", "0x1111111111111111111111111111111111111111"])
-        .arg("--config")
-        .arg(config)
+        .args(["l1", "deploy", "--rpc", rpc, "--validators", validators])
+        .args(extra)
         .arg("--key")
         .arg(key)
         .arg("--out")
         .arg(out))
+}
+
+/// Deploys the test network `config` describes, with anvil's dev key 1, to `out`.
+fn deploy_network(anvil: &tandem_l1::harness::AnvilHarness, config: &Path, out: &Path) {
+    let dir = out.parent().unwrap();
+    let key = write_key_file(&anvil.dev_key(1), &dir.join("deployer.key"));
+    let deployed = deploy(
+        &anvil.endpoint(),
+        VALIDATOR,
+        &key,
+        out,
+        &[OsStr::new("--config"), config.as_os_str()],
+    );
+    assert!(deployed.status.success(), "{}", stderr(&deployed));
 }
 
 fn now_secs() -> u64 {
@@ -341,22 +391,104 @@ fn sample(body: &str, name: &str) -> Option<f64> {
         .map(|value| value.trim().parse().unwrap())
 }
 
-fn stop(node: &mut Running) -> std::process::ExitStatus {
-    let status = Command::new("kill")
-        .args(["-TERM", &node.0.id().to_string()])
-        .status()
-        .unwrap();
-    assert!(status.success());
-    let deadline = Instant::now() + Duration::from_secs(20);
+/// Waits for the node to exit by itself.
+fn wait_exit(node: &mut Running, within: Duration) -> std::process::ExitStatus {
+    let deadline = Instant::now() + within;
     loop {
         if let Some(exit) = node.0.try_wait().unwrap() {
             return exit;
         }
         assert!(
             Instant::now() < deadline,
-            "node did not stop within 20 s of SIGTERM"
+            "node did not exit within {within:?}"
         );
         std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// Runs `command` (a `tandem run`) and returns its stderr once it has exited with a failure;
+/// panics if it keeps running for 30 s (a refusal that did not happen).
+fn refused(command: &mut Command) -> String {
+    let mut node = spawn(command);
+    let exit = wait_exit(&mut node, Duration::from_secs(30));
+    let err = node.stderr();
+    assert!(!exit.success(), "exit status {exit:?}: {err}");
+    err
+}
+
+fn stop(node: &mut Running) -> std::process::ExitStatus {
+    let status = Command::new("kill")
+        .args(["-TERM", &node.0.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(status.success());
+    wait_exit(node, Duration::from_secs(20))
+}
+
+/// A TCP port the test owns from start to end (so no other process can take it), which resets
+/// every connection until [`SwitchedProxy::connect_to`] is called and then forwards them there.
+/// It stands in for an L1 node that is down, then comes up, without releasing the port.
+struct SwitchedProxy {
+    port: u16,
+    target: Arc<Mutex<Option<SocketAddr>>>,
+    stop: Arc<AtomicBool>,
+}
+
+impl SwitchedProxy {
+    fn start() -> Self {
+        let listener = TcpListener::bind((Ipv4Addr::LOCALHOST, 0)).unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let target: Arc<Mutex<Option<SocketAddr>>> = Arc::default();
+        let stop = Arc::new(AtomicBool::new(false));
+        let (accept_target, accept_stop) = (target.clone(), stop.clone());
+        std::thread::spawn(move || {
+            for client in listener.incoming() {
+                if accept_stop.load(Ordering::SeqCst) {
+                    return;
+                }
+                let Ok(client) = client else { continue };
+                let Some(addr) = *accept_target.lock().unwrap() else {
+                    // Down: the client sees its connection reset.
+                    let _ = client.shutdown(Shutdown::Both);
+                    continue;
+                };
+                let Ok(upstream) = TcpStream::connect(addr) else {
+                    continue;
+                };
+                for (mut from, mut to) in [
+                    (client.try_clone().unwrap(), upstream.try_clone().unwrap()),
+                    (upstream, client),
+                ] {
+                    std::thread::spawn(move || {
+                        let _ = std::io::copy(&mut from, &mut to);
+                        let _ = to.shutdown(Shutdown::Write);
+                    });
+                }
+            }
+        });
+        Self { port, target, stop }
+    }
+
+    fn url(&self) -> String {
+        format!("http://127.0.0.1:{}", self.port)
+    }
+
+    /// Forwards to the local `endpoint` (`http://localhost:PORT`) from now on.
+    fn connect_to(&self, endpoint: &str) {
+        let port: u16 = endpoint
+            .rsplit(':')
+            .next()
+            .and_then(|port| port.parse().ok())
+            .unwrap_or_else(|| panic!("{endpoint} ends in a port"));
+        *self.target.lock().unwrap() = Some(SocketAddr::from((Ipv4Addr::LOCALHOST, port)));
+    }
+}
+
+impl Drop for SwitchedProxy {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::SeqCst);
+        // Wake the accept loop so it sees the flag.
+        let _ = TcpStream::connect((Ipv4Addr::LOCALHOST, self.port));
     }
 }
 
@@ -366,30 +498,17 @@ async fn run_serves_prefixed_metrics_and_stops_on_sigterm() {
     let dir = tempfile::tempdir().unwrap();
     let genesis = now_secs() - 800; // 100 slots of 8 s ago
     let metrics_port = free_port();
+    let deployment = dir.path().join("deployment.json");
     let section = format!(
         "{}[l1]\nrpc_url = \"{}\"\ndeployment_file = \"{}\"\n",
         protocol_section(genesis),
         anvil.endpoint(),
-        dir.path().join("deployment.json").display()
+        deployment.display()
     );
     let config = write_run_config(dir.path(), &section, metrics_port);
-    let key = deployer_key(&anvil.dev_key(1), dir.path());
-    let deployed = deploy_from_config(
-        &anvil.endpoint(),
-        &key,
-        &config,
-        &dir.path().join("deployment.json"),
-    );
-    assert!(deployed.status.success(), "{}", stderr(&deployed));
+    deploy_network(&anvil, &config, &deployment);
 
-    let child = tandem()
-        .args(["run", "--config"])
-        .arg(&config)
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut node = Running(child);
+    let mut node = spawn_node(&config);
     let addr = SocketAddr::from((Ipv4Addr::LOCALHOST, metrics_port));
     let body = wait_for_metrics(addr, "the current slot", |body| {
         body.contains("tandem_node_current_slot")
@@ -407,33 +526,45 @@ async fn run_serves_prefixed_metrics_and_stops_on_sigterm() {
     assert!(dir.path().join("data").is_dir(), "data dir created");
 }
 
+#[test]
+fn run_refuses_a_validator_without_keys_and_a_busy_port() {
+    // Both refusals happen before the node contacts L1 (nothing listens at the rpc_url).
+    let dir = tempfile::tempdir().unwrap();
+    let metrics_port = free_port();
+    let section = format!(
+        "[l1]\nrpc_url = \"http://127.0.0.1:{}\"\nrollup_address = \"{VALIDATOR}\"\n",
+        free_port()
+    );
+    let config = write_run_config(dir.path(), &section, metrics_port);
+    let err = refused(
+        tandem()
+            .args(["run", "--role", "validator", "--config"])
+            .arg(&config),
+    );
+    assert!(err.contains("validator.keystore: required"), "{err}");
+
+    // The metrics port is taken: the node reports it and exits non-zero instead of running blind.
+    let _taken = TcpListener::bind((Ipv4Addr::LOCALHOST, metrics_port)).unwrap();
+    let err = refused(tandem().args(["run", "--config"]).arg(&config));
+    assert!(err.contains("metrics.listen_addr"), "{err}");
+}
+
 #[tokio::test]
 async fn run_waits_for_an_unreachable_l1_and_binds_once_it_is_there() {
     let dir = tempfile::tempdir().unwrap();
-    let l1_port = free_port();
-    let rpc = format!("http://127.0.0.1:{l1_port}");
+    // The port is the proxy's for the whole test: L1 is "down" (connections reset) until anvil
+    // runs behind it. Retries are at most 1 s apart, so binding follows L1 within a second.
+    let proxy = SwitchedProxy::start();
     let metrics_port = free_port();
-    // The first contract deployed by anvil's dev key 1 on a fresh chain.
-    let deployer = alloy::signers::local::PrivateKeySigner::from_bytes(
-        &"0x59c6995e998f97a5a0044966f0945389dc9e86dae88c7a8412f4603b6b78690d"
-            .parse()
-            .unwrap(),
-    )
-    .unwrap();
-    let rollup = deployer.address().create(0);
+    let anvil = tandem_l1::harness::AnvilHarness::start(None);
+    let rollup = anvil.dev_key(1).address().create(0);
     let section = format!(
-        "{}[l1]\nrpc_url = \"{rpc}\"\nrollup_address = \"{rollup}\"\n",
-        protocol_section(now_secs())
+        "{}[l1]\nrpc_url = \"{}\"\nrollup_address = \"{rollup}\"\nmax_retry_interval = \"1s\"\n",
+        protocol_section(now_secs()),
+        proxy.url()
     );
     let config = write_run_config(dir.path(), &section, metrics_port);
-    let child = tandem()
-        .args(["run", "--config"])
-        .arg(&config)
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut node = Running(child);
+    let mut node = spawn_node(&config);
     let addr = SocketAddr::from((Ipv4Addr::LOCALHOST, metrics_port));
     let body = wait_for_metrics(addr, "a failed L1 attempt", |body| {
         body.contains("tandem_node_l1_bind_attempts_total{result=\"unreachable\"}")
@@ -444,13 +575,9 @@ async fn run_waits_for_an_unreachable_l1_and_binds_once_it_is_there() {
         "the node exited without L1"
     );
 
-    // L1 appears on that port with the rollup: the node binds on a later attempt.
-    let anvil = tandem_l1::harness::AnvilHarness::start_on(Some(l1_port), None);
-    assert_eq!(anvil.dev_key(1).address(), deployer.address());
-    let key = deployer_key(&anvil.dev_key(1), dir.path());
-    let deployed = deploy_from_config(&rpc, &key, &config, &dir.path().join("deployment.json"));
-    assert!(deployed.status.success(), "{}", stderr(&deployed));
-    assert_eq!(stdout(&deployed).trim(), rollup.to_string());
+    // The rollup is deployed and L1 comes up behind the proxy: the node binds on a later attempt.
+    deploy_network(&anvil, &config, &dir.path().join("deployment.json"));
+    proxy.connect_to(&anvil.endpoint());
     let body = wait_for_metrics(addr, "the node ready", |body| {
         sample(body, "tandem_node_ready") == Some(1.0)
     });
@@ -458,13 +585,7 @@ async fn run_waits_for_an_unreachable_l1_and_binds_once_it_is_there() {
 
     let exit = stop(&mut node);
     assert!(exit.success(), "exit status {exit:?}");
-    let mut log = String::new();
-    node.0
-        .stderr
-        .take()
-        .unwrap()
-        .read_to_string(&mut log)
-        .unwrap();
+    let log = node.stderr();
     assert!(log.contains("not ready: L1 unreachable"), "{log}");
     assert!(log.contains("bound to the rollup deployment"), "{log}");
 }
@@ -474,24 +595,18 @@ async fn run_refuses_a_configuration_that_disagrees_with_the_deployment() {
     let anvil = tandem_l1::harness::AnvilHarness::start(None);
     let dir = tempfile::tempdir().unwrap();
     let genesis = now_secs();
+    let deployment = dir.path().join("deployment.json");
     let l1 = format!(
         "[l1]\nrpc_url = \"{}\"\ndeployment_file = \"{}\"\n",
         anvil.endpoint(),
-        dir.path().join("deployment.json").display()
+        deployment.display()
     );
     let config = write_run_config(
         dir.path(),
         &format!("{}{l1}", protocol_section(genesis)),
         free_port(),
     );
-    let key = deployer_key(&anvil.dev_key(1), dir.path());
-    let deployed = deploy_from_config(
-        &anvil.endpoint(),
-        &key,
-        &config,
-        &dir.path().join("deployment.json"),
-    );
-    assert!(deployed.status.success(), "{}", stderr(&deployed));
+    deploy_network(&anvil, &config, &deployment);
 
     // Another slot duration, and one more genesis account than the network was deployed with.
     let wrong = protocol_section(genesis)
@@ -500,10 +615,8 @@ async fn run_refuses_a_configuration_that_disagrees_with_the_deployment() {
             "balance = \"1000\" }]",
             "balance = \"1000\" }, { address = \"0x4444444444444444444444444444444444444444\", balance = \"1\" }]",
         );
-    let config = write_run_config(dir.path(), &format!("{wrong}{l1}"), free_port());
-    let output = run(tandem().args(["run", "--config"]).arg(&config));
-    assert!(!output.status.success());
-    let err = stderr(&output);
+    let wrong_config = write_run_config(dir.path(), &format!("{wrong}{l1}"), free_port());
+    let err = refused(tandem().args(["run", "--config"]).arg(&wrong_config));
     assert!(
         err.contains(
             "protocol.slot_duration: the configuration says 12s, the rollup contract says 8s"
@@ -514,39 +627,98 @@ async fn run_refuses_a_configuration_that_disagrees_with_the_deployment() {
         err.contains("protocol.genesis_allocation: its genesis block gives the archive"),
         "{err}"
     );
+
+    // The deployment file of another L1 chain: refused at once, naming both chain ids (not
+    // retried as "no code at the address yet").
+    let text = std::fs::read_to_string(&deployment).unwrap();
+    let mut json: serde_json::Value = serde_json::from_str(&text).unwrap();
+    assert_eq!(json["l1_chain_id"], 31_337);
+    json["l1_chain_id"] = 1.into();
+    std::fs::write(&deployment, json.to_string()).unwrap();
+    let config = write_run_config(
+        dir.path(),
+        &format!("{}{l1}", protocol_section(genesis)),
+        free_port(),
+    );
+    let err = refused(tandem().args(["run", "--config"]).arg(&config));
+    assert!(
+        err.contains(&format!(
+            "l1.deployment_file: {} is a deployment on L1 chain 1, the L1 node at {} reports chain 31337",
+            deployment.display(),
+            anvil.endpoint()
+        )),
+        "{err}"
+    );
 }
 
-/// Runs `tandem l1 deploy` against `rpc` with the given key file, output file and extra flags.
-fn deploy(rpc: &str, validators: &str, key: &Path, out: &Path, extra: &[&str]) -> Output {
-    run(tandem()
-        .args(["l1", "deploy", "--rpc", rpc, "--validators", validators])
-        .args(extra)
-        .arg("--key")
-        .arg(key)
-        .arg("--out")
-        .arg(out))
+#[tokio::test]
+async fn run_checks_the_budgets_against_the_deployment_after_binding() {
+    // The validator's [protocol] pins nothing: offline, its 5 s checkpoint init fits the
+    // default 72 s slots. The deployment has 8 s slots, where it leaves no room for a block.
+    let anvil = tandem_l1::harness::AnvilHarness::start(None);
+    let dir = tempfile::tempdir().unwrap();
+    let deployment = dir.path().join("deployment.json");
+    let network = dir.path().join("network.toml");
+    std::fs::write(&network, protocol_section(now_secs())).unwrap();
+    deploy_network(&anvil, &network, &deployment);
+
+    let keystore = dir.path().join("validator.json");
+    let password = dir.path().join("password");
+    std::fs::write(&password, "hunter2\n").unwrap();
+    let created = run(tandem()
+        .args(["keys", "new", "--out"])
+        .arg(&keystore)
+        .arg("--password-file")
+        .arg(&password));
+    assert!(created.status.success(), "{}", stderr(&created));
+    let section = format!(
+        "[protocol]\n{ALLOCATION}[l1]\nrpc_url = \"{}\"\ndeployment_file = \"{}\"\n\
+         [sequencer]\ncheckpoint_init_time = \"5s\"\n\
+         [validator]\nkeystore = \"{}\"\npassword_file = \"{}\"\n",
+        anvil.endpoint(),
+        deployment.display(),
+        keystore.display(),
+        password.display()
+    );
+    let config = write_run_config(dir.path(), &section, free_port());
+    let as_validator = |command: &mut Command| {
+        command.env("TANDEM__NODE__ROLE", "validator");
+    };
+    let mut check = tandem();
+    as_validator(check.args(["config", "check"]).arg(&config));
+    let checked = run(&mut check);
+    assert!(checked.status.success(), "{}", stderr(&checked));
+
+    let mut command = tandem();
+    as_validator(&mut command);
+    let err = refused(command.args(["run", "--config"]).arg(&config));
+    assert!(
+        err.contains("the configuration does not fit the deployment's constants"),
+        "{err}"
+    );
+    assert!(
+        err.contains(
+            "sequencer.checkpoint_init_time: the pipelined schedule has no room for one block of \
+             protocol.block_duration 2s in protocol.slot_duration 8s"
+        ),
+        "{err}"
+    );
 }
 
 #[tokio::test]
 async fn l1_deploy_writes_a_deployment_file() {
     let anvil = tandem_l1::harness::AnvilHarness::start(None);
     let dir = tempfile::tempdir().unwrap();
-    let key_file = dir.path().join("deployer.key");
     let deployer = anvil.dev_key(1);
-    std::fs::write(
-        &key_file,
-        format!("0x{}\n", alloy::hex::encode(deployer.to_bytes())),
-    )
-    .unwrap();
+    let key_file = write_key_file(&deployer, &dir.path().join("deployer.key"));
     let out = dir.path().join("deployment.json");
-    let validators =
-        "0x1111111111111111111111111111111111111111,0x2222222222222222222222222222222222222222";
+    let validators = format!("{VALIDATOR},0x2222222222222222222222222222222222222222");
     let output = deploy(
         &anvil.endpoint(),
-        validators,
+        &validators,
         &key_file,
         &out,
-        &["--slot-duration", "24s"],
+        &[OsStr::new("--slot-duration"), OsStr::new("24s")],
     );
     assert!(output.status.success(), "{}", stderr(&output));
 
@@ -587,22 +759,31 @@ async fn l1_deploy_writes_a_deployment_file() {
         (0, 0)
     );
 
-    // A second deploy to the same file is refused; a bad key file is named.
-    let output = deploy(&anvil.endpoint(), validators, &key_file, &out, &[]);
+    // A second deploy to the same file is refused; a bad key file is named; the mode has one
+    // spelling, the configuration's.
+    let output = deploy(&anvil.endpoint(), &validators, &key_file, &out, &[]);
     assert!(!output.status.success());
     assert!(
         stderr(&output).contains("already exists"),
         "{}",
         stderr(&output)
     );
-    std::fs::write(&key_file, "not a key").unwrap();
+    let other = dir.path().join("other.json");
     let output = deploy(
         &anvil.endpoint(),
-        validators,
+        &validators,
         &key_file,
-        &dir.path().join("other.json"),
-        &[],
+        &other,
+        &[OsStr::new("--pipelining-mode"), OsStr::new("non-pipelined")],
     );
+    assert!(!output.status.success());
+    assert!(
+        stderr(&output).contains("expected pipelined or non_pipelined"),
+        "{}",
+        stderr(&output)
+    );
+    std::fs::write(&key_file, "not a key").unwrap();
+    let output = deploy(&anvil.endpoint(), &validators, &key_file, &other, &[]);
     assert!(!output.status.success());
     assert!(
         stderr(&output).contains("--password-file"),
