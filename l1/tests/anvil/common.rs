@@ -254,6 +254,25 @@ impl Net {
     }
 }
 
+impl Net {
+    /// The field the constructor names when it refuses `params` (sent around the Rust checks).
+    pub(crate) async fn constructor_refusal(&self, params: &RollupParams) -> String {
+        let sent = Rollup::deploy_builder(
+            self.harness.provider(),
+            params.to_sol_config(),
+            Address::ZERO,
+            vec![],
+        )
+        .call()
+        .await
+        .expect_err("the constructor refuses");
+        match L1Error::from(sent).revert() {
+            Some(tandem_l1::RollupError::InvalidConfig(e)) => e.field.clone(),
+            other => panic!("expected InvalidConfig, got {other:?}"),
+        }
+    }
+}
+
 /// Registers `count` validators (deterministic keys) in batches that fit one tx each.
 pub(crate) async fn setup_with_validators(count: usize, committee: u64) -> Net {
     let mut net = setup(4).await;

@@ -1,10 +1,10 @@
 //! Deployment: the constructor and `RollupParams::validate` apply one body-cap rule with the
 //! same numbers.
 
-use alloy::primitives::{Address, U256};
+use alloy::primitives::U256;
 use tandem_l1::{
-    L1Error, MEMPOOL_TX_SIZE_LIMIT, Rollup, RollupError, TX_ENVELOPE_BYTES,
-    max_checkpoint_body_bytes_for, propose_calldata_len,
+    L1Error, MEMPOOL_TX_SIZE_LIMIT, TX_ENVELOPE_BYTES, max_checkpoint_body_bytes_for,
+    propose_calldata_len,
 };
 
 use crate::common::*;
@@ -54,17 +54,9 @@ async fn the_constructor_and_validate_apply_the_same_body_cap_rule() {
             "committee {committee}: {err}"
         );
         // Sent around the Rust check, the constructor refuses the same value.
-        let sent = Rollup::deploy_builder(
-            net.harness.provider(),
-            params.to_sol_config(),
-            Address::ZERO,
-            vec![],
-        )
-        .call()
-        .await
-        .expect_err("the constructor refuses");
-        assert!(
-            matches!(L1Error::from(sent).revert(), Some(RollupError::InvalidConfig(e)) if e.field == "maxCheckpointBodyBytes"),
+        assert_eq!(
+            net.constructor_refusal(&params).await,
+            "maxCheckpointBodyBytes",
             "committee {committee}"
         );
     }

@@ -321,18 +321,7 @@ async fn every_custom_error_is_decoded() {
     }
     let mut bad = net.deployment.params.clone();
     bad.committee_size = 0;
-    let sent = Rollup::deploy_builder(
-        net.harness.provider(),
-        bad.to_sol_config(),
-        Address::ZERO,
-        vec![],
-    )
-    .call()
-    .await
-    .expect_err("the constructor refuses");
-    assert!(
-        matches!(L1Error::from(sent).revert(), Some(RollupError::InvalidConfig(e)) if e.field == "committeeSize")
-    );
+    assert_eq!(net.constructor_refusal(&bad).await, "committeeSize");
 }
 
 /// Runtime bytecode of a relay: forwards its calldata to `target` and bubbles the result up.
