@@ -16,16 +16,7 @@ async fn committee_proposers_and_seeds_match_the_contract_and_rotate() {
             .set_next_block_timestamp(genesis + epoch * EPOCH * SLOT + 1)
             .await
             .unwrap();
-        let receipt = net
-            .rollup
-            .addValidators(vec![key.address()])
-            .send()
-            .await
-            .unwrap()
-            .get_receipt()
-            .await
-            .unwrap();
-        assert!(receipt.status());
+        net.register(vec![key.address()]).await;
     }
     let mut seeds = Vec::new();
     let mut committees = Vec::new();

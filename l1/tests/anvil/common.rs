@@ -255,6 +255,20 @@ impl Net {
 }
 
 impl Net {
+    /// Registers `validators` (as the owner) in one tx.
+    pub(crate) async fn register(&self, validators: Vec<Address>) {
+        let receipt = self
+            .rollup
+            .addValidators(validators)
+            .send()
+            .await
+            .unwrap()
+            .get_receipt()
+            .await
+            .unwrap();
+        assert!(receipt.status(), "addValidators reverted");
+    }
+
     /// The field the constructor names when it refuses `params` (sent around the Rust checks).
     pub(crate) async fn constructor_refusal(&self, params: &RollupParams) -> String {
         let sent = Rollup::deploy_builder(
@@ -289,17 +303,8 @@ pub(crate) async fn setup_with_validators(count: usize, committee: u64) -> Net {
     net.reader = L1Reader::new(net.harness.provider(), net.deployment.rollup);
     net.domain.rollup = net.deployment.rollup;
     for batch in keys[4..].chunks(250) {
-        let addresses: Vec<Address> = batch.iter().map(SigningKey::address).collect();
-        let receipt = net
-            .rollup
-            .addValidators(addresses)
-            .send()
-            .await
-            .unwrap()
-            .get_receipt()
-            .await
-            .unwrap();
-        assert!(receipt.status());
+        net.register(batch.iter().map(SigningKey::address).collect())
+            .await;
     }
     let now = net.harness.latest_timestamp().await.unwrap();
     assert!(
