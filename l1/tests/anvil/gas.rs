@@ -15,16 +15,27 @@ async fn propose_gas_with_a_full_body_by_committee_size() {
         let (payload, body, txs) = net.full_payload(slot, archive, net.min_fee().await);
         let bundle = net.bundle(1, payload, body.clone(), net.quorum()).await;
         let gas = net.land(&bundle, net.slot_start(slot)).await;
+        // EIP-7623 (Prague, kept by osaka): a tx pays at least 21,000 + 10 gas per calldata token,
+        // tokens = zero bytes + 4 × non-zero bytes of the whole input. Without it this tx would
+        // cost 21,000 + 4 per zero byte + 16 per non-zero byte + execution, well below that
+        // floor (execution is ~0.5 M gas, the floor's surplus 6 z + 24 nz is ~1.5 M).
+        let calldata = bundle.call(&net.rollup).calldata().clone();
+        assert_eq!(calldata.len(), bundle.calldata_len());
+        let zero = calldata.iter().filter(|b| **b == 0).count() as u64;
+        let nonzero = calldata.len() as u64 - zero;
+        let floor = 21_000 + 10 * (zero + 4 * nonzero);
         println!(
-            "propose gas, full body ({} bytes, {txs} txs), committee {size:>2}, {:>2} attestations: {gas} ({:.0} gas/tx), calldata {} bytes",
+            "propose gas, full body ({} bytes, {txs} txs), committee {size:>2}, {:>2} attestations: {gas} ({:.0} gas/tx), calldata {} bytes ({zero} zero), EIP-7623 floor {floor}",
             body.len(),
             net.quorum(),
             gas as f64 / txs as f64,
-            bundle.calldata_len(),
+            calldata.len(),
         );
         assert!(gas > previous, "gas must grow with the committee");
-        // EIP-7623: a calldata-heavy tx pays at least 10 gas per token (40 per non-zero byte).
-        assert!(gas >= 21_000 + 40 * body.iter().filter(|b| **b != 0).count() as u64 / 2);
+        assert!(
+            gas >= floor,
+            "committee {size}: {gas} gas is below the EIP-7623 floor {floor}: osaka pricing is off"
+        );
         assert!(
             gas < 16_777_216,
             "committee {size}: {gas} gas is above the EIP-7825 tx cap"
@@ -75,11 +86,13 @@ async fn propose_gas_by_validator_count() {
         );
         gases.push(gas);
     }
-    // The draw costs the same whatever the number of validators (no copy of the list): what
-    // varies is the swap table's probe lengths and the signatures' zero bytes.
+    // The draw costs the same whatever the number of validators (no copy of the list, which
+    // would cost 2,100 gas per validator read). What varies is the seed-dependent probing in the
+    // swap table: with more validators than its 128 slots, drawn positions collide (about 25
+    // extra probe steps per draw); a single draw varies by up to ~13 k gas across seeds.
     let spread = gases.iter().max().unwrap() - gases.iter().min().unwrap();
     assert!(
-        spread < 10_000,
+        spread < 30_000,
         "propose gas varies by {spread} across validator counts: {gases:?}"
     );
 }
