@@ -18,6 +18,9 @@ fn timetable_json_reports_block_counts_for_both_modes() {
     let json: serde_json::Value = serde_json::from_slice(&output.stdout).expect("valid JSON");
     assert_eq!(json["pipelined"]["max_blocks_per_checkpoint"], 10);
     assert_eq!(json["non_pipelined"]["max_blocks_per_checkpoint"], 8);
+    // 837 txs of 141 bytes fit the default 120 KiB body in 10 blocks, 843 in 8.
+    assert_eq!(json["pipelined"]["max_txs_per_block"], 83);
+    assert_eq!(json["non_pipelined"]["max_txs_per_block"], 105);
     assert_eq!(json["pipelined"]["dead_zone_seconds"], 11.0);
     assert_eq!(json["pipelined"]["attestation_deadline"], 48.0);
     assert_eq!(
@@ -49,6 +52,8 @@ fn timetable_shows_what_a_shorter_reexecution_budget_buys() {
     let json: serde_json::Value = serde_json::from_slice(&output.stdout).expect("valid JSON");
     assert_eq!(json["last_block_reexecution_budget_seconds"], 1.0);
     assert_eq!(json["pipelined"]["max_blocks_per_checkpoint"], 11);
+    // 833 txs in 11 blocks: the old fixed default of 80 per block would overflow the cap.
+    assert_eq!(json["pipelined"]["max_txs_per_block"], 75);
     assert_eq!(
         json["pipelined"]["max_blocks_per_checkpoint_if_r_equals_d"],
         10
