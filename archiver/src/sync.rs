@@ -143,19 +143,19 @@ pub async fn fetch_l1_update(
     config: &SyncConfig,
 ) -> ArchiverResult<L1Update> {
     let mut steps = Vec::new();
+    let head = source.latest_block().await?;
     let stored_cursor = reader.view()?.l1_synced()?;
     let mut cursor = stored_cursor;
     if let Some(synced) = stored_cursor {
-        let canonical = require_block(source, synced.number).await?;
-        if canonical.hash != synced.hash {
-            let (keep, marker) = walk_back(reader, source, config).await?;
+        let canonical = canonical_block(source, synced.number, head).await?;
+        if canonical.is_none_or(|block| block.hash != synced.hash) {
+            let (keep, marker) = walk_back(reader, source, config, head).await?;
             tracing::warn!(target: "archiver", from = synced.number, keep, "L1 reorg: rolling back");
             metrics::counter!("archiver_l1_reorgs_total").increment(1);
             steps.push(L1Step::Rollback { keep, marker });
             cursor = Some(marker);
         }
     }
-    let head = source.latest_block().await?;
     let confirmed = head.saturating_sub(config.confirmations);
     let mut behind = false;
     for _ in 0..config.max_batches_per_step {
@@ -211,6 +211,20 @@ async fn require_block(source: &dyn L1Source, number: u64) -> ArchiverResult<L1B
         .ok_or(ArchiverError::L1BlockUnavailable { number })
 }
 
+/// Block `number` of the canonical chain whose head is `head`: `None` only if the chain is
+/// shorter than that (an L1 reorg to a shorter chain). A block at or below the head that the RPC
+/// does not serve is a lagging RPC: an error to retry, never taken for a reorg.
+async fn canonical_block(
+    source: &dyn L1Source,
+    number: u64,
+    head: u64,
+) -> ArchiverResult<Option<L1Block>> {
+    if number > head {
+        return Ok(None);
+    }
+    require_block(source, number).await.map(Some)
+}
+
 /// Finds the newest stored checkpoint (awaiting ones first) whose L1 block is still canonical:
 /// `(its number, the cursor to rewind to)`. Fails if even the finalized checkpoint's block is
 /// gone.
@@ -218,6 +232,7 @@ async fn walk_back(
     reader: &ArchiverReader,
     source: &dyn L1Source,
     config: &SyncConfig,
+    head: u64,
 ) -> ArchiverResult<(u64, L1Ref)> {
     let (awaiting, checkpointed, finalized) = {
         let view = reader.view()?;
@@ -233,8 +248,13 @@ async fn walk_back(
             tips.finalized.checkpoint.number,
         )
     };
+    let still_there = async |l1: L1Ref| -> ArchiverResult<bool> {
+        Ok(canonical_block(source, l1.number, head)
+            .await?
+            .is_some_and(|block| block.hash == l1.hash))
+    };
     for (number, l1) in awaiting.into_iter().rev() {
-        if require_block(source, l1.number).await?.hash == l1.hash {
+        if still_there(l1).await? {
             return Ok((number, l1));
         }
     }
@@ -246,7 +266,7 @@ async fn walk_back(
             .view()?
             .checkpoint(number)?
             .ok_or(ArchiverError::Corrupt("a checkpoint below the tip is missing"))?;
-        if require_block(source, record.l1.number).await?.hash == record.l1.hash {
+        if still_there(record.l1).await? {
             return Ok((number, record.l1));
         }
         if number <= finalized {

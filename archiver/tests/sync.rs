@@ -191,6 +191,15 @@ async fn a_block_the_rpc_does_not_serve_yet_is_retried_not_a_reorg() {
     assert!(report.prunes.is_empty());
     assert_eq!(s.store.tips(), tips);
     assert_eq!(s.store.l1_synced().unwrap().hash, s.l1.head().hash);
+
+    // L1 reorganises to a *shorter* chain without checkpoint 1's block: beyond the head, a
+    // missing block is gone, not lagging.
+    s.l1.reorg_from(landed.number);
+    let report = s.sync().await.unwrap();
+    assert_eq!(report.prunes.len(), 1);
+    assert_eq!(report.prunes[0].kind, PruneKind::L1Reorg);
+    assert_eq!(s.store.tips().checkpointed.checkpoint.number, 0);
+    assert_eq!(s.store.l1_synced().unwrap().hash, s.l1.head().hash);
 }
 
 #[tokio::test]
