@@ -2,11 +2,16 @@
 //!
 //! - Ordering for block building: the highest fee first among each sender's next executable tx,
 //!   then that sender's following nonces; a nonce gap holds the rest of a sender's txs back.
-//! - Limits by count and bytes; when full, the cheapest unprotected tx is evicted (newest first
-//!   among equals), which may be the incoming one.
+//! - Limits against spam: at most [`PoolConfig::max_txs_per_sender`] txs per sender, at most
+//!   [`PoolConfig::max_nonce_gap`] nonces missing below a tx, and a sender's balance must cover
+//!   every one of its pending txs at once (amount + max fee each), not just each alone.
+//! - Limits by count and bytes; when full, the cheapest *last* tx of a sender (its highest nonce,
+//!   so no later nonce is left stranded behind a hole) that is not protected is evicted, newest
+//!   first among equals; it may be the incoming one.
 //! - A tx with the same sender and nonce replaces the old one only with a fee at least
-//!   [`PoolConfig::replacement_bump_percent`] higher.
-//! - Txs referenced by a received proposal can be protected from eviction.
+//!   [`PoolConfig::replacement_bump_percent`] higher, and never a protected one.
+//! - Txs referenced by a received proposal can be protected (from eviction and replacement):
+//!   the proposal is re-executed with exactly them.
 //! - Mined txs are removed when a block is applied; pruned blocks' txs are re-inserted.
 
 use std::{
@@ -18,7 +23,7 @@ use tandem_proto::{Address, B256, PACKED_TX_LENGTH, RecoveredTx};
 
 use crate::{
     account::Account,
-    exec::{TxError, validate_stateful},
+    exec::{TxError, max_cost, validate_stateful},
 };
 
 /// Pool limits.
@@ -30,6 +35,10 @@ pub struct PoolConfig {
     pub max_bytes: usize,
     /// Fee increase a replacement needs, in percent.
     pub replacement_bump_percent: u32,
+    /// Most txs held per sender.
+    pub max_txs_per_sender: usize,
+    /// Most nonces that may be missing between a sender's account nonce and one of its txs.
+    pub max_nonce_gap: u64,
 }
 
 impl Default for PoolConfig {
@@ -38,6 +47,8 @@ impl Default for PoolConfig {
             max_txs: 50_000,
             max_bytes: 50_000 * PACKED_TX_LENGTH,
             replacement_bump_percent: 10,
+            max_txs_per_sender: 64,
+            max_nonce_gap: 16,
         }
     }
 }
@@ -55,6 +66,28 @@ pub enum PoolError {
         required: u128,
         /// Fee offered.
         offered: u128,
+    },
+    /// The tx it would replace is protected (a proposal being validated uses it).
+    #[error("the tx with this nonce is protected and cannot be replaced")]
+    ReplacingProtected,
+    /// The sender already has the most txs a sender may hold.
+    #[error("the sender already holds {0} txs")]
+    SenderFull(usize),
+    /// Too many nonces are missing below the tx.
+    #[error("{gap} nonces are missing below the tx (at most {max})")]
+    NonceGapTooLarge {
+        /// Missing nonces.
+        gap: u64,
+        /// The limit.
+        max: u64,
+    },
+    /// The sender cannot pay for all its pending txs together.
+    #[error("balance {balance} cannot cover the sender's pending txs ({needed})")]
+    PendingExceedBalance {
+        /// Sender balance.
+        balance: u128,
+        /// Worst-case cost of its pending txs with this one.
+        needed: u128,
     },
     /// The pool is full of txs paying at least as much.
     #[error("pool is full and the tx pays less than every tx in it")]
@@ -76,6 +109,8 @@ pub enum AddOutcome {
 struct Entry {
     tx: RecoveredTx,
     seq: u64,
+    /// Amount + max fee: what it can cost its sender.
+    cost: u128,
 }
 
 impl Entry {
@@ -86,6 +121,18 @@ impl Entry {
     fn nonce(&self) -> u64 {
         self.tx.tx().payload.nonce
     }
+
+    fn eviction_key(&self) -> (u128, Reverse<u64>, B256) {
+        (self.fee(), Reverse(self.seq), self.tx.hash())
+    }
+}
+
+/// One sender's txs.
+#[derive(Debug, Default)]
+struct SenderTxs {
+    nonces: BTreeMap<u64, B256>,
+    /// Sum of the costs of its txs.
+    cost: u128,
 }
 
 /// See the module docs.
@@ -93,9 +140,10 @@ impl Entry {
 pub struct TxPool {
     config: PoolConfig,
     by_hash: HashMap<B256, Entry>,
-    by_sender: HashMap<Address, BTreeMap<u64, B256>>,
-    /// Eviction order: cheapest first, newest first among equal fees.
-    eviction: BTreeSet<(u128, Reverse<u64>, B256)>,
+    by_sender: HashMap<Address, SenderTxs>,
+    /// Eviction candidates, each sender's highest nonce: cheapest first, newest first among
+    /// equal fees.
+    tails: BTreeSet<(u128, Reverse<u64>, B256)>,
     protected: HashSet<B256>,
     next_seq: u64,
 }
@@ -107,7 +155,7 @@ impl TxPool {
             config,
             by_hash: HashMap::new(),
             by_sender: HashMap::new(),
-            eviction: BTreeSet::new(),
+            tails: BTreeSet::new(),
             protected: HashSet::new(),
             next_seq: 0,
         }
@@ -138,6 +186,11 @@ impl TxPool {
         self.by_hash.contains_key(hash)
     }
 
+    /// Number of txs of `sender`.
+    pub fn sender_len(&self, sender: &Address) -> usize {
+        self.by_sender.get(sender).map_or(0, |txs| txs.nonces.len())
+    }
+
     /// Adds a tx whose signature was checked, validating it against its sender's `account`.
     pub fn add(&mut self, tx: RecoveredTx, account: &Account) -> Result<AddOutcome, PoolError> {
         let hash = tx.hash();
@@ -145,16 +198,20 @@ impl TxPool {
             return Ok(AddOutcome::AlreadyKnown);
         }
         validate_stateful(tx.tx(), account)?;
+        let cost = max_cost(tx.tx()).ok_or(TxError::BalanceOverflow)?;
         let sender = tx.sender();
         let nonce = tx.tx().payload.nonce;
         let fee = tx.tx().payload.max_fee_per_mana;
-        let mut outcome = AddOutcome::Added;
-        if let Some(existing) = self
+        let existing = self
             .by_sender
             .get(&sender)
-            .and_then(|nonces| nonces.get(&nonce))
-            .copied()
-        {
+            .and_then(|txs| txs.nonces.get(&nonce))
+            .copied();
+        let held = self.by_sender.get(&sender);
+        if let Some(existing) = existing {
+            if self.protected.contains(&existing) {
+                return Err(PoolError::ReplacingProtected);
+            }
             let old_fee = self.by_hash[&existing].fee();
             let bump =
                 old_fee.saturating_mul(u128::from(self.config.replacement_bump_percent)) / 100;
@@ -165,12 +222,41 @@ impl TxPool {
                     offered: fee,
                 });
             }
+        } else {
+            let count = held.map_or(0, |txs| txs.nonces.len());
+            if count >= self.config.max_txs_per_sender {
+                return Err(PoolError::SenderFull(count));
+            }
+            let present = held.map_or(0, |txs| {
+                txs.nonces.range(account.nonce..nonce).count() as u64
+            });
+            let gap = nonce - account.nonce - present;
+            if gap > self.config.max_nonce_gap {
+                return Err(PoolError::NonceGapTooLarge {
+                    gap,
+                    max: self.config.max_nonce_gap,
+                });
+            }
+        }
+        let replaced_cost = existing.map_or(0, |hash| self.by_hash[&hash].cost);
+        let needed = held
+            .map_or(0, |txs| txs.cost)
+            .saturating_sub(replaced_cost)
+            .saturating_add(cost);
+        if needed > account.balance {
+            return Err(PoolError::PendingExceedBalance {
+                balance: account.balance,
+                needed,
+            });
+        }
+        let mut outcome = AddOutcome::Added;
+        if let Some(existing) = existing {
             self.remove(&existing);
             outcome = AddOutcome::Replaced(existing);
         }
-        self.insert(tx);
+        self.insert(tx, cost);
         while self.by_hash.len() > self.config.max_txs || self.bytes() > self.config.max_bytes {
-            let Some(victim) = self.cheapest_unprotected() else {
+            let Some(victim) = self.cheapest_evictable() else {
                 break;
             };
             self.remove(&victim);
@@ -183,21 +269,35 @@ impl TxPool {
         Ok(outcome)
     }
 
-    fn insert(&mut self, tx: RecoveredTx) {
+    fn insert(&mut self, tx: RecoveredTx, cost: u128) {
         let hash = tx.hash();
         let seq = self.next_seq;
         self.next_seq += 1;
-        let entry = Entry { tx, seq };
-        self.by_sender
-            .entry(entry.tx.sender())
-            .or_default()
-            .insert(entry.nonce(), hash);
-        self.eviction.insert((entry.fee(), Reverse(seq), hash));
+        let entry = Entry { tx, seq, cost };
+        let sender = entry.tx.sender();
+        let nonce = entry.nonce();
+        let previous_tail = self.tail_of(&sender);
+        let txs = self.by_sender.entry(sender).or_default();
+        txs.nonces.insert(nonce, hash);
+        txs.cost = txs.cost.saturating_add(cost);
+        let key = entry.eviction_key();
         self.by_hash.insert(hash, entry);
+        if previous_tail.is_none_or(|(tail_nonce, _)| nonce > tail_nonce) {
+            if let Some((_, tail_key)) = previous_tail {
+                self.tails.remove(&tail_key);
+            }
+            self.tails.insert(key);
+        }
     }
 
-    fn cheapest_unprotected(&self) -> Option<B256> {
-        self.eviction
+    /// A sender's highest nonce and its eviction key.
+    fn tail_of(&self, sender: &Address) -> Option<(u64, (u128, Reverse<u64>, B256))> {
+        let (nonce, hash) = self.by_sender.get(sender)?.nonces.last_key_value()?;
+        Some((*nonce, self.by_hash[hash].eviction_key()))
+    }
+
+    fn cheapest_evictable(&self) -> Option<B256> {
+        self.tails
             .iter()
             .map(|(_, _, hash)| *hash)
             .find(|hash| !self.protected.contains(hash))
@@ -206,19 +306,23 @@ impl TxPool {
     /// Removes a tx; returns it if it was there.
     pub fn remove(&mut self, hash: &B256) -> Option<RecoveredTx> {
         let entry = self.by_hash.remove(hash)?;
-        self.eviction
-            .remove(&(entry.fee(), Reverse(entry.seq), *hash));
         self.protected.remove(hash);
-        if let Some(nonces) = self.by_sender.get_mut(&entry.tx.sender()) {
-            nonces.remove(&entry.nonce());
-            if nonces.is_empty() {
-                self.by_sender.remove(&entry.tx.sender());
+        let sender = entry.tx.sender();
+        let was_tail = self.tails.remove(&entry.eviction_key());
+        if let Some(txs) = self.by_sender.get_mut(&sender) {
+            txs.nonces.remove(&entry.nonce());
+            txs.cost = txs.cost.saturating_sub(entry.cost);
+            if txs.nonces.is_empty() {
+                self.by_sender.remove(&sender);
+            } else if was_tail && let Some((_, key)) = self.tail_of(&sender) {
+                self.tails.insert(key);
             }
         }
         Some(entry.tx)
     }
 
-    /// Protects txs referenced by a received proposal from eviction (until mined or released).
+    /// Protects txs referenced by a received proposal from eviction and replacement (until mined
+    /// or released).
     pub fn protect<'a>(&mut self, hashes: impl IntoIterator<Item = &'a B256>) {
         for hash in hashes {
             if self.by_hash.contains_key(hash) {
@@ -251,7 +355,7 @@ impl TxPool {
             let stale: Vec<B256> = self
                 .by_sender
                 .get(&sender)
-                .map(|nonces| nonces.range(..nonce).map(|(_, hash)| *hash).collect())
+                .map(|txs| txs.nonces.range(..nonce).map(|(_, hash)| *hash).collect())
                 .unwrap_or_default();
             for hash in stale {
                 self.remove(&hash);
@@ -281,9 +385,9 @@ impl TxPool {
     /// fork being built on).
     pub fn best(&self, nonce_of: impl Fn(&Address) -> u64) -> BestTxs<'_> {
         let mut heap = BinaryHeap::new();
-        for (sender, nonces) in &self.by_sender {
+        for (sender, txs) in &self.by_sender {
             let nonce = nonce_of(sender);
-            if let Some(hash) = nonces.get(&nonce) {
+            if let Some(hash) = txs.nonces.get(&nonce) {
                 let entry = &self.by_hash[hash];
                 heap.push((entry.fee(), Reverse(entry.seq), *hash));
             }
@@ -326,7 +430,7 @@ impl Iterator for BestTxs<'_> {
                 .pool
                 .by_sender
                 .get(&sender)
-                .and_then(|n| n.get(&(entry.nonce() + 1)))
+                .and_then(|txs| txs.nonces.get(&(entry.nonce() + 1)))
             {
                 let next = &self.pool.by_hash[next_hash];
                 self.heap.push((next.fee(), Reverse(next.seq), *next_hash));
@@ -374,7 +478,7 @@ mod tests {
         TxPool::new(PoolConfig {
             max_txs,
             max_bytes: usize::MAX,
-            replacement_bump_percent: 10,
+            ..PoolConfig::default()
         })
     }
 
@@ -449,6 +553,144 @@ mod tests {
         assert!(matches!(
             pool.add(tx(&a, 5, 1), &poor),
             Err(PoolError::Invalid(TxError::InsufficientBalance { .. }))
+        ));
+    }
+
+    #[test]
+    fn one_funded_sender_cannot_fill_the_pool() {
+        let rich = key(1);
+        let mut pool = pool(1_000);
+        let refused: Vec<PoolError> = (0..200)
+            .filter_map(|nonce| pool.add(tx(&rich, nonce, 7), &RICH).err())
+            .collect();
+        assert_eq!(pool.len(), 64);
+        assert_eq!(refused.len(), 200 - 64);
+        assert!(refused.iter().all(|e| *e == PoolError::SenderFull(64)));
+        // Everyone else still gets in.
+        for i in 2..10 {
+            assert_eq!(pool.add(tx(&key(i), 0, 1), &RICH), Ok(AddOutcome::Added));
+        }
+    }
+
+    #[test]
+    fn nonce_gaps_are_capped() {
+        let a = key(1);
+        let mut pool = pool(1_000);
+        // 16 missing nonces below: allowed; 17: refused.
+        assert_eq!(pool.add(tx(&a, 16, 1), &RICH), Ok(AddOutcome::Added));
+        assert_eq!(
+            pool.add(tx(&a, 18, 1), &RICH),
+            Err(PoolError::NonceGapTooLarge { gap: 17, max: 16 })
+        );
+        // Filling the gap makes room: nonces present below do not count as missing.
+        for nonce in 0..5 {
+            pool.add(tx(&a, nonce, 1), &RICH).unwrap();
+        }
+        assert_eq!(pool.add(tx(&a, 20, 1), &RICH), Ok(AddOutcome::Added));
+        // Relative to the account nonce, not to zero.
+        let ahead = Account { nonce: 100, ..RICH };
+        assert_eq!(pool.add(tx(&key(2), 116, 1), &ahead), Ok(AddOutcome::Added));
+    }
+
+    #[test]
+    fn balance_must_cover_every_pending_tx_together() {
+        let a = key(1);
+        let mut pool = pool(100);
+        // Each tx costs amount 1 + 10,000 mana × fee 10 = 100,001.
+        let cost = 1 + 10 * u128::from(TX_MANA);
+        let account = Account {
+            balance: 3 * cost,
+            nonce: 0,
+        };
+        for nonce in 0..3 {
+            assert_eq!(pool.add(tx(&a, nonce, 10), &account), Ok(AddOutcome::Added));
+        }
+        assert_eq!(
+            pool.add(tx(&a, 3, 10), &account),
+            Err(PoolError::PendingExceedBalance {
+                balance: 3 * cost,
+                needed: 4 * cost
+            })
+        );
+        // A replacement counts instead of the replaced tx, not on top of it: with a fee of 11
+        // it needs 10,000 more than the balance has.
+        assert!(matches!(
+            pool.add(tx(&a, 2, 11), &account),
+            Err(PoolError::PendingExceedBalance { .. })
+        ));
+        let roomier = Account {
+            balance: 3 * cost + u128::from(TX_MANA),
+            nonce: 0,
+        };
+        assert!(matches!(
+            pool.add(tx(&a, 2, 11), &roomier),
+            Ok(AddOutcome::Replaced(_))
+        ));
+    }
+
+    #[test]
+    fn eviction_takes_a_senders_highest_nonce_never_a_middle_one() {
+        let (a, b) = (key(1), key(2));
+        let mut pool = pool(4);
+        // a: nonce 0 cheap, 1 and 2 expensive; b: one tx in between.
+        pool.add(tx(&a, 0, 1), &RICH).unwrap();
+        pool.add(tx(&a, 1, 50), &RICH).unwrap();
+        let a2 = tx(&a, 2, 50);
+        pool.add(a2.clone(), &RICH).unwrap();
+        let b0 = tx(&b, 0, 20);
+        pool.add(b0.clone(), &RICH).unwrap();
+        // Full: a's cheap nonce 0 is not evictable (it would strand 1 and 2); among the tails
+        // (a2 at 50, b0 at 20) b0 is the cheapest.
+        pool.add(tx(&key(3), 0, 30), &RICH).unwrap();
+        assert!(!pool.contains(&b0.hash()));
+        assert_eq!(pool.best(|_| 0).filter(|t| t.sender() == a.address()).count(), 3);
+        // Next: the cheapest tail is c0 (30) < a2 (50).
+        pool.add(tx(&key(4), 0, 40), &RICH).unwrap();
+        assert!(pool.contains(&a2.hash()));
+        assert_eq!(pool.sender_len(&key(3).address()), 0);
+        // a's nonces are still contiguous whatever goes.
+        for fee in [60u128, 70, 80] {
+            let _ = pool.add(tx(&key(fee as u8), 0, fee), &RICH);
+            let nonces: Vec<u64> = pool
+                .best(|_| 0)
+                .filter(|t| t.sender() == a.address())
+                .map(|t| t.tx().payload.nonce)
+                .collect();
+            assert_eq!(nonces, (0..nonces.len() as u64).collect::<Vec<_>>());
+        }
+    }
+
+    #[test]
+    fn protected_txs_survive_a_replacement_storm() {
+        let mut pool = pool(32);
+        // A proposal references 8 txs of 8 senders; they are protected.
+        let proposal: Vec<RecoveredTx> = (1..=8).map(|i| tx(&key(i), 0, 5)).collect();
+        for t in &proposal {
+            pool.add(t.clone(), &RICH).unwrap();
+        }
+        pool.protect(proposal.iter().map(RecoveredTx::hash).collect::<Vec<_>>().iter());
+        // The senders try to replace them with ever higher fees, and a flood of others fills
+        // the pool with richer txs.
+        for round in 1..=5u128 {
+            for i in 1..=8 {
+                assert_eq!(
+                    pool.add(tx(&key(i), 0, 5 + round * 100), &RICH),
+                    Err(PoolError::ReplacingProtected)
+                );
+            }
+        }
+        for i in 9..=60u8 {
+            let _ = pool.add(tx(&key(i), 0, 10_000), &RICH);
+        }
+        for t in &proposal {
+            assert!(pool.contains(&t.hash()), "protected tx {} is gone", t.hash());
+        }
+        assert_eq!(pool.len(), 32);
+        // Released, they can be replaced.
+        pool.release([proposal[0].hash()].iter());
+        assert!(matches!(
+            pool.add(tx(&key(1), 0, 20_000), &RICH),
+            Ok(AddOutcome::Replaced(_))
         ));
     }
 
