@@ -59,11 +59,8 @@ pub struct FetchedCheckpointBody {
 pub trait CheckpointBodySource: Send + Sync + 'static {
     /// Header and body of L1 checkpoint `number` whose header hash is `header_hash`; `None`
     /// if no peer had it.
-    fn fetch(
-        &self,
-        number: u64,
-        header_hash: B256,
-    ) -> BoxFuture<'_, Option<FetchedCheckpointBody>>;
+    fn fetch(&self, number: u64, header_hash: B256)
+    -> BoxFuture<'_, Option<FetchedCheckpointBody>>;
 }
 
 type Reply<T> = oneshot::Sender<Result<T, ArchiverError>>;
@@ -269,7 +266,10 @@ impl ArchiverActor {
                 .cycle
                 .as_ref()
                 .is_some_and(|cycle| cycle.fetch.is_none() && !cycle.steps.is_empty());
-            let fetching = self.cycle.as_ref().is_some_and(|cycle| cycle.fetch.is_some());
+            let fetching = self
+                .cycle
+                .as_ref()
+                .is_some_and(|cycle| cycle.fetch.is_some());
             tokio::select! {
                 biased;
                 _ = cancel.cancelled() => return Ok(()),

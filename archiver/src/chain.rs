@@ -6,11 +6,14 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use tandem_proto::{B256, BlockHeader, BlockId, CheckpointId, L2TipId, L2Tips, archive::ArchiveTree};
+use tandem_proto::{
+    B256, BlockHeader, BlockId, CheckpointId, L2TipId, L2Tips, archive::ArchiveTree,
+};
 
 use crate::{
+    codec::HeaderRecord,
     error::{ArchiverError, ArchiverResult},
-    records::{CheckpointRecord, HeaderRecord, L1Ref, ProposedCheckpoint},
+    records::{CheckpointRecord, L1Ref, ProposedCheckpoint},
     tables::{
         Archives, AwaitingCheckpoints, BlockHashes, Checkpoints, Headers, MetaFinalized,
         MetaL1Synced, MetaPruneSeq, MetaTips, ProposedCheckpoints, Reads,
@@ -170,7 +173,9 @@ impl ChainState {
             .last::<Checkpoints>()?
             .ok_or(ArchiverError::Corrupt("no checkpoint record"))?;
         if record.number != checkpointed_number {
-            return Err(ArchiverError::Corrupt("checkpoint record under another number"));
+            return Err(ArchiverError::Corrupt(
+                "checkpoint record under another number",
+            ));
         }
         let last_hash = |number: u64| -> ArchiverResult<B256> {
             Ok(db
@@ -268,7 +273,9 @@ pub(crate) fn check_consistency(db: &impl Reads, from_checkpoint: u64) -> Archiv
                 && (block.header.checkpoint_number != number
                     || block.header.index_within_checkpoint as usize != index)
             {
-                return Err(corrupt("a checkpoint's blocks are not indexed 0.. within it"));
+                return Err(corrupt(
+                    "a checkpoint's blocks are not indexed 0.. within it",
+                ));
             }
             hashes.push(block.header.hash());
             previous = block;
@@ -276,9 +283,12 @@ pub(crate) fn check_consistency(db: &impl Reads, from_checkpoint: u64) -> Archiv
         if previous.archive_root != record.payload.archive {
             return Err(corrupt("a checkpoint's archive is not its last block's"));
         }
-        if number > 0 && tandem_proto::block_headers_hash(&hashes) != record.payload.header.block_headers_hash
+        if number > 0
+            && tandem_proto::block_headers_hash(&hashes) != record.payload.header.block_headers_hash
         {
-            return Err(corrupt("a checkpoint's headers hash does not match its blocks"));
+            return Err(corrupt(
+                "a checkpoint's headers hash does not match its blocks",
+            ));
         }
         expected_block = record.last_block() + 1;
     }
@@ -304,34 +314,43 @@ pub(crate) fn check_consistency(db: &impl Reads, from_checkpoint: u64) -> Archiv
         return Err(corrupt("a block is stored above the proposed tip"));
     }
     // Proposed checkpoints.
-    let mut expected_number = state.checkpointed.number + 1;
     let mut expected_start = state.checkpointed.last_block.number + 1;
-    for entry in db.entries::<ProposedCheckpoints>(rocksdb::IteratorMode::Start) {
+    let proposed = db.entries::<ProposedCheckpoints>(rocksdb::IteratorMode::Start);
+    for (expected_number, entry) in (state.checkpointed.number + 1..).zip(proposed) {
         let (number, proposed) = entry?;
-        if number != expected_number || proposed.number != number || proposed.start_block != expected_start {
-            return Err(corrupt("proposed checkpoints do not follow the checkpointed tip"));
+        if number != expected_number
+            || proposed.number != number
+            || proposed.start_block != expected_start
+        {
+            return Err(corrupt(
+                "proposed checkpoints do not follow the checkpointed tip",
+            ));
         }
         for (index, block_number) in (proposed.start_block..=proposed.last_block()).enumerate() {
-            let block = db.require::<Headers>(&block_number, "a proposed checkpoint's block is missing")?;
+            let block =
+                db.require::<Headers>(&block_number, "a proposed checkpoint's block is missing")?;
             if block.header.checkpoint_number != number
                 || block.header.index_within_checkpoint as usize != index
             {
-                return Err(corrupt("proposed checkpoint covers another checkpoint's block"));
+                return Err(corrupt(
+                    "proposed checkpoint covers another checkpoint's block",
+                ));
             }
-            if block_number == proposed.last_block() && block.archive_root != proposed.payload.archive {
-                return Err(corrupt("a proposed checkpoint's archive is not its last block's"));
+            if block_number == proposed.last_block()
+                && block.archive_root != proposed.payload.archive
+            {
+                return Err(corrupt(
+                    "a proposed checkpoint's archive is not its last block's",
+                ));
             }
         }
-        expected_number += 1;
         expected_start = proposed.last_block() + 1;
     }
     // L1 checkpoints awaiting a body start right after the checkpointed tip.
-    let mut expected_awaiting = state.checkpointed.number + 1;
-    for number in &state.awaiting {
-        if *number != expected_awaiting {
+    for (expected, number) in (state.checkpointed.number + 1..).zip(&state.awaiting) {
+        if *number != expected {
             return Err(corrupt("L1 checkpoints awaiting a body are not contiguous"));
         }
-        expected_awaiting += 1;
     }
     Ok(())
 }

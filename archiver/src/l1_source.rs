@@ -9,12 +9,7 @@
 
 use std::collections::BTreeMap;
 
-use alloy::{
-    eips::BlockNumberOrTag,
-    providers::Provider,
-    rpc::types::Filter,
-    sol_types::SolEvent,
-};
+use alloy::{eips::BlockNumberOrTag, providers::Provider, rpc::types::Filter, sol_types::SolEvent};
 use futures::FutureExt;
 use tandem_l1::{L1Checkpoint, L1Error, L1Reader, Rollup};
 
@@ -41,7 +36,9 @@ impl<P: Provider + Clone + 'static> L1Source for L1Reader<P> {
         async move {
             match self.checkpoints_proposed(from, to).await {
                 Ok(checkpoints) => Ok(checkpoints.into_iter().map(with_calldata).collect()),
-                Err(L1Error::NotProposeCalldata { .. }) => events_block_by_block(self, from, to).await,
+                Err(L1Error::NotProposeCalldata { .. }) => {
+                    events_block_by_block(self, from, to).await
+                }
                 Err(err) => Err(err.into()),
             }
         }
@@ -129,19 +126,22 @@ async fn events_block_by_block<P: Provider + Clone>(
                     .timestamp
             }
         };
-        by_block.entry(block_number).or_default().push(L1CheckpointEvent {
-            number,
-            header_hash: event.headerHash,
-            archive: event.archive,
-            slot,
-            l1: L1Ref {
-                number: block_number,
-                hash: block_hash,
-                timestamp,
-            },
-            tx_hash,
-            calldata: None,
-        });
+        by_block
+            .entry(block_number)
+            .or_default()
+            .push(L1CheckpointEvent {
+                number,
+                header_hash: event.headerHash,
+                archive: event.archive,
+                slot,
+                l1: L1Ref {
+                    number: block_number,
+                    hash: block_hash,
+                    timestamp,
+                },
+                tx_hash,
+                calldata: None,
+            });
     }
     let mut events = Vec::new();
     for (block, mut bare) in by_block {

@@ -18,8 +18,11 @@
 //! every error has a [`Disposition`] (retry later, reject, fatal).
 
 mod actor;
+mod awaiting;
 mod chain;
+mod codec;
 mod error;
+mod inputs;
 mod l1_source;
 mod prune;
 mod reader;
@@ -35,10 +38,10 @@ pub use actor::{
     ArchiverActor, ArchiverHandle, ArchiverTiming, COMMAND_QUEUE_CAPACITY, CheckpointBodySource,
     FetchedCheckpointBody, PRUNE_EVENTS_CAPACITY,
 };
+pub use awaiting::{L1EventOutcome, L1SyncStatus};
 pub use error::{ArchiverError, ArchiverResult, Disposition};
 pub use prune::{PruneEvent, PruneKind};
 pub use reader::{ArchiverReader, ReadView, TxInBlock};
-pub use reconcile::{L1EventOutcome, L1SyncStatus};
 pub use records::{
     AwaitingCheckpoint, BodyProblem, CheckpointRecord, L1CheckpointEvent, L1Ref, PayloadSource,
     ProposeCalldata, ProposedCheckpoint, RecordError, StoredBlock, StoredHeader,

@@ -221,7 +221,9 @@ impl ArchiverStore {
                 .extend(Self::evict_proposed_from(&mut batch, &mut next, 0));
         }
         if next.last.number() < next.checkpointed.last_block.number {
-            return Err(ArchiverError::Corrupt("a prune reached checkpointed blocks"));
+            return Err(ArchiverError::Corrupt(
+                "a prune reached checkpointed blocks",
+            ));
         }
         self.commit(Change {
             batch,

@@ -10,8 +10,8 @@ use tandem_proto::{
 };
 
 use crate::{
+    awaiting::L1SyncStatus,
     error::{ArchiverError, ArchiverResult},
-    reconcile::L1SyncStatus,
     records::{
         AwaitingCheckpoint, CheckpointRecord, L1Ref, ProposedCheckpoint, StoredBlock, StoredHeader,
     },
@@ -76,7 +76,9 @@ pub struct ReadView<'a> {
 
 impl std::fmt::Debug for ReadView<'_> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("ReadView").field("tips", &self.tips).finish()
+        f.debug_struct("ReadView")
+            .field("tips", &self.tips)
+            .finish()
     }
 }
 

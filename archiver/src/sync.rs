@@ -21,10 +21,10 @@ use tandem_proto::{
 };
 
 use crate::{
+    awaiting::L1EventOutcome,
     error::{ArchiverError, ArchiverResult},
     prune::PruneEvent,
     reader::ArchiverReader,
-    reconcile::L1EventOutcome,
     records::{L1CheckpointEvent, L1Ref},
     store::ArchiverStore,
 };
@@ -97,7 +97,7 @@ pub enum L1Step {
         marker: L1Ref,
     },
     /// A `CheckpointProposed` event, in order.
-    Event(L1CheckpointEvent),
+    Event(Box<L1CheckpointEvent>),
     /// Every event up to this block is applied.
     Advance(L1Ref),
     /// L1's finalized block.
@@ -181,9 +181,11 @@ pub async fn fetch_l1_update(
         }
         for event in events {
             if event.l1.number < from || event.l1.number > to {
-                return Err(tandem_l1::L1Error::Unexpected("an event outside the requested range").into());
+                return Err(
+                    tandem_l1::L1Error::Unexpected("an event outside the requested range").into(),
+                );
             }
-            steps.push(L1Step::Event(event));
+            steps.push(L1Step::Event(Box::new(event)));
         }
         steps.push(L1Step::Advance(end.reference()));
         cursor = Some(end.reference());
@@ -265,7 +267,9 @@ async fn walk_back(
         let record = reader
             .view()?
             .checkpoint(number)?
-            .ok_or(ArchiverError::Corrupt("a checkpoint below the tip is missing"))?;
+            .ok_or(ArchiverError::Corrupt(
+                "a checkpoint below the tip is missing",
+            ))?;
         if still_there(record.l1).await? {
             return Ok((number, record.l1));
         }
@@ -322,7 +326,7 @@ pub fn apply_l1_step(
         }
         L1Step::Event(event) => {
             let number = event.number;
-            match store.apply_l1_event(event)? {
+            match store.apply_l1_event(*event)? {
                 L1EventOutcome::Known => {}
                 L1EventOutcome::Applied(_) => {
                     outcome.applied_checkpoint = true;

@@ -11,10 +11,10 @@ use rocksdb::{
 use tandem_proto::{B256, L2Tips, Signature, Tx};
 
 use crate::{
+    codec::{self, HeaderRecord},
     error::{ArchiverError, ArchiverResult},
     records::{
-        self, AwaitingCheckpoint, CheckpointRecord, HeaderRecord, L1Ref, ProposedCheckpoint,
-        RecordError, StoredHeader,
+        AwaitingCheckpoint, CheckpointRecord, L1Ref, ProposedCheckpoint, RecordError, StoredHeader,
     },
 };
 
@@ -140,7 +140,7 @@ macro_rules! meta {
 
 number_table!(
     /// Block number → header and the archive after it (with its frontier, to extend it).
-    Headers, "blocks", HeaderRecord, records::encode_header, records::decode_header
+    Headers, "blocks", HeaderRecord, codec::encode_header, codec::decode_header
 );
 
 /// The `blocks` table read without restoring archive frontiers (what readers need).
@@ -160,17 +160,17 @@ impl Table for HeaderViews {
         unreachable!("HeaderViews is never written")
     }
     fn decode(bytes: &[u8]) -> Result<StoredHeader, RecordError> {
-        records::decode_header_only(bytes)
+        codec::decode_header_only(bytes)
     }
 }
 
 number_table!(
     /// Block number → its txs, packed.
-    BlockTxs, "block_txs", Vec<Tx>, |txs: &Vec<Tx>| records::encode_txs(txs.iter()), records::decode_txs
+    BlockTxs, "block_txs", Vec<Tx>, |txs: &Vec<Tx>| codec::encode_txs(txs.iter()), codec::decode_txs
 );
 number_table!(
     /// Block number → the proposer's signature from its block proposal.
-    BlockSignatures, "block_signatures", Signature, records::encode_signature, records::decode_signature
+    BlockSignatures, "block_signatures", Signature, codec::encode_signature, codec::decode_signature
 );
 hash_index!(
     /// Block hash → block number.
@@ -200,7 +200,7 @@ impl Table for TxLocations {
         out
     }
     fn decode(bytes: &[u8]) -> Result<(u64, u32), RecordError> {
-        let mut r = records::Reader::new(bytes, "tx index");
+        let mut r = codec::Reader::new(bytes, "tx index");
         let location = (r.u64()?, r.u32()?);
         r.finish()?;
         Ok(location)
@@ -209,7 +209,7 @@ impl Table for TxLocations {
 
 number_table!(
     /// Checkpoint number → the checkpoint as mined on L1 (0 is genesis).
-    Checkpoints, "checkpoints", CheckpointRecord, records::encode_checkpoint, records::decode_checkpoint
+    Checkpoints, "checkpoints", CheckpointRecord, codec::encode_checkpoint, codec::decode_checkpoint
 );
 number_table!(
     /// Slot → number of the L1 checkpoint of that slot.
@@ -217,11 +217,11 @@ number_table!(
 );
 number_table!(
     /// Checkpoint number → proposed checkpoint (validated, not on L1 yet).
-    ProposedCheckpoints, "proposed_checkpoints", ProposedCheckpoint, records::encode_proposed, records::decode_proposed
+    ProposedCheckpoints, "proposed_checkpoints", ProposedCheckpoint, codec::encode_proposed, codec::decode_proposed
 );
 number_table!(
     /// Checkpoint number → L1 checkpoint known from L1 but not applied yet.
-    AwaitingCheckpoints, "l1_awaiting", AwaitingCheckpoint, records::encode_awaiting, records::decode_awaiting
+    AwaitingCheckpoints, "l1_awaiting", AwaitingCheckpoint, codec::encode_awaiting, codec::decode_awaiting
 );
 
 meta!(
@@ -234,12 +234,12 @@ meta!(
 );
 meta!(
     /// Last L1 block whose events are in the store.
-    MetaL1Synced, b"l1_synced", L1Ref, records::encode_l1_ref, records::decode_l1_ref
+    MetaL1Synced, b"l1_synced", L1Ref, codec::encode_l1_ref, codec::decode_l1_ref
 );
 meta!(
     /// The tips, written in every batch that moves them: a snapshot always sees the tips of
     /// its own data.
-    MetaTips, b"tips", L2Tips, records::encode_tips, records::decode_tips
+    MetaTips, b"tips", L2Tips, codec::encode_tips, codec::decode_tips
 );
 meta!(
     /// Number of prunes ever committed (each [`crate::PruneEvent`] carries its own).
@@ -264,7 +264,8 @@ const FAMILIES: [&str; 11] = [
 /// Typed reads, on the live database or a snapshot.
 pub(crate) trait Reads {
     fn db(&self) -> &DB;
-    fn get_raw(&self, cf: &ColumnFamily, key: &[u8]) -> ArchiverResult<Option<DBPinnableSlice<'_>>>;
+    fn get_raw(&self, cf: &ColumnFamily, key: &[u8])
+    -> ArchiverResult<Option<DBPinnableSlice<'_>>>;
     fn iter_raw<'s>(
         &'s self,
         cf: &ColumnFamily,
@@ -363,7 +364,11 @@ impl Reads for Db {
     fn db(&self) -> &DB {
         &self.0
     }
-    fn get_raw(&self, cf: &ColumnFamily, key: &[u8]) -> ArchiverResult<Option<DBPinnableSlice<'_>>> {
+    fn get_raw(
+        &self,
+        cf: &ColumnFamily,
+        key: &[u8],
+    ) -> ArchiverResult<Option<DBPinnableSlice<'_>>> {
         Ok(self.0.get_pinned_cf(cf, key)?)
     }
     fn iter_raw<'s>(
@@ -385,7 +390,11 @@ impl Reads for Snapshot<'_> {
     fn db(&self) -> &DB {
         self.db
     }
-    fn get_raw(&self, cf: &ColumnFamily, key: &[u8]) -> ArchiverResult<Option<DBPinnableSlice<'_>>> {
+    fn get_raw(
+        &self,
+        cf: &ColumnFamily,
+        key: &[u8],
+    ) -> ArchiverResult<Option<DBPinnableSlice<'_>>> {
         Ok(self.snapshot.get_pinned_cf(cf, key)?)
     }
     fn iter_raw<'s>(
@@ -410,12 +419,18 @@ impl Batch {
 
     /// Puts a value already encoded with `T`'s codec (to encode without building the value).
     pub(crate) fn put_encoded<T: Table>(&mut self, key: &T::Key, bytes: &[u8]) {
-        let cf = self.db.cf_handle(T::CF).expect("column family created at open");
+        let cf = self
+            .db
+            .cf_handle(T::CF)
+            .expect("column family created at open");
         self.inner.put_cf(cf, T::key(key).as_ref(), bytes);
     }
 
     pub(crate) fn delete<T: Table>(&mut self, key: &T::Key) {
-        let cf = self.db.cf_handle(T::CF).expect("column family created at open");
+        let cf = self
+            .db
+            .cf_handle(T::CF)
+            .expect("column family created at open");
         self.inner.delete_cf(cf, T::key(key).as_ref());
     }
 }

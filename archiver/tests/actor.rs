@@ -97,7 +97,10 @@ fn mine_until(l1: &FakeL1, timestamp: u64) {
 
 async fn add_all(handle: &ArchiverHandle, checkpoint: &BuiltCheckpoint) {
     for i in 0..checkpoint.blocks.len() {
-        let added = handle.add_block(checkpoint.proposed_block(i)).await.unwrap();
+        let added = handle
+            .add_block(checkpoint.proposed_block(i))
+            .await
+            .unwrap();
         assert!(added.is_new());
     }
 }
@@ -111,8 +114,21 @@ async fn a_slow_l1_does_not_hold_up_queued_blocks_and_ended_slots_are_refused() 
     // The first tick started a fetch that now waits on L1: the queue is still served.
     let mut chain = chain();
     let ended = chain.clone().checkpoint(1, 0, 1, 1);
-    let err = running.handle.add_block(ended.proposed_block(0)).await.unwrap_err();
-    assert!(matches!(err, ArchiverError::SlotExpired { slot: 0, current: 1 }), "{err}");
+    let err = running
+        .handle
+        .add_block(ended.proposed_block(0))
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(
+            err,
+            ArchiverError::SlotExpired {
+                slot: 0,
+                current: 1
+            }
+        ),
+        "{err}"
+    );
     let current = chain.checkpoint(1, 2, 3, 1);
     tokio::time::timeout(DEADLINE, async {
         add_all(&running.handle, &current).await;
@@ -126,7 +142,10 @@ async fn a_slow_l1_does_not_hold_up_queued_blocks_and_ended_slots_are_refused() 
     .await
     .expect("served while L1 is stalled");
     assert!(l1.calls() <= 1, "L1 is still stalled");
-    assert_eq!(running.handle.tips().proposed_checkpoint.checkpoint.number, 1);
+    assert_eq!(
+        running.handle.tips().proposed_checkpoint.checkpoint.number,
+        1
+    );
     // Reads come from the reader, whatever the writer does.
     let view = running.handle.reader().view().unwrap();
     assert_eq!(view.proposed_checkpoint(1).unwrap().unwrap().block_count, 3);
@@ -177,10 +196,19 @@ async fn a_committed_prune_reaches_subscribers_when_the_step_after_it_fails() {
     l1.remine(landed.timestamp, vec![cp4b.event(true)], 5);
     let err = running.handle.sync_now().await.unwrap_err();
     assert!(
-        matches!(err, ArchiverError::L1CheckpointNotSequential { expected: 2, got: 4 }),
+        matches!(
+            err,
+            ArchiverError::L1CheckpointNotSequential {
+                expected: 2,
+                got: 4
+            }
+        ),
         "{err}"
     );
-    let event = tokio::time::timeout(DEADLINE, prunes.recv()).await.unwrap().unwrap();
+    let event = tokio::time::timeout(DEADLINE, prunes.recv())
+        .await
+        .unwrap()
+        .unwrap();
     assert_eq!(event.kind, PruneKind::L1Reorg);
     assert_eq!((event.first_removed_block, event.removed_blocks), (2, 2));
     // A subscriber that missed it finds it in the store: the prune count moved.
@@ -214,9 +242,18 @@ async fn a_reorg_below_the_finalized_checkpoint_stops_the_actor() {
         running.handle.sync_now().await,
         Err(ArchiverError::Stopped)
     ));
-    let result = tokio::time::timeout(DEADLINE, running.task).await.unwrap().unwrap();
+    let result = tokio::time::timeout(DEADLINE, running.task)
+        .await
+        .unwrap()
+        .unwrap();
     assert!(
-        matches!(result, Err(ArchiverError::ReorgBelowFinalized { checkpoint: 1, finalized: 1 })),
+        matches!(
+            result,
+            Err(ArchiverError::ReorgBelowFinalized {
+                checkpoint: 1,
+                finalized: 1
+            })
+        ),
         "{result:?}"
     );
 }
@@ -248,8 +285,14 @@ async fn corruption_found_at_runtime_stops_the_actor() {
     l1.reorg_from(landed.number);
     l1.remine(landed.timestamp, Vec::new(), 7);
     let _ = running.handle.sync_now().await;
-    let result = tokio::time::timeout(DEADLINE, running.task).await.unwrap().unwrap();
-    assert!(matches!(result, Err(ArchiverError::Record(_))), "{result:?}");
+    let result = tokio::time::timeout(DEADLINE, running.task)
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(
+        matches!(result, Err(ArchiverError::Record(_))),
+        "{result:?}"
+    );
 }
 
 /// Peers that first send a wrong body, then the right one.
@@ -260,9 +303,19 @@ struct Peers {
 }
 
 impl CheckpointBodySource for Peers {
-    fn fetch(&self, number: u64, header_hash: B256) -> BoxFuture<'_, Option<FetchedCheckpointBody>> {
+    fn fetch(
+        &self,
+        number: u64,
+        header_hash: B256,
+    ) -> BoxFuture<'_, Option<FetchedCheckpointBody>> {
         async move {
-            assert_eq!((number, header_hash), (self.checkpoint.number, self.checkpoint.payload.header.hash()));
+            assert_eq!(
+                (number, header_hash),
+                (
+                    self.checkpoint.number,
+                    self.checkpoint.payload.header.hash()
+                )
+            );
             let sent = if self.calls.fetch_add(1, Ordering::SeqCst) == 0 {
                 &self.wrong
             } else {
@@ -302,11 +355,17 @@ async fn a_checkpoint_whose_calldata_cannot_be_read_is_completed_from_peers() {
         Duration::from_millis(10),
     );
     let mut tips = running.handle.watch_tips();
-    tokio::time::timeout(DEADLINE, tips.wait_for(|tips| tips.checkpointed.checkpoint.number == 2))
-        .await
-        .expect("completed from peers")
-        .unwrap();
-    assert!(peers.calls.load(Ordering::SeqCst) >= 2, "the wrong body was refused first");
+    tokio::time::timeout(
+        DEADLINE,
+        tips.wait_for(|tips| tips.checkpointed.checkpoint.number == 2),
+    )
+    .await
+    .expect("completed from peers")
+    .unwrap();
+    assert!(
+        peers.calls.load(Ordering::SeqCst) >= 2,
+        "the wrong body was refused first"
+    );
     let view = running.handle.reader().view().unwrap();
     assert_eq!(view.l1_status().unwrap(), L1SyncStatus::Following);
     assert_eq!(view.tips().proposed.block.hash, cp2.blocks[0].hash());

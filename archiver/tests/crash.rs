@@ -49,10 +49,18 @@ fn child(dir: &Path) -> ! {
             // Speculative blocks of a checkpoint that never lands: pruned.
             let extra = chain.clone().checkpoint(number + 1, number + 11, 2, 2);
             for i in 0..extra.blocks.len() {
-                store.add_proposed_block(extra.proposed_block(i)).expect("block");
+                store
+                    .add_proposed_block(extra.proposed_block(i))
+                    .expect("block");
             }
-            let event = store.prune_uncheckpointed(u64::MAX).expect("prune").expect("pruned");
-            assert_eq!((event.kind, event.removed_blocks), (PruneKind::UncheckpointedSlot, 2));
+            let event = store
+                .prune_uncheckpointed(u64::MAX)
+                .expect("prune")
+                .expect("pruned");
+            assert_eq!(
+                (event.kind, event.removed_blocks),
+                (PruneKind::UncheckpointedSlot, 2)
+            );
         }
         if number.is_multiple_of(5) {
             // L1 reorganises the last checkpoint away, then it lands again.
@@ -147,7 +155,10 @@ fn store_survives_kill_9_at_random_points() {
             .unwrap()
             .unwrap();
         assert_eq!(
-            view.block(record.last_block()).unwrap().unwrap().archive_root,
+            view.block(record.last_block())
+                .unwrap()
+                .unwrap()
+                .archive_root,
             record.payload.archive
         );
         drop(view);

@@ -37,7 +37,10 @@ fn scenario_16_propose_and_read_fee_fields() {
     let reader = store.reader();
     let view = reader.view().unwrap();
     assert_eq!(view.proposed_checkpoint(1).unwrap().unwrap(), stored);
-    assert_eq!(view.proposed_checkpoint_by_slot(5).unwrap().unwrap(), stored);
+    assert_eq!(
+        view.proposed_checkpoint_by_slot(5).unwrap().unwrap(),
+        stored
+    );
     assert_eq!(view.proposed_checkpoint_by_slot(6).unwrap(), None);
     assert_eq!(view.tips(), tips);
 }
@@ -98,7 +101,15 @@ fn scenario_18_proposed_checkpoints_must_be_sequential() {
         store.add_proposed_checkpoint(cp1.proposed()),
         Ok(Added::AlreadyStored(_))
     ));
-    assert!(store.reader().view().unwrap().proposed_checkpoints().unwrap().is_empty());
+    assert!(
+        store
+            .reader()
+            .view()
+            .unwrap()
+            .proposed_checkpoints()
+            .unwrap()
+            .is_empty()
+    );
 }
 
 #[test]
@@ -115,7 +126,14 @@ fn scenario_19_removing_checkpoints_clears_only_what_sat_on_them() {
 
     assert_eq!(store.remove_checkpoints_after(2).unwrap(), None);
     let reader = store.reader();
-    assert!(reader.view().unwrap().proposed_checkpoint(3).unwrap().is_some());
+    assert!(
+        reader
+            .view()
+            .unwrap()
+            .proposed_checkpoint(3)
+            .unwrap()
+            .is_some()
+    );
 
     let event = store.remove_checkpoints_after(1).unwrap().unwrap();
     assert_eq!(event.kind, PruneKind::L1Reorg);
@@ -214,7 +232,11 @@ fn scenario_22_l1_mines_a_different_checkpoint_and_evicts_both_proposed() {
     let reader = store.reader();
     let view = reader.view().unwrap();
     assert!(view.proposed_checkpoints().unwrap().is_empty());
-    assert!(view.header_by_hash(&cp2.blocks[0].hash()).unwrap().is_none());
+    assert!(
+        view.header_by_hash(&cp2.blocks[0].hash())
+            .unwrap()
+            .is_none()
+    );
 }
 
 #[test]
@@ -247,26 +269,48 @@ fn duplicates_are_already_stored_and_conflicts_are_rejected() {
 
     // A checkpointed block again, a proposed block again: duplicates.
     let again = store.add_proposed_block(cp1.proposed_block(1)).unwrap();
-    assert_eq!(again, Added::AlreadyStored(store.reader().view().unwrap().header(2).unwrap().unwrap()));
+    assert_eq!(
+        again,
+        Added::AlreadyStored(store.reader().view().unwrap().header(2).unwrap().unwrap())
+    );
     assert!(matches!(
         store.add_proposed_block(cp2.proposed_block(0)),
         Ok(Added::AlreadyStored(header)) if header.hash == cp2.blocks[0].hash()
     ));
     // Other content at a stored number: rejected, checkpointed or not.
     let mut other = Chain::new().checkpoint(1, 5, 2, 9);
-    let err = store.add_proposed_block(other.proposed_block(1)).unwrap_err();
-    assert!(matches!(err, ArchiverError::CannotOverwriteCheckpointedBlock { number: 2 }));
+    let err = store
+        .add_proposed_block(other.proposed_block(1))
+        .unwrap_err();
+    assert!(matches!(
+        err,
+        ArchiverError::CannotOverwriteCheckpointedBlock { number: 2 }
+    ));
     assert_eq!(err.disposition(), Disposition::Reject);
     let mut fork = Chain::from_store(&store, 2);
     other = fork.checkpoint(2, 6, 1, 9);
-    let err = store.add_proposed_block(other.proposed_block(0)).unwrap_err();
-    assert!(matches!(err, ArchiverError::BlockNumberAlreadyExists { number: 3 }));
+    let err = store
+        .add_proposed_block(other.proposed_block(0))
+        .unwrap_err();
+    assert!(matches!(
+        err,
+        ArchiverError::BlockNumberAlreadyExists { number: 3 }
+    ));
     assert_eq!(err.disposition(), Disposition::Reject);
     // A block whose parent is not there yet: retry later.
     let mut gap = chain.checkpoint(3, 7, 2, 1);
     gap.blocks.remove(0);
     let err = store.add_proposed_block(gap.proposed_block(0)).unwrap_err();
-    assert!(matches!(err, ArchiverError::ParentNotStored { number: 6, latest: 4 }), "{err}");
+    assert!(
+        matches!(
+            err,
+            ArchiverError::ParentNotStored {
+                number: 6,
+                latest: 4
+            }
+        ),
+        "{err}"
+    );
     assert_eq!(err.disposition(), Disposition::RetryLater);
     assert_eq!(store.tips(), tips, "nothing was written");
 
@@ -290,7 +334,10 @@ fn duplicates_are_already_stored_and_conflicts_are_rejected() {
     let err = store.add_proposed_checkpoint(cp3.proposed()).unwrap_err();
     assert!(matches!(
         err,
-        ArchiverError::ProposedCheckpointBlockMissing { number: 3, block: 6 }
+        ArchiverError::ProposedCheckpointBlockMissing {
+            number: 3,
+            block: 6
+        }
     ));
     assert_eq!(err.disposition(), Disposition::RetryLater);
 }
@@ -310,7 +357,10 @@ fn a_proposed_checkpoint_seals_its_block_set() {
     let events = store.take_prune_events();
     assert_eq!(events.len(), 1);
     assert_eq!(events[0].kind, PruneKind::OutsideProposedCheckpoint);
-    assert_eq!((events[0].first_removed_block, events[0].removed_blocks), (3, 1));
+    assert_eq!(
+        (events[0].first_removed_block, events[0].removed_blocks),
+        (3, 1)
+    );
     let tips = store.tips();
     assert_eq!(tips.proposed, tips.proposed_checkpoint);
     assert_eq!(tips.proposed.block.number, 2);
@@ -318,7 +368,10 @@ fn a_proposed_checkpoint_seals_its_block_set() {
     // Nothing joins the sealed checkpoint afterwards.
     assert!(matches!(
         store.add_proposed_block(all.proposed_block(2)),
-        Err(ArchiverError::CheckpointAlreadyProposed { block: 3, checkpoint: 1 })
+        Err(ArchiverError::CheckpointAlreadyProposed {
+            block: 3,
+            checkpoint: 1
+        })
     ));
 }
 
@@ -348,7 +401,11 @@ fn a_checkpoint_header_must_carry_its_blocks_coinbase_and_fee_recipient() {
     foreign.header.chain_id = 9;
     assert!(matches!(
         store.add_proposed_block(foreign),
-        Err(ArchiverError::WrongChain { block: 3, chain_id: 9, .. })
+        Err(ArchiverError::WrongChain {
+            block: 3,
+            chain_id: 9,
+            ..
+        })
     ));
 }
 
@@ -409,7 +466,10 @@ fn full_node_inserts_blocks_from_l1_alone_and_keeps_later_local_blocks() {
     assert!(view.block(1).unwrap().unwrap().proposer_signature.is_none());
     assert!(view.block_proposal(1).unwrap().is_none());
     let proposal = view.block_proposal(4).unwrap().unwrap();
-    assert_eq!(proposal.recover_proposer(&DOMAIN), Ok(common::proposer().address()));
+    assert_eq!(
+        proposal.recover_proposer(&DOMAIN),
+        Ok(common::proposer().address())
+    );
     assert_eq!(proposal.header, cp2.blocks[0].header);
     assert_eq!(proposal.archive_root, cp2.archive_roots[0]);
 }
@@ -514,7 +574,10 @@ fn queries_by_number_hash_archive_slot_and_tx() {
     let second = &cp1.blocks[1];
     let by_number = view.block(2).unwrap().unwrap();
     assert_eq!(by_number.block, *second);
-    assert_eq!(view.block_by_hash(&second.hash()).unwrap().unwrap(), by_number);
+    assert_eq!(
+        view.block_by_hash(&second.hash()).unwrap().unwrap(),
+        by_number
+    );
     // The validator finds a proposal's parent by its `last_archive_root`.
     let child = &cp2.blocks[0];
     let parent = view
@@ -523,7 +586,12 @@ fn queries_by_number_hash_archive_slot_and_tx() {
         .unwrap();
     assert_eq!(parent.hash, second.hash());
     assert_eq!(parent.archive_root, cp1.archive_roots[1]);
-    assert_eq!(view.block_by_archive(&cp1.archive_roots[1]).unwrap().unwrap(), by_number);
+    assert_eq!(
+        view.block_by_archive(&cp1.archive_roots[1])
+            .unwrap()
+            .unwrap(),
+        by_number
+    );
     assert_eq!(view.block_hash(3).unwrap(), Some(child.hash()));
     assert_eq!(view.block_hash(4).unwrap(), None);
     // Blocks of a slot: checkpointed, uncheckpointed, none.
@@ -551,7 +619,10 @@ fn queries_by_number_hash_archive_slot_and_tx() {
     let new = reader.view().unwrap();
     assert_eq!(old.tips().proposed.block.number, 3);
     assert_eq!(new.tips().proposed.block.number, 2);
-    assert!(old.tx(&tx(2, 0).hash()).unwrap().is_some(), "the old view still has it");
+    assert!(
+        old.tx(&tx(2, 0).hash()).unwrap().is_some(),
+        "the old view still has it"
+    );
     assert!(new.tx(&tx(2, 0).hash()).unwrap().is_none());
     assert!(old.block(3).unwrap().is_some());
     assert!(new.block(3).unwrap().is_none());
@@ -714,8 +785,15 @@ impl Harness {
             .last()
             .map_or(*m.checkpoints.last().unwrap().last().unwrap(), |(h, _)| *h);
         prop_assert_eq!(tips.proposed.block.hash, expected_hash);
-        prop_assert_eq!(tips.proposed_checkpoint.checkpoint.number, m.proposed_checkpoint());
-        prop_assert!(self.store.check_consistency().is_ok(), "{:?}", self.store.check_consistency());
+        prop_assert_eq!(
+            tips.proposed_checkpoint.checkpoint.number,
+            m.proposed_checkpoint()
+        );
+        prop_assert!(
+            self.store.check_consistency().is_ok(),
+            "{:?}",
+            self.store.check_consistency()
+        );
         let reader = self.store.reader();
         let view = reader.view().unwrap();
         prop_assert_eq!(view.tips(), tips);
@@ -743,7 +821,10 @@ impl Harness {
                 let first = self.store.add_proposed_block(cp.proposed_block(0));
                 if !allowed {
                     prop_assert!(
-                        matches!(first, Err(ArchiverError::BlockCheckpointNumberNotSequential { .. })),
+                        matches!(
+                            first,
+                            Err(ArchiverError::BlockCheckpointNumberNotSequential { .. })
+                        ),
                         "{:?}",
                         first
                     );
@@ -772,7 +853,9 @@ impl Harness {
                     let prefix = self.builder.clone().checkpoint(number, self.slot, 1, 1);
                     let all = self.builder.checkpoint(number, self.slot, 2, 1);
                     for i in 0..2 {
-                        self.store.add_proposed_block(all.proposed_block(i)).unwrap();
+                        self.store
+                            .add_proposed_block(all.proposed_block(i))
+                            .unwrap();
                         self.model.local.push((all.blocks[i].hash(), number));
                     }
                     let added = self.store.add_proposed_checkpoint(prefix.proposed());
@@ -794,12 +877,16 @@ impl Harness {
                 let Some((number, count)) = next else {
                     // Propose again what is proposed: a duplicate.
                     if let Some(number) = self.model.proposed.keys().next().copied() {
-                        let again = self.store.add_proposed_checkpoint(self.built[&number].proposed());
+                        let again = self
+                            .store
+                            .add_proposed_checkpoint(self.built[&number].proposed());
                         prop_assert!(matches!(again, Ok(Added::AlreadyStored(_))), "{:?}", again);
                     }
                     return Ok(());
                 };
-                let added = self.store.add_proposed_checkpoint(self.built[&number].proposed());
+                let added = self
+                    .store
+                    .add_proposed_checkpoint(self.built[&number].proposed());
                 prop_assert!(matches!(added, Ok(Added::Stored(_))), "{:?}", added);
                 self.model.proposed.insert(number, count);
             }
@@ -814,7 +901,8 @@ impl Harness {
                 let mut other = Chain::from_store(&self.store, number - 1);
                 let conflicting = other.checkpoint(cp.number, cp.payload.header.slot, 1, 0x55);
                 let mut block = conflicting.proposed_block(0);
-                block.header.index_within_checkpoint = cp.blocks[last].header.index_within_checkpoint;
+                block.header.index_within_checkpoint =
+                    cp.blocks[last].header.index_within_checkpoint;
                 let refused = self.store.add_proposed_block(block);
                 prop_assert!(
                     matches!(refused, Err(ArchiverError::BlockNumberAlreadyExists { .. })),
@@ -827,7 +915,9 @@ impl Harness {
                     return Ok(());
                 };
                 self.l1_block += 1;
-                let outcome = self.store.add_l1_checkpoint(self.built[&number].l1(self.l1_block));
+                let outcome = self
+                    .store
+                    .add_l1_checkpoint(self.built[&number].l1(self.l1_block));
                 let was_proposed = self.model.proposed.remove(&number).is_some();
                 let expected = if was_proposed {
                     L1Outcome::Promoted
@@ -857,7 +947,10 @@ impl Harness {
                     return Err(TestCaseError::fail("a different checkpoint was promoted"));
                 };
                 prop_assert_eq!(new_blocks, 1);
-                prop_assert_eq!(pruned.map(|p| p.removed_blocks).unwrap_or(0), removed as u64);
+                prop_assert_eq!(
+                    pruned.map(|p| p.removed_blocks).unwrap_or(0),
+                    removed as u64
+                );
                 self.model.checkpoints.push(vec![cp.blocks[0].hash()]);
                 self.built.clear();
                 self.rebuild_builder();
@@ -877,13 +970,19 @@ impl Harness {
                     prop_assert_eq!(self.store.remove_checkpoints_after(0).unwrap(), None);
                     return Ok(());
                 }
-                let event = self.store.remove_checkpoints_after(checkpointed - 1).unwrap();
+                let event = self
+                    .store
+                    .remove_checkpoints_after(checkpointed - 1)
+                    .unwrap();
                 let dropped = self.model.checkpoints.pop().unwrap().len();
                 let removed = self.model.truncate_local(0) + dropped;
                 self.model.proposed.clear();
                 let event = event.unwrap();
                 prop_assert_eq!(event.removed_blocks, removed as u64);
-                prop_assert_eq!(event.first_removed_block, self.model.checkpointed_last_block() + 1);
+                prop_assert_eq!(
+                    event.first_removed_block,
+                    self.model.checkpointed_last_block() + 1
+                );
                 self.built.clear();
                 self.rebuild_builder();
             }

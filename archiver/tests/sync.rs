@@ -119,7 +119,14 @@ async fn a_full_node_follows_l1_and_a_synced_range_is_not_read_again() {
     // Only the cursor check, the head, and the finalized block: no range re-read.
     assert_eq!(s.l1.calls() - calls, 3);
     // The checkpoint record keeps L1's calldata.
-    let record = s.store.reader().view().unwrap().checkpoint(1).unwrap().unwrap();
+    let record = s
+        .store
+        .reader()
+        .view()
+        .unwrap()
+        .checkpoint(1)
+        .unwrap()
+        .unwrap();
     assert_eq!(record.source, PayloadSource::L1Calldata);
     assert_eq!(record.attestations.len(), 1);
     assert_eq!(record.payload, cp1.payload);
@@ -140,7 +147,11 @@ async fn a_reorg_between_reading_events_and_the_range_end_stores_nothing() {
     let err = s.sync().await.unwrap_err();
     assert!(matches!(err, ArchiverError::L1RangeChanged { .. }), "{err}");
     assert_eq!(s.store.l1_synced(), Some(cursor), "the cursor did not move");
-    assert_eq!(s.store.tips().checkpointed.checkpoint.number, 0, "the orphaned checkpoint is not stored");
+    assert_eq!(
+        s.store.tips().checkpointed.checkpoint.number,
+        0,
+        "the orphaned checkpoint is not stored"
+    );
     // The next sync reads the new chain: no checkpoint, the cursor at its head.
     let report = s.sync().await.unwrap();
     assert_eq!(report.checkpoints, 0);
@@ -182,7 +193,10 @@ async fn a_block_the_rpc_does_not_serve_yet_is_retried_not_a_reorg() {
     }
     s.l1.hide_block(landed.number, true);
     let err = s.sync().await.unwrap_err();
-    assert!(matches!(err, ArchiverError::L1BlockUnavailable { number } if number == landed.number), "{err}");
+    assert!(
+        matches!(err, ArchiverError::L1BlockUnavailable { number } if number == landed.number),
+        "{err}"
+    );
     assert_eq!(s.store.tips(), tips);
     assert_eq!(s.store.l1_synced(), Some(cursor));
     // Served again: checkpoint 1's block is canonical, only the cursor moves back and on.
@@ -225,7 +239,10 @@ async fn a_re_read_checkpoint_that_differs_is_a_reorg_and_replaces_the_stored_on
             ..stale
         })
         .unwrap();
-    assert!(matches!(applied, L1EventOutcome::Applied(L1Outcome::Inserted { .. })));
+    assert!(matches!(
+        applied,
+        L1EventOutcome::Applied(L1Outcome::Inserted { .. })
+    ));
     let replacement = other.checkpoint(1, 2, 2, 9);
     s.mine_empty_after();
     s.l1.land(&replacement, true);
@@ -237,7 +254,10 @@ async fn a_re_read_checkpoint_that_differs_is_a_reorg_and_replaces_the_stored_on
         s.store.tips().checkpointed.checkpoint.hash,
         replacement.payload.header.hash()
     );
-    assert_eq!(s.store.tips().proposed.block.hash, replacement.blocks[1].hash());
+    assert_eq!(
+        s.store.tips().proposed.block.hash,
+        replacement.blocks[1].hash()
+    );
 
     // Below the finalized checkpoint the same is fatal.
     s.store.set_finalized(1).unwrap();
@@ -250,7 +270,10 @@ async fn a_re_read_checkpoint_that_differs_is_a_reorg_and_replaces_the_stored_on
             ..different.event(true)
         })
         .unwrap_err();
-    assert!(matches!(err, ArchiverError::ReorgBelowFinalized { .. }), "{err}");
+    assert!(
+        matches!(err, ArchiverError::ReorgBelowFinalized { .. }),
+        "{err}"
+    );
     assert!(err.is_fatal());
 }
 
@@ -269,8 +292,16 @@ async fn the_uncheckpointed_slot_prune_goes_by_l1_time() {
     // RPC lags): no prune, checkpoint 1 may still be in a block this node has not synced.
     let wall = GENESIS + 4 * SLOT;
     let report = s.sync_at(wall).await.unwrap();
-    assert_eq!(s.store.l1_synced().unwrap().timestamp, GENESIS + 3 * SLOT - 1);
-    assert!(report.prunes.iter().all(|p| p.kind != PruneKind::UncheckpointedSlot));
+    assert_eq!(
+        s.store.l1_synced().unwrap().timestamp,
+        GENESIS + 3 * SLOT - 1
+    );
+    assert!(
+        report
+            .prunes
+            .iter()
+            .all(|p| p.kind != PruneKind::UncheckpointedSlot)
+    );
     assert_eq!(s.store.tips().proposed.block.number, 2);
     // Slot 3's first block is confirmed: slot 2 is over on L1 without checkpoint 1.
     s.mine_empty_after();
@@ -297,7 +328,11 @@ async fn an_unreadable_checkpoint_waits_for_its_body_while_the_cursor_moves_on()
     let report = s.sync().await.unwrap();
     assert_eq!(report.checkpoints, 0);
     assert_eq!(report.awaiting, 2);
-    assert_eq!(s.store.l1_synced().unwrap().hash, s.l1.head().hash, "the cursor moved on");
+    assert_eq!(
+        s.store.l1_synced().unwrap().hash,
+        s.l1.head().hash,
+        "the cursor moved on"
+    );
     let reader = s.store.reader();
     let status = reader.view().unwrap().l1_status().unwrap();
     assert_eq!(
@@ -310,8 +345,14 @@ async fn an_unreadable_checkpoint_waits_for_its_body_while_the_cursor_moves_on()
         }
     );
     let clock = slot_clock();
-    assert_eq!(reader.view().unwrap().synced_l2_slot(&clock).unwrap(), Some(Slot(1)));
-    assert_eq!(s.store.body_wanted().unwrap(), Some((1, cp1.payload.header.hash())));
+    assert_eq!(
+        reader.view().unwrap().synced_l2_slot(&clock).unwrap(),
+        Some(Slot(1))
+    );
+    assert_eq!(
+        s.store.body_wanted().unwrap(),
+        Some((1, cp1.payload.header.hash()))
+    );
     // Syncing again re-reads nothing and stays blocked.
     let calls = s.l1.calls();
     s.sync().await.unwrap();
@@ -323,27 +364,44 @@ async fn an_unreadable_checkpoint_waits_for_its_body_while_the_cursor_moves_on()
         .store
         .supply_checkpoint_body(1, cp2.payload.header.clone(), &body, 0)
         .unwrap_err();
-    assert!(matches!(err, ArchiverError::SuppliedBodyRejected { number: 1, .. }));
+    assert!(matches!(
+        err,
+        ArchiverError::SuppliedBodyRejected { number: 1, .. }
+    ));
     let mut tampered = body.clone();
     *tampered.last_mut().unwrap() ^= 1;
     let err = s
         .store
         .supply_checkpoint_body(1, cp1.payload.header.clone(), &tampered, 0)
         .unwrap_err();
-    assert!(matches!(err, ArchiverError::SuppliedBodyRejected { number: 1, reason } if reason.contains("body hash")));
+    assert!(
+        matches!(err, ArchiverError::SuppliedBodyRejected { number: 1, reason } if reason.contains("body hash"))
+    );
     let outcome = s
         .store
         .supply_checkpoint_body(1, cp1.payload.header.clone(), &body, -75)
         .unwrap();
-    assert_eq!(outcome, L1Outcome::Inserted { new_blocks: 2, pruned: None });
+    assert_eq!(
+        outcome,
+        L1Outcome::Inserted {
+            new_blocks: 2,
+            pruned: None
+        }
+    );
     // The queue behind it moves on the next sync (or the actor's next step).
     let report = s.sync().await.unwrap();
     assert_eq!(report.checkpoints, 1);
     let view = reader.view().unwrap();
     assert_eq!(view.l1_status().unwrap(), L1SyncStatus::Following);
     assert_eq!(view.tips().checkpointed.checkpoint.number, 2);
-    assert_eq!(view.checkpoint(1).unwrap().unwrap().source, PayloadSource::Peer);
-    assert_eq!(view.checkpoint(2).unwrap().unwrap().source, PayloadSource::L1Calldata);
+    assert_eq!(
+        view.checkpoint(1).unwrap().unwrap().source,
+        PayloadSource::Peer
+    );
+    assert_eq!(
+        view.checkpoint(2).unwrap().unwrap().source,
+        PayloadSource::L1Calldata
+    );
     s.store.check_consistency().unwrap();
 }
 
@@ -357,7 +415,14 @@ async fn unreadable_calldata_is_resolved_from_local_blocks_or_the_proposed_check
     s.l1.land(&cp1, false);
     let report = s.sync().await.unwrap();
     assert_eq!((report.checkpoints, report.awaiting), (1, 0));
-    let record = s.store.reader().view().unwrap().checkpoint(1).unwrap().unwrap();
+    let record = s
+        .store
+        .reader()
+        .view()
+        .unwrap()
+        .checkpoint(1)
+        .unwrap()
+        .unwrap();
     assert_eq!(record.source, PayloadSource::LocalBlocks);
     assert_eq!(record.payload.header, cp1.payload.header);
 
@@ -369,7 +434,14 @@ async fn unreadable_calldata_is_resolved_from_local_blocks_or_the_proposed_check
     s.l1.land(&cp2, false);
     let report = s.sync().await.unwrap();
     assert_eq!(report.checkpoints, 1);
-    let record = s.store.reader().view().unwrap().checkpoint(2).unwrap().unwrap();
+    let record = s
+        .store
+        .reader()
+        .view()
+        .unwrap()
+        .checkpoint(2)
+        .unwrap()
+        .unwrap();
     assert_eq!(record.source, PayloadSource::LocalProposal);
     assert_eq!(record.payload, cp2.payload);
 }
@@ -390,7 +462,10 @@ async fn an_undecodable_body_blocks_without_asking_peers() {
     let status = s.store.reader().view().unwrap().l1_status().unwrap();
     assert!(matches!(
         status,
-        L1SyncStatus::Blocked { problem: Some(BodyProblem::Undecodable), .. }
+        L1SyncStatus::Blocked {
+            problem: Some(BodyProblem::Undecodable),
+            ..
+        }
     ));
     // Any body with the same hash is the same bytes: peers cannot help.
     assert_eq!(s.store.body_wanted().unwrap(), None);

@@ -190,7 +190,9 @@ pub fn build_block(
         if attempts == next_check {
             draft.fold();
             let now = clock.now();
-            let chunk = u32::try_from(attempts - chunk_begin.0).unwrap_or(u32::MAX).max(1);
+            let chunk = u32::try_from(attempts - chunk_begin.0)
+                .unwrap_or(u32::MAX)
+                .max(1);
             per_attempt = per_attempt.max(chunk_begin.1.until(now) / chunk);
             next_check = if next_check < DEADLINE_CHECK_EVERY {
                 next_check * 2

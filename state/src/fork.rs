@@ -151,7 +151,10 @@ impl Draft<'_> {
             .drain()
             .map(|address| {
                 let account = self.changes[&address];
-                (account_key(&address), Some(AccountLeaf { address, account }))
+                (
+                    account_key(&address),
+                    Some(AccountLeaf { address, account }),
+                )
             })
             .collect();
         delta.sort_by_key(|entry| entry.0);

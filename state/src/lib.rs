@@ -21,8 +21,10 @@ mod builder;
 mod exec;
 mod fork;
 mod pool;
+mod records;
 mod reexec;
 mod smt;
+mod spec;
 mod world;
 
 pub use account::Account;

@@ -22,11 +22,16 @@
 use std::{collections::BTreeMap, path::Path};
 
 use rocksdb::{ColumnFamilyDescriptor, DB, IteratorMode, Options, WriteBatch, WriteOptions};
-use tandem_proto::{Address, B256, Block, BlockHeader, archive::ArchiveTree, block_body_hash};
+use tandem_proto::{Address, B256, Block, archive::ArchiveTree};
 
+pub use crate::spec::ChainSpec;
 use crate::{
     account::{Account, AccountLeaf, account_key},
     fork::Fork,
+    records::{
+        BlockRecord, block_record, decode_block_record, decode_undo, encode_undo, number_key,
+        undo_changes,
+    },
     smt::Smt,
 };
 
@@ -55,62 +60,6 @@ impl Default for WorldStateConfig {
         Self {
             history_margin: DEFAULT_HISTORY_MARGIN,
         }
-    }
-}
-
-/// Chain constants the world state derives the genesis block from.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ChainSpec {
-    /// L2 chain id.
-    pub chain_id: u64,
-    /// Rollup version.
-    pub rollup_version: u32,
-    /// Genesis allocation: address → balance.
-    pub genesis_allocation: Vec<(Address, u128)>,
-}
-
-impl ChainSpec {
-    /// The tree of the genesis allocation.
-    fn genesis_tree(&self) -> Smt<AccountLeaf> {
-        Smt::from_entries(
-            self.genesis_allocation
-                .iter()
-                .map(|(address, balance)| {
-                    let account = Account {
-                        balance: *balance,
-                        nonce: 0,
-                    };
-                    (
-                        account_key(address),
-                        AccountLeaf {
-                            address: *address,
-                            account,
-                        },
-                    )
-                })
-                .collect(),
-        )
-    }
-
-    /// Block 0: empty, on the empty archive, with the allocation's state root.
-    pub fn genesis_header(&self) -> BlockHeader {
-        BlockHeader {
-            last_archive_root: ArchiveTree::new().root(),
-            state_root: self.genesis_tree().root(),
-            body_hash: block_body_hash(&[]),
-            chain_id: self.chain_id,
-            rollup_version: self.rollup_version,
-            ..Default::default()
-        }
-    }
-
-    /// The archive root after the genesis block: what the L1 contract is deployed with.
-    pub fn genesis_archive_root(&self) -> B256 {
-        let mut archive = ArchiveTree::new();
-        // A fresh tree always has room for one leaf.
-        archive
-            .append(self.genesis_header().hash())
-            .unwrap_or_default()
     }
 }
 
@@ -243,78 +192,6 @@ impl std::fmt::Debug for WorldState {
     }
 }
 
-fn block_record(version: &Version) -> Vec<u8> {
-    let mut record = Vec::with_capacity(64 + 8 + 32 * 32);
-    record.extend_from_slice(version.block_hash.as_slice());
-    record.extend_from_slice(version.tree.root().as_slice());
-    record.extend_from_slice(&version.archive.frontier_bytes());
-    record
-}
-
-struct BlockRecord {
-    block_hash: B256,
-    state_root: B256,
-    archive: ArchiveTree,
-}
-
-fn decode_block_record(bytes: &[u8]) -> Result<BlockRecord, StateError> {
-    if bytes.len() < 64 {
-        return Err(StateError::Corrupt("block record shorter than 64 bytes"));
-    }
-    let archive = ArchiveTree::from_frontier_bytes(&bytes[64..])
-        .map_err(|_| StateError::Corrupt("block record has an invalid archive frontier"))?;
-    Ok(BlockRecord {
-        block_hash: B256::from_slice(&bytes[..32]),
-        state_root: B256::from_slice(&bytes[32..64]),
-        archive,
-    })
-}
-
-/// Undo entry: `address (20) || present (1) || account (24, if present)`.
-fn encode_undo(entries: &[(Address, Option<Account>)]) -> Vec<u8> {
-    let mut out = Vec::with_capacity(entries.len() * 45);
-    for (address, previous) in entries {
-        out.extend_from_slice(address.as_slice());
-        match previous {
-            Some(account) => {
-                out.push(1);
-                out.extend_from_slice(&account.encode());
-            }
-            None => out.push(0),
-        }
-    }
-    out
-}
-
-fn decode_undo(mut bytes: &[u8]) -> Result<Vec<(Address, Option<Account>)>, StateError> {
-    let corrupt = StateError::Corrupt("undo log does not decode");
-    let mut entries = Vec::new();
-    while !bytes.is_empty() {
-        if bytes.len() < 21 {
-            return Err(corrupt);
-        }
-        let address = Address::from_slice(&bytes[..20]);
-        let present = bytes[20];
-        bytes = &bytes[21..];
-        let previous = match present {
-            0 => None,
-            1 if bytes.len() >= 24 => {
-                let account =
-                    Account::decode(&bytes[..24]).ok_or(StateError::Corrupt("undo account"))?;
-                bytes = &bytes[24..];
-                Some(account)
-            }
-            _ => return Err(corrupt),
-        };
-        entries.push((address, previous));
-    }
-    Ok(entries)
-}
-
-fn number_key(number: u64) -> [u8; 8] {
-    number.to_be_bytes()
-}
-
 fn read_number(db: &DB, cf: &rocksdb::ColumnFamily, key: &[u8]) -> Result<Option<u64>, StateError> {
     match db.get_cf(cf, key)? {
         None => Ok(None),
@@ -329,7 +206,11 @@ fn read_number(db: &DB, cf: &rocksdb::ColumnFamily, key: &[u8]) -> Result<Option
 
 impl WorldState {
     /// Opens (or creates, with the genesis allocation) the world state at `path`.
-    pub fn open(path: &Path, spec: ChainSpec, config: WorldStateConfig) -> Result<Self, StateError> {
+    pub fn open(
+        path: &Path,
+        spec: ChainSpec,
+        config: WorldStateConfig,
+    ) -> Result<Self, StateError> {
         let mut options = Options::default();
         options.create_if_missing(true);
         options.create_missing_column_families(true);
@@ -525,11 +406,12 @@ impl WorldState {
             return Ok(None);
         }
         match self.db.get_cf(self.cf(CF_HASHES), number_key(number))? {
-            Some(bytes) => Ok(Some(
-                B256::try_from(bytes.as_slice())
-                    .map_err(|_| StateError::Corrupt("a stored block hash is not 32 bytes"))?,
+            Some(bytes) => Ok(Some(B256::try_from(bytes.as_slice()).map_err(|_| {
+                StateError::Corrupt("a stored block hash is not 32 bytes")
+            })?)),
+            None => Err(StateError::Corrupt(
+                "the hash of an applied block is missing",
             )),
-            None => Err(StateError::Corrupt("the hash of an applied block is missing")),
         }
     }
 
@@ -715,22 +597,4 @@ impl WorldState {
         metrics::gauge!("state_retained_blocks").set(self.versions.len() as f64);
         Ok(())
     }
-}
-
-/// Undo entries as tree changes, sorted by key.
-fn undo_changes(entries: &[(Address, Option<Account>)]) -> Vec<(B256, Option<AccountLeaf>)> {
-    let mut changes: Vec<(B256, Option<AccountLeaf>)> = entries
-        .iter()
-        .map(|(address, previous)| {
-            (
-                account_key(address),
-                previous.map(|account| AccountLeaf {
-                    address: *address,
-                    account,
-                }),
-            )
-        })
-        .collect();
-    changes.sort_by_key(|entry| entry.0);
-    changes
 }

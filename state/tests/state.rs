@@ -311,9 +311,7 @@ fn blocks_on_a_proposed_base_then_rollback_restores_state_and_pool() {
     assert_eq!(state.tip().number, 1);
     state.apply_block(&block2.0).unwrap();
     state.apply_block(&block3.0).unwrap();
-    pool.on_block_applied(block2.1.iter().chain(&block3.1), |a| {
-        state.account(a).nonce
-    });
+    pool.on_block_applied(block2.1.iter().chain(&block3.1), |a| state.account(a).nonce);
     assert_eq!(state.tip().state_root, fork.state_root());
     assert_eq!(state.account(&key(0).address()).nonce, 3);
 
@@ -467,7 +465,10 @@ impl Model {
             let nonce = tx.tx().payload.nonce;
             let account_nonce = self.nonce(&sender);
             let held = pool.entry(sender).or_default();
-            if nonce < account_nonce || held.contains_key(&nonce) || held.len() >= config.max_txs_per_sender {
+            if nonce < account_nonce
+                || held.contains_key(&nonce)
+                || held.len() >= config.max_txs_per_sender
+            {
                 continue;
             }
             let present = held.range(account_nonce..nonce).count() as u64;
@@ -600,14 +601,24 @@ fn a_built_block_touches_the_fork_only_when_committed() {
     let small = build_block(&fork, &globals(0), &mut best, &limits(), &clock()).unwrap();
     drop(best);
     assert_eq!(small.txs.len(), 16);
-    assert_eq!((fork.state_root(), fork.block_number(), fork.archive_root()), before);
+    assert_eq!(
+        (fork.state_root(), fork.block_number(), fork.archive_root()),
+        before
+    );
     assert_eq!(fork.account(&key(0).address()).nonce, 0);
     // Dropped (too small, say); built again and committed.
     drop(small);
     let mut best = pool.best(|a| fork.account(a).nonce);
     let built = build_block(&fork, &globals(0), &mut best, &limits(), &clock()).unwrap();
     drop(best);
-    let stale = build_block(&fork, &globals(0), &mut pool.best(|_| 0), &limits(), &clock()).unwrap();
+    let stale = build_block(
+        &fork,
+        &globals(0),
+        &mut pool.best(|_| 0),
+        &limits(),
+        &clock(),
+    )
+    .unwrap();
     let header = built.header.clone();
     let (executed, txs) = fork.commit(built).unwrap();
     assert_eq!(txs.len(), 16);
@@ -615,7 +626,10 @@ fn a_built_block_touches_the_fork_only_when_committed() {
     assert_eq!(fork.block_number(), 1);
     assert_eq!(fork.state_root(), header.state_root);
     // A block built before the fork moved cannot be committed on it.
-    assert!(matches!(fork.commit(stale), Err(StateError::ParentMismatch { block: 1 })));
+    assert!(matches!(
+        fork.commit(stale),
+        Err(StateError::ParentMismatch { block: 1 })
+    ));
 }
 
 #[test]
@@ -625,24 +639,38 @@ fn the_builder_honours_its_deadline_including_sealing() {
     let pool = many_transfers(&state, 200);
     let fork = state.fork(0).unwrap();
     let clock = Ticking(std::sync::atomic::AtomicU64::new(1_000));
-    let deadline = Timestamp(1_040);
+    let deadline = Timestamp(1_012);
     let built = build_block(
         &fork,
         &globals(0),
         &mut pool.best(|a| fork.account(a).nonce),
-        &BuildLimits { deadline, ..limits() },
+        &BuildLimits {
+            deadline,
+            ..limits()
+        },
         &clock,
     )
     .unwrap();
     assert_eq!(built.stop, BuildStop::Deadline);
-    assert!(built.finished_at <= deadline, "sealed at {:?}, deadline {deadline:?}", built.finished_at);
-    assert!(!built.txs.is_empty() && built.txs.len() < 200, "{} txs", built.txs.len());
+    assert!(
+        built.finished_at <= deadline,
+        "sealed at {:?}, deadline {deadline:?}",
+        built.finished_at
+    );
+    assert!(
+        !built.txs.is_empty() && built.txs.len() < 200,
+        "{} txs",
+        built.txs.len()
+    );
     // Called past its deadline: nothing is executed.
     let late = build_block(
         &fork,
         &globals(0),
         &mut pool.best(|a| fork.account(a).nonce),
-        &BuildLimits { deadline: Timestamp(10), ..limits() },
+        &BuildLimits {
+            deadline: Timestamp(10),
+            ..limits()
+        },
         &clock,
     )
     .unwrap();
@@ -656,24 +684,48 @@ fn the_builder_honours_tx_mana_and_body_limits() {
     let pool = many_transfers(&state, 40);
     let fork = state.fork(0).unwrap();
     let build = |limits: BuildLimits| {
-        build_block(&fork, &globals(0), &mut pool.best(|a| fork.account(a).nonce), &limits, &clock())
+        build_block(
+            &fork,
+            &globals(0),
+            &mut pool.best(|a| fork.account(a).nonce),
+            &limits,
+            &clock(),
+        )
     };
-    let by_txs = build(BuildLimits { max_txs: 5, ..limits() }).unwrap();
+    let by_txs = build(BuildLimits {
+        max_txs: 5,
+        ..limits()
+    })
+    .unwrap();
     assert_eq!((by_txs.stop, by_txs.txs.len()), (BuildStop::TxLimit, 5));
-    let by_mana = build(BuildLimits { max_mana: 3 * TX_MANA + TX_MANA / 2, ..limits() }).unwrap();
+    let by_mana = build(BuildLimits {
+        max_mana: 3 * TX_MANA + TX_MANA / 2,
+        ..limits()
+    })
+    .unwrap();
     assert_eq!((by_mana.stop, by_mana.txs.len()), (BuildStop::ManaLimit, 3));
     assert_eq!(by_mana.header.total_mana_used, 3 * TX_MANA);
     // A checkpoint body budget with room for this block's header and exactly 7 txs.
     let mut budget = CheckpointBodyBudget::new(0);
     let limit = budget.used() + block_body_bytes(7);
     budget = CheckpointBodyBudget::new(limit);
-    let by_body = build(BuildLimits { max_body_bytes: budget.remaining(), ..limits() }).unwrap();
-    assert_eq!((by_body.stop, by_body.txs.len()), (BuildStop::BodyBudget, 7));
+    let by_body = build(BuildLimits {
+        max_body_bytes: budget.remaining(),
+        ..limits()
+    })
+    .unwrap();
+    assert_eq!(
+        (by_body.stop, by_body.txs.len()),
+        (BuildStop::BodyBudget, 7)
+    );
     assert_eq!(by_body.body_bytes, budget.remaining());
     budget.add_block(by_body.txs.len());
     assert_eq!(budget.remaining(), 0);
     assert!(matches!(
-        build(BuildLimits { max_body_bytes: budget.remaining(), ..limits() }),
+        build(BuildLimits {
+            max_body_bytes: budget.remaining(),
+            ..limits()
+        }),
         Err(StateError::BodyBudgetExhausted { remaining: 0, .. })
     ));
     let all = build(limits()).unwrap();
@@ -697,7 +749,10 @@ fn the_body_budget_counts_what_the_checkpoint_body_encoding_writes() {
             for count in &tx_counts {
                 budget.add_block(*count);
             }
-            prop_assert_eq!(budget.used(), tandem_proto::encode_checkpoint_body(&blocks).len());
+            prop_assert_eq!(
+                budget.used(),
+                tandem_proto::encode_checkpoint_body(&blocks).len()
+            );
             Ok(())
         })
         .unwrap();
@@ -710,34 +765,52 @@ fn history_is_bounded_by_the_finalized_block_and_hashes_survive_reopen_and_rollb
     let mut state = WorldState::open(dir.path(), spec(2), config).unwrap();
     let mut hashes = vec![state.tip().hash];
     for n in 0..40u64 {
-        let pool = pool_with(&state, &[transfer(&key(n % 2), n / 2, Address::repeat_byte(9), 1)]);
+        let pool = pool_with(
+            &state,
+            &[transfer(&key(n % 2), n / 2, Address::repeat_byte(9), 1)],
+        );
         let mut fork = state.fork(state.tip().number).unwrap();
         let (block, _) = build(&mut fork, &pool, n as u32);
         hashes.push(block.block().hash());
         state.apply_block(&block).unwrap();
         // Finality trails the tip by 5 blocks.
-        state.set_finalized(state.tip().number.saturating_sub(5)).unwrap();
+        state
+            .set_finalized(state.tip().number.saturating_sub(5))
+            .unwrap();
     }
     // Tip 40, finalized 35, margin 10: versions 25..=40.
     assert_eq!(state.finalized(), 35);
     assert_eq!(state.oldest_retained(), 25);
     assert_eq!(state.retained(), 16);
-    assert!(matches!(state.fork(24), Err(StateError::NotRetained { block: 24, .. })));
+    assert!(matches!(
+        state.fork(24),
+        Err(StateError::NotRetained { block: 24, .. })
+    ));
     for (n, hash) in hashes.iter().enumerate() {
-        assert_eq!(state.block_hash_at(n as u64).unwrap(), Some(*hash), "block {n}");
+        assert_eq!(
+            state.block_hash_at(n as u64).unwrap(),
+            Some(*hash),
+            "block {n}"
+        );
     }
     assert_eq!(state.block_hash_at(41).unwrap(), None);
     // Final blocks are never rolled back.
     assert!(matches!(
         state.rollback_to(30),
-        Err(StateError::BelowFinalized { block: 30, finalized: 35 })
+        Err(StateError::BelowFinalized {
+            block: 30,
+            finalized: 35
+        })
     ));
     let tip = state.tip();
     drop(state);
     // Reopen rebuilds only the retained versions; hashes of older blocks are still there.
     let mut state = WorldState::open(dir.path(), spec(2), config).unwrap();
     assert_eq!(state.tip(), tip);
-    assert_eq!((state.oldest_retained(), state.retained(), state.finalized()), (25, 16, 35));
+    assert_eq!(
+        (state.oldest_retained(), state.retained(), state.finalized()),
+        (25, 16, 35)
+    );
     assert_eq!(state.block_hash_at(3).unwrap(), Some(hashes[3]));
     // A rollback drops the undone blocks' hashes, and they stay dropped after a reopen.
     state.rollback_to(37).unwrap();

@@ -16,8 +16,8 @@ use tandem_archiver::{
 };
 use tandem_proto::{
     Address, B256, Block, BlockHeader, CheckpointHeader, ConsensusPayload, RecoveredTx,
-    SignatureKind, SigningDomain, SigningKey, Tx, TxPayload, archive::ArchiveTree,
-    block_body_hash, block_headers_hash, encode_checkpoint_body, keccak256,
+    SignatureKind, SigningDomain, SigningKey, Tx, TxPayload, archive::ArchiveTree, block_body_hash,
+    block_headers_hash, encode_checkpoint_body, keccak256,
 };
 
 pub const DOMAIN: SigningDomain = SigningDomain {
@@ -106,7 +106,9 @@ impl Chain {
         let view = reader.view().unwrap();
         let mut archive = ArchiveTree::new();
         for n in 0..=number {
-            archive.append(view.block_hash(n).unwrap().unwrap()).unwrap();
+            archive
+                .append(view.block_hash(n).unwrap().unwrap())
+                .unwrap();
         }
         Self {
             archive,
@@ -115,16 +117,29 @@ impl Chain {
         }
     }
 
-    /// `count` blocks of checkpoint `number` in `slot`; `salt` makes a different (conflicting)
-    /// chain.
+    /// `count` blocks of checkpoint `number` in `slot` (the first with `next_txs`); `salt` makes
+    /// a different (conflicting) chain.
     pub fn checkpoint(&mut self, number: u64, slot: u64, count: u32, salt: u8) -> BuiltCheckpoint {
+        let mut per_block = vec![Vec::new(); count as usize];
+        per_block[0] = std::mem::take(&mut self.next_txs);
+        self.checkpoint_with_txs(number, slot, per_block, salt)
+    }
+
+    /// A checkpoint whose block `i` holds `per_block[i]`.
+    pub fn checkpoint_with_txs(
+        &mut self,
+        number: u64,
+        slot: u64,
+        per_block: Vec<Vec<RecoveredTx>>,
+        salt: u8,
+    ) -> BuiltCheckpoint {
+        let count = per_block.len() as u32;
         let mut blocks = Vec::new();
         let mut recovered = Vec::new();
         let mut archive_roots = Vec::new();
         let parent_archive = self.archive.root();
-        for index in 0..count {
+        for (index, txs) in (0..count).zip(per_block) {
             self.last_block += 1;
-            let txs = std::mem::take(&mut self.next_txs);
             let tx_hashes: Vec<B256> = txs.iter().map(RecoveredTx::hash).collect();
             let header = BlockHeader {
                 last_archive_root: self.archive.root(),
@@ -182,11 +197,16 @@ impl BuiltCheckpoint {
     /// Block `i` as its (signed) proposal delivers it.
     pub fn proposed_block(&self, i: usize) -> ProposedBlock {
         let header = self.blocks[i].header.clone();
-        let payload_hash = keccak256(
-            alloy_sol_types::SolValue::abi_encode(&(header.hash(), self.archive_roots[i])),
-        );
+        let payload_hash = keccak256(alloy_sol_types::SolValue::abi_encode(&(
+            header.hash(),
+            self.archive_roots[i],
+        )));
         ProposedBlock {
-            proposer_signature: proposer().sign(&DOMAIN, SignatureKind::BlockProposal, payload_hash),
+            proposer_signature: proposer().sign(
+                &DOMAIN,
+                SignatureKind::BlockProposal,
+                payload_hash,
+            ),
             header,
             txs: self.recovered[i].clone(),
         }
@@ -242,7 +262,12 @@ impl BuiltCheckpoint {
 
 pub fn add_blocks(store: &mut ArchiverStore, checkpoint: &BuiltCheckpoint) {
     for i in 0..checkpoint.blocks.len() {
-        assert!(store.add_proposed_block(checkpoint.proposed_block(i)).unwrap().is_new());
+        assert!(
+            store
+                .add_proposed_block(checkpoint.proposed_block(i))
+                .unwrap()
+                .is_new()
+        );
     }
 }
 
@@ -410,8 +435,12 @@ impl FakeL1 {
             _ => None,
         });
         if let Some((from, salt)) = reorg {
-            let timestamps: Vec<u64> =
-                self.with(|s| s.blocks[from as usize..].iter().map(|b| b.timestamp).collect());
+            let timestamps: Vec<u64> = self.with(|s| {
+                s.blocks[from as usize..]
+                    .iter()
+                    .map(|b| b.timestamp)
+                    .collect()
+            });
             self.reorg_from(from);
             for timestamp in timestamps {
                 self.remine(timestamp, Vec::new(), salt);
