@@ -175,6 +175,8 @@ struct Cycle {
     fetch: Option<JoinHandle<ArchiverResult<L1Update>>>,
     steps: VecDeque<L1Step>,
     report: SyncReport,
+    /// Latest L1 block the fetch saw.
+    head: Option<u64>,
     /// `sync_now` callers waiting for this cycle.
     waiters: Vec<Reply<SyncReport>>,
 }
@@ -338,6 +340,7 @@ impl ArchiverActor {
         match fetched {
             Ok(Ok(update)) => {
                 cycle.report.behind = update.behind;
+                cycle.head = Some(update.head);
                 cycle.steps = update.steps.into();
                 if cycle.steps.is_empty() {
                     self.finish_cycle(Ok(()));
@@ -416,6 +419,10 @@ impl ArchiverActor {
                     metrics::gauge!("archiver_l1_sync_lag_seconds")
                         .set(now.as_secs().saturating_sub(synced.timestamp) as f64);
                     metrics::gauge!("archiver_l1_synced_block").set(synced.number as f64);
+                    if let Some(head) = cycle.head {
+                        metrics::gauge!("archiver_l1_sync_lag_blocks")
+                            .set(head.saturating_sub(synced.number) as f64);
+                    }
                 }
             }
             Err(err) => {

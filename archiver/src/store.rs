@@ -529,3 +529,49 @@ fn publish_tip_metrics(previous: &L2Tips, tips: &L2Tips) {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use tandem_proto::{Address, BlockHeader, SigningDomain};
+
+    use super::*;
+
+    #[test]
+    fn a_change_whose_tips_break_their_order_writes_nothing() {
+        let dir = tempfile::tempdir().unwrap();
+        let genesis = BlockHeader::default();
+        let domain = SigningDomain {
+            chain_id: 0,
+            rollup: Address::ZERO,
+        };
+        let mut store = ArchiverStore::open(dir.path(), &genesis, domain).unwrap();
+        let before = store.chain.clone();
+        let mut batch = store.db().batch();
+        batch.put::<MetaFinalized>(&(), &7);
+        let mut next = store.chain.clone();
+        // A checkpointed tip above the proposed one.
+        next.checkpointed.last_block.number = 5;
+        let err = store
+            .commit(Change {
+                batch,
+                next,
+                sync: false,
+                add_pending: None,
+                removed_from: None,
+                prune: None,
+            })
+            .unwrap_err();
+        assert!(matches!(err, ArchiverError::Tips(_)), "{err}");
+        assert!(err.is_fatal());
+        assert_eq!(store.chain, before, "memory unchanged");
+        assert_eq!(
+            store.db().get::<MetaFinalized>(&()).unwrap(),
+            Some(0),
+            "nothing written"
+        );
+        assert_eq!(
+            store.db().get::<MetaTips>(&()).unwrap(),
+            Some(before.tips())
+        );
+    }
+}
