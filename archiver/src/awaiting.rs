@@ -154,14 +154,7 @@ impl ArchiverStore {
         let mut next = self.chain.clone();
         next.awaiting.insert(record.event.number);
         metrics::gauge!("archiver_l1_checkpoints_awaiting_body").set(next.awaiting.len() as f64);
-        self.commit(Change {
-            batch,
-            next,
-            sync: true,
-            add_pending: None,
-            removed_from: None,
-            prune: None,
-        })
+        self.commit(Change::new(batch, next, true))
     }
 
     /// Tries to apply the next checkpoint from what L1 and the store have: a matching proposed

@@ -225,14 +225,7 @@ impl ArchiverStore {
                 "a prune reached checkpointed blocks",
             ));
         }
-        self.commit(Change {
-            batch,
-            next,
-            sync: false,
-            add_pending: None,
-            removed_from: Some(from),
-            prune: Some(event.clone()),
-        })?;
+        self.commit(Change::new(batch, next, false).removing(Some(from), Some(event.clone())))?;
         Ok(Some(event))
     }
 }

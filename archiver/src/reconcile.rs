@@ -73,14 +73,7 @@ impl ArchiverStore {
             next.checkpointed = CheckpointSummary::of(&record, last_hash);
             next.proposed.remove(&input.number);
             next.awaiting.remove(&input.number);
-            self.commit(Change {
-                batch,
-                next,
-                sync: true,
-                add_pending: None,
-                removed_from: None,
-                prune: None,
-            })?;
+            self.commit(Change::new(batch, next, true))?;
             metrics::counter!("archiver_l1_checkpoints_total", "outcome" => "promoted")
                 .increment(1);
             return Ok(L1Outcome::Promoted);
@@ -189,14 +182,7 @@ impl ArchiverStore {
         }
         next.checkpointed = CheckpointSummary::of(&record, last_record.header.hash());
         next.awaiting.remove(&input.number);
-        self.commit(Change {
-            batch,
-            next,
-            sync: true,
-            add_pending: None,
-            removed_from: plan.first_conflict,
-            prune: pruned.clone(),
-        })?;
+        self.commit(Change::new(batch, next, true).removing(plan.first_conflict, pruned.clone()))?;
         metrics::counter!("archiver_l1_checkpoints_total", "outcome" => "inserted").increment(1);
         metrics::counter!("archiver_blocks_added_total", "source" => "l1").increment(written);
         Ok(L1Outcome::Inserted {
@@ -266,14 +252,7 @@ impl ArchiverStore {
             return Ok(None);
         }
         let removed_from = prune.as_ref().map(|event| event.first_removed_block);
-        self.commit(Change {
-            batch,
-            next,
-            sync: true,
-            add_pending: None,
-            removed_from,
-            prune: prune.clone(),
-        })?;
+        self.commit(Change::new(batch, next, true).removing(removed_from, prune.clone()))?;
         metrics::gauge!("archiver_l1_checkpoints_awaiting_body")
             .set(self.chain.awaiting.len() as f64);
         Ok(prune)

@@ -73,6 +73,27 @@ pub(crate) struct Change {
     pub(crate) prune: Option<PruneEvent>,
 }
 
+impl Change {
+    /// A change that neither adds an uncheckpointed block nor removes blocks.
+    pub(crate) const fn new(batch: Batch, next: ChainState, sync: bool) -> Self {
+        Self {
+            batch,
+            next,
+            sync,
+            add_pending: None,
+            removed_from: None,
+            prune: None,
+        }
+    }
+
+    /// The change removes blocks from `from` on, committing `prune`.
+    pub(crate) fn removing(mut self, from: Option<u64>, prune: Option<PruneEvent>) -> Self {
+        self.removed_from = from;
+        self.prune = prune;
+        self
+    }
+}
+
 /// The chain store. Single writer: the archiver actor owns it; readers use [`ArchiverReader`].
 pub struct ArchiverStore {
     pub(crate) shared: Arc<Shared>,
@@ -333,16 +354,10 @@ impl ArchiverStore {
         let stored = record.public();
         let mut next = self.chain.clone();
         next.last = crate::chain::LastBlock::of(record);
-        self.commit(Change {
-            batch,
-            next,
-            // Not synced: proposed blocks can be fetched again; the WAL survives process
-            // crashes.
-            sync: false,
-            add_pending: Some((number, PendingTxs::Recovered(block.txs))),
-            removed_from: None,
-            prune: None,
-        })?;
+        // Not synced: proposed blocks can be fetched again; the WAL survives process crashes.
+        let mut change = Change::new(batch, next, false);
+        change.add_pending = Some((number, PendingTxs::Recovered(block.txs)));
+        self.commit(change)?;
         metrics::counter!("archiver_blocks_added_total", "source" => "proposal").increment(1);
         Ok(Added::Stored(stored))
     }
@@ -410,14 +425,8 @@ impl ArchiverStore {
         next.proposed
             .insert(record.number, ProposedSummary::of(&record, last.hash));
         batch.put::<ProposedCheckpoints>(&record.number, &record);
-        self.commit(Change {
-            batch,
-            next,
-            sync: false,
-            add_pending: None,
-            removed_from: prune.as_ref().map(|_| end),
-            prune,
-        })?;
+        let removed_from = prune.as_ref().map(|_| end);
+        self.commit(Change::new(batch, next, false).removing(removed_from, prune))?;
         metrics::counter!("archiver_proposed_checkpoints_added_total").increment(1);
         Ok(Added::Stored(record))
     }
@@ -430,14 +439,7 @@ impl ArchiverStore {
         batch.put::<MetaL1Synced>(&(), &block);
         let mut next = self.chain.clone();
         next.l1_synced = Some(block);
-        self.commit(Change {
-            batch,
-            next,
-            sync: true,
-            add_pending: None,
-            removed_from: None,
-            prune: None,
-        })
+        self.commit(Change::new(batch, next, true))
     }
 
     /// Marks L1 checkpoints up to `number` as finalized (clamped to the checkpointed tip).
@@ -454,14 +456,7 @@ impl ArchiverStore {
         batch.put::<MetaFinalized>(&(), &number);
         let mut next = self.chain.clone();
         next.finalized = crate::chain::CheckpointSummary::of(&record, last.header.hash()).tip();
-        self.commit(Change {
-            batch,
-            next,
-            sync: true,
-            add_pending: None,
-            removed_from: None,
-            prune: None,
-        })
+        self.commit(Change::new(batch, next, true))
     }
 }
 
@@ -551,16 +546,7 @@ mod tests {
         let mut next = store.chain.clone();
         // A checkpointed tip above the proposed one.
         next.checkpointed.last_block.number = 5;
-        let err = store
-            .commit(Change {
-                batch,
-                next,
-                sync: false,
-                add_pending: None,
-                removed_from: None,
-                prune: None,
-            })
-            .unwrap_err();
+        let err = store.commit(Change::new(batch, next, false)).unwrap_err();
         assert!(matches!(err, ArchiverError::Tips(_)), "{err}");
         assert!(err.is_fatal());
         assert_eq!(store.chain, before, "memory unchanged");
