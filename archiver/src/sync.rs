@@ -4,8 +4,9 @@
 //!    cursor is still canonical (else walks back to the newest stored checkpoint whose L1 block
 //!    is, and plans a rollback), then reads ranges of `CheckpointProposed` events, pinning each
 //!    range's end block before and checking it after (a reorg in between voids the range), and
-//!    the finalized block. A block the RPC does not serve yet is an error to retry, never a
-//!    reorg.
+//!    the finalized block. A block the RPC does not serve (it lags, or L1 reorganised to a chain
+//!    that is not that long yet) is an error to retry, never a reorg: once it is served, its
+//!    hash tells.
 //! 2. [`apply_l1_step`] (sync, one store write per step): the actor applies the planned steps
 //!    one at a time between queued proposals; [`sync_step`] does both phases at once.
 //!
@@ -147,9 +148,10 @@ pub async fn fetch_l1_update(
     let stored_cursor = reader.view()?.l1_synced()?;
     let mut cursor = stored_cursor;
     if let Some(synced) = stored_cursor {
-        let canonical = canonical_block(source, synced.number, head).await?;
-        if canonical.is_none_or(|block| block.hash != synced.hash) {
-            let (keep, marker) = walk_back(reader, source, config, head).await?;
+        // A block the RPC does not serve (it lags, or L1 reorganised to a chain not that long
+        // yet) is retried, never taken for a reorg: once served, its hash tells.
+        if require_block(source, synced.number).await?.hash != synced.hash {
+            let (keep, marker) = walk_back(reader, source, config).await?;
             tracing::warn!(target: "archiver", from = synced.number, keep, "L1 reorg: rolling back");
             metrics::counter!("archiver_l1_reorgs_total").increment(1);
             steps.push(L1Step::Rollback { keep, marker });
@@ -213,20 +215,6 @@ async fn require_block(source: &dyn L1Source, number: u64) -> ArchiverResult<L1B
         .ok_or(ArchiverError::L1BlockUnavailable { number })
 }
 
-/// Block `number` of the canonical chain whose head is `head`: `None` only if the chain is
-/// shorter than that (an L1 reorg to a shorter chain). A block at or below the head that the RPC
-/// does not serve is a lagging RPC: an error to retry, never taken for a reorg.
-async fn canonical_block(
-    source: &dyn L1Source,
-    number: u64,
-    head: u64,
-) -> ArchiverResult<Option<L1Block>> {
-    if number > head {
-        return Ok(None);
-    }
-    require_block(source, number).await.map(Some)
-}
-
 /// Finds the newest stored checkpoint (awaiting ones first) whose L1 block is still canonical:
 /// `(its number, the cursor to rewind to)`. Fails if even the finalized checkpoint's block is
 /// gone.
@@ -234,7 +222,6 @@ async fn walk_back(
     reader: &ArchiverReader,
     source: &dyn L1Source,
     config: &SyncConfig,
-    head: u64,
 ) -> ArchiverResult<(u64, L1Ref)> {
     let (awaiting, checkpointed, finalized) = {
         let view = reader.view()?;
@@ -251,9 +238,7 @@ async fn walk_back(
         )
     };
     let still_there = async |l1: L1Ref| -> ArchiverResult<bool> {
-        Ok(canonical_block(source, l1.number, head)
-            .await?
-            .is_some_and(|block| block.hash == l1.hash))
+        Ok(require_block(source, l1.number).await?.hash == l1.hash)
     };
     for (number, l1) in awaiting.into_iter().rev() {
         if still_there(l1).await? {

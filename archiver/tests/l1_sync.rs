@@ -6,7 +6,7 @@ use std::{sync::Arc, time::Duration};
 
 use alloy::{
     primitives::Bytes,
-    providers::{DynProvider, ext::AnvilApi},
+    providers::{DynProvider, Provider, ext::AnvilApi},
 };
 use common::{BuiltCheckpoint, Chain, open_store};
 use tandem_archiver::{
@@ -197,6 +197,23 @@ async fn l1_reorg_of_depth_three_rolls_back_and_resyncs() {
     l1.next_slot = next_slot;
     let mut other = fork_point;
     let replacement = l1.land(&mut other, 3, 9).await;
+    // The new chain is shorter than the stored cursor: while it is, the cursor block is not
+    // served and the sync retries; make it longer.
+    let provider = l1.harness.provider();
+    let cursor = archiver
+        .reader()
+        .view()
+        .unwrap()
+        .l1_synced()
+        .unwrap()
+        .unwrap();
+    let head = provider.get_block_number().await.unwrap();
+    if head <= cursor.number {
+        provider
+            .anvil_mine(Some(cursor.number + 1 - head), None)
+            .await
+            .unwrap();
+    }
 
     let report = archiver.sync_now().await.unwrap();
     assert!(

@@ -206,9 +206,17 @@ async fn a_block_the_rpc_does_not_serve_yet_is_retried_not_a_reorg() {
     assert_eq!(s.store.tips(), tips);
     assert_eq!(s.store.l1_synced().unwrap().hash, s.l1.head().hash);
 
-    // L1 reorganises to a *shorter* chain without checkpoint 1's block: beyond the head, a
-    // missing block is gone, not lagging.
+    // L1 reorganises to a *shorter* chain without checkpoint 1's block: while it is shorter
+    // than the cursor, the cursor block is not served and nothing moves; once it is longer, the
+    // cursor's hash shows the reorg.
+    let cursor = s.store.l1_synced().unwrap();
     s.l1.reorg_from(landed.number);
+    let err = s.sync().await.unwrap_err();
+    assert!(matches!(err, ArchiverError::L1BlockUnavailable { number } if number == cursor.number));
+    assert_eq!(s.store.tips(), tips);
+    while s.l1.head().number < cursor.number {
+        s.l1.remine(s.l1.head().timestamp + 1, Vec::new(), 4);
+    }
     let report = s.sync().await.unwrap();
     assert_eq!(report.prunes.len(), 1);
     assert_eq!(report.prunes[0].kind, PruneKind::L1Reorg);
