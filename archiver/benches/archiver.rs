@@ -170,18 +170,26 @@ async fn actor_insertion(prepared: &[BuiltCheckpoint], reads: bool) {
         })
     });
 
+    // Signed proposals and L1 events are made before the clock starts.
+    let inputs: Vec<_> = prepared
+        .iter()
+        .map(|cp| {
+            let blocks: Vec<_> = (0..cp.blocks.len()).map(|i| cp.proposed_block(i)).collect();
+            (blocks, cp.proposed(), cp.event(true))
+        })
+        .collect();
     let started = Instant::now();
-    for cp in prepared {
-        for i in 0..cp.blocks.len() {
-            let added = handle.add_block(cp.proposed_block(i)).await.expect("block");
+    for (blocks, proposed, event) in inputs {
+        for block in blocks {
+            let added = handle.add_block(block).await.expect("block");
             black_box(added);
             inserted.fetch_add(1, Ordering::Relaxed);
         }
         handle
-            .add_proposed_checkpoint(cp.proposed())
+            .add_proposed_checkpoint(proposed)
             .await
             .expect("proposed checkpoint");
-        l1.mine_at(900, vec![cp.event(true)]);
+        l1.mine_at(900, vec![event]);
     }
     let blocks_done = started.elapsed();
     let last = prepared.last().expect("checkpoints").number;
@@ -219,9 +227,10 @@ async fn actor_insertion(prepared: &[BuiltCheckpoint], reads: bool) {
 fn l1_path(prepared: &[BuiltCheckpoint]) {
     let dir = tempfile::tempdir().expect("dir");
     let mut store = open_store(dir.path());
+    let inputs: Vec<_> = prepared.iter().map(|cp| cp.l1(cp.number)).collect();
     let started = Instant::now();
-    for cp in prepared {
-        store.add_l1_checkpoint(cp.l1(cp.number)).expect("insert");
+    for input in inputs {
+        store.add_l1_checkpoint(input).expect("insert");
     }
     let elapsed = started.elapsed();
     let blocks = prepared.len() * BLOCKS_PER_CHECKPOINT;
