@@ -223,6 +223,34 @@ async fn actor_insertion(prepared: &[BuiltCheckpoint], reads: bool) {
     task.await.expect("join").expect("actor");
 }
 
+/// The same blocks and proposed checkpoints straight into the store (no actor, no L1): the
+/// store's own cost.
+fn store_proposed_path(prepared: &[BuiltCheckpoint]) {
+    let dir = tempfile::tempdir().expect("dir");
+    let mut store = open_store(dir.path());
+    let inputs: Vec<_> = prepared
+        .iter()
+        .map(|cp| {
+            let blocks: Vec<_> = (0..cp.blocks.len()).map(|i| cp.proposed_block(i)).collect();
+            (blocks, cp.proposed())
+        })
+        .collect();
+    let started = Instant::now();
+    for (blocks, proposed) in inputs {
+        for block in blocks {
+            black_box(store.add_proposed_block(block).expect("block"));
+        }
+        black_box(store.add_proposed_checkpoint(proposed).expect("checkpoint"));
+    }
+    let elapsed = started.elapsed();
+    let blocks = prepared.len() * BLOCKS_PER_CHECKPOINT;
+    println!(
+        "store, proposed path: {blocks} blocks x {TXS_PER_BLOCK} txs in {:.2} s = {:>6.0} blocks/s (a proposed checkpoint every {BLOCKS_PER_CHECKPOINT}, none promoted)",
+        elapsed.as_secs_f64(),
+        blocks as f64 / elapsed.as_secs_f64()
+    );
+}
+
 /// A node that never saw the blocks: every checkpoint inserted from its L1 body (fsynced).
 fn l1_path(prepared: &[BuiltCheckpoint]) {
     let dir = tempfile::tempdir().expect("dir");
@@ -257,16 +285,16 @@ async fn tips_latency_and_l1_sync() {
     params.genesis_archive = Chain::new().archive.root();
     let deployment = harness.deploy(&params, &addresses).await.expect("deploy");
     let reader = L1Reader::new(harness.provider(), deployment.rollup);
-    let fee = reader.mana_min_fee(None).await.expect("fee");
     let genesis_time = deployment.params.genesis_time;
     let mut chain = Chain {
-        fee_per_mana: fee,
         genesis_time,
         slot_duration: 2,
         ..Chain::new()
     };
     let mut txs = distinct_txs(CHECKPOINTS as usize * 40).into_iter();
     for number in 1..=CHECKPOINTS {
+        // The fee follows the mana the previous checkpoints used.
+        chain.fee_per_mana = reader.mana_min_fee(None).await.expect("fee");
         let per_block = (0..4).map(|_| txs.by_ref().take(10).collect()).collect();
         let checkpoint = chain.checkpoint_with_txs(number, number + 1, per_block, 1);
         let body = Bytes::from(tandem_proto::encode_checkpoint_body(&checkpoint.blocks));
@@ -331,6 +359,11 @@ fn main() {
         "(prepared {BLOCKS} blocks of {TXS_PER_BLOCK} distinct txs in {:.1} s)",
         started.elapsed().as_secs_f64()
     );
+    store_proposed_path(&prepared);
+    // `TANDEM_ARCHIVER_BENCH=store` stops here (for profiling the store alone).
+    if std::env::var("TANDEM_ARCHIVER_BENCH").is_ok_and(|only| only == "store") {
+        return;
+    }
     runtime.block_on(actor_insertion(&prepared, false));
     runtime.block_on(actor_insertion(&prepared, true));
     l1_path(&prepared);

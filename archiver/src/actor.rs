@@ -198,6 +198,8 @@ pub struct ArchiverActor {
     /// After a command, one L1 step goes first (fairness both ways).
     step_turn: bool,
     body_fetch: Option<JoinHandle<Option<(u64, FetchedCheckpointBody)>>>,
+    /// The WAL sync running off this task, after L1 facts were written.
+    wal_sync: Option<JoinHandle<ArchiverResult<()>>>,
 }
 
 impl ArchiverActor {
@@ -210,6 +212,10 @@ impl ArchiverActor {
         sync: SyncConfig,
         timing: ArchiverTiming,
     ) -> (ArchiverHandle, Self) {
+        let mut store = store;
+        // L1 facts are made durable after each sync, off the actor: the queue never waits for
+        // an fsync.
+        store.defer_l1_syncs();
         let (commands_tx, commands) = mpsc::channel(COMMAND_QUEUE_CAPACITY);
         let (tips, tips_rx) = watch::channel(store.tips());
         let (prunes, _) = broadcast::channel(PRUNE_EVENTS_CAPACITY);
@@ -235,6 +241,7 @@ impl ArchiverActor {
                 next_waiters: Vec::new(),
                 step_turn: false,
                 body_fetch: None,
+                wal_sync: None,
             },
         )
     }
@@ -252,6 +259,8 @@ impl ArchiverActor {
         if let Some(fetch) = self.body_fetch.take() {
             fetch.abort();
         }
+        // A clean stop leaves everything durable.
+        let result = result.and(self.sync_wal_now().await);
         if let Err(err) = &result {
             tracing::error!(target: "archiver", error = %err, "archiver stopped");
         }
@@ -306,6 +315,19 @@ impl ArchiverActor {
                         self.on_body(number, body)?;
                     }
                 }
+                synced = async {
+                    match self.wal_sync.as_mut() {
+                        Some(sync) => sync.await,
+                        None => std::future::pending().await,
+                    }
+                }, if self.wal_sync.is_some() => {
+                    self.wal_sync = None;
+                    match synced {
+                        Ok(result) => result?,
+                        Err(_) => return Err(ArchiverError::Corrupt("the WAL sync task failed")),
+                    }
+                    self.maybe_sync_wal();
+                }
                 _ = ticker.tick() => {
                     if self.cycle.is_none() {
                         self.start_cycle(Vec::new());
@@ -313,6 +335,29 @@ impl ArchiverActor {
                     self.maybe_fetch_body()?;
                 }
             }
+        }
+    }
+
+    /// Starts a WAL sync off this task if L1 facts were written since the last one.
+    fn maybe_sync_wal(&mut self) {
+        if self.wal_sync.is_none()
+            && let Some(sync) = self.store.take_wal_sync()
+        {
+            self.wal_sync = Some(tokio::task::spawn_blocking(move || sync.run()));
+        }
+    }
+
+    /// Waits for the running WAL sync and runs a last one.
+    async fn sync_wal_now(&mut self) -> ArchiverResult<()> {
+        if let Some(sync) = self.wal_sync.take() {
+            sync.await
+                .map_err(|_| ArchiverError::Corrupt("the WAL sync task failed"))??;
+        }
+        match self.store.take_wal_sync() {
+            Some(sync) => tokio::task::spawn_blocking(move || sync.run())
+                .await
+                .map_err(|_| ArchiverError::Corrupt("the WAL sync task failed"))?,
+            None => Ok(()),
         }
     }
 
@@ -412,6 +457,7 @@ impl ArchiverActor {
         let Some(cycle) = self.cycle.take() else {
             return;
         };
+        self.maybe_sync_wal();
         match &result {
             Ok(()) => {
                 if let Some(synced) = self.store.l1_synced() {

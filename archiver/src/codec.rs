@@ -159,16 +159,6 @@ pub(crate) struct HeaderRecord {
     pub(crate) archive: ArchiveTree,
 }
 
-impl HeaderRecord {
-    pub(crate) fn public(&self) -> StoredHeader {
-        StoredHeader {
-            hash: self.header.hash(),
-            header: self.header.clone(),
-            archive_root: self.archive_root,
-        }
-    }
-}
-
 pub(crate) fn encode_header(stored: &HeaderRecord) -> Vec<u8> {
     let mut w = Writer::default();
     w.b256(&stored.archive_root)

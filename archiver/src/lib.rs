@@ -53,3 +53,4 @@ pub use sync::{
     L1Block, L1Future, L1Source, L1Step, L1Update, PruneContext, StepOutcome, SyncConfig,
     SyncReport, apply_l1_step, fetch_l1_update, orphan_deadline, sync_step,
 };
+pub use tables::WalSync;

@@ -152,6 +152,7 @@ impl ArchiverStore {
                 Self::put_block(
                     &mut batch,
                     record,
+                    &record.header.hash(),
                     &crate::codec::encode_txs(block.txs.iter()),
                     None,
                 );

@@ -64,6 +64,8 @@ impl PendingTxs {
 pub(crate) struct Change {
     pub(crate) batch: Batch,
     pub(crate) next: ChainState,
+    /// Whether the batch records L1 facts (durable before the call returns, unless deferred:
+    /// see [`ArchiverStore::defer_l1_syncs`]).
     pub(crate) sync: bool,
     /// A new uncheckpointed block and its txs.
     pub(crate) add_pending: Option<(u64, PendingTxs)>,
@@ -105,6 +107,10 @@ pub struct ArchiverStore {
     pub(crate) pending: BTreeMap<u64, PendingTxs>,
     /// Committed prunes not yet taken by [`ArchiverStore::take_prune_events`].
     outbox: Vec<PruneEvent>,
+    /// L1 facts are written without waiting for the disk; the owner syncs the WAL.
+    defer_l1_syncs: bool,
+    /// L1 facts written since the last WAL sync was handed out.
+    unsynced_l1: bool,
 }
 
 impl std::fmt::Debug for ArchiverStore {
@@ -143,7 +149,8 @@ impl ArchiverStore {
         for number in chain.checkpointed.last_block.number + 1..=chain.last.number() {
             let txs = db.require::<BlockTxs>(&number, "a stored block has no tx record")?;
             let hashes: Vec<B256> = txs.iter().map(Tx::hash).collect();
-            index.insert(number, &hashes);
+            // No reader exists yet: nothing to announce.
+            index.insert(number, &hashes, true);
             pending.insert(number, PendingTxs::Hashes(hashes));
         }
         Ok(Self {
@@ -156,7 +163,24 @@ impl ArchiverStore {
             domain,
             pending,
             outbox: Vec::new(),
+            defer_l1_syncs: false,
+            unsynced_l1: false,
         })
+    }
+
+    /// From now on, batches recording L1 facts do not wait for the disk; the caller makes them
+    /// durable with [`ArchiverStore::take_wal_sync`], off the writer's thread. The actor does
+    /// this after every L1 sync, so the writer never blocks on an fsync: a process crash loses
+    /// nothing (the WAL is in the OS), a machine crash loses at most the last sync's writes —
+    /// re-read from L1 at the next start (the cursor is in the same WAL).
+    pub fn defer_l1_syncs(&mut self) {
+        self.defer_l1_syncs = true;
+    }
+
+    /// A task that makes every write so far durable, if L1 facts were written without syncing
+    /// since the last one was handed out.
+    pub fn take_wal_sync(&mut self) -> Option<crate::tables::WalSync> {
+        std::mem::take(&mut self.unsynced_l1).then(|| self.db().wal_sync())
     }
 
     /// A reader over the same database: cloneable, reads consistent snapshots, never waits for
@@ -209,25 +233,26 @@ impl ArchiverStore {
         // Uncheckpointed blocks leaving memory: now checkpointed (their index went to disk in
         // this batch) or removed.
         let checkpointed_last = next.checkpointed.last_block.number;
-        let leaving: Vec<u64> = self
+        let mut leaving: Vec<u64> = self
             .pending
-            .keys()
-            .copied()
-            .filter(|n| *n <= checkpointed_last || removed_from.is_some_and(|from| *n >= from))
+            .range(..=checkpointed_last)
+            .map(|(number, _)| *number)
             .collect();
+        if let Some(from) = removed_from {
+            let from = from.max(checkpointed_last + 1);
+            leaving.extend(self.pending.range(from..).map(|(number, _)| *number));
+        }
         let index = &self.shared.pending_txs;
         let added_hashes = add_pending.as_ref().map(|(_, txs)| txs.hashes());
-        let moving = !leaving.is_empty()
-            || added_hashes
-                .as_ref()
-                .is_some_and(|hashes| index.contains_any(hashes));
+        let mut moving = !leaving.is_empty();
         if moving {
             index.begin_change();
         }
         if let (Some((number, _)), Some(hashes)) = (&add_pending, &added_hashes) {
-            index.insert(*number, hashes);
+            moving = index.insert(*number, hashes, moving);
         }
-        let written = self.shared.db.write(batch, sync);
+        let deferred = sync && self.defer_l1_syncs;
+        let written = self.shared.db.write(batch, sync && !deferred);
         if let Err(err) = written {
             if let (Some((number, _)), Some(hashes)) = (&add_pending, &added_hashes) {
                 if !moving {
@@ -251,6 +276,7 @@ impl ArchiverStore {
         if let Some((number, txs)) = add_pending {
             self.pending.insert(number, txs);
         }
+        self.unsynced_l1 |= deferred;
         self.chain = next;
         publish_tip_metrics(&previous_tips, &tips);
         if let Some(event) = prune {
@@ -270,6 +296,7 @@ impl ArchiverStore {
     pub(crate) fn put_block(
         batch: &mut Batch,
         record: &HeaderRecord,
+        hash: &B256,
         encoded_txs: &[u8],
         signature: Option<&Signature>,
     ) {
@@ -279,7 +306,7 @@ impl ArchiverStore {
         if let Some(signature) = signature {
             batch.put::<BlockSignatures>(&number, signature);
         }
-        batch.put::<BlockHashes>(&record.header.hash(), &number);
+        batch.put::<BlockHashes>(hash, &number);
         batch.put::<Archives>(&record.archive_root, &number);
     }
 
@@ -348,12 +375,21 @@ impl ArchiverStore {
         Self::put_block(
             &mut batch,
             &record,
+            &hash,
             &encode_txs(block.txs.iter().map(RecoveredTx::tx)),
             Some(&block.proposer_signature),
         );
-        let stored = record.public();
+        let stored = StoredHeader {
+            header: record.header.clone(),
+            hash,
+            archive_root,
+        };
         let mut next = self.chain.clone();
-        next.last = crate::chain::LastBlock::of(record);
+        next.last = crate::chain::LastBlock {
+            header: record.header,
+            hash,
+            archive: record.archive,
+        };
         // Not synced: proposed blocks can be fetched again; the WAL survives process crashes.
         let mut change = Change::new(batch, next, false);
         change.add_pending = Some((number, PendingTxs::Recovered(block.txs)));
@@ -484,7 +520,7 @@ fn write_genesis(db: &Db, genesis: &BlockHeader) -> ArchiverResult<()> {
         source: PayloadSource::L1Calldata,
     };
     let mut batch = db.batch();
-    ArchiverStore::put_block(&mut batch, &record, &[], None);
+    ArchiverStore::put_block(&mut batch, &record, &genesis.hash(), &[], None);
     batch.put::<Checkpoints>(&0, &checkpoint);
     batch.put::<MetaFinalized>(&(), &0);
     batch.put::<MetaGenesis>(&(), &genesis.hash());

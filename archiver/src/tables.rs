@@ -352,6 +352,11 @@ impl Db {
         Ok(())
     }
 
+    /// A task that makes every write so far durable, runnable on another thread.
+    pub(crate) fn wal_sync(&self) -> WalSync {
+        WalSync(self.0.clone())
+    }
+
     pub(crate) fn snapshot(&self) -> Snapshot<'_> {
         Snapshot {
             db: &self.0,
@@ -377,6 +382,27 @@ impl Reads for Db {
         mode: IteratorMode<'_>,
     ) -> DBIteratorWithThreadMode<'s, DB> {
         self.0.iterator_cf(cf, mode)
+    }
+}
+
+/// Makes every write made before it was created durable (fsyncs the WAL). Blocking: run it on
+/// a blocking thread.
+#[derive(Clone)]
+pub struct WalSync(Arc<DB>);
+
+impl std::fmt::Debug for WalSync {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("WalSync")
+    }
+}
+
+impl WalSync {
+    /// Fsyncs the WAL.
+    pub fn run(self) -> ArchiverResult<()> {
+        let started = std::time::Instant::now();
+        self.0.flush_wal(true)?;
+        metrics::histogram!("archiver_wal_sync_seconds").record(started.elapsed().as_secs_f64());
+        Ok(())
     }
 }
 

@@ -13,20 +13,19 @@
 //! odd while in progress and bump it once more at the end; a reader whose generation is odd or
 //! stale falls back to scanning its snapshot's uncheckpointed blocks.
 
-use std::{
-    collections::HashMap,
-    sync::{
-        RwLock,
-        atomic::{AtomicU64, Ordering},
-    },
+use std::sync::{
+    RwLock,
+    atomic::{AtomicU64, Ordering},
 };
 
+use alloy::primitives::map::B256Map;
 use tandem_proto::B256;
 
 /// See the module docs.
 #[derive(Debug, Default)]
 pub(crate) struct PendingTxIndex {
-    locations: RwLock<HashMap<B256, (u64, u32)>>,
+    /// Keyed by tx hash with a hasher for fixed bytes (the keys are hashes already).
+    locations: RwLock<B256Map<(u64, u32)>>,
     generation: AtomicU64,
 }
 
@@ -41,20 +40,22 @@ impl PendingTxIndex {
         self.read().get(hash).copied()
     }
 
-    /// Whether any of `hashes` is indexed (adding it again would move it).
-    pub(crate) fn contains_any(&self, hashes: &[B256]) -> bool {
-        let locations = self.read();
-        hashes.iter().any(|hash| locations.contains_key(hash))
-    }
-
-    /// Indexes the txs of block `number` (call before writing it; see the module docs).
-    pub(crate) fn insert(&self, number: u64, hashes: &[B256]) {
+    /// Indexes the txs of block `number` (call before writing it; see the module docs). If an
+    /// entry moves (a tx indexed again) and no change is in progress (`in_change`), it starts
+    /// one, before any reader can see the move; returns whether a change is now in progress.
+    pub(crate) fn insert(&self, number: u64, hashes: &[B256], in_change: bool) -> bool {
+        let mut in_change = in_change;
         let mut locations = self.write();
         locations.reserve(hashes.len());
         for (index, hash) in hashes.iter().enumerate() {
             // A block holds at most u32::MAX txs (the body encodes the count as u32).
-            locations.insert(*hash, (number, index as u32));
+            let moved = locations.insert(*hash, (number, index as u32)).is_some();
+            if moved && !in_change {
+                self.begin_change();
+                in_change = true;
+            }
         }
+        in_change
     }
 
     /// Starts a change that removes or moves entries.
@@ -77,7 +78,7 @@ impl PendingTxIndex {
         self.generation.fetch_add(1, Ordering::SeqCst);
     }
 
-    fn read(&self) -> std::sync::RwLockReadGuard<'_, HashMap<B256, (u64, u32)>> {
+    fn read(&self) -> std::sync::RwLockReadGuard<'_, B256Map<(u64, u32)>> {
         // A panic while holding the lock cannot leave the map half-updated in a way that
         // matters (each entry is independent), so a poisoned lock is still usable.
         self.locations
@@ -85,7 +86,7 @@ impl PendingTxIndex {
             .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
-    fn write(&self) -> std::sync::RwLockWriteGuard<'_, HashMap<B256, (u64, u32)>> {
+    fn write(&self) -> std::sync::RwLockWriteGuard<'_, B256Map<(u64, u32)>> {
         self.locations
             .write()
             .unwrap_or_else(std::sync::PoisonError::into_inner)

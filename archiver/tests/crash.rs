@@ -166,9 +166,12 @@ fn store_survives_kill_9_at_random_points() {
         // continues from the checkpointed tip.
         drop(store);
     }
+    // Every child reported a write (the kill waits for its first line), and each one started
+    // on the tip the previous left: the highest number grows with every run, except a run after
+    // a kill inside a rollback window (it re-lands the rolled-back checkpoint first).
     assert!(
-        max_reported >= u64::from(KILLS),
-        "the children wrote too little: {max_reported}"
+        max_reported >= u64::from(KILLS) - rollbacks_seen,
+        "the children wrote too little: {max_reported} after {rollbacks_seen} rollback kills"
     );
     // Not asserted (it depends on timing), but printed: how often a kill hit a rollback window.
     println!("kills during an announced rollback: {rollbacks_seen}");
