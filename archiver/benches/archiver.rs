@@ -104,6 +104,18 @@ fn timing(clock: Arc<dyn tandem_proto::time::Clock>, genesis: u64, slot: u64) ->
     }
 }
 
+/// CPU time this process used so far (all threads, user + system), from `/proc/self/stat`
+/// (clock ticks of 10 ms): the figure other processes on the machine do not inflate.
+fn cpu_seconds() -> f64 {
+    let stat = std::fs::read_to_string("/proc/self/stat").expect("/proc/self/stat");
+    // Fields after the command name (which is in parentheses and may hold spaces).
+    let rest = &stat[stat.rfind(')').expect("stat format") + 2..];
+    let fields: Vec<&str> = rest.split_whitespace().collect();
+    let ticks = |i: usize| fields[i].parse::<f64>().expect("ticks");
+    // utime and stime are fields 14 and 15 of the line, 12 and 13 after the name and state.
+    (ticks(11) + ticks(12)) / 100.0
+}
+
 fn percentile(sorted: &[Duration], p: f64) -> Duration {
     sorted[((sorted.len() - 1) as f64 * p).round() as usize]
 }
@@ -112,7 +124,24 @@ fn percentile(sorted: &[Duration], p: f64) -> Duration {
 /// checkpoint after every 10th, landed on the in-memory L1 right away and promoted by the actor's
 /// own sync (every 5 ms) between queued blocks. With `reads`, another thread reads blocks by
 /// archive root through `ArchiverReader` the whole time.
-async fn actor_insertion(prepared: &[BuiltCheckpoint], reads: bool) {
+/// Signed block proposals, checkpoint proposal and L1 event of each checkpoint.
+type Inputs = Vec<(
+    Vec<tandem_archiver::ProposedBlock>,
+    tandem_archiver::ProposedCheckpointInput,
+    tandem_archiver::L1CheckpointEvent,
+)>;
+
+fn inputs(prepared: &[BuiltCheckpoint]) -> Inputs {
+    prepared
+        .iter()
+        .map(|cp| {
+            let blocks: Vec<_> = (0..cp.blocks.len()).map(|i| cp.proposed_block(i)).collect();
+            (blocks, cp.proposed(), cp.event(true))
+        })
+        .collect()
+}
+
+async fn actor_insertion(prepared: &[BuiltCheckpoint], inputs: Inputs, reads: bool) {
     let dir = tempfile::tempdir().expect("dir");
     let store = open_store(dir.path());
     // L1 timestamps stay before genesis: L1 time never prunes anything here.
@@ -170,15 +199,8 @@ async fn actor_insertion(prepared: &[BuiltCheckpoint], reads: bool) {
         })
     });
 
-    // Signed proposals and L1 events are made before the clock starts.
-    let inputs: Vec<_> = prepared
-        .iter()
-        .map(|cp| {
-            let blocks: Vec<_> = (0..cp.blocks.len()).map(|i| cp.proposed_block(i)).collect();
-            (blocks, cp.proposed(), cp.event(true))
-        })
-        .collect();
     let started = Instant::now();
+    let cpu_before = cpu_seconds();
     for (blocks, proposed, event) in inputs {
         for block in blocks {
             let added = handle.add_block(block).await.expect("block");
@@ -198,15 +220,18 @@ async fn actor_insertion(prepared: &[BuiltCheckpoint], reads: bool) {
         .await
         .expect("promoted");
     let all_done = started.elapsed();
+    let cpu = cpu_seconds() - cpu_before;
     stop.store(true, Ordering::Relaxed);
     let blocks = prepared.len() * BLOCKS_PER_CHECKPOINT;
     println!(
-        "actor, proposed blocks{}: {blocks} blocks x {TXS_PER_BLOCK} distinct txs in {:.2} s = {:>6.0} blocks/s ({:.2} s until the last promotion: {:>6.0} blocks/s)",
+        "actor, proposed blocks{}: {blocks} blocks x {TXS_PER_BLOCK} distinct txs in {:.2} s = {:>6.0} blocks/s ({:.2} s until the last promotion: {:>6.0} blocks/s; {:.2} CPU-s, {:>6.0} blocks per CPU-s)",
         if reads { " + concurrent reads" } else { "" },
         blocks_done.as_secs_f64(),
         blocks as f64 / blocks_done.as_secs_f64(),
         all_done.as_secs_f64(),
         blocks as f64 / all_done.as_secs_f64(),
+        cpu,
+        blocks as f64 / cpu,
     );
     if let Some(thread) = reader_thread {
         let mut latencies = thread.join().expect("reader");
@@ -225,29 +250,25 @@ async fn actor_insertion(prepared: &[BuiltCheckpoint], reads: bool) {
 
 /// The same blocks and proposed checkpoints straight into the store (no actor, no L1): the
 /// store's own cost.
-fn store_proposed_path(prepared: &[BuiltCheckpoint]) {
+fn store_proposed_path(prepared: &[BuiltCheckpoint], inputs: Inputs) {
     let dir = tempfile::tempdir().expect("dir");
     let mut store = open_store(dir.path());
-    let inputs: Vec<_> = prepared
-        .iter()
-        .map(|cp| {
-            let blocks: Vec<_> = (0..cp.blocks.len()).map(|i| cp.proposed_block(i)).collect();
-            (blocks, cp.proposed())
-        })
-        .collect();
     let started = Instant::now();
-    for (blocks, proposed) in inputs {
+    let cpu_before = cpu_seconds();
+    for (blocks, proposed, _) in inputs {
         for block in blocks {
             black_box(store.add_proposed_block(block).expect("block"));
         }
         black_box(store.add_proposed_checkpoint(proposed).expect("checkpoint"));
     }
     let elapsed = started.elapsed();
+    let cpu = cpu_seconds() - cpu_before;
     let blocks = prepared.len() * BLOCKS_PER_CHECKPOINT;
     println!(
-        "store, proposed path: {blocks} blocks x {TXS_PER_BLOCK} txs in {:.2} s = {:>6.0} blocks/s (a proposed checkpoint every {BLOCKS_PER_CHECKPOINT}, none promoted)",
+        "store, proposed path: {blocks} blocks x {TXS_PER_BLOCK} txs in {:.2} s = {:>6.0} blocks/s, {:>6.0} blocks per CPU-s (a proposed checkpoint every {BLOCKS_PER_CHECKPOINT}, none promoted)",
         elapsed.as_secs_f64(),
-        blocks as f64 / elapsed.as_secs_f64()
+        blocks as f64 / elapsed.as_secs_f64(),
+        blocks as f64 / cpu,
     );
 }
 
@@ -355,17 +376,33 @@ fn main() {
         .expect("runtime");
     let started = Instant::now();
     let prepared = prepare_chain();
+    // Signed proposals and L1 events are made before any clock starts.
+    let inputs = inputs(&prepared);
     println!(
         "(prepared {BLOCKS} blocks of {TXS_PER_BLOCK} distinct txs in {:.1} s)",
         started.elapsed().as_secs_f64()
     );
-    store_proposed_path(&prepared);
-    // `TANDEM_ARCHIVER_BENCH=store` stops here (for profiling the store alone).
-    if std::env::var("TANDEM_ARCHIVER_BENCH").is_ok_and(|only| only == "store") {
+    // `TANDEM_ARCHIVER_BENCH=store|actor` runs only that part (for profiling).
+    let only = std::env::var("TANDEM_ARCHIVER_BENCH").unwrap_or_default();
+    if only != "actor" && only != "actor1" {
+        store_proposed_path(&prepared, inputs.clone());
+    }
+    if only == "store" {
         return;
     }
-    runtime.block_on(actor_insertion(&prepared, false));
-    runtime.block_on(actor_insertion(&prepared, true));
+    if only == "actor1" {
+        let single = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .expect("runtime");
+        single.block_on(actor_insertion(&prepared, inputs, false));
+        return;
+    }
+    runtime.block_on(actor_insertion(&prepared, inputs.clone(), false));
+    if only == "actor" {
+        return;
+    }
+    runtime.block_on(actor_insertion(&prepared, inputs, true));
     l1_path(&prepared);
     runtime.block_on(tips_latency_and_l1_sync());
 }

@@ -7,7 +7,7 @@ use tandem_proto::{RecoveredTx, Tx};
 use crate::{
     chain::{ChainState, LastBlock},
     error::{ArchiverError, ArchiverResult},
-    store::{ArchiverStore, Change, PendingTxs},
+    store::{ArchiverStore, Change},
     tables::{
         Archives, Batch, BlockHashes, BlockSignatures, BlockTxs, HeaderViews, Headers,
         ProposedCheckpoints, Reads, TxLocations,
@@ -108,9 +108,9 @@ impl ArchiverStore {
                     batch.delete::<TxLocations>(&tx.hash());
                 }
             }
-            match self.pending.get(&number) {
-                Some(PendingTxs::Recovered(recovered)) => txs.extend(recovered.iter().cloned()),
-                _ => txs.extend(self.recover(block_txs)),
+            match self.pending.get(&number).and_then(|p| p.recovered.as_ref()) {
+                Some(recovered) => txs.extend(recovered.iter().cloned()),
+                None => txs.extend(self.recover(block_txs)),
             }
             batch.delete::<Headers>(&number);
             batch.delete::<BlockTxs>(&number);

@@ -44,20 +44,12 @@ pub(crate) struct Shared {
 
 /// Txs of an uncheckpointed block, as the writer keeps them.
 #[derive(Debug, Clone)]
-pub(crate) enum PendingTxs {
-    /// Senders known (the block came executed).
-    Recovered(Vec<RecoveredTx>),
-    /// Only hashes (blocks found at open; senders are recovered if they are ever pruned).
-    Hashes(Vec<B256>),
-}
-
-impl PendingTxs {
-    pub(crate) fn hashes(&self) -> Vec<B256> {
-        match self {
-            Self::Recovered(txs) => txs.iter().map(RecoveredTx::hash).collect(),
-            Self::Hashes(hashes) => hashes.clone(),
-        }
-    }
+pub(crate) struct PendingTxs {
+    /// Their hashes, in order.
+    pub(crate) hashes: Vec<B256>,
+    /// With senders, when the block came executed (not for blocks found at open: their senders
+    /// are recovered if they are ever pruned).
+    pub(crate) recovered: Option<Vec<RecoveredTx>>,
 }
 
 /// One change to the store, committed atomically by [`ArchiverStore::commit`].
@@ -151,7 +143,13 @@ impl ArchiverStore {
             let hashes: Vec<B256> = txs.iter().map(Tx::hash).collect();
             // No reader exists yet: nothing to announce.
             index.insert(number, &hashes, true);
-            pending.insert(number, PendingTxs::Hashes(hashes));
+            pending.insert(
+                number,
+                PendingTxs {
+                    hashes,
+                    recovered: None,
+                },
+            );
         }
         Ok(Self {
             shared: Arc::new(Shared {
@@ -243,22 +241,21 @@ impl ArchiverStore {
             leaving.extend(self.pending.range(from..).map(|(number, _)| *number));
         }
         let index = &self.shared.pending_txs;
-        let added_hashes = add_pending.as_ref().map(|(_, txs)| txs.hashes());
         let mut moving = !leaving.is_empty();
         if moving {
             index.begin_change();
         }
-        if let (Some((number, _)), Some(hashes)) = (&add_pending, &added_hashes) {
-            moving = index.insert(*number, hashes, moving);
+        if let Some((number, txs)) = &add_pending {
+            moving = index.insert(*number, &txs.hashes, moving);
         }
         let deferred = sync && self.defer_l1_syncs;
         let written = self.shared.db.write(batch, sync && !deferred);
         if let Err(err) = written {
-            if let (Some((number, _)), Some(hashes)) = (&add_pending, &added_hashes) {
+            if let Some((number, txs)) = &add_pending {
                 if !moving {
                     index.begin_change();
                 }
-                index.remove_block(*number, hashes);
+                index.remove_block(*number, &txs.hashes);
                 index.end_change();
             } else if moving {
                 index.end_change();
@@ -267,7 +264,7 @@ impl ArchiverStore {
         }
         for number in leaving {
             if let Some(txs) = self.pending.remove(&number) {
-                index.remove_block(number, &txs.hashes());
+                index.remove_block(number, &txs.hashes);
             }
         }
         if moving {
@@ -312,9 +309,12 @@ impl ArchiverStore {
 
     /// Writes the disk tx index of a block being checkpointed.
     pub(crate) fn put_tx_index(batch: &mut Batch, number: u64, hashes: &[B256]) {
-        for (index, hash) in hashes.iter().enumerate() {
-            batch.put::<TxLocations>(hash, &(number, index as u32));
-        }
+        batch.put_all::<TxLocations>(
+            hashes
+                .iter()
+                .enumerate()
+                .map(|(index, hash)| (*hash, (number, index as u32))),
+        );
     }
 
     /// Writes the disk tx index of stored uncheckpointed blocks `numbers` (they are checkpointed
@@ -326,7 +326,7 @@ impl ArchiverStore {
     ) {
         for number in numbers {
             if let Some(txs) = self.pending.get(&number) {
-                Self::put_tx_index(batch, number, &txs.hashes());
+                Self::put_tx_index(batch, number, &txs.hashes);
             }
         }
     }
@@ -392,7 +392,13 @@ impl ArchiverStore {
         };
         // Not synced: proposed blocks can be fetched again; the WAL survives process crashes.
         let mut change = Change::new(batch, next, false);
-        change.add_pending = Some((number, PendingTxs::Recovered(block.txs)));
+        change.add_pending = Some((
+            number,
+            PendingTxs {
+                hashes: tx_hashes,
+                recovered: Some(block.txs),
+            },
+        ));
         self.commit(change)?;
         metrics::counter!("archiver_blocks_added_total", "source" => "proposal").increment(1);
         Ok(Added::Stored(stored))
