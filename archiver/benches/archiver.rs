@@ -116,6 +116,17 @@ fn cpu_seconds() -> f64 {
     (ticks(11) + ticks(12)) / 100.0
 }
 
+/// CPU time of the calling thread, from `/proc/thread-self/schedstat` (nanoseconds).
+fn thread_cpu() -> Duration {
+    let stat = std::fs::read_to_string("/proc/thread-self/schedstat").expect("schedstat");
+    let ns = stat
+        .split_whitespace()
+        .next()
+        .and_then(|ns| ns.parse::<u64>().ok())
+        .expect("schedstat format");
+    Duration::from_nanos(ns)
+}
+
 fn percentile(sorted: &[Duration], p: f64) -> Duration {
     sorted[((sorted.len() - 1) as f64 * p).round() as usize]
 }
@@ -178,6 +189,7 @@ async fn actor_insertion(prepared: &[BuiltCheckpoint], inputs: Inputs, reads: bo
         std::thread::spawn(move || {
             let mut latencies = Vec::with_capacity(1 << 20);
             let mut i = 0usize;
+            let cpu_before = thread_cpu();
             while !stop.load(Ordering::Relaxed) {
                 let available = inserted.load(Ordering::Relaxed);
                 if available == 0 {
@@ -195,7 +207,7 @@ async fn actor_insertion(prepared: &[BuiltCheckpoint], inputs: Inputs, reads: bo
                 latencies.push(started.elapsed());
                 assert_eq!(block.expect("stored").block.txs.len(), TXS_PER_BLOCK);
             }
-            latencies
+            (latencies, thread_cpu() - cpu_before)
         })
     });
 
@@ -234,14 +246,41 @@ async fn actor_insertion(prepared: &[BuiltCheckpoint], inputs: Inputs, reads: bo
         blocks as f64 / cpu,
     );
     if let Some(thread) = reader_thread {
-        let mut latencies = thread.join().expect("reader");
+        let (mut latencies, cpu) = thread.join().expect("reader");
         latencies.sort();
         println!(
-            "reader, block by archive (100 txs) while the writer inserts: {} reads, p50 {:.1} µs, p99 {:.1} µs, max {:.1} µs",
+            "reader, block by archive (100 txs) while the writer inserts: {} reads, p50 {:.1} µs, p99 {:.1} µs, max {:.1} µs; {:.1} µs of the reader thread's CPU per read",
             latencies.len(),
             percentile(&latencies, 0.5).as_secs_f64() * 1e6,
             percentile(&latencies, 0.99).as_secs_f64() * 1e6,
             latencies.last().expect("reads").as_secs_f64() * 1e6,
+            cpu.as_secs_f64() * 1e6 / latencies.len() as f64,
+        );
+    }
+    if reads {
+        // The same reads with the writer idle, for comparison.
+        let reader = handle.reader();
+        let roots: Vec<_> = prepared
+            .iter()
+            .flat_map(|cp| cp.archive_roots.clone())
+            .collect();
+        let mut latencies = Vec::with_capacity(roots.len());
+        for root in roots.iter().step_by(3) {
+            let started = Instant::now();
+            let block = reader
+                .view()
+                .expect("view")
+                .block_by_archive(root)
+                .expect("read");
+            latencies.push(started.elapsed());
+            assert!(block.is_some());
+        }
+        latencies.sort();
+        println!(
+            "reader, block by archive (100 txs), writer idle: {} reads, p50 {:.1} µs, p99 {:.1} µs",
+            latencies.len(),
+            percentile(&latencies, 0.5).as_secs_f64() * 1e6,
+            percentile(&latencies, 0.99).as_secs_f64() * 1e6,
         );
     }
     cancel.cancel();
@@ -388,6 +427,40 @@ fn main() {
         store_proposed_path(&prepared, inputs.clone());
     }
     if only == "store" {
+        return;
+    }
+    if only == "reads" {
+        // Profiling the read path: blocks stored, then reads only.
+        let dir = tempfile::tempdir().expect("dir");
+        let mut store = open_store(dir.path());
+        for (blocks, proposed, _) in inputs {
+            for block in blocks {
+                store.add_proposed_block(block).expect("block");
+            }
+            store.add_proposed_checkpoint(proposed).expect("checkpoint");
+        }
+        let reader = store.reader();
+        let roots: Vec<_> = prepared
+            .iter()
+            .flat_map(|cp| cp.archive_roots.clone())
+            .collect();
+        let started = Instant::now();
+        for round in 0..400 {
+            for root in roots.iter().skip(round % 7).step_by(7) {
+                black_box(
+                    reader
+                        .view()
+                        .expect("view")
+                        .block_by_archive(root)
+                        .expect("read"),
+                );
+            }
+        }
+        let reads = 400 * roots.len() / 7;
+        println!(
+            "reader, idle: {:.1} µs per block by archive",
+            started.elapsed().as_secs_f64() * 1e6 / reads as f64
+        );
         return;
     }
     if only == "actor1" {

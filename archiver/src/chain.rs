@@ -87,7 +87,7 @@ pub(crate) struct LastBlock {
 impl LastBlock {
     pub(crate) fn of(record: HeaderRecord) -> Self {
         Self {
-            hash: record.header.hash(),
+            hash: record.hash,
             header: record.header,
             archive: record.archive,
         }

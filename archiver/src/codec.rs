@@ -155,44 +155,53 @@ fn read_attestations(r: &mut Reader<'_>) -> Result<Vec<(u32, Signature)>, Record
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) struct HeaderRecord {
     pub(crate) header: BlockHeader,
+    /// The header's hash (stored, so reads do not hash again).
+    pub(crate) hash: B256,
     pub(crate) archive_root: B256,
     pub(crate) archive: ArchiveTree,
 }
 
+/// `hash || archive root || frontier || abi.encode(header)`.
 pub(crate) fn encode_header(stored: &HeaderRecord) -> Vec<u8> {
     let mut w = Writer::default();
-    w.b256(&stored.archive_root)
+    w.b256(&stored.hash)
+        .b256(&stored.archive_root)
         .bytes(&stored.archive.frontier_bytes())
         .bytes(&stored.header.abi_encode());
     w.0
 }
 
+/// The full record (the writer's: it extends the archive), every part checked.
 pub(crate) fn decode_header(bytes: &[u8]) -> Result<HeaderRecord, RecordError> {
     let mut r = Reader::new(bytes, "block header");
+    let hash = r.b256()?;
     let archive_root = r.b256()?;
     let archive = ArchiveTree::from_frontier_bytes(r.bytes()?).map_err(|_| r.err())?;
     let header = BlockHeader::abi_decode_validate(r.bytes()?).map_err(|_| r.err())?;
     r.finish()?;
-    if archive.root() != archive_root {
+    if archive.root() != archive_root || header.hash() != hash {
         return Err(r.err());
     }
     Ok(HeaderRecord {
         header,
+        hash,
         archive_root,
         archive,
     })
 }
 
-/// The header and archive root of a header record, without restoring the archive frontier (which
-/// costs a root computation: ~32 hashes). What readers need.
+/// Header, hash and archive root of a header record, without restoring the archive frontier
+/// (~32 hashes), hashing or re-encoding the header: what readers need, fast. The bytes are the
+/// writer's own (RocksDB checksums them); the full decode checks everything.
 pub(crate) fn decode_header_only(bytes: &[u8]) -> Result<StoredHeader, RecordError> {
     let mut r = Reader::new(bytes, "block header");
+    let hash = r.b256()?;
     let archive_root = r.b256()?;
     let _frontier = r.bytes()?;
-    let header = BlockHeader::abi_decode_validate(r.bytes()?).map_err(|_| r.err())?;
+    let header = BlockHeader::abi_decode(r.bytes()?).map_err(|_| r.err())?;
     r.finish()?;
     Ok(StoredHeader {
-        hash: header.hash(),
+        hash,
         header,
         archive_root,
     })
@@ -514,6 +523,7 @@ mod tests {
         let root = archive.append(B256::repeat_byte(1)).unwrap();
         let record = HeaderRecord {
             header: BlockHeader::default(),
+            hash: BlockHeader::default().hash(),
             archive_root: root,
             archive: archive.clone(),
         };

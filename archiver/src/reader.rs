@@ -51,18 +51,17 @@ impl ArchiverReader {
         // The generation first, then the snapshot: see `txindex`.
         let generation = self.shared.pending_txs.generation();
         let snapshot = self.shared.db.snapshot();
-        let tips = snapshot.require::<MetaTips>(&(), "no tips stored")?;
         Ok(ReadView {
             shared: &self.shared,
             snapshot,
-            tips,
+            tips: std::cell::OnceCell::new(),
             generation,
         })
     }
 
     /// The tips as of now.
     pub fn tips(&self) -> ArchiverResult<L2Tips> {
-        Ok(self.view()?.tips())
+        self.view()?.tips()
     }
 }
 
@@ -70,7 +69,8 @@ impl ArchiverReader {
 pub struct ReadView<'a> {
     shared: &'a Shared,
     snapshot: Snapshot<'a>,
-    tips: L2Tips,
+    /// Read on first use (most reads do not need them).
+    tips: std::cell::OnceCell<L2Tips>,
     generation: u64,
 }
 
@@ -84,8 +84,12 @@ impl std::fmt::Debug for ReadView<'_> {
 
 impl ReadView<'_> {
     /// The tips of this view.
-    pub const fn tips(&self) -> L2Tips {
-        self.tips
+    pub fn tips(&self) -> ArchiverResult<L2Tips> {
+        if let Some(tips) = self.tips.get() {
+            return Ok(*tips);
+        }
+        let tips = self.snapshot.require::<MetaTips>(&(), "no tips stored")?;
+        Ok(*self.tips.get_or_init(|| tips))
     }
 
     /// A block header by number.
@@ -187,7 +191,9 @@ impl ReadView<'_> {
         // Not checkpointed: only blocks above the checkpointed tip can be of that slot (slots
         // grow with block numbers).
         let mut blocks = Vec::new();
-        for number in self.tips.checkpointed.block.number + 1..=self.tips.proposed.block.number {
+        for number in
+            self.tips()?.checkpointed.block.number + 1..=self.tips()?.proposed.block.number
+        {
             let header = self
                 .snapshot
                 .require::<HeaderViews>(&number, "a block below the tip is missing")?;
@@ -208,7 +214,7 @@ impl ReadView<'_> {
         }
         let index = &self.shared.pending_txs;
         if let Some((number, position)) = index.get(hash)
-            && number <= self.tips.proposed.block.number
+            && number <= self.tips()?.proposed.block.number
             && let Some(found) = self.tx_at(number, position, hash)?
         {
             return Ok(Some(found));
@@ -218,7 +224,9 @@ impl ReadView<'_> {
         }
         // The index changed since this view was taken: look through the view's own
         // uncheckpointed blocks.
-        for number in self.tips.checkpointed.block.number + 1..=self.tips.proposed.block.number {
+        for number in
+            self.tips()?.checkpointed.block.number + 1..=self.tips()?.proposed.block.number
+        {
             let txs = self
                 .snapshot
                 .require::<BlockTxs>(&number, "a stored block has no tx record")?;
@@ -330,7 +338,7 @@ impl ReadView<'_> {
             slot_clock.slot_at(next_block).and_then(Slot::prev)
         });
         let checkpointed = self
-            .checkpoint(self.tips.checkpointed.checkpoint.number)?
+            .checkpoint(self.tips()?.checkpointed.checkpoint.number)?
             .ok_or(ArchiverError::Corrupt("the checkpointed record is missing"))?;
         let from_checkpoint =
             (checkpointed.number > 0).then_some(Slot(checkpointed.payload.header.slot));

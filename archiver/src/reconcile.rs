@@ -98,13 +98,15 @@ impl ArchiverStore {
             if block.header.last_archive_root != previous.root() {
                 return Err(fail("blocks do not chain"));
             }
+            let hash = block.hash();
             let mut archive = previous.clone();
             let archive_root = archive
-                .append(block.hash())
+                .append(hash)
                 .map_err(|_| ArchiverError::Corrupt("archive full"))?;
             chained.push((
                 HeaderRecord {
                     header: block.header.clone(),
+                    hash,
                     archive_root,
                     archive,
                 },
@@ -152,7 +154,7 @@ impl ArchiverStore {
                 Self::put_block(
                     &mut batch,
                     record,
-                    &record.header.hash(),
+                    &record.hash,
                     &crate::codec::encode_txs(block.txs.iter()),
                     None,
                 );

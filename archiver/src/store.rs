@@ -303,6 +303,7 @@ impl ArchiverStore {
         if let Some(signature) = signature {
             batch.put::<BlockSignatures>(&number, signature);
         }
+        debug_assert_eq!(*hash, record.hash);
         batch.put::<BlockHashes>(hash, &number);
         batch.put::<Archives>(&record.archive_root, &number);
     }
@@ -368,6 +369,7 @@ impl ArchiverStore {
             .map_err(|_| ArchiverError::Corrupt("archive full"))?;
         let record = HeaderRecord {
             header: block.header,
+            hash,
             archive_root,
             archive,
         };
@@ -509,6 +511,7 @@ fn write_genesis(db: &Db, genesis: &BlockHeader) -> ArchiverResult<()> {
         .map_err(|_| ArchiverError::Corrupt("archive"))?;
     let record = HeaderRecord {
         header: genesis.clone(),
+        hash: genesis.hash(),
         archive_root,
         archive,
     };

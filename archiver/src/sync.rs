@@ -225,7 +225,7 @@ async fn walk_back(
 ) -> ArchiverResult<(u64, L1Ref)> {
     let (awaiting, checkpointed, finalized) = {
         let view = reader.view()?;
-        let tips = view.tips();
+        let tips = view.tips()?;
         let awaiting: Vec<(u64, L1Ref)> = view
             .awaiting_checkpoints()?
             .into_iter()

@@ -149,7 +149,7 @@ async fn a_slow_l1_does_not_hold_up_queued_blocks_and_ended_slots_are_refused() 
     // Reads come from the reader, whatever the writer does.
     let view = running.handle.reader().view().unwrap();
     assert_eq!(view.proposed_checkpoint(1).unwrap().unwrap().block_count, 3);
-    assert_eq!(view.tips(), running.handle.tips());
+    assert_eq!(view.tips().unwrap(), running.handle.tips());
     drop(view);
 
     paused.send(false).unwrap();
@@ -214,7 +214,7 @@ async fn a_committed_prune_reaches_subscribers_when_the_step_after_it_fails() {
     // A subscriber that missed it finds it in the store: the prune count moved.
     let view = running.handle.reader().view().unwrap();
     assert_eq!(view.prune_seq().unwrap(), event.seq);
-    assert_eq!(view.tips().checkpointed.checkpoint.number, 1);
+    assert_eq!(view.tips().unwrap().checkpointed.checkpoint.number, 1);
     drop(view);
     running.cancel.cancel();
     running.task.await.unwrap().unwrap();
@@ -368,7 +368,10 @@ async fn a_checkpoint_whose_calldata_cannot_be_read_is_completed_from_peers() {
     );
     let view = running.handle.reader().view().unwrap();
     assert_eq!(view.l1_status().unwrap(), L1SyncStatus::Following);
-    assert_eq!(view.tips().proposed.block.hash, cp2.blocks[0].hash());
+    assert_eq!(
+        view.tips().unwrap().proposed.block.hash,
+        cp2.blocks[0].hash()
+    );
     drop(view);
     let _ = running.clock;
     running.cancel.cancel();

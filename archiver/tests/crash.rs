@@ -149,7 +149,7 @@ fn store_survives_kill_9_at_random_points() {
         );
         let reader = store.reader();
         let view = reader.view().unwrap();
-        assert_eq!(view.tips(), tips);
+        assert_eq!(view.tips().unwrap(), tips);
         let record = view
             .checkpoint(tips.checkpointed.checkpoint.number)
             .unwrap()

@@ -42,7 +42,7 @@ fn scenario_16_propose_and_read_fee_fields() {
         stored
     );
     assert_eq!(view.proposed_checkpoint_by_slot(6).unwrap(), None);
-    assert_eq!(view.tips(), tips);
+    assert_eq!(view.tips().unwrap(), tips);
 }
 
 #[test]
@@ -617,8 +617,8 @@ fn queries_by_number_hash_archive_slot_and_tx() {
     let old = reader.view().unwrap();
     store.prune_uncheckpointed(u64::MAX).unwrap().unwrap();
     let new = reader.view().unwrap();
-    assert_eq!(old.tips().proposed.block.number, 3);
-    assert_eq!(new.tips().proposed.block.number, 2);
+    assert_eq!(old.tips().unwrap().proposed.block.number, 3);
+    assert_eq!(new.tips().unwrap().proposed.block.number, 2);
     assert!(
         old.tx(&tx(2, 0).hash()).unwrap().is_some(),
         "the old view still has it"
@@ -796,7 +796,7 @@ impl Harness {
         );
         let reader = self.store.reader();
         let view = reader.view().unwrap();
-        prop_assert_eq!(view.tips(), tips);
+        prop_assert_eq!(view.tips().unwrap(), tips);
         let stored: Vec<u64> = view
             .proposed_checkpoints()
             .unwrap()

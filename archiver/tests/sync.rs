@@ -401,7 +401,7 @@ async fn an_unreadable_checkpoint_waits_for_its_body_while_the_cursor_moves_on()
     assert_eq!(report.checkpoints, 1);
     let view = reader.view().unwrap();
     assert_eq!(view.l1_status().unwrap(), L1SyncStatus::Following);
-    assert_eq!(view.tips().checkpointed.checkpoint.number, 2);
+    assert_eq!(view.tips().unwrap().checkpointed.checkpoint.number, 2);
     assert_eq!(
         view.checkpoint(1).unwrap().unwrap().source,
         PayloadSource::Peer
