@@ -195,6 +195,8 @@ fn long_history(config: WorldStateConfig, label: &str) {
 }
 
 fn main() {
+    // `TANDEM_STATE_BENCH=history` runs only the history figures.
+    let only = std::env::var("TANDEM_STATE_BENCH").unwrap_or_default();
     long_history(WorldStateConfig::default(), "bounded history (margin 64)");
     long_history(
         WorldStateConfig {
@@ -202,6 +204,9 @@ fn main() {
         },
         "unbounded history (what open walked before)",
     );
+    if only == "history" {
+        return;
+    }
     let clock = ManualClock::new(Timestamp(0));
     let senders: Vec<SigningKey> = (0..TXS_PER_BLOCK).map(sender_key).collect();
     for accounts in [10_000usize, 1_000_000] {

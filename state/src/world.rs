@@ -588,9 +588,15 @@ impl WorldState {
         }
         let mut batch = WriteBatch::default();
         // undo[n] leads from n back to n − 1: keep those above `block`; block records below it
-        // are no longer needed either.
-        batch.delete_range_cf(self.cf(CF_UNDO), number_key(0), number_key(block + 1));
-        batch.delete_range_cf(self.cf(CF_BLOCKS), number_key(0), number_key(block));
+        // are no longer needed either. Point deletes of what is there (the floor moves by a
+        // block or so at a time): range deletions would pile up tombstones that every later
+        // read of these tables has to skip.
+        for number in oldest..=block {
+            batch.delete_cf(self.cf(CF_UNDO), number_key(number));
+            if number < block {
+                batch.delete_cf(self.cf(CF_BLOCKS), number_key(number));
+            }
+        }
         batch.put_cf(self.cf(CF_META), KEY_OLDEST, number_key(block));
         self.write(batch, false)?;
         self.versions = self.versions.split_off(&block);
