@@ -195,15 +195,17 @@ fn long_history(config: WorldStateConfig, label: &str) {
 }
 
 fn main() {
-    // `TANDEM_STATE_BENCH=history` runs only the history figures.
+    // `TANDEM_STATE_BENCH=history|blocks` runs only those figures.
     let only = std::env::var("TANDEM_STATE_BENCH").unwrap_or_default();
-    long_history(WorldStateConfig::default(), "bounded history (margin 64)");
-    long_history(
-        WorldStateConfig {
-            history_margin: u64::MAX,
-        },
-        "unbounded history (what open walked before)",
-    );
+    if only != "blocks" {
+        long_history(WorldStateConfig::default(), "bounded history (margin 64)");
+        long_history(
+            WorldStateConfig {
+                history_margin: u64::MAX,
+            },
+            "unbounded history (what open walked before)",
+        );
+    }
     if only == "history" {
         return;
     }
