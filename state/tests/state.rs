@@ -639,7 +639,7 @@ fn the_builder_honours_its_deadline_including_sealing() {
     let pool = many_transfers(&state, 200);
     let fork = state.fork(0).unwrap();
     let clock = Ticking(std::sync::atomic::AtomicU64::new(1_000));
-    let deadline = Timestamp(1_012);
+    let deadline = Timestamp(1_005);
     let built = build_block(
         &fork,
         &globals(0),
