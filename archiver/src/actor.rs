@@ -298,29 +298,15 @@ impl ArchiverActor {
                     None => return Ok(()),
                 },
                 () = std::future::ready(()), if has_step => self.apply_step()?,
-                fetched = async {
-                    match self.cycle.as_mut().and_then(|cycle| cycle.fetch.as_mut()) {
-                        Some(fetch) => fetch.await,
-                        None => std::future::pending().await,
-                    }
-                }, if fetching => self.on_fetched(fetched)?,
-                body = async {
-                    match self.body_fetch.as_mut() {
-                        Some(fetch) => fetch.await,
-                        None => std::future::pending().await,
-                    }
-                }, if self.body_fetch.is_some() => {
+                fetched = join(self.cycle.as_mut().and_then(|cycle| cycle.fetch.as_mut())),
+                    if fetching => self.on_fetched(fetched)?,
+                body = join(self.body_fetch.as_mut()), if self.body_fetch.is_some() => {
                     self.body_fetch = None;
                     if let Ok(Some((number, body))) = body {
                         self.on_body(number, body)?;
                     }
                 }
-                synced = async {
-                    match self.wal_sync.as_mut() {
-                        Some(sync) => sync.await,
-                        None => std::future::pending().await,
-                    }
-                }, if self.wal_sync.is_some() => {
+                synced = join(self.wal_sync.as_mut()), if self.wal_sync.is_some() => {
                     self.wal_sync = None;
                     match synced {
                         Ok(result) => result?,
@@ -595,6 +581,14 @@ impl ArchiverActor {
             }
         };
         fatal.map_or(Ok(()), Err)
+    }
+}
+
+/// The result of a task, if there is one (else pending forever: the select branch is off).
+async fn join<T>(task: Option<&mut JoinHandle<T>>) -> Result<T, tokio::task::JoinError> {
+    match task {
+        Some(task) => task.await,
+        None => std::future::pending().await,
     }
 }
 
