@@ -1,65 +1,95 @@
-//! The archiver actor: the single writer of the store. Proposed blocks and checkpoints arrive
-//! through a bounded queue and are applied between L1 sync steps, never in the middle of one.
-//! Anyone can clone the handle: tips come from a `watch` (no round trip), prune events from a
-//! `broadcast` the world state and tx pool subscribe to.
+//! The archiver actor: the single writer of the store.
+//!
+//! Proposed blocks and checkpoints arrive through a bounded queue. L1 is read by a separate task
+//! ([`crate::fetch_l1_update`]) while the actor keeps serving the queue; the steps it returns are
+//! applied one store write at a time, alternating with queued items, so a slow L1 delays a
+//! gossiped block by at most one write. Every committed prune is broadcast right after its
+//! write, whatever happens next. Reads go through [`ArchiverReader`], never through the queue.
+//! A fatal error (corruption, a finalized checkpoint reorganised away) stops the actor: `run`
+//! returns it for the node's supervisor.
 
-use std::{collections::BTreeSet, sync::Arc, time::Duration};
+use std::{
+    collections::{BTreeSet, VecDeque},
+    sync::Arc,
+    time::Duration,
+};
 
-use alloy::providers::Provider;
-use tandem_l1::L1Reader;
+use futures::future::BoxFuture;
 use tandem_proto::{
-    Block, BlockHeader, L2Tips, RecoveredTx,
+    B256, CheckpointHeader, L2Tips,
     time::{Clock, ConsensusWindows, Slot, SlotClock},
 };
-use tokio::sync::{broadcast, mpsc, oneshot, watch};
+use tokio::{
+    sync::{broadcast, mpsc, oneshot, watch},
+    task::JoinHandle,
+};
 use tokio_util::sync::CancellationToken;
 
 use crate::{
-    error::ArchiverError,
-    records::{CheckpointRecord, ProposedCheckpoint, StoredBlock},
-    store::{ArchiverStore, ProposedCheckpointInput, PruneEvent},
-    sync::{SyncConfig, SyncError, SyncReport, sync_step},
+    error::{ArchiverError, ArchiverResult},
+    prune::PruneEvent,
+    reader::ArchiverReader,
+    records::{ProposedCheckpoint, StoredHeader},
+    store::{Added, ArchiverStore, ProposedBlock, ProposedCheckpointInput},
+    sync::{
+        L1Source, L1Step, L1Update, PruneContext, SyncConfig, SyncReport, apply_l1_step,
+        fetch_l1_update,
+    },
 };
 
 /// Capacity of the command queue; senders wait when it is full.
 pub const COMMAND_QUEUE_CAPACITY: usize = 256;
-/// Prune events kept for slow subscribers (they get `Lagged` beyond it).
+/// Prune events kept for slow subscribers (they get `Lagged` beyond it, and reconcile against
+/// the store: see [`PruneEvent`]).
 pub const PRUNE_EVENTS_CAPACITY: usize = 64;
+
+/// A checkpoint's header and body, as a peer sends them.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FetchedCheckpointBody {
+    /// The checkpoint header.
+    pub header: CheckpointHeader,
+    /// The body.
+    pub body: Vec<u8>,
+    /// The fee-asset price modifier the peer reports (not checkable against L1's event).
+    pub fee_asset_price_modifier: i64,
+}
+
+/// Where bodies of L1 checkpoints whose calldata could not be read come from (the node
+/// implements it with p2p requests). Whatever it returns is checked against L1 before use.
+pub trait CheckpointBodySource: Send + Sync + 'static {
+    /// Header and body of L1 checkpoint `number` whose header hash is `header_hash`; `None`
+    /// if no peer had it.
+    fn fetch(&self, number: u64, header_hash: B256)
+    -> BoxFuture<'_, Option<FetchedCheckpointBody>>;
+}
 
 type Reply<T> = oneshot::Sender<Result<T, ArchiverError>>;
 
 enum Command {
-    AddBlock(Block, Reply<StoredBlock>),
-    AddRecoveredBlock(BlockHeader, Vec<RecoveredTx>, Reply<StoredBlock>),
-    AddProposedCheckpoint(ProposedCheckpointInput, Reply<ProposedCheckpoint>),
-    Block(u64, Reply<Option<StoredBlock>>),
-    Checkpoint(u64, Reply<Option<CheckpointRecord>>),
-    ProposedCheckpoint(u64, Reply<Option<ProposedCheckpoint>>),
-    SyncNow(oneshot::Sender<Result<SyncReport, SyncError>>),
+    AddBlock(ProposedBlock, Reply<Added<StoredHeader>>),
+    AddProposedCheckpoint(ProposedCheckpointInput, Reply<Added<ProposedCheckpoint>>),
+    SyncNow(Reply<SyncReport>),
     ProposalSeen(u64),
-}
-
-/// Cloneable access to the archiver.
-#[derive(Debug, Clone)]
-pub struct ArchiverHandle {
-    commands: mpsc::Sender<Command>,
-    tips: watch::Receiver<L2Tips>,
-    prunes: broadcast::Sender<PruneEvent>,
 }
 
 impl std::fmt::Debug for Command {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str(match self {
             Self::AddBlock(..) => "AddBlock",
-            Self::AddRecoveredBlock(..) => "AddRecoveredBlock",
             Self::AddProposedCheckpoint(..) => "AddProposedCheckpoint",
-            Self::Block(..) => "Block",
-            Self::Checkpoint(..) => "Checkpoint",
-            Self::ProposedCheckpoint(..) => "ProposedCheckpoint",
             Self::SyncNow(..) => "SyncNow",
             Self::ProposalSeen(..) => "ProposalSeen",
         })
     }
+}
+
+/// Cloneable access to the archiver: writes through the queue, reads through the reader.
+#[derive(Debug, Clone)]
+pub struct ArchiverHandle {
+    commands: mpsc::Sender<Command>,
+    tips: watch::Receiver<L2Tips>,
+    prunes: broadcast::Sender<PruneEvent>,
+    reader: ArchiverReader,
 }
 
 impl ArchiverHandle {
@@ -89,63 +119,33 @@ impl ArchiverHandle {
         self.prunes.subscribe()
     }
 
-    /// Queues a validated proposed block.
-    pub async fn add_block(&self, block: Block) -> Result<StoredBlock, ArchiverError> {
-        self.request(|reply| Command::AddBlock(block, reply)).await
+    /// Reads, off the writer's queue.
+    pub const fn reader(&self) -> &ArchiverReader {
+        &self.reader
     }
 
-    /// Queues a block executed locally (built or re-executed): its txs' cached hashes are reused.
-    pub async fn add_recovered_block(
-        &self,
-        header: BlockHeader,
-        txs: Vec<RecoveredTx>,
-    ) -> Result<StoredBlock, ArchiverError> {
-        self.request(|reply| Command::AddRecoveredBlock(header, txs, reply))
-            .await
+    /// Queues a block from a validated proposal, or built here.
+    pub async fn add_block(&self, block: ProposedBlock) -> ArchiverResult<Added<StoredHeader>> {
+        self.request(|reply| Command::AddBlock(block, reply)).await
     }
 
     /// Queues a validated proposed checkpoint (its blocks must be stored).
     pub async fn add_proposed_checkpoint(
         &self,
         input: ProposedCheckpointInput,
-    ) -> Result<ProposedCheckpoint, ArchiverError> {
+    ) -> ArchiverResult<Added<ProposedCheckpoint>> {
         self.request(|reply| Command::AddProposedCheckpoint(input, reply))
             .await
     }
 
-    /// A block by number.
-    pub async fn block(&self, number: u64) -> Result<Option<StoredBlock>, ArchiverError> {
-        self.request(|reply| Command::Block(number, reply)).await
-    }
-
-    /// An L1 checkpoint by number.
-    pub async fn checkpoint(&self, number: u64) -> Result<Option<CheckpointRecord>, ArchiverError> {
-        self.request(|reply| Command::Checkpoint(number, reply))
-            .await
-    }
-
-    /// A proposed checkpoint by number.
-    pub async fn proposed_checkpoint(
-        &self,
-        number: u64,
-    ) -> Result<Option<ProposedCheckpoint>, ArchiverError> {
-        self.request(|reply| Command::ProposedCheckpoint(number, reply))
-            .await
-    }
-
-    /// Runs a sync step now and returns what it did.
-    pub async fn sync_now(&self) -> Result<SyncReport, SyncError> {
-        let (tx, rx) = oneshot::channel();
-        self.commands
-            .send(Command::SyncNow(tx))
-            .await
-            .map_err(|_| ArchiverError::Stopped)?;
-        rx.await.map_err(|_| ArchiverError::Stopped)?
+    /// Runs a complete L1 sync started after this call and returns what it did.
+    pub async fn sync_now(&self) -> ArchiverResult<SyncReport> {
+        self.request(Command::SyncNow).await
     }
 
     /// Records that a valid checkpoint proposal for `slot` was seen on gossip: the blocks of that
     /// slot then get until the synced deadline before the orphan prune removes them.
-    pub async fn note_checkpoint_proposal_seen(&self, slot: Slot) -> Result<(), ArchiverError> {
+    pub async fn note_checkpoint_proposal_seen(&self, slot: Slot) -> ArchiverResult<()> {
         self.commands
             .send(Command::ProposalSeen(slot.0))
             .await
@@ -165,30 +165,57 @@ pub struct ArchiverTiming {
     pub slot_clock: SlotClock,
     /// Consensus deadlines of the network.
     pub windows: ConsensusWindows,
-    /// Time between sync steps.
+    /// Time between L1 syncs (and body fetch retries).
     pub poll_interval: Duration,
 }
 
+/// An L1 sync in progress: its fetch, then its steps.
+#[derive(Default)]
+struct Cycle {
+    fetch: Option<JoinHandle<ArchiverResult<L1Update>>>,
+    steps: VecDeque<L1Step>,
+    report: SyncReport,
+    /// Latest L1 block the fetch saw.
+    head: Option<u64>,
+    /// `sync_now` callers waiting for this cycle.
+    waiters: Vec<Reply<SyncReport>>,
+}
+
 /// The actor; see the module docs.
-pub struct ArchiverActor<P> {
+pub struct ArchiverActor {
     store: ArchiverStore,
-    reader: L1Reader<P>,
+    source: Arc<dyn L1Source>,
+    bodies: Option<Arc<dyn CheckpointBodySource>>,
     sync: SyncConfig,
     timing: ArchiverTiming,
     commands: mpsc::Receiver<Command>,
     tips: watch::Sender<L2Tips>,
     prunes: broadcast::Sender<PruneEvent>,
     proposals_seen: BTreeSet<u64>,
+    cycle: Option<Cycle>,
+    /// `sync_now` callers waiting for a cycle that starts after their call.
+    next_waiters: Vec<Reply<SyncReport>>,
+    /// After a command, one L1 step goes first (fairness both ways).
+    step_turn: bool,
+    body_fetch: Option<JoinHandle<Option<(u64, FetchedCheckpointBody)>>>,
+    /// The WAL sync running off this task, after L1 facts were written.
+    wal_sync: Option<JoinHandle<ArchiverResult<()>>>,
 }
 
-impl<P: Provider + Clone> ArchiverActor<P> {
-    /// Wraps an opened store.
+impl ArchiverActor {
+    /// Wraps an opened store. `bodies` fetches bodies of L1 checkpoints whose calldata could not
+    /// be read (none: such checkpoints wait for local data only).
     pub fn new(
         store: ArchiverStore,
-        reader: L1Reader<P>,
+        source: Arc<dyn L1Source>,
+        bodies: Option<Arc<dyn CheckpointBodySource>>,
         sync: SyncConfig,
         timing: ArchiverTiming,
     ) -> (ArchiverHandle, Self) {
+        let mut store = store;
+        // L1 facts are made durable after each sync, off the actor: the queue never waits for
+        // an fsync.
+        store.defer_l1_syncs();
         let (commands_tx, commands) = mpsc::channel(COMMAND_QUEUE_CAPACITY);
         let (tips, tips_rx) = watch::channel(store.tips());
         let (prunes, _) = broadcast::channel(PRUNE_EVENTS_CAPACITY);
@@ -196,81 +223,321 @@ impl<P: Provider + Clone> ArchiverActor<P> {
             commands: commands_tx,
             tips: tips_rx,
             prunes: prunes.clone(),
+            reader: store.reader(),
         };
         (
             handle,
             Self {
                 store,
-                reader,
+                source,
+                bodies,
                 sync,
                 timing,
                 commands,
                 tips,
                 prunes,
                 proposals_seen: BTreeSet::new(),
+                cycle: None,
+                next_waiters: Vec::new(),
+                step_turn: false,
+                body_fetch: None,
+                wal_sync: None,
             },
         )
     }
 
-    /// Serves commands and syncs every poll interval until cancelled.
-    pub async fn run(mut self, cancel: CancellationToken) -> Result<(), ArchiverError> {
+    /// Serves commands and follows L1 until cancelled; returns a fatal error if one happens.
+    pub async fn run(mut self, cancel: CancellationToken) -> ArchiverResult<()> {
         let mut ticker = tokio::time::interval(self.timing.poll_interval);
         ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let result = self.serve(&cancel, &mut ticker).await;
+        if let Some(cycle) = self.cycle.take()
+            && let Some(fetch) = cycle.fetch
+        {
+            fetch.abort();
+        }
+        if let Some(fetch) = self.body_fetch.take() {
+            fetch.abort();
+        }
+        // A clean stop leaves everything durable.
+        let result = result.and(self.sync_wal_now().await);
+        if let Err(err) = &result {
+            tracing::error!(target: "archiver", error = %err, "archiver stopped");
+        }
+        result
+    }
+
+    async fn serve(
+        &mut self,
+        cancel: &CancellationToken,
+        ticker: &mut tokio::time::Interval,
+    ) -> ArchiverResult<()> {
         loop {
+            let has_step = self
+                .cycle
+                .as_ref()
+                .is_some_and(|cycle| cycle.fetch.is_none() && !cycle.steps.is_empty());
+            let fetching = self
+                .cycle
+                .as_ref()
+                .is_some_and(|cycle| cycle.fetch.is_some());
             tokio::select! {
                 biased;
                 _ = cancel.cancelled() => return Ok(()),
-                // Commands before periodic work: proposals are time-critical.
+                // A step waiting since before the last command goes first: a command waits for
+                // at most one L1 write, and L1 is never starved by a busy queue.
+                () = std::future::ready(()), if has_step && self.step_turn => {
+                    self.step_turn = false;
+                    self.apply_step()?;
+                }
                 command = self.commands.recv() => match command {
-                    Some(command) => self.handle(command).await,
+                    Some(command) => {
+                        self.handle(command)?;
+                        self.step_turn = true;
+                    }
                     None => return Ok(()),
                 },
-                _ = ticker.tick() => {
-                    if let Err(err) = self.sync().await {
-                        metrics::counter!("archiver_sync_errors_total").increment(1);
-                        tracing::warn!(target: "archiver", error = %err, "L1 sync step failed");
+                () = std::future::ready(()), if has_step => self.apply_step()?,
+                fetched = join(self.cycle.as_mut().and_then(|cycle| cycle.fetch.as_mut())),
+                    if fetching => self.on_fetched(fetched)?,
+                body = join(self.body_fetch.as_mut()), if self.body_fetch.is_some() => {
+                    self.body_fetch = None;
+                    if let Ok(Some((number, body))) = body {
+                        self.on_body(number, body)?;
                     }
+                }
+                synced = join(self.wal_sync.as_mut()), if self.wal_sync.is_some() => {
+                    self.wal_sync = None;
+                    match synced {
+                        Ok(result) => result?,
+                        Err(_) => return Err(ArchiverError::Corrupt("the WAL sync task failed")),
+                    }
+                    self.maybe_sync_wal();
+                }
+                _ = ticker.tick() => {
+                    if self.cycle.is_none() {
+                        self.start_cycle(Vec::new());
+                    }
+                    self.maybe_fetch_body()?;
                 }
             }
         }
     }
 
-    async fn sync(&mut self) -> Result<SyncReport, SyncError> {
-        let now = self.timing.clock.now();
-        // Sightings older than any block that could still be an orphan are not needed.
-        if let Some(current) = self.timing.slot_clock.slot_at(now) {
-            let keep_from = current.0.saturating_sub(PROPOSALS_SEEN_RETAINED_SLOTS);
-            self.proposals_seen = self.proposals_seen.split_off(&keep_from);
+    /// Starts a WAL sync off this task if L1 facts were written since the last one.
+    fn maybe_sync_wal(&mut self) {
+        if self.wal_sync.is_none()
+            && let Some(sync) = self.store.take_wal_sync()
+        {
+            self.wal_sync = Some(tokio::task::spawn_blocking(move || sync.run()));
         }
-        let report = sync_step(
-            &mut self.store,
-            &self.reader,
-            &self.sync,
-            &self.timing.windows,
-            &self.timing.slot_clock,
-            &self.proposals_seen,
-            now,
-        )
-        .await;
-        self.publish();
-        if let Ok(report) = &report {
-            for prune in &report.prunes {
-                // No subscriber is fine; lagging ones see `Lagged`.
-                let _ = self.prunes.send(prune.clone());
-            }
-        }
-        report
     }
 
-    fn publish(&self) {
-        self.tips.send_if_modified(|tips| {
-            let changed = *tips != self.store.tips();
-            *tips = self.store.tips();
-            changed
+    /// Waits for the running WAL sync and runs a last one.
+    async fn sync_wal_now(&mut self) -> ArchiverResult<()> {
+        if let Some(sync) = self.wal_sync.take() {
+            sync.await
+                .map_err(|_| ArchiverError::Corrupt("the WAL sync task failed"))??;
+        }
+        match self.store.take_wal_sync() {
+            Some(sync) => tokio::task::spawn_blocking(move || sync.run())
+                .await
+                .map_err(|_| ArchiverError::Corrupt("the WAL sync task failed"))?,
+            None => Ok(()),
+        }
+    }
+
+    fn start_cycle(&mut self, waiters: Vec<Reply<SyncReport>>) {
+        let reader = self.store.reader();
+        let source = self.source.clone();
+        let config = self.sync;
+        let fetch =
+            tokio::spawn(async move { fetch_l1_update(&reader, source.as_ref(), &config).await });
+        self.cycle = Some(Cycle {
+            fetch: Some(fetch),
+            waiters,
+            ..Cycle::default()
         });
     }
 
-    fn check_slot(&self, slot: u64) -> Result<(), ArchiverError> {
+    fn on_fetched(
+        &mut self,
+        fetched: Result<ArchiverResult<L1Update>, tokio::task::JoinError>,
+    ) -> ArchiverResult<()> {
+        let Some(cycle) = self.cycle.as_mut() else {
+            return Ok(());
+        };
+        cycle.fetch = None;
+        match fetched {
+            Ok(Ok(update)) => {
+                cycle.report.behind = update.behind;
+                cycle.head = Some(update.head);
+                cycle.steps = update.steps.into();
+                if cycle.steps.is_empty() {
+                    self.finish_cycle(Ok(()));
+                }
+                Ok(())
+            }
+            Ok(Err(err)) if err.is_fatal() => Err(err),
+            Ok(Err(err)) => {
+                self.finish_cycle(Err(err));
+                Ok(())
+            }
+            Err(join) => {
+                // The fetch task panicked or was aborted: report it and try again next tick.
+                tracing::error!(target: "archiver", error = %join, "L1 fetch task failed");
+                self.finish_cycle(Err(ArchiverError::Stopped));
+                Ok(())
+            }
+        }
+    }
+
+    fn apply_step(&mut self) -> ArchiverResult<()> {
+        let Some(step) = self
+            .cycle
+            .as_mut()
+            .and_then(|cycle| cycle.steps.pop_front())
+        else {
+            return Ok(());
+        };
+        let now = self.timing.clock.now();
+        if let Some(current) = self.timing.slot_clock.slot_at(now) {
+            // Sightings older than any block that could still be an orphan are not needed.
+            let keep_from = current.0.saturating_sub(PROPOSALS_SEEN_RETAINED_SLOTS);
+            self.proposals_seen = self.proposals_seen.split_off(&keep_from);
+        }
+        let context = PruneContext {
+            slot_clock: &self.timing.slot_clock,
+            windows: &self.timing.windows,
+            orphan_prune_tolerance: self.sync.orphan_prune_tolerance,
+            proposals_seen: &self.proposals_seen,
+            now,
+        };
+        let result = apply_l1_step(&mut self.store, step, &context);
+        self.publish();
+        match result {
+            Ok(outcome) => {
+                let Some(cycle) = self.cycle.as_mut() else {
+                    return Ok(());
+                };
+                cycle.report.merge(&outcome);
+                if outcome.resolve_again {
+                    cycle.steps.push_front(L1Step::ResolveAwaiting);
+                }
+                if cycle.steps.is_empty() {
+                    self.finish_cycle(Ok(()));
+                    self.maybe_fetch_body()?;
+                }
+                Ok(())
+            }
+            Err(err) if err.is_fatal() => Err(err),
+            Err(err) => {
+                self.finish_cycle(Err(err));
+                Ok(())
+            }
+        }
+    }
+
+    fn finish_cycle(&mut self, result: ArchiverResult<()>) {
+        // Prunes of commands handled during the cycle are in its report too: it is what changed.
+        let Some(cycle) = self.cycle.take() else {
+            return;
+        };
+        self.maybe_sync_wal();
+        match &result {
+            Ok(()) => {
+                if let Some(synced) = self.store.l1_synced() {
+                    let now = self.timing.clock.now();
+                    metrics::gauge!("archiver_l1_sync_lag_seconds")
+                        .set(now.as_secs().saturating_sub(synced.timestamp) as f64);
+                    metrics::gauge!("archiver_l1_synced_block").set(synced.number as f64);
+                    if let Some(head) = cycle.head {
+                        metrics::gauge!("archiver_l1_sync_lag_blocks")
+                            .set(head.saturating_sub(synced.number) as f64);
+                    }
+                }
+            }
+            Err(err) => {
+                metrics::counter!("archiver_sync_errors_total").increment(1);
+                tracing::warn!(target: "archiver", error = %err, "L1 sync failed; retrying next poll");
+            }
+        }
+        for waiter in cycle.waiters {
+            let _ = waiter.send(result.clone().map(|()| cycle.report.clone()));
+        }
+        if !self.next_waiters.is_empty() {
+            let waiters = std::mem::take(&mut self.next_waiters);
+            self.start_cycle(waiters);
+        }
+    }
+
+    /// Starts fetching the body of the first awaiting L1 checkpoint, if it needs one.
+    fn maybe_fetch_body(&mut self) -> ArchiverResult<()> {
+        let Some(bodies) = self.bodies.clone() else {
+            return Ok(());
+        };
+        if self.body_fetch.is_some() {
+            return Ok(());
+        }
+        if let Some((number, header_hash)) = self.store.body_wanted()? {
+            metrics::counter!("archiver_body_fetches_total").increment(1);
+            self.body_fetch = Some(tokio::spawn(async move {
+                bodies
+                    .fetch(number, header_hash)
+                    .await
+                    .map(|body| (number, body))
+            }));
+        }
+        Ok(())
+    }
+
+    fn on_body(&mut self, number: u64, body: FetchedCheckpointBody) -> ArchiverResult<()> {
+        let result = self.store.supply_checkpoint_body(
+            number,
+            body.header,
+            &body.body,
+            body.fee_asset_price_modifier,
+        );
+        self.publish();
+        match result {
+            Ok(_) => {
+                tracing::info!(target: "archiver", checkpoint = number, "checkpoint body from peers applied");
+                // The ones queued behind it can go now.
+                if self.cycle.is_none() {
+                    self.cycle = Some(Cycle {
+                        steps: VecDeque::from([L1Step::ResolveAwaiting]),
+                        ..Cycle::default()
+                    });
+                }
+                Ok(())
+            }
+            Err(err) if err.is_fatal() => Err(err),
+            Err(err) => {
+                metrics::counter!("archiver_body_rejected_total").increment(1);
+                tracing::warn!(target: "archiver", checkpoint = number, error = %err, "checkpoint body from peers rejected");
+                Ok(())
+            }
+        }
+    }
+
+    /// Publishes the tips and broadcasts the prunes committed since the last call.
+    fn publish(&mut self) {
+        let tips = self.store.tips();
+        self.tips.send_if_modified(|current| {
+            let changed = *current != tips;
+            *current = tips;
+            changed
+        });
+        for prune in self.store.take_prune_events() {
+            // No subscriber is fine; lagging ones see `Lagged` and reconcile.
+            let _ = self.prunes.send(prune.clone());
+            if let Some(cycle) = self.cycle.as_mut() {
+                cycle.report.prunes.push(prune);
+            }
+        }
+    }
+
+    fn check_slot(&self, slot: u64) -> ArchiverResult<()> {
         let current = self
             .timing
             .slot_clock
@@ -282,45 +549,55 @@ impl<P: Provider + Clone> ArchiverActor<P> {
         Ok(())
     }
 
-    async fn handle(&mut self, command: Command) {
-        match command {
+    /// Handles one command; a fatal store error is returned (and stops the actor) after it was
+    /// replied.
+    fn handle(&mut self, command: Command) -> ArchiverResult<()> {
+        let fatal = match command {
             Command::AddBlock(block, reply) => {
                 let result = self
                     .check_slot(block.header.slot)
                     .and_then(|()| self.store.add_proposed_block(block));
                 self.publish();
-                let _ = reply.send(result);
-            }
-            Command::AddRecoveredBlock(header, txs, reply) => {
-                let result = self
-                    .check_slot(header.slot)
-                    .and_then(|()| self.store.add_proposed_block_recovered(header, &txs));
-                self.publish();
-                let _ = reply.send(result);
+                reply_and_check(reply, result)
             }
             Command::AddProposedCheckpoint(input, reply) => {
                 let result = self
                     .check_slot(input.payload.header.slot)
                     .and_then(|()| self.store.add_proposed_checkpoint(input));
                 self.publish();
-                let _ = reply.send(result);
-            }
-            Command::Block(number, reply) => {
-                let _ = reply.send(self.store.block(number));
-            }
-            Command::Checkpoint(number, reply) => {
-                let _ = reply.send(self.store.checkpoint(number));
-            }
-            Command::ProposedCheckpoint(number, reply) => {
-                let _ = reply.send(self.store.proposed_checkpoint(number));
+                reply_and_check(reply, result)
             }
             Command::SyncNow(reply) => {
-                let report = self.sync().await;
-                let _ = reply.send(report);
+                if self.cycle.is_none() {
+                    self.start_cycle(vec![reply]);
+                } else {
+                    self.next_waiters.push(reply);
+                }
+                None
             }
             Command::ProposalSeen(slot) => {
                 self.proposals_seen.insert(slot);
+                None
             }
-        }
+        };
+        fatal.map_or(Ok(()), Err)
     }
+}
+
+/// The result of a task, if there is one (else pending forever: the select branch is off).
+async fn join<T>(task: Option<&mut JoinHandle<T>>) -> Result<T, tokio::task::JoinError> {
+    match task {
+        Some(task) => task.await,
+        None => std::future::pending().await,
+    }
+}
+
+/// Replies; returns the error again if it is fatal (the reply gets a copy).
+fn reply_and_check<T>(reply: Reply<T>, result: ArchiverResult<T>) -> Option<ArchiverError> {
+    let fatal = match &result {
+        Err(err) if err.is_fatal() => Some(err.clone()),
+        _ => None,
+    };
+    let _ = reply.send(result);
+    fatal
 }

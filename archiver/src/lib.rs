@@ -1,29 +1,56 @@
 //! The chain store: blocks, checkpoints mined on L1, proposed checkpoints (gossiped and
 //! validated, not on L1 yet) and the chain tips, on RocksDB.
 //!
-//! [`ArchiverStore`] enforces the insertion rules (a block for checkpoint N+1 is accepted on top
-//! of proposed checkpoint N; proposed checkpoints are strictly sequential), reconciles with L1
-//! (promote a matching proposed checkpoint, evict diverging ones, write blocks from the L1 body
-//! for a node that never saw them, roll back on an L1 reorg) and prunes blocks whose checkpoint
-//! can no longer land. Every removal returns a [`PruneEvent`] the world state and the tx pool
-//! roll back with.
+//! - [`ArchiverStore`] is the single writer. It enforces the insertion rules (a block for
+//!   checkpoint N+1 is accepted on top of proposed checkpoint N; proposed checkpoints are
+//!   strictly sequential and seal their block set), reconciles with L1 (promote a matching
+//!   proposed checkpoint, evict diverging ones, write blocks from the L1 body for a node that
+//!   never saw them, roll back on an L1 reorg, keep L1 checkpoints whose body cannot be used as
+//!   facts awaiting it) and prunes blocks whose checkpoint can no longer land. Every removal
+//!   commits a [`PruneEvent`] the world state and the tx pool roll back with.
+//! - [`ArchiverReader`] reads consistent snapshots of the same database from any thread,
+//!   never queueing behind the writer.
+//! - [`ArchiverActor`] owns the store: a bounded queue of proposed blocks and checkpoints, and
+//!   L1 followed through the narrow [`L1Source`] trait, read in a separate task and applied one
+//!   write at a time between queued items.
 //!
-//! [`ArchiverActor`] is the single writer: a bounded queue of proposed blocks and checkpoints,
-//! applied between [`sync_step`]s that follow L1 (batches of `CheckpointProposed` events with the
-//! decoded calldata, reorg detection, finalized tip, prunes).
+//! Outcomes a handler can act on: storing what is already stored is [`Added::AlreadyStored`];
+//! every error has a [`Disposition`] (retry later, reject, fatal).
 
 mod actor;
+mod awaiting;
+mod chain;
+mod codec;
 mod error;
+mod inputs;
+mod l1_source;
+mod prune;
+mod reader;
+mod reconcile;
 mod records;
+mod rules;
 mod store;
 mod sync;
+mod tables;
+mod txindex;
 
 pub use actor::{
-    ArchiverActor, ArchiverHandle, ArchiverTiming, COMMAND_QUEUE_CAPACITY, PRUNE_EVENTS_CAPACITY,
+    ArchiverActor, ArchiverHandle, ArchiverTiming, COMMAND_QUEUE_CAPACITY, CheckpointBodySource,
+    FetchedCheckpointBody, PRUNE_EVENTS_CAPACITY,
 };
-pub use error::ArchiverError;
-pub use records::{CheckpointRecord, L1Ref, ProposedCheckpoint, RecordError, StoredBlock};
+pub use awaiting::{L1EventOutcome, L1SyncStatus};
+pub use error::{ArchiverError, ArchiverResult, Disposition};
+pub use prune::{PruneEvent, PruneKind};
+pub use reader::{ArchiverReader, ReadView, TxInBlock};
+pub use records::{
+    AwaitingCheckpoint, BodyProblem, CheckpointRecord, L1CheckpointEvent, L1Ref, PayloadSource,
+    ProposeCalldata, ProposedCheckpoint, RecordError, StoredBlock, StoredHeader,
+};
 pub use store::{
-    ArchiverStore, L1CheckpointInput, L1Outcome, ProposedCheckpointInput, PruneEvent, PruneKind,
+    Added, ArchiverStore, L1CheckpointInput, L1Outcome, ProposedBlock, ProposedCheckpointInput,
 };
-pub use sync::{SyncConfig, SyncError, SyncReport, orphan_deadline, sync_step};
+pub use sync::{
+    L1Block, L1Future, L1Source, L1Step, L1Update, PruneContext, StepOutcome, SyncConfig,
+    SyncReport, apply_l1_step, fetch_l1_update, orphan_deadline, sync_step,
+};
+pub use tables::WalSync;

@@ -1,20 +1,75 @@
-//! One step of following L1: detect reorgs, fetch `CheckpointProposed` events in batches, write
-//! what they say, track the finalized tip, and prune blocks whose checkpoint can no longer land.
+//! Following L1, in two phases so that L1 I/O never holds up the writer:
+//!
+//! 1. [`fetch_l1_update`] (async, reads only: the L1 source and an [`ArchiverReader`]): checks the
+//!    cursor is still canonical (else walks back to the newest stored checkpoint whose L1 block
+//!    is, and plans a rollback), then reads ranges of `CheckpointProposed` events, pinning each
+//!    range's end block before and checking it after (a reorg in between voids the range), and
+//!    the finalized block. A block the RPC does not serve (it lags, or L1 reorganised to a chain
+//!    that is not that long yet) is an error to retry, never a reorg: once it is served, its
+//!    hash tells.
+//! 2. [`apply_l1_step`] (sync, one store write per step): the actor applies the planned steps
+//!    one at a time between queued proposals; [`sync_step`] does both phases at once.
+//!
+//! Prunes run only when the fetch reached the confirmed L1 head. The uncheckpointed-slot prune
+//! goes by L1 time (the newest synced L1 block), the orphan prune by the consensus deadlines.
 
 use std::{collections::BTreeSet, time::Duration};
 
-use alloy::providers::Provider;
-use tandem_l1::{L1Checkpoint, L1Reader};
+use futures::future::BoxFuture;
 use tandem_proto::{
-    MAX_CHECKPOINT_SIZE, decode_checkpoint_body,
+    B256,
     time::{ConsensusWindows, Slot, SlotClock, Timestamp},
 };
 
 use crate::{
-    error::ArchiverError,
-    records::L1Ref,
-    store::{ArchiverStore, L1CheckpointInput, PruneEvent},
+    awaiting::L1EventOutcome,
+    error::{ArchiverError, ArchiverResult},
+    prune::PruneEvent,
+    reader::ArchiverReader,
+    records::{L1CheckpointEvent, L1Ref},
+    store::ArchiverStore,
 };
+
+/// An L1 block header, as the sync needs it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct L1Block {
+    /// Number.
+    pub number: u64,
+    /// Hash.
+    pub hash: B256,
+    /// Parent hash.
+    pub parent_hash: B256,
+    /// Timestamp, seconds.
+    pub timestamp: u64,
+}
+
+impl L1Block {
+    /// Number, hash and timestamp.
+    pub const fn reference(&self) -> L1Ref {
+        L1Ref {
+            number: self.number,
+            hash: self.hash,
+            timestamp: self.timestamp,
+        }
+    }
+}
+
+/// A future of the L1 source.
+pub type L1Future<'a, T> = BoxFuture<'a, ArchiverResult<T>>;
+
+/// What the archiver needs from L1 (defined here, the consumer; implemented for
+/// [`tandem_l1::L1Reader`] in `l1_source`).
+pub trait L1Source: Send + Sync + 'static {
+    /// Number of the latest L1 block.
+    fn latest_block(&self) -> L1Future<'_, u64>;
+    /// The latest finalized L1 block, if the node reports one.
+    fn finalized_block(&self) -> L1Future<'_, Option<L1Block>>;
+    /// Block `number` of the canonical chain; `None` if the RPC does not have it (yet).
+    fn block(&self, number: u64) -> L1Future<'_, Option<L1Block>>;
+    /// The rollup's `CheckpointProposed` events in blocks `from..=to`, in order; each with its
+    /// calldata when it could be read.
+    fn checkpoint_events(&self, from: u64, to: u64) -> L1Future<'_, Vec<L1CheckpointEvent>>;
+}
 
 /// Settings of the L1 sync.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -25,141 +80,316 @@ pub struct SyncConfig {
     pub confirmations: u64,
     /// Most L1 blocks per log query.
     pub batch_size: u64,
-    /// Most batches per step, so queued proposals are not starved during a long catch-up.
+    /// Most ranges per fetch, so one fetch stays bounded during a long catch-up.
     pub max_batches_per_step: u32,
     /// Extra time after the checkpoint-proposal receive deadline before blocks without a
     /// proposal are pruned as orphans.
     pub orphan_prune_tolerance: Duration,
 }
 
-/// Errors of a sync step.
-#[derive(Debug, thiserror::Error)]
-pub enum SyncError {
-    /// Reading L1 failed (retry next step).
-    #[error(transparent)]
-    L1(#[from] tandem_l1::L1Error),
-    /// The store refused what L1 says, or failed.
-    #[error(transparent)]
-    Store(#[from] ArchiverError),
-    /// A checkpoint's body on L1 does not decode. L1 accepted it (it only checks the body hash),
-    /// so the chain cannot advance past it from L1 alone.
-    #[error("L1 checkpoint {number}: undecodable body: {source}")]
-    Body {
-        /// Checkpoint number.
-        number: u64,
-        /// Why.
-        source: tandem_proto::CheckpointBodyError,
+/// One planned change to the store (one write).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum L1Step {
+    /// L1 reorganised: keep checkpoints up to `keep`, move the cursor to `marker`.
+    Rollback {
+        /// Highest checkpoint still on L1.
+        keep: u64,
+        /// New cursor.
+        marker: L1Ref,
     },
+    /// A `CheckpointProposed` event, in order.
+    Event(Box<L1CheckpointEvent>),
+    /// Every event up to this block is applied.
+    Advance(L1Ref),
+    /// L1's finalized block.
+    Finalized(u64),
+    /// Retry the first L1 checkpoint waiting for its body.
+    ResolveAwaiting,
+    /// The uncheckpointed-slot prune.
+    PruneUncheckpointed,
+    /// The orphan prune.
+    PruneOrphans,
 }
 
-/// What a step did.
+/// What a fetch found: the steps to apply, in order.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct L1Update {
+    /// Steps, in order.
+    pub steps: Vec<L1Step>,
+    /// Whether the fetch stopped before the confirmed L1 head (then no prune is planned).
+    pub behind: bool,
+    /// Latest L1 block seen.
+    pub head: u64,
+}
+
+/// What a sync did.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct SyncReport {
-    /// L1 checkpoints written (promoted or inserted).
+    /// L1 checkpoints applied (promoted or inserted).
     pub checkpoints: u64,
+    /// L1 checkpoints stored awaiting their body.
+    pub awaiting: u64,
     /// Last L1 block processed.
     pub synced_to: Option<u64>,
-    /// Whether the step stopped before reaching the confirmed L1 head.
+    /// Whether the sync stopped before the confirmed L1 head.
     pub behind: bool,
     /// Blocks removed, in order.
     pub prunes: Vec<PruneEvent>,
 }
 
-/// Runs one sync step at wall-clock time `now`.
-pub async fn sync_step<P: Provider + Clone>(
-    store: &mut ArchiverStore,
-    reader: &L1Reader<P>,
+/// Reads what L1 has beyond the store's cursor; see the module docs.
+pub async fn fetch_l1_update(
+    reader: &ArchiverReader,
+    source: &dyn L1Source,
     config: &SyncConfig,
-    windows: &ConsensusWindows,
-    slot_clock: &SlotClock,
-    proposals_seen: &BTreeSet<u64>,
-    now: Timestamp,
-) -> Result<SyncReport, SyncError> {
-    let mut report = SyncReport::default();
-    if let Some(prune) = handle_reorg(store, reader, config).await? {
-        report.prunes.push(prune);
+) -> ArchiverResult<L1Update> {
+    let mut steps = Vec::new();
+    let head = source.latest_block().await?;
+    let stored_cursor = reader.view()?.l1_synced()?;
+    let mut cursor = stored_cursor;
+    if let Some(synced) = stored_cursor {
+        // A block the RPC does not serve (it lags, or L1 reorganised to a chain not that long
+        // yet) is retried, never taken for a reorg: once served, its hash tells.
+        if require_block(source, synced.number).await?.hash != synced.hash {
+            let (keep, marker) = walk_back(reader, source, config).await?;
+            tracing::warn!(target: "archiver", from = synced.number, keep, "L1 reorg: rolling back");
+            metrics::counter!("archiver_l1_reorgs_total").increment(1);
+            steps.push(L1Step::Rollback { keep, marker });
+            cursor = Some(marker);
+        }
     }
-    let head = reader.latest_block().await?;
     let confirmed = head.saturating_sub(config.confirmations);
+    let mut behind = false;
     for _ in 0..config.max_batches_per_step {
-        let from = store
-            .l1_synced()?
-            .map_or(config.deployment_block, |synced| synced.number + 1);
+        let from = cursor.map_or(config.deployment_block, |c| c.number + 1);
         if from > confirmed {
             break;
         }
-        let to = confirmed.min(from + config.batch_size.max(1) - 1);
-        for checkpoint in reader.checkpoints_proposed(from, to).await? {
-            if checkpoint.number <= store.tips().checkpointed.checkpoint.number {
-                // Already written (a restart re-reads its last batch).
-                continue;
+        let to = confirmed.min(from.saturating_add(config.batch_size.max(1) - 1));
+        // Pin the end first: the events are trusted only if it is unchanged after reading them.
+        let end = require_block(source, to).await?;
+        let events = source.checkpoint_events(from, to).await?;
+        let start = require_block(source, from).await?;
+        let end_again = require_block(source, to).await?;
+        let continues = cursor.is_none_or(|c| start.parent_hash == c.hash || from > c.number + 1);
+        if end_again.hash != end.hash || !continues {
+            metrics::counter!("archiver_l1_range_changed_total").increment(1);
+            if steps.is_empty() {
+                return Err(ArchiverError::L1RangeChanged { from, to });
             }
-            let number = checkpoint.number;
-            if let crate::store::L1Outcome::Inserted {
-                pruned: Some(prune),
-                ..
-            } = store.add_l1_checkpoint(l1_input(checkpoint)?)?
+            // What was read before stays valid; the next fetch re-checks the cursor.
+            behind = true;
+            break;
+        }
+        for event in events {
+            if event.l1.number < from || event.l1.number > to {
+                return Err(
+                    tandem_l1::L1Error::Unexpected("an event outside the requested range").into(),
+                );
+            }
+            steps.push(L1Step::Event(Box::new(event)));
+        }
+        steps.push(L1Step::Advance(end.reference()));
+        cursor = Some(end.reference());
+    }
+    behind = behind || cursor.is_none_or(|c| c.number < confirmed);
+    if let Some(finalized) = source.finalized_block().await? {
+        steps.push(L1Step::Finalized(finalized.number));
+    }
+    steps.push(L1Step::ResolveAwaiting);
+    if !behind {
+        steps.push(L1Step::PruneUncheckpointed);
+        steps.push(L1Step::PruneOrphans);
+    }
+    Ok(L1Update {
+        steps,
+        behind,
+        head,
+    })
+}
+
+async fn require_block(source: &dyn L1Source, number: u64) -> ArchiverResult<L1Block> {
+    source
+        .block(number)
+        .await?
+        .ok_or(ArchiverError::L1BlockUnavailable { number })
+}
+
+/// Finds the newest stored checkpoint (awaiting ones first) whose L1 block is still canonical:
+/// `(its number, the cursor to rewind to)`. Fails if even the finalized checkpoint's block is
+/// gone.
+async fn walk_back(
+    reader: &ArchiverReader,
+    source: &dyn L1Source,
+    config: &SyncConfig,
+) -> ArchiverResult<(u64, L1Ref)> {
+    let (awaiting, checkpointed, finalized) = {
+        let view = reader.view()?;
+        let tips = view.tips()?;
+        let awaiting: Vec<(u64, L1Ref)> = view
+            .awaiting_checkpoints()?
+            .into_iter()
+            .map(|a| (a.event.number, a.event.l1))
+            .collect();
+        (
+            awaiting,
+            tips.checkpointed.checkpoint.number,
+            tips.finalized.checkpoint.number,
+        )
+    };
+    let still_there = async |l1: L1Ref| -> ArchiverResult<bool> {
+        Ok(require_block(source, l1.number).await?.hash == l1.hash)
+    };
+    for (number, l1) in awaiting.into_iter().rev() {
+        if still_there(l1).await? {
+            return Ok((number, l1));
+        }
+    }
+    let mut number = checkpointed;
+    while number > 0 {
+        // One view per lookup: nothing is held across the awaits (L1 data does not change while
+        // a fetch runs: the writer applies fetched steps only after the fetch).
+        let record = reader
+            .view()?
+            .checkpoint(number)?
+            .ok_or(ArchiverError::Corrupt(
+                "a checkpoint below the tip is missing",
+            ))?;
+        if still_there(record.l1).await? {
+            return Ok((number, record.l1));
+        }
+        if number <= finalized {
+            return Err(ArchiverError::ReorgBelowFinalized {
+                checkpoint: number,
+                finalized,
+            });
+        }
+        number -= 1;
+    }
+    let start = require_block(source, config.deployment_block.saturating_sub(1)).await?;
+    Ok((0, start.reference()))
+}
+
+/// What applying steps needs besides the store.
+#[derive(Debug, Clone, Copy)]
+pub struct PruneContext<'a> {
+    /// Slot arithmetic.
+    pub slot_clock: &'a SlotClock,
+    /// Consensus deadlines (orphan prune).
+    pub windows: &'a ConsensusWindows,
+    /// Orphan tolerance.
+    pub orphan_prune_tolerance: Duration,
+    /// Slots with a checkpoint proposal seen on gossip.
+    pub proposals_seen: &'a BTreeSet<u64>,
+    /// Wall-clock time (orphan prune only).
+    pub now: Timestamp,
+}
+
+/// What one applied step did.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct StepOutcome {
+    /// An L1 checkpoint was applied.
+    pub applied_checkpoint: bool,
+    /// An L1 checkpoint was stored awaiting its body.
+    pub awaiting: bool,
+    /// The cursor moved to this block.
+    pub advanced_to: Option<u64>,
+    /// The awaiting queue moved: retry it again.
+    pub resolve_again: bool,
+}
+
+/// Applies one step (one store write, two for an event that reveals a reorg).
+pub fn apply_l1_step(
+    store: &mut ArchiverStore,
+    step: L1Step,
+    context: &PruneContext<'_>,
+) -> ArchiverResult<StepOutcome> {
+    let mut outcome = StepOutcome::default();
+    match step {
+        L1Step::Rollback { keep, marker } => {
+            store.rollback_l1(keep, Some(marker))?;
+        }
+        L1Step::Event(event) => {
+            let number = event.number;
+            match store.apply_l1_event(*event)? {
+                L1EventOutcome::Known => {}
+                L1EventOutcome::Applied(_) => {
+                    outcome.applied_checkpoint = true;
+                    tracing::info!(target: "archiver", checkpoint = number, "checkpoint on L1");
+                }
+                L1EventOutcome::Awaiting(_) => outcome.awaiting = true,
+            }
+        }
+        L1Step::Advance(block) => {
+            store.set_l1_synced(block)?;
+            outcome.advanced_to = Some(block.number);
+        }
+        L1Step::Finalized(l1_block) => store.finalize_up_to_l1_block(l1_block)?,
+        L1Step::ResolveAwaiting => {
+            if store.resolve_awaiting()?.is_some() {
+                outcome.applied_checkpoint = true;
+                outcome.resolve_again = true;
+            }
+        }
+        L1Step::PruneUncheckpointed => {
+            // By L1 time: no L1 block can be in a slot before the newest synced block's.
+            if let Some(synced) = store.l1_synced()
+                && let Some(slot) = context
+                    .slot_clock
+                    .slot_at(Timestamp::from_secs(synced.timestamp))
             {
-                report.prunes.push(prune);
+                store.prune_uncheckpointed(slot.0)?;
             }
-            report.checkpoints += 1;
-            tracing::info!(target: "archiver", checkpoint = number, "checkpoint on L1");
         }
-        let block = reader
-            .block(to)
-            .await?
-            .ok_or(tandem_l1::L1Error::Unexpected("synced block vanished"))?;
-        store.set_l1_synced(L1Ref {
-            number: block.number,
-            hash: block.hash,
-            timestamp: block.timestamp,
-        })?;
-        report.synced_to = Some(to);
+        L1Step::PruneOrphans => {
+            let deadline = |slot: u64| {
+                orphan_deadline(
+                    context.windows,
+                    context.orphan_prune_tolerance,
+                    context.proposals_seen.contains(&slot),
+                    Slot(slot),
+                )
+                .as_millis()
+            };
+            store.prune_orphans(context.now.as_millis(), deadline)?;
+        }
     }
-    let synced = store.l1_synced()?;
-    report.behind = synced.is_none_or(|synced| synced.number < confirmed);
-    if let Some(synced) = synced {
-        metrics::gauge!("archiver_l1_sync_lag_blocks")
-            .set(head.saturating_sub(synced.number) as f64);
-        metrics::gauge!("archiver_l1_sync_lag_seconds")
-            .set(now.as_secs().saturating_sub(synced.timestamp) as f64);
-    }
+    Ok(outcome)
+}
 
-    if let Some(finalized) = reader.finalized_block().await? {
-        let mut number = store.tips().checkpointed.checkpoint.number;
-        while number > store.tips().finalized.checkpoint.number {
-            let record = store
-                .checkpoint(number)?
-                .ok_or(ArchiverError::Corrupt("checkpoint below the tip missing"))?;
-            if record.l1.number <= finalized.number {
-                store.set_finalized(number)?;
-                break;
-            }
-            number -= 1;
+/// Fetches and applies everything in one go (what the actor does step by step between its
+/// commands). On error, prunes already committed are in [`ArchiverStore::take_prune_events`].
+pub async fn sync_step(
+    store: &mut ArchiverStore,
+    source: &dyn L1Source,
+    config: &SyncConfig,
+    context: &PruneContext<'_>,
+) -> ArchiverResult<SyncReport> {
+    let update = fetch_l1_update(&store.reader(), source, config).await?;
+    let mut report = SyncReport {
+        behind: update.behind,
+        ..SyncReport::default()
+    };
+    let mut steps: std::collections::VecDeque<L1Step> = update.steps.into();
+    while let Some(step) = steps.pop_front() {
+        let outcome = apply_l1_step(store, step, context)?;
+        report.merge(&outcome);
+        if outcome.resolve_again {
+            steps.push_front(L1Step::ResolveAwaiting);
         }
     }
-
-    // Prune only with a complete view of L1: a checkpoint may sit in a block not read yet.
-    if !report.behind {
-        if let Some(slot) = slot_clock.slot_at_next_l1_block(now)
-            && let Some(prune) = store.prune_uncheckpointed(slot.0)?
-        {
-            report.prunes.push(prune);
-        }
-        let deadline = |slot: u64| {
-            orphan_deadline(
-                windows,
-                config.orphan_prune_tolerance,
-                proposals_seen.contains(&slot),
-                Slot(slot),
-            )
-            .as_millis()
-        };
-        if let Some(prune) = store.prune_orphans(now.as_millis(), deadline)? {
-            report.prunes.push(prune);
-        }
-    }
+    report.prunes = store.take_prune_events();
     Ok(report)
+}
+
+impl SyncReport {
+    pub(crate) fn merge(&mut self, outcome: &StepOutcome) {
+        self.checkpoints += u64::from(outcome.applied_checkpoint);
+        self.awaiting += u64::from(outcome.awaiting);
+        if outcome.advanced_to.is_some() {
+            self.synced_to = outcome.advanced_to;
+        }
+    }
 }
 
 /// When the blocks of `slot` not covered by a proposed checkpoint become orphans. With a valid
@@ -179,84 +409,4 @@ pub fn orphan_deadline(
             .checkpoint_proposal_receive_deadline(slot)
             .saturating_add(tolerance)
     }
-}
-
-fn l1_input(checkpoint: L1Checkpoint) -> Result<L1CheckpointInput, SyncError> {
-    // Until the archiver handles a checkpoint without calldata (issue 10), treat it as before.
-    let calldata = checkpoint
-        .calldata
-        .map_err(|_| tandem_l1::L1Error::Unexpected("checkpoint calldata missing"))?;
-    let blocks = decode_checkpoint_body(&calldata.body, MAX_CHECKPOINT_SIZE).map_err(|source| {
-        SyncError::Body {
-            number: checkpoint.number,
-            source,
-        }
-    })?;
-    Ok(L1CheckpointInput {
-        number: checkpoint.number,
-        payload: tandem_proto::ConsensusPayload {
-            header: checkpoint.header,
-            archive: checkpoint.archive,
-            fee_asset_price_modifier: checkpoint.fee_asset_price_modifier,
-        },
-        l1: L1Ref {
-            number: checkpoint.l1_block.number,
-            hash: checkpoint.l1_block.hash,
-            timestamp: checkpoint.l1_block.timestamp,
-        },
-        attestations: calldata.attestations,
-        blocks,
-    })
-}
-
-/// If the last synced L1 block is no longer canonical, rolls the store back to the highest
-/// checkpoint whose L1 block still is, and rewinds the sync marker to it.
-async fn handle_reorg<P: Provider + Clone>(
-    store: &mut ArchiverStore,
-    reader: &L1Reader<P>,
-    config: &SyncConfig,
-) -> Result<Option<PruneEvent>, SyncError> {
-    let Some(synced) = store.l1_synced()? else {
-        return Ok(None);
-    };
-    let canonical = reader.block(synced.number).await?;
-    if canonical.is_some_and(|block| block.hash == synced.hash) {
-        return Ok(None);
-    }
-    let mut keep = store.tips().checkpointed.checkpoint.number;
-    let mut rewind_to = None;
-    while keep > 0 {
-        let record = store
-            .checkpoint(keep)?
-            .ok_or(ArchiverError::Corrupt("checkpoint below the tip missing"))?;
-        if reader
-            .block(record.l1.number)
-            .await?
-            .is_some_and(|block| block.hash == record.l1.hash)
-        {
-            rewind_to = Some(record.l1);
-            break;
-        }
-        keep -= 1;
-    }
-    tracing::warn!(target: "archiver", from = synced.number, keep, "L1 reorg: rolling back");
-    let prune = store.remove_checkpoints_after(keep)?;
-    let marker = match rewind_to {
-        Some(l1) => l1,
-        None => {
-            let start = config.deployment_block.saturating_sub(1);
-            let block = reader
-                .block(start)
-                .await?
-                .ok_or(tandem_l1::L1Error::Unexpected("deployment block missing"))?;
-            L1Ref {
-                number: block.number,
-                hash: block.hash,
-                timestamp: block.timestamp,
-            }
-        }
-    };
-    store.set_l1_synced(marker)?;
-    metrics::counter!("archiver_l1_reorgs_total").increment(1);
-    Ok(prune)
 }

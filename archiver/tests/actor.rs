@@ -1,102 +1,400 @@
-//! The archiver actor's queue, with a driven clock and an unreachable L1 (sync steps fail and
-//! are retried; the queue keeps being served).
+//! The archiver actor with an in-memory L1: the queue is served while L1 is slow, committed
+//! prunes reach subscribers whatever fails after them, fatal errors stop the actor, and bodies
+//! of unreadable L1 checkpoints come from peers.
 
 mod common;
 
-use std::{sync::Arc, time::Duration};
+use std::{
+    sync::{
+        Arc,
+        atomic::{AtomicU32, Ordering},
+    },
+    time::Duration,
+};
 
-use alloy::providers::{Provider, ProviderBuilder};
-use common::{Chain, genesis};
-use tandem_archiver::{ArchiverActor, ArchiverError, ArchiverStore, ArchiverTiming, SyncConfig};
-use tandem_l1::L1Reader;
+use common::{BuiltCheckpoint, Chain, FakeL1, open_store};
+use futures::{FutureExt, future::BoxFuture};
+use tandem_archiver::{
+    Added, ArchiverActor, ArchiverError, ArchiverHandle, ArchiverResult, ArchiverStore,
+    ArchiverTiming, CheckpointBodySource, FetchedCheckpointBody, L1SyncStatus, PruneKind,
+    SyncConfig,
+};
 use tandem_proto::{
-    Address,
+    B256,
     time::{ConsensusWindows, ManualClock, PipeliningMode, SlotClock, Timestamp},
 };
+use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
-#[tokio::test]
-async fn queue_refuses_items_of_ended_slots_and_serves_while_l1_is_down() {
-    let dir = tempfile::tempdir().unwrap();
-    let store = ArchiverStore::open(dir.path(), &genesis()).unwrap();
-    // Nothing listens on port 9 (discard): every sync step fails.
-    let provider = ProviderBuilder::new()
-        .connect_http("http://127.0.0.1:9".parse().unwrap())
-        .erased();
-    let reader = L1Reader::new(provider, Address::ZERO);
-    // The test chain's slots are seconds after 1,000; the clock says slot 100 has started.
+const GENESIS: u64 = 1_000;
+const SLOT: u64 = 4;
+const DEADLINE: Duration = Duration::from_secs(10);
+
+struct Running {
+    handle: ArchiverHandle,
+    cancel: CancellationToken,
+    task: JoinHandle<ArchiverResult<()>>,
+    clock: ManualClock,
+}
+
+fn chain() -> Chain {
+    Chain {
+        genesis_time: GENESIS,
+        slot_duration: SLOT,
+        ..Chain::new()
+    }
+}
+
+fn spawn(
+    store: ArchiverStore,
+    l1: &FakeL1,
+    bodies: Option<Arc<dyn CheckpointBodySource>>,
+    poll_interval: Duration,
+) -> Running {
     let slot_clock = SlotClock::new(
-        Timestamp::from_secs(1_000),
+        Timestamp::from_secs(GENESIS),
+        Duration::from_secs(SLOT),
         Duration::from_secs(1),
-        Duration::from_secs(1),
-        32,
+        8,
     )
     .unwrap();
-    let clock = ManualClock::new(Timestamp::from_secs(1_100));
+    // The wall clock sits in slot 1 (items of slot 1 on are accepted) unless a test moves it.
+    let clock = ManualClock::new(Timestamp::from_secs(GENESIS + SLOT));
     let timing = ArchiverTiming {
         clock: Arc::new(clock.clone()),
         slot_clock,
         windows: ConsensusWindows::new(
             slot_clock,
-            Duration::from_millis(500),
+            Duration::from_secs(1),
             PipeliningMode::Pipelined,
-            Duration::from_millis(500),
+            Duration::from_secs(1),
         ),
-        poll_interval: Duration::from_millis(50),
+        poll_interval,
     };
     let config = SyncConfig {
         deployment_block: 1,
         confirmations: 0,
         batch_size: 10,
-        max_batches_per_step: 1,
+        max_batches_per_step: 10,
         orphan_prune_tolerance: Duration::from_secs(1),
     };
-    let (archiver, actor) = ArchiverActor::new(store, reader, config, timing);
+    let (handle, actor) = ArchiverActor::new(store, Arc::new(l1.clone()), bodies, config, timing);
     let cancel = CancellationToken::new();
     let task = tokio::spawn(actor.run(cancel.clone()));
+    Running {
+        handle,
+        cancel,
+        task,
+        clock,
+    }
+}
 
-    let mut chain = Chain::new();
-    let ended = chain.clone().checkpoint(1, 50, 1, 1);
-    let err = archiver
-        .add_block(ended.blocks[0].clone())
+/// An L1 of blocks one second apart, up to the start of slot 1.
+fn l1() -> FakeL1 {
+    FakeL1::new(10, |n| GENESIS - 6 + n)
+}
+
+fn mine_until(l1: &FakeL1, timestamp: u64) {
+    while l1.head().timestamp < timestamp {
+        l1.mine_empty(l1.head().timestamp + 1);
+    }
+}
+
+async fn add_all(handle: &ArchiverHandle, checkpoint: &BuiltCheckpoint) {
+    for i in 0..checkpoint.blocks.len() {
+        let added = handle
+            .add_block(checkpoint.proposed_block(i))
+            .await
+            .unwrap();
+        assert!(added.is_new());
+    }
+}
+
+#[tokio::test]
+async fn a_slow_l1_does_not_hold_up_queued_blocks_and_ended_slots_are_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let l1 = l1();
+    let paused = l1.pause();
+    let running = spawn(open_store(dir.path()), &l1, None, Duration::from_millis(5));
+    // The first tick started a fetch that now waits on L1: the queue is still served.
+    let mut chain = chain();
+    let ended = chain.clone().checkpoint(1, 0, 1, 1);
+    let err = running
+        .handle
+        .add_block(ended.proposed_block(0))
         .await
         .unwrap_err();
     assert!(
         matches!(
             err,
             ArchiverError::SlotExpired {
-                slot: 50,
-                current: 101
+                slot: 0,
+                current: 1
             }
         ),
         "{err}"
     );
-
-    let current = chain.checkpoint(1, 102, 2, 1);
-    for block in &current.blocks {
-        archiver.add_block(block.clone()).await.unwrap();
-    }
-    archiver
-        .add_proposed_checkpoint(current.proposed())
-        .await
-        .unwrap();
-    assert_eq!(archiver.tips().proposed_checkpoint.checkpoint.number, 1);
-    assert!(archiver.sync_now().await.is_err(), "L1 is unreachable");
-    // Still serving after failed sync steps.
-    assert_eq!(
-        archiver
-            .proposed_checkpoint(1)
+    let current = chain.checkpoint(1, 2, 3, 1);
+    tokio::time::timeout(DEADLINE, async {
+        add_all(&running.handle, &current).await;
+        let proposed = running
+            .handle
+            .add_proposed_checkpoint(current.proposed())
             .await
-            .unwrap()
-            .unwrap()
-            .block_count,
-        2
+            .unwrap();
+        assert!(proposed.is_new());
+    })
+    .await
+    .expect("served while L1 is stalled");
+    assert!(l1.calls() <= 1, "L1 is still stalled");
+    assert_eq!(
+        running.handle.tips().proposed_checkpoint.checkpoint.number,
+        1
     );
+    // Reads come from the reader, whatever the writer does.
+    let view = running.handle.reader().view().unwrap();
+    assert_eq!(view.proposed_checkpoint(1).unwrap().unwrap().block_count, 3);
+    assert_eq!(view.tips().unwrap(), running.handle.tips());
+    drop(view);
 
-    cancel.cancel();
-    task.await.unwrap().unwrap();
+    paused.send(false).unwrap();
+    let report = tokio::time::timeout(DEADLINE, running.handle.sync_now())
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(!report.behind);
+    running.cancel.cancel();
+    running.task.await.unwrap().unwrap();
     assert!(matches!(
-        archiver.block(1).await,
+        running.handle.sync_now().await,
         Err(ArchiverError::Stopped)
     ));
+}
+
+#[tokio::test]
+async fn a_committed_prune_reaches_subscribers_when_the_step_after_it_fails() {
+    let dir = tempfile::tempdir().unwrap();
+    let l1 = l1();
+    let mut chain = chain();
+    let cp1 = chain.checkpoint(1, 2, 1, 1);
+    let cp2 = chain.checkpoint(2, 3, 2, 1);
+    mine_until(&l1, GENESIS + 2 * SLOT);
+    l1.land(&cp1, true);
+    mine_until(&l1, GENESIS + 3 * SLOT);
+    let landed = l1.land(&cp2, true);
+    let running = spawn(open_store(dir.path()), &l1, None, Duration::from_secs(3600));
+    let mut prunes = running.handle.subscribe_prunes();
+    running.handle.sync_now().await.unwrap();
+    assert_eq!(running.handle.tips().checkpointed.checkpoint.number, 2);
+
+    // L1 reorganises checkpoint 2 away, and (bad data) the new chain carries checkpoint 4:
+    // the rollback is committed, then the step after it fails.
+    l1.reorg_from(landed.number);
+    let mut skipping = Chain {
+        genesis_time: GENESIS,
+        slot_duration: SLOT,
+        ..Chain::from_reader(running.handle.reader(), 1)
+    };
+    let _cp2b = skipping.checkpoint(2, 3, 1, 5);
+    let _cp3b = skipping.checkpoint(3, 4, 1, 5);
+    let cp4b = skipping.checkpoint(4, 5, 1, 5);
+    l1.remine(landed.timestamp, vec![cp4b.event(true)], 5);
+    let err = running.handle.sync_now().await.unwrap_err();
+    assert!(
+        matches!(
+            err,
+            ArchiverError::L1CheckpointNotSequential {
+                expected: 2,
+                got: 4
+            }
+        ),
+        "{err}"
+    );
+    let event = tokio::time::timeout(DEADLINE, prunes.recv())
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(event.kind, PruneKind::L1Reorg);
+    assert_eq!((event.first_removed_block, event.removed_blocks), (2, 2));
+    // A subscriber that missed it finds it in the store: the prune count moved.
+    let view = running.handle.reader().view().unwrap();
+    assert_eq!(view.prune_seq().unwrap(), event.seq);
+    assert_eq!(view.tips().unwrap().checkpointed.checkpoint.number, 1);
+    drop(view);
+    running.cancel.cancel();
+    running.task.await.unwrap().unwrap();
+}
+
+#[tokio::test]
+async fn a_reorg_below_the_finalized_checkpoint_stops_the_actor() {
+    let dir = tempfile::tempdir().unwrap();
+    let l1 = l1();
+    let mut chain = chain();
+    let cp1 = chain.checkpoint(1, 2, 1, 1);
+    mine_until(&l1, GENESIS + 2 * SLOT);
+    let landed = l1.land(&cp1, true);
+    l1.mine_empty(landed.timestamp + 1);
+    l1.set_finalized(Some(landed.number));
+    let running = spawn(open_store(dir.path()), &l1, None, Duration::from_secs(3600));
+    running.handle.sync_now().await.unwrap();
+    assert_eq!(running.handle.tips().finalized.checkpoint.number, 1);
+
+    l1.set_finalized(None);
+    l1.reorg_from(landed.number);
+    l1.remine(landed.timestamp, Vec::new(), 7);
+    l1.remine(landed.timestamp + 1, Vec::new(), 7);
+    assert!(matches!(
+        running.handle.sync_now().await,
+        Err(ArchiverError::Stopped)
+    ));
+    let result = tokio::time::timeout(DEADLINE, running.task)
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(
+        matches!(
+            result,
+            Err(ArchiverError::ReorgBelowFinalized {
+                checkpoint: 1,
+                finalized: 1
+            })
+        ),
+        "{result:?}"
+    );
+}
+
+#[tokio::test]
+async fn corruption_found_at_runtime_stops_the_actor() {
+    let dir = tempfile::tempdir().unwrap();
+    let l1 = l1();
+    let mut chain = chain();
+    let cp1 = chain.checkpoint(1, 2, 2, 1);
+    mine_until(&l1, GENESIS + 2 * SLOT);
+    let landed = l1.land(&cp1, true);
+    {
+        let running = spawn(open_store(dir.path()), &l1, None, Duration::from_secs(3600));
+        running.handle.sync_now().await.unwrap();
+        assert_eq!(running.handle.tips().checkpointed.checkpoint.number, 1);
+        running.cancel.cancel();
+        running.task.await.unwrap().unwrap();
+    }
+    // Damage block 2's tx record on disk (the open check reads headers, not checkpointed txs).
+    {
+        let names = rocksdb::DB::list_cf(&rocksdb::Options::default(), dir.path()).unwrap();
+        let db = rocksdb::DB::open_cf(&rocksdb::Options::default(), dir.path(), &names).unwrap();
+        let txs = db.cf_handle("block_txs").unwrap();
+        db.put_cf(txs, 2u64.to_be_bytes(), [1, 2, 3]).unwrap();
+    }
+    let running = spawn(open_store(dir.path()), &l1, None, Duration::from_secs(3600));
+    // An L1 reorg removes checkpoint 1: the rollback reads the damaged record.
+    l1.reorg_from(landed.number);
+    l1.remine(landed.timestamp, Vec::new(), 7);
+    let _ = running.handle.sync_now().await;
+    let result = tokio::time::timeout(DEADLINE, running.task)
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(
+        matches!(result, Err(ArchiverError::Record(_))),
+        "{result:?}"
+    );
+}
+
+/// Peers that first send a wrong body, then the right one.
+struct Peers {
+    checkpoint: BuiltCheckpoint,
+    wrong: BuiltCheckpoint,
+    calls: AtomicU32,
+}
+
+impl CheckpointBodySource for Peers {
+    fn fetch(
+        &self,
+        number: u64,
+        header_hash: B256,
+    ) -> BoxFuture<'_, Option<FetchedCheckpointBody>> {
+        async move {
+            assert_eq!(
+                (number, header_hash),
+                (
+                    self.checkpoint.number,
+                    self.checkpoint.payload.header.hash()
+                )
+            );
+            let sent = if self.calls.fetch_add(1, Ordering::SeqCst) == 0 {
+                &self.wrong
+            } else {
+                &self.checkpoint
+            };
+            Some(FetchedCheckpointBody {
+                header: sent.payload.header.clone(),
+                body: tandem_proto::encode_checkpoint_body(&sent.blocks),
+                fee_asset_price_modifier: sent.payload.fee_asset_price_modifier,
+            })
+        }
+        .boxed()
+    }
+}
+
+#[tokio::test]
+async fn a_checkpoint_whose_calldata_cannot_be_read_is_completed_from_peers() {
+    let dir = tempfile::tempdir().unwrap();
+    let l1 = l1();
+    let mut chain = chain();
+    let wrong = chain.clone().checkpoint(1, 2, 1, 8);
+    let cp1 = chain.checkpoint(1, 2, 2, 1);
+    let cp2 = chain.checkpoint(2, 3, 1, 1);
+    mine_until(&l1, GENESIS + 2 * SLOT);
+    l1.land(&cp1, false);
+    mine_until(&l1, GENESIS + 3 * SLOT);
+    l1.land(&cp2, true);
+    let peers = Arc::new(Peers {
+        checkpoint: cp1.clone(),
+        wrong,
+        calls: AtomicU32::new(0),
+    });
+    let running = spawn(
+        open_store(dir.path()),
+        &l1,
+        Some(peers.clone()),
+        Duration::from_millis(10),
+    );
+    let mut tips = running.handle.watch_tips();
+    tokio::time::timeout(
+        DEADLINE,
+        tips.wait_for(|tips| tips.checkpointed.checkpoint.number == 2),
+    )
+    .await
+    .expect("completed from peers")
+    .unwrap();
+    assert!(
+        peers.calls.load(Ordering::SeqCst) >= 2,
+        "the wrong body was refused first"
+    );
+    let view = running.handle.reader().view().unwrap();
+    assert_eq!(view.l1_status().unwrap(), L1SyncStatus::Following);
+    assert_eq!(
+        view.tips().unwrap().proposed.block.hash,
+        cp2.blocks[0].hash()
+    );
+    drop(view);
+    let _ = running.clock;
+    running.cancel.cancel();
+    running.task.await.unwrap().unwrap();
+}
+
+#[tokio::test]
+async fn duplicates_through_the_queue_are_already_stored() {
+    let dir = tempfile::tempdir().unwrap();
+    let l1 = l1();
+    let running = spawn(open_store(dir.path()), &l1, None, Duration::from_secs(3600));
+    let mut chain = chain();
+    let cp1 = chain.checkpoint(1, 2, 1, 1);
+    add_all(&running.handle, &cp1).await;
+    assert!(matches!(
+        running.handle.add_block(cp1.proposed_block(0)).await,
+        Ok(Added::AlreadyStored(header)) if header.hash == cp1.blocks[0].hash()
+    ));
+    running.cancel.cancel();
+    running.task.await.unwrap().unwrap();
 }

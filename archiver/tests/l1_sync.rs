@@ -6,11 +6,11 @@ use std::{sync::Arc, time::Duration};
 
 use alloy::{
     primitives::Bytes,
-    providers::{DynProvider, ext::AnvilApi},
+    providers::{DynProvider, Provider, ext::AnvilApi},
 };
-use common::{BuiltCheckpoint, Chain, genesis};
+use common::{BuiltCheckpoint, Chain, open_store};
 use tandem_archiver::{
-    ArchiverActor, ArchiverHandle, ArchiverStore, ArchiverTiming, PruneKind, SyncConfig,
+    ArchiverActor, ArchiverHandle, ArchiverResult, ArchiverTiming, PruneKind, SyncConfig,
 };
 use tandem_l1::{Deployment, L1Reader, RollupParams, harness::AnvilHarness};
 use tandem_proto::{
@@ -93,9 +93,9 @@ impl L1 {
     ) -> (
         ArchiverHandle,
         CancellationToken,
-        tokio::task::JoinHandle<()>,
+        tokio::task::JoinHandle<ArchiverResult<()>>,
     ) {
-        let store = ArchiverStore::open(dir, &genesis()).unwrap();
+        let store = open_store(dir);
         let reader: L1Reader<DynProvider> =
             L1Reader::new(self.harness.provider(), self.deployment.rollup);
         let slot_clock = SlotClock::new(
@@ -124,12 +124,9 @@ impl L1 {
             max_batches_per_step: 100,
             orphan_prune_tolerance: Duration::from_secs(1),
         };
-        let (handle, actor) = ArchiverActor::new(store, reader, config, timing);
+        let (handle, actor) = ArchiverActor::new(store, Arc::new(reader), None, config, timing);
         let cancel = CancellationToken::new();
-        let task = tokio::spawn({
-            let cancel = cancel.clone();
-            async move { actor.run(cancel).await.unwrap() }
-        });
+        let task = tokio::spawn(actor.run(cancel.clone()));
         (handle, cancel, task)
     }
 }
@@ -154,36 +151,27 @@ async fn full_node_syncs_twenty_checkpoints_from_l1_alone() {
     assert_eq!(tips.checkpointed.checkpoint.number, 20);
     assert_eq!(tips.checkpointed.block.number, chain.last_block);
     assert_eq!(tips.proposed, tips.checkpointed);
+    let view = archiver.reader().view().unwrap();
     for checkpoint in &landed {
         for block in &checkpoint.blocks {
-            let stored = archiver
-                .block(block.header.block_number)
-                .await
-                .unwrap()
-                .unwrap();
+            let stored = view.block(block.header.block_number).unwrap().unwrap();
             assert_eq!(stored.block.hash(), block.hash());
         }
-        let record = archiver
-            .checkpoint(checkpoint.number)
-            .await
-            .unwrap()
-            .unwrap();
+        let record = view.checkpoint(checkpoint.number).unwrap().unwrap();
         assert_eq!(record.payload, checkpoint.payload);
         assert_eq!(record.attestations.len(), VALIDATORS * 2 / 3 + 1);
     }
+    drop(view);
     // A node that already has everything finds nothing new.
     let again = archiver.sync_now().await.unwrap();
     assert_eq!(again.checkpoints, 0);
 
     // Gossip continues on top of the synced tip through the queue.
     let next = chain.checkpoint(21, l1.next_slot, 1, 1);
-    let stored = archiver
-        .add_recovered_block(next.blocks[0].header.clone(), Vec::new())
-        .await
-        .unwrap();
-    assert_eq!(archiver.tips().proposed.block.hash, stored.block.hash());
+    let stored = archiver.add_block(next.proposed_block(0)).await.unwrap();
+    assert_eq!(archiver.tips().proposed.block.hash, stored.get().hash);
     cancel.cancel();
-    task.await.unwrap();
+    task.await.unwrap().unwrap();
 }
 
 #[tokio::test]
@@ -205,13 +193,37 @@ async fn l1_reorg_of_depth_three_rolls_back_and_resyncs() {
     let mut prunes = archiver.subscribe_prunes();
     archiver.sync_now().await.unwrap();
     assert_eq!(archiver.tips().checkpointed.checkpoint.number, 5);
-    let first_of_three = archiver.checkpoint(3).await.unwrap().unwrap().start_block;
+    let first_of_three = archiver
+        .reader()
+        .view()
+        .unwrap()
+        .checkpoint(3)
+        .unwrap()
+        .unwrap()
+        .start_block;
 
     // L1 drops the last three checkpoints' blocks; another checkpoint 3 lands instead.
     assert!(l1.harness.provider().anvil_revert(snapshot).await.unwrap());
     l1.next_slot = next_slot;
     let mut other = fork_point;
     let replacement = l1.land(&mut other, 3, 9).await;
+    // The new chain is shorter than the stored cursor: while it is, the cursor block is not
+    // served and the sync retries; make it longer.
+    let provider = l1.harness.provider();
+    let cursor = archiver
+        .reader()
+        .view()
+        .unwrap()
+        .l1_synced()
+        .unwrap()
+        .unwrap();
+    let head = provider.get_block_number().await.unwrap();
+    if head <= cursor.number {
+        provider
+            .anvil_mine(Some(cursor.number + 1 - head), None)
+            .await
+            .unwrap();
+    }
 
     let report = archiver.sync_now().await.unwrap();
     assert!(
@@ -233,5 +245,5 @@ async fn l1_reorg_of_depth_three_rolls_back_and_resyncs() {
     let event = prunes.recv().await.unwrap();
     assert_eq!(event.kind, PruneKind::L1Reorg);
     cancel.cancel();
-    task.await.unwrap();
+    task.await.unwrap().unwrap();
 }

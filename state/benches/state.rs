@@ -1,7 +1,10 @@
 //! World-state figures on one core. Run: `cargo bench -p tandem-state`.
 //!
 //! For 10k- and 1M-account states: building a 1,000-transfer block (pool admission excluded and
-//! included), re-executing it, and applying then rolling back 10 blocks of 1,000 txs.
+//! included), re-executing it, and applying then rolling back 10 blocks of 1,000 txs. Then, at
+//! 1M accounts, 10,000 blocks applied with finality trailing the tip: heap held by the world
+//! state (counted by a global allocator wrapper) and reopen time, with bounded history (the
+//! default margin of 64 blocks below the finalized block) and without (margin = everything).
 
 use std::{
     hint::black_box,
@@ -13,9 +16,41 @@ use tandem_proto::{
     time::{ManualClock, Timestamp},
 };
 use tandem_state::{
-    BlockGlobals, BuildLimits, ChainSpec, PoolConfig, TX_MANA, TxPool, WorldState, build_block,
-    reexecute,
+    BlockGlobals, BuildLimits, ChainSpec, PoolConfig, TX_MANA, TxPool, WorldState,
+    WorldStateConfig, build_block, reexecute,
 };
+
+/// Counts live heap bytes, to report what the world state holds.
+struct CountingAllocator;
+
+static LIVE_BYTES: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+
+// SAFETY: forwards to the system allocator unchanged; only counts sizes.
+unsafe impl std::alloc::GlobalAlloc for CountingAllocator {
+    unsafe fn alloc(&self, layout: std::alloc::Layout) -> *mut u8 {
+        LIVE_BYTES.fetch_add(layout.size(), std::sync::atomic::Ordering::Relaxed);
+        // SAFETY: same contract as the caller's.
+        unsafe { std::alloc::System.alloc(layout) }
+    }
+    unsafe fn dealloc(&self, ptr: *mut u8, layout: std::alloc::Layout) {
+        LIVE_BYTES.fetch_sub(layout.size(), std::sync::atomic::Ordering::Relaxed);
+        // SAFETY: same contract as the caller's.
+        unsafe { std::alloc::System.dealloc(ptr, layout) }
+    }
+    unsafe fn realloc(&self, ptr: *mut u8, layout: std::alloc::Layout, new_size: usize) -> *mut u8 {
+        LIVE_BYTES.fetch_add(new_size, std::sync::atomic::Ordering::Relaxed);
+        LIVE_BYTES.fetch_sub(layout.size(), std::sync::atomic::Ordering::Relaxed);
+        // SAFETY: same contract as the caller's.
+        unsafe { std::alloc::System.realloc(ptr, layout, new_size) }
+    }
+}
+
+#[global_allocator]
+static ALLOCATOR: CountingAllocator = CountingAllocator;
+
+fn live_mib() -> f64 {
+    LIVE_BYTES.load(std::sync::atomic::Ordering::Relaxed) as f64 / (1024.0 * 1024.0)
+}
 
 const DOMAIN: SigningDomain = SigningDomain {
     chain_id: 9,
@@ -53,6 +88,7 @@ fn limits() -> BuildLimits {
     BuildLimits {
         max_txs: TXS_PER_BLOCK,
         max_mana: u64::MAX,
+        max_body_bytes: usize::MAX,
         deadline: Timestamp(u64::MAX),
     }
 }
@@ -92,7 +128,87 @@ fn ms(duration: Duration) -> f64 {
     duration.as_secs_f64() * 1e3
 }
 
+/// 10,000 blocks of `HISTORY_TXS` transfers at 1M accounts, finality `FINALITY_LAG` blocks
+/// behind the tip; then memory held and reopen time, for `config`.
+fn long_history(config: WorldStateConfig, label: &str) {
+    const BLOCKS: u64 = 10_000;
+    const HISTORY_TXS: usize = 20;
+    const FINALITY_LAG: u64 = 32;
+    const ACCOUNTS: usize = 1_000_000;
+    let clock = ManualClock::new(Timestamp(0));
+    let senders: Vec<SigningKey> = (0..HISTORY_TXS).map(sender_key).collect();
+    // Signed up front (not measured): one tx per sender per block.
+    let txs: Vec<Vec<RecoveredTx>> = (0..BLOCKS)
+        .map(|nonce| recover(&signed_block(&senders, nonce, ACCOUNTS)))
+        .collect();
+    let dir = tempfile::tempdir().expect("temp dir");
+    let mut allocation: Vec<(Address, u128)> = (0..ACCOUNTS).map(|i| (filler(i), 1_000)).collect();
+    allocation.extend(senders.iter().map(|key| (key.address(), 1_000_000_000_000)));
+    let spec = ChainSpec {
+        chain_id: DOMAIN.chain_id,
+        rollup_version: 1,
+        genesis_allocation: allocation,
+    };
+    let before = live_mib();
+    let mut state = WorldState::open(dir.path(), spec.clone(), config).expect("open");
+    let at_genesis = live_mib();
+    let started = Instant::now();
+    for (number, block_txs) in txs.iter().enumerate() {
+        let mut pool = TxPool::new(PoolConfig::default());
+        for tx in block_txs {
+            pool.add(tx.clone(), &state.account(&tx.sender()))
+                .expect("admitted");
+        }
+        let mut fork = state.fork(state.tip().number).expect("fork");
+        let mut best = pool.best(|a| fork.account(a).nonce);
+        let built = build_block(&fork, &globals(number as u32), &mut best, &limits(), &clock)
+            .expect("built");
+        drop(best);
+        let (executed, _) = fork.commit(built).expect("commit");
+        state.apply_block(&executed).expect("applies");
+        state
+            .set_finalized(state.tip().number.saturating_sub(FINALITY_LAG))
+            .expect("finalized");
+    }
+    let applied = started.elapsed();
+    let held = live_mib();
+    println!(
+        "\n== {label}: {BLOCKS} blocks x {HISTORY_TXS} txs at 1M accounts, finality {FINALITY_LAG} behind"
+    );
+    println!(
+        "applied in {:.1} s; {} versions retained; heap: genesis tree {:.0} MiB, after the blocks {:.0} MiB (+{:.0} MiB)",
+        applied.as_secs_f64(),
+        state.retained(),
+        at_genesis - before,
+        held - before,
+        held - at_genesis
+    );
+    drop(state);
+    let started = Instant::now();
+    let reopened = WorldState::open(dir.path(), spec, config).expect("reopen");
+    println!(
+        "reopen: {:.2} s ({} versions rebuilt); heap {:.0} MiB",
+        started.elapsed().as_secs_f64(),
+        reopened.retained(),
+        live_mib() - before
+    );
+}
+
 fn main() {
+    // `TANDEM_STATE_BENCH=history|blocks` runs only those figures.
+    let only = std::env::var("TANDEM_STATE_BENCH").unwrap_or_default();
+    if only != "blocks" {
+        long_history(WorldStateConfig::default(), "bounded history (margin 64)");
+        long_history(
+            WorldStateConfig {
+                history_margin: u64::MAX,
+            },
+            "unbounded history (what open walked before)",
+        );
+    }
+    if only == "history" {
+        return;
+    }
     let clock = ManualClock::new(Timestamp(0));
     let senders: Vec<SigningKey> = (0..TXS_PER_BLOCK).map(sender_key).collect();
     for accounts in [10_000usize, 1_000_000] {
@@ -106,7 +222,8 @@ fn main() {
             genesis_allocation: allocation,
         };
         let started = Instant::now();
-        let mut state = WorldState::open(dir.path(), spec.clone()).expect("open");
+        let mut state =
+            WorldState::open(dir.path(), spec.clone(), WorldStateConfig::default()).expect("open");
         let genesis_time = started.elapsed();
         println!(
             "\n== {accounts} accounts (+{TXS_PER_BLOCK} senders); genesis {:.0} ms",
@@ -127,12 +244,14 @@ fn main() {
             }
             let started = Instant::now();
             let mut fork = state.fork(0).expect("fork");
-            let snapshot = fork.clone();
-            let mut best = pool.best(|a| snapshot.account(a).nonce);
-            let built = build_block(&mut fork, &globals(0), &mut best, &limits(), &clock);
+            let mut best = pool.best(|a| fork.account(a).nonce);
+            let built =
+                build_block(&fork, &globals(0), &mut best, &limits(), &clock).expect("built");
+            drop(best);
+            let (executed, txs) = fork.commit(built).expect("commit");
             build_times.push(started.elapsed());
-            assert_eq!(built.txs.len(), TXS_PER_BLOCK);
-            header = Some((built.executed.block().header.clone(), built.txs));
+            assert_eq!(txs.len(), TXS_PER_BLOCK);
+            header = Some((executed.block().header.clone(), txs));
         }
         let build = median(build_times);
         println!(
@@ -153,15 +272,11 @@ fn main() {
                 pool.add(recovered, &account).expect("admitted");
             }
             let mut fork = state.fork(0).expect("fork");
-            let snapshot = fork.clone();
-            let mut best = pool.best(|a| snapshot.account(a).nonce);
-            black_box(build_block(
-                &mut fork,
-                &globals(0),
-                &mut best,
-                &limits(),
-                &clock,
-            ));
+            let mut best = pool.best(|a| fork.account(a).nonce);
+            let built =
+                build_block(&fork, &globals(0), &mut best, &limits(), &clock).expect("built");
+            drop(best);
+            black_box(fork.commit(built).expect("commit"));
             times.push(started.elapsed());
         }
         let with_admission = median(times);
@@ -198,16 +313,12 @@ fn main() {
             }
             let started = Instant::now();
             let mut fork = state.fork(state.tip().number).expect("fork");
-            let snapshot = fork.clone();
-            let mut best = pool.best(|a| snapshot.account(a).nonce);
-            let built = build_block(
-                &mut fork,
-                &globals(nonce as u32),
-                &mut best,
-                &limits(),
-                &clock,
-            );
-            state.apply_block(&built.executed).expect("applies");
+            let mut best = pool.best(|a| fork.account(a).nonce);
+            let built = build_block(&fork, &globals(nonce as u32), &mut best, &limits(), &clock)
+                .expect("built");
+            drop(best);
+            let (executed, _) = fork.commit(built).expect("commit");
+            state.apply_block(&executed).expect("applies");
             apply_time += started.elapsed();
         }
         let started = Instant::now();
@@ -231,7 +342,8 @@ fn main() {
         );
         drop(state);
         let started = Instant::now();
-        let reopened = WorldState::open(dir.path(), spec).expect("reopen");
+        let reopened =
+            WorldState::open(dir.path(), spec, WorldStateConfig::default()).expect("reopen");
         println!(
             "reopen (rebuild tree from RocksDB):       {:>7.0} ms",
             ms(started.elapsed())

@@ -1,8 +1,12 @@
 //! A fork: an isolated, writable view of the world state on top of one block. Blocks built or
 //! re-executed on it stack up (N+1, N+2, …) without touching the world state; dropping the fork
 //! drops everything.
+//!
+//! A block being executed lives in a [`Draft`] over the fork, which the fork does not see until
+//! the sealed result is committed: a builder can drop a block it does not want (too small, too
+//! late) and the fork is as before.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 
 use tandem_proto::{Address, B256, Block, BlockHeader, Tx, archive::ArchiveTree};
 
@@ -10,7 +14,7 @@ use crate::{
     account::{Account, AccountLeaf, account_key},
     exec::AccountStore,
     smt::Smt,
-    world::{ExecutedBlock, Version},
+    world::{ExecutedBlock, StateError, Version},
 };
 
 /// See the module docs.
@@ -20,12 +24,10 @@ pub struct Fork {
     version: Version,
     chain_id: u64,
     rollup_version: u32,
-    /// Changes of the block being executed, not sealed yet.
-    pending: HashMap<Address, Account>,
 }
 
 impl Fork {
-    pub(crate) fn new(
+    pub(crate) const fn new(
         block_number: u64,
         version: Version,
         chain_id: u64,
@@ -36,7 +38,6 @@ impl Fork {
             version,
             chain_id,
             rollup_version,
-            pending: HashMap::new(),
         }
     }
 
@@ -55,7 +56,7 @@ impl Fork {
         self.version.archive.root()
     }
 
-    /// State root after the last sealed block.
+    /// State root after the last block.
     pub fn state_root(&self) -> B256 {
         self.version.tree.root()
     }
@@ -70,89 +71,8 @@ impl Fork {
         self.rollup_version
     }
 
-    /// An account, including changes of the block being executed.
+    /// An account after the last block.
     pub fn account(&self, address: &Address) -> Account {
-        <Self as AccountStore>::account(self, address)
-    }
-
-    /// Drops the changes of the block being executed.
-    pub(crate) fn discard_pending(&mut self) {
-        self.pending.clear();
-    }
-
-    /// Computes the tree the pending changes give, without moving the fork.
-    pub(crate) fn prepare_seal(&self) -> PreparedSeal {
-        let mut changes: Vec<(B256, AccountLeaf)> = self
-            .pending
-            .iter()
-            .map(|(address, account)| {
-                (
-                    account_key(address),
-                    AccountLeaf {
-                        address: *address,
-                        account: *account,
-                    },
-                )
-            })
-            .collect();
-        changes.sort_by_key(|entry| entry.0);
-        let tree_changes: Vec<_> = changes
-            .iter()
-            .map(|(key, leaf)| (*key, Some(*leaf)))
-            .collect();
-        PreparedSeal {
-            tree: self.version.tree.update(&tree_changes),
-            changes,
-        }
-    }
-
-    /// Makes `prepared` block `header` and moves the fork onto it.
-    pub(crate) fn commit(
-        &mut self,
-        prepared: PreparedSeal,
-        header: BlockHeader,
-        txs: Vec<Tx>,
-    ) -> ExecutedBlock {
-        debug_assert_eq!(prepared.tree.root(), header.state_root);
-        let parent_archive_root = self.version.archive.root();
-        let block = Block { header, txs };
-        let mut archive: ArchiveTree = self.version.archive.clone();
-        // 2^32 blocks: unreachable in practice; an error leaves the archive unchanged.
-        let _ = archive.append(block.hash());
-        self.version = Version {
-            tree: prepared.tree,
-            archive,
-            block_hash: block.hash(),
-        };
-        self.block_number = block.header.block_number;
-        self.pending.clear();
-        ExecutedBlock {
-            archive_root: self.version.archive.root(),
-            block,
-            changes: prepared.changes,
-            parent_archive_root,
-        }
-    }
-}
-
-/// The result of executing a block's txs, before it becomes part of the fork.
-pub(crate) struct PreparedSeal {
-    tree: Smt<AccountLeaf>,
-    changes: Vec<(B256, AccountLeaf)>,
-}
-
-impl PreparedSeal {
-    /// State root after the block.
-    pub(crate) fn state_root(&self) -> B256 {
-        self.tree.root()
-    }
-}
-
-impl AccountStore for Fork {
-    fn account(&self, address: &Address) -> Account {
-        if let Some(account) = self.pending.get(address) {
-            return *account;
-        }
         self.version
             .tree
             .get(&account_key(address))
@@ -160,7 +80,129 @@ impl AccountStore for Fork {
             .unwrap_or_default()
     }
 
+    /// Starts executing the next block.
+    pub(crate) fn draft(&self) -> Draft<'_> {
+        Draft {
+            fork: self,
+            changes: HashMap::new(),
+            unfolded: HashSet::new(),
+            staged: self.version.tree.clone(),
+        }
+    }
+
+    /// Makes `sealed` block `header` and moves the fork onto it.
+    pub(crate) fn commit_sealed(
+        &mut self,
+        sealed: Sealed,
+        header: BlockHeader,
+        txs: Vec<Tx>,
+    ) -> Result<ExecutedBlock, StateError> {
+        if sealed.parent_hash != self.version.block_hash {
+            return Err(StateError::ParentMismatch {
+                block: header.block_number,
+            });
+        }
+        if header.state_root != sealed.tree.root() {
+            return Err(StateError::Corrupt(
+                "a sealed block's header does not carry its state root",
+            ));
+        }
+        let parent_archive_root = self.version.archive.root();
+        let block = Block { header, txs };
+        let mut archive: ArchiveTree = self.version.archive.clone();
+        archive
+            .append(block.hash())
+            .map_err(|_| StateError::Corrupt("archive full"))?;
+        self.version = Version {
+            tree: sealed.tree,
+            archive,
+            block_hash: block.hash(),
+        };
+        self.block_number = block.header.block_number;
+        Ok(ExecutedBlock {
+            archive_root: self.version.archive.root(),
+            block,
+            changes: sealed.changes,
+            parent_archive_root,
+        })
+    }
+}
+
+/// Execution of one block on top of a fork. Changes are folded into the tree in chunks
+/// ([`Draft::fold`]), so sealing at the end costs at most one chunk.
+pub(crate) struct Draft<'a> {
+    fork: &'a Fork,
+    /// Every change of the block so far.
+    changes: HashMap<Address, Account>,
+    /// Accounts changed since the last fold.
+    unfolded: HashSet<Address>,
+    /// The fork's tree with the folded changes.
+    staged: Smt<AccountLeaf>,
+}
+
+impl Draft<'_> {
+    /// Brings the staged tree up to date with the changes so far.
+    pub(crate) fn fold(&mut self) {
+        if self.unfolded.is_empty() {
+            return;
+        }
+        let mut delta: Vec<(B256, Option<AccountLeaf>)> = self
+            .unfolded
+            .drain()
+            .map(|address| {
+                let account = self.changes[&address];
+                (
+                    account_key(&address),
+                    Some(AccountLeaf { address, account }),
+                )
+            })
+            .collect();
+        delta.sort_by_key(|entry| entry.0);
+        self.staged = self.staged.update(&delta);
+    }
+
+    /// Seals the block's execution (folds what is left).
+    pub(crate) fn seal(mut self) -> Sealed {
+        self.fold();
+        let mut changes: Vec<(B256, AccountLeaf)> = self
+            .changes
+            .into_iter()
+            .map(|(address, account)| (account_key(&address), AccountLeaf { address, account }))
+            .collect();
+        changes.sort_by_key(|entry| entry.0);
+        Sealed {
+            tree: self.staged,
+            changes,
+            parent_hash: self.fork.version.block_hash,
+        }
+    }
+}
+
+impl AccountStore for Draft<'_> {
+    fn account(&self, address: &Address) -> Account {
+        match self.changes.get(address) {
+            Some(account) => *account,
+            None => self.fork.account(address),
+        }
+    }
+
     fn set_account(&mut self, address: Address, account: Account) {
-        self.pending.insert(address, account);
+        self.changes.insert(address, account);
+        self.unfolded.insert(address);
+    }
+}
+
+/// An executed block's resulting tree and account changes, ready to commit on its parent.
+#[derive(Debug, Clone)]
+pub(crate) struct Sealed {
+    tree: Smt<AccountLeaf>,
+    changes: Vec<(B256, AccountLeaf)>,
+    parent_hash: B256,
+}
+
+impl Sealed {
+    /// State root after the block.
+    pub(crate) fn state_root(&self) -> B256 {
+        self.tree.root()
     }
 }

@@ -21,14 +21,22 @@ mod builder;
 mod exec;
 mod fork;
 mod pool;
+mod records;
 mod reexec;
 mod smt;
+mod spec;
 mod world;
 
 pub use account::Account;
-pub use builder::{BlockGlobals, BuildLimits, BuiltBlock, build_block};
+pub use builder::{
+    BlockGlobals, BuildLimits, BuildStop, BuiltBlock, CheckpointBodyBudget, DEADLINE_CHECK_EVERY,
+    block_body_bytes, build_block,
+};
 pub use exec::{TX_MANA, TxError, max_cost, validate_stateful, validate_stateless};
 pub use fork::Fork;
 pub use pool::{AddOutcome, BestTxs, PoolConfig, PoolError, TxPool};
 pub use reexec::{ReexecutionError, recover_txs, reexecute};
-pub use world::{ChainSpec, ExecutedBlock, StateError, StateTip, WorldState};
+pub use world::{
+    ChainSpec, DEFAULT_HISTORY_MARGIN, ExecutedBlock, StateError, StateTip, WorldState,
+    WorldStateConfig,
+};

@@ -61,6 +61,9 @@ pub enum ReexecutionError {
         /// Re-executed value.
         computed: u128,
     },
+    /// The archive tree has no room for another block.
+    #[error("the archive is full")]
+    ArchiveFull,
     /// The state root after execution differs.
     #[error("state mismatch: header {claimed}, execution gives {computed}")]
     StateMismatch {
@@ -82,7 +85,7 @@ fn check(ok: bool, field: &'static str) -> Result<(), ReexecutionError> {
 /// Re-executes block `header` with `txs` (senders recovered, in order) on `fork`, which must sit
 /// on the block's parent. `expected` are the global variables the block must carry when the
 /// caller knows them (from the checkpoint and its previous block). On success the fork moves onto
-/// the block; on any error it is unchanged.
+/// the block; on any error it is unchanged (execution runs on a draft the fork does not see).
 pub fn reexecute(
     fork: &mut Fork,
     header: &BlockHeader,
@@ -93,9 +96,6 @@ pub fn reexecute(
 ) -> Result<ExecutedBlock, ReexecutionError> {
     let started = std::time::Instant::now();
     let result = run(fork, header, txs, expected, deadline, clock);
-    if result.is_err() {
-        fork.discard_pending();
-    }
     let verdict = match &result {
         Ok(_) => "valid",
         Err(ReexecutionError::InitialStateMismatch { .. }) => "initial_state_mismatch",
@@ -105,6 +105,7 @@ pub fn reexecute(
         Err(ReexecutionError::Timeout { .. }) => "timeout",
         Err(ReexecutionError::AccountingMismatch { .. }) => "accounting_mismatch",
         Err(ReexecutionError::StateMismatch { .. }) => "state_mismatch",
+        Err(ReexecutionError::ArchiveFull) => "archive_full",
     };
     metrics::counter!("state_reexecutions_total", "verdict" => verdict).increment(1);
     metrics::histogram!("state_reexecution_seconds").record(started.elapsed().as_secs_f64());
@@ -157,6 +158,7 @@ fn run(
         return Err(ReexecutionError::BodyHashMismatch);
     }
     let mut fees: u128 = 0;
+    let mut draft = fork.draft();
     for (index, tx) in txs.iter().enumerate() {
         if index.is_multiple_of(16) && clock.now() >= deadline {
             return Err(ReexecutionError::Timeout {
@@ -164,7 +166,7 @@ fn run(
                 total: txs.len(),
             });
         }
-        let fee = execute_tx(fork, tx, header.fee_per_mana, header.fee_recipient)
+        let fee = execute_tx(&mut draft, tx, header.fee_per_mana, header.fee_recipient)
             .map_err(|reason| ReexecutionError::FailedTxs { index, reason })?;
         fees = fees.saturating_add(fee);
     }
@@ -183,18 +185,20 @@ fn run(
             computed: fees,
         });
     }
-    let prepared = fork.prepare_seal();
-    if prepared.state_root() != header.state_root {
+    let sealed = draft.seal();
+    if sealed.state_root() != header.state_root {
         return Err(ReexecutionError::StateMismatch {
             claimed: header.state_root,
-            computed: prepared.state_root(),
+            computed: sealed.state_root(),
         });
     }
-    Ok(fork.commit(
-        prepared,
+    // The draft was made from this fork and its root checked: only a full archive can fail.
+    fork.commit_sealed(
+        sealed,
         header.clone(),
         txs.iter().map(|tx| tx.tx().clone()).collect(),
-    ))
+    )
+    .map_err(|_| ReexecutionError::ArchiveFull)
 }
 
 /// Recovers the senders of `txs`, taking already-verified ones from `known` (e.g. the pool) and

@@ -3,87 +3,63 @@
 //!
 //! On disk (column families):
 //! - `accounts`: address → account, as of the tip;
-//! - `blocks`: block number → block hash, state root and archive frontier after it;
+//! - `blocks`: block number → block hash, state root and archive frontier after it (retained
+//!   blocks only);
+//! - `hashes`: block number → block hash, for every applied block (the chain follower's
+//!   common-ancestor search with the archiver);
 //! - `undo`: block number → the previous value of every account the block changed (absent =
-//!   account did not exist), so `rollback_to` costs what it undoes;
-//! - `meta`: the tip and the genesis block hash (a reopen with another genesis is refused).
+//!   account did not exist), so `rollback_to` costs what it undoes (retained blocks only);
+//! - `meta`: the tip, the oldest retained block, the finalized block and the genesis block hash
+//!   (a reopen with another genesis is refused).
 //!
 //! In memory: the tree and archive of every retained block (structurally shared, so a version
-//! costs only the paths its block changed). The tip's tree is rebuilt from `accounts` at open and
-//! checked against the stored root; older retained versions are rebuilt from the undo logs.
-//! `prune_history` bounds what is retained (call it as blocks become final).
+//! costs only the paths its block changed). History is bounded: versions are kept back to the
+//! finalized block minus [`WorldStateConfig::history_margin`], pruned as
+//! [`WorldState::set_finalized`] moves; below that nothing can be forked or rolled back to. The
+//! tip's tree is rebuilt from `accounts` at open and checked against the stored root; the older
+//! retained versions (a bounded number) are rebuilt from their undo logs.
 
 use std::{collections::BTreeMap, path::Path};
 
 use rocksdb::{ColumnFamilyDescriptor, DB, IteratorMode, Options, WriteBatch, WriteOptions};
-use tandem_proto::{Address, B256, Block, BlockHeader, archive::ArchiveTree, block_body_hash};
+use tandem_proto::{Address, B256, Block, archive::ArchiveTree};
 
+pub use crate::spec::ChainSpec;
 use crate::{
     account::{Account, AccountLeaf, account_key},
     fork::Fork,
+    records::{
+        BlockRecord, block_record, decode_block_record, decode_undo, encode_undo, number_key,
+        undo_changes,
+    },
     smt::Smt,
 };
 
 const CF_ACCOUNTS: &str = "accounts";
 const CF_BLOCKS: &str = "blocks";
+const CF_HASHES: &str = "hashes";
 const CF_UNDO: &str = "undo";
 const CF_META: &str = "meta";
 const KEY_TIP: &[u8] = b"tip";
+const KEY_OLDEST: &[u8] = b"oldest";
+const KEY_FINALIZED: &[u8] = b"finalized";
 const KEY_GENESIS: &[u8] = b"genesis";
 
-/// Chain constants the world state derives the genesis block from.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ChainSpec {
-    /// L2 chain id.
-    pub chain_id: u64,
-    /// Rollup version.
-    pub rollup_version: u32,
-    /// Genesis allocation: address → balance.
-    pub genesis_allocation: Vec<(Address, u128)>,
+/// Blocks of history kept below the finalized block by default.
+pub const DEFAULT_HISTORY_MARGIN: u64 = 64;
+
+/// Settings of the world state.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct WorldStateConfig {
+    /// Blocks of history kept below the finalized block (forks and rollbacks can reach them).
+    pub history_margin: u64,
 }
 
-impl ChainSpec {
-    /// The tree of the genesis allocation.
-    fn genesis_tree(&self) -> Smt<AccountLeaf> {
-        Smt::from_entries(
-            self.genesis_allocation
-                .iter()
-                .map(|(address, balance)| {
-                    let account = Account {
-                        balance: *balance,
-                        nonce: 0,
-                    };
-                    (
-                        account_key(address),
-                        AccountLeaf {
-                            address: *address,
-                            account,
-                        },
-                    )
-                })
-                .collect(),
-        )
-    }
-
-    /// Block 0: empty, on the empty archive, with the allocation's state root.
-    pub fn genesis_header(&self) -> BlockHeader {
-        BlockHeader {
-            last_archive_root: ArchiveTree::new().root(),
-            state_root: self.genesis_tree().root(),
-            body_hash: block_body_hash(&[]),
-            chain_id: self.chain_id,
-            rollup_version: self.rollup_version,
-            ..Default::default()
+impl Default for WorldStateConfig {
+    fn default() -> Self {
+        Self {
+            history_margin: DEFAULT_HISTORY_MARGIN,
         }
-    }
-
-    /// The archive root after the genesis block: what the L1 contract is deployed with.
-    pub fn genesis_archive_root(&self) -> B256 {
-        let mut archive = ArchiveTree::new();
-        // A fresh tree always has room for one leaf.
-        archive
-            .append(self.genesis_header().hash())
-            .unwrap_or_default()
     }
 }
 
@@ -122,6 +98,22 @@ pub enum StateError {
         tip: u64,
         /// The block's number.
         got: u64,
+    },
+    /// Not even an empty block fits in what is left of the checkpoint's body budget.
+    #[error("checkpoint body budget exhausted: {remaining} bytes left, a block needs {needed}")]
+    BodyBudgetExhausted {
+        /// Bytes left in the budget.
+        remaining: usize,
+        /// Bytes an empty block takes.
+        needed: usize,
+    },
+    /// The rollback would undo a final block.
+    #[error("cannot roll back to block {block}: block {finalized} is final")]
+    BelowFinalized {
+        /// Requested block.
+        block: u64,
+        /// The finalized block.
+        finalized: u64,
     },
     /// An executed block was produced on a fork of another parent.
     #[error("block {block} was executed on another parent")]
@@ -184,8 +176,11 @@ pub struct StateTip {
 pub struct WorldState {
     db: DB,
     spec: ChainSpec,
+    config: WorldStateConfig,
     /// Retained versions by block number; the last one is the tip.
     versions: BTreeMap<u64, Version>,
+    /// Highest block known final (never rolled back).
+    finalized: u64,
 }
 
 impl std::fmt::Debug for WorldState {
@@ -197,81 +192,25 @@ impl std::fmt::Debug for WorldState {
     }
 }
 
-fn block_record(version: &Version) -> Vec<u8> {
-    let mut record = Vec::with_capacity(64 + 8 + 32 * 32);
-    record.extend_from_slice(version.block_hash.as_slice());
-    record.extend_from_slice(version.tree.root().as_slice());
-    record.extend_from_slice(&version.archive.frontier_bytes());
-    record
-}
-
-struct BlockRecord {
-    block_hash: B256,
-    state_root: B256,
-    archive: ArchiveTree,
-}
-
-fn decode_block_record(bytes: &[u8]) -> Result<BlockRecord, StateError> {
-    if bytes.len() < 64 {
-        return Err(StateError::Corrupt("block record shorter than 64 bytes"));
+fn read_number(db: &DB, cf: &rocksdb::ColumnFamily, key: &[u8]) -> Result<Option<u64>, StateError> {
+    match db.get_cf(cf, key)? {
+        None => Ok(None),
+        Some(bytes) => Ok(Some(u64::from_be_bytes(
+            bytes
+                .as_slice()
+                .try_into()
+                .map_err(|_| StateError::Corrupt("a stored block number is not 8 bytes"))?,
+        ))),
     }
-    let archive = ArchiveTree::from_frontier_bytes(&bytes[64..])
-        .map_err(|_| StateError::Corrupt("block record has an invalid archive frontier"))?;
-    Ok(BlockRecord {
-        block_hash: B256::from_slice(&bytes[..32]),
-        state_root: B256::from_slice(&bytes[32..64]),
-        archive,
-    })
-}
-
-/// Undo entry: `address (20) || present (1) || account (24, if present)`.
-fn encode_undo(entries: &[(Address, Option<Account>)]) -> Vec<u8> {
-    let mut out = Vec::with_capacity(entries.len() * 45);
-    for (address, previous) in entries {
-        out.extend_from_slice(address.as_slice());
-        match previous {
-            Some(account) => {
-                out.push(1);
-                out.extend_from_slice(&account.encode());
-            }
-            None => out.push(0),
-        }
-    }
-    out
-}
-
-fn decode_undo(mut bytes: &[u8]) -> Result<Vec<(Address, Option<Account>)>, StateError> {
-    let corrupt = StateError::Corrupt("undo log does not decode");
-    let mut entries = Vec::new();
-    while !bytes.is_empty() {
-        if bytes.len() < 21 {
-            return Err(corrupt);
-        }
-        let address = Address::from_slice(&bytes[..20]);
-        let present = bytes[20];
-        bytes = &bytes[21..];
-        let previous = match present {
-            0 => None,
-            1 if bytes.len() >= 24 => {
-                let account =
-                    Account::decode(&bytes[..24]).ok_or(StateError::Corrupt("undo account"))?;
-                bytes = &bytes[24..];
-                Some(account)
-            }
-            _ => return Err(corrupt),
-        };
-        entries.push((address, previous));
-    }
-    Ok(entries)
-}
-
-fn number_key(number: u64) -> [u8; 8] {
-    number.to_be_bytes()
 }
 
 impl WorldState {
     /// Opens (or creates, with the genesis allocation) the world state at `path`.
-    pub fn open(path: &Path, spec: ChainSpec) -> Result<Self, StateError> {
+    pub fn open(
+        path: &Path,
+        spec: ChainSpec,
+        config: WorldStateConfig,
+    ) -> Result<Self, StateError> {
         let mut options = Options::default();
         options.create_if_missing(true);
         options.create_missing_column_families(true);
@@ -279,14 +218,16 @@ impl WorldState {
         // record instead of refusing to open; every write batch is atomic, so the state is
         // always a whole number of blocks.
         options.set_wal_recovery_mode(rocksdb::DBRecoveryMode::PointInTime);
-        let families = [CF_ACCOUNTS, CF_BLOCKS, CF_UNDO, CF_META]
+        let families = [CF_ACCOUNTS, CF_BLOCKS, CF_HASHES, CF_UNDO, CF_META]
             .into_iter()
             .map(|name| ColumnFamilyDescriptor::new(name, Options::default()));
         let db = DB::open_cf_descriptors(&options, path, families)?;
         let mut state = Self {
             db,
             spec,
+            config,
             versions: BTreeMap::new(),
+            finalized: 0,
         };
         let genesis_hash = state.spec.genesis_header().hash();
         match state.db.get_cf(state.cf(CF_META), KEY_GENESIS)? {
@@ -334,7 +275,9 @@ impl WorldState {
             batch.put_cf(self.cf(CF_ACCOUNTS), address.as_slice(), account.encode());
         }
         batch.put_cf(self.cf(CF_BLOCKS), number_key(0), block_record(&version));
+        batch.put_cf(self.cf(CF_HASHES), number_key(0), header.hash().as_slice());
         batch.put_cf(self.cf(CF_META), KEY_TIP, number_key(0));
+        batch.put_cf(self.cf(CF_META), KEY_OLDEST, number_key(0));
         batch.put_cf(self.cf(CF_META), KEY_GENESIS, header.hash().as_slice());
         self.write(batch, true)?;
         self.versions.insert(0, version);
@@ -350,16 +293,14 @@ impl WorldState {
     }
 
     fn load(&mut self) -> Result<(), StateError> {
-        let tip_bytes = self
-            .db
-            .get_cf(self.cf(CF_META), KEY_TIP)?
-            .ok_or(StateError::Corrupt("no tip"))?;
-        let tip = u64::from_be_bytes(
-            tip_bytes
-                .as_slice()
-                .try_into()
-                .map_err(|_| StateError::Corrupt("tip"))?,
-        );
+        let meta = self.cf(CF_META);
+        let tip = read_number(&self.db, meta, KEY_TIP)?.ok_or(StateError::Corrupt("no tip"))?;
+        let oldest = read_number(&self.db, meta, KEY_OLDEST)?
+            .ok_or(StateError::Corrupt("no oldest retained block"))?;
+        if oldest > tip {
+            return Err(StateError::Corrupt("oldest retained block above the tip"));
+        }
+        self.finalized = read_number(&self.db, meta, KEY_FINALIZED)?.unwrap_or(0);
         let mut entries = Vec::new();
         for item in self
             .db
@@ -386,12 +327,13 @@ impl WorldState {
             block_hash: record.block_hash,
         };
         self.versions.insert(tip, version.clone());
-        // Walk back through the undo logs to rebuild the older retained versions.
-        let mut number = tip;
-        while number > 0 {
-            let Some(undo) = self.db.get_cf(self.cf(CF_UNDO), number_key(number))? else {
-                break;
-            };
+        // Walk back through the undo logs of the retained blocks only (history is bounded by
+        // `set_finalized`, so this is a bounded walk).
+        for number in (oldest + 1..=tip).rev() {
+            let undo = self
+                .db
+                .get_cf(self.cf(CF_UNDO), number_key(number))?
+                .ok_or(StateError::Corrupt("missing undo log of a retained block"))?;
             let changes = undo_changes(&decode_undo(&undo)?);
             let record = self.read_block_record(number - 1)?;
             let tree = version.tree.update(&changes);
@@ -405,8 +347,7 @@ impl WorldState {
                 archive: record.archive,
                 block_hash: record.block_hash,
             };
-            number -= 1;
-            self.versions.insert(number, version.clone());
+            self.versions.insert(number - 1, version.clone());
         }
         Ok(())
     }
@@ -453,6 +394,49 @@ impl WorldState {
     /// State root after a retained block.
     pub fn state_root_at(&self, block: u64) -> Option<B256> {
         self.versions.get(&block).map(|version| version.tree.root())
+    }
+
+    /// Hash of applied block `number` (retained or not; `None` above the tip), so the chain
+    /// follower can find the common ancestor with the archiver.
+    pub fn block_hash_at(&self, number: u64) -> Result<Option<B256>, StateError> {
+        if let Some(version) = self.versions.get(&number) {
+            return Ok(Some(version.block_hash));
+        }
+        if number > self.tip().number {
+            return Ok(None);
+        }
+        match self.db.get_cf(self.cf(CF_HASHES), number_key(number))? {
+            Some(bytes) => Ok(Some(B256::try_from(bytes.as_slice()).map_err(|_| {
+                StateError::Corrupt("a stored block hash is not 32 bytes")
+            })?)),
+            None => Err(StateError::Corrupt(
+                "the hash of an applied block is missing",
+            )),
+        }
+    }
+
+    /// Highest block marked final.
+    pub const fn finalized(&self) -> u64 {
+        self.finalized
+    }
+
+    /// Number of retained versions (tip included).
+    pub fn retained(&self) -> usize {
+        self.versions.len()
+    }
+
+    /// Marks blocks up to `block` (clamped to the tip) final, and forgets history older than
+    /// `block − history_margin`. Finality never moves back.
+    pub fn set_finalized(&mut self, block: u64) -> Result<(), StateError> {
+        let block = block.min(self.tip().number);
+        if block <= self.finalized {
+            return Ok(());
+        }
+        let mut batch = WriteBatch::default();
+        batch.put_cf(self.cf(CF_META), KEY_FINALIZED, number_key(block));
+        self.write(batch, false)?;
+        self.finalized = block;
+        self.prune_history(block.saturating_sub(self.config.history_margin))
     }
 
     /// An account at the tip (default if it does not exist).
@@ -541,6 +525,11 @@ impl WorldState {
             block_record(&version),
         );
         batch.put_cf(self.cf(CF_UNDO), number_key(number), encode_undo(&undo));
+        batch.put_cf(
+            self.cf(CF_HASHES),
+            number_key(number),
+            executed.block.hash().as_slice(),
+        );
         batch.put_cf(self.cf(CF_META), KEY_TIP, number_key(number));
         // Not synced: proposed blocks can be rebuilt from the archiver; the WAL survives a
         // process crash and every batch is atomic.
@@ -551,11 +540,17 @@ impl WorldState {
     }
 
     /// Rolls the tip back to retained block `block` (when the archiver prunes). Costs what the
-    /// undone blocks changed.
+    /// undone blocks changed. A final block is never undone.
     pub fn rollback_to(&mut self, block: u64) -> Result<StateTip, StateError> {
         let tip = self.tip().number;
         if block > tip || block < self.oldest_retained() {
             return Err(self.not_retained(block));
+        }
+        if block < self.finalized {
+            return Err(StateError::BelowFinalized {
+                block,
+                finalized: self.finalized,
+            });
         }
         let mut batch = WriteBatch::default();
         for number in (block + 1..=tip).rev() {
@@ -573,6 +568,7 @@ impl WorldState {
             }
             batch.delete_cf(self.cf(CF_UNDO), number_key(number));
             batch.delete_cf(self.cf(CF_BLOCKS), number_key(number));
+            batch.delete_cf(self.cf(CF_HASHES), number_key(number));
         }
         batch.put_cf(self.cf(CF_META), KEY_TIP, number_key(block));
         self.write(batch, true)?;
@@ -582,7 +578,8 @@ impl WorldState {
         Ok(self.tip())
     }
 
-    /// Forgets history before `block` (it can no longer be forked or rolled back to).
+    /// Forgets history before `block` (it can no longer be forked or rolled back to); see
+    /// [`WorldState::set_finalized`], which calls it. Block hashes are kept.
     pub fn prune_history(&mut self, block: u64) -> Result<(), StateError> {
         let block = block.min(self.tip().number);
         let oldest = self.oldest_retained();
@@ -590,28 +587,20 @@ impl WorldState {
             return Ok(());
         }
         let mut batch = WriteBatch::default();
-        // undo[n] leads from n back to n − 1: keep those above `block`.
-        batch.delete_range_cf(self.cf(CF_UNDO), number_key(0), number_key(block + 1));
+        // undo[n] leads from n back to n − 1: keep those above `block`; block records below it
+        // are no longer needed either. Point deletes of what is there (the floor moves by a
+        // block or so at a time): range deletions would pile up tombstones that every later
+        // read of these tables has to skip.
+        for number in oldest..=block {
+            batch.delete_cf(self.cf(CF_UNDO), number_key(number));
+            if number < block {
+                batch.delete_cf(self.cf(CF_BLOCKS), number_key(number));
+            }
+        }
+        batch.put_cf(self.cf(CF_META), KEY_OLDEST, number_key(block));
         self.write(batch, false)?;
         self.versions = self.versions.split_off(&block);
+        metrics::gauge!("state_retained_blocks").set(self.versions.len() as f64);
         Ok(())
     }
-}
-
-/// Undo entries as tree changes, sorted by key.
-fn undo_changes(entries: &[(Address, Option<Account>)]) -> Vec<(B256, Option<AccountLeaf>)> {
-    let mut changes: Vec<(B256, Option<AccountLeaf>)> = entries
-        .iter()
-        .map(|(address, previous)| {
-            (
-                account_key(address),
-                previous.map(|account| AccountLeaf {
-                    address: *address,
-                    account,
-                }),
-            )
-        })
-        .collect();
-    changes.sort_by_key(|entry| entry.0);
-    changes
 }

@@ -8,9 +8,9 @@ use tandem_proto::{
     time::{ManualClock, Timestamp},
 };
 use tandem_state::{
-    Account, BlockGlobals, BuildLimits, ChainSpec, ExecutedBlock, Fork, PoolConfig,
-    ReexecutionError, StateError, TX_MANA, TxError, TxPool, WorldState, build_block, recover_txs,
-    reexecute,
+    Account, BlockGlobals, BuildLimits, BuildStop, ChainSpec, CheckpointBodyBudget, ExecutedBlock,
+    Fork, PoolConfig, ReexecutionError, StateError, TX_MANA, TxError, TxPool, WorldState,
+    WorldStateConfig, block_body_bytes, build_block, recover_txs, reexecute,
 };
 
 const DOMAIN: SigningDomain = SigningDomain {
@@ -66,8 +66,13 @@ fn limits() -> BuildLimits {
     BuildLimits {
         max_txs: 1_000,
         max_mana: u64::MAX,
+        max_body_bytes: usize::MAX,
         deadline: Timestamp(u64::MAX),
     }
+}
+
+fn open(path: &std::path::Path, spec: ChainSpec) -> WorldState {
+    WorldState::open(path, spec, WorldStateConfig::default()).unwrap()
 }
 
 fn clock() -> ManualClock {
@@ -82,19 +87,28 @@ fn pool_with(state: &WorldState, txs: &[RecoveredTx]) -> TxPool {
     pool
 }
 
-/// Builds one block on `fork` from `pool`.
+/// Builds one block on `fork` from `pool` and commits it.
 fn build(fork: &mut Fork, pool: &TxPool, index: u32) -> (ExecutedBlock, Vec<RecoveredTx>) {
-    let snapshot = fork.clone();
-    let mut best = pool.best(|address| snapshot.account(address).nonce);
-    let built = build_block(fork, &globals(index), &mut best, &limits(), &clock());
+    build_with(fork, pool, index, &limits())
+}
+
+fn build_with(
+    fork: &mut Fork,
+    pool: &TxPool,
+    index: u32,
+    limits: &BuildLimits,
+) -> (ExecutedBlock, Vec<RecoveredTx>) {
+    let mut best = pool.best(|address| fork.account(address).nonce);
+    let built = build_block(fork, &globals(index), &mut best, limits, &clock()).unwrap();
     assert!(built.failed.is_empty(), "{:?}", built.failed);
-    (built.executed, built.txs)
+    drop(best);
+    fork.commit(built).unwrap()
 }
 
 #[test]
 fn reexecution_reproduces_the_built_header_and_names_each_tampering() {
     let dir = tempfile::tempdir().unwrap();
-    let state = WorldState::open(dir.path(), spec(8)).unwrap();
+    let state = open(dir.path(), spec(8));
     let txs: Vec<RecoveredTx> = (0..8)
         .map(|i| transfer(&key(i), 0, key((i + 1) % 8).address(), 100 + u128::from(i)))
         .collect();
@@ -260,7 +274,7 @@ fn reexecution_reproduces_the_built_header_and_names_each_tampering() {
 #[test]
 fn blocks_on_a_proposed_base_then_rollback_restores_state_and_pool() {
     let dir = tempfile::tempdir().unwrap();
-    let mut state = WorldState::open(dir.path(), spec(4)).unwrap();
+    let mut state = open(dir.path(), spec(4));
     let genesis_root = state.tip().state_root;
     let genesis_accounts: Vec<Account> = (0..4).map(|i| state.account(&key(i).address())).collect();
 
@@ -288,22 +302,16 @@ fn blocks_on_a_proposed_base_then_rollback_restores_state_and_pool() {
     let mut fork = state.fork(1).unwrap();
     let mut limited = limits();
     limited.max_txs = 4;
-    let snapshot = fork.clone();
-    let mut best = pool.best(|a| snapshot.account(a).nonce);
-    let block2 = build_block(&mut fork, &globals(1), &mut best, &limited, &clock());
-    let snapshot = fork.clone();
-    let mut best = pool.best(|a| snapshot.account(a).nonce);
-    let block3 = build_block(&mut fork, &globals(2), &mut best, &limited, &clock());
-    assert_eq!(block2.txs.len(), 4);
-    assert_eq!(block3.txs.len(), 4);
+    let block2 = build_with(&mut fork, &pool, 1, &limited);
+    let block3 = build_with(&mut fork, &pool, 2, &limited);
+    assert_eq!(block2.1.len(), 4);
+    assert_eq!(block3.1.len(), 4);
     assert_eq!(fork.block_number(), 3);
     // Only the fork moved.
     assert_eq!(state.tip().number, 1);
-    state.apply_block(&block2.executed).unwrap();
-    state.apply_block(&block3.executed).unwrap();
-    pool.on_block_applied(block2.txs.iter().chain(&block3.txs), |a| {
-        state.account(a).nonce
-    });
+    state.apply_block(&block2.0).unwrap();
+    state.apply_block(&block3.0).unwrap();
+    pool.on_block_applied(block2.1.iter().chain(&block3.1), |a| state.account(a).nonce);
     assert_eq!(state.tip().state_root, fork.state_root());
     assert_eq!(state.account(&key(0).address()).nonce, 3);
 
@@ -317,24 +325,24 @@ fn blocks_on_a_proposed_base_then_rollback_restores_state_and_pool() {
         state.account(&Address::repeat_byte(0x55)),
         Account::default()
     );
-    let pruned = mined1.iter().chain(&block2.txs).chain(&block3.txs).cloned();
+    let pruned = mined1.iter().chain(&block2.1).chain(&block3.1).cloned();
     assert_eq!(pool.reinsert(pruned, |a| state.account(a)), 12);
     assert_eq!(pool.best(|a| state.account(a).nonce).count(), 12);
 
     // A stale executed block cannot be applied on the rolled-back tip.
     assert!(matches!(
-        state.apply_block(&block2.executed),
+        state.apply_block(&block2.0),
         Err(StateError::NotNext { tip: 0, got: 2 })
     ));
     drop(state);
-    let state = WorldState::open(dir.path(), spec(4)).unwrap();
+    let state = open(dir.path(), spec(4));
     assert_eq!(state.tip().state_root, genesis_root);
 }
 
 #[test]
 fn reopen_gives_the_same_root_history_and_refuses_another_genesis() {
     let dir = tempfile::tempdir().unwrap();
-    let mut state = WorldState::open(dir.path(), spec(3)).unwrap();
+    let mut state = open(dir.path(), spec(3));
     let mut roots = vec![state.tip().state_root];
     for round in 0..3u64 {
         let txs: Vec<RecoveredTx> = (0..3)
@@ -349,7 +357,7 @@ fn reopen_gives_the_same_root_history_and_refuses_another_genesis() {
     let tip = state.tip();
     drop(state);
 
-    let mut state = WorldState::open(dir.path(), spec(3)).unwrap();
+    let mut state = open(dir.path(), spec(3));
     assert_eq!(state.tip(), tip);
     for (block, root) in roots.iter().enumerate() {
         assert_eq!(
@@ -370,12 +378,12 @@ fn reopen_gives_the_same_root_history_and_refuses_another_genesis() {
     ));
     assert_eq!(state.fork(2).unwrap().state_root(), roots[2]);
     drop(state);
-    let state = WorldState::open(dir.path(), spec(3)).unwrap();
+    let state = open(dir.path(), spec(3));
     assert_eq!(state.oldest_retained(), 2);
     drop(state);
 
     assert!(matches!(
-        WorldState::open(dir.path(), spec(4)),
+        WorldState::open(dir.path(), spec(4), WorldStateConfig::default()),
         Err(StateError::GenesisMismatch { .. })
     ));
 }
@@ -384,7 +392,7 @@ fn reopen_gives_the_same_root_history_and_refuses_another_genesis() {
 fn genesis_archive_matches_the_genesis_block() {
     let spec = spec(2);
     let dir = tempfile::tempdir().unwrap();
-    let state = WorldState::open(dir.path(), spec.clone()).unwrap();
+    let state = open(dir.path(), spec.clone());
     assert_eq!(state.tip().archive_root, spec.genesis_archive_root());
     assert_eq!(state.tip().hash, spec.genesis_header().hash());
 }
@@ -441,20 +449,83 @@ impl Model {
     }
 }
 
+impl Model {
+    fn nonce(&self, address: &Address) -> u64 {
+        self.0.get(address).map_or(0, |account| account.nonce)
+    }
+
+    /// What pool admission and the builder do with `chunk`, submitted in order into an empty
+    /// pool (all fees equal, so the pool orders by arrival) and built into one block: the txs
+    /// that must be included, in order. Applies them.
+    fn block(&mut self, chunk: &[RecoveredTx], config: &PoolConfig) -> Vec<B256> {
+        use std::collections::{BTreeMap, BinaryHeap, HashSet};
+        let mut pool: HashMap<Address, BTreeMap<u64, (usize, RecoveredTx)>> = HashMap::new();
+        for (seq, tx) in chunk.iter().enumerate() {
+            let sender = tx.sender();
+            let nonce = tx.tx().payload.nonce;
+            let account_nonce = self.nonce(&sender);
+            let held = pool.entry(sender).or_default();
+            if nonce < account_nonce
+                || held.contains_key(&nonce)
+                || held.len() >= config.max_txs_per_sender
+            {
+                continue;
+            }
+            let present = held.range(account_nonce..nonce).count() as u64;
+            if nonce - account_nonce - present > config.max_nonce_gap {
+                continue;
+            }
+            held.insert(nonce, (seq, tx.clone()));
+        }
+        let mut ready: BinaryHeap<std::cmp::Reverse<(usize, Address, u64)>> = pool
+            .iter()
+            .filter_map(|(sender, held)| {
+                held.get(&self.nonce(sender))
+                    .map(|(seq, _)| std::cmp::Reverse((*seq, *sender, self.nonce(sender))))
+            })
+            .collect();
+        let mut skipped = HashSet::new();
+        let mut included = Vec::new();
+        while let Some(std::cmp::Reverse((_, sender, nonce))) = ready.pop() {
+            if skipped.contains(&sender) {
+                continue;
+            }
+            if let Some((seq, _)) = pool[&sender].get(&(nonce + 1)) {
+                ready.push(std::cmp::Reverse((*seq, sender, nonce + 1)));
+            }
+            let tx = &pool[&sender][&nonce].1;
+            if self.apply(tx) {
+                included.push(tx.hash());
+            } else {
+                skipped.insert(sender);
+            }
+        }
+        included
+    }
+}
+
 proptest! {
     #![proptest_config(ProptestConfig::with_cases(16))]
 
+    /// The builder (with the pool's admission and order) includes exactly the txs the model
+    /// includes, in the model's order, and the states agree: a builder that drops or adds a
+    /// tx fails this.
     #[test]
     fn builder_matches_a_trivial_model(
-        transfers in proptest::collection::vec((0u64..6, 0u64..8, 0u128..400_000_000), 1..60),
+        transfers in proptest::collection::vec((0u64..6, 0u64..8, 0u128..400_000_000, any::<bool>()), 1..60),
     ) {
         let mut nonces = [0u64; 6];
         let mut txs = Vec::new();
-        for (from, to, amount) in &transfers {
+        for (from, to, amount, skip_nonce) in &transfers {
             let to = if *to < 6 { key(*to).address() } else { Address::repeat_byte(*to as u8) };
+            // Sometimes a nonce is left out: later txs of that sender wait behind the gap.
+            if *skip_nonce && nonces[*from as usize] % 5 == 4 {
+                nonces[*from as usize] += 1;
+            }
             txs.push(transfer(&key(*from), nonces[*from as usize], to, *amount));
             nonces[*from as usize] += 1;
         }
+        let config = PoolConfig::default();
         let mut roots = Vec::new();
         for reverse_genesis in [false, true] {
             let dir = tempfile::tempdir().unwrap();
@@ -463,30 +534,29 @@ proptest! {
                 // Accounts first touched in another order: the root must not care.
                 chain.genesis_allocation.reverse();
             }
-            let mut state = WorldState::open(dir.path(), chain).unwrap();
+            let mut state = open(dir.path(), chain);
             let mut model = Model::default();
-            let mut included = 0;
             for i in 0..6 {
                 model.0.insert(key(i).address(), state.account(&key(i).address()));
             }
-            // Blocks of up to 7 txs; failures happen mid-block and must change nothing.
+            // Blocks from chunks of up to 7 submitted txs; failures happen mid-block and must
+            // change nothing.
             for (index, chunk) in txs.chunks(7).enumerate() {
                 let mut fork = state.fork(state.tip().number).unwrap();
-                let mut pool = TxPool::new(PoolConfig::default());
+                let mut pool = TxPool::new(config);
                 for tx in chunk {
-                    let _ = pool.add(tx.clone(), &Account { balance: u128::MAX / 4, nonce: 0 });
+                    let account = Account { balance: u128::MAX / 4, nonce: fork.account(&tx.sender()).nonce };
+                    let _ = pool.add(tx.clone(), &account);
                 }
-                let snapshot = fork.clone();
-                let mut best = pool.best(|a| snapshot.account(a).nonce);
-                let built = build_block(&mut fork, &globals(index as u32), &mut best, &limits(), &clock());
-                for tx in &built.txs {
-                    prop_assert!(model.apply(tx), "builder included a tx the model refuses");
-                }
-                included += built.txs.len();
-                state.apply_block(&built.executed).unwrap();
+                let mut best = pool.best(|a| fork.account(a).nonce);
+                let built = build_block(&fork, &globals(index as u32), &mut best, &limits(), &clock()).unwrap();
+                drop(best);
+                let expected = model.block(chunk, &config);
+                let got: Vec<B256> = built.txs.iter().map(RecoveredTx::hash).collect();
+                prop_assert_eq!(got, expected, "block {}", index);
+                let (executed, _) = fork.commit(built).unwrap();
+                state.apply_block(&executed).unwrap();
             }
-            // Every sender starts with 1e9 and amounts stay below 4e8: the first tx always fits.
-            prop_assert!(included > 0);
             for (address, account) in &model.0 {
                 prop_assert_eq!(state.account(address), *account);
             }
@@ -494,4 +564,261 @@ proptest! {
         }
         prop_assert_eq!(roots[0], roots[1]);
     }
+}
+
+/// A clock that moves 1 ms every time it is read: time passes as the builder works.
+struct Ticking(std::sync::atomic::AtomicU64);
+
+impl tandem_proto::time::Clock for Ticking {
+    fn now(&self) -> Timestamp {
+        Timestamp(self.0.fetch_add(1, std::sync::atomic::Ordering::SeqCst))
+    }
+}
+
+fn many_transfers(state: &WorldState, count: u64) -> TxPool {
+    let txs: Vec<RecoveredTx> = (0..count)
+        .map(|i| transfer(&key(i % 8), i / 8, Address::repeat_byte(0x77), 1))
+        .collect();
+    let mut pool = TxPool::new(PoolConfig {
+        max_txs_per_sender: 1_000,
+        max_nonce_gap: 1_000,
+        ..PoolConfig::default()
+    });
+    for tx in txs {
+        pool.add(tx.clone(), &state.account(&tx.sender())).unwrap();
+    }
+    pool
+}
+
+#[test]
+fn a_built_block_touches_the_fork_only_when_committed() {
+    let dir = tempfile::tempdir().unwrap();
+    let state = open(dir.path(), spec(8));
+    let pool = many_transfers(&state, 16);
+    let mut fork = state.fork(0).unwrap();
+    let before = (fork.state_root(), fork.block_number(), fork.archive_root());
+    let mut best = pool.best(|a| fork.account(a).nonce);
+    let small = build_block(&fork, &globals(0), &mut best, &limits(), &clock()).unwrap();
+    drop(best);
+    assert_eq!(small.txs.len(), 16);
+    assert_eq!(
+        (fork.state_root(), fork.block_number(), fork.archive_root()),
+        before
+    );
+    assert_eq!(fork.account(&key(0).address()).nonce, 0);
+    // Dropped (too small, say); built again and committed.
+    drop(small);
+    let mut best = pool.best(|a| fork.account(a).nonce);
+    let built = build_block(&fork, &globals(0), &mut best, &limits(), &clock()).unwrap();
+    drop(best);
+    let stale = build_block(
+        &fork,
+        &globals(0),
+        &mut pool.best(|_| 0),
+        &limits(),
+        &clock(),
+    )
+    .unwrap();
+    let header = built.header.clone();
+    let (executed, txs) = fork.commit(built).unwrap();
+    assert_eq!(txs.len(), 16);
+    assert_eq!(executed.block().header, header);
+    assert_eq!(fork.block_number(), 1);
+    assert_eq!(fork.state_root(), header.state_root);
+    // A block built before the fork moved cannot be committed on it.
+    assert!(matches!(
+        fork.commit(stale),
+        Err(StateError::ParentMismatch { block: 1 })
+    ));
+}
+
+#[test]
+fn the_builder_honours_its_deadline_including_sealing() {
+    let dir = tempfile::tempdir().unwrap();
+    let state = open(dir.path(), spec(8));
+    let pool = many_transfers(&state, 200);
+    let fork = state.fork(0).unwrap();
+    let clock = Ticking(std::sync::atomic::AtomicU64::new(1_000));
+    let deadline = Timestamp(1_005);
+    let built = build_block(
+        &fork,
+        &globals(0),
+        &mut pool.best(|a| fork.account(a).nonce),
+        &BuildLimits {
+            deadline,
+            ..limits()
+        },
+        &clock,
+    )
+    .unwrap();
+    assert_eq!(built.stop, BuildStop::Deadline);
+    assert!(
+        built.finished_at <= deadline,
+        "sealed at {:?}, deadline {deadline:?}",
+        built.finished_at
+    );
+    assert!(
+        !built.txs.is_empty() && built.txs.len() < 200,
+        "{} txs",
+        built.txs.len()
+    );
+    // Called past its deadline: nothing is executed.
+    let late = build_block(
+        &fork,
+        &globals(0),
+        &mut pool.best(|a| fork.account(a).nonce),
+        &BuildLimits {
+            deadline: Timestamp(10),
+            ..limits()
+        },
+        &clock,
+    )
+    .unwrap();
+    assert_eq!((late.stop, late.txs.len()), (BuildStop::Deadline, 0));
+}
+
+#[test]
+fn the_builder_honours_tx_mana_and_body_limits() {
+    let dir = tempfile::tempdir().unwrap();
+    let state = open(dir.path(), spec(8));
+    let pool = many_transfers(&state, 40);
+    let fork = state.fork(0).unwrap();
+    let build = |limits: BuildLimits| {
+        build_block(
+            &fork,
+            &globals(0),
+            &mut pool.best(|a| fork.account(a).nonce),
+            &limits,
+            &clock(),
+        )
+    };
+    let by_txs = build(BuildLimits {
+        max_txs: 5,
+        ..limits()
+    })
+    .unwrap();
+    assert_eq!((by_txs.stop, by_txs.txs.len()), (BuildStop::TxLimit, 5));
+    let by_mana = build(BuildLimits {
+        max_mana: 3 * TX_MANA + TX_MANA / 2,
+        ..limits()
+    })
+    .unwrap();
+    assert_eq!((by_mana.stop, by_mana.txs.len()), (BuildStop::ManaLimit, 3));
+    assert_eq!(by_mana.header.total_mana_used, 3 * TX_MANA);
+    // A checkpoint body budget with room for this block's header and exactly 7 txs.
+    let mut budget = CheckpointBodyBudget::new(0);
+    let limit = budget.used() + block_body_bytes(7);
+    budget = CheckpointBodyBudget::new(limit);
+    let by_body = build(BuildLimits {
+        max_body_bytes: budget.remaining(),
+        ..limits()
+    })
+    .unwrap();
+    assert_eq!(
+        (by_body.stop, by_body.txs.len()),
+        (BuildStop::BodyBudget, 7)
+    );
+    assert_eq!(by_body.body_bytes, budget.remaining());
+    budget.add_block(by_body.txs.len());
+    assert_eq!(budget.remaining(), 0);
+    assert!(matches!(
+        build(BuildLimits {
+            max_body_bytes: budget.remaining(),
+            ..limits()
+        }),
+        Err(StateError::BodyBudgetExhausted { remaining: 0, .. })
+    ));
+    let all = build(limits()).unwrap();
+    assert_eq!((all.stop, all.txs.len()), (BuildStop::OutOfTxs, 40));
+}
+
+#[test]
+fn the_body_budget_counts_what_the_checkpoint_body_encoding_writes() {
+    let tx = transfer(&key(0), 0, Address::ZERO, 1).into_tx();
+    let mut runner = proptest::test_runner::TestRunner::deterministic();
+    runner
+        .run(&proptest::collection::vec(0usize..5, 1..6), |tx_counts| {
+            let blocks: Vec<tandem_proto::Block> = tx_counts
+                .iter()
+                .map(|count| tandem_proto::Block {
+                    header: BlockHeader::default(),
+                    txs: vec![tx.clone(); *count],
+                })
+                .collect();
+            let mut budget = CheckpointBodyBudget::new(usize::MAX);
+            for count in &tx_counts {
+                budget.add_block(*count);
+            }
+            prop_assert_eq!(
+                budget.used(),
+                tandem_proto::encode_checkpoint_body(&blocks).len()
+            );
+            Ok(())
+        })
+        .unwrap();
+}
+
+#[test]
+fn history_is_bounded_by_the_finalized_block_and_hashes_survive_reopen_and_rollback() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = WorldStateConfig { history_margin: 10 };
+    let mut state = WorldState::open(dir.path(), spec(2), config).unwrap();
+    let mut hashes = vec![state.tip().hash];
+    for n in 0..40u64 {
+        let pool = pool_with(
+            &state,
+            &[transfer(&key(n % 2), n / 2, Address::repeat_byte(9), 1)],
+        );
+        let mut fork = state.fork(state.tip().number).unwrap();
+        let (block, _) = build(&mut fork, &pool, n as u32);
+        hashes.push(block.block().hash());
+        state.apply_block(&block).unwrap();
+        // Finality trails the tip by 5 blocks.
+        state
+            .set_finalized(state.tip().number.saturating_sub(5))
+            .unwrap();
+    }
+    // Tip 40, finalized 35, margin 10: versions 25..=40.
+    assert_eq!(state.finalized(), 35);
+    assert_eq!(state.oldest_retained(), 25);
+    assert_eq!(state.retained(), 16);
+    assert!(matches!(
+        state.fork(24),
+        Err(StateError::NotRetained { block: 24, .. })
+    ));
+    for (n, hash) in hashes.iter().enumerate() {
+        assert_eq!(
+            state.block_hash_at(n as u64).unwrap(),
+            Some(*hash),
+            "block {n}"
+        );
+    }
+    assert_eq!(state.block_hash_at(41).unwrap(), None);
+    // Final blocks are never rolled back.
+    assert!(matches!(
+        state.rollback_to(30),
+        Err(StateError::BelowFinalized {
+            block: 30,
+            finalized: 35
+        })
+    ));
+    let tip = state.tip();
+    drop(state);
+    // Reopen rebuilds only the retained versions; hashes of older blocks are still there.
+    let mut state = WorldState::open(dir.path(), spec(2), config).unwrap();
+    assert_eq!(state.tip(), tip);
+    assert_eq!(
+        (state.oldest_retained(), state.retained(), state.finalized()),
+        (25, 16, 35)
+    );
+    assert_eq!(state.block_hash_at(3).unwrap(), Some(hashes[3]));
+    // A rollback drops the undone blocks' hashes, and they stay dropped after a reopen.
+    state.rollback_to(37).unwrap();
+    assert_eq!(state.block_hash_at(37).unwrap(), Some(hashes[37]));
+    assert_eq!(state.block_hash_at(38).unwrap(), None);
+    drop(state);
+    let state = WorldState::open(dir.path(), spec(2), config).unwrap();
+    assert_eq!(state.tip().number, 37);
+    assert_eq!(state.block_hash_at(38).unwrap(), None);
+    assert_eq!(state.block_hash_at(36).unwrap(), Some(hashes[36]));
 }

@@ -2,11 +2,16 @@
 //!
 //! - Ordering for block building: the highest fee first among each sender's next executable tx,
 //!   then that sender's following nonces; a nonce gap holds the rest of a sender's txs back.
-//! - Limits by count and bytes; when full, the cheapest unprotected tx is evicted (newest first
-//!   among equals), which may be the incoming one.
+//! - Limits against spam: at most [`PoolConfig::max_txs_per_sender`] txs per sender, at most
+//!   [`PoolConfig::max_nonce_gap`] nonces missing below a tx, and a sender's balance must cover
+//!   every one of its pending txs at once (amount + max fee each), not just each alone.
+//! - Limits by count and bytes; when full, the cheapest *last* tx of a sender (its highest nonce,
+//!   so no later nonce is left stranded behind a hole) that is not protected is evicted, newest
+//!   first among equals; it may be the incoming one.
 //! - A tx with the same sender and nonce replaces the old one only with a fee at least
-//!   [`PoolConfig::replacement_bump_percent`] higher.
-//! - Txs referenced by a received proposal can be protected from eviction.
+//!   [`PoolConfig::replacement_bump_percent`] higher, and never a protected one.
+//! - Txs referenced by a received proposal can be protected (from eviction and replacement):
+//!   the proposal is re-executed with exactly them.
 //! - Mined txs are removed when a block is applied; pruned blocks' txs are re-inserted.
 
 use std::{
@@ -18,7 +23,7 @@ use tandem_proto::{Address, B256, PACKED_TX_LENGTH, RecoveredTx};
 
 use crate::{
     account::Account,
-    exec::{TxError, validate_stateful},
+    exec::{TxError, max_cost, validate_stateful},
 };
 
 /// Pool limits.
@@ -30,6 +35,10 @@ pub struct PoolConfig {
     pub max_bytes: usize,
     /// Fee increase a replacement needs, in percent.
     pub replacement_bump_percent: u32,
+    /// Most txs held per sender.
+    pub max_txs_per_sender: usize,
+    /// Most nonces that may be missing between a sender's account nonce and one of its txs.
+    pub max_nonce_gap: u64,
 }
 
 impl Default for PoolConfig {
@@ -38,6 +47,8 @@ impl Default for PoolConfig {
             max_txs: 50_000,
             max_bytes: 50_000 * PACKED_TX_LENGTH,
             replacement_bump_percent: 10,
+            max_txs_per_sender: 64,
+            max_nonce_gap: 16,
         }
     }
 }
@@ -56,6 +67,28 @@ pub enum PoolError {
         /// Fee offered.
         offered: u128,
     },
+    /// The tx it would replace is protected (a proposal being validated uses it).
+    #[error("the tx with this nonce is protected and cannot be replaced")]
+    ReplacingProtected,
+    /// The sender already has the most txs a sender may hold.
+    #[error("the sender already holds {0} txs")]
+    SenderFull(usize),
+    /// Too many nonces are missing below the tx.
+    #[error("{gap} nonces are missing below the tx (at most {max})")]
+    NonceGapTooLarge {
+        /// Missing nonces.
+        gap: u64,
+        /// The limit.
+        max: u64,
+    },
+    /// The sender cannot pay for all its pending txs together.
+    #[error("balance {balance} cannot cover the sender's pending txs ({needed})")]
+    PendingExceedBalance {
+        /// Sender balance.
+        balance: u128,
+        /// Worst-case cost of its pending txs with this one.
+        needed: u128,
+    },
     /// The pool is full of txs paying at least as much.
     #[error("pool is full and the tx pays less than every tx in it")]
     PoolFull,
@@ -72,10 +105,15 @@ pub enum AddOutcome {
     Replaced(B256),
 }
 
+/// Order of eviction: fee, then newest first, then hash.
+type EvictionKey = (u128, Reverse<u64>, B256);
+
 #[derive(Debug)]
 struct Entry {
     tx: RecoveredTx,
     seq: u64,
+    /// Amount + max fee: what it can cost its sender.
+    cost: u128,
 }
 
 impl Entry {
@@ -86,6 +124,18 @@ impl Entry {
     fn nonce(&self) -> u64 {
         self.tx.tx().payload.nonce
     }
+
+    fn eviction_key(&self) -> EvictionKey {
+        (self.fee(), Reverse(self.seq), self.tx.hash())
+    }
+}
+
+/// One sender's txs.
+#[derive(Debug, Default)]
+struct SenderTxs {
+    nonces: BTreeMap<u64, B256>,
+    /// Sum of the costs of its txs.
+    cost: u128,
 }
 
 /// See the module docs.
@@ -93,9 +143,10 @@ impl Entry {
 pub struct TxPool {
     config: PoolConfig,
     by_hash: HashMap<B256, Entry>,
-    by_sender: HashMap<Address, BTreeMap<u64, B256>>,
-    /// Eviction order: cheapest first, newest first among equal fees.
-    eviction: BTreeSet<(u128, Reverse<u64>, B256)>,
+    by_sender: HashMap<Address, SenderTxs>,
+    /// Eviction candidates, each sender's highest nonce: cheapest first, newest first among
+    /// equal fees.
+    tails: BTreeSet<EvictionKey>,
     protected: HashSet<B256>,
     next_seq: u64,
 }
@@ -107,7 +158,7 @@ impl TxPool {
             config,
             by_hash: HashMap::new(),
             by_sender: HashMap::new(),
-            eviction: BTreeSet::new(),
+            tails: BTreeSet::new(),
             protected: HashSet::new(),
             next_seq: 0,
         }
@@ -138,6 +189,11 @@ impl TxPool {
         self.by_hash.contains_key(hash)
     }
 
+    /// Number of txs of `sender`.
+    pub fn sender_len(&self, sender: &Address) -> usize {
+        self.by_sender.get(sender).map_or(0, |txs| txs.nonces.len())
+    }
+
     /// Adds a tx whose signature was checked, validating it against its sender's `account`.
     pub fn add(&mut self, tx: RecoveredTx, account: &Account) -> Result<AddOutcome, PoolError> {
         let hash = tx.hash();
@@ -145,16 +201,20 @@ impl TxPool {
             return Ok(AddOutcome::AlreadyKnown);
         }
         validate_stateful(tx.tx(), account)?;
+        let cost = max_cost(tx.tx()).ok_or(TxError::BalanceOverflow)?;
         let sender = tx.sender();
         let nonce = tx.tx().payload.nonce;
         let fee = tx.tx().payload.max_fee_per_mana;
-        let mut outcome = AddOutcome::Added;
-        if let Some(existing) = self
+        let existing = self
             .by_sender
             .get(&sender)
-            .and_then(|nonces| nonces.get(&nonce))
-            .copied()
-        {
+            .and_then(|txs| txs.nonces.get(&nonce))
+            .copied();
+        let held = self.by_sender.get(&sender);
+        if let Some(existing) = existing {
+            if self.protected.contains(&existing) {
+                return Err(PoolError::ReplacingProtected);
+            }
             let old_fee = self.by_hash[&existing].fee();
             let bump =
                 old_fee.saturating_mul(u128::from(self.config.replacement_bump_percent)) / 100;
@@ -165,12 +225,41 @@ impl TxPool {
                     offered: fee,
                 });
             }
+        } else {
+            let count = held.map_or(0, |txs| txs.nonces.len());
+            if count >= self.config.max_txs_per_sender {
+                return Err(PoolError::SenderFull(count));
+            }
+            let present = held.map_or(0, |txs| {
+                txs.nonces.range(account.nonce..nonce).count() as u64
+            });
+            let gap = nonce - account.nonce - present;
+            if gap > self.config.max_nonce_gap {
+                return Err(PoolError::NonceGapTooLarge {
+                    gap,
+                    max: self.config.max_nonce_gap,
+                });
+            }
+        }
+        let replaced_cost = existing.map_or(0, |hash| self.by_hash[&hash].cost);
+        let needed = held
+            .map_or(0, |txs| txs.cost)
+            .saturating_sub(replaced_cost)
+            .saturating_add(cost);
+        if needed > account.balance {
+            return Err(PoolError::PendingExceedBalance {
+                balance: account.balance,
+                needed,
+            });
+        }
+        let mut outcome = AddOutcome::Added;
+        if let Some(existing) = existing {
             self.remove(&existing);
             outcome = AddOutcome::Replaced(existing);
         }
-        self.insert(tx);
+        self.insert(tx, cost);
         while self.by_hash.len() > self.config.max_txs || self.bytes() > self.config.max_bytes {
-            let Some(victim) = self.cheapest_unprotected() else {
+            let Some(victim) = self.cheapest_evictable() else {
                 break;
             };
             self.remove(&victim);
@@ -183,21 +272,35 @@ impl TxPool {
         Ok(outcome)
     }
 
-    fn insert(&mut self, tx: RecoveredTx) {
+    fn insert(&mut self, tx: RecoveredTx, cost: u128) {
         let hash = tx.hash();
         let seq = self.next_seq;
         self.next_seq += 1;
-        let entry = Entry { tx, seq };
-        self.by_sender
-            .entry(entry.tx.sender())
-            .or_default()
-            .insert(entry.nonce(), hash);
-        self.eviction.insert((entry.fee(), Reverse(seq), hash));
+        let entry = Entry { tx, seq, cost };
+        let sender = entry.tx.sender();
+        let nonce = entry.nonce();
+        let previous_tail = self.tail_of(&sender);
+        let txs = self.by_sender.entry(sender).or_default();
+        txs.nonces.insert(nonce, hash);
+        txs.cost = txs.cost.saturating_add(cost);
+        let key = entry.eviction_key();
         self.by_hash.insert(hash, entry);
+        if previous_tail.is_none_or(|(tail_nonce, _)| nonce > tail_nonce) {
+            if let Some((_, tail_key)) = previous_tail {
+                self.tails.remove(&tail_key);
+            }
+            self.tails.insert(key);
+        }
     }
 
-    fn cheapest_unprotected(&self) -> Option<B256> {
-        self.eviction
+    /// A sender's highest nonce and its eviction key.
+    fn tail_of(&self, sender: &Address) -> Option<(u64, EvictionKey)> {
+        let (nonce, hash) = self.by_sender.get(sender)?.nonces.last_key_value()?;
+        Some((*nonce, self.by_hash[hash].eviction_key()))
+    }
+
+    fn cheapest_evictable(&self) -> Option<B256> {
+        self.tails
             .iter()
             .map(|(_, _, hash)| *hash)
             .find(|hash| !self.protected.contains(hash))
@@ -206,19 +309,23 @@ impl TxPool {
     /// Removes a tx; returns it if it was there.
     pub fn remove(&mut self, hash: &B256) -> Option<RecoveredTx> {
         let entry = self.by_hash.remove(hash)?;
-        self.eviction
-            .remove(&(entry.fee(), Reverse(entry.seq), *hash));
         self.protected.remove(hash);
-        if let Some(nonces) = self.by_sender.get_mut(&entry.tx.sender()) {
-            nonces.remove(&entry.nonce());
-            if nonces.is_empty() {
-                self.by_sender.remove(&entry.tx.sender());
+        let sender = entry.tx.sender();
+        let was_tail = self.tails.remove(&entry.eviction_key());
+        if let Some(txs) = self.by_sender.get_mut(&sender) {
+            txs.nonces.remove(&entry.nonce());
+            txs.cost = txs.cost.saturating_sub(entry.cost);
+            if txs.nonces.is_empty() {
+                self.by_sender.remove(&sender);
+            } else if was_tail && let Some((_, key)) = self.tail_of(&sender) {
+                self.tails.insert(key);
             }
         }
         Some(entry.tx)
     }
 
-    /// Protects txs referenced by a received proposal from eviction (until mined or released).
+    /// Protects txs referenced by a received proposal from eviction and replacement (until mined
+    /// or released).
     pub fn protect<'a>(&mut self, hashes: impl IntoIterator<Item = &'a B256>) {
         for hash in hashes {
             if self.by_hash.contains_key(hash) {
@@ -251,7 +358,7 @@ impl TxPool {
             let stale: Vec<B256> = self
                 .by_sender
                 .get(&sender)
-                .map(|nonces| nonces.range(..nonce).map(|(_, hash)| *hash).collect())
+                .map(|txs| txs.nonces.range(..nonce).map(|(_, hash)| *hash).collect())
                 .unwrap_or_default();
             for hash in stale {
                 self.remove(&hash);
@@ -281,9 +388,9 @@ impl TxPool {
     /// fork being built on).
     pub fn best(&self, nonce_of: impl Fn(&Address) -> u64) -> BestTxs<'_> {
         let mut heap = BinaryHeap::new();
-        for (sender, nonces) in &self.by_sender {
+        for (sender, txs) in &self.by_sender {
             let nonce = nonce_of(sender);
-            if let Some(hash) = nonces.get(&nonce) {
+            if let Some(hash) = txs.nonces.get(&nonce) {
                 let entry = &self.by_hash[hash];
                 heap.push((entry.fee(), Reverse(entry.seq), *hash));
             }
@@ -296,192 +403,8 @@ impl TxPool {
     }
 }
 
-/// Iterator over ready txs in fee order; see [`TxPool::best`].
-#[derive(Debug)]
-pub struct BestTxs<'a> {
-    pool: &'a TxPool,
-    heap: BinaryHeap<(u128, Reverse<u64>, B256)>,
-    skipped: HashSet<Address>,
-}
-
-impl BestTxs<'_> {
-    /// Skips the rest of `sender`'s txs (its last tx failed, so later nonces cannot run).
-    pub fn skip_sender(&mut self, sender: Address) {
-        self.skipped.insert(sender);
-    }
-}
-
-impl Iterator for BestTxs<'_> {
-    type Item = RecoveredTx;
-
-    fn next(&mut self) -> Option<RecoveredTx> {
-        loop {
-            let (_, _, hash) = self.heap.pop()?;
-            let entry = &self.pool.by_hash[&hash];
-            let sender = entry.tx.sender();
-            if self.skipped.contains(&sender) {
-                continue;
-            }
-            if let Some(next_hash) = self
-                .pool
-                .by_sender
-                .get(&sender)
-                .and_then(|n| n.get(&(entry.nonce() + 1)))
-            {
-                let next = &self.pool.by_hash[next_hash];
-                self.heap.push((next.fee(), Reverse(next.seq), *next_hash));
-            }
-            return Some(entry.tx.clone());
-        }
-    }
-}
-
+mod best;
 #[cfg(test)]
-mod tests {
-    use tandem_proto::{SigningDomain, SigningKey, Tx, TxPayload};
+mod tests;
 
-    use super::*;
-    use crate::exec::TX_MANA;
-
-    const DOMAIN: SigningDomain = SigningDomain {
-        chain_id: 1,
-        rollup: Address::ZERO,
-    };
-    const RICH: Account = Account {
-        balance: u128::MAX / 2,
-        nonce: 0,
-    };
-
-    fn key(i: u8) -> SigningKey {
-        SigningKey::from_bytes(&[i; 32]).unwrap()
-    }
-
-    fn tx(key: &SigningKey, nonce: u64, fee: u128) -> RecoveredTx {
-        let payload = TxPayload {
-            chain_id: 1,
-            nonce,
-            to: Address::repeat_byte(9),
-            amount: 1,
-            max_fee_per_mana: fee,
-            mana_limit: TX_MANA,
-        };
-        Tx::sign(payload, &DOMAIN, key)
-            .into_recovered(&DOMAIN)
-            .unwrap()
-    }
-
-    fn pool(max_txs: usize) -> TxPool {
-        TxPool::new(PoolConfig {
-            max_txs,
-            max_bytes: usize::MAX,
-            replacement_bump_percent: 10,
-        })
-    }
-
-    #[test]
-    fn best_orders_by_fee_and_holds_gaps() {
-        let (a, b) = (key(1), key(2));
-        let mut pool = pool(100);
-        for t in [
-            tx(&a, 0, 5),
-            tx(&a, 1, 50),
-            tx(&a, 3, 99),
-            tx(&b, 0, 10),
-            tx(&b, 1, 1),
-        ] {
-            pool.add(t, &RICH).unwrap();
-        }
-        let order: Vec<(Address, u64)> = pool
-            .best(|_| 0)
-            .map(|t| (t.sender(), t.tx().payload.nonce))
-            .collect();
-        // b0 (10) beats a0 (5); then a0, whose successor a1 (50) now leads; a3 waits on the gap.
-        assert_eq!(
-            order,
-            vec![
-                (b.address(), 0),
-                (a.address(), 0),
-                (a.address(), 1),
-                (b.address(), 1)
-            ]
-        );
-
-        let mut best = pool.best(|_| 0);
-        let first = best.next().unwrap();
-        best.skip_sender(first.sender());
-        assert!(best.all(|t| t.sender() != b.address()));
-    }
-
-    #[test]
-    fn duplicates_replacements_and_stale_nonces() {
-        let a = key(1);
-        let mut pool = pool(100);
-        let original = tx(&a, 0, 100);
-        assert_eq!(pool.add(original.clone(), &RICH), Ok(AddOutcome::Added));
-        assert_eq!(
-            pool.add(original.clone(), &RICH),
-            Ok(AddOutcome::AlreadyKnown)
-        );
-        assert_eq!(
-            pool.add(tx(&a, 0, 105), &RICH),
-            Err(PoolError::ReplacementUnderpriced {
-                required: 110,
-                offered: 105
-            })
-        );
-        assert_eq!(
-            pool.add(tx(&a, 0, 110), &RICH),
-            Ok(AddOutcome::Replaced(original.hash()))
-        );
-        assert_eq!(pool.len(), 1);
-        let used = Account { nonce: 1, ..RICH };
-        assert_eq!(
-            pool.add(tx(&a, 0, 500), &used),
-            Err(PoolError::Invalid(TxError::NonceTooLow {
-                expected: 1,
-                got: 0
-            }))
-        );
-        let poor = Account {
-            balance: 10,
-            nonce: 0,
-        };
-        assert!(matches!(
-            pool.add(tx(&a, 5, 1), &poor),
-            Err(PoolError::Invalid(TxError::InsufficientBalance { .. }))
-        ));
-    }
-
-    #[test]
-    fn eviction_takes_the_cheapest_unprotected() {
-        let mut pool = pool(2);
-        let cheap = tx(&key(1), 0, 1);
-        let mid = tx(&key(2), 0, 5);
-        pool.add(cheap.clone(), &RICH).unwrap();
-        pool.add(mid.clone(), &RICH).unwrap();
-        pool.protect([&cheap.hash()]);
-        pool.add(tx(&key(3), 0, 9), &RICH).unwrap();
-        assert!(pool.contains(&cheap.hash()), "protected tx survives");
-        assert!(!pool.contains(&mid.hash()), "cheapest unprotected evicted");
-        // An incoming tx cheaper than everything unprotected is refused.
-        assert_eq!(pool.add(tx(&key(4), 0, 2), &RICH), Err(PoolError::PoolFull));
-        assert_eq!(pool.len(), 2);
-    }
-
-    #[test]
-    fn mined_removed_and_pruned_reinserted() {
-        let a = key(1);
-        let mut pool = pool(100);
-        let txs: Vec<_> = (0..3).map(|n| tx(&a, n, 7)).collect();
-        for t in &txs {
-            pool.add(t.clone(), &RICH).unwrap();
-        }
-        pool.on_block_applied(&txs[..2], |_| 2);
-        assert_eq!(pool.len(), 1);
-        assert!(pool.contains(&txs[2].hash()));
-        // The block is pruned: its txs come back against the rolled-back account.
-        assert_eq!(pool.reinsert(txs[..2].iter().cloned(), |_| RICH), 2);
-        assert_eq!(pool.len(), 3);
-        assert_eq!(pool.best(|_| 0).count(), 3);
-    }
-}
+pub use best::BestTxs;

@@ -1,0 +1,485 @@
+//! Following L1 through the `L1Source` trait with a programmable in-memory L1: reorg races, a
+//! lagging RPC, re-read checkpoints that differ, the uncheckpointed prune by L1 time, and L1
+//! checkpoints whose calldata cannot be read.
+
+mod common;
+
+use std::{collections::BTreeSet, time::Duration};
+
+use common::{BuiltCheckpoint, Chain, FakeL1, add_blocks, open_store};
+use tandem_archiver::{
+    ArchiverError, ArchiverStore, BodyProblem, L1EventOutcome, L1Outcome, L1SyncStatus,
+    PayloadSource, PruneContext, PruneKind, SyncConfig, SyncReport, sync_step,
+};
+use tandem_proto::{
+    B256,
+    time::{ConsensusWindows, PipeliningMode, Slot, SlotClock, Timestamp},
+};
+
+/// S = 4 s, E = 1 s, genesis at 1,000 s: slot `s` covers L1 seconds `1000 + 4s ..= 1003 + 4s`.
+const GENESIS: u64 = 1_000;
+const SLOT: u64 = 4;
+
+fn slot_clock() -> SlotClock {
+    SlotClock::new(
+        Timestamp::from_secs(GENESIS),
+        Duration::from_secs(SLOT),
+        Duration::from_secs(1),
+        8,
+    )
+    .unwrap()
+}
+
+struct Setup {
+    _dir: tempfile::TempDir,
+    store: ArchiverStore,
+    l1: FakeL1,
+    config: SyncConfig,
+    chain: Chain,
+}
+
+impl Setup {
+    /// An L1 whose blocks `0..=10` are one second apart, ending at the start of slot 1.
+    fn new() -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        let store = open_store(dir.path());
+        let l1 = FakeL1::new(10, |n| GENESIS - 6 + n);
+        let chain = Chain {
+            genesis_time: GENESIS,
+            slot_duration: SLOT,
+            ..Chain::new()
+        };
+        Self {
+            _dir: dir,
+            store,
+            l1,
+            config: SyncConfig {
+                deployment_block: 1,
+                confirmations: 0,
+                batch_size: 4,
+                max_batches_per_step: 100,
+                orphan_prune_tolerance: Duration::from_secs(1),
+            },
+            chain,
+        }
+    }
+
+    /// One sync at wall-clock time `now` (the orphan prune's clock; far in the future by default
+    /// is not used: the tests pass it).
+    async fn sync_at(&mut self, now: u64) -> Result<SyncReport, ArchiverError> {
+        let clock = slot_clock();
+        let windows = ConsensusWindows::new(
+            clock,
+            Duration::from_secs(1),
+            PipeliningMode::Pipelined,
+            Duration::from_secs(1),
+        );
+        let seen = BTreeSet::new();
+        let context = PruneContext {
+            slot_clock: &clock,
+            windows: &windows,
+            orphan_prune_tolerance: Duration::from_secs(1),
+            proposals_seen: &seen,
+            now: Timestamp::from_secs(now),
+        };
+        sync_step(&mut self.store, &self.l1, &self.config, &context).await
+    }
+
+    /// A sync whose wall clock is the L1 head's time (no orphan is due).
+    async fn sync(&mut self) -> Result<SyncReport, ArchiverError> {
+        self.sync_at(self.l1.head().timestamp).await
+    }
+
+    fn checkpoint(&mut self, number: u64, slot: u64, blocks: u32) -> BuiltCheckpoint {
+        self.chain.checkpoint(number, slot, blocks, 1)
+    }
+
+    /// Mines empty L1 blocks up to `timestamp`.
+    fn mine_until(&self, timestamp: u64) {
+        while self.l1.head().timestamp < timestamp {
+            self.l1.mine_empty(self.l1.head().timestamp + 1);
+        }
+    }
+}
+
+#[tokio::test]
+async fn a_full_node_follows_l1_and_a_synced_range_is_not_read_again() {
+    let mut s = Setup::new();
+    let cp1 = s.checkpoint(1, 2, 2);
+    let cp2 = s.checkpoint(2, 3, 1);
+    s.mine_until(GENESIS + 2 * SLOT);
+    s.l1.land(&cp1, true);
+    s.mine_until(GENESIS + 3 * SLOT);
+    s.l1.land(&cp2, true);
+    let report = s.sync().await.unwrap();
+    assert_eq!(report.checkpoints, 2);
+    assert!(!report.behind);
+    assert_eq!(report.synced_to, Some(s.l1.head().number));
+    let tips = s.store.tips();
+    assert_eq!(tips.checkpointed.checkpoint.number, 2);
+    assert_eq!(tips.proposed.block.hash, cp2.blocks[0].hash());
+    let calls = s.l1.calls();
+    let again = s.sync().await.unwrap();
+    assert_eq!(again.checkpoints, 0);
+    // Only the cursor check, the head, and the finalized block: no range re-read.
+    assert_eq!(s.l1.calls() - calls, 3);
+    // The checkpoint record keeps L1's calldata.
+    let record = s
+        .store
+        .reader()
+        .view()
+        .unwrap()
+        .checkpoint(1)
+        .unwrap()
+        .unwrap();
+    assert_eq!(record.source, PayloadSource::L1Calldata);
+    assert_eq!(record.attestations.len(), 1);
+    assert_eq!(record.payload, cp1.payload);
+}
+
+#[tokio::test]
+async fn a_reorg_between_reading_events_and_the_range_end_stores_nothing() {
+    let mut s = Setup::new();
+    s.sync().await.unwrap();
+    let cursor = s.store.l1_synced().unwrap();
+    let cp1 = s.checkpoint(1, 1, 1);
+    let landed = s.l1.land(&cp1, true);
+    s.mine_empty_after();
+    // Calls of the next sync: block(cursor), latest, block(end) (pin), events (old chain: with
+    // checkpoint 1), then L1 reorganises the blocks from the landing one, block(start),
+    // block(end) again.
+    s.l1.reorg_during_sync(4, landed.number, 9);
+    let err = s.sync().await.unwrap_err();
+    assert!(matches!(err, ArchiverError::L1RangeChanged { .. }), "{err}");
+    assert_eq!(s.store.l1_synced(), Some(cursor), "the cursor did not move");
+    assert_eq!(
+        s.store.tips().checkpointed.checkpoint.number,
+        0,
+        "the orphaned checkpoint is not stored"
+    );
+    // The next sync reads the new chain: no checkpoint, the cursor at its head.
+    let report = s.sync().await.unwrap();
+    assert_eq!(report.checkpoints, 0);
+    assert_eq!(s.store.l1_synced().unwrap().hash, s.l1.head().hash);
+}
+
+impl Setup {
+    fn mine_empty_after(&self) {
+        self.l1.mine_empty(self.l1.head().timestamp + 1);
+    }
+}
+
+#[tokio::test]
+async fn a_block_the_rpc_does_not_serve_yet_is_retried_not_a_reorg() {
+    let mut s = Setup::new();
+    let cp1 = s.checkpoint(1, 1, 1);
+    s.mine_until(GENESIS + SLOT);
+    let landed = s.l1.land(&cp1, true);
+    s.sync().await.unwrap();
+    assert_eq!(s.store.tips().checkpointed.checkpoint.number, 1);
+    let tips = s.store.tips();
+
+    // The RPC lags: it does not serve the cursor block, nor the checkpoint's block.
+    s.l1.hide_block(landed.number, true);
+    let err = s.sync().await.unwrap_err();
+    assert!(matches!(err, ArchiverError::L1BlockUnavailable { number } if number == landed.number));
+    assert_eq!(s.store.tips(), tips, "nothing rolled back");
+
+    // A real reorg whose walk-back meets a block the RPC does not serve: retry, no rollback.
+    s.l1.hide_block(landed.number, false);
+    s.mine_empty_after();
+    s.mine_empty_after();
+    s.sync().await.unwrap();
+    let cursor = s.store.l1_synced().unwrap();
+    assert_eq!(cursor.number, landed.number + 2);
+    s.l1.reorg_from(landed.number + 1);
+    for offset in 1..=2 {
+        s.l1.remine(landed.timestamp + offset, Vec::new(), 3);
+    }
+    s.l1.hide_block(landed.number, true);
+    let err = s.sync().await.unwrap_err();
+    assert!(
+        matches!(err, ArchiverError::L1BlockUnavailable { number } if number == landed.number),
+        "{err}"
+    );
+    assert_eq!(s.store.tips(), tips);
+    assert_eq!(s.store.l1_synced(), Some(cursor));
+    // Served again: checkpoint 1's block is canonical, only the cursor moves back and on.
+    s.l1.hide_block(landed.number, false);
+    let report = s.sync().await.unwrap();
+    assert!(report.prunes.is_empty());
+    assert_eq!(s.store.tips(), tips);
+    assert_eq!(s.store.l1_synced().unwrap().hash, s.l1.head().hash);
+
+    // L1 reorganises to a *shorter* chain without checkpoint 1's block: while it is shorter
+    // than the cursor, the cursor block is not served and nothing moves; once it is longer, the
+    // cursor's hash shows the reorg.
+    let cursor = s.store.l1_synced().unwrap();
+    s.l1.reorg_from(landed.number);
+    let err = s.sync().await.unwrap_err();
+    assert!(matches!(err, ArchiverError::L1BlockUnavailable { number } if number == cursor.number));
+    assert_eq!(s.store.tips(), tips);
+    while s.l1.head().number < cursor.number {
+        s.l1.remine(s.l1.head().timestamp + 1, Vec::new(), 4);
+    }
+    let report = s.sync().await.unwrap();
+    assert_eq!(report.prunes.len(), 1);
+    assert_eq!(report.prunes[0].kind, PruneKind::L1Reorg);
+    assert_eq!(s.store.tips().checkpointed.checkpoint.number, 0);
+    assert_eq!(s.store.l1_synced().unwrap().hash, s.l1.head().hash);
+}
+
+#[tokio::test]
+async fn a_re_read_checkpoint_that_differs_is_a_reorg_and_replaces_the_stored_one() {
+    let mut s = Setup::new();
+    let mut other = s.chain.clone();
+    let cp1 = s.checkpoint(1, 2, 1);
+    s.mine_until(GENESIS + 2 * SLOT);
+    s.sync().await.unwrap();
+    // The store learned checkpoint 1 in L1 block X (say from a sync whose cursor did not move
+    // past it before a restart); L1 now has another checkpoint 1 in a later block, while the
+    // cursor block itself is unchanged.
+    let x = s.l1.head().number + 1;
+    let stale = cp1.event(true);
+    let applied = s
+        .store
+        .apply_l1_event(tandem_archiver::L1CheckpointEvent {
+            l1: tandem_archiver::L1Ref {
+                number: x,
+                hash: B256::repeat_byte(0xab),
+                timestamp: GENESIS + 2 * SLOT + 1,
+            },
+            ..stale
+        })
+        .unwrap();
+    assert!(matches!(
+        applied,
+        L1EventOutcome::Applied(L1Outcome::Inserted { .. })
+    ));
+    let replacement = other.checkpoint(1, 2, 2, 9);
+    s.mine_empty_after();
+    s.l1.land(&replacement, true);
+    let report = s.sync().await.unwrap();
+    assert_eq!(report.checkpoints, 1);
+    assert_eq!(report.prunes.len(), 1);
+    assert_eq!(report.prunes[0].kind, PruneKind::L1Reorg);
+    assert_eq!(
+        s.store.tips().checkpointed.checkpoint.hash,
+        replacement.payload.header.hash()
+    );
+    assert_eq!(
+        s.store.tips().proposed.block.hash,
+        replacement.blocks[1].hash()
+    );
+
+    // Below the finalized checkpoint the same is fatal.
+    s.store.set_finalized(1).unwrap();
+    let mut third = s.chain.clone();
+    let different = third.checkpoint(1, 2, 1, 4);
+    let err = s
+        .store
+        .apply_l1_event(tandem_archiver::L1CheckpointEvent {
+            l1: s.l1.head().reference(),
+            ..different.event(true)
+        })
+        .unwrap_err();
+    assert!(
+        matches!(err, ArchiverError::ReorgBelowFinalized { .. }),
+        "{err}"
+    );
+    assert!(err.is_fatal());
+}
+
+#[tokio::test]
+async fn the_uncheckpointed_slot_prune_goes_by_l1_time() {
+    let mut s = Setup::new();
+    s.config.confirmations = 1;
+    let cp1 = s.checkpoint(1, 2, 2);
+    add_blocks(&mut s.store, &cp1);
+    // Proposed: the orphan prune leaves it alone, only L1 decides.
+    s.store.add_proposed_checkpoint(cp1.proposed()).unwrap();
+    // L1's head is the first block of slot 3, unconfirmed (confirmations = 1): the newest
+    // synced block is slot 2's last.
+    s.mine_until(GENESIS + 3 * SLOT);
+    // The wall clock says slot 4 (the first L1 block of slot 3 propagates late, or this node's
+    // RPC lags): no prune, checkpoint 1 may still be in a block this node has not synced.
+    let wall = GENESIS + 4 * SLOT;
+    let report = s.sync_at(wall).await.unwrap();
+    assert_eq!(
+        s.store.l1_synced().unwrap().timestamp,
+        GENESIS + 3 * SLOT - 1
+    );
+    assert!(
+        report
+            .prunes
+            .iter()
+            .all(|p| p.kind != PruneKind::UncheckpointedSlot)
+    );
+    assert_eq!(s.store.tips().proposed.block.number, 2);
+    // Slot 3's first block is confirmed: slot 2 is over on L1 without checkpoint 1.
+    s.mine_empty_after();
+    let report = s.sync_at(wall).await.unwrap();
+    let prune = report
+        .prunes
+        .iter()
+        .find(|p| p.kind == PruneKind::UncheckpointedSlot)
+        .expect("pruned once L1 moved past the slot");
+    assert_eq!((prune.first_removed_block, prune.removed_blocks), (1, 2));
+    assert_eq!(s.store.tips().proposed.block.number, 0);
+}
+
+#[tokio::test]
+async fn an_unreadable_checkpoint_waits_for_its_body_while_the_cursor_moves_on() {
+    let mut s = Setup::new();
+    let cp1 = s.checkpoint(1, 2, 2);
+    let cp2 = s.checkpoint(2, 3, 1);
+    s.mine_until(GENESIS + 2 * SLOT);
+    s.l1.land(&cp1, false);
+    s.mine_until(GENESIS + 3 * SLOT);
+    s.l1.land(&cp2, true);
+    s.mine_empty_after();
+    let report = s.sync().await.unwrap();
+    assert_eq!(report.checkpoints, 0);
+    assert_eq!(report.awaiting, 2);
+    assert_eq!(
+        s.store.l1_synced().unwrap().hash,
+        s.l1.head().hash,
+        "the cursor moved on"
+    );
+    let reader = s.store.reader();
+    let status = reader.view().unwrap().l1_status().unwrap();
+    assert_eq!(
+        status,
+        L1SyncStatus::Blocked {
+            checkpoint: 1,
+            slot: 2,
+            problem: Some(BodyProblem::CalldataMissing),
+            waiting: 2
+        }
+    );
+    let clock = slot_clock();
+    assert_eq!(
+        reader.view().unwrap().synced_l2_slot(&clock).unwrap(),
+        Some(Slot(1))
+    );
+    assert_eq!(
+        s.store.body_wanted().unwrap(),
+        Some((1, cp1.payload.header.hash()))
+    );
+    // Syncing again re-reads nothing and stays blocked.
+    let calls = s.l1.calls();
+    s.sync().await.unwrap();
+    assert_eq!(s.l1.calls() - calls, 3);
+
+    // Bodies from peers: wrong header, tampered body, then the real one.
+    let body = tandem_proto::encode_checkpoint_body(&cp1.blocks);
+    let err = s
+        .store
+        .supply_checkpoint_body(1, cp2.payload.header.clone(), &body, 0)
+        .unwrap_err();
+    assert!(matches!(
+        err,
+        ArchiverError::SuppliedBodyRejected { number: 1, .. }
+    ));
+    let mut tampered = body.clone();
+    *tampered.last_mut().unwrap() ^= 1;
+    let err = s
+        .store
+        .supply_checkpoint_body(1, cp1.payload.header.clone(), &tampered, 0)
+        .unwrap_err();
+    assert!(
+        matches!(err, ArchiverError::SuppliedBodyRejected { number: 1, reason } if reason.contains("body hash"))
+    );
+    let outcome = s
+        .store
+        .supply_checkpoint_body(1, cp1.payload.header.clone(), &body, -75)
+        .unwrap();
+    assert_eq!(
+        outcome,
+        L1Outcome::Inserted {
+            new_blocks: 2,
+            pruned: None
+        }
+    );
+    // The queue behind it moves on the next sync (or the actor's next step).
+    let report = s.sync().await.unwrap();
+    assert_eq!(report.checkpoints, 1);
+    let view = reader.view().unwrap();
+    assert_eq!(view.l1_status().unwrap(), L1SyncStatus::Following);
+    assert_eq!(view.tips().unwrap().checkpointed.checkpoint.number, 2);
+    assert_eq!(
+        view.checkpoint(1).unwrap().unwrap().source,
+        PayloadSource::Peer
+    );
+    assert_eq!(
+        view.checkpoint(2).unwrap().unwrap().source,
+        PayloadSource::L1Calldata
+    );
+    s.store.check_consistency().unwrap();
+}
+
+#[tokio::test]
+async fn unreadable_calldata_is_resolved_from_local_blocks_or_the_proposed_checkpoint() {
+    // Local blocks from gossip, no proposal: they rebuild L1's header.
+    let mut s = Setup::new();
+    let cp1 = s.checkpoint(1, 2, 2);
+    add_blocks(&mut s.store, &cp1);
+    s.mine_until(GENESIS + 2 * SLOT);
+    s.l1.land(&cp1, false);
+    let report = s.sync().await.unwrap();
+    assert_eq!((report.checkpoints, report.awaiting), (1, 0));
+    let record = s
+        .store
+        .reader()
+        .view()
+        .unwrap()
+        .checkpoint(1)
+        .unwrap()
+        .unwrap();
+    assert_eq!(record.source, PayloadSource::LocalBlocks);
+    assert_eq!(record.payload.header, cp1.payload.header);
+
+    // A proposed checkpoint matching L1's header hash and archive is promoted.
+    let cp2 = s.checkpoint(2, 3, 1);
+    add_blocks(&mut s.store, &cp2);
+    s.store.add_proposed_checkpoint(cp2.proposed()).unwrap();
+    s.mine_until(GENESIS + 3 * SLOT);
+    s.l1.land(&cp2, false);
+    let report = s.sync().await.unwrap();
+    assert_eq!(report.checkpoints, 1);
+    let record = s
+        .store
+        .reader()
+        .view()
+        .unwrap()
+        .checkpoint(2)
+        .unwrap()
+        .unwrap();
+    assert_eq!(record.source, PayloadSource::LocalProposal);
+    assert_eq!(record.payload, cp2.payload);
+}
+
+#[tokio::test]
+async fn an_undecodable_body_blocks_without_asking_peers() {
+    let mut s = Setup::new();
+    let cp1 = s.checkpoint(1, 2, 1);
+    s.mine_until(GENESIS + 2 * SLOT);
+    let mut event = cp1.event(true);
+    let calldata = event.calldata.as_mut().unwrap();
+    calldata.body = vec![0xff; 10];
+    calldata.header.body_hash = tandem_proto::keccak256(&calldata.body);
+    event.header_hash = calldata.header.hash();
+    s.l1.mine_at(s.l1.head().timestamp + 1, vec![event]);
+    let report = s.sync().await.unwrap();
+    assert_eq!(report.awaiting, 1);
+    let status = s.store.reader().view().unwrap().l1_status().unwrap();
+    assert!(matches!(
+        status,
+        L1SyncStatus::Blocked {
+            problem: Some(BodyProblem::Undecodable),
+            ..
+        }
+    ));
+    // Any body with the same hash is the same bytes: peers cannot help.
+    assert_eq!(s.store.body_wanted().unwrap(), None);
+}

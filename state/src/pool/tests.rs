@@ -1,0 +1,299 @@
+use tandem_proto::{SigningDomain, SigningKey, Tx, TxPayload};
+
+use super::*;
+use crate::exec::TX_MANA;
+
+const DOMAIN: SigningDomain = SigningDomain {
+    chain_id: 1,
+    rollup: Address::ZERO,
+};
+const RICH: Account = Account {
+    balance: u128::MAX / 2,
+    nonce: 0,
+};
+
+fn key(i: u8) -> SigningKey {
+    SigningKey::from_bytes(&[i; 32]).unwrap()
+}
+
+fn tx(key: &SigningKey, nonce: u64, fee: u128) -> RecoveredTx {
+    let payload = TxPayload {
+        chain_id: 1,
+        nonce,
+        to: Address::repeat_byte(9),
+        amount: 1,
+        max_fee_per_mana: fee,
+        mana_limit: TX_MANA,
+    };
+    Tx::sign(payload, &DOMAIN, key)
+        .into_recovered(&DOMAIN)
+        .unwrap()
+}
+
+fn pool(max_txs: usize) -> TxPool {
+    TxPool::new(PoolConfig {
+        max_txs,
+        max_bytes: usize::MAX,
+        ..PoolConfig::default()
+    })
+}
+
+#[test]
+fn best_orders_by_fee_and_holds_gaps() {
+    let (a, b) = (key(1), key(2));
+    let mut pool = pool(100);
+    for t in [
+        tx(&a, 0, 5),
+        tx(&a, 1, 50),
+        tx(&a, 3, 99),
+        tx(&b, 0, 10),
+        tx(&b, 1, 1),
+    ] {
+        pool.add(t, &RICH).unwrap();
+    }
+    let order: Vec<(Address, u64)> = pool
+        .best(|_| 0)
+        .map(|t| (t.sender(), t.tx().payload.nonce))
+        .collect();
+    // b0 (10) beats a0 (5); then a0, whose successor a1 (50) now leads; a3 waits on the gap.
+    assert_eq!(
+        order,
+        vec![
+            (b.address(), 0),
+            (a.address(), 0),
+            (a.address(), 1),
+            (b.address(), 1)
+        ]
+    );
+
+    let mut best = pool.best(|_| 0);
+    let first = best.next().unwrap();
+    best.skip_sender(first.sender());
+    assert!(best.all(|t| t.sender() != b.address()));
+}
+
+#[test]
+fn duplicates_replacements_and_stale_nonces() {
+    let a = key(1);
+    let mut pool = pool(100);
+    let original = tx(&a, 0, 100);
+    assert_eq!(pool.add(original.clone(), &RICH), Ok(AddOutcome::Added));
+    assert_eq!(
+        pool.add(original.clone(), &RICH),
+        Ok(AddOutcome::AlreadyKnown)
+    );
+    assert_eq!(
+        pool.add(tx(&a, 0, 105), &RICH),
+        Err(PoolError::ReplacementUnderpriced {
+            required: 110,
+            offered: 105
+        })
+    );
+    assert_eq!(
+        pool.add(tx(&a, 0, 110), &RICH),
+        Ok(AddOutcome::Replaced(original.hash()))
+    );
+    assert_eq!(pool.len(), 1);
+    let used = Account { nonce: 1, ..RICH };
+    assert_eq!(
+        pool.add(tx(&a, 0, 500), &used),
+        Err(PoolError::Invalid(TxError::NonceTooLow {
+            expected: 1,
+            got: 0
+        }))
+    );
+    let poor = Account {
+        balance: 10,
+        nonce: 0,
+    };
+    assert!(matches!(
+        pool.add(tx(&a, 5, 1), &poor),
+        Err(PoolError::Invalid(TxError::InsufficientBalance { .. }))
+    ));
+}
+
+#[test]
+fn one_funded_sender_cannot_fill_the_pool() {
+    let rich = key(1);
+    let mut pool = pool(1_000);
+    let refused: Vec<PoolError> = (0..200)
+        .filter_map(|nonce| pool.add(tx(&rich, nonce, 7), &RICH).err())
+        .collect();
+    assert_eq!(pool.len(), 64);
+    assert_eq!(refused.len(), 200 - 64);
+    assert!(refused.iter().all(|e| *e == PoolError::SenderFull(64)));
+    // Everyone else still gets in.
+    for i in 2..10 {
+        assert_eq!(pool.add(tx(&key(i), 0, 1), &RICH), Ok(AddOutcome::Added));
+    }
+}
+
+#[test]
+fn nonce_gaps_are_capped() {
+    let a = key(1);
+    let mut pool = pool(1_000);
+    // 16 missing nonces below: allowed; 17: refused.
+    assert_eq!(pool.add(tx(&a, 16, 1), &RICH), Ok(AddOutcome::Added));
+    assert_eq!(
+        pool.add(tx(&a, 18, 1), &RICH),
+        Err(PoolError::NonceGapTooLarge { gap: 17, max: 16 })
+    );
+    // Filling the gap makes room: nonces present below do not count as missing.
+    for nonce in 0..5 {
+        pool.add(tx(&a, nonce, 1), &RICH).unwrap();
+    }
+    assert_eq!(pool.add(tx(&a, 20, 1), &RICH), Ok(AddOutcome::Added));
+    // Relative to the account nonce, not to zero.
+    let ahead = Account { nonce: 100, ..RICH };
+    assert_eq!(pool.add(tx(&key(2), 116, 1), &ahead), Ok(AddOutcome::Added));
+}
+
+#[test]
+fn balance_must_cover_every_pending_tx_together() {
+    let a = key(1);
+    let mut pool = pool(100);
+    // Each tx costs amount 1 + 10,000 mana × fee 10 = 100,001.
+    let cost = 1 + 10 * u128::from(TX_MANA);
+    let account = Account {
+        balance: 3 * cost,
+        nonce: 0,
+    };
+    for nonce in 0..3 {
+        assert_eq!(pool.add(tx(&a, nonce, 10), &account), Ok(AddOutcome::Added));
+    }
+    assert_eq!(
+        pool.add(tx(&a, 3, 10), &account),
+        Err(PoolError::PendingExceedBalance {
+            balance: 3 * cost,
+            needed: 4 * cost
+        })
+    );
+    // A replacement counts instead of the replaced tx, not on top of it: with a fee of 11
+    // it needs 10,000 more than the balance has.
+    assert!(matches!(
+        pool.add(tx(&a, 2, 11), &account),
+        Err(PoolError::PendingExceedBalance { .. })
+    ));
+    let roomier = Account {
+        balance: 3 * cost + u128::from(TX_MANA),
+        nonce: 0,
+    };
+    assert!(matches!(
+        pool.add(tx(&a, 2, 11), &roomier),
+        Ok(AddOutcome::Replaced(_))
+    ));
+}
+
+#[test]
+fn eviction_takes_a_senders_highest_nonce_never_a_middle_one() {
+    let (a, b) = (key(1), key(2));
+    let mut pool = pool(4);
+    // a: nonce 0 cheap, 1 and 2 expensive; b: one tx in between.
+    pool.add(tx(&a, 0, 1), &RICH).unwrap();
+    pool.add(tx(&a, 1, 50), &RICH).unwrap();
+    let a2 = tx(&a, 2, 50);
+    pool.add(a2.clone(), &RICH).unwrap();
+    let b0 = tx(&b, 0, 20);
+    pool.add(b0.clone(), &RICH).unwrap();
+    // Full: a's cheap nonce 0 is not evictable (it would strand 1 and 2); among the tails
+    // (a2 at 50, b0 at 20) b0 is the cheapest.
+    pool.add(tx(&key(3), 0, 30), &RICH).unwrap();
+    assert!(!pool.contains(&b0.hash()));
+    assert_eq!(
+        pool.best(|_| 0)
+            .filter(|t| t.sender() == a.address())
+            .count(),
+        3
+    );
+    // Next: the cheapest tail is c0 (30) < a2 (50).
+    pool.add(tx(&key(4), 0, 40), &RICH).unwrap();
+    assert!(pool.contains(&a2.hash()));
+    assert_eq!(pool.sender_len(&key(3).address()), 0);
+    // a's nonces are still contiguous whatever goes.
+    for fee in [60u128, 70, 80] {
+        let _ = pool.add(tx(&key(fee as u8), 0, fee), &RICH);
+        let nonces: Vec<u64> = pool
+            .best(|_| 0)
+            .filter(|t| t.sender() == a.address())
+            .map(|t| t.tx().payload.nonce)
+            .collect();
+        assert_eq!(nonces, (0..nonces.len() as u64).collect::<Vec<_>>());
+    }
+}
+
+#[test]
+fn protected_txs_survive_a_replacement_storm() {
+    let mut pool = pool(32);
+    // A proposal references 8 txs of 8 senders; they are protected.
+    let proposal: Vec<RecoveredTx> = (1..=8).map(|i| tx(&key(i), 0, 5)).collect();
+    for t in &proposal {
+        pool.add(t.clone(), &RICH).unwrap();
+    }
+    pool.protect(
+        proposal
+            .iter()
+            .map(RecoveredTx::hash)
+            .collect::<Vec<_>>()
+            .iter(),
+    );
+    // The senders try to replace them with ever higher fees, and a flood of others fills
+    // the pool with richer txs.
+    for round in 1..=5u128 {
+        for i in 1..=8 {
+            assert_eq!(
+                pool.add(tx(&key(i), 0, 5 + round * 100), &RICH),
+                Err(PoolError::ReplacingProtected)
+            );
+        }
+    }
+    for i in 9..=60u8 {
+        let _ = pool.add(tx(&key(i), 0, 10_000), &RICH);
+    }
+    for t in &proposal {
+        assert!(
+            pool.contains(&t.hash()),
+            "protected tx {} is gone",
+            t.hash()
+        );
+    }
+    assert_eq!(pool.len(), 32);
+    // Released, they can be replaced.
+    pool.release([proposal[0].hash()].iter());
+    assert!(matches!(
+        pool.add(tx(&key(1), 0, 20_000), &RICH),
+        Ok(AddOutcome::Replaced(_))
+    ));
+}
+
+#[test]
+fn eviction_takes_the_cheapest_unprotected() {
+    let mut pool = pool(2);
+    let cheap = tx(&key(1), 0, 1);
+    let mid = tx(&key(2), 0, 5);
+    pool.add(cheap.clone(), &RICH).unwrap();
+    pool.add(mid.clone(), &RICH).unwrap();
+    pool.protect([&cheap.hash()]);
+    pool.add(tx(&key(3), 0, 9), &RICH).unwrap();
+    assert!(pool.contains(&cheap.hash()), "protected tx survives");
+    assert!(!pool.contains(&mid.hash()), "cheapest unprotected evicted");
+    // An incoming tx cheaper than everything unprotected is refused.
+    assert_eq!(pool.add(tx(&key(4), 0, 2), &RICH), Err(PoolError::PoolFull));
+    assert_eq!(pool.len(), 2);
+}
+
+#[test]
+fn mined_removed_and_pruned_reinserted() {
+    let a = key(1);
+    let mut pool = pool(100);
+    let txs: Vec<_> = (0..3).map(|n| tx(&a, n, 7)).collect();
+    for t in &txs {
+        pool.add(t.clone(), &RICH).unwrap();
+    }
+    pool.on_block_applied(&txs[..2], |_| 2);
+    assert_eq!(pool.len(), 1);
+    assert!(pool.contains(&txs[2].hash()));
+    // The block is pruned: its txs come back against the rolled-back account.
+    assert_eq!(pool.reinsert(txs[..2].iter().cloned(), |_| RICH), 2);
+    assert_eq!(pool.len(), 3);
+    assert_eq!(pool.best(|_| 0).count(), 3);
+}
