@@ -49,6 +49,10 @@ pub(crate) fn gossip_queue_depth(kind: GossipKind, depth: usize) {
     gauge!("p2p_gossip_queue_depth", "topic" => kind.name()).set(depth as f64);
 }
 
+pub(crate) fn gossip_send_dropped(count: usize) {
+    counter!("p2p_gossip_send_dropped_total").increment(count as u64);
+}
+
 pub(crate) fn gossip_rate_limited(kind: GossipKind) {
     counter!("p2p_gossip_rate_limited_total", "topic" => kind.name()).increment(1);
 }

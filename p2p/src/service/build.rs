@@ -26,6 +26,16 @@ use crate::{
 const MAX_PENDING_INBOUND: u32 = 32;
 /// Kademlia query timeout.
 const KAD_QUERY_TIMEOUT: Duration = Duration::from_secs(30);
+/// How long a message may wait for its verdict and still be forwarded: gossipsub forwards from
+/// its message cache, which only spans `history_length` heartbeats.
+const VERDICT_BUDGET: Duration = Duration::from_secs(4);
+
+/// Heartbeats the message cache spans: at least gossipsub's 5, and enough for
+/// [`VERDICT_BUDGET`] at this heartbeat.
+fn history_length(heartbeat: Duration) -> usize {
+    let heartbeats = VERDICT_BUDGET.as_millis() / heartbeat.as_millis().max(1);
+    usize::try_from(heartbeats).unwrap_or(usize::MAX).max(5)
+}
 
 /// Content-addressed message id over the bytes gossipsub carries (compressed): the same message
 /// from any path is one message. SHA-256 (with the CPU's SHA extensions) because it runs on the
@@ -53,6 +63,7 @@ pub(super) fn build_swarm(
         .validation_mode(ValidationMode::Anonymous)
         .message_id_fn(message_id)
         .heartbeat_interval(config.heartbeat_interval)
+        .history_length(history_length(config.heartbeat_interval))
         .duplicate_cache_time(network.slot_duration.max(Duration::from_secs(30)) * 2)
         .max_transmit_size(GossipKind::CheckpointProposal.max_transmit_size());
     for kind in GossipKind::ALL {
@@ -138,4 +149,16 @@ pub(super) fn build_swarm(
         .with_swarm_config(|cfg| cfg.with_idle_connection_timeout(Duration::from_secs(60)))
         .build();
     Ok(swarm)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_message_cache_spans_the_verdict_budget() {
+        assert_eq!(history_length(Duration::from_millis(700)), 5);
+        assert_eq!(history_length(Duration::from_millis(200)), 20);
+        assert_eq!(history_length(Duration::ZERO), 4000);
+    }
 }

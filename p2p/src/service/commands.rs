@@ -145,6 +145,7 @@ impl P2pService {
             mesh_peers,
             gossip,
             denied_connections: self.peering.denied_connections,
+            send_dropped: self.peering.send_dropped,
         }
     }
 }

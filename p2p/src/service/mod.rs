@@ -182,6 +182,8 @@ pub struct NetworkStatus {
     pub gossip: Vec<(GossipKind, TopicCounters)>,
     /// Inbound connections refused (banned, low score, over the limits).
     pub denied_connections: u64,
+    /// Messages gossipsub dropped because a peer did not take them in time.
+    pub send_dropped: u64,
 }
 
 impl NetworkStatus {

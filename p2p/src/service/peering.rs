@@ -39,6 +39,8 @@ pub(super) struct Peering {
     ticks: u32,
     outbound_target: usize,
     pub(super) denied_connections: u64,
+    /// Messages gossipsub dropped for slow peers.
+    pub(super) send_dropped: u64,
 }
 
 impl Peering {
@@ -52,6 +54,7 @@ impl Peering {
             ticks: 0,
             outbound_target: config.outbound_peers as usize,
             denied_connections: 0,
+            send_dropped: 0,
         }
     }
 

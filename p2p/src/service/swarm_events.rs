@@ -66,13 +66,24 @@ impl P2pService {
     }
 
     fn on_gossip(&mut self, event: gossipsub::Event) {
-        let gossipsub::Event::Message {
-            propagation_source,
-            message_id,
-            message,
-        } = event
-        else {
-            return;
+        let (propagation_source, message_id, message) = match event {
+            gossipsub::Event::Message {
+                propagation_source,
+                message_id,
+                message,
+            } => (propagation_source, message_id, message),
+            gossipsub::Event::SlowPeer {
+                peer_id,
+                failed_messages,
+            } => {
+                // Messages gossipsub gave up sending to a peer that does not keep up.
+                let dropped = failed_messages.priority + failed_messages.non_priority;
+                tracing::debug!(peer = %peer_id, dropped, "slow peer");
+                self.peering.send_dropped += dropped as u64;
+                metrics::gossip_send_dropped(dropped);
+                return;
+            }
+            _ => return,
         };
         let Some(kind) = self.topics.kind_of(&message.topic) else {
             self.swarm
