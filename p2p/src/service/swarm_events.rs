@@ -3,7 +3,8 @@
 //! validation, where a bad payload costs its forwarder points.
 
 use libp2p::{
-    gossipsub::{self, MessageAcceptance},
+    PeerId,
+    gossipsub::{self, MessageAcceptance, MessageId},
     swarm::{ListenError, SwarmEvent},
 };
 
@@ -100,18 +101,9 @@ impl P2pService {
         let now = self.now();
         if kind == GossipKind::Tx && !self.limiters.tx_gossip.allow(propagation_source, 1.0, now) {
             // Over its budget: not provably bad, so ignored without a penalty.
-            let counters = self.counters(kind);
-            counters.rate_limited += 1;
-            counters.ignored += 1;
+            self.counters(kind).rate_limited += 1;
             metrics::gossip_rate_limited(kind);
-            self.swarm
-                .behaviour_mut()
-                .gossipsub
-                .report_message_validation_result(
-                    &message_id,
-                    &propagation_source,
-                    MessageAcceptance::Ignore,
-                );
+            self.ignore(kind, &message_id, &propagation_source);
             return;
         }
         if let Err(full) = self
@@ -119,18 +111,18 @@ impl P2pService {
             .push(kind, message_id, propagation_source, message.data)
         {
             // Validation is saturated: not the peer's fault, so ignored without a penalty.
-            let counters = self.counters(kind);
-            counters.queue_dropped += 1;
-            counters.ignored += 1;
+            self.counters(kind).queue_dropped += 1;
             metrics::gossip_queue_dropped(kind);
-            self.swarm
-                .behaviour_mut()
-                .gossipsub
-                .report_message_validation_result(
-                    &full.id,
-                    &full.source,
-                    MessageAcceptance::Ignore,
-                );
+            self.ignore(kind, &full.id, &full.source);
         }
+    }
+
+    /// The verdict on a message dropped at ingress.
+    fn ignore(&mut self, kind: GossipKind, id: &MessageId, source: &PeerId) {
+        self.counters(kind).ignored += 1;
+        self.swarm
+            .behaviour_mut()
+            .gossipsub
+            .report_message_validation_result(id, source, MessageAcceptance::Ignore);
     }
 }

@@ -179,6 +179,16 @@ impl Net {
         CheckpointProposal::sign(payload, Some(last_block), &self.domain, key)
     }
 
+    /// A checkpoint proposal whose last block, at `last_index`, holds no txs.
+    pub fn bare_checkpoint(
+        &self,
+        slot: Slot,
+        last_index: u32,
+        key: &SigningKey,
+    ) -> CheckpointProposal {
+        self.checkpoint(slot, self.block(slot, last_index, vec![], key), 0, key)
+    }
+
     pub fn attestation(
         &self,
         proposal: &CheckpointProposal,

@@ -389,15 +389,9 @@ async fn an_attestation_that_cannot_be_gossiped_is_reported() {
     options[1].behaviour.bad_attestation = true;
     let nodes = line(&net, options).await;
     let mut events = nodes[1].handle.subscribe();
-    let checkpoint = net.checkpoint(
-        TARGET,
-        net.block(TARGET, 0, vec![], &proposer),
-        0,
-        &proposer,
-    );
     nodes[0]
         .handle
-        .publish_checkpoint_proposal(checkpoint)
+        .publish_checkpoint_proposal(net.bare_checkpoint(TARGET, 0, &proposer))
         .await
         .unwrap();
     let failure = next_event(&mut events, PATIENCE, |event| match event {

@@ -94,15 +94,9 @@ async fn a_block_that_could_not_be_queued_is_fetched_from_a_peer() {
 
     // The checkpoint (last block 1) arrives: its lane waits for block 0 and asks a peer.
     let mut events = starved.handle.subscribe();
-    let checkpoint = net.checkpoint(
-        TARGET,
-        net.block(TARGET, 1, vec![], &proposer),
-        0,
-        &proposer,
-    );
     nodes[0]
         .handle
-        .publish_checkpoint_proposal(checkpoint)
+        .publish_checkpoint_proposal(net.bare_checkpoint(TARGET, 1, &proposer))
         .await
         .unwrap();
     let fetched = next_event(&mut events, PATIENCE, |event| match event {
