@@ -389,13 +389,40 @@ impl Drop for Mesh {
 /// `count` nodes, each dialing the `dials` started before it; waits until every node has a
 /// mesh peer on every topic.
 async fn mesh(count: usize, dials: usize) -> Mesh {
+    build_mesh(
+        count,
+        |position| (0..position).rev().take(dials).collect(),
+        true,
+        dials as u32,
+    )
+    .await
+}
+
+/// A star: every node dials node 0 only, no discovery.
+async fn star(count: usize) -> Mesh {
+    build_mesh(
+        count,
+        |position| if position == 0 { Vec::new() } else { vec![0] },
+        false,
+        1,
+    )
+    .await
+}
+
+/// `count` nodes, node `i` dialing the nodes `dials(i)`.
+async fn build_mesh(
+    count: usize,
+    dials: impl Fn(usize) -> Vec<usize>,
+    discovery: bool,
+    outbound_peers: u32,
+) -> Mesh {
     let keys = keys(4);
     let (params, committee) = network(&keys);
     let clock = BenchClock::new(window_opening(TARGET));
     let cancel = CancellationToken::new();
     let mut nodes = Vec::new();
-    let mut addrs = Vec::new();
-    for _ in 0..count {
+    let mut addrs: Vec<tandem_p2p::Multiaddr> = Vec::new();
+    for position in 0..count {
         let arrivals = Arc::new(Arrivals::default());
         let handlers = HandlersBuilder::default()
             .block_proposal(Arc::new(Recording(Arc::clone(&arrivals))))
@@ -405,10 +432,14 @@ async fn mesh(count: usize, dials: usize) -> Mesh {
             .expect("handlers");
         let config = P2pConfig {
             listen_addrs: vec!["/ip4/127.0.0.1/tcp/0".parse().expect("addr")],
-            bootnodes: addrs.iter().rev().take(dials).cloned().collect(),
+            bootnodes: dials(position)
+                .into_iter()
+                .map(|peer: usize| addrs[peer].clone())
+                .collect(),
             heartbeat_interval: Duration::from_millis(200),
-            // Keep the topology as dialed: no discovery dials on top.
-            outbound_peers: dials as u32,
+            // Keep the topology close to the one dialed.
+            outbound_peers,
+            discovery,
             ..P2pConfig::default()
         };
         let deps = P2pDeps {
@@ -559,9 +590,16 @@ async fn print_drops(mesh: &Mesh) {
     }
 }
 
-/// Publishes `ROUNDS` checkpoint proposals (last block of 100 txs), one per slot, moving the
-/// clock into each slot's window; returns (p50, p99) of publish → all-nodes handler.
-async fn checkpoint_latency(mesh: &Mesh, first_slot: u64, label: &str) -> (Duration, Duration) {
+/// Publishes `ROUNDS` checkpoint proposals (last block of 100 txs) from node `from`, one per
+/// slot, moving the clock into each slot's window; returns (p50, p99) of publish → all-nodes
+/// handler at the nodes `at`.
+async fn checkpoint_latency(
+    mesh: &Mesh,
+    from: usize,
+    at: &[usize],
+    first_slot: u64,
+    label: &str,
+) -> (Duration, Duration) {
     let block_txs = txs(&mesh.params.domain, 11, 100);
     let mut delays = Vec::new();
     let mut missing = 0;
@@ -578,22 +616,25 @@ async fn checkpoint_latency(mesh: &Mesh, first_slot: u64, label: &str) -> (Durat
         let checkpoint =
             CheckpointProposal::sign(payload, Some(last), &mesh.params.domain, proposer);
         let sent = Instant::now();
-        mesh.nodes[0]
+        mesh.nodes[from]
             .0
             .publish_checkpoint_proposal(checkpoint)
             .await
             .expect("publish");
-        for (_, arrivals) in &mesh.nodes[1..] {
+        let round_end = tokio::time::Instant::now() + ROUND_TIMEOUT;
+        for (_, arrivals) in at.iter().map(|position| &mesh.nodes[*position]) {
+            let seen = |arrivals: &Arrivals| {
+                arrivals
+                    .checkpoints
+                    .lock()
+                    .expect("lock")
+                    .get(&slot.0)
+                    .copied()
+            };
             arrivals
-                .wait(ROUND_TIMEOUT, |arrivals| {
-                    arrivals
-                        .checkpoints
-                        .lock()
-                        .expect("lock")
-                        .contains_key(&slot.0)
-                })
+                .wait_until(round_end, |arrivals| seen(arrivals).is_some())
                 .await;
-            match arrivals.checkpoints.lock().expect("lock").get(&slot.0) {
+            match seen(arrivals) {
                 Some(at) => delays.push(at.duration_since(sent)),
                 None => missing += 1,
             }
@@ -610,8 +651,7 @@ async fn checkpoint_latency(mesh: &Mesh, first_slot: u64, label: &str) -> (Durat
     };
     let missing_any = missing > 0;
     println!(
-        "checkpoint proposal, publish -> all-nodes handler, {} nodes ({label}): {}",
-        mesh.nodes.len(),
+        "checkpoint proposal, publish -> all-nodes handler ({label}): {}",
         summary(delays, missing)
     );
     if missing_any {
@@ -683,21 +723,62 @@ async fn propagation_figures() {
         }
     }
 
-    // Checkpoint verdicts, unloaded and with 3 peers each spraying 1,000 tx/s.
-    let line = mesh(8, 2).await;
-    let (_, unloaded) = checkpoint_latency(&line, 1000, "unloaded").await;
-    let spraying: Vec<_> = [(5, 31), (6, 32), (7, 33)]
+    // Checkpoint verdicts at one node, unloaded and while 3 of its peers each spray 1,000
+    // tx/s at it: node 0 is the receiver, node 1 the proposer, nodes 2–4 the spammers (a star
+    // around node 0, so the spammers do not also load each other).
+    let star = star(5).await;
+    let (_, unloaded) = checkpoint_latency(&star, 1, &[0], 1000, "one hop, unloaded").await;
+    let spraying: Vec<_> = [(2, 31), (3, 32), (4, 33)]
         .into_iter()
-        .map(|(node, sender)| spray(&line, node, sender, 1_000))
+        .map(|(node, sender)| spray(&star, node, sender, 1_000))
         .collect();
-    let (_, loaded) = checkpoint_latency(&line, 2000, "3 peers x 1,000 tx/s").await;
+    let (_, loaded) = checkpoint_latency(
+        &star,
+        1,
+        &[0],
+        2000,
+        "one hop, 3 peers x 1,000 tx/s at the receiver",
+    )
+    .await;
     for stop in spraying {
         stop.cancel();
     }
+    let txs = star.nodes[0]
+        .0
+        .status()
+        .await
+        .expect("status")
+        .gossip(GossipKind::Tx);
+    println!(
+        "  receiver's tx topic meanwhile: {} received, {} accepted, {} queue-dropped, {} rate-limited",
+        txs.received, txs.accepted, txs.queue_dropped, txs.rate_limited
+    );
     println!(
         "  checkpoint p99 under spam / unloaded: {:.2}x   (target: p99 <= 50 ms and <= 2x unloaded)",
         loaded.as_secs_f64() / unloaded.as_secs_f64()
     );
+    drop(star);
+
+    // The same across the 8-node mesh (every node validates every spam tx, all on this
+    // machine's cores).
+    let line = mesh(8, 2).await;
+    let everyone: Vec<usize> = (1..8).collect();
+    checkpoint_latency(&line, 0, &everyone, 3000, "8 nodes, unloaded").await;
+    let spraying: Vec<_> = [(5, 41), (6, 42), (7, 43)]
+        .into_iter()
+        .map(|(node, sender)| spray(&line, node, sender, 1_000))
+        .collect();
+    checkpoint_latency(
+        &line,
+        0,
+        &everyone,
+        4000,
+        "8 nodes, 3 of them spraying 1,000 tx/s",
+    )
+    .await;
+    for stop in spraying {
+        stop.cancel();
+    }
 }
 
 fn main() {

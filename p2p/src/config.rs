@@ -109,6 +109,9 @@ pub struct P2pConfig {
     pub outbound_peers: u32,
     /// Below this many peers, bootnodes are redialed.
     pub min_peers: u32,
+    /// Find peers beyond the bootnodes (Kademlia) and dial them into the outbound slots. Off:
+    /// only bootnodes and peers that dial in (a fixed topology).
+    pub discovery: bool,
     /// The node key file; `None` uses a fresh key (tests, throwaway nodes).
     pub node_key_path: Option<PathBuf>,
     /// How long a banned peer stays banned.
@@ -142,6 +145,7 @@ impl Default for P2pConfig {
             max_peers: 50,
             outbound_peers: 10,
             min_peers: 1,
+            discovery: true,
             node_key_path: None,
             ban_duration: DEFAULT_BAN_DURATION,
             heartbeat_interval: Duration::from_millis(700),

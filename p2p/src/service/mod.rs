@@ -21,7 +21,7 @@ use std::{
     sync::{Arc, Mutex},
 };
 
-use futures::StreamExt;
+use futures::{FutureExt, StreamExt};
 use libp2p::{
     Multiaddr, PeerId, Swarm, allow_block_list, connection_limits,
     gossipsub::{self, MessageAcceptance, MessageId},
@@ -413,7 +413,14 @@ impl P2pService {
                         });
                     }
                 }
-                Some(command) = self.commands.recv() => self.on_command(command),
+                Some(command) = self.commands.recv() => {
+                    self.on_command(command);
+                    // Commands (verdicts, publishes) come in floods under load: let the swarm
+                    // make progress after each one, or its send queues starve.
+                    if let Some(Some(event)) = self.swarm.next().now_or_never() {
+                        self.on_swarm_event(event);
+                    }
+                }
                 event = self.swarm.select_next_some() => self.on_swarm_event(event),
                 _ = maintenance.tick() => self.maintain(),
             }

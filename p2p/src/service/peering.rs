@@ -38,6 +38,7 @@ pub(super) struct Peering {
     walking: bool,
     ticks: u32,
     outbound_target: usize,
+    discovery: bool,
     pub(super) denied_connections: u64,
     /// Messages gossipsub dropped for slow peers.
     pub(super) send_dropped: u64,
@@ -53,6 +54,7 @@ impl Peering {
             walking: false,
             ticks: 0,
             outbound_target: config.outbound_peers as usize,
+            discovery: config.discovery,
             denied_connections: 0,
             send_dropped: 0,
         }
@@ -61,7 +63,7 @@ impl Peering {
     /// Dials the bootnodes and seeds the routing table with them.
     pub(super) fn add_bootnodes(&mut self, swarm: &mut Swarm<Behaviour>, bootnodes: &[Multiaddr]) {
         for addr in bootnodes {
-            if let Some(peer) = peer_of(addr) {
+            if let Some(peer) = peer_of(addr).filter(|_| self.discovery) {
                 swarm.behaviour_mut().kad.add_address(&peer, addr.clone());
             }
             if let Err(err) = swarm.dial(addr.clone()) {
@@ -163,6 +165,9 @@ impl P2pService {
 
     /// Dials discovered peers while outbound slots are free, and walks the DHT for more.
     fn discover(&mut self, outbound: usize) {
+        if !self.peering.discovery {
+            return;
+        }
         self.peering.ticks = self.peering.ticks.wrapping_add(1);
         let deficit = self.peering.outbound_target.saturating_sub(outbound);
         if deficit > 0 {
@@ -234,6 +239,9 @@ impl P2pService {
         let identify::Event::Received { peer_id, info, .. } = event else {
             return;
         };
+        if !self.peering.discovery {
+            return;
+        }
         if !info.protocols.contains(&self.protocols.kad) {
             return;
         }
