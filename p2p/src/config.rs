@@ -1,24 +1,96 @@
 //! The p2p slice of the node configuration, and the network constants gossip validation needs.
 
-use std::{path::PathBuf, time::Duration};
+use std::{collections::HashSet, net::IpAddr, path::PathBuf, time::Duration};
 
 use libp2p::Multiaddr;
-use tandem_proto::{MAX_TXS_PER_BLOCK, SigningDomain, time::ConsensusWindows};
+use tandem_proto::{
+    MAX_ATTESTATION_SIZE, MAX_PROPOSAL_SIZE, MAX_TX_SIZE, MAX_TXS_PER_BLOCK, SigningDomain,
+    time::ConsensusWindows,
+};
 
 use crate::{
     reqresp::{BLOCKS_RATE_LIMIT, RateLimit, TXS_RATE_LIMIT},
     scoring::DEFAULT_BAN_DURATION,
+    topics::GossipKind,
     validation::TxRules,
 };
 
-/// Capacity of the queue from the swarm to gossip validation. Full → the message is ignored
-/// (counted in `p2p_gossip_queue_dropped_total`).
-pub const DEFAULT_GOSSIP_QUEUE_CAPACITY: usize = 4096;
-/// Capacity of each handler lane (consensus, txs). Full → the accepted message is not handled
-/// locally (counted in `p2p_handler_dropped_total`).
+/// Capacity of each handler lane's queue (txs; and the consensus dispatcher's input). Full tx
+/// lane → the accepted tx is not handled locally (counted in `p2p_handler_dropped_total`); the
+/// consensus dispatcher never drops (its producer waits, see `dispatch`).
 pub const DEFAULT_HANDLER_QUEUE_CAPACITY: usize = 256;
 /// Capacity of the command channel into the swarm actor.
 pub const SWARM_COMMAND_CAPACITY: usize = 1024;
+/// Capacity of the command channel into the consensus processor (publishing, quorum waits).
+pub const PROCESSOR_COMMAND_CAPACITY: usize = 256;
+
+/// How much one topic's validation queue may hold. Full (either bound) → the message is
+/// ignored (counted in `p2p_gossip_queue_dropped_total{topic}`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct QueueLimit {
+    /// Most queued messages.
+    pub messages: usize,
+    /// Most queued bytes (compressed, as received).
+    pub bytes: usize,
+}
+
+/// One validation queue per topic, so tx spam cannot push out consensus messages.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct QueueLimits {
+    /// Txs: many small messages.
+    pub tx: QueueLimit,
+    /// Block proposals: few, up to 10 MiB each.
+    pub block_proposal: QueueLimit,
+    /// Checkpoint proposals: about one per slot (their last block rides along).
+    pub checkpoint_proposal: QueueLimit,
+    /// Attestations: one per committee member per slot.
+    pub attestation: QueueLimit,
+}
+
+impl QueueLimits {
+    /// The limits of `kind`'s queue.
+    pub const fn get(&self, kind: GossipKind) -> QueueLimit {
+        match kind {
+            GossipKind::Tx => self.tx,
+            GossipKind::BlockProposal => self.block_proposal,
+            GossipKind::CheckpointProposal => self.checkpoint_proposal,
+            GossipKind::CheckpointAttestation => self.attestation,
+        }
+    }
+}
+
+impl Default for QueueLimits {
+    fn default() -> Self {
+        Self {
+            tx: QueueLimit {
+                messages: 4096,
+                bytes: 32 * MAX_TX_SIZE,
+            },
+            // Room for several of the largest proposals at once.
+            block_proposal: QueueLimit {
+                messages: 64,
+                bytes: 4 * MAX_PROPOSAL_SIZE,
+            },
+            checkpoint_proposal: QueueLimit {
+                messages: 16,
+                bytes: 3 * MAX_PROPOSAL_SIZE,
+            },
+            attestation: QueueLimit {
+                messages: 2048,
+                bytes: 256 * MAX_ATTESTATION_SIZE,
+            },
+        }
+    }
+}
+
+/// Per-peer budget for gossiped txs: `burst` at once, `per_second` refill. Over budget → the tx
+/// is ignored without penalty (counted in `p2p_gossip_rate_limited_total`). A burst of a full
+/// 1 MiB block's worth of txs (~6,000) and twice the throughput of 6,000-tx blocks every 6 s,
+/// so an honest peer relaying the whole network's txs stays within it.
+pub const TX_GOSSIP_RATE_LIMIT: RateLimit = RateLimit {
+    burst: 6000.0,
+    per_second: 2000.0,
+};
 
 /// Local p2p settings.
 #[derive(Debug, Clone)]
@@ -27,26 +99,41 @@ pub struct P2pConfig {
     pub listen_addrs: Vec<Multiaddr>,
     /// Addresses announced to peers instead of the listen addresses (behind NAT).
     pub announce_addrs: Vec<Multiaddr>,
-    /// Peers dialed at start and whenever this node has fewer than `min_peers`.
+    /// Peers dialed at start and whenever this node has fewer than `min_peers`; also the entry
+    /// points of discovery.
     pub bootnodes: Vec<Multiaddr>,
     /// Most established connections.
     pub max_peers: u32,
+    /// Connections reserved for peers this node dials itself (inbound peers may use at most
+    /// `max_peers − outbound_peers`); discovery dials until this many outbound peers.
+    pub outbound_peers: u32,
     /// Below this many peers, bootnodes are redialed.
     pub min_peers: u32,
+    /// Find peers beyond the bootnodes (Kademlia) and dial them into the outbound slots. Off:
+    /// only bootnodes and peers that dial in (a fixed topology).
+    pub discovery: bool,
     /// The node key file; `None` uses a fresh key (tests, throwaway nodes).
     pub node_key_path: Option<PathBuf>,
     /// How long a banned peer stays banned.
     pub ban_duration: Duration,
     /// Gossipsub heartbeat.
     pub heartbeat_interval: Duration,
-    /// See [`DEFAULT_GOSSIP_QUEUE_CAPACITY`].
-    pub gossip_queue_capacity: usize,
-    /// See [`DEFAULT_HANDLER_QUEUE_CAPACITY`].
+    /// Peer maintenance: ban expiry, score refresh, discovery and dialing.
+    pub maintenance_interval: Duration,
+    /// Per-topic validation queue bounds.
+    pub queues: QueueLimits,
+    /// Capacity of each handler lane's queue.
     pub handler_queue_capacity: usize,
+    /// Per-peer budget for gossiped txs.
+    pub tx_gossip_rate_limit: RateLimit,
     /// Per-peer budget for txs-by-hash requests we serve.
     pub txs_rate_limit: RateLimit,
-    /// Per-peer budget for blocks-by-range requests we serve.
+    /// Per-peer budget for block requests we serve (ranges, proposals, the proposed chain).
     pub blocks_rate_limit: RateLimit,
+    /// Peers behind one IP beyond which gossipsub's colocation penalty applies.
+    pub ip_colocation_threshold: u32,
+    /// IPs exempt from the colocation penalty (a devnet's shared host).
+    pub ip_colocation_whitelist: HashSet<IpAddr>,
 }
 
 impl Default for P2pConfig {
@@ -56,14 +143,20 @@ impl Default for P2pConfig {
             announce_addrs: Vec::new(),
             bootnodes: Vec::new(),
             max_peers: 50,
+            outbound_peers: 10,
             min_peers: 1,
+            discovery: true,
             node_key_path: None,
             ban_duration: DEFAULT_BAN_DURATION,
             heartbeat_interval: Duration::from_millis(700),
-            gossip_queue_capacity: DEFAULT_GOSSIP_QUEUE_CAPACITY,
+            maintenance_interval: Duration::from_secs(5),
+            queues: QueueLimits::default(),
             handler_queue_capacity: DEFAULT_HANDLER_QUEUE_CAPACITY,
+            tx_gossip_rate_limit: TX_GOSSIP_RATE_LIMIT,
             txs_rate_limit: TXS_RATE_LIMIT,
             blocks_rate_limit: BLOCKS_RATE_LIMIT,
+            ip_colocation_threshold: 8,
+            ip_colocation_whitelist: HashSet::new(),
         }
     }
 }
@@ -73,7 +166,8 @@ impl Default for P2pConfig {
 pub struct NetworkParams {
     /// Chain id and rollup address signatures are bound to; the chain id names the topics.
     pub domain: SigningDomain,
-    /// Consensus acceptance windows (from genesis, S, E, D).
+    /// Consensus acceptance windows (from genesis, S, E, D); handler deadlines are their
+    /// attestation deadlines.
     pub windows: ConsensusWindows,
     /// L2 slot duration (drives score decay and the duplicate cache).
     pub slot_duration: Duration,

@@ -13,6 +13,12 @@ pub enum P2pError {
         "no all-nodes checkpoint handler registered: every node must handle checkpoint proposals"
     )]
     MissingAllNodesHandler,
+    /// No block proposal handler was registered; without one a node stores no proposed blocks.
+    #[error("no block proposal handler registered: every node must handle block proposals")]
+    MissingBlockProposalHandler,
+    /// The p2p configuration is inconsistent.
+    #[error("invalid p2p configuration: {0}")]
+    InvalidConfig(&'static str),
     /// The node key file could not be read or written.
     #[error("node key {path}: {source}")]
     NodeKeyIo {
@@ -40,6 +46,15 @@ pub enum P2pError {
     /// The libp2p transport or a behaviour could not be built.
     #[error("cannot build the libp2p swarm: {0}")]
     Build(String),
+    /// One of the service's tasks panicked or ended on its own: the service stops rather than
+    /// run on half its parts.
+    #[error("p2p task {task} failed: {reason}")]
+    TaskFailed {
+        /// Which task.
+        task: &'static str,
+        /// The panic message, or why it ended.
+        reason: String,
+    },
     /// The service stopped.
     #[error("the p2p service stopped")]
     Stopped,
@@ -57,6 +72,9 @@ pub enum PublishError {
     /// Larger than the topic allows.
     #[error("message too large for its topic")]
     TooLarge,
+    /// Our own message breaks a rule every peer enforces.
+    #[error("invalid message: {0}")]
+    Invalid(&'static str),
     /// Our own message's signature does not recover.
     #[error("the message's signature does not recover")]
     BadSignature,
@@ -91,6 +109,15 @@ pub enum RequestError {
         /// The peer.
         peer: String,
         /// What was wrong.
+        reason: &'static str,
+    },
+    /// The answer is well formed but cannot be checked here (the slot's committee is not known,
+    /// or L1 does not have the checkpoint yet). Not the peer's fault.
+    #[error("cannot verify the answer of {peer}: {reason}")]
+    Unverifiable {
+        /// The peer.
+        peer: String,
+        /// What is missing.
         reason: &'static str,
     },
     /// The transport failed (timeout, closed connection, refused stream).

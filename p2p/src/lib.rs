@@ -1,49 +1,64 @@
-//! Gossip and request/response over libp2p: typed topics, two-stage gossip validation, proposal
-//! and attestation pools with equivocation detection, peer scoring, and the registry of the
-//! handlers that receive validated proposals.
+//! Gossip and request/response over libp2p: typed topics, two-stage gossip validation,
+//! proposal and attestation pools with equivocation evidence, peer scoring and discovery, and
+//! the dispatch of validated proposals to the node's handlers.
 //!
-//! Tasks: the swarm actor ([`P2pService`]) owns the swarm and does nothing CPU-heavy beyond
-//! snappy; a processor task decodes, validates and pools gossip and sends exactly one verdict
-//! per message back to the swarm; two handler lanes (consensus, txs) run the registered
-//! [`Handlers`]. Everything else talks to the service through [`P2pHandle`].
+//! Tasks, all started and supervised by [`P2pService::run`]: the swarm actor owns the swarm and
+//! routes gossip into per-topic queues bounded by count and bytes; the consensus processor
+//! (proposals, attestations, own publishing, quorum waits) and the tx processor validate on the
+//! blocking pool and send exactly one verdict per message back; the dispatcher hands accepted
+//! proposals to the [`Handlers`] in per-slot lanes with deadlines; the tx lane feeds the tx
+//! handler. Everything else talks to the service through [`P2pHandle`].
 
 mod committee;
 mod config;
+mod deadline;
 mod dispatch;
 mod error;
+mod events;
+mod evidence;
 mod handlers;
 mod keys;
 mod metrics;
 mod peers;
+mod pipeline;
 mod pool;
 mod processor;
+mod queues;
+mod recent;
 pub mod reqresp;
 pub mod scoring;
 mod service;
+mod snappy;
 mod topics;
-mod transform;
 mod validation;
 mod verified;
 
 pub use committee::{CommitteeSource, SlotDuty, StaticCommittee};
 pub use config::{
-    DEFAULT_GOSSIP_QUEUE_CAPACITY, DEFAULT_HANDLER_QUEUE_CAPACITY, NetworkParams, P2pConfig,
-    SWARM_COMMAND_CAPACITY,
+    DEFAULT_HANDLER_QUEUE_CAPACITY, NetworkParams, P2pConfig, PROCESSOR_COMMAND_CAPACITY,
+    QueueLimit, QueueLimits, SWARM_COMMAND_CAPACITY, TX_GOSSIP_RATE_LIMIT,
 };
+pub use dispatch::MISSING_BLOCK_GRACE;
 pub use error::{P2pError, PublishError, RequestError};
+pub use events::{HandlerKind, P2pEvent};
+pub use evidence::{Duty, Equivocation, EvidenceError, SignedMessage};
 pub use handlers::{
     AllNodesCheckpointHandler, BlockProposalHandler, Handlers, HandlersBuilder, TxHandler,
     ValidatorCheckpointHandler,
 };
 pub use keys::load_or_create_node_key;
 pub use libp2p::{Multiaddr, PeerId, multiaddr::Protocol};
-pub use peers::{MAX_TRACKED_PEERS, PeerDecision, PeerManager};
+pub use peers::{MAX_TRACKED_PEERS, PeerDecision, PeerManager, Standing};
+pub use pipeline::{Accepted, GossipPipeline};
 pub use pool::{
-    Admission, Equivocation, MAX_ATTESTATIONS_PER_SLOT_AND_SIGNER, MAX_BLOCK_PROPOSALS_PER_KEY,
-    MAX_CHECKPOINT_PROPOSALS_PER_SLOT, POOL_RETAINED_SLOTS, ProposalPool,
+    Admission, MAX_ATTESTATIONS_PER_SLOT_AND_SIGNER, MAX_BLOCK_PROPOSALS_PER_KEY,
+    MAX_CHECKPOINT_PROPOSALS_PER_SLOT, MAX_PROPOSERS_PER_SLOT, POOL_RETAINED_SLOTS, ProposalPool,
 };
-pub use processor::{Accepted, GossipPipeline, P2pEvent};
-pub use service::{NetworkStatus, P2pDeps, P2pHandle, P2pService, PeerReputation};
+pub use service::{
+    CollectedAttestation, NetworkStatus, P2pDeps, P2pHandle, P2pService, PeerReputation,
+    TopicCounters,
+};
+pub use snappy::SnappyError;
 pub use topics::{GossipKind, GossipTopic, TOPIC_PREFIX, TOPIC_VERSION, TopicError};
 pub use validation::{
     GossipInvalid, GossipValidator, KNOWN_TXS_CAPACITY, LATE_OR_EARLY_IGNORE_MARGIN, TxRules,

@@ -25,21 +25,36 @@ impl Verdict {
     }
 }
 
-pub(crate) fn gossip_message(kind: GossipKind, verdict: Verdict, validation: Duration) {
+/// One verdict: `validation` is the checks alone, `verdict` from receipt by the swarm (queue
+/// wait included).
+pub(crate) fn gossip_message(
+    kind: GossipKind,
+    verdict: Verdict,
+    validation: Duration,
+    since_received: Duration,
+) {
     counter!("p2p_gossip_messages_total", "topic" => kind.name(), "result" => verdict.label())
         .increment(1);
     histogram!("p2p_gossip_validation_seconds", "topic" => kind.name())
         .record(validation.as_secs_f64());
-}
-
-/// Refused by the snappy transform before reaching validation (gossipsub rejects it itself).
-pub(crate) fn gossip_undecodable(kind: GossipKind) {
-    counter!("p2p_gossip_messages_total", "topic" => kind.name(), "result" => "reject")
-        .increment(1);
+    histogram!("p2p_gossip_verdict_seconds", "topic" => kind.name())
+        .record(since_received.as_secs_f64());
 }
 
 pub(crate) fn gossip_queue_dropped(kind: GossipKind) {
     counter!("p2p_gossip_queue_dropped_total", "topic" => kind.name()).increment(1);
+}
+
+pub(crate) fn gossip_queue_depth(kind: GossipKind, depth: usize) {
+    gauge!("p2p_gossip_queue_depth", "topic" => kind.name()).set(depth as f64);
+}
+
+pub(crate) fn gossip_send_dropped(count: usize) {
+    counter!("p2p_gossip_send_dropped_total").increment(count as u64);
+}
+
+pub(crate) fn gossip_rate_limited(kind: GossipKind) {
+    counter!("p2p_gossip_rate_limited_total", "topic" => kind.name()).increment(1);
 }
 
 pub(crate) fn deadline_margin(kind: GossipKind, seconds_before_deadline: f64) {
@@ -63,8 +78,46 @@ pub(crate) fn handler_duration(handler: &'static str, elapsed: Duration) {
     histogram!("p2p_handler_seconds", "handler" => handler).record(elapsed.as_secs_f64());
 }
 
+pub(crate) fn handler_timeout(handler: &'static str) {
+    counter!("p2p_handler_timeouts_total", "handler" => handler).increment(1);
+}
+
+/// Accepted proposals never handed to a handler (their slot's deadline passed first).
+pub(crate) fn handler_expired(count: usize) {
+    counter!("p2p_handler_expired_total").increment(count as u64);
+}
+
+pub(crate) fn dispatch_lanes(count: usize) {
+    gauge!("p2p_dispatch_lanes").set(count as f64);
+}
+
+pub(crate) fn attestation_not_published() {
+    counter!("p2p_attestations_not_published_total").increment(1);
+}
+
+pub(crate) fn block_fetch(result: &'static str) {
+    counter!("p2p_block_fetches_total", "result" => result).increment(1);
+}
+
 pub(crate) fn peers(count: usize) {
     gauge!("p2p_peers").set(count as f64);
+}
+
+pub(crate) fn peer_directions(outbound: usize, inbound: usize) {
+    gauge!("p2p_peers_by_direction", "direction" => "outbound").set(outbound as f64);
+    gauge!("p2p_peers_by_direction", "direction" => "inbound").set(inbound as f64);
+}
+
+pub(crate) fn connection_denied() {
+    counter!("p2p_connections_denied_total").increment(1);
+}
+
+pub(crate) fn discovery_dial() {
+    counter!("p2p_discovery_dials_total").increment(1);
+}
+
+pub(crate) fn discovery_walk() {
+    counter!("p2p_discovery_walks_total").increment(1);
 }
 
 pub(crate) fn penalty(action: PeerAction) {

@@ -30,6 +30,17 @@ struct Reputation {
     banned_until: Option<Timestamp>,
 }
 
+/// A peer's standing at one instant.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Standing {
+    /// Score (0 neutral).
+    pub score: f64,
+    /// Banned.
+    pub banned: bool,
+    /// Refused on connect: banned, or score at or below the disconnect threshold.
+    pub refused: bool,
+}
+
 /// Most peers whose reputation is tracked; beyond it the mildest non-banned records are dropped,
 /// so peers cycling through fresh identities cannot grow the table without bound.
 pub const MAX_TRACKED_PEERS: usize = 16_384;
@@ -95,7 +106,12 @@ impl PeerManager {
         let mut mild: Vec<(f64, PeerId)> = self
             .peers
             .iter()
-            .filter(|(peer, reputation)| **peer != keep && reputation.banned_until.is_none())
+            .filter(|(peer, reputation)| {
+                // Banned and refused peers are kept: forgetting them would let them back in.
+                **peer != keep
+                    && reputation.banned_until.is_none()
+                    && reputation.score > DISCONNECT_THRESHOLD
+            })
             .map(|(peer, reputation)| (reputation.score.abs(), *peer))
             .collect();
         mild.sort_by(|a, b| a.0.total_cmp(&b.0));
@@ -128,9 +144,20 @@ impl PeerManager {
             .is_some_and(|until| until > now)
     }
 
-    /// Whether `peer` may be connected at `now` (its score is above the disconnect threshold).
+    /// Whether `peer` may be connected at `now` (not banned, and its score is above the
+    /// disconnect threshold): a disconnected peer is refused until its score recovers.
     pub fn is_acceptable(&mut self, peer: &PeerId, now: Timestamp) -> bool {
         !self.is_banned(peer, now) && self.score(peer, now) > DISCONNECT_THRESHOLD
+    }
+
+    /// `peer`'s standing at `now`.
+    pub fn standing(&mut self, peer: &PeerId, now: Timestamp) -> Standing {
+        let refused = !self.is_acceptable(peer, now);
+        Standing {
+            score: self.score(peer, now),
+            banned: self.is_banned(peer, now),
+            refused,
+        }
     }
 
     /// Ends expired bans (their score restarts at the disconnect threshold so the peer gets a

@@ -1,92 +1,95 @@
-//! Proposal and attestation pools: duplicate suppression, the per-key cap and equivocation
-//! detection. A second *different* message for a key is an equivocation: it is accepted (so
-//! every node sees the evidence) but never processed; a third is rejected.
+//! Proposal and attestation pools: duplicate suppression, the per-duty cap and equivocation
+//! detection. A second *different* message from one signer for one duty is an equivocation: it
+//! is accepted (so every node sees the evidence) but never processed; a third is rejected.
+//!
+//! Keys include the signer, so two honest proposers of an open slot (empty committee: anyone may
+//! propose) are two proposals, not one equivocation.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, btree_map::Entry};
 
-use tandem_proto::{Address, B256, CheckpointAttestation, time::Slot};
+use tandem_proto::{
+    Address, B256, BlockProposal, CheckpointAttestation, CheckpointProposal, time::Slot,
+};
 
-use crate::{topics::GossipKind, validation::GossipInvalid};
+use crate::{
+    evidence::{Equivocation, SignedMessage},
+    validation::GossipInvalid,
+};
 
-/// Distinct block proposals kept per (slot, index within checkpoint).
+/// Distinct block proposals kept per (slot, index within checkpoint, signer).
 pub const MAX_BLOCK_PROPOSALS_PER_KEY: usize = 2;
-/// Distinct checkpoint proposals kept per slot.
+/// Distinct checkpoint proposals kept per (slot, signer).
 pub const MAX_CHECKPOINT_PROPOSALS_PER_SLOT: usize = 2;
 /// Distinct attestations kept per (slot, signer).
 pub const MAX_ATTESTATIONS_PER_SLOT_AND_SIGNER: usize = 2;
+/// Distinct proposers kept per slot; more than one only happens with an empty committee.
+pub const MAX_PROPOSERS_PER_SLOT: usize = 4;
 /// Slots kept behind the current one.
 pub const POOL_RETAINED_SLOTS: u64 = 4;
 
 /// A message the pool took.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Admission {
     /// First message for its key: process it.
     New,
     /// A second, different message for its key: accept, report, do not process.
-    Equivocation(Equivocation),
+    Equivocation(Box<Equivocation>),
 }
 
-/// Evidence of a signer sending two different messages for one key.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Equivocation {
-    /// Message kind.
-    pub kind: GossipKind,
-    /// Slot.
-    pub slot: Slot,
-    /// Who signed both.
-    pub signer: Address,
-    /// Payload hash of the first message.
-    pub first: B256,
-    /// Payload hash of the second.
-    pub second: B256,
-}
-
-#[derive(Debug, Default)]
+/// What the pool remembers of one duty: the first signed message (evidence, should a second
+/// one come) and the payload hashes seen.
+#[derive(Debug)]
 struct Seen {
+    first: SignedMessage,
     hashes: Vec<B256>,
 }
 
-impl Seen {
-    fn admit(
-        &mut self,
-        hash: B256,
-        cap: usize,
-        kind: GossipKind,
-        slot: Slot,
-        signer: Address,
-    ) -> Result<Admission, GossipInvalid> {
-        if self.hashes.contains(&hash) {
-            return Err(GossipInvalid::Duplicate);
+fn admit(
+    entry: Entry<'_, impl Ord, Seen>,
+    hash: B256,
+    message: impl FnOnce() -> SignedMessage,
+    cap: usize,
+    signer: Address,
+) -> Result<Admission, GossipInvalid> {
+    match entry {
+        Entry::Vacant(vacant) => {
+            vacant.insert(Seen {
+                first: message(),
+                hashes: vec![hash],
+            });
+            Ok(Admission::New)
         }
-        if self.hashes.len() >= cap {
-            return Err(GossipInvalid::PoolCapExceeded(cap));
-        }
-        self.hashes.push(hash);
-        Ok(match self.hashes.as_slice() {
-            [_] => Admission::New,
-            [first, ..] => Admission::Equivocation(Equivocation {
-                kind,
-                slot,
+        Entry::Occupied(mut occupied) => {
+            let seen = occupied.get_mut();
+            if seen.hashes.contains(&hash) {
+                return Err(GossipInvalid::Duplicate);
+            }
+            if seen.hashes.len() >= cap {
+                return Err(GossipInvalid::PoolCapExceeded(cap));
+            }
+            seen.hashes.push(hash);
+            Ok(Admission::Equivocation(Box::new(Equivocation {
                 signer,
-                first: *first,
-                second: hash,
-            }),
-            [] => unreachable!("a hash was just pushed"),
-        })
+                first: seen.first.clone(),
+                second: message(),
+            })))
+        }
     }
 }
 
 #[derive(Debug, Default)]
 struct SlotAttestations {
-    by_signer: HashMap<Address, Seen>,
-    by_payload: HashMap<B256, Vec<CheckpointAttestation>>,
+    by_signer: BTreeMap<Address, Seen>,
+    /// One attestation per signer and payload: a signer counts once towards a payload.
+    by_payload: HashMap<B256, BTreeMap<Address, CheckpointAttestation>>,
 }
 
 /// The pools of one node.
 #[derive(Debug, Default)]
 pub struct ProposalPool {
-    blocks: BTreeMap<(Slot, u32), Seen>,
-    checkpoints: BTreeMap<Slot, Seen>,
+    blocks: BTreeMap<(Slot, u32, Address), Seen>,
+    checkpoints: BTreeMap<(Slot, Address), Seen>,
+    proposers: BTreeMap<Slot, Vec<Address>>,
     attestations: BTreeMap<Slot, SlotAttestations>,
 }
 
@@ -96,37 +99,57 @@ impl ProposalPool {
         Self::default()
     }
 
-    /// Admits a block proposal identified by its payload hash.
+    /// Admits a block proposal signed by `signer`.
     pub fn admit_block_proposal(
         &mut self,
-        slot: Slot,
-        index: u32,
-        payload_hash: B256,
+        proposal: &BlockProposal,
         signer: Address,
     ) -> Result<Admission, GossipInvalid> {
-        self.blocks.entry((slot, index)).or_default().admit(
-            payload_hash,
+        let slot = Slot(proposal.header.slot);
+        self.note_proposer(slot, signer)?;
+        let key = (slot, proposal.header.index_within_checkpoint, signer);
+        admit(
+            self.blocks.entry(key),
+            proposal.payload_hash(),
+            || SignedMessage::BlockProposal {
+                header: proposal.header.clone(),
+                archive_root: proposal.archive_root,
+                signature: proposal.signature,
+            },
             MAX_BLOCK_PROPOSALS_PER_KEY,
-            GossipKind::BlockProposal,
-            slot,
             signer,
         )
     }
 
-    /// Admits a checkpoint proposal identified by its payload hash.
+    /// Admits a checkpoint proposal signed by `signer`.
     pub fn admit_checkpoint_proposal(
         &mut self,
-        slot: Slot,
-        payload_hash: B256,
+        proposal: &CheckpointProposal,
         signer: Address,
     ) -> Result<Admission, GossipInvalid> {
-        self.checkpoints.entry(slot).or_default().admit(
-            payload_hash,
+        let slot = Slot(proposal.payload.header.slot);
+        self.note_proposer(slot, signer)?;
+        admit(
+            self.checkpoints.entry((slot, signer)),
+            proposal.payload.payload_hash(),
+            || SignedMessage::CheckpointProposal {
+                payload: proposal.payload.clone(),
+                signature: proposal.signature,
+            },
             MAX_CHECKPOINT_PROPOSALS_PER_SLOT,
-            GossipKind::CheckpointProposal,
-            slot,
             signer,
         )
+    }
+
+    fn note_proposer(&mut self, slot: Slot, signer: Address) -> Result<(), GossipInvalid> {
+        let proposers = self.proposers.entry(slot).or_default();
+        if !proposers.contains(&signer) {
+            if proposers.len() >= MAX_PROPOSERS_PER_SLOT {
+                return Err(GossipInvalid::TooManyProposers(MAX_PROPOSERS_PER_SLOT));
+            }
+            proposers.push(signer);
+        }
+        Ok(())
     }
 
     /// Admits an attestation by `attester`; on success it counts towards its payload.
@@ -138,33 +161,57 @@ impl ProposalPool {
         let slot = Slot(attestation.payload.header.slot);
         let payload_hash = attestation.payload.payload_hash();
         let entry = self.attestations.entry(slot).or_default();
-        let admission = entry.by_signer.entry(attester).or_default().admit(
+        let admission = admit(
+            entry.by_signer.entry(attester),
             payload_hash,
+            || SignedMessage::Attestation {
+                payload: attestation.payload.clone(),
+                signature: attestation.signature,
+            },
             MAX_ATTESTATIONS_PER_SLOT_AND_SIGNER,
-            GossipKind::CheckpointAttestation,
-            slot,
             attester,
         )?;
         entry
             .by_payload
             .entry(payload_hash)
             .or_default()
-            .push(attestation.clone());
+            .insert(attester, attestation.clone());
         Ok(admission)
     }
 
-    /// Every attestation collected for the payload `payload_hash` of `slot`, one per attester.
-    pub fn attestations_for(&self, slot: Slot, payload_hash: &B256) -> Vec<CheckpointAttestation> {
+    /// The attestations collected for the payload `payload_hash` of `slot`, one per attester,
+    /// with their attesters.
+    pub fn attestations_for(
+        &self,
+        slot: Slot,
+        payload_hash: &B256,
+    ) -> Vec<(Address, CheckpointAttestation)> {
         self.attestations
             .get(&slot)
             .and_then(|entry| entry.by_payload.get(payload_hash))
-            .cloned()
+            .map(|by_signer| {
+                by_signer
+                    .iter()
+                    .map(|(attester, attestation)| (*attester, attestation.clone()))
+                    .collect()
+            })
             .unwrap_or_default()
+    }
+
+    /// How many attesters attested the payload `payload_hash` of `slot`.
+    pub fn attestation_count(&self, slot: Slot, payload_hash: &B256) -> usize {
+        self.attestations
+            .get(&slot)
+            .and_then(|entry| entry.by_payload.get(payload_hash))
+            .map_or(0, BTreeMap::len)
     }
 
     /// Whether a checkpoint proposal was seen for `slot`.
     pub fn has_checkpoint_proposal(&self, slot: Slot) -> bool {
-        self.checkpoints.contains_key(&slot)
+        self.checkpoints
+            .range((slot, Address::ZERO)..=(slot, Address::repeat_byte(0xff)))
+            .next()
+            .is_some()
     }
 
     /// Forgets everything older than [`POOL_RETAINED_SLOTS`] behind `current`.
@@ -172,8 +219,9 @@ impl ProposalPool {
         let Some(keep_from) = current.0.checked_sub(POOL_RETAINED_SLOTS).map(Slot) else {
             return;
         };
-        self.blocks = self.blocks.split_off(&(keep_from, 0));
-        self.checkpoints = self.checkpoints.split_off(&keep_from);
+        self.blocks = self.blocks.split_off(&(keep_from, 0, Address::ZERO));
+        self.checkpoints = self.checkpoints.split_off(&(keep_from, Address::ZERO));
+        self.proposers = self.proposers.split_off(&keep_from);
         self.attestations = self.attestations.split_off(&keep_from);
     }
 }
@@ -181,55 +229,97 @@ impl ProposalPool {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use tandem_proto::{ConsensusPayload, Signature};
 
-    fn hash(byte: u8) -> B256 {
-        B256::repeat_byte(byte)
+    fn checkpoint(slot: u64, modifier: i64) -> CheckpointProposal {
+        let mut payload = ConsensusPayload {
+            fee_asset_price_modifier: modifier,
+            ..ConsensusPayload::default()
+        };
+        payload.header.slot = slot;
+        CheckpointProposal {
+            payload,
+            signature: Signature::default(),
+            last_block: None,
+        }
     }
 
     #[test]
     fn duplicate_equivocation_cap() {
         let mut pool = ProposalPool::new();
         let signer = Address::repeat_byte(9);
-        let slot = Slot(10);
         assert_eq!(
-            pool.admit_checkpoint_proposal(slot, hash(1), signer),
+            pool.admit_checkpoint_proposal(&checkpoint(10, 1), signer),
             Ok(Admission::New)
         );
+        assert!(pool.has_checkpoint_proposal(Slot(10)));
+        assert!(!pool.has_checkpoint_proposal(Slot(11)));
         assert_eq!(
-            pool.admit_checkpoint_proposal(slot, hash(1), signer),
+            pool.admit_checkpoint_proposal(&checkpoint(10, 1), signer),
             Err(GossipInvalid::Duplicate)
         );
         let Ok(Admission::Equivocation(evidence)) =
-            pool.admit_checkpoint_proposal(slot, hash(2), signer)
+            pool.admit_checkpoint_proposal(&checkpoint(10, 2), signer)
         else {
             panic!("second distinct proposal is an equivocation");
         };
-        assert_eq!((evidence.first, evidence.second), (hash(1), hash(2)));
+        // Both signed messages are kept as evidence.
+        assert_eq!(evidence.signer, signer);
         assert_eq!(
-            pool.admit_checkpoint_proposal(slot, hash(2), signer),
+            evidence.first.payload_hash(),
+            checkpoint(10, 1).payload.payload_hash()
+        );
+        assert_eq!(
+            evidence.second.payload_hash(),
+            checkpoint(10, 2).payload.payload_hash()
+        );
+        assert_eq!(
+            pool.admit_checkpoint_proposal(&checkpoint(10, 2), signer),
             Err(GossipInvalid::Duplicate)
         );
         assert_eq!(
-            pool.admit_checkpoint_proposal(slot, hash(3), signer),
+            pool.admit_checkpoint_proposal(&checkpoint(10, 3), signer),
             Err(GossipInvalid::PoolCapExceeded(2))
         );
-        // Other keys are independent.
+        // Other slots and other signers are independent: a second proposer is no equivocator.
         assert_eq!(
-            pool.admit_checkpoint_proposal(Slot(11), hash(3), signer),
+            pool.admit_checkpoint_proposal(&checkpoint(11, 3), signer),
             Ok(Admission::New)
         );
         assert_eq!(
-            pool.admit_block_proposal(slot, 0, hash(1), signer),
+            pool.admit_checkpoint_proposal(&checkpoint(10, 3), Address::repeat_byte(8)),
             Ok(Admission::New)
         );
+        let mut block = BlockProposal::default();
+        block.header.slot = 10;
         assert_eq!(
-            pool.admit_block_proposal(slot, 1, hash(1), signer),
+            pool.admit_block_proposal(&block, signer),
+            Ok(Admission::New)
+        );
+        block.header.index_within_checkpoint = 1;
+        assert_eq!(
+            pool.admit_block_proposal(&block, signer),
             Ok(Admission::New)
         );
     }
 
     #[test]
-    fn attestations_counted_per_payload_and_pruned() {
+    fn open_slots_keep_a_bounded_number_of_proposers() {
+        let mut pool = ProposalPool::new();
+        for signer in 0..MAX_PROPOSERS_PER_SLOT as u8 {
+            assert_eq!(
+                pool.admit_checkpoint_proposal(&checkpoint(3, 0), Address::repeat_byte(signer)),
+                Ok(Admission::New)
+            );
+        }
+        assert_eq!(
+            pool.admit_checkpoint_proposal(&checkpoint(3, 0), Address::repeat_byte(0xee)),
+            Err(GossipInvalid::TooManyProposers(MAX_PROPOSERS_PER_SLOT))
+        );
+    }
+
+    #[test]
+    fn attestations_count_each_signer_once_per_payload_and_are_pruned() {
         let mut pool = ProposalPool::new();
         let mut attestation = CheckpointAttestation::default();
         attestation.payload.header.slot = 20;
@@ -244,10 +334,30 @@ mod tests {
             pool.admit_attestation(&attestation, Address::repeat_byte(1)),
             Err(GossipInvalid::Duplicate)
         );
-        assert_eq!(pool.attestations_for(Slot(20), &payload).len(), 3);
+        // Signer 1 equivocates: its second attestation counts for the other payload only.
+        let mut other = attestation.clone();
+        other.payload.fee_asset_price_modifier = 5;
+        assert!(matches!(
+            pool.admit_attestation(&other, Address::repeat_byte(1)),
+            Ok(Admission::Equivocation(_))
+        ));
+        assert_eq!(pool.attestation_count(Slot(20), &payload), 3);
+        assert_eq!(
+            pool.attestation_count(Slot(20), &other.payload.payload_hash()),
+            1
+        );
+        let signers: Vec<Address> = pool
+            .attestations_for(Slot(20), &payload)
+            .into_iter()
+            .map(|(signer, _)| signer)
+            .collect();
+        assert_eq!(
+            signers,
+            (1..=3u8).map(Address::repeat_byte).collect::<Vec<_>>()
+        );
         pool.prune(Slot(24));
-        assert_eq!(pool.attestations_for(Slot(20), &payload).len(), 3);
+        assert_eq!(pool.attestation_count(Slot(20), &payload), 3);
         pool.prune(Slot(25));
-        assert!(pool.attestations_for(Slot(20), &payload).is_empty());
+        assert_eq!(pool.attestation_count(Slot(20), &payload), 0);
     }
 }

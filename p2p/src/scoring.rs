@@ -6,7 +6,11 @@
 //! weight 10, matching its gossip/publish thresholds of −500/−1000. Invalid deliveries weigh −20
 //! and decay over 4 slots.
 
-use std::{collections::HashMap, time::Duration};
+use std::{
+    collections::{HashMap, HashSet},
+    net::IpAddr,
+    time::Duration,
+};
 
 use libp2p::gossipsub::{
     MessageAcceptance, PeerScoreParams, PeerScoreThresholds, TopicHash, TopicScoreParams,
@@ -74,6 +78,20 @@ pub const OPPORTUNISTIC_GRAFT_THRESHOLD: f64 = 5.0;
 pub const INVALID_MESSAGE_DELIVERIES_WEIGHT: f64 = -20.0;
 /// Slots over which invalid deliveries decay to ~1 %.
 pub const INVALID_MESSAGE_DECAY_SLOTS: u32 = 4;
+/// Most positive score a peer can earn from topics; also the weight of the IP colocation
+/// penalty, so one surplus peer on an IP cancels a well-behaved peer's topic score.
+pub const TOPIC_SCORE_CAP: f64 = 50.0;
+/// Weight of gossipsub's colocation penalty: `(peers on the IP − threshold)²` times this.
+pub const IP_COLOCATION_WEIGHT: f64 = -TOPIC_SCORE_CAP;
+
+/// Gossipsub's IP colocation penalty settings.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub(crate) struct Colocation {
+    /// Peers behind one IP beyond which the penalty applies.
+    pub(crate) threshold: u32,
+    /// IPs exempt from it.
+    pub(crate) whitelist: HashSet<IpAddr>,
+}
 
 /// A validation error's gossipsub verdict and the penalty for the peer that forwarded it.
 pub fn judge(error: &GossipInvalid) -> (MessageAcceptance, Option<PeerAction>) {
@@ -86,8 +104,11 @@ pub fn judge(error: &GossipInvalid) -> (MessageAcceptance, Option<PeerAction>) {
         E::Duplicate
         | E::SlightlyEarly { .. }
         | E::SlightlyLate { .. }
-        | E::CommitteeUnknown(_) => (Ignore, None),
-        E::Decode(_) => (Reject, Some(Low)),
+        | E::CommitteeUnknown(_)
+        | E::TooManyProposers(_) => (Ignore, None),
+        // Honest peers validate before forwarding: undecodable data, a bomb or a stripped copy
+        // of a proposal is the forwarder's doing.
+        E::Snappy(_) | E::Decode(_) | E::MissingLastBlock => (Reject, Some(Low)),
         // The forwarding peer may never have seen the first block: not its fault.
         E::LastBlockEquivocated => (Reject, None),
         E::WrongSlot { .. } | E::PoolCapExceeded(_) | E::NotInCommittee { .. } => {
@@ -96,10 +117,14 @@ pub fn judge(error: &GossipInvalid) -> (MessageAcceptance, Option<PeerAction>) {
         E::WrongChain { .. }
         | E::BadSignature(_)
         | E::TooManyTxs { .. }
+        | E::IndexTooLarge { .. }
         | E::WrongProposer { .. }
         | E::LastBlockMismatch(_)
         | E::Tx(_) => (Reject, Some(Mid)),
-        E::ProposalTxs(tandem_proto::ProposalTxsError::TxHashMismatch { .. })
+        E::ProposalTxs(
+            tandem_proto::ProposalTxsError::TxHashMismatch { .. }
+            | tandem_proto::ProposalTxsError::CountMismatch { .. },
+        )
         | E::NoCommittee(_)
         | E::BadProposerSignature(_) => (Reject, Some(Low)),
         E::ProposalTxs(_) => (Reject, Some(Mid)),
@@ -111,6 +136,7 @@ pub fn judge(error: &GossipInvalid) -> (MessageAcceptance, Option<PeerAction>) {
 pub(crate) fn peer_score_params(
     topics: impl IntoIterator<Item = (GossipKind, TopicHash)>,
     slot_duration: Duration,
+    colocation: Colocation,
 ) -> PeerScoreParams {
     let decay_interval = Duration::from_secs(1);
     let invalid_decay =
@@ -142,10 +168,12 @@ pub(crate) fn peer_score_params(
         .collect();
     PeerScoreParams {
         topics,
-        topic_score_cap: 50.0,
+        topic_score_cap: TOPIC_SCORE_CAP,
         app_specific_weight: APP_SPECIFIC_WEIGHT,
-        // Devnets and tests run many nodes on one IP.
-        ip_colocation_factor_weight: 0.0,
+        // Many peer ids behind one IP (a Sybil) cost each of them points.
+        ip_colocation_factor_weight: IP_COLOCATION_WEIGHT,
+        ip_colocation_factor_threshold: f64::from(colocation.threshold),
+        ip_colocation_factor_whitelist: colocation.whitelist,
         behaviour_penalty_weight: -10.0,
         behaviour_penalty_threshold: 6.0,
         behaviour_penalty_decay: decay_per_interval(slot_duration * 10, decay_interval),
@@ -231,7 +259,13 @@ mod tests {
         let params = peer_score_params(
             GossipKind::ALL.map(|kind| (kind, topics.hash(kind).clone())),
             Duration::from_secs(72),
+            Colocation {
+                threshold: 8,
+                whitelist: HashSet::new(),
+            },
         );
+        assert!(params.ip_colocation_factor_weight < 0.0);
+        assert_eq!(params.ip_colocation_factor_threshold, 8.0);
         params.validate().unwrap();
         thresholds.validate().unwrap();
     }

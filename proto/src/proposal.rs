@@ -21,7 +21,8 @@ pub struct BlockProposal {
     pub tx_hashes: Vec<B256>,
     /// The proposer's signature over [`BlockProposal::payload_hash`].
     pub signature: Signature,
-    /// The full txs, when the proposer sends them along (empty otherwise).
+    /// The full txs, in order. Always sent: the signature covers them only through
+    /// `tx_hashes`, so a proposal without them would be a copy a relay stripped.
     pub txs: Vec<Tx>,
 }
 
@@ -31,7 +32,7 @@ pub enum ProposalTxsError {
     /// `keccak(tx_hashes)` is not the header's body hash.
     #[error("tx hashes do not hash to the header's body hash")]
     BodyHashMismatch,
-    /// Full txs were sent but their number differs from `tx_hashes`.
+    /// The number of full txs differs from `tx_hashes` (none sent: stripped by a relay).
     #[error("{txs} txs sent for {hashes} tx hashes")]
     CountMismatch {
         /// Number of full txs.
@@ -84,7 +85,8 @@ impl BlockProposal {
             .recover(domain.digest(SignatureKind::BlockProposal, self.payload_hash()))
     }
 
-    /// Checks that `tx_hashes` match the header and, when sent, the full txs match `tx_hashes`.
+    /// Checks that `tx_hashes` match the header and that the full txs are all there and match
+    /// `tx_hashes` (a proposal whose txs were stripped fails with `CountMismatch`).
     pub fn check_txs(&self) -> Result<(), ProposalTxsError> {
         self.check_txs_with_known(|_, _| false)
     }
@@ -97,9 +99,6 @@ impl BlockProposal {
     ) -> Result<(), ProposalTxsError> {
         if block_body_hash(&self.tx_hashes) != self.header.body_hash {
             return Err(ProposalTxsError::BodyHashMismatch);
-        }
-        if self.txs.is_empty() {
-            return Ok(());
         }
         if self.txs.len() != self.tx_hashes.len() {
             return Err(ProposalTxsError::CountMismatch {
@@ -200,5 +199,45 @@ impl CheckpointAttestation {
             SignatureKind::CheckpointProposal,
             self.payload.payload_hash(),
         ))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::tx::TxPayload;
+
+    #[test]
+    fn a_proposal_stripped_of_its_txs_fails_the_tx_check() {
+        let domain = SigningDomain {
+            chain_id: 1,
+            rollup: Address::repeat_byte(1),
+        };
+        let key = SigningKey::from_bytes(&[3; 32]).unwrap();
+        let txs: Vec<Tx> = (0..2)
+            .map(|nonce| {
+                let payload = TxPayload {
+                    chain_id: 1,
+                    nonce,
+                    ..TxPayload::default()
+                };
+                Tx::sign(payload, &domain, &key)
+            })
+            .collect();
+        let hashes: Vec<B256> = txs.iter().map(Tx::hash).collect();
+        let header = BlockHeader {
+            body_hash: block_body_hash(&hashes),
+            ..BlockHeader::default()
+        };
+        let full = BlockProposal::sign(header, B256::ZERO, txs, &domain, &key);
+        assert_eq!(full.check_txs(), Ok(()));
+        let mut stripped = full.clone();
+        stripped.txs.clear();
+        // Same signed payload, yet not what the proposer sent.
+        assert_eq!(stripped.payload_hash(), full.payload_hash());
+        assert_eq!(
+            stripped.check_txs(),
+            Err(ProposalTxsError::CountMismatch { txs: 0, hashes: 2 })
+        );
     }
 }

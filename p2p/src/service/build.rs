@@ -1,14 +1,14 @@
 //! Building the swarm: transport, gossipsub (validation, message ids, size limits, scoring),
-//! identify, req/resp and connection limits.
+//! identify, Kademlia, req/resp and connection limits.
 
-use std::time::Duration;
+use std::{num::NonZeroUsize, time::Duration};
 
 use libp2p::{
     Swarm, allow_block_list, connection_limits,
     gossipsub::{self, MessageAuthenticity, MessageId, ValidationMode},
     identify,
     identity::Keypair,
-    noise,
+    kad, noise,
     request_response::{self, ProtocolSupport},
     tcp, yamux,
 };
@@ -17,15 +17,29 @@ use super::Behaviour;
 use crate::{
     config::{NetworkParams, P2pConfig},
     error::P2pError,
-    reqresp::{REQUEST_TIMEOUT, protocols},
-    scoring::{peer_score_params, peer_score_thresholds},
+    reqresp::{Protocols, REQUEST_TIMEOUT},
+    scoring::{Colocation, peer_score_params, peer_score_thresholds},
     topics::{GossipKind, Topics},
-    transform::SnappyTransform,
 };
 
-/// Content-addressed message id: the same message from any path is one message. SHA-256 (with
-/// the CPU's SHA extensions) because it runs on the swarm task over every message, proposals of
-/// megabytes included; keccak there cost ~2 ms per MiB.
+/// Most pending (handshaking) inbound connections.
+const MAX_PENDING_INBOUND: u32 = 32;
+/// Kademlia query timeout.
+const KAD_QUERY_TIMEOUT: Duration = Duration::from_secs(30);
+/// How long a message may wait for its verdict and still be forwarded: gossipsub forwards from
+/// its message cache, which only spans `history_length` heartbeats.
+const VERDICT_BUDGET: Duration = Duration::from_secs(4);
+
+/// Heartbeats the message cache spans: at least gossipsub's 5, and enough for
+/// [`VERDICT_BUDGET`] at this heartbeat.
+fn history_length(heartbeat: Duration) -> usize {
+    let heartbeats = VERDICT_BUDGET.as_millis() / heartbeat.as_millis().max(1);
+    usize::try_from(heartbeats).unwrap_or(usize::MAX).max(5)
+}
+
+/// Content-addressed message id over the bytes gossipsub carries (compressed): the same message
+/// from any path is one message. SHA-256 (with the CPU's SHA extensions) because it runs on the
+/// swarm task over every message; keccak there cost ~2 ms per MiB.
 fn message_id(message: &gossipsub::Message) -> MessageId {
     use sha2::{Digest, Sha256};
     let digest = Sha256::new()
@@ -40,6 +54,7 @@ pub(super) fn build_swarm(
     config: &P2pConfig,
     network: &NetworkParams,
     topics: &Topics,
+    protocols: &Protocols,
 ) -> Result<Swarm<Behaviour>, P2pError> {
     let chain_id = network.domain.chain_id;
     let mut gossip_config = gossipsub::ConfigBuilder::default();
@@ -48,6 +63,7 @@ pub(super) fn build_swarm(
         .validation_mode(ValidationMode::Anonymous)
         .message_id_fn(message_id)
         .heartbeat_interval(config.heartbeat_interval)
+        .history_length(history_length(config.heartbeat_interval))
         .duplicate_cache_time(network.slot_duration.max(Duration::from_secs(30)) * 2)
         .max_transmit_size(GossipKind::CheckpointProposal.max_transmit_size());
     for kind in GossipKind::ALL {
@@ -57,44 +73,68 @@ pub(super) fn build_swarm(
     let gossip_config = gossip_config
         .build()
         .map_err(|err| P2pError::Build(format!("gossipsub config: {err}")))?;
-    let mut gossipsub = gossipsub::Behaviour::new_with_transform(
-        MessageAuthenticity::Anonymous,
-        gossip_config,
-        SnappyTransform::new(topics.clone()),
-    )
-    .map_err(|err| P2pError::Build(format!("gossipsub: {err}")))?;
+    // No data transform: payloads stay compressed inside gossipsub and are decompressed by
+    // validation, where a bad frame is charged to the peer that forwarded it.
+    let mut gossipsub = gossipsub::Behaviour::new(MessageAuthenticity::Anonymous, gossip_config)
+        .map_err(|err| P2pError::Build(format!("gossipsub: {err}")))?;
     gossipsub
         .with_peer_score(
             peer_score_params(
                 GossipKind::ALL.map(|kind| (kind, topics.hash(kind).clone())),
                 network.slot_duration,
+                Colocation {
+                    threshold: config.ip_colocation_threshold,
+                    whitelist: config.ip_colocation_whitelist.clone(),
+                },
             ),
             peer_score_thresholds(),
         )
         .map_err(|err| P2pError::Build(format!("gossipsub scoring: {err}")))?;
 
-    let (txs_protocol, blocks_protocol) = protocols(chain_id).map_err(P2pError::Build)?;
     let reqresp_config = request_response::Config::default().with_request_timeout(REQUEST_TIMEOUT);
+    // Inbound peers may take at most `max_peers − outbound_peers`: the rest is kept for peers
+    // this node chooses, so a flood of inbound connections cannot eclipse it.
     let limits = connection_limits::ConnectionLimits::default()
         .with_max_established(Some(config.max_peers))
+        .with_max_established_incoming(Some(config.max_peers - config.outbound_peers))
+        .with_max_pending_incoming(Some(MAX_PENDING_INBOUND))
         .with_max_established_per_peer(Some(2));
+    let mut kad_config = kad::Config::new(protocols.kad.clone());
+    kad_config
+        .set_query_timeout(KAD_QUERY_TIMEOUT)
+        .set_periodic_bootstrap_interval(None);
+    if let Some(parallelism) = NonZeroUsize::new(3) {
+        kad_config.set_parallelism(parallelism);
+    }
 
-    let behaviour = |key: &Keypair| Behaviour {
-        blocked: allow_block_list::Behaviour::default(),
-        limits: connection_limits::Behaviour::new(limits),
-        gossipsub,
-        identify: identify::Behaviour::new(
-            identify::Config::new(format!("/tandem/{chain_id}/1"), key.public())
-                .with_agent_version(format!("tandem/{}", env!("CARGO_PKG_VERSION"))),
-        ),
-        txs: request_response::Behaviour::new(
-            [(txs_protocol, ProtocolSupport::Full)],
-            reqresp_config.clone(),
-        ),
-        blocks: request_response::Behaviour::new(
-            [(blocks_protocol, ProtocolSupport::Full)],
-            reqresp_config,
-        ),
+    let behaviour = |key: &Keypair| {
+        let local = key.public().to_peer_id();
+        let mut kad =
+            kad::Behaviour::with_config(local, kad::store::MemoryStore::new(local), kad_config);
+        // Answer DHT queries even before an external address is confirmed (devnets, NAT).
+        kad.set_mode(Some(kad::Mode::Server));
+        let reqresp =
+            |protocol: &libp2p::StreamProtocol| [(protocol.clone(), ProtocolSupport::Full)];
+        Behaviour {
+            blocked: allow_block_list::Behaviour::default(),
+            limits: connection_limits::Behaviour::new(limits),
+            gossipsub,
+            identify: identify::Behaviour::new(
+                identify::Config::new(format!("/tandem/{chain_id}/1"), key.public())
+                    .with_agent_version(format!("tandem/{}", env!("CARGO_PKG_VERSION"))),
+            ),
+            kad,
+            txs: request_response::Behaviour::new(reqresp(&protocols.txs), reqresp_config.clone()),
+            blocks: request_response::Behaviour::new(
+                reqresp(&protocols.blocks),
+                reqresp_config.clone(),
+            ),
+            proposals: request_response::Behaviour::new(
+                reqresp(&protocols.proposals),
+                reqresp_config.clone(),
+            ),
+            chain: request_response::Behaviour::new(reqresp(&protocols.chain), reqresp_config),
+        }
     };
     let swarm = libp2p::SwarmBuilder::with_existing_identity(key)
         .with_tokio()
@@ -109,4 +149,16 @@ pub(super) fn build_swarm(
         .with_swarm_config(|cfg| cfg.with_idle_connection_timeout(Duration::from_secs(60)))
         .build();
     Ok(swarm)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_message_cache_spans_the_verdict_budget() {
+        assert_eq!(history_length(Duration::from_millis(700)), 5);
+        assert_eq!(history_length(Duration::from_millis(200)), 20);
+        assert_eq!(history_length(Duration::ZERO), 4000);
+    }
 }

@@ -1,24 +1,46 @@
 //! [`P2pHandle`]: how the rest of the node talks to the p2p service.
 
-use std::sync::Arc;
+use std::{sync::Arc, time::Duration};
 
 use libp2p::{Multiaddr, PeerId};
 use tandem_proto::{
-    B256, Block, BlockProposal, CheckpointAttestation, CheckpointProposal, ConsensusPayload, Tx,
+    Address, B256, BlockProposal, CheckpointAttestation, CheckpointProposal, ConsensusPayload, Tx,
     WireMessage,
     time::{Clock, Slot, Timestamp},
 };
 use tokio::sync::{broadcast, mpsc, oneshot, watch};
 
-use super::{NetworkStatus, PeerReputation, SwarmCommand};
+use super::{Answer, NetworkStatus, PeerReputation, SwarmCommand};
 use crate::{
+    deadline,
     error::{P2pError, PublishError, RequestError},
-    processor::{OwnMessage, P2pEvent, ProcessorCommand},
-    reqresp::BlocksByRangeRequest,
+    events::P2pEvent,
+    processor::{AttestationList, OwnMessage, ProcessorCommand},
+    reqresp::{
+        BlockQuery, BlocksByRangeRequest, ChainBlock, ChainPoint, ChainProvider,
+        ProposedChainRequest, SegmentFault, ServedBlock, verify_proposals, verify_segment,
+    },
+    scoring::PeerAction,
+    snappy,
     topics::GossipKind,
+    validation::GossipValidator,
+    verified::Verified,
 };
 
-/// The handle other components use: publish, collect attestations, fetch txs and blocks.
+/// How long the final look at the pool may take once a quorum wait reached its deadline.
+const SNAPSHOT_TIMEOUT: Duration = Duration::from_secs(1);
+
+/// An attestation with the committee member who signed it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CollectedAttestation {
+    /// The attester (recovered from the signature).
+    pub attester: Address,
+    /// The attestation.
+    pub attestation: CheckpointAttestation,
+}
+
+/// The handle other components use: publish, collect attestations, fetch from peers, report
+/// peers.
 #[derive(Clone)]
 pub struct P2pHandle {
     pub(super) swarm: mpsc::Sender<SwarmCommand>,
@@ -27,6 +49,8 @@ pub struct P2pHandle {
     pub(super) listen: watch::Receiver<Vec<Multiaddr>>,
     pub(super) local_peer_id: PeerId,
     pub(super) clock: Arc<dyn Clock>,
+    pub(super) validator: GossipValidator,
+    pub(super) provider: Arc<dyn ChainProvider>,
 }
 
 impl std::fmt::Debug for P2pHandle {
@@ -53,17 +77,19 @@ impl P2pHandle {
         Ok(addrs.clone())
     }
 
-    /// Equivocations and proposal sightings.
+    /// Equivocations, proposal sightings and dispatch events.
     pub fn subscribe(&self) -> broadcast::Receiver<P2pEvent> {
         self.events.subscribe()
     }
 
     /// Gossips a tx.
     pub async fn publish_tx(&self, tx: &Tx) -> Result<(), PublishError> {
-        self.publish_bytes(GossipKind::Tx, tx.to_wire_bytes()).await
+        self.publish_frame(GossipKind::Tx, snappy::compress(&tx.to_wire_bytes()))
+            .await
     }
 
-    /// Gossips this node's block proposal (pooled first, so a later copy is a duplicate).
+    /// Gossips this node's block proposal, which must carry all its txs (pooled first, so a
+    /// later copy is a duplicate).
     pub async fn publish_block_proposal(
         &self,
         proposal: BlockProposal,
@@ -72,7 +98,7 @@ impl P2pHandle {
             .await
     }
 
-    /// Gossips this node's checkpoint proposal.
+    /// Gossips this node's checkpoint proposal, which must carry its last block.
     pub async fn publish_checkpoint_proposal(
         &self,
         proposal: CheckpointProposal,
@@ -90,37 +116,69 @@ impl P2pHandle {
             .await
     }
 
-    /// Attestations for `payload` (one per attester, own included), returned as soon as there
-    /// are `quorum` of them or at `deadline` with whatever arrived.
+    /// Attestations for `payload` (own included), with their attesters in the slot's committee
+    /// order, ready for L1's `propose`: returned as soon as `quorum` attesters attested, or at
+    /// `deadline` (of the injected clock; time spent queueing counts) with whatever arrived. An
+    /// attester counts once, equivocating or not; attesters off the committee are left out.
     pub async fn collect_attestations(
         &self,
         payload: &ConsensusPayload,
         quorum: usize,
         deadline: Timestamp,
-    ) -> Result<Vec<CheckpointAttestation>, P2pError> {
+    ) -> Result<Vec<CollectedAttestation>, P2pError> {
         let slot = Slot(payload.header.slot);
         let payload_hash = payload.payload_hash();
-        let (reply, quorum_reached) = oneshot::channel();
-        self.processor
-            .send(ProcessorCommand::AwaitQuorum {
-                slot,
-                payload_hash,
-                quorum,
-                reply,
-            })
-            .await
-            .map_err(|_| P2pError::Stopped)?;
-        let wait = self.clock.now().until(deadline);
-        if let Ok(Ok(attestations)) = tokio::time::timeout(wait, quorum_reached).await {
-            return Ok(attestations);
-        }
-        ask(&self.processor, |reply| ProcessorCommand::Attestations {
+        let waiting = ask(&self.processor, |reply| ProcessorCommand::AwaitQuorum {
             slot,
             payload_hash,
+            quorum,
             reply,
-        })
-        .await
-        .ok_or(P2pError::Stopped)
+        });
+        let collected = match deadline::before(self.clock.as_ref(), deadline, waiting).await {
+            Some(Some(collected)) => collected,
+            Some(None) => return Err(P2pError::Stopped),
+            None => {
+                let snapshot = ask(&self.processor, |reply| ProcessorCommand::Attestations {
+                    slot,
+                    payload_hash,
+                    reply,
+                });
+                tokio::time::timeout(SNAPSHOT_TIMEOUT, snapshot)
+                    .await
+                    .map_err(|_| P2pError::Stopped)?
+                    .ok_or(P2pError::Stopped)?
+            }
+        };
+        Ok(self.in_committee_order(slot, collected))
+    }
+
+    fn in_committee_order(
+        &self,
+        slot: Slot,
+        collected: AttestationList,
+    ) -> Vec<CollectedAttestation> {
+        let committee = self.validator.duty(slot).map(|duty| duty.committee);
+        let mut ordered: Vec<(usize, CollectedAttestation)> = collected
+            .into_iter()
+            .filter_map(|(attester, attestation)| {
+                let position = match &committee {
+                    Some(committee) => committee.iter().position(|member| *member == attester)?,
+                    None => 0,
+                };
+                Some((
+                    position,
+                    CollectedAttestation {
+                        attester,
+                        attestation,
+                    },
+                ))
+            })
+            .collect();
+        ordered.sort_by_key(|(position, collected)| (*position, collected.attester));
+        ordered
+            .into_iter()
+            .map(|(_, collected)| collected)
+            .collect()
     }
 
     /// Fetches txs by hash from `peer`, or from some connected peer. Returns those the peer had;
@@ -130,30 +188,131 @@ impl P2pHandle {
         peer: Option<PeerId>,
         hashes: Vec<B256>,
     ) -> Result<Vec<Tx>, RequestError> {
-        ask(&self.swarm, |reply| SwarmCommand::RequestTxs {
-            peer,
-            hashes,
-            reply,
-        })
-        .await
-        .ok_or(RequestError::Stopped)?
+        let (_, txs) = self
+            .answer(|reply| SwarmCommand::RequestTxs {
+                peer,
+                hashes,
+                reply,
+            })
+            .await?;
+        Ok(txs)
     }
 
-    /// Fetches blocks `from .. from + count` from `peer` or some connected peer: consecutive,
-    /// starting at `from`, possibly fewer.
+    /// Fetches blocks `from .. from + count` from `peer` or some connected peer: consecutive
+    /// from `from`, possibly fewer, each checked (see [`ChainBlock`]). Blocks served without a
+    /// proposer signature are checked per checkpoint against L1 (through the chain provider),
+    /// so a range that starts inside such a checkpoint cannot be checked and is refused
+    /// ([`RequestError::Unverifiable`]); one that ends inside it is cut before it.
     pub async fn request_blocks(
         &self,
         peer: Option<PeerId>,
         from: u64,
         count: u32,
-    ) -> Result<Vec<Block>, RequestError> {
-        ask(&self.swarm, |reply| SwarmCommand::RequestBlocks {
-            peer,
-            request: BlocksByRangeRequest { from, count },
-            reply,
-        })
-        .await
-        .ok_or(RequestError::Stopped)?
+    ) -> Result<Vec<ChainBlock>, RequestError> {
+        let (peer, served) = self
+            .answer(|reply| SwarmCommand::RequestBlocks {
+                peer,
+                request: BlocksByRangeRequest { from, count },
+                reply,
+            })
+            .await?;
+        self.verified_segment(peer, from, None, served).await
+    }
+
+    /// Fetches the block proposals matching `query` (a missed gossip message) from `peer` or
+    /// some connected peer, each checked like gossip except for its time window.
+    pub async fn request_block_proposals(
+        &self,
+        peer: Option<PeerId>,
+        query: BlockQuery,
+    ) -> Result<Vec<Verified<BlockProposal>>, RequestError> {
+        let (peer, served) = self
+            .answer(|reply| SwarmCommand::RequestBlockProposals { peer, query, reply })
+            .await?;
+        let validator = self.validator.clone();
+        let now = self.clock.now();
+        let verified =
+            tokio::task::spawn_blocking(move || verify_proposals(&validator, served, now))
+                .await
+                .map_err(|_| RequestError::Stopped)?;
+        let blocks = self.judge_answer(peer, verified).await?;
+        Ok(blocks
+            .into_iter()
+            .map(|block| block.with_source(peer))
+            .collect())
+    }
+
+    /// Fetches the proposed chain after `after` (this node's tip, say) from `peer` or some
+    /// connected peer: up to `max_blocks` blocks, each linking to the one before and carrying
+    /// its proposer's valid signature (or, for blocks already on L1, checked against L1). A peer
+    /// whose chain does not contain `after` answers [`crate::reqresp::ResponseStatus::UnknownAnchor`].
+    pub async fn request_proposed_chain(
+        &self,
+        peer: Option<PeerId>,
+        after: ChainPoint,
+        max_blocks: u32,
+    ) -> Result<Vec<ChainBlock>, RequestError> {
+        let first = after.number.checked_add(1).ok_or(RequestError::Invalid(
+            "no block after the last possible one",
+        ))?;
+        let (peer, served) = self
+            .answer(|reply| SwarmCommand::RequestProposedChain {
+                peer,
+                request: ProposedChainRequest { after, max_blocks },
+                reply,
+            })
+            .await?;
+        self.verified_segment(peer, first, Some(after.archive), served)
+            .await
+    }
+
+    async fn verified_segment(
+        &self,
+        peer: PeerId,
+        first: u64,
+        anchor: Option<B256>,
+        served: Vec<ServedBlock>,
+    ) -> Result<Vec<ChainBlock>, RequestError> {
+        let verified = verify_segment(
+            self.validator.clone(),
+            Arc::clone(&self.provider),
+            first,
+            anchor,
+            served,
+        )
+        .await;
+        self.judge_answer(peer, verified).await
+    }
+
+    /// Penalises a peer whose answer was false; passes an unverifiable one on without blame.
+    async fn judge_answer<T>(
+        &self,
+        peer: PeerId,
+        verified: Result<T, SegmentFault>,
+    ) -> Result<T, RequestError> {
+        match verified {
+            Ok(value) => Ok(value),
+            Err(SegmentFault::Bad(reason)) => {
+                let _ = self.report_peer(peer, PeerAction::MidToleranceError).await;
+                Err(RequestError::BadResponse {
+                    peer: peer.to_string(),
+                    reason,
+                })
+            }
+            Err(SegmentFault::Unverifiable(reason)) => Err(RequestError::Unverifiable {
+                peer: peer.to_string(),
+                reason,
+            }),
+        }
+    }
+
+    /// Charges `peer` for a fault found after its gossip was accepted (a block that fails
+    /// re-execution, say): `action` picks how much.
+    pub async fn report_peer(&self, peer: PeerId, action: PeerAction) -> Result<(), P2pError> {
+        self.swarm
+            .send(SwarmCommand::ReportPeer { peer, action })
+            .await
+            .map_err(|_| P2pError::Stopped)
     }
 
     /// Dials `addr`.
@@ -163,7 +322,7 @@ impl P2pHandle {
             .ok_or(RequestError::Stopped)?
     }
 
-    /// Connected peers and mesh sizes.
+    /// Connected peers, mesh sizes and gossip counters.
     pub async fn status(&self) -> Result<NetworkStatus, P2pError> {
         ask(&self.swarm, |reply| SwarmCommand::Status { reply })
             .await
@@ -180,14 +339,24 @@ impl P2pHandle {
         .ok_or(P2pError::Stopped)
     }
 
-    /// Publishes arbitrary bytes on a topic, bypassing every local check: for tests of how
-    /// peers treat bad gossip.
+    /// Compresses and publishes a message on a topic, bypassing every local check: for tests
+    /// of how peers treat bad gossip (a stripped proposal, say).
     #[cfg(feature = "test-utils")]
     pub async fn publish_raw(&self, kind: GossipKind, bytes: Vec<u8>) -> Result<(), PublishError> {
-        self.publish_bytes(kind, bytes).await
+        self.publish_frame(kind, snappy::compress(&bytes)).await
     }
 
-    async fn publish_bytes(&self, kind: GossipKind, bytes: Vec<u8>) -> Result<(), PublishError> {
+    /// Publishes bytes exactly as given (no compression): for tests of undecodable frames.
+    #[cfg(feature = "test-utils")]
+    pub async fn publish_raw_frame(
+        &self,
+        kind: GossipKind,
+        frame: Vec<u8>,
+    ) -> Result<(), PublishError> {
+        self.publish_frame(kind, frame).await
+    }
+
+    async fn publish_frame(&self, kind: GossipKind, bytes: Vec<u8>) -> Result<(), PublishError> {
         ask(&self.swarm, |reply| SwarmCommand::Publish {
             kind,
             bytes,
@@ -204,6 +373,15 @@ impl P2pHandle {
         })
         .await
         .ok_or(PublishError::Stopped)?
+    }
+
+    async fn answer<T>(
+        &self,
+        command: impl FnOnce(oneshot::Sender<Answer<T>>) -> SwarmCommand,
+    ) -> Answer<T> {
+        ask(&self.swarm, command)
+            .await
+            .ok_or(RequestError::Stopped)?
     }
 }
 

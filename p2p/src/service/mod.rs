@@ -1,73 +1,94 @@
 //! The swarm actor: owns the libp2p swarm; everything else talks to it through [`P2pHandle`].
+//! It starts and supervises the processors, the dispatcher and the tx lane: when one of them
+//! panics or ends, the service stops with [`P2pError::TaskFailed`] instead of running on as a
+//! healthy-looking node that ignores everything.
 
 mod build;
+mod commands;
 mod exchange;
 mod handle;
+mod peering;
+mod swarm_events;
 
-pub use handle::P2pHandle;
+pub use handle::{CollectedAttestation, P2pHandle};
 
 use build::build_swarm;
-use exchange::{BlocksExchange, Limiters, PendingRequests, TxsExchange};
+use exchange::{Limiters, PendingRequests};
+use peering::Peering;
 
-use std::{collections::HashMap, sync::Arc, time::Duration};
+use std::{
+    collections::HashMap,
+    sync::{Arc, Mutex},
+};
 
-use futures::StreamExt;
+use futures::{FutureExt, StreamExt};
 use libp2p::{
     Multiaddr, PeerId, Swarm, allow_block_list, connection_limits,
     gossipsub::{self, MessageAcceptance, MessageId},
     identify,
     identity::Keypair,
+    kad,
     request_response::{self, ResponseChannel},
-    swarm::{NetworkBehaviour, SwarmEvent},
+    swarm::NetworkBehaviour,
 };
 use tandem_proto::{
-    B256, Block, RecoveredTx, Tx,
+    B256, RecoveredTx, Tx,
     time::{Clock, Timestamp},
 };
-use tokio::sync::{broadcast, mpsc, oneshot, watch};
+use tokio::{
+    sync::{broadcast, mpsc, oneshot, watch},
+    task::JoinSet,
+};
 use tokio_util::sync::CancellationToken;
 
 use crate::{
     committee::CommitteeSource,
-    config::{NetworkParams, P2pConfig, SWARM_COMMAND_CAPACITY},
-    dispatch::{run_consensus_lane, run_tx_lane},
+    config::{NetworkParams, P2pConfig, PROCESSOR_COMMAND_CAPACITY, SWARM_COMMAND_CAPACITY},
+    dispatch::{DispatchContext, DispatchItem, Dispatcher, run_tx_lane},
     error::{P2pError, PublishError, RequestError},
+    events::P2pEvent,
     handlers::Handlers,
     keys::load_or_create_node_key,
-    metrics,
-    peers::{PeerDecision, PeerManager},
-    processor::{GossipPipeline, Inbound, Processor, ProcessorCommand},
+    pipeline::GossipPipeline,
+    processor::{ConsensusProcessor, ConsensusQueues, ProcessorCommand, TxProcessor},
+    queues::{GossipQueues, QueueReceivers},
+    recent::RecentProposals,
     reqresp::{
-        BlocksByRangeRequest, BlocksCodec, ChainProvider, RateLimiter, Response, TxsByHashRequest,
-        TxsCodec,
+        BlockQuery, BlocksByRangeRequest, BlocksCodec, ChainCodec, ChainProvider, ProposalsCodec,
+        ProposedChainRequest, Protocols, Response, ServedBlock, TxsCodec,
     },
     scoring::PeerAction,
     topics::{GossipKind, Topics},
-    transform::SnappyTransform,
     validation::GossipValidator,
+    verified::Verified,
 };
 
-/// Capacity of the event broadcast (equivocations, proposal sightings).
+/// Capacity of the event broadcast (equivocations, proposal sightings, dispatch events).
 const EVENT_CAPACITY: usize = 256;
-/// How often bans expire and bootnodes are redialed when short of peers.
-const MAINTENANCE_INTERVAL: Duration = Duration::from_secs(5);
 
 #[derive(NetworkBehaviour)]
 struct Behaviour {
-    // Deny banned peers and excess connections before anything else sees them.
+    // Deny banned and refused peers and excess connections before anything else sees them.
     blocked: allow_block_list::Behaviour<allow_block_list::BlockedPeers>,
     limits: connection_limits::Behaviour,
-    gossipsub: gossipsub::Behaviour<SnappyTransform>,
+    gossipsub: gossipsub::Behaviour,
     identify: identify::Behaviour,
+    kad: kad::Behaviour<kad::store::MemoryStore>,
     txs: request_response::Behaviour<TxsCodec>,
     blocks: request_response::Behaviour<BlocksCodec>,
+    proposals: request_response::Behaviour<ProposalsCodec>,
+    chain: request_response::Behaviour<ChainCodec>,
 }
+
+/// A peer's answer, with the peer.
+pub(crate) type Answer<T> = Result<(PeerId, Vec<T>), RequestError>;
 
 /// Commands into the swarm actor.
 pub(crate) enum SwarmCommand {
     Validated {
         id: MessageId,
         source: PeerId,
+        kind: GossipKind,
         acceptance: MessageAcceptance,
         penalty: Option<PeerAction>,
     },
@@ -80,23 +101,45 @@ pub(crate) enum SwarmCommand {
         addr: Multiaddr,
         reply: oneshot::Sender<Result<(), RequestError>>,
     },
+    ReportPeer {
+        peer: PeerId,
+        action: PeerAction,
+    },
     RequestTxs {
         peer: Option<PeerId>,
         hashes: Vec<B256>,
-        reply: oneshot::Sender<Result<Vec<Tx>, RequestError>>,
+        reply: oneshot::Sender<Answer<Tx>>,
     },
     RequestBlocks {
         peer: Option<PeerId>,
         request: BlocksByRangeRequest,
-        reply: oneshot::Sender<Result<Vec<Block>, RequestError>>,
+        reply: oneshot::Sender<Answer<ServedBlock>>,
+    },
+    RequestBlockProposals {
+        peer: Option<PeerId>,
+        query: BlockQuery,
+        reply: oneshot::Sender<Answer<ServedBlock>>,
+    },
+    RequestProposedChain {
+        peer: Option<PeerId>,
+        request: ProposedChainRequest,
+        reply: oneshot::Sender<Answer<ServedBlock>>,
     },
     RespondTxs {
         channel: ResponseChannel<Response<Tx>>,
         response: Response<Tx>,
     },
     RespondBlocks {
-        channel: ResponseChannel<Response<Block>>,
-        response: Response<Block>,
+        channel: ResponseChannel<Response<ServedBlock>>,
+        response: Response<ServedBlock>,
+    },
+    RespondProposals {
+        channel: ResponseChannel<Response<ServedBlock>>,
+        response: Response<ServedBlock>,
+    },
+    RespondChain {
+        channel: ResponseChannel<Response<ServedBlock>>,
+        response: Response<ServedBlock>,
     },
     Status {
         reply: oneshot::Sender<NetworkStatus>,
@@ -107,13 +150,40 @@ pub(crate) enum SwarmCommand {
     },
 }
 
+/// What happened to the gossip of one topic on this node since it started.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct TopicCounters {
+    /// Messages gossipsub handed over (first copies; duplicates never reach us).
+    pub received: u64,
+    /// Ignored because the topic's validation queue was full.
+    pub queue_dropped: u64,
+    /// Ignored because the forwarding peer was over its rate limit.
+    pub rate_limited: u64,
+    /// Verdicts: accepted.
+    pub accepted: u64,
+    /// Verdicts: ignored (duplicates, timing, unknown committee, queue drops, rate limits).
+    pub ignored: u64,
+    /// Verdicts: rejected.
+    pub rejected: u64,
+}
+
 /// A snapshot of the node's network.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct NetworkStatus {
     /// Connected peers.
     pub connected: Vec<PeerId>,
+    /// Connected peers this node dialed.
+    pub outbound: usize,
+    /// Connected peers that dialed this node.
+    pub inbound: usize,
     /// Mesh peers per topic.
     pub mesh_peers: Vec<(GossipKind, usize)>,
+    /// Gossip counters per topic.
+    pub gossip: Vec<(GossipKind, TopicCounters)>,
+    /// Inbound connections refused (banned, low score, over the limits).
+    pub denied_connections: u64,
+    /// Messages gossipsub dropped because a peer did not take them in time.
+    pub send_dropped: u64,
 }
 
 impl NetworkStatus {
@@ -124,6 +194,15 @@ impl NetworkStatus {
             .find(|(topic, _)| *topic == kind)
             .map_or(0, |(_, count)| *count)
     }
+
+    /// Gossip counters of `kind`'s topic.
+    pub fn gossip(&self, kind: GossipKind) -> TopicCounters {
+        self.gossip
+            .iter()
+            .find(|(topic, _)| *topic == kind)
+            .map(|(_, counters)| *counters)
+            .unwrap_or_default()
+    }
 }
 
 /// One peer's standing.
@@ -133,47 +212,64 @@ pub struct PeerReputation {
     pub score: f64,
     /// Banned now.
     pub banned: bool,
+    /// Refused on (re)connect now: banned, or its score still at or below the disconnect
+    /// threshold.
+    pub refused: bool,
     /// Connected now.
     pub connected: bool,
+    /// Gossipsub's score of the peer (app score × weight, topic scores, IP colocation), while
+    /// connected.
+    pub gossip_score: Option<f64>,
 }
 
-/// What the p2p service needs from the rest of the node.
+/// What the p2p service needs from the rest of the node (the handlers come with
+/// [`P2pService::run`], so they can hold the [`P2pHandle`]).
 pub struct P2pDeps {
     /// Proposer and committee lookups for gossip validation.
     pub committee: Arc<dyn CommitteeSource>,
-    /// The handler registry.
-    pub handlers: Handlers,
-    /// The store behind req/resp.
+    /// The chain store behind req/resp.
     pub provider: Arc<dyn ChainProvider>,
-    /// The clock gossip windows are checked against.
+    /// The clock gossip windows and handler deadlines are checked against.
     pub clock: Arc<dyn Clock>,
 }
 
 impl std::fmt::Debug for P2pDeps {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("P2pDeps")
-            .field("handlers", &self.handlers)
-            .finish_non_exhaustive()
+        f.debug_struct("P2pDeps").finish_non_exhaustive()
     }
 }
 
-/// The p2p service: the swarm actor plus the validation task and the handler lanes it starts.
+/// The channels and state the tasks started by [`P2pService::run`] take.
+struct TaskParts {
+    queues: QueueReceivers,
+    processor_rx: mpsc::Receiver<ProcessorCommand>,
+    dispatch_tx: mpsc::Sender<DispatchItem>,
+    dispatch_rx: mpsc::Receiver<DispatchItem>,
+    tx_lane_tx: mpsc::Sender<Verified<RecoveredTx>>,
+    tx_lane_rx: mpsc::Receiver<Verified<RecoveredTx>>,
+}
+
+/// The p2p service: the swarm actor plus the tasks it starts and supervises.
 pub struct P2pService {
     swarm: Swarm<Behaviour>,
     topics: Topics,
+    protocols: Protocols,
     config: P2pConfig,
     commands: mpsc::Receiver<SwarmCommand>,
     self_commands: mpsc::Sender<SwarmCommand>,
     processor_tx: mpsc::Sender<ProcessorCommand>,
-    processor: Option<Processor>,
-    consensus_rx: Option<mpsc::Receiver<crate::dispatch::ConsensusItem>>,
-    tx_lane_rx: Option<mpsc::Receiver<crate::verified::Verified<RecoveredTx>>>,
-    handlers: Handlers,
+    events: broadcast::Sender<P2pEvent>,
+    queues: GossipQueues,
+    parts: Option<TaskParts>,
+    validator: GossipValidator,
     provider: Arc<dyn ChainProvider>,
+    recent: Arc<Mutex<RecentProposals>>,
     clock: Arc<dyn Clock>,
-    peers: PeerManager,
+    peering: Peering,
     limiters: Limiters,
     pending: PendingRequests,
+    servers: JoinSet<()>,
+    counters: HashMap<GossipKind, TopicCounters>,
     listen: watch::Sender<Vec<Multiaddr>>,
     next_peer: usize,
 }
@@ -193,13 +289,19 @@ impl P2pService {
         network: NetworkParams,
         deps: P2pDeps,
     ) -> Result<(P2pHandle, Self), P2pError> {
+        if config.outbound_peers >= config.max_peers {
+            return Err(P2pError::InvalidConfig(
+                "outbound_peers must be less than max_peers (the rest is for inbound peers)",
+            ));
+        }
         let key = match &config.node_key_path {
             Some(path) => load_or_create_node_key(path)?,
             None => Keypair::generate_ed25519(),
         };
         let chain_id = network.domain.chain_id;
         let topics = Topics::new(chain_id);
-        let mut swarm = build_swarm(key, &config, &network, &topics)?;
+        let protocols = Protocols::new(chain_id).map_err(P2pError::Build)?;
+        let mut swarm = build_swarm(key, &config, &network, &topics, &protocols)?;
         for addr in &config.listen_addrs {
             swarm
                 .listen_on(addr.clone())
@@ -218,15 +320,13 @@ impl P2pService {
                 .subscribe(&topics.topic(kind).ident())
                 .map_err(|err| P2pError::Build(format!("subscribe to {kind}: {err}")))?;
         }
-        for addr in &config.bootnodes {
-            if let Err(err) = swarm.dial(addr.clone()) {
-                tracing::warn!(%addr, %err, "cannot dial bootnode");
-            }
-        }
+        let mut peering = Peering::new(&config);
+        peering.add_bootnodes(&mut swarm, &config.bootnodes);
 
         let (swarm_tx, swarm_rx) = mpsc::channel(SWARM_COMMAND_CAPACITY);
-        let (processor_tx, processor_rx) = mpsc::channel(config.gossip_queue_capacity);
-        let (consensus_tx, consensus_rx) = mpsc::channel(config.handler_queue_capacity);
+        let (processor_tx, processor_rx) = mpsc::channel(PROCESSOR_COMMAND_CAPACITY);
+        let (queues, queue_rx) = GossipQueues::new(&config.queues);
+        let (dispatch_tx, dispatch_rx) = mpsc::channel(config.handler_queue_capacity);
         let (tx_lane_tx, tx_lane_rx) = mpsc::channel(config.handler_queue_capacity);
         let (events, _) = broadcast::channel(EVENT_CAPACITY);
         let (listen_tx, listen_rx) = watch::channel(Vec::new());
@@ -238,322 +338,205 @@ impl P2pService {
             network.tx_rules,
             network.max_txs_per_block,
         );
-        let processor = Processor {
-            pipeline: GossipPipeline::new(validator),
-            clock: Arc::clone(&deps.clock),
-            commands: processor_rx,
-            swarm: swarm_tx.clone(),
-            consensus_lane: consensus_tx,
-            tx_lane: tx_lane_tx,
-            events: events.clone(),
-            waiters: HashMap::new(),
-            last_pruned: None,
-        };
         let handle = P2pHandle {
             swarm: swarm_tx.clone(),
             processor: processor_tx.clone(),
-            events,
+            events: events.clone(),
             listen: listen_rx,
             local_peer_id: *swarm.local_peer_id(),
             clock: Arc::clone(&deps.clock),
+            validator: validator.clone(),
+            provider: Arc::clone(&deps.provider),
         };
         let service = Self {
             swarm,
             topics,
-            limiters: Limiters {
-                txs: RateLimiter::new(config.txs_rate_limit),
-                blocks: RateLimiter::new(config.blocks_rate_limit),
-            },
-            peers: PeerManager::new(config.ban_duration),
+            protocols,
+            limiters: Limiters::new(&config),
+            peering,
             config,
             commands: swarm_rx,
             self_commands: swarm_tx,
             processor_tx,
-            processor: Some(processor),
-            consensus_rx: Some(consensus_rx),
-            tx_lane_rx: Some(tx_lane_rx),
-            handlers: deps.handlers,
+            events,
+            queues,
+            parts: Some(TaskParts {
+                queues: queue_rx,
+                processor_rx,
+                dispatch_tx,
+                dispatch_rx,
+                tx_lane_tx,
+                tx_lane_rx,
+            }),
+            validator,
             provider: deps.provider,
+            recent: Arc::default(),
             clock: deps.clock,
             pending: PendingRequests::default(),
+            servers: JoinSet::new(),
+            counters: HashMap::new(),
             listen: listen_tx,
             next_peer: 0,
         };
         Ok((handle, service))
     }
 
-    /// Runs until `cancel` fires.
-    pub async fn run(mut self, cancel: CancellationToken) -> Result<(), P2pError> {
-        let mut tasks = tokio::task::JoinSet::new();
+    /// Runs until `cancel` fires, handing accepted gossip to `handlers`. Fails when one of its
+    /// tasks panics or ends on its own.
+    pub async fn run(
+        mut self,
+        handlers: Handlers,
+        cancel: CancellationToken,
+    ) -> Result<(), P2pError> {
         let child = cancel.child_token();
-        if let (Some(processor), Some(consensus_rx), Some(tx_lane_rx)) = (
-            self.processor.take(),
-            self.consensus_rx.take(),
-            self.tx_lane_rx.take(),
-        ) {
-            tasks.spawn(processor.run(child.clone()));
-            tasks.spawn(run_consensus_lane(
-                self.handlers.clone(),
-                consensus_rx,
-                self.processor_tx.clone(),
-                child.clone(),
-            ));
-            tasks.spawn(run_tx_lane(
-                self.handlers.clone(),
-                tx_lane_rx,
-                child.clone(),
-            ));
+        let mut tasks = JoinSet::new();
+        let mut names = HashMap::new();
+        if let Some(parts) = self.parts.take() {
+            self.spawn_tasks(parts, handlers, &child, &mut tasks, &mut names);
         }
-        let mut maintenance = tokio::time::interval(MAINTENANCE_INTERVAL);
+        let mut maintenance = tokio::time::interval(self.config.maintenance_interval);
         maintenance.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-        loop {
+        let result = loop {
             tokio::select! {
                 biased;
-                () = cancel.cancelled() => break,
-                Some(command) = self.commands.recv() => self.on_command(command),
+                () = cancel.cancelled() => break Ok(()),
+                Some(joined) = tasks.join_next_with_id() => {
+                    break Err(task_failure(&names, joined));
+                }
+                Some(joined) = self.servers.join_next(), if !self.servers.is_empty() => {
+                    if let Err(err) = joined
+                        && err.is_panic()
+                    {
+                        break Err(P2pError::TaskFailed {
+                            task: "request server",
+                            reason: err.to_string(),
+                        });
+                    }
+                }
+                Some(command) = self.commands.recv() => {
+                    self.on_command(command);
+                    // Commands (verdicts, publishes) come in floods under load: let the swarm
+                    // make progress after each one, or its send queues starve.
+                    if let Some(Some(event)) = self.swarm.next().now_or_never() {
+                        self.on_swarm_event(event);
+                    }
+                }
                 event = self.swarm.select_next_some() => self.on_swarm_event(event),
                 _ = maintenance.tick() => self.maintain(),
             }
+        };
+        if let Err(err) = &result {
+            tracing::error!(%err, "p2p service stopping");
         }
         child.cancel();
         while tasks.join_next().await.is_some() {}
-        Ok(())
+        self.servers.abort_all();
+        result
+    }
+
+    fn spawn_tasks(
+        &mut self,
+        parts: TaskParts,
+        handlers: Handlers,
+        cancel: &CancellationToken,
+        tasks: &mut JoinSet<Result<(), P2pError>>,
+        names: &mut HashMap<tokio::task::Id, &'static str>,
+    ) {
+        let QueueReceivers {
+            tx,
+            block_proposal,
+            checkpoint_proposal,
+            attestation,
+        } = parts.queues;
+        let consensus = ConsensusProcessor::new(
+            GossipPipeline::new(self.validator.clone()),
+            Arc::clone(&self.clock),
+            parts.processor_rx,
+            ConsensusQueues {
+                block_proposal,
+                checkpoint_proposal,
+                attestation,
+            },
+            self.self_commands.clone(),
+            parts.dispatch_tx,
+            self.events.clone(),
+            Arc::clone(&self.recent),
+        );
+        let txs = TxProcessor {
+            validator: self.validator.clone(),
+            clock: Arc::clone(&self.clock),
+            queue: tx,
+            swarm: self.self_commands.clone(),
+            lane: parts.tx_lane_tx,
+        };
+        let tx_handler = handlers.tx.clone();
+        let dispatcher = Dispatcher::new(
+            handlers,
+            parts.dispatch_rx,
+            DispatchContext {
+                clock: Arc::clone(&self.clock),
+                validator: self.validator.clone(),
+                processor: self.processor_tx.clone(),
+                swarm: self.self_commands.clone(),
+                events: self.events.clone(),
+            },
+        );
+        let mut spawn = |name, task| {
+            let id = tasks.spawn(task).id();
+            names.insert(id, name);
+        };
+        spawn(
+            "consensus processor",
+            Box::pin(consensus.run(cancel.clone())) as TaskFuture,
+        );
+        spawn("tx processor", Box::pin(txs.run(cancel.clone())));
+        spawn("dispatcher", Box::pin(dispatcher.run(cancel.clone())));
+        spawn(
+            "tx lane",
+            Box::pin(run_tx_lane(tx_handler, parts.tx_lane_rx, cancel.clone())),
+        );
     }
 
     fn now(&self) -> Timestamp {
         self.clock.now()
     }
 
-    fn on_command(&mut self, command: SwarmCommand) {
-        match command {
-            SwarmCommand::Validated {
-                id,
-                source,
-                acceptance,
-                penalty,
-            } => {
-                self.swarm
-                    .behaviour_mut()
-                    .gossipsub
-                    .report_message_validation_result(&id, &source, acceptance);
-                if let Some(action) = penalty {
-                    self.penalize(source, action);
-                }
-            }
-            SwarmCommand::Publish { kind, bytes, reply } => {
-                let topic = self.topics.hash(kind).clone();
-                let result = self
-                    .swarm
-                    .behaviour_mut()
-                    .gossipsub
-                    .publish(topic, bytes)
-                    .map(|_| ())
-                    .map_err(|err| {
-                        metrics::publish_error(kind);
-                        match err {
-                            gossipsub::PublishError::NoPeersSubscribedToTopic => {
-                                PublishError::NoPeers
-                            }
-                            gossipsub::PublishError::Duplicate => PublishError::Duplicate,
-                            gossipsub::PublishError::MessageTooLarge
-                            | gossipsub::PublishError::TransformFailed(_) => PublishError::TooLarge,
-                            other => PublishError::Gossipsub(other.to_string()),
-                        }
-                    });
-                let _ = reply.send(result);
-            }
-            SwarmCommand::Dial { addr, reply } => {
-                let result = self
-                    .swarm
-                    .dial(addr.clone())
-                    .map_err(|err| RequestError::Failed {
-                        peer: addr.to_string(),
-                        reason: err.to_string(),
-                    });
-                let _ = reply.send(result);
-            }
-            SwarmCommand::RequestTxs {
-                peer,
-                hashes,
-                reply,
-            } => {
-                let context = hashes.iter().copied().collect();
-                self.start_request::<TxsExchange>(
-                    peer,
-                    TxsByHashRequest { hashes },
-                    context,
-                    reply,
-                );
-            }
-            SwarmCommand::RequestBlocks {
-                peer,
-                request,
-                reply,
-            } => self.start_request::<BlocksExchange>(peer, request, request, reply),
-            SwarmCommand::RespondTxs { channel, response } => {
-                let _ = self
-                    .swarm
-                    .behaviour_mut()
-                    .txs
-                    .send_response(channel, response);
-            }
-            SwarmCommand::RespondBlocks { channel, response } => {
-                let _ = self
-                    .swarm
-                    .behaviour_mut()
-                    .blocks
-                    .send_response(channel, response);
-            }
-            SwarmCommand::Status { reply } => {
-                let gossipsub = &self.swarm.behaviour().gossipsub;
-                let mesh_peers = GossipKind::ALL
-                    .map(|kind| (kind, gossipsub.mesh_peers(self.topics.hash(kind)).count()))
-                    .to_vec();
-                let _ = reply.send(NetworkStatus {
-                    connected: self.swarm.connected_peers().copied().collect(),
-                    mesh_peers,
-                });
-            }
-            SwarmCommand::PeerReputation { peer, reply } => {
-                let now = self.now();
-                let _ = reply.send(PeerReputation {
-                    score: self.peers.score(&peer, now),
-                    banned: self.peers.is_banned(&peer, now),
-                    connected: self.swarm.is_connected(&peer),
-                });
-            }
-        }
+    fn counters(&mut self, kind: GossipKind) -> &mut TopicCounters {
+        self.counters.entry(kind).or_default()
     }
+}
 
-    fn pick_peer(&mut self) -> Option<PeerId> {
-        let peers: Vec<PeerId> = self.swarm.connected_peers().copied().collect();
-        if peers.is_empty() {
-            return None;
-        }
-        self.next_peer = self.next_peer.wrapping_add(1);
-        Some(peers[self.next_peer % peers.len()])
+type TaskFuture = std::pin::Pin<Box<dyn std::future::Future<Output = Result<(), P2pError>> + Send>>;
+
+/// Why a supervised task ending before cancellation fails the service.
+fn task_failure(
+    names: &HashMap<tokio::task::Id, &'static str>,
+    joined: Result<(tokio::task::Id, Result<(), P2pError>), tokio::task::JoinError>,
+) -> P2pError {
+    let (id, outcome) = match joined {
+        Ok((id, outcome)) => (id, outcome.map_err(|err| err.to_string())),
+        Err(err) => (err.id(), Err(panic_message(err))),
+    };
+    let task = names.get(&id).copied().unwrap_or("p2p task");
+    P2pError::TaskFailed {
+        task,
+        reason: outcome
+            .err()
+            .unwrap_or_else(|| "ended before the service was cancelled".to_owned()),
     }
+}
 
-    fn penalize(&mut self, peer: PeerId, action: PeerAction) {
-        metrics::penalty(action);
-        let now = self.now();
-        let decision = self.peers.report(peer, action, now);
-        let score = self.peers.score(&peer, now);
-        self.swarm
-            .behaviour_mut()
-            .gossipsub
-            .set_application_score(&peer, score);
-        match decision {
-            PeerDecision::Keep => {}
-            PeerDecision::Disconnect => {
-                tracing::info!(%peer, score, "disconnecting misbehaving peer");
-                metrics::peer_removed("disconnected");
-                let _ = self.swarm.disconnect_peer_id(peer);
-            }
-            PeerDecision::Ban { until } => {
-                if self.swarm.behaviour_mut().blocked.block_peer(peer) {
-                    tracing::warn!(%peer, score, until = until.as_secs(), "banning peer");
-                    metrics::peer_removed("banned");
-                    self.swarm.behaviour_mut().gossipsub.blacklist_peer(&peer);
-                }
-                let _ = self.swarm.disconnect_peer_id(peer);
-            }
-        }
-    }
-
-    fn maintain(&mut self) {
-        let now = self.now();
-        for peer in self.peers.expire(now) {
-            tracing::info!(%peer, "ban expired");
-            self.swarm.behaviour_mut().blocked.unblock_peer(peer);
-            self.swarm
-                .behaviour_mut()
-                .gossipsub
-                .remove_blacklisted_peer(&peer);
-        }
-        let connected = self.swarm.connected_peers().count();
-        metrics::peers(connected);
-        if connected < self.config.min_peers as usize {
-            for addr in self.config.bootnodes.clone() {
-                let _ = self.swarm.dial(addr);
-            }
-        }
-    }
-
-    fn on_swarm_event(&mut self, event: SwarmEvent<BehaviourEvent>) {
-        match event {
-            SwarmEvent::NewListenAddr { address, .. } => {
-                tracing::info!(%address, "listening");
-                self.listen.send_modify(|addrs| addrs.push(address));
-            }
-            SwarmEvent::ConnectionEstablished { peer_id, .. } => {
-                metrics::peers(self.swarm.connected_peers().count());
-                tracing::debug!(peer = %peer_id, "connected");
-            }
-            SwarmEvent::ConnectionClosed {
-                peer_id,
-                num_established,
-                ..
-            } => {
-                if num_established == 0 {
-                    self.limiters.remove(&peer_id);
-                }
-                metrics::peers(self.swarm.connected_peers().count());
-            }
-            SwarmEvent::Behaviour(BehaviourEvent::Gossipsub(event)) => self.on_gossip(event),
-            SwarmEvent::Behaviour(BehaviourEvent::Txs(event)) => {
-                self.on_exchange_event::<TxsExchange>(event);
-            }
-            SwarmEvent::Behaviour(BehaviourEvent::Blocks(event)) => {
-                self.on_exchange_event::<BlocksExchange>(event);
-            }
-            _ => {}
-        }
-    }
-
-    fn on_gossip(&mut self, event: gossipsub::Event) {
-        let gossipsub::Event::Message {
-            propagation_source,
-            message_id,
-            message,
-        } = event
-        else {
-            return;
-        };
-        let Some(kind) = self.topics.kind_of(&message.topic) else {
-            self.swarm
-                .behaviour_mut()
-                .gossipsub
-                .report_message_validation_result(
-                    &message_id,
-                    &propagation_source,
-                    MessageAcceptance::Reject,
-                );
-            return;
-        };
-        let inbound = Inbound {
-            id: message_id,
-            source: propagation_source,
-            kind,
-            data: message.data,
-        };
-        if let Err(err) = self
-            .processor_tx
-            .try_send(ProcessorCommand::Gossip(inbound))
-        {
-            // Validation is saturated: not the peer's fault, so ignore without penalty.
-            metrics::gossip_queue_dropped(kind);
-            let ProcessorCommand::Gossip(inbound) = err.into_inner() else {
-                return;
-            };
-            self.swarm
-                .behaviour_mut()
-                .gossipsub
-                .report_message_validation_result(
-                    &inbound.id,
-                    &inbound.source,
-                    MessageAcceptance::Ignore,
-                );
-        }
+fn panic_message(err: tokio::task::JoinError) -> String {
+    match err.try_into_panic() {
+        Ok(payload) => payload
+            .downcast_ref::<&str>()
+            .map(|message| format!("panicked: {message}"))
+            .or_else(|| {
+                payload
+                    .downcast_ref::<String>()
+                    .map(|message| format!("panicked: {message}"))
+            })
+            .unwrap_or_else(|| "panicked".to_owned()),
+        Err(err) => err.to_string(),
     }
 }

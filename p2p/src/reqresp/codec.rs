@@ -1,96 +1,18 @@
-//! Request/response: txs by hash (a validator fetching txs a proposal only references) and
-//! blocks by number range (a node catching up on missed proposals).
-//!
 //! Framing: `u32` big-endian length of the snappy-compressed body, then the body (a prost
 //! message). Both lengths are checked against the message's limit before anything is allocated.
 
-use std::{collections::HashMap, io, marker::PhantomData, time::Duration};
+use std::{io, marker::PhantomData};
 
-use futures::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, future::BoxFuture};
-use libp2p::{PeerId, StreamProtocol, request_response};
+use futures::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+use libp2p::{StreamProtocol, request_response};
 use prost::Message;
-use tandem_proto::{B256, Block, Tx, WireError, WireMessage, time::Timestamp};
+use tandem_proto::{B256, Signature, Tx, WireError, WireMessage, time::Slot};
 
-/// Most tx hashes one request may ask for.
-pub const MAX_TXS_PER_REQUEST: usize = 512;
-/// Most blocks one request may ask for.
-pub const MAX_BLOCKS_PER_REQUEST: u32 = 32;
-/// Largest txs-by-hash response body (decompressed); the server stops adding txs before it.
-pub const MAX_TXS_RESPONSE_SIZE: usize = 4 * 1024 * 1024;
-/// Largest blocks-by-range response body (decompressed); the server stops adding blocks before it.
-pub const MAX_BLOCKS_RESPONSE_SIZE: usize = 32 * 1024 * 1024;
-/// Largest request body.
-pub const MAX_REQUEST_SIZE: usize = 64 + MAX_TXS_PER_REQUEST * 40;
-/// How long a request may take end to end.
-pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
-
-/// Status of a response.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum ResponseStatus {
-    /// The body holds what was found (possibly less than asked).
-    Ok,
-    /// The request broke a rule (too many items, empty range).
-    InvalidRequest,
-    /// The peer is over its request budget; try later or elsewhere.
-    RateLimited,
-    /// The server could not read its store.
-    ServerError,
-}
-
-impl ResponseStatus {
-    const fn code(self) -> u32 {
-        match self {
-            Self::Ok => 0,
-            Self::InvalidRequest => 1,
-            Self::RateLimited => 2,
-            Self::ServerError => 3,
-        }
-    }
-
-    const fn from_code(code: u32) -> Option<Self> {
-        match code {
-            0 => Some(Self::Ok),
-            1 => Some(Self::InvalidRequest),
-            2 => Some(Self::RateLimited),
-            3 => Some(Self::ServerError),
-            _ => None,
-        }
-    }
-}
-
-/// Txs by hash.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct TxsByHashRequest {
-    /// Hashes wanted.
-    pub hashes: Vec<B256>,
-}
-
-/// Blocks `from ..= from + count − 1`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct BlocksByRangeRequest {
-    /// First block number.
-    pub from: u64,
-    /// How many.
-    pub count: u32,
-}
-
-/// A response: a status and the items found.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Response<T> {
-    /// Outcome.
-    pub status: ResponseStatus,
-    /// Items (empty unless `status` is `Ok`).
-    pub items: Vec<T>,
-}
-
-impl<T> Response<T> {
-    pub(crate) const fn error(status: ResponseStatus) -> Self {
-        Self {
-            status,
-            items: Vec::new(),
-        }
-    }
-}
+use super::{
+    BlockQuery, BlocksByRangeRequest, ChainPoint, MAX_BLOCKS_RESPONSE_SIZE, MAX_REQUEST_SIZE,
+    MAX_TXS_RESPONSE_SIZE, ProposedChainRequest, Response, ResponseStatus, ServedBlock,
+    TxsByHashRequest,
+};
 
 #[derive(Clone, PartialEq, prost::Message)]
 struct TxsByHashRequestPb {
@@ -107,12 +29,52 @@ struct BlocksByRangeRequestPb {
 }
 
 #[derive(Clone, PartialEq, prost::Message)]
+struct BlockQueryPb {
+    /// Set for a query by (slot, index).
+    #[prost(message, optional, tag = "1")]
+    slot_index: Option<SlotIndexPb>,
+    /// Set (32 bytes) for a query by archive root.
+    #[prost(bytes = "vec", tag = "2")]
+    archive: Vec<u8>,
+}
+
+#[derive(Clone, PartialEq, prost::Message)]
+struct SlotIndexPb {
+    #[prost(uint64, tag = "1")]
+    slot: u64,
+    #[prost(uint32, tag = "2")]
+    index: u32,
+}
+
+#[derive(Clone, PartialEq, prost::Message)]
+struct ProposedChainRequestPb {
+    #[prost(uint64, tag = "1")]
+    after_number: u64,
+    #[prost(bytes = "vec", tag = "2")]
+    after_archive: Vec<u8>,
+    #[prost(uint32, tag = "3")]
+    max_blocks: u32,
+}
+
+#[derive(Clone, PartialEq, prost::Message)]
 struct ResponsePb {
     #[prost(uint32, tag = "1")]
     status: u32,
-    /// Each item in its own wire encoding (a `Tx` or a `Block`).
+    /// Each item in its own encoding.
     #[prost(bytes = "vec", repeated, tag = "2")]
     items: Vec<Vec<u8>>,
+}
+
+#[derive(Clone, PartialEq, prost::Message)]
+struct ServedBlockPb {
+    /// The block in its wire encoding.
+    #[prost(bytes = "vec", tag = "1")]
+    block: Vec<u8>,
+    #[prost(bytes = "vec", tag = "2")]
+    archive_root: Vec<u8>,
+    /// Empty when the serving node holds no proposer signature for the block.
+    #[prost(bytes = "vec", tag = "3")]
+    proposer_signature: Vec<u8>,
 }
 
 /// A request or response body with a size limit.
@@ -128,6 +90,15 @@ fn malformed(message: &'static str, err: impl std::fmt::Display) -> WireError {
         message,
         reason: err.to_string(),
     }
+}
+
+fn hash(message: &'static str, field: &'static str, bytes: &[u8]) -> Result<B256, WireError> {
+    B256::try_from(bytes).map_err(|_| WireError::InvalidLength {
+        message,
+        field,
+        expected: 32,
+        got: bytes.len(),
+    })
 }
 
 impl Frame for TxsByHashRequest {
@@ -146,14 +117,7 @@ impl Frame for TxsByHashRequest {
         let hashes = proto
             .hashes
             .iter()
-            .map(|hash| {
-                B256::try_from(hash.as_slice()).map_err(|_| WireError::InvalidLength {
-                    message: Self::NAME,
-                    field: "hashes",
-                    expected: 32,
-                    got: hash.len(),
-                })
-            })
+            .map(|bytes| hash(Self::NAME, "hashes", bytes))
             .collect::<Result<_, _>>()?;
         Ok(Self { hashes })
     }
@@ -181,20 +145,127 @@ impl Frame for BlocksByRangeRequest {
     }
 }
 
+impl Frame for BlockQuery {
+    const NAME: &'static str = "BlockQuery";
+    const MAX_SIZE: usize = MAX_REQUEST_SIZE;
+
+    fn encode(&self) -> Vec<u8> {
+        match self {
+            Self::SlotIndex { slot, index } => BlockQueryPb {
+                slot_index: Some(SlotIndexPb {
+                    slot: slot.0,
+                    index: *index,
+                }),
+                archive: Vec::new(),
+            },
+            Self::Archive(archive) => BlockQueryPb {
+                slot_index: None,
+                archive: archive.to_vec(),
+            },
+        }
+        .encode_to_vec()
+    }
+
+    fn decode(bytes: &[u8]) -> Result<Self, WireError> {
+        let proto = BlockQueryPb::decode(bytes).map_err(|err| malformed(Self::NAME, err))?;
+        match (proto.slot_index, proto.archive.is_empty()) {
+            (Some(key), true) => Ok(Self::SlotIndex {
+                slot: Slot(key.slot),
+                index: key.index,
+            }),
+            (None, false) => Ok(Self::Archive(hash(Self::NAME, "archive", &proto.archive)?)),
+            _ => Err(malformed(
+                Self::NAME,
+                "exactly one of slot_index and archive must be set",
+            )),
+        }
+    }
+}
+
+impl Frame for ProposedChainRequest {
+    const NAME: &'static str = "ProposedChainRequest";
+    const MAX_SIZE: usize = MAX_REQUEST_SIZE;
+
+    fn encode(&self) -> Vec<u8> {
+        ProposedChainRequestPb {
+            after_number: self.after.number,
+            after_archive: self.after.archive.to_vec(),
+            max_blocks: self.max_blocks,
+        }
+        .encode_to_vec()
+    }
+
+    fn decode(bytes: &[u8]) -> Result<Self, WireError> {
+        let proto =
+            ProposedChainRequestPb::decode(bytes).map_err(|err| malformed(Self::NAME, err))?;
+        Ok(Self {
+            after: ChainPoint {
+                number: proto.after_number,
+                archive: hash(Self::NAME, "after_archive", &proto.after_archive)?,
+            },
+            max_blocks: proto.max_blocks,
+        })
+    }
+}
+
 /// Items a response may carry, with the response's size limit.
-pub(crate) trait ResponseItem: WireMessage + Send + Sync + 'static {
+pub(crate) trait ResponseItem: Sized + Send + Sync + 'static {
     const RESPONSE_NAME: &'static str;
     const MAX_RESPONSE_SIZE: usize;
+    fn encode_item(&self) -> Vec<u8>;
+    fn decode_item(bytes: &[u8]) -> Result<Self, WireError>;
 }
 
 impl ResponseItem for Tx {
     const RESPONSE_NAME: &'static str = "TxsByHashResponse";
     const MAX_RESPONSE_SIZE: usize = MAX_TXS_RESPONSE_SIZE;
+
+    fn encode_item(&self) -> Vec<u8> {
+        self.to_wire_bytes()
+    }
+
+    fn decode_item(bytes: &[u8]) -> Result<Self, WireError> {
+        Self::from_wire_bytes(bytes)
+    }
 }
 
-impl ResponseItem for Block {
-    const RESPONSE_NAME: &'static str = "BlocksByRangeResponse";
+impl ResponseItem for ServedBlock {
+    const RESPONSE_NAME: &'static str = "BlocksResponse";
     const MAX_RESPONSE_SIZE: usize = MAX_BLOCKS_RESPONSE_SIZE;
+
+    fn encode_item(&self) -> Vec<u8> {
+        ServedBlockPb {
+            block: self.block.to_wire_bytes(),
+            archive_root: self.archive_root.to_vec(),
+            proposer_signature: self
+                .proposer_signature
+                .map(|signature| signature.as_bytes().to_vec())
+                .unwrap_or_default(),
+        }
+        .encode_to_vec()
+    }
+
+    fn decode_item(bytes: &[u8]) -> Result<Self, WireError> {
+        const NAME: &str = "ServedBlock";
+        let proto = ServedBlockPb::decode(bytes).map_err(|err| malformed(NAME, err))?;
+        let proposer_signature = if proto.proposer_signature.is_empty() {
+            None
+        } else {
+            Some(Signature::from_slice(&proto.proposer_signature).ok_or(
+                WireError::InvalidLength {
+                    message: NAME,
+                    field: "proposer_signature",
+                    expected: tandem_proto::SIGNATURE_LENGTH,
+                    got: proto.proposer_signature.len(),
+                },
+            )?)
+        };
+        Ok(Self {
+            block: tandem_proto::Block::from_wire_bytes(&proto.block)?,
+            archive_root: hash(NAME, "archive_root", &proto.archive_root)?,
+            proposer_signature,
+        })
+    }
 }
 
 impl<T: ResponseItem> Frame for Response<T> {
@@ -204,7 +275,7 @@ impl<T: ResponseItem> Frame for Response<T> {
     fn encode(&self) -> Vec<u8> {
         ResponsePb {
             status: self.status.code(),
-            items: self.items.iter().map(WireMessage::to_wire_bytes).collect(),
+            items: self.items.iter().map(ResponseItem::encode_item).collect(),
         }
         .encode_to_vec()
     }
@@ -216,7 +287,7 @@ impl<T: ResponseItem> Frame for Response<T> {
         let items = proto
             .items
             .iter()
-            .map(|item| T::from_wire_bytes(item))
+            .map(|item| T::decode_item(item))
             .collect::<Result<_, _>>()?;
         Ok(Self { status, items })
     }
@@ -230,7 +301,7 @@ pub(crate) fn cap_response<T: ResponseItem>(items: Vec<T>) -> Vec<T> {
     let mut kept = Vec::with_capacity(items.len());
     for item in items {
         // Field tag + length varint + body.
-        let size = item.to_wire_bytes().len() + 12;
+        let size = item.encode_item().len() + 12;
         if used + size > budget {
             break;
         }
@@ -240,7 +311,7 @@ pub(crate) fn cap_response<T: ResponseItem>(items: Vec<T>) -> Vec<T> {
     kept
 }
 
-async fn read_frame<F: Frame, T: AsyncRead + Unpin + Send>(io: &mut T) -> io::Result<F> {
+pub(crate) async fn read_frame<F: Frame, T: AsyncRead + Unpin + Send>(io: &mut T) -> io::Result<F> {
     let invalid = |reason: String| io::Error::new(io::ErrorKind::InvalidData, reason);
     let mut prefix = [0u8; 4];
     io.read_exact(&mut prefix).await?;
@@ -268,7 +339,7 @@ async fn read_frame<F: Frame, T: AsyncRead + Unpin + Send>(io: &mut T) -> io::Re
     F::decode(&body).map_err(|err| invalid(err.to_string()))
 }
 
-async fn write_frame<F: Frame, T: AsyncWrite + Unpin + Send>(
+pub(crate) async fn write_frame<F: Frame, T: AsyncWrite + Unpin + Send>(
     io: &mut T,
     frame: &F,
 ) -> io::Result<()> {
@@ -351,108 +422,40 @@ impl<Req: Frame, Item: ResponseItem> request_response::Codec for FrameCodec<Req,
 }
 
 pub(crate) type TxsCodec = FrameCodec<TxsByHashRequest, Tx>;
-pub(crate) type BlocksCodec = FrameCodec<BlocksByRangeRequest, Block>;
+pub(crate) type BlocksCodec = FrameCodec<BlocksByRangeRequest, ServedBlock>;
+pub(crate) type ProposalsCodec = FrameCodec<BlockQuery, ServedBlock>;
+pub(crate) type ChainCodec = FrameCodec<ProposedChainRequest, ServedBlock>;
 
 /// The protocol names of one chain.
-pub(crate) fn protocols(chain_id: u64) -> Result<(StreamProtocol, StreamProtocol), String> {
-    let txs = StreamProtocol::try_from_owned(format!("/tandem/{chain_id}/req/txs_by_hash/1"))
-        .map_err(|err| err.to_string())?;
-    let blocks =
-        StreamProtocol::try_from_owned(format!("/tandem/{chain_id}/req/blocks_by_range/1"))
-            .map_err(|err| err.to_string())?;
-    Ok((txs, blocks))
+pub(crate) struct Protocols {
+    pub(crate) txs: StreamProtocol,
+    pub(crate) blocks: StreamProtocol,
+    pub(crate) proposals: StreamProtocol,
+    pub(crate) chain: StreamProtocol,
+    pub(crate) kad: StreamProtocol,
 }
 
-/// The store behind the server side. Defined here (the consumer) so p2p does not depend on the
-/// archiver or the tx pool.
-pub trait ChainProvider: Send + Sync + 'static {
-    /// The txs among `hashes` this node has (pool or chain), in any order.
-    fn txs_by_hash(&self, hashes: Vec<B256>) -> BoxFuture<'static, Result<Vec<Tx>, ProviderError>>;
-    /// Blocks `from ..` (at most `count`), consecutive, stopping at the first missing one.
-    fn blocks_by_range(
-        &self,
-        from: u64,
-        count: u32,
-    ) -> BoxFuture<'static, Result<Vec<Block>, ProviderError>>;
-}
-
-/// The store could not answer.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
-#[error("the chain provider could not answer")]
-pub struct ProviderError;
-
-/// Token-bucket limits for one protocol: `burst` items at once, `per_second` refill.
-#[derive(Debug, Clone, Copy, PartialEq)]
-pub struct RateLimit {
-    /// Bucket size, in requested items.
-    pub burst: f64,
-    /// Items refilled per second.
-    pub per_second: f64,
-}
-
-/// Default limit for txs by hash: 2,048 hashes at once, 512/s.
-pub const TXS_RATE_LIMIT: RateLimit = RateLimit {
-    burst: 2048.0,
-    per_second: 512.0,
-};
-/// Default limit for blocks by range: 128 blocks at once, 16/s.
-pub const BLOCKS_RATE_LIMIT: RateLimit = RateLimit {
-    burst: 128.0,
-    per_second: 16.0,
-};
-
-/// Per-peer token buckets for one protocol.
-#[derive(Debug)]
-pub(crate) struct RateLimiter {
-    limit: RateLimit,
-    buckets: HashMap<PeerId, (f64, Timestamp)>,
-}
-
-impl RateLimiter {
-    pub(crate) fn new(limit: RateLimit) -> Self {
-        Self {
-            limit,
-            buckets: HashMap::new(),
-        }
+impl Protocols {
+    pub(crate) fn new(chain_id: u64) -> Result<Self, String> {
+        let protocol = |name: &str| {
+            StreamProtocol::try_from_owned(format!("/tandem/{chain_id}/{name}"))
+                .map_err(|err| err.to_string())
+        };
+        Ok(Self {
+            txs: protocol("req/txs_by_hash/1")?,
+            blocks: protocol("req/blocks_by_range/2")?,
+            proposals: protocol("req/block_proposals/1")?,
+            chain: protocol("req/proposed_chain/1")?,
+            kad: protocol("kad/1")?,
+        })
     }
-
-    /// Takes `cost` tokens from `peer`'s bucket if it has them.
-    pub(crate) fn allow(&mut self, peer: PeerId, cost: f64, now: Timestamp) -> bool {
-        let limit = self.limit;
-        let (tokens, updated) = self.buckets.entry(peer).or_insert((limit.burst, now));
-        let elapsed = now.millis_since(*updated).max(0) as f64 / 1000.0;
-        *tokens = (*tokens + elapsed * limit.per_second).min(limit.burst);
-        *updated = now;
-        if *tokens >= cost {
-            *tokens -= cost;
-            true
-        } else {
-            false
-        }
-    }
-
-    /// Forgets a disconnected peer.
-    pub(crate) fn remove(&mut self, peer: &PeerId) {
-        self.buckets.remove(peer);
-    }
-}
-
-/// Whether a txs request is well formed.
-pub(crate) fn txs_request_valid(request: &TxsByHashRequest) -> bool {
-    !request.hashes.is_empty() && request.hashes.len() <= MAX_TXS_PER_REQUEST
-}
-
-/// Whether a blocks request is well formed.
-pub(crate) fn blocks_request_valid(request: &BlocksByRangeRequest) -> bool {
-    request.count > 0
-        && request.count <= MAX_BLOCKS_PER_REQUEST
-        && request.from.checked_add(u64::from(request.count)).is_some()
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
     use futures::io::Cursor;
+    use tandem_proto::Block;
 
     #[test]
     fn frames_round_trip_and_refuse_oversize() {
@@ -487,6 +490,48 @@ mod tests {
     }
 
     #[test]
+    fn requests_and_served_blocks_round_trip() {
+        for query in [
+            BlockQuery::SlotIndex {
+                slot: Slot(9),
+                index: 3,
+            },
+            BlockQuery::Archive(B256::repeat_byte(4)),
+        ] {
+            assert_eq!(BlockQuery::decode(&query.encode()), Ok(query));
+        }
+        assert!(BlockQuery::decode(&BlockQueryPb::default().encode_to_vec()).is_err());
+        let chain = ProposedChainRequest {
+            after: ChainPoint {
+                number: 7,
+                archive: B256::repeat_byte(2),
+            },
+            max_blocks: 5,
+        };
+        assert_eq!(ProposedChainRequest::decode(&chain.encode()), Ok(chain));
+
+        let mut block = Block::default();
+        block.header.block_number = 3;
+        for proposer_signature in [None, Some(Signature::from_bytes([1; 65]))] {
+            let served = ServedBlock {
+                block: block.clone(),
+                archive_root: B256::repeat_byte(5),
+                proposer_signature,
+            };
+            assert_eq!(ServedBlock::decode_item(&served.encode_item()), Ok(served));
+        }
+        let bad_signature = ServedBlockPb {
+            block: block.to_wire_bytes(),
+            archive_root: vec![0; 32],
+            proposer_signature: vec![1; 64],
+        };
+        assert!(matches!(
+            ServedBlock::decode_item(&bad_signature.encode_to_vec()),
+            Err(WireError::InvalidLength { got: 64, .. })
+        ));
+    }
+
+    #[test]
     fn bad_hash_length_and_status_are_refused() {
         let proto = TxsByHashRequestPb {
             hashes: vec![vec![0; 31]],
@@ -502,51 +547,19 @@ mod tests {
         assert!(Response::<Tx>::decode(&response.encode_to_vec()).is_err());
     }
 
-    #[test]
-    fn rate_limiter_refills() {
-        let mut limiter = RateLimiter::new(RateLimit {
-            burst: 10.0,
-            per_second: 5.0,
-        });
-        let peer = PeerId::random();
-        let t0 = Timestamp::from_secs(100);
-        assert!(limiter.allow(peer, 10.0, t0));
-        assert!(!limiter.allow(peer, 1.0, t0));
-        assert!(limiter.allow(peer, 5.0, t0.saturating_add(Duration::from_secs(1))));
-        assert!(limiter.allow(PeerId::random(), 10.0, t0));
-    }
-
     proptest::proptest! {
         #[test]
         fn decoders_never_panic(bytes in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..1024)) {
             let _ = TxsByHashRequest::decode(&bytes);
             let _ = BlocksByRangeRequest::decode(&bytes);
+            let _ = BlockQuery::decode(&bytes);
+            let _ = ProposedChainRequest::decode(&bytes);
             let _ = Response::<Tx>::decode(&bytes);
-            let _ = Response::<Block>::decode(&bytes);
+            let _ = Response::<ServedBlock>::decode(&bytes);
             futures::executor::block_on(async {
                 let _ = read_frame::<TxsByHashRequest, _>(&mut Cursor::new(bytes.clone())).await;
-                let _ = read_frame::<Response<Block>, _>(&mut Cursor::new(bytes)).await;
+                let _ = read_frame::<Response<ServedBlock>, _>(&mut Cursor::new(bytes)).await;
             });
         }
-    }
-
-    #[test]
-    fn request_rules() {
-        assert!(!txs_request_valid(&TxsByHashRequest { hashes: vec![] }));
-        assert!(!txs_request_valid(&TxsByHashRequest {
-            hashes: vec![B256::ZERO; MAX_TXS_PER_REQUEST + 1]
-        }));
-        assert!(blocks_request_valid(&BlocksByRangeRequest {
-            from: 1,
-            count: 32
-        }));
-        assert!(!blocks_request_valid(&BlocksByRangeRequest {
-            from: 1,
-            count: 33
-        }));
-        assert!(!blocks_request_valid(&BlocksByRangeRequest {
-            from: u64::MAX,
-            count: 1
-        }));
     }
 }

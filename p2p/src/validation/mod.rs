@@ -1,128 +1,41 @@
 //! Stage 2 of gossip validation: cheap semantic checks of decoded messages (slot window,
-//! signatures, proposer and committee). Everything here is synchronous and bounded, because
-//! gossipsub holds a message awaiting validation for only a few heartbeats; expensive work
-//! (re-execution, storage, attesting) happens in the handlers after acceptance.
+//! signatures, proposer and committee, tx lists). Everything here is synchronous and bounded; the
+//! processors run it on the blocking pool, off the async workers. Expensive work (re-execution,
+//! storage, attesting) happens in the handlers after acceptance.
+//!
+//! Order inside each check: the cheapest refusals first (window, chain, sizes), then the one
+//! signature recovery and the proposer check, and only then the tx-hash check, which is most of
+//! the cost of a large proposal.
+
+mod caches;
+mod error;
+
+pub use caches::KNOWN_TXS_CAPACITY;
+pub use error::GossipInvalid;
 
 use std::{
-    collections::{HashMap, VecDeque},
     sync::{Arc, Mutex},
     time::Duration,
 };
 
 use tandem_proto::{
-    Address, B256, BlockProposal, CheckpointAttestation, CheckpointProposal, ProposalTxsError,
-    RecoveredTx, Signature, SignatureError, SignatureKind, SigningDomain, Tx, WireError,
+    Address, B256, BlockProposal, CheckpointAttestation, CheckpointProposal,
+    MAX_BLOCKS_PER_CHECKPOINT, RecoveredTx, Signature, SignatureError, SignatureKind,
+    SigningDomain, Tx, WireMessage,
     time::{ConsensusWindows, Slot, Timestamp, Window, WindowCheck},
 };
 
 use crate::{
     committee::{CommitteeSource, SlotDuty},
+    snappy,
+    topics::GossipKind,
     verified::Verified,
 };
+use caches::{KnownTxs, ProposerCache};
 
 /// How far outside its (already tolerant) window a message may be and still only be ignored: a
 /// peer with a slightly skewed clock or a slow path is not at fault. Beyond this it is rejected.
 pub const LATE_OR_EARLY_IGNORE_MARGIN: Duration = Duration::from_secs(2);
-
-/// Why a message was not accepted. [`crate::scoring::judge`] maps each variant to the gossipsub
-/// verdict and the peer penalty, in one place.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum GossipInvalid {
-    /// The bytes do not decode (after snappy) into the topic's message.
-    #[error("undecodable: {0}")]
-    Decode(#[from] WireError),
-    /// A little outside the slot's window.
-    #[error("slot {slot}: {by:?} before its window opens")]
-    SlightlyEarly {
-        /// Message slot.
-        slot: Slot,
-        /// How early.
-        by: Duration,
-    },
-    /// A little after the slot's window closed.
-    #[error("slot {slot}: {by:?} after its window closed")]
-    SlightlyLate {
-        /// Message slot.
-        slot: Slot,
-        /// How late.
-        by: Duration,
-    },
-    /// Far outside the slot's window.
-    #[error("slot {slot} is not current: {offset_ms} ms outside its window")]
-    WrongSlot {
-        /// Message slot.
-        slot: Slot,
-        /// Signed distance to the window (negative: early).
-        offset_ms: i64,
-    },
-    /// Signed for another chain.
-    #[error("chain id {got}, expected {expected}")]
-    WrongChain {
-        /// Our chain.
-        expected: u64,
-        /// The message's.
-        got: u64,
-    },
-    /// A signature does not recover.
-    #[error("signature: {0}")]
-    BadSignature(SignatureError),
-    /// The proposal lists more txs than a block may hold.
-    #[error("{count} txs exceeds the limit of {limit}")]
-    TooManyTxs {
-        /// Tx hashes listed.
-        count: usize,
-        /// The limit.
-        limit: usize,
-    },
-    /// The tx list disagrees with the header.
-    #[error("txs: {0}")]
-    ProposalTxs(ProposalTxsError),
-    /// Signed by someone other than the slot's proposer.
-    #[error("signer {got} is not slot {slot}'s proposer {expected}")]
-    WrongProposer {
-        /// Message slot.
-        slot: Slot,
-        /// The slot's proposer.
-        expected: Address,
-        /// The recovered signer.
-        got: Address,
-    },
-    /// The slot's committee is not known here yet.
-    #[error("committee of slot {0} not known yet")]
-    CommitteeUnknown(Slot),
-    /// An attestation for a slot with an empty committee.
-    #[error("slot {0} has no committee")]
-    NoCommittee(Slot),
-    /// An attestation by a non-member.
-    #[error("attester {attester} is not on slot {slot}'s committee")]
-    NotInCommittee {
-        /// Message slot.
-        slot: Slot,
-        /// The recovered attester.
-        attester: Address,
-    },
-    /// An attestation whose proposer signature does not recover.
-    #[error("attestation's proposer signature: {0}")]
-    BadProposerSignature(SignatureError),
-    /// The embedded last block does not belong to its checkpoint.
-    #[error("embedded last block: {0}")]
-    LastBlockMismatch(&'static str),
-    /// The embedded last block failed block validation.
-    #[error("embedded last block: {0}")]
-    LastBlockInvalid(Box<GossipInvalid>),
-    /// The embedded last block equivocates with a block proposal seen before.
-    #[error("embedded last block equivocates with an earlier proposal")]
-    LastBlockEquivocated,
-    /// A tx fails a stateless rule.
-    #[error("tx: {0}")]
-    Tx(&'static str),
-    /// Already seen (same content).
-    #[error("duplicate")]
-    Duplicate,
-    /// More distinct messages for one key than the pool keeps (after an equivocation).
-    #[error("more than {0} distinct messages for one slot and signer")]
-    PoolCapExceeded(usize),
-}
 
 /// Stateless tx rules checked at the gossip edge (the same ones pool admission starts with).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -131,47 +44,21 @@ pub struct TxRules {
     pub min_mana_limit: u64,
 }
 
-/// Proposer signatures recovered recently, keyed by (payload hash, signature): every
-/// attestation to a checkpoint repeats its proposer's signature, so without this cache each
-/// attestation would cost two recoveries instead of one.
-#[derive(Debug, Default)]
-struct ProposerCache {
-    recovered: HashMap<(B256, Signature), Address>,
+/// A decoded message that passed the stateless checks, before pool admission.
+#[derive(Debug)]
+pub(crate) enum Checked {
+    Tx(Verified<RecoveredTx>),
+    Block(Verified<BlockProposal>),
+    /// The checkpoint's core (its `last_block` taken out) and its verified last block.
+    Checkpoint {
+        checkpoint: Verified<CheckpointProposal>,
+        last_block: Verified<BlockProposal>,
+    },
+    Attestation(Verified<CheckpointAttestation>),
 }
 
-/// Entries kept before the cache starts over (a few slots' worth of checkpoints).
-const PROPOSER_CACHE_CAPACITY: usize = 256;
-
-/// Txs that passed gossip validation recently, by hash. A proposal mostly carries txs that were
-/// gossiped before; comparing against the known tx (141 bytes) replaces re-hashing it, which is
-/// most of the cost of validating a large proposal.
-#[derive(Debug, Default)]
-struct KnownTxs {
-    by_hash: HashMap<B256, Tx>,
-    order: VecDeque<B256>,
-}
-
-/// Known txs kept (oldest forgotten first): ~12 MB.
-pub const KNOWN_TXS_CAPACITY: usize = 65_536;
-
-impl KnownTxs {
-    fn insert(&mut self, hash: B256, tx: &Tx) {
-        if self.by_hash.insert(hash, tx.clone()).is_none() {
-            self.order.push_back(hash);
-            if self.order.len() > KNOWN_TXS_CAPACITY
-                && let Some(oldest) = self.order.pop_front()
-            {
-                self.by_hash.remove(&oldest);
-            }
-        }
-    }
-
-    fn matches(&self, hash: &B256, tx: &Tx) -> bool {
-        self.by_hash.get(hash) == Some(tx)
-    }
-}
-
-/// Validates decoded gossip against the time model and the slot's duty.
+/// Validates decoded gossip against the time model and the slot's duty. Clones share their
+/// caches.
 #[derive(Clone)]
 pub struct GossipValidator {
     proposer_cache: Arc<Mutex<ProposerCache>>,
@@ -217,19 +104,56 @@ impl GossipValidator {
         &self.domain
     }
 
+    /// The consensus windows messages are checked against.
+    pub const fn windows(&self) -> &ConsensusWindows {
+        &self.windows
+    }
+
     /// The slot at `now`, if after genesis.
     pub fn current_slot(&self, now: Timestamp) -> Option<Slot> {
         self.windows.slot_clock().slot_at(now)
     }
 
-    /// Last instant a checkpoint proposal for `slot` is due.
-    pub fn checkpoint_proposal_receive_deadline(&self, slot: Slot) -> Timestamp {
-        self.windows.checkpoint_proposal_receive_deadline(slot)
-    }
-
     /// The committee lookup.
     pub fn duty(&self, slot: Slot) -> Option<SlotDuty> {
         self.committee.duty(slot)
+    }
+
+    /// Decompresses, decodes and checks a gossip payload received on `kind`'s topic.
+    pub(crate) fn check_compressed(
+        &self,
+        kind: GossipKind,
+        data: &[u8],
+        now: Timestamp,
+    ) -> Result<Checked, GossipInvalid> {
+        let data = snappy::decompress(kind, data)?;
+        self.check(kind, &data, now)
+    }
+
+    /// Decodes and checks a (decompressed) gossip payload.
+    pub(crate) fn check(
+        &self,
+        kind: GossipKind,
+        data: &[u8],
+        now: Timestamp,
+    ) -> Result<Checked, GossipInvalid> {
+        Ok(match kind {
+            GossipKind::Tx => Checked::Tx(self.validate_tx(Tx::from_wire_bytes(data)?, now)?),
+            GossipKind::BlockProposal => Checked::Block(
+                self.validate_block_proposal(BlockProposal::from_wire_bytes(data)?, now)?,
+            ),
+            GossipKind::CheckpointProposal => {
+                let proposal = CheckpointProposal::from_wire_bytes(data)?;
+                let (checkpoint, last_block) = self.validate_checkpoint_proposal(proposal, now)?;
+                Checked::Checkpoint {
+                    checkpoint,
+                    last_block,
+                }
+            }
+            GossipKind::CheckpointAttestation => Checked::Attestation(
+                self.validate_attestation(CheckpointAttestation::from_wire_bytes(data)?, now)?,
+            ),
+        })
     }
 
     /// Checks a gossiped tx.
@@ -259,7 +183,7 @@ impl GossipValidator {
         Ok(Verified::new(recovered, sender, now))
     }
 
-    /// Checks a block proposal: window, chain, signature, tx list, proposer.
+    /// Checks a block proposal: window, chain, sizes, signature and proposer, then its txs.
     pub fn validate_block_proposal(
         &self,
         proposal: BlockProposal,
@@ -267,68 +191,79 @@ impl GossipValidator {
     ) -> Result<Verified<BlockProposal>, GossipInvalid> {
         let slot = Slot(proposal.header.slot);
         self.check_window(slot, self.windows.block_proposal(slot), now)?;
+        self.verify_block(proposal, now)
+    }
+
+    /// [`Self::validate_block_proposal`] without the time window: for a proposal fetched over
+    /// req/resp after its gossip window (a missed block, a late-starting node).
+    pub fn verify_block(
+        &self,
+        proposal: BlockProposal,
+        now: Timestamp,
+    ) -> Result<Verified<BlockProposal>, GossipInvalid> {
+        let slot = Slot(proposal.header.slot);
         if proposal.header.chain_id != self.domain.chain_id {
             return Err(GossipInvalid::WrongChain {
                 expected: self.domain.chain_id,
                 got: proposal.header.chain_id,
             });
         }
-        let signer = proposal
-            .recover_proposer(&self.domain)
-            .map_err(GossipInvalid::BadSignature)?;
+        let index = proposal.header.index_within_checkpoint;
+        if usize::try_from(index).map_or(true, |index| index >= MAX_BLOCKS_PER_CHECKPOINT) {
+            return Err(GossipInvalid::IndexTooLarge {
+                index,
+                limit: MAX_BLOCKS_PER_CHECKPOINT,
+            });
+        }
         if proposal.tx_hashes.len() > self.max_txs_per_block {
             return Err(GossipInvalid::TooManyTxs {
                 count: proposal.tx_hashes.len(),
                 limit: self.max_txs_per_block,
             });
         }
+        let signer = proposal
+            .recover_proposer(&self.domain)
+            .map_err(GossipInvalid::BadSignature)?;
+        self.check_proposer(slot, signer)?;
         let known = lock(&self.known_txs);
         proposal
             .check_txs_with_known(|hash, tx| known.matches(hash, tx))
             .map_err(GossipInvalid::ProposalTxs)?;
         drop(known);
-        self.check_proposer(slot, signer)?;
         Ok(Verified::new(proposal, signer, now))
     }
 
-    /// Checks a checkpoint proposal and its embedded last block. Returns the verified checkpoint
-    /// and, separately, the verified last block (which the caller runs through the block path).
+    /// Checks a checkpoint proposal and its (mandatory) embedded last block. Returns the
+    /// checkpoint's core — its `last_block` taken out, as handlers receive it — and the verified
+    /// last block, which goes through the block path first.
     pub fn validate_checkpoint_proposal(
         &self,
-        proposal: CheckpointProposal,
+        mut proposal: CheckpointProposal,
         now: Timestamp,
-    ) -> Result<
-        (
-            Verified<CheckpointProposal>,
-            Option<Verified<BlockProposal>>,
-        ),
-        GossipInvalid,
-    > {
+    ) -> Result<(Verified<CheckpointProposal>, Verified<BlockProposal>), GossipInvalid> {
         let slot = Slot(proposal.payload.header.slot);
         self.check_window(slot, self.windows.checkpoint_proposal(slot), now)?;
         let signer = self
             .recover_checkpoint_proposer(proposal.payload.payload_hash(), proposal.signature)
             .map_err(GossipInvalid::BadSignature)?;
         self.check_proposer(slot, signer)?;
-        let last_block = match &proposal.last_block {
-            None => None,
-            Some(block) => {
-                if block.header.slot != proposal.payload.header.slot {
-                    return Err(GossipInvalid::LastBlockMismatch("slot differs"));
-                }
-                if block.archive_root != proposal.payload.archive {
-                    return Err(GossipInvalid::LastBlockMismatch("archive differs"));
-                }
-                let block = self
-                    .validate_block_proposal(block.clone(), now)
-                    .map_err(|err| GossipInvalid::LastBlockInvalid(Box::new(err)))?;
-                if block.signer() != signer {
-                    return Err(GossipInvalid::LastBlockMismatch("signed by someone else"));
-                }
-                Some(block)
-            }
-        };
-        Ok((Verified::new(proposal, signer, now), last_block))
+        let block = proposal
+            .last_block
+            .take()
+            .ok_or(GossipInvalid::MissingLastBlock)?;
+        if block.header.slot != proposal.payload.header.slot {
+            return Err(GossipInvalid::LastBlockMismatch("slot differs"));
+        }
+        if block.archive_root != proposal.payload.archive {
+            return Err(GossipInvalid::LastBlockMismatch("archive differs"));
+        }
+        let block = self
+            .validate_block_proposal(block, now)
+            .map_err(|err| GossipInvalid::LastBlockInvalid(Box::new(err)))?;
+        if block.signer() != signer {
+            return Err(GossipInvalid::LastBlockMismatch("signed by someone else"));
+        }
+        Ok((Verified::new(proposal, signer, now), block))
     }
 
     /// Checks an attestation: window, attester signature and membership, proposer signature.
@@ -379,23 +314,15 @@ impl GossipValidator {
         signature: Signature,
     ) -> Result<Address, SignatureError> {
         let key = (payload_hash, signature);
-        if let Some(signer) = self.cache().recovered.get(&key) {
-            return Ok(*signer);
+        if let Some(signer) = lock(&self.proposer_cache).get(&key) {
+            return Ok(signer);
         }
         let signer = signature.recover(
             self.domain
                 .digest(SignatureKind::CheckpointProposal, payload_hash),
         )?;
-        let mut cache = self.cache();
-        if cache.recovered.len() >= PROPOSER_CACHE_CAPACITY {
-            cache.recovered.clear();
-        }
-        cache.recovered.insert(key, signer);
+        lock(&self.proposer_cache).insert(key, signer);
         Ok(signer)
-    }
-
-    fn cache(&self) -> std::sync::MutexGuard<'_, ProposerCache> {
-        lock(&self.proposer_cache)
     }
 
     fn check_window(
@@ -441,7 +368,7 @@ impl GossipValidator {
 
 /// Locks a cache. A panic while holding the lock cannot leave a cache inconsistent in a way
 /// that matters (entries are whole values): keep using it.
-fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+pub(crate) fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     mutex
         .lock()
         .unwrap_or_else(std::sync::PoisonError::into_inner)

@@ -1,0 +1,429 @@
+//! The consensus processor: owns the pools; validates block proposals, checkpoint proposals and
+//! attestations (the stateless checks on the blocking pool, several at once, so one large
+//! proposal does not hold up a checkpoint's verdict); publishes this node's own messages; wakes
+//! quorum waiters; hands accepted proposals to the dispatcher.
+
+use std::{
+    collections::HashMap,
+    sync::{Arc, Mutex},
+    time::Instant,
+};
+
+use futures::{StreamExt, stream::FuturesUnordered};
+use libp2p::PeerId;
+use tandem_proto::{
+    B256, CheckpointAttestation, WireMessage,
+    time::{Clock, Slot, Timestamp},
+};
+use tokio::{
+    sync::{broadcast, mpsc, oneshot},
+    task::JoinHandle,
+};
+use tokio_util::sync::CancellationToken;
+
+use super::{AttestationList, OwnMessage, ProcessorCommand, blocking_failed, report_verdict};
+use crate::{
+    dispatch::DispatchItem,
+    error::{P2pError, PublishError},
+    events::P2pEvent,
+    metrics,
+    pipeline::{Accepted, GossipPipeline},
+    pool::{Admission, POOL_RETAINED_SLOTS},
+    queues::Inbound,
+    recent::RecentProposals,
+    service::SwarmCommand,
+    snappy,
+    topics::GossipKind,
+    validation::{Checked, GossipInvalid, lock},
+};
+
+/// Consensus messages validated at once on the blocking pool.
+const MAX_IN_FLIGHT: usize = 4;
+/// Own messages larger than this are compressed on the blocking pool.
+const COMPRESS_INLINE_LIMIT: usize = 64 * 1024;
+
+type Validation = JoinHandle<(Inbound, Result<Checked, GossipInvalid>, Instant)>;
+
+/// The three consensus queues.
+pub(crate) struct ConsensusQueues {
+    pub(crate) block_proposal: mpsc::Receiver<Inbound>,
+    pub(crate) checkpoint_proposal: mpsc::Receiver<Inbound>,
+    pub(crate) attestation: mpsc::Receiver<Inbound>,
+}
+
+struct QuorumWaiter {
+    quorum: usize,
+    reply: oneshot::Sender<AttestationList>,
+}
+
+pub(crate) struct ConsensusProcessor {
+    pub(crate) pipeline: GossipPipeline,
+    pub(crate) clock: Arc<dyn Clock>,
+    pub(crate) commands: mpsc::Receiver<ProcessorCommand>,
+    pub(crate) queues: ConsensusQueues,
+    pub(crate) swarm: mpsc::Sender<SwarmCommand>,
+    pub(crate) dispatch: mpsc::Sender<DispatchItem>,
+    pub(crate) events: broadcast::Sender<P2pEvent>,
+    pub(crate) recent: Arc<Mutex<RecentProposals>>,
+    waiters: HashMap<(Slot, B256), Vec<QuorumWaiter>>,
+    last_pruned: Option<Slot>,
+}
+
+/// Whether the processor should go on (`false`: a channel it needs closed).
+type KeepGoing = Result<bool, P2pError>;
+
+impl ConsensusProcessor {
+    #[allow(clippy::too_many_arguments)]
+    pub(crate) fn new(
+        pipeline: GossipPipeline,
+        clock: Arc<dyn Clock>,
+        commands: mpsc::Receiver<ProcessorCommand>,
+        queues: ConsensusQueues,
+        swarm: mpsc::Sender<SwarmCommand>,
+        dispatch: mpsc::Sender<DispatchItem>,
+        events: broadcast::Sender<P2pEvent>,
+        recent: Arc<Mutex<RecentProposals>>,
+    ) -> Self {
+        Self {
+            pipeline,
+            clock,
+            commands,
+            queues,
+            swarm,
+            dispatch,
+            events,
+            recent,
+            waiters: HashMap::new(),
+            last_pruned: None,
+        }
+    }
+
+    pub(crate) async fn run(mut self, cancel: CancellationToken) -> Result<(), P2pError> {
+        let mut in_flight: FuturesUnordered<Validation> = FuturesUnordered::new();
+        loop {
+            self.prune();
+            let room = in_flight.len() < MAX_IN_FLIGHT;
+            // Commands first (own publishing, quorum waits: the proposer's path), then finished
+            // validations, then new gossip, checkpoints before blocks before attestations.
+            let keep_going = tokio::select! {
+                biased;
+                () = cancel.cancelled() => return Ok(()),
+                Some(command) = self.commands.recv() => self.on_command(command).await?,
+                Some(done) = in_flight.next(), if !in_flight.is_empty() => {
+                    let (inbound, result, started) =
+                        done.map_err(|err| blocking_failed("consensus validation", &err))?;
+                    self.on_checked(inbound, result, started).await?
+                }
+                Some(inbound) = self.queues.checkpoint_proposal.recv(), if room => {
+                    in_flight.push(self.check(inbound));
+                    true
+                }
+                Some(inbound) = self.queues.block_proposal.recv(), if room => {
+                    in_flight.push(self.check(inbound));
+                    true
+                }
+                Some(inbound) = self.queues.attestation.recv(), if room => {
+                    in_flight.push(self.check(inbound));
+                    true
+                }
+            };
+            if !keep_going {
+                return Ok(());
+            }
+        }
+    }
+
+    /// Starts the stateless checks of one message on the blocking pool.
+    fn check(&self, inbound: Inbound) -> Validation {
+        metrics::gossip_queue_depth(inbound.kind, self.queue_len(inbound.kind));
+        let validator = self.pipeline.validator().clone();
+        let now = self.clock.now();
+        tokio::task::spawn_blocking(move || {
+            let started = Instant::now();
+            let result = validator.check_compressed(inbound.kind, &inbound.data, now);
+            (inbound, result, started)
+        })
+    }
+
+    fn queue_len(&self, kind: GossipKind) -> usize {
+        match kind {
+            GossipKind::BlockProposal => self.queues.block_proposal.len(),
+            GossipKind::CheckpointProposal => self.queues.checkpoint_proposal.len(),
+            GossipKind::CheckpointAttestation => self.queues.attestation.len(),
+            GossipKind::Tx => 0,
+        }
+    }
+
+    async fn on_checked(
+        &mut self,
+        inbound: Inbound,
+        checked: Result<Checked, GossipInvalid>,
+        started: Instant,
+    ) -> KeepGoing {
+        let result = checked.and_then(|checked| self.pipeline.admit(checked));
+        if !report_verdict(&self.swarm, &inbound, &result, started).await {
+            return Ok(false);
+        }
+        self.publish_equivocations();
+        match result {
+            Ok(accepted) => self.dispatch(accepted, inbound.source).await,
+            Err(_) => Ok(true),
+        }
+    }
+
+    fn prune(&mut self) {
+        let Some(current) = self.pipeline.validator().current_slot(self.clock.now()) else {
+            return;
+        };
+        if self.last_pruned == Some(current) {
+            return;
+        }
+        self.last_pruned = Some(current);
+        self.pipeline.pool_mut().prune(current);
+        let oldest = Slot(current.0.saturating_sub(POOL_RETAINED_SLOTS));
+        lock(&self.recent).prune(oldest);
+        self.waiters.retain(|(slot, _), waiters| {
+            waiters.retain(|waiter| !waiter.reply.is_closed());
+            *slot >= oldest && !waiters.is_empty()
+        });
+    }
+
+    fn publish_equivocations(&mut self) {
+        for evidence in self.pipeline.take_equivocations() {
+            tracing::warn!(
+                kind = %evidence.kind(),
+                slot = %evidence.slot(),
+                signer = %evidence.signer,
+                "equivocation detected"
+            );
+            metrics::equivocation(evidence.kind());
+            let _ = self.events.send(P2pEvent::Equivocation(Box::new(evidence)));
+        }
+    }
+
+    async fn dispatch(&mut self, accepted: Accepted, source: PeerId) -> KeepGoing {
+        let now = self.clock.now();
+        let item = match accepted {
+            Accepted::Tx(_) => return Ok(true),
+            Accepted::Attestation(attestation) => {
+                self.notify_waiters(&attestation);
+                return Ok(true);
+            }
+            Accepted::Block(block) => {
+                self.record_margin(GossipKind::BlockProposal, Slot(block.header.slot), now);
+                lock(&self.recent).insert(Arc::clone(block.message()));
+                DispatchItem::Block(block.with_source(source))
+            }
+            Accepted::Checkpoint {
+                last_index,
+                last_block,
+                checkpoint,
+            } => {
+                let slot = Slot(checkpoint.payload.header.slot);
+                self.record_margin(GossipKind::CheckpointProposal, slot, now);
+                let _ = self.events.send(P2pEvent::CheckpointProposalSeen(slot));
+                if let Some(block) = &last_block {
+                    lock(&self.recent).insert(Arc::clone(block.message()));
+                }
+                DispatchItem::Checkpoint {
+                    last_index,
+                    last_block: last_block.map(|block| block.with_source(source)),
+                    checkpoint: checkpoint.with_source(source),
+                }
+            }
+            Accepted::Equivocated { last_block: None } => return Ok(true),
+            Accepted::Equivocated {
+                last_block: Some(block),
+            } => {
+                lock(&self.recent).insert(Arc::clone(block.message()));
+                DispatchItem::Block(block.with_source(source))
+            }
+        };
+        // Waits when the dispatcher is behind rather than lose an accepted proposal: gossipsub
+        // would never deliver it again. The dispatcher only queues and spawns, so the wait is
+        // short; meanwhile new gossip waits in the bounded topic queues.
+        Ok(self.dispatch.send(item).await.is_ok())
+    }
+
+    fn record_margin(&self, kind: GossipKind, slot: Slot, now: Timestamp) {
+        let deadline = self
+            .pipeline
+            .validator()
+            .windows()
+            .checkpoint_proposal_receive_deadline(slot);
+        metrics::deadline_margin(kind, deadline.millis_since(now) as f64 / 1000.0);
+    }
+
+    fn notify_waiters(&mut self, attestation: &CheckpointAttestation) {
+        // Only a proposer waits; everyone else skips hashing the payload.
+        if self.waiters.is_empty() {
+            return;
+        }
+        let slot = Slot(attestation.payload.header.slot);
+        let key = (slot, attestation.payload.payload_hash());
+        let Some(waiters) = self.waiters.remove(&key) else {
+            return;
+        };
+        let count = self.pipeline.pool().attestation_count(slot, &key.1);
+        let (ready, pending): (Vec<_>, Vec<_>) = waiters
+            .into_iter()
+            .partition(|waiter| count >= waiter.quorum);
+        if !ready.is_empty() {
+            let collected = self.pipeline.pool().attestations_for(slot, &key.1);
+            for waiter in ready {
+                let _ = waiter.reply.send(collected.clone());
+            }
+        }
+        if !pending.is_empty() {
+            self.waiters.insert(key, pending);
+        }
+    }
+
+    async fn on_command(&mut self, command: ProcessorCommand) -> KeepGoing {
+        match command {
+            ProcessorCommand::PublishOwn { message, reply } => {
+                self.on_publish_own(message, reply).await
+            }
+            ProcessorCommand::AwaitQuorum {
+                slot,
+                payload_hash,
+                quorum,
+                reply,
+            } => {
+                if self.pipeline.pool().attestation_count(slot, &payload_hash) >= quorum {
+                    let _ = reply.send(self.pipeline.pool().attestations_for(slot, &payload_hash));
+                } else {
+                    self.waiters
+                        .entry((slot, payload_hash))
+                        .or_default()
+                        .push(QuorumWaiter { quorum, reply });
+                }
+                Ok(true)
+            }
+            ProcessorCommand::Attestations {
+                slot,
+                payload_hash,
+                reply,
+            } => {
+                let _ = reply.send(self.pipeline.pool().attestations_for(slot, &payload_hash));
+                Ok(true)
+            }
+            ProcessorCommand::AdmitFetched { block, peer } => {
+                let admitted = self.pipeline.admit_block(&block);
+                self.publish_equivocations();
+                if !matches!(admitted, Ok(Admission::New)) {
+                    return Ok(true);
+                }
+                let (slot, index) = (
+                    Slot(block.header.slot),
+                    block.header.index_within_checkpoint,
+                );
+                lock(&self.recent).insert(Arc::clone(block.message()));
+                let _ = self
+                    .events
+                    .send(P2pEvent::BlockFetched { slot, index, peer });
+                Ok(self
+                    .dispatch
+                    .send(DispatchItem::Block(block.with_source(peer)))
+                    .await
+                    .is_ok())
+            }
+        }
+    }
+
+    async fn on_publish_own(
+        &mut self,
+        message: OwnMessage,
+        reply: oneshot::Sender<Result<(), PublishError>>,
+    ) -> KeepGoing {
+        let (kind, bytes) = match &message {
+            OwnMessage::BlockProposal(block) => (GossipKind::BlockProposal, block.to_wire_bytes()),
+            OwnMessage::CheckpointProposal(checkpoint) => {
+                (GossipKind::CheckpointProposal, checkpoint.to_wire_bytes())
+            }
+            OwnMessage::Attestation(attestation) => (
+                GossipKind::CheckpointAttestation,
+                attestation.to_wire_bytes(),
+            ),
+        };
+        if bytes.len() > kind.max_message_size() {
+            let _ = reply.send(Err(PublishError::TooLarge));
+            return Ok(true);
+        }
+        if let Err(err) = self.admit_own(message) {
+            let _ = reply.send(Err(err));
+            return Ok(true);
+        }
+        let compressed = if bytes.len() > COMPRESS_INLINE_LIMIT {
+            tokio::task::spawn_blocking(move || snappy::compress(&bytes))
+                .await
+                .map_err(|err| blocking_failed("compression", &err))?
+        } else {
+            snappy::compress(&bytes)
+        };
+        Ok(self
+            .swarm
+            .send(SwarmCommand::Publish {
+                kind,
+                bytes: compressed,
+                reply,
+            })
+            .await
+            .is_ok())
+    }
+
+    /// Pools this node's own message, so a copy coming back is a duplicate (and an own
+    /// attestation counts towards quorum), and refuses what every peer would reject. Own
+    /// proposals are never dispatched: the proposer stored them before publishing.
+    fn admit_own(&mut self, message: OwnMessage) -> Result<(), PublishError> {
+        let domain = *self.pipeline.validator().domain();
+        let embeds_txs = |block: &tandem_proto::BlockProposal| {
+            if block.txs.len() == block.tx_hashes.len() {
+                Ok(())
+            } else {
+                Err(PublishError::Invalid(
+                    "a block proposal must carry all its txs",
+                ))
+            }
+        };
+        match message {
+            OwnMessage::BlockProposal(block) => {
+                embeds_txs(&block)?;
+                let signer = block
+                    .recover_proposer(&domain)
+                    .map_err(|_| PublishError::BadSignature)?;
+                let _ = self
+                    .pipeline
+                    .pool_mut()
+                    .admit_block_proposal(&block, signer);
+                lock(&self.recent).insert(Arc::new(*block));
+            }
+            OwnMessage::CheckpointProposal(mut checkpoint) => {
+                let block = checkpoint.last_block.take().ok_or(PublishError::Invalid(
+                    "a checkpoint proposal must carry its last block",
+                ))?;
+                embeds_txs(&block)?;
+                let signer = checkpoint
+                    .recover_proposer(&domain)
+                    .map_err(|_| PublishError::BadSignature)?;
+                let pool = self.pipeline.pool_mut();
+                let _ = pool.admit_block_proposal(&block, signer);
+                let _ = pool.admit_checkpoint_proposal(&checkpoint, signer);
+                lock(&self.recent).insert(Arc::new(block));
+            }
+            OwnMessage::Attestation(attestation) => {
+                let attester = attestation
+                    .recover_attester(&domain)
+                    .map_err(|_| PublishError::BadSignature)?;
+                if let Ok(Admission::New) = self
+                    .pipeline
+                    .pool_mut()
+                    .admit_attestation(&attestation, attester)
+                {
+                    self.notify_waiters(&attestation);
+                }
+            }
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,290 @@
+//! Who we are connected to: penalties and their decisions, refusing banned and low-score peers
+//! on reconnect, refreshing gossipsub's copy of the app score as it decays, and discovery —
+//! Kademlia random walks from the bootnodes, dialing discovered peers until the reserved
+//! outbound slots are filled with peers of this node's own choosing.
+
+use std::collections::{HashMap, HashSet};
+
+use libp2p::{
+    Multiaddr, PeerId, Swarm,
+    core::ConnectedPoint,
+    identify, kad,
+    multiaddr::Protocol,
+    swarm::dial_opts::{DialOpts, PeerCondition},
+};
+
+use super::{Behaviour, P2pService};
+use crate::{
+    config::P2pConfig,
+    metrics,
+    peers::{PeerDecision, PeerManager},
+    scoring::PeerAction,
+};
+
+/// Discovered peers remembered as dial candidates.
+const MAX_CANDIDATES: usize = 1024;
+/// A random walk every this many maintenance ticks even when outbound slots are full, to keep
+/// the routing table fresh.
+const WALK_EVERY_TICKS: u32 = 12;
+
+/// Connection bookkeeping of the swarm actor.
+pub(super) struct Peering {
+    pub(super) peers: PeerManager,
+    /// Direction of each connected peer's first connection (true: we dialed).
+    directions: HashMap<PeerId, bool>,
+    /// Peers refused at the connection level (on the block list) because of their score.
+    refused: HashSet<PeerId>,
+    candidates: HashMap<PeerId, Vec<Multiaddr>>,
+    walking: bool,
+    ticks: u32,
+    outbound_target: usize,
+    discovery: bool,
+    pub(super) denied_connections: u64,
+    /// Messages gossipsub dropped for slow peers.
+    pub(super) send_dropped: u64,
+}
+
+impl Peering {
+    pub(super) fn new(config: &P2pConfig) -> Self {
+        Self {
+            peers: PeerManager::new(config.ban_duration),
+            directions: HashMap::new(),
+            refused: HashSet::new(),
+            candidates: HashMap::new(),
+            walking: false,
+            ticks: 0,
+            outbound_target: config.outbound_peers as usize,
+            discovery: config.discovery,
+            denied_connections: 0,
+            send_dropped: 0,
+        }
+    }
+
+    /// Dials the bootnodes and seeds the routing table with them.
+    pub(super) fn add_bootnodes(&mut self, swarm: &mut Swarm<Behaviour>, bootnodes: &[Multiaddr]) {
+        for addr in bootnodes {
+            if let Some(peer) = peer_of(addr).filter(|_| self.discovery) {
+                swarm.behaviour_mut().kad.add_address(&peer, addr.clone());
+            }
+            if let Err(err) = swarm.dial(addr.clone()) {
+                tracing::warn!(%addr, %err, "cannot dial bootnode");
+            }
+        }
+    }
+
+    /// (outbound, inbound) connected peers.
+    pub(super) fn directions(&self) -> (usize, usize) {
+        let outbound = self.directions.values().filter(|dialed| **dialed).count();
+        (outbound, self.directions.len() - outbound)
+    }
+}
+
+fn peer_of(addr: &Multiaddr) -> Option<PeerId> {
+    addr.iter().find_map(|part| match part {
+        Protocol::P2p(peer) => Some(peer),
+        _ => None,
+    })
+}
+
+impl P2pService {
+    pub(super) fn penalize(&mut self, peer: PeerId, action: PeerAction) {
+        metrics::penalty(action);
+        let now = self.now();
+        let decision = self.peering.peers.report(peer, action, now);
+        let score = self.peering.peers.score(&peer, now);
+        self.swarm
+            .behaviour_mut()
+            .gossipsub
+            .set_application_score(&peer, score);
+        match decision {
+            PeerDecision::Keep => {}
+            PeerDecision::Disconnect => {
+                tracing::info!(%peer, score, "disconnecting misbehaving peer");
+                metrics::peer_removed("disconnected");
+                self.refuse(peer);
+                let _ = self.swarm.disconnect_peer_id(peer);
+            }
+            PeerDecision::Ban { until } => {
+                tracing::warn!(%peer, score, until = until.as_secs(), "banning peer");
+                metrics::peer_removed("banned");
+                self.refuse(peer);
+                self.swarm.behaviour_mut().gossipsub.blacklist_peer(&peer);
+                let _ = self.swarm.disconnect_peer_id(peer);
+            }
+        }
+    }
+
+    /// Puts `peer` on the block list: its connections are denied until maintenance finds it
+    /// acceptable again.
+    fn refuse(&mut self, peer: PeerId) {
+        self.peering.refused.insert(peer);
+        self.peering.candidates.remove(&peer);
+        self.swarm.behaviour_mut().blocked.block_peer(peer);
+    }
+
+    pub(super) fn maintain(&mut self) {
+        let now = self.now();
+        for peer in self.peering.peers.expire(now) {
+            tracing::info!(%peer, "ban expired");
+            self.swarm
+                .behaviour_mut()
+                .gossipsub
+                .remove_blacklisted_peer(&peer);
+        }
+        // Release refused peers whose score recovered (or whose ban ended).
+        let released: Vec<PeerId> = self
+            .peering
+            .refused
+            .iter()
+            .copied()
+            .filter(|peer| self.peering.peers.is_acceptable(peer, now))
+            .collect();
+        for peer in released {
+            self.peering.refused.remove(&peer);
+            self.swarm.behaviour_mut().blocked.unblock_peer(peer);
+        }
+        // Gossipsub keeps its own copy of the app score: refresh it as scores decay.
+        let connected: Vec<PeerId> = self.swarm.connected_peers().copied().collect();
+        for peer in &connected {
+            let score = self.peering.peers.score(peer, now);
+            self.swarm
+                .behaviour_mut()
+                .gossipsub
+                .set_application_score(peer, score);
+        }
+        metrics::peers(connected.len());
+        let (outbound, inbound) = self.peering.directions();
+        metrics::peer_directions(outbound, inbound);
+        if connected.len() < self.config.min_peers as usize {
+            for addr in self.config.bootnodes.clone() {
+                let _ = self.swarm.dial(addr);
+            }
+        }
+        self.discover(outbound);
+    }
+
+    /// Dials discovered peers while outbound slots are free, and walks the DHT for more.
+    fn discover(&mut self, outbound: usize) {
+        if !self.peering.discovery {
+            return;
+        }
+        self.peering.ticks = self.peering.ticks.wrapping_add(1);
+        let deficit = self.peering.outbound_target.saturating_sub(outbound);
+        if deficit > 0 {
+            let local = *self.swarm.local_peer_id();
+            let now = self.now();
+            let picks: Vec<(PeerId, Vec<Multiaddr>)> = self
+                .peering
+                .candidates
+                .iter()
+                .filter(|(peer, _)| {
+                    **peer != local
+                        && !self.swarm.is_connected(peer)
+                        && !self.peering.refused.contains(*peer)
+                        && !self.peering.peers.is_banned(peer, now)
+                })
+                .take(deficit)
+                .map(|(peer, addrs)| (*peer, addrs.clone()))
+                .collect();
+            for (peer, addrs) in picks {
+                let opts = DialOpts::peer_id(peer)
+                    .addresses(addrs)
+                    .condition(PeerCondition::DisconnectedAndNotDialing)
+                    .build();
+                if self.swarm.dial(opts).is_ok() {
+                    metrics::discovery_dial();
+                } else {
+                    self.peering.candidates.remove(&peer);
+                }
+            }
+        }
+        let due = self.peering.ticks % WALK_EVERY_TICKS == 1;
+        if !self.peering.walking && (deficit > 0 || due) {
+            self.swarm
+                .behaviour_mut()
+                .kad
+                .get_closest_peers(PeerId::random());
+            self.peering.walking = true;
+            metrics::discovery_walk();
+        }
+    }
+
+    pub(super) fn on_connection_established(&mut self, peer: PeerId, endpoint: &ConnectedPoint) {
+        let now = self.now();
+        if !self.peering.peers.is_acceptable(&peer, now) {
+            // Dialed before it was refused, or it won a race with the block list.
+            self.refuse(peer);
+            let _ = self.swarm.disconnect_peer_id(peer);
+            return;
+        }
+        self.peering
+            .directions
+            .entry(peer)
+            .or_insert_with(|| endpoint.is_dialer());
+        let score = self.peering.peers.score(&peer, now);
+        if score != 0.0 {
+            self.swarm
+                .behaviour_mut()
+                .gossipsub
+                .set_application_score(&peer, score);
+        }
+    }
+
+    pub(super) fn on_connection_closed(&mut self, peer: PeerId) {
+        self.peering.directions.remove(&peer);
+        self.limiters.remove(&peer);
+    }
+
+    pub(super) fn on_identify(&mut self, event: identify::Event) {
+        let identify::Event::Received { peer_id, info, .. } = event else {
+            return;
+        };
+        if !self.peering.discovery {
+            return;
+        }
+        if !info.protocols.contains(&self.protocols.kad) {
+            return;
+        }
+        for addr in &info.listen_addrs {
+            self.swarm
+                .behaviour_mut()
+                .kad
+                .add_address(&peer_id, addr.clone());
+        }
+        self.remember(peer_id, info.listen_addrs);
+    }
+
+    pub(super) fn on_kad(&mut self, event: kad::Event) {
+        match event {
+            kad::Event::RoutingUpdated {
+                peer, addresses, ..
+            } => self.remember(peer, addresses.into_vec()),
+            kad::Event::OutboundQueryProgressed { result, step, .. } => {
+                if let kad::QueryResult::GetClosestPeers(Ok(found)) = result {
+                    for info in found.peers {
+                        self.remember(info.peer_id, info.addrs);
+                    }
+                }
+                if step.last {
+                    self.peering.walking = false;
+                }
+            }
+            _ => {}
+        }
+    }
+
+    fn remember(&mut self, peer: PeerId, addrs: Vec<Multiaddr>) {
+        if addrs.is_empty()
+            || peer == *self.swarm.local_peer_id()
+            || self.peering.refused.contains(&peer)
+        {
+            return;
+        }
+        if self.peering.candidates.len() >= MAX_CANDIDATES
+            && !self.peering.candidates.contains_key(&peer)
+        {
+            return;
+        }
+        self.peering.candidates.insert(peer, addrs);
+    }
+}

@@ -1,0 +1,406 @@
+//! Propagation, handler order, attestation collection, equivocation, stripped relays,
+//! penalties, refusals and bans.
+
+use std::time::Duration;
+
+use tandem_p2p::{
+    CollectedAttestation, GossipKind, HandlersBuilder, P2pError, P2pEvent, scoring::PeerAction,
+};
+use tandem_proto::time::Clock;
+
+use crate::common::{
+    Net, NodeOptions, PATIENCE, TARGET, TestNode, eventually, line, next_event, spawn_node,
+    wait_for_mesh,
+};
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn six_nodes_in_a_line_call_the_right_handlers_in_order() {
+    let net = Net::new();
+    let proposer = net.proposer(TARGET).clone();
+    let attesters = net.attesters(TARGET);
+    // 0: proposer; 1, 3, 5: validators (one attester key each); 2, 4: full nodes.
+    let mut options: Vec<NodeOptions> = (0..6).map(|_| NodeOptions::default()).collect();
+    for (position, key) in [1, 3, 5].into_iter().zip(attesters.clone()) {
+        options[position].attester = Some(key);
+    }
+    let nodes = line(&net, options).await;
+
+    let block0 = net.block(TARGET, 0, vec![net.tx(0), net.tx(1)], &proposer);
+    let block1 = net.block(TARGET, 1, vec![net.tx(2)], &proposer);
+    let checkpoint = net.checkpoint(TARGET, block1, 0, &proposer);
+    // Two gossip messages may arrive in either order; the lanes hand them out in order anyway.
+    nodes[0]
+        .handle
+        .publish_block_proposal(block0)
+        .await
+        .unwrap();
+    nodes[0]
+        .handle
+        .publish_checkpoint_proposal(checkpoint.clone())
+        .await
+        .unwrap();
+
+    for (position, node) in nodes.iter().enumerate().skip(1) {
+        let validator = [1, 3, 5].contains(&position);
+        let mut expected = vec![
+            "block:10:0".to_owned(),
+            "block:10:1".to_owned(),
+            "all_nodes:10:0".to_owned(),
+        ];
+        if validator {
+            expected.push("validator:10".to_owned());
+        }
+        let log = node.recorder.wait_for(expected.len(), PATIENCE).await;
+        assert_eq!(log, expected, "node {position}");
+    }
+    // The proposer's own node handles nothing it published itself.
+    assert!(nodes[0].recorder.entries().is_empty());
+
+    // The three validators' attestations travel back to the proposer (quorum of 4 is 3), with
+    // their attesters, in committee order.
+    let deadline = net.clock.now().saturating_add(PATIENCE);
+    let collected = nodes[0]
+        .handle
+        .collect_attestations(&checkpoint.payload, 3, deadline)
+        .await
+        .unwrap();
+    let attesters_in_order: Vec<_> = collected
+        .iter()
+        .map(|CollectedAttestation { attester, .. }| *attester)
+        .collect();
+    let committee_order: Vec<_> = net
+        .keys
+        .iter()
+        .map(|key| key.address())
+        .filter(|address| *address != proposer.address())
+        .collect();
+    assert_eq!(attesters_in_order, committee_order);
+    for CollectedAttestation {
+        attester,
+        attestation,
+    } in &collected
+    {
+        assert_eq!(attestation.recover_attester(&net.domain), Ok(*attester));
+        assert_eq!(attestation.payload, checkpoint.payload);
+    }
+
+    // An unreachable quorum returns what there is when the (injected) clock reaches the
+    // deadline, and not before.
+    let deadline = net.clock.now().saturating_add(Duration::from_secs(1));
+    let waiting = tokio::spawn({
+        let handle = nodes[0].handle.clone();
+        let payload = checkpoint.payload.clone();
+        let clock = net.clock.clone();
+        async move {
+            let partial = handle.collect_attestations(&payload, 4, deadline).await;
+            (partial, clock.now())
+        }
+    });
+    net.clock.advance(Duration::from_secs(2));
+    let (partial, returned_at) = tokio::time::timeout(PATIENCE, waiting)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(partial.unwrap().len(), 3);
+    assert!(returned_at >= deadline, "returned before the deadline");
+}
+
+#[test]
+fn a_node_needs_both_mandatory_handlers() {
+    let err = HandlersBuilder::default().build().unwrap_err();
+    assert!(
+        matches!(err, P2pError::MissingBlockProposalHandler),
+        "{err}"
+    );
+    assert!(err.to_string().contains("block proposal handler"));
+    struct Nothing;
+    impl tandem_p2p::BlockProposalHandler for Nothing {
+        fn on_block_proposal(
+            &self,
+            _: tandem_p2p::Verified<tandem_proto::BlockProposal>,
+            _: tandem_proto::time::Timestamp,
+        ) -> futures::future::BoxFuture<'static, ()> {
+            Box::pin(async {})
+        }
+    }
+    let err = HandlersBuilder::default()
+        .block_proposal(std::sync::Arc::new(Nothing))
+        .build()
+        .unwrap_err();
+    assert!(matches!(err, P2pError::MissingAllNodesHandler), "{err}");
+    assert!(err.to_string().contains("all-nodes checkpoint handler"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn equivocating_checkpoint_is_forwarded_with_evidence_but_not_processed() {
+    let net = Net::new();
+    let proposer = net.proposer(TARGET).clone();
+    let nodes = line(&net, (0..3).map(|_| NodeOptions::default()).collect()).await;
+    let mut events = [nodes[1].handle.subscribe(), nodes[2].handle.subscribe()];
+
+    let last_block = net.block(TARGET, 0, vec![net.tx(0)], &proposer);
+    let first = net.checkpoint(TARGET, last_block.clone(), 0, &proposer);
+    // Same slot and last block, different payload (fee modifier): an equivocation.
+    let second = net.checkpoint(TARGET, last_block, 50, &proposer);
+    nodes[0]
+        .handle
+        .publish_checkpoint_proposal(first)
+        .await
+        .unwrap();
+    for node in &nodes[1..] {
+        node.recorder.wait_for(2, PATIENCE).await;
+    }
+    nodes[0]
+        .handle
+        .publish_checkpoint_proposal(second)
+        .await
+        .unwrap();
+
+    for (node, events) in nodes[1..].iter().zip(&mut events) {
+        let evidence = next_event(events, PATIENCE, |event| match event {
+            P2pEvent::Equivocation(evidence) => Some(evidence),
+            _ => None,
+        })
+        .await
+        .expect("equivocation reported");
+        assert_eq!(evidence.kind(), GossipKind::CheckpointProposal);
+        assert_eq!(evidence.slot(), TARGET);
+        assert_eq!(evidence.signer, proposer.address());
+        assert_eq!(evidence.verify(&net.domain), Ok(()));
+        // The event is sent when the pool admits the second proposal, which is never
+        // dispatched: the log is final here.
+        assert_eq!(
+            node.recorder.entries(),
+            vec!["block:10:0", "all_nodes:10:0"]
+        );
+        while let Ok(event) = events.try_recv() {
+            assert!(
+                !matches!(event, P2pEvent::Equivocation(_)),
+                "equivocation reported twice"
+            );
+        }
+    }
+}
+
+/// Waits until `node` judged `count` messages on `kind`'s topic.
+async fn judged(node: &TestNode, kind: GossipKind, count: u64) -> bool {
+    eventually(PATIENCE, || async {
+        let counters = node.handle.status().await.unwrap().gossip(kind);
+        counters.accepted + counters.ignored + counters.rejected >= count
+    })
+    .await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stripped_relay_first_cannot_shadow_the_honest_proposal() {
+    use tandem_proto::WireMessage;
+    let net = Net::new();
+    let proposer = net.proposer(TARGET).clone();
+    // A full mesh of five: 0 proposes; 1 and 2 got the proposals first and relay stripped
+    // copies (one strips the block's txs, one the checkpoint's last block); 3 and 4 are honest.
+    let mut nodes: Vec<TestNode> = Vec::new();
+    for _ in 0..5 {
+        let bootnodes = nodes.iter().map(|node| node.addr.clone()).collect();
+        nodes.push(
+            spawn_node(
+                &net,
+                NodeOptions {
+                    bootnodes,
+                    ..NodeOptions::default()
+                },
+            )
+            .await,
+        );
+    }
+    for node in &nodes {
+        wait_for_mesh(node, 3, PATIENCE).await;
+    }
+    let block0 = net.block(TARGET, 0, vec![net.tx(0), net.tx(1)], &proposer);
+    let block1 = net.block(TARGET, 1, vec![net.tx(2)], &proposer);
+    let checkpoint = net.checkpoint(TARGET, block1.clone(), 0, &proposer);
+
+    // Same signed payloads as the proposer's, not what the proposer sent.
+    let mut stripped_block = block0.clone();
+    stripped_block.txs.clear();
+    let mut stripped_checkpoint = checkpoint.clone();
+    stripped_checkpoint.last_block = None;
+    nodes[1]
+        .handle
+        .publish_raw(GossipKind::BlockProposal, stripped_block.to_wire_bytes())
+        .await
+        .unwrap();
+    nodes[2]
+        .handle
+        .publish_raw(
+            GossipKind::CheckpointProposal,
+            stripped_checkpoint.to_wire_bytes(),
+        )
+        .await
+        .unwrap();
+    for node in &nodes[3..] {
+        assert!(judged(node, GossipKind::BlockProposal, 1).await);
+        assert!(judged(node, GossipKind::CheckpointProposal, 1).await);
+    }
+    // Then the honest proposal.
+    nodes[0]
+        .handle
+        .publish_block_proposal(block0.clone())
+        .await
+        .unwrap();
+    nodes[0]
+        .handle
+        .publish_checkpoint_proposal(checkpoint)
+        .await
+        .unwrap();
+
+    for node in &nodes[3..] {
+        let log = node.recorder.wait_for(3, PATIENCE).await;
+        assert_eq!(log, ["block:10:0", "block:10:1", "all_nodes:10:0"]);
+        let blocks = node.recorder.blocks.lock().unwrap().clone();
+        assert_eq!(**blocks[0].message(), block0, "the full first block");
+        assert_eq!(**blocks[1].message(), block1, "the full last block");
+        for relay in &nodes[1..3] {
+            let reputation = node
+                .handle
+                .peer_reputation(relay.handle.local_peer_id())
+                .await
+                .unwrap();
+            assert!(
+                reputation.score <= -50.0,
+                "relay not penalised: {reputation:?}"
+            );
+            assert!(reputation.refused, "{reputation:?}");
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bad_gossip_is_penalized_disconnected_refused_until_recovered_and_banned() {
+    let net = Net::new();
+    let victim = spawn_node(&net, NodeOptions::default()).await;
+    let attacker = spawn_node(
+        &net,
+        NodeOptions {
+            bootnodes: vec![victim.addr.clone()],
+            ..NodeOptions::default()
+        },
+    )
+    .await;
+    let attacker_id = attacker.handle.local_peer_id();
+    wait_for_mesh(&victim, 1, PATIENCE).await;
+    let reputation = || async { victim.handle.peer_reputation(attacker_id).await.unwrap() };
+
+    // A proposal signed by someone who is not the slot's proposer: Reject, Mid (10 points).
+    let outsider_block = net.block(TARGET, 0, vec![], &net.outsider);
+    attacker
+        .handle
+        .publish_block_proposal(outsider_block)
+        .await
+        .unwrap();
+    assert!(
+        eventually(PATIENCE, || async { reputation().await.score <= -9.0 }).await,
+        "wrong proposer not penalized"
+    );
+    assert!(victim.recorder.entries().is_empty());
+
+    // A frame that is not snappy: Reject, Low (50 points) → −60: disconnected, refused.
+    attacker
+        .handle
+        .publish_raw_frame(GossipKind::BlockProposal, vec![0xff, 0x00, 0x01, 0x02])
+        .await
+        .unwrap();
+    assert!(
+        eventually(PATIENCE, || async {
+            let reputation = reputation().await;
+            reputation.score <= -50.0 && !reputation.connected && reputation.refused
+        })
+        .await,
+        "garbage sender not disconnected: {:?}",
+        reputation().await
+    );
+    assert!(!reputation().await.banned);
+
+    // It comes back: refused at the door while its score is that low.
+    attacker.handle.dial(victim.addr.clone()).await.unwrap();
+    assert!(
+        eventually(PATIENCE, || async {
+            victim.handle.status().await.unwrap().denied_connections >= 1
+        })
+        .await,
+        "reconnect not refused"
+    );
+    assert!(!reputation().await.connected);
+
+    // Five minutes later its score decayed above the threshold: welcome back.
+    net.clock.advance(Duration::from_secs(5 * 60));
+    assert!(
+        eventually(PATIENCE, || async {
+            let _ = attacker.handle.dial(victim.addr.clone()).await;
+            reputation().await.connected
+        })
+        .await,
+        "recovered peer still refused: {:?}",
+        reputation().await
+    );
+
+    // A fault found after acceptance, reported as fatal: banned, its connections refused.
+    victim
+        .handle
+        .report_peer(attacker_id, PeerAction::Fatal)
+        .await
+        .unwrap();
+    assert!(
+        eventually(PATIENCE, || async {
+            let reputation = reputation().await;
+            reputation.banned && !reputation.connected
+        })
+        .await,
+        "{:?}",
+        reputation().await
+    );
+    let denied = victim.handle.status().await.unwrap().denied_connections;
+    attacker.handle.dial(victim.addr.clone()).await.unwrap();
+    assert!(
+        eventually(PATIENCE, || async {
+            victim.handle.status().await.unwrap().denied_connections > denied
+        })
+        .await
+    );
+    assert!(reputation().await.banned && !reputation().await.connected);
+    assert!(victim.recorder.entries().is_empty());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn gossiped_txs_reach_the_tx_handler() {
+    let net = Net::new();
+    let nodes = line(&net, (0..2).map(|_| NodeOptions::default()).collect()).await;
+    let tx = net.tx(42);
+    nodes[0].handle.publish_tx(&tx).await.unwrap();
+    assert_eq!(nodes[1].recorder.wait_for_txs(1, PATIENCE).await, 1);
+    assert_eq!(*nodes[1].recorder.txs.lock().unwrap(), vec![tx.hash()]);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_attestation_that_cannot_be_gossiped_is_reported() {
+    let net = Net::new();
+    let proposer = net.proposer(TARGET).clone();
+    let mut options: Vec<NodeOptions> = (0..2).map(|_| NodeOptions::default()).collect();
+    options[1].attester = Some(net.attesters(TARGET)[0].clone());
+    options[1].behaviour.bad_attestation = true;
+    let nodes = line(&net, options).await;
+    let mut events = nodes[1].handle.subscribe();
+    nodes[0]
+        .handle
+        .publish_checkpoint_proposal(net.bare_checkpoint(TARGET, 0, &proposer))
+        .await
+        .unwrap();
+    let failure = next_event(&mut events, PATIENCE, |event| match event {
+        P2pEvent::AttestationNotPublished { slot, error } => Some((slot, error)),
+        _ => None,
+    })
+    .await;
+    assert_eq!(
+        failure,
+        Some((TARGET, tandem_p2p::PublishError::BadSignature))
+    );
+}
