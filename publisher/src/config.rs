@@ -1,0 +1,206 @@
+//! The publisher's settings. The node fills them from its `[publisher]` TOML section; defaults are
+//! the reference's (Aztec `L1TxUtils`) unless noted.
+
+use std::time::Duration;
+
+use crate::error::PublisherError;
+
+/// One gwei in wei.
+pub const GWEI: u128 = 1_000_000_000;
+
+/// Highest fee per gas the publisher can record (fees are stored as `u64` wei: 18.4 ETH per gas).
+pub(crate) const MAX_RECORDABLE_FEE_PER_GAS: u128 = u64::MAX as u128;
+
+/// The smallest replacement bump Ethereum mempools accept (geth, reth, nethermind: 10 %).
+pub const MIN_REPLACEMENT_BUMP_PERCENT: u32 = 10;
+
+/// Which RPC the send-time simulation uses.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum SimulationMethod {
+    /// `eth_simulateV1` with a block-time override: one call returns gas used and the revert.
+    #[default]
+    SimulateV1,
+    /// `eth_call` with a block-override argument, then `eth_estimateGas` for the gas.
+    CallWithOverrides,
+}
+
+impl SimulationMethod {
+    /// Label for metrics and logs.
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            Self::SimulateV1 => "eth_simulateV1",
+            Self::CallWithOverrides => "eth_call",
+        }
+    }
+}
+
+/// Settings of the publisher. Timeouts marked "L1 time" are measured between L1 block
+/// timestamps, so a missed L1 slot pauses them (anchors §B.3).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PublisherConfig {
+    /// Most a propose may pay per gas (base fee + priority fee), wei. Default 2,000 gwei.
+    pub max_fee_per_gas: u128,
+    /// Floor of the priority fee, wei. Default 0.
+    pub min_priority_fee_per_gas: u128,
+    /// Added to the estimated priority fee of a first attempt, percent. Default 20.
+    pub priority_fee_padding_percent: u32,
+    /// Fee increase of each replacement (speed-up or cancel), on both the fee cap and the
+    /// priority fee, percent; at least [`MIN_REPLACEMENT_BUMP_PERCENT`]. Default 50.
+    pub replacement_bump_percent: u32,
+    /// Added to the simulated gas, percent. Default 20.
+    pub gas_limit_buffer_percent: u32,
+    /// A tx not mined this long after its last attempt is sped up (L1 time). Default 12 s.
+    pub stall_time: Duration,
+    /// Speed-ups per tx (and again per cancel). Default 3.
+    pub max_speed_ups: u32,
+    /// How often receipts and the mempool are checked. Default 1 s.
+    pub receipt_poll_interval: Duration,
+    /// How often the L1 head is polled while waiting for the block before the target slot.
+    /// Default 200 ms.
+    pub send_wait_poll_interval: Duration,
+    /// How long to wait (wall clock, from `T − E`) for the block before the target slot before
+    /// assuming that L1 slot was missed and sending anyway; `None` = two thirds of `E`.
+    pub send_wait_timeout: Option<Duration>,
+    /// A tx the L1 node does not know for this long counts as dropped (L1 time). Default 72 s.
+    pub tx_unseen_considered_dropped: Duration,
+    /// A cancel not mined this long after it was first sent gives up: the nonce is reset
+    /// (L1 time). Default 288 s.
+    pub cancel_final_timeout: Duration,
+    /// Warn (metric and log) when a key's balance covers fewer proposes than this at current
+    /// gas prices. Default 50.
+    pub low_balance_runway_checkpoints: u64,
+    /// The send-time simulation's RPC. Default `eth_simulateV1`.
+    pub simulation_method: SimulationMethod,
+    /// Finished tx records kept in the store for audits (inclusion window, fee ladder).
+    /// Default 1,024.
+    pub keep_finished_records: usize,
+}
+
+impl Default for PublisherConfig {
+    fn default() -> Self {
+        Self {
+            max_fee_per_gas: 2_000 * GWEI,
+            min_priority_fee_per_gas: 0,
+            priority_fee_padding_percent: 20,
+            replacement_bump_percent: 50,
+            gas_limit_buffer_percent: 20,
+            stall_time: Duration::from_secs(12),
+            max_speed_ups: 3,
+            receipt_poll_interval: Duration::from_secs(1),
+            send_wait_poll_interval: Duration::from_millis(200),
+            send_wait_timeout: None,
+            tx_unseen_considered_dropped: Duration::from_secs(72),
+            cancel_final_timeout: Duration::from_secs(288),
+            low_balance_runway_checkpoints: 50,
+            simulation_method: SimulationMethod::SimulateV1,
+            keep_finished_records: 1_024,
+        }
+    }
+}
+
+impl PublisherConfig {
+    /// Checks the settings, naming the first bad one.
+    pub fn validate(&self) -> Result<(), PublisherError> {
+        let bad = |field: &'static str, reason: String| Err(PublisherError::Config { field, reason });
+        if self.max_fee_per_gas == 0 || self.max_fee_per_gas > MAX_RECORDABLE_FEE_PER_GAS {
+            return bad(
+                "max_fee_per_gas",
+                format!("must be in 1..={MAX_RECORDABLE_FEE_PER_GAS} wei"),
+            );
+        }
+        if self.min_priority_fee_per_gas > self.max_fee_per_gas {
+            return bad(
+                "min_priority_fee_per_gas",
+                "exceeds max_fee_per_gas".to_string(),
+            );
+        }
+        if self.replacement_bump_percent < MIN_REPLACEMENT_BUMP_PERCENT {
+            return bad(
+                "replacement_bump_percent",
+                format!(
+                    "{} is below {MIN_REPLACEMENT_BUMP_PERCENT}: L1 mempools refuse smaller replacements",
+                    self.replacement_bump_percent
+                ),
+            );
+        }
+        for (field, value) in [
+            ("stall_time", self.stall_time),
+            ("receipt_poll_interval", self.receipt_poll_interval),
+            ("send_wait_poll_interval", self.send_wait_poll_interval),
+            (
+                "tx_unseen_considered_dropped",
+                self.tx_unseen_considered_dropped,
+            ),
+            ("cancel_final_timeout", self.cancel_final_timeout),
+        ] {
+            if value.is_zero() {
+                return bad(field, "must be greater than zero".to_string());
+            }
+        }
+        Ok(())
+    }
+
+    /// The send-wait timeout for an L1 slot of `l1_slot`.
+    pub fn send_wait_timeout_for(&self, l1_slot: Duration) -> Duration {
+        self.send_wait_timeout.unwrap_or(l1_slot * 2 / 3)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults_validate_and_bad_values_are_named() {
+        PublisherConfig::default().validate().unwrap();
+        let config = PublisherConfig {
+            replacement_bump_percent: 9,
+            ..Default::default()
+        };
+        match config.validate() {
+            Err(PublisherError::Config { field, .. }) => {
+                assert_eq!(field, "replacement_bump_percent")
+            }
+            other => panic!("{other:?}"),
+        }
+        let config = PublisherConfig {
+            max_fee_per_gas: u128::from(u64::MAX) + 1,
+            ..Default::default()
+        };
+        assert!(matches!(
+            config.validate(),
+            Err(PublisherError::Config {
+                field: "max_fee_per_gas",
+                ..
+            })
+        ));
+        let config = PublisherConfig {
+            stall_time: Duration::ZERO,
+            ..Default::default()
+        };
+        assert!(matches!(
+            config.validate(),
+            Err(PublisherError::Config {
+                field: "stall_time",
+                ..
+            })
+        ));
+    }
+
+    #[test]
+    fn send_wait_timeout_defaults_to_two_thirds_of_the_l1_slot() {
+        let config = PublisherConfig::default();
+        assert_eq!(
+            config.send_wait_timeout_for(Duration::from_secs(12)),
+            Duration::from_secs(8)
+        );
+        let config = PublisherConfig {
+            send_wait_timeout: Some(Duration::from_millis(300)),
+            ..Default::default()
+        };
+        assert_eq!(
+            config.send_wait_timeout_for(Duration::from_secs(12)),
+            Duration::from_millis(300)
+        );
+    }
+}

@@ -1,0 +1,101 @@
+//! Errors of the publisher.
+
+use alloy::primitives::{Address, Bytes};
+use tandem_l1::{L1Error, RollupRevert};
+use tandem_proto::time::Slot;
+
+use crate::record::RecordError;
+
+/// Errors of the publisher.
+#[derive(Debug, thiserror::Error)]
+pub enum PublisherError {
+    /// A setting is out of range.
+    #[error("publisher.{field}: {reason}")]
+    Config {
+        /// The setting.
+        field: &'static str,
+        /// What is wrong.
+        reason: String,
+    },
+    /// No publisher key was given.
+    #[error("no publisher key: at least one L1 key must pay for propose txs")]
+    NoKeys,
+    /// The same key was given twice.
+    #[error("publisher key {0} is given twice")]
+    DuplicateKey(Address),
+    /// A publisher key is also an attester key: they must be separate accounts.
+    #[error("publisher key {0} is also an attester key; use a separate L1 account")]
+    KeyIsAttester(Address),
+    /// The tx store failed.
+    #[error("publisher tx store: {0}")]
+    Db(#[from] rocksdb::Error),
+    /// A stored record does not decode.
+    #[error("publisher tx store is corrupt: {0}")]
+    Record(#[from] RecordError),
+    /// A blocking store task did not finish.
+    #[error("publisher tx store task failed: {0}")]
+    StoreTask(String),
+    /// The contract refused the call with one of its custom errors.
+    #[error("rollup would revert: {0}")]
+    Revert(RollupRevert),
+    /// The call reverted without one of the contract's errors.
+    #[error("rollup would revert with undecoded data {0}")]
+    UnknownRevert(Bytes),
+    /// An L1 read failed.
+    #[error(transparent)]
+    L1(L1Error),
+    /// The L1 node answered something the publisher cannot use.
+    #[error("unexpected L1 answer: {0}")]
+    Unexpected(&'static str),
+    /// Signing a tx failed.
+    #[error("signing an L1 tx failed: {0}")]
+    Signing(#[from] alloy::signers::Error),
+    /// The request is inconsistent.
+    #[error("invalid propose request: {0}")]
+    InvalidRequest(&'static str),
+    /// A propose for this slot is already queued or in flight.
+    #[error("a propose for slot {0} is already queued or in flight")]
+    SlotAlreadyEnqueued(Slot),
+    /// The request's last valid slot has already started its last L1 block or passed.
+    #[error("slot {last_valid} has passed (the next L1 block is in slot {next})")]
+    SlotPassed {
+        /// The request's last valid slot.
+        last_valid: Slot,
+        /// The slot of the next L1 block.
+        next: Slot,
+    },
+    /// The publisher was interrupted or stopped.
+    #[error("the publisher was interrupted")]
+    Interrupted,
+}
+
+impl PublisherError {
+    /// The decoded revert, when the contract refused with one of its errors.
+    pub fn revert(&self) -> Option<&RollupRevert> {
+        match self {
+            Self::Revert(revert) => Some(revert),
+            _ => None,
+        }
+    }
+
+    /// Whether the node cannot go on (its tx store is broken): everything else concerns one
+    /// request or one RPC call.
+    pub fn is_fatal(&self) -> bool {
+        matches!(self, Self::Db(_) | Self::Record(_) | Self::StoreTask(_))
+    }
+}
+
+impl From<L1Error> for PublisherError {
+    fn from(error: L1Error) -> Self {
+        match error {
+            L1Error::Revert(revert) => Self::Revert(revert),
+            other => Self::L1(other),
+        }
+    }
+}
+
+impl From<alloy::transports::TransportError> for PublisherError {
+    fn from(error: alloy::transports::TransportError) -> Self {
+        Self::L1(L1Error::Transport(error))
+    }
+}

@@ -1,0 +1,420 @@
+//! The tx lifecycle as a pure function: given a record and what L1 shows now, the next step.
+//! States (anchors §B.4): pending (sent, sped up) → mined | cancelling → cancelled | not mined.
+//! "Mined" is always checked before "expired"; all times are L1 time (block timestamps).
+
+use crate::{
+    chain::Receipt,
+    record::{AttemptKind, AttemptStatus, FinalState, TxRecord, TxState},
+};
+
+/// What L1 shows about one record, gathered by the monitor.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Observation {
+    /// Timestamp of the latest L1 block.
+    pub(crate) l1_now: u64,
+    /// Txs of the record's key mined so far.
+    pub(crate) mined_nonce: u64,
+    /// A mined attempt (index, receipt): for a `Mined` record the mined attempt if its receipt is
+    /// still there, otherwise any attempt whose receipt exists.
+    pub(crate) mined: Option<(usize, Receipt)>,
+    /// L1 seconds the newest attempt has been unknown to the L1 node (`None`: known).
+    pub(crate) latest_unseen_for: Option<u64>,
+    /// A live record of the same key holds a higher nonce, which waits for this one.
+    pub(crate) higher_nonce_waits: bool,
+    /// L1 time from which stalls are measured (the newest attempt, or the last skipped bump).
+    pub(crate) stall_since: u64,
+}
+
+/// The lifecycle's timing, in L1 seconds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Timing {
+    pub(crate) l1_slot: u64,
+    pub(crate) stall: u64,
+    pub(crate) max_speed_ups: u32,
+    pub(crate) unseen_dropped: u64,
+    pub(crate) cancel_final: u64,
+}
+
+/// The next thing to do for a record.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Step {
+    /// Nothing now.
+    Wait,
+    /// The propose was mined with our event and the window is still open: watch for reorgs.
+    Mined { attempt: usize, receipt: Receipt },
+    /// The mined propose's receipt is gone: it was reorged out.
+    Reorged,
+    /// Replace the newest attempt of this kind with higher fees.
+    SpeedUp(AttemptKind),
+    /// The window closed: replace with a same-nonce no-op.
+    Cancel,
+    /// A cancel that must get through even after its final timeout, because higher nonces of the
+    /// key wait behind this one (a gap): a fresh cancel at current fees.
+    RefreshCancel,
+    /// Send the newest attempt's raw tx again (dropped from the mempool, or never confirmed).
+    Rebroadcast,
+    /// Done.
+    Finish(FinalState),
+}
+
+/// The window is over once no further L1 block can fall inside it.
+pub(crate) fn window_closed(record: &TxRecord, l1_now: u64, l1_slot: u64) -> bool {
+    l1_now.saturating_add(l1_slot) >= record.window_end
+}
+
+/// How a record ends when neither a propose nor a cancel is mined.
+fn unmined_end(record: &TxRecord) -> FinalState {
+    if record.reorgs > 0 {
+        FinalState::Lost
+    } else {
+        FinalState::NotMined
+    }
+}
+
+pub(crate) fn decide(record: &TxRecord, observation: &Observation, timing: &Timing) -> Step {
+    let closed = window_closed(record, observation.l1_now, timing.l1_slot);
+    match record.state {
+        TxState::Final(_) => Step::Wait,
+        TxState::Mined => match observation.mined {
+            Some(_) if closed => Step::Finish(FinalState::Landed),
+            Some(_) => Step::Wait,
+            None => Step::Reorged,
+        },
+        TxState::Pending | TxState::Cancelling => {
+            if let Some((attempt, receipt)) = observation.mined {
+                return match record.attempts.get(attempt).map(|a| a.kind) {
+                    Some(AttemptKind::Propose) if receipt.proposed && closed => {
+                        Step::Finish(FinalState::Landed)
+                    }
+                    Some(AttemptKind::Propose) if receipt.proposed => Step::Mined { attempt, receipt },
+                    Some(AttemptKind::Propose) | None => Step::Finish(FinalState::Reverted),
+                    Some(AttemptKind::Cancel) if record.reorgs > 0 => Step::Finish(FinalState::Lost),
+                    Some(AttemptKind::Cancel) => Step::Finish(FinalState::Cancelled),
+                };
+            }
+            if observation.mined_nonce > record.nonce {
+                return Step::Finish(FinalState::NonceTaken);
+            }
+            let Some(latest) = record.latest() else {
+                return Step::Finish(unmined_end(record));
+            };
+            let stalled =
+                observation.l1_now.saturating_sub(observation.stall_since) >= timing.stall;
+            let dropped = observation
+                .latest_unseen_for
+                .is_some_and(|unseen| unseen >= timing.unseen_dropped);
+            if record.state == TxState::Pending {
+                if closed {
+                    // Nothing can be in a mempool when every attempt was refused.
+                    let reached_a_node = record
+                        .attempts
+                        .iter()
+                        .any(|a| a.status != AttemptStatus::Refused);
+                    return if reached_a_node {
+                        Step::Cancel
+                    } else {
+                        Step::Finish(unmined_end(record))
+                    };
+                }
+                if latest.status == AttemptStatus::Signed {
+                    return Step::Rebroadcast;
+                }
+                if stalled && record.speed_ups(AttemptKind::Propose) < timing.max_speed_ups {
+                    return Step::SpeedUp(AttemptKind::Propose);
+                }
+                if dropped {
+                    return Step::Rebroadcast;
+                }
+                return Step::Wait;
+            }
+            // Cancelling.
+            if latest.status == AttemptStatus::Signed {
+                return Step::Rebroadcast;
+            }
+            let first_cancel = record
+                .attempts
+                .iter()
+                .find(|a| a.kind == AttemptKind::Cancel)
+                .map_or(latest.signed_at_l1, |a| a.signed_at_l1);
+            let timed_out =
+                observation.l1_now.saturating_sub(first_cancel) >= timing.cancel_final;
+            if dropped || timed_out {
+                if !observation.higher_nonce_waits {
+                    return Step::Finish(unmined_end(record));
+                }
+                return if stalled { Step::RefreshCancel } else { Step::Wait };
+            }
+            if stalled && record.speed_ups(AttemptKind::Cancel) < timing.max_speed_ups {
+                return Step::SpeedUp(AttemptKind::Cancel);
+            }
+            Step::Wait
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::record::Attempt;
+    use alloy::primitives::{Address, B256};
+    use tandem_proto::time::Slot;
+
+    const TIMING: Timing = Timing {
+        l1_slot: 12,
+        stall: 12,
+        max_speed_ups: 3,
+        unseen_dropped: 72,
+        cancel_final: 288,
+    };
+
+    fn attempt(kind: AttemptKind, at: u64, status: AttemptStatus) -> Attempt {
+        Attempt {
+            kind,
+            hash: B256::with_last_byte(at as u8),
+            max_fee_per_gas: 10,
+            max_priority_fee_per_gas: 1,
+            gas_limit: 100,
+            signed_at_l1: at,
+            status,
+        }
+    }
+
+    /// A propose for a window [1000, 1072) sent at 988.
+    fn record() -> TxRecord {
+        TxRecord {
+            id: 0,
+            key: Address::repeat_byte(1),
+            nonce: 5,
+            checkpoint_number: 3,
+            target_slot: Slot(10),
+            last_valid_slot: Slot(10),
+            window_start: 1_000,
+            window_end: 1_072,
+            state: TxState::Pending,
+            attempts: vec![attempt(AttemptKind::Propose, 988, AttemptStatus::Broadcast)],
+            simulated_gas: 90,
+            reorgs: 0,
+            mined: None,
+        }
+    }
+
+    fn observe(l1_now: u64) -> Observation {
+        Observation {
+            l1_now,
+            mined_nonce: 5,
+            mined: None,
+            latest_unseen_for: None,
+            higher_nonce_waits: false,
+            stall_since: 988,
+        }
+    }
+
+    fn receipt(proposed: bool) -> Receipt {
+        Receipt {
+            block_number: 50,
+            block_hash: B256::repeat_byte(5),
+            proposed,
+            gas_used: 80,
+            effective_gas_price: 7,
+        }
+    }
+
+    #[test]
+    fn mined_with_event_is_watched_until_the_window_closes() {
+        let record = record();
+        let mined = Observation {
+            mined: Some((0, receipt(true))),
+            mined_nonce: 6,
+            ..observe(1_000)
+        };
+        assert_eq!(
+            decide(&record, &mined, &TIMING),
+            Step::Mined {
+                attempt: 0,
+                receipt: receipt(true)
+            }
+        );
+        let mut watched = record.clone();
+        watched.state = TxState::Mined;
+        assert_eq!(decide(&watched, &mined, &TIMING), Step::Wait);
+        let late = Observation {
+            l1_now: 1_060,
+            ..mined
+        };
+        assert_eq!(
+            decide(&watched, &late, &TIMING),
+            Step::Finish(FinalState::Landed)
+        );
+        // Mined in the window's last block: landed at once.
+        assert_eq!(
+            decide(&record, &late, &TIMING),
+            Step::Finish(FinalState::Landed)
+        );
+    }
+
+    #[test]
+    fn mined_is_checked_before_expired() {
+        let record = record();
+        let after_window = Observation {
+            mined: Some((0, receipt(true))),
+            mined_nonce: 6,
+            ..observe(1_200)
+        };
+        assert_eq!(
+            decide(&record, &after_window, &TIMING),
+            Step::Finish(FinalState::Landed)
+        );
+        let reverted = Observation {
+            mined: Some((0, receipt(false))),
+            ..after_window
+        };
+        assert_eq!(
+            decide(&record, &reverted, &TIMING),
+            Step::Finish(FinalState::Reverted)
+        );
+    }
+
+    #[test]
+    fn a_vanished_receipt_is_a_reorg_and_a_mined_cancel_after_it_means_lost() {
+        let mut record = record();
+        record.state = TxState::Mined;
+        assert_eq!(decide(&record, &observe(1_010), &TIMING), Step::Reorged);
+        record.state = TxState::Cancelling;
+        record.reorgs = 1;
+        record
+            .attempts
+            .push(attempt(AttemptKind::Cancel, 1_062, AttemptStatus::Broadcast));
+        let cancel_mined = Observation {
+            mined: Some((1, receipt(false))),
+            mined_nonce: 6,
+            ..observe(1_070)
+        };
+        assert_eq!(
+            decide(&record, &cancel_mined, &TIMING),
+            Step::Finish(FinalState::Lost)
+        );
+    }
+
+    #[test]
+    fn stalls_are_sped_up_a_bounded_number_of_times_then_cancelled_when_the_window_closes() {
+        let mut record = record();
+        assert_eq!(decide(&record, &observe(999), &TIMING), Step::Wait);
+        assert_eq!(
+            decide(&record, &observe(1_000), &TIMING),
+            Step::SpeedUp(AttemptKind::Propose)
+        );
+        for at in [1_000, 1_012, 1_024] {
+            record
+                .attempts
+                .push(attempt(AttemptKind::Propose, at, AttemptStatus::Broadcast));
+        }
+        let stalled = Observation {
+            stall_since: 1_024,
+            ..observe(1_040)
+        };
+        assert_eq!(decide(&record, &stalled, &TIMING), Step::Wait);
+        // 1060 + 12 >= 1072: no block can land in the window any more.
+        assert_eq!(decide(&record, &observe(1_060), &TIMING), Step::Cancel);
+    }
+
+    #[test]
+    fn a_dropped_tx_is_rebroadcast_and_an_unconfirmed_one_at_once() {
+        let mut record = record();
+        record.attempts[0].status = AttemptStatus::Signed;
+        assert_eq!(decide(&record, &observe(990), &TIMING), Step::Rebroadcast);
+        record.attempts[0].status = AttemptStatus::Broadcast;
+        let mut exhausted = record.clone();
+        for at in [990, 991, 992] {
+            exhausted
+                .attempts
+                .push(attempt(AttemptKind::Propose, at, AttemptStatus::Broadcast));
+        }
+        let unseen = Observation {
+            latest_unseen_for: Some(72),
+            ..observe(1_030)
+        };
+        assert_eq!(decide(&exhausted, &unseen, &TIMING), Step::Rebroadcast);
+        let recently_unseen = Observation {
+            latest_unseen_for: Some(10),
+            stall_since: 1_025,
+            ..observe(1_030)
+        };
+        assert_eq!(decide(&exhausted, &recently_unseen, &TIMING), Step::Wait);
+    }
+
+    #[test]
+    fn a_window_closing_with_only_refused_attempts_needs_no_cancel() {
+        let mut record = record();
+        record.attempts[0].status = AttemptStatus::Refused;
+        assert_eq!(
+            decide(&record, &observe(1_065), &TIMING),
+            Step::Finish(FinalState::NotMined)
+        );
+    }
+
+    #[test]
+    fn cancels_end_cancelled_or_not_mined_and_keep_trying_while_a_higher_nonce_waits() {
+        let mut record = record();
+        record.state = TxState::Cancelling;
+        record
+            .attempts
+            .push(attempt(AttemptKind::Cancel, 1_062, AttemptStatus::Broadcast));
+        let mined = Observation {
+            mined: Some((1, receipt(false))),
+            mined_nonce: 6,
+            ..observe(1_070)
+        };
+        assert_eq!(
+            decide(&record, &mined, &TIMING),
+            Step::Finish(FinalState::Cancelled)
+        );
+        let stalled = Observation {
+            stall_since: 1_062,
+            ..observe(1_074)
+        };
+        assert_eq!(
+            decide(&record, &stalled, &TIMING),
+            Step::SpeedUp(AttemptKind::Cancel)
+        );
+        let dropped = Observation {
+            latest_unseen_for: Some(80),
+            stall_since: 1_070,
+            ..observe(1_075)
+        };
+        assert_eq!(
+            decide(&record, &dropped, &TIMING),
+            Step::Finish(FinalState::NotMined)
+        );
+        let timed_out = Observation {
+            stall_since: 1_345,
+            ..observe(1_350)
+        };
+        assert_eq!(
+            decide(&record, &timed_out, &TIMING),
+            Step::Finish(FinalState::NotMined)
+        );
+        let gap = Observation {
+            higher_nonce_waits: true,
+            ..timed_out
+        };
+        assert_eq!(decide(&record, &gap, &TIMING), Step::Wait);
+        let gap_stalled = Observation {
+            stall_since: 1_330,
+            ..gap
+        };
+        assert_eq!(decide(&record, &gap_stalled, &TIMING), Step::RefreshCancel);
+    }
+
+    #[test]
+    fn a_nonce_taken_by_an_unknown_tx_ends_the_record() {
+        let record = record();
+        let taken = Observation {
+            mined_nonce: 6,
+            ..observe(1_000)
+        };
+        assert_eq!(
+            decide(&record, &taken, &TIMING),
+            Step::Finish(FinalState::NonceTaken)
+        );
+    }
+}
