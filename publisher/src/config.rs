@@ -58,8 +58,11 @@ pub struct PublisherConfig {
     /// How often the L1 head is polled while waiting for the block before the target slot.
     /// Default 200 ms.
     pub send_wait_poll_interval: Duration,
-    /// How long to wait (wall clock, from `T − E`) for the block before the target slot before
-    /// assuming that L1 slot was missed and sending anyway; `None` = two thirds of `E`.
+    /// How long to wait (local clock, from `T − E`) for the block before the target slot before
+    /// assuming that L1 slot was missed and sending anyway; `None` = `E`, i.e. send at `T` at
+    /// the latest: a block stamped `T − E` is seen before `T` unless its slot was missed, and a
+    /// tx sent at `T` can still make the block stamped `T`. Shorter values risk sending before a
+    /// late block stamped `T − E`, which would revert the propose with a slot mismatch.
     pub send_wait_timeout: Option<Duration>,
     /// A tx the L1 node does not know for this long counts as dropped (L1 time). Default 72 s.
     pub tx_unseen_considered_dropped: Duration,
@@ -142,7 +145,7 @@ impl PublisherConfig {
 
     /// The send-wait timeout for an L1 slot of `l1_slot`.
     pub fn send_wait_timeout_for(&self, l1_slot: Duration) -> Duration {
-        self.send_wait_timeout.unwrap_or(l1_slot * 2 / 3)
+        self.send_wait_timeout.unwrap_or(l1_slot)
     }
 }
 
@@ -188,11 +191,11 @@ mod tests {
     }
 
     #[test]
-    fn send_wait_timeout_defaults_to_two_thirds_of_the_l1_slot() {
+    fn send_wait_timeout_defaults_to_one_l1_slot() {
         let config = PublisherConfig::default();
         assert_eq!(
             config.send_wait_timeout_for(Duration::from_secs(12)),
-            Duration::from_secs(8)
+            Duration::from_secs(12)
         );
         let config = PublisherConfig {
             send_wait_timeout: Some(Duration::from_millis(300)),

@@ -181,9 +181,10 @@ impl Shared {
             .attempts
             .get_mut(index)
             .ok_or(PublisherError::Unexpected("no such attempt"))?;
-        let changed = attempt.status != status
-            // Refused once, accepted later (e.g. the base fee dropped): the newer answer wins.
-            && !(attempt.status == AttemptStatus::Broadcast && status == AttemptStatus::Signed);
+        // Once accepted, an attempt may sit in some mempool even if a node later drops or refuses
+        // it: it stays `Broadcast` (so it is cancelled, never assumed gone). A refused attempt that
+        // a node accepts later (the base fee dropped) becomes `Broadcast`.
+        let changed = attempt.status != status && attempt.status != AttemptStatus::Broadcast;
         if changed {
             attempt.status = status;
         }
@@ -198,12 +199,12 @@ impl Shared {
                 }
             }
             Broadcast::Refused(reason) => {
-                metrics_send_failure("refused");
+                crate::metrics::send_failure("refused");
                 tracing::warn!(target: "publisher", key = %record.key, nonce = record.nonce,
                     tx = %attempt.hash, %reason, "L1 node refused the tx");
             }
             Broadcast::Unreachable(reason) => {
-                metrics_send_failure("unreachable");
+                crate::metrics::send_failure("unreachable");
                 tracing::warn!(target: "publisher", key = %record.key, nonce = record.nonce,
                     tx = %attempt.hash, %reason, "no answer from the L1 node to a broadcast; retrying");
             }
@@ -231,8 +232,4 @@ impl Shared {
             }
         }
     }
-}
-
-fn metrics_send_failure(reason: &'static str) {
-    crate::metrics::send_failure(reason);
 }

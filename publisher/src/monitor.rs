@@ -140,14 +140,10 @@ async fn observe(
     })
 }
 
-/// Fees of the newest attempt that can be in a mempool.
+/// Fees a replacement must outbid: the newest attempt's (a refused one included: re-signing the
+/// same fees would only repeat the refusal).
 fn previous_fees(record: &TxRecord) -> Option<Fees> {
-    record
-        .attempts
-        .iter()
-        .rev()
-        .find(|a| a.status != AttemptStatus::Refused)
-        .map(|a| Fees {
+    record.latest().map(|a| Fees {
             max_fee_per_gas: u128::from(a.max_fee_per_gas),
             max_priority_fee_per_gas: u128::from(a.max_priority_fee_per_gas),
         })

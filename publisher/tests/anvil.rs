@@ -1,0 +1,497 @@
+//! The publisher against a real anvil mining every second.
+
+mod common;
+
+use std::time::{Duration, Instant};
+
+use alloy::{
+    primitives::{B256, U256},
+    providers::{Provider, ext::AnvilApi},
+};
+use common::{Net, fast_config, wait_status};
+use tandem_l1::RollupRevert;
+use tandem_proto::time::Slot;
+use tandem_publisher::{
+    AttemptKind, AttemptStatus, FinalState, GWEI, PublisherError, SimulationDrop,
+    SubmissionOutcome, SubmissionStatus, TxState, TxStore,
+};
+
+const WAIT: Duration = Duration::from_secs(40);
+
+async fn outcome(handle: tandem_publisher::SubmissionHandle) -> SubmissionOutcome {
+    tokio::time::timeout(WAIT, handle.outcome())
+        .await
+        .expect("the submission ends")
+}
+
+#[tokio::test]
+async fn a_propose_enqueued_in_the_build_slot_lands_in_the_first_block_of_the_target_slot() {
+    let net = Net::start(4, 4).await;
+    let dir = tempfile::tempdir().unwrap();
+    let publisher = net
+        .publisher(dir.path(), fast_config(), vec![net.publisher_key(0)])
+        .await;
+    // Enter a build slot early enough that T - E is still ahead.
+    let build = net
+        .enter_slot_with_room(Duration::from_millis(200), Duration::from_secs(2))
+        .await;
+    let target = build.next();
+    let bundle = net.bundle_on_tip(target).await;
+    let enqueued = Instant::now();
+    let handle = publisher
+        .handle
+        .enqueue(bundle, target, target)
+        .await
+        .unwrap();
+    assert!(
+        enqueued.elapsed() < Duration::from_millis(100),
+        "enqueue returns at once"
+    );
+    assert_eq!(handle.status(), SubmissionStatus::Scheduled);
+    let landed = match outcome(handle).await {
+        SubmissionOutcome::Landed(landed) => landed,
+        other => panic!("{other:?}"),
+    };
+    let t = net.slot_start_secs(target);
+    assert_eq!(landed.block_timestamp, t, "first block of the target slot");
+    assert!(net.block_timestamp(landed.block_number - 1).await < t);
+    assert_eq!(landed.inclusion_delay, Duration::ZERO);
+    assert_eq!(net.tip().await, 1);
+    publisher.stop().await;
+
+    let store = TxStore::open(dir.path()).unwrap();
+    let records = store.records().unwrap();
+    assert_eq!(records.len(), 1);
+    assert_eq!(records[0].state, TxState::Final(FinalState::Landed));
+    assert_eq!(records[0].attempts.len(), 1, "no speed-up was needed");
+}
+
+#[tokio::test]
+async fn an_unmineable_propose_is_bumped_then_cancelled_and_its_nonce_is_reused() {
+    let net = Net::start(6, 4).await;
+    let dir = tempfile::tempdir().unwrap();
+    let key = net.publisher_key(0);
+    let address = key.address();
+    let publisher = net
+        .publisher(dir.path(), fast_config(), vec![key.clone()])
+        .await;
+    let nonce_before = net.nonce(address).await;
+
+    // Inside the target slot (send at once), with mining paused so the first attempt is in the
+    // mempool before the base fee jumps.
+    let target = net
+        .enter_slot_with_room(Duration::from_millis(100), Duration::from_secs(5))
+        .await;
+    net.set_interval_mining(0).await;
+    let bundle = net.bundle_on_tip(target).await;
+    let handle = publisher
+        .handle
+        .enqueue(bundle, target, target)
+        .await
+        .unwrap();
+    wait_status(&handle, WAIT, |s| matches!(s, SubmissionStatus::Sent { .. })).await;
+
+    // From now on every block's base fee is 4x the publisher's cap: nothing it signs can be
+    // mined, while L1 keeps mining (and its time keeps moving).
+    let provider = net.harness.provider();
+    let high = 4 * 100 * GWEI;
+    provider
+        .anvil_set_next_block_base_fee_per_gas(high)
+        .await
+        .unwrap();
+    net.set_interval_mining(1).await;
+    let raise = {
+        let provider = provider.clone();
+        tokio::spawn(async move {
+            let mut seen = provider.get_block_number().await.unwrap();
+            loop {
+                let number = provider.get_block_number().await.unwrap();
+                if number != seen {
+                    seen = number;
+                    provider
+                        .anvil_set_next_block_base_fee_per_gas(high)
+                        .await
+                        .unwrap();
+                }
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+        })
+    };
+    assert_eq!(outcome(handle).await, SubmissionOutcome::NotMined);
+    raise.abort();
+    let _ = raise.await;
+    assert_eq!(net.nonce(address).await, nonce_before, "the nonce is free");
+
+    // Let the base fee drop: a new propose lands with the same nonce.
+    provider
+        .anvil_set_next_block_base_fee_per_gas(GWEI)
+        .await
+        .unwrap();
+    let next = net.current_slot().next();
+    let bundle = net.bundle_on_tip(next).await;
+    let handle = publisher.handle.enqueue(bundle, next, next).await.unwrap();
+    let landed = outcome(handle).await;
+    assert!(matches!(landed, SubmissionOutcome::Landed(_)), "{landed:?}");
+    assert_eq!(net.nonce(address).await, nonce_before + 1);
+    publisher.stop().await;
+
+    let store = TxStore::open(dir.path()).unwrap();
+    let records = store.records().unwrap();
+    assert_eq!(records.len(), 2);
+    let (stuck, landed) = (&records[0], &records[1]);
+    assert_eq!(stuck.state, TxState::Final(FinalState::NotMined));
+    assert_eq!(landed.state, TxState::Final(FinalState::Landed));
+    assert_eq!(landed.nonce, stuck.nonce, "the freed nonce was reused");
+    let proposes: Vec<_> = stuck
+        .attempts
+        .iter()
+        .filter(|a| a.kind == AttemptKind::Propose)
+        .collect();
+    assert!(proposes.len() >= 2, "bumped: {:?}", stuck.attempts);
+    let (first, bump) = (proposes[0], proposes[1]);
+    assert_eq!(first.status, AttemptStatus::Broadcast);
+    assert!(bump.max_fee_per_gas * 100 >= first.max_fee_per_gas * 150);
+    assert!(bump.max_priority_fee_per_gas * 100 >= first.max_priority_fee_per_gas * 150);
+    assert!(u128::from(bump.max_fee_per_gas) <= 100 * GWEI, "a speed-up keeps to the cap");
+    let cancel = stuck
+        .attempts
+        .iter()
+        .find(|a| a.kind == AttemptKind::Cancel)
+        .expect("cancelled when the target slot ended");
+    let window_end = net.slot_start_secs(target.next());
+    assert!(cancel.signed_at_l1 + common::L1_SLOT >= window_end);
+    let last = stuck.attempts[stuck.attempts.iter().position(|a| a == cancel).unwrap() - 1];
+    assert!(cancel.max_fee_per_gas * 100 >= last.max_fee_per_gas * 150);
+    assert!(
+        cancel.max_priority_fee_per_gas * 100 >= last.max_priority_fee_per_gas * 150,
+        "the cancel bumps the priority fee too"
+    );
+}
+
+#[tokio::test]
+async fn a_propose_whose_parent_never_landed_is_dropped_at_simulation() {
+    let net = Net::start(4, 4).await;
+    let dir = tempfile::tempdir().unwrap();
+    let key = net.publisher_key(0);
+    let publisher = net
+        .publisher(dir.path(), fast_config(), vec![key.clone()])
+        .await;
+    let target = net.current_slot().next();
+    // Checkpoint 2 on a parent (checkpoint 1) that only ever existed as a proposal.
+    let genesis_archive = net.reader.archive_at(0).await.unwrap();
+    let parent_archive = common::archive_after(genesis_archive, Slot(target.0 - 1));
+    let bundle = net.bundle(2, target, parent_archive).await;
+    let handle = publisher
+        .handle
+        .enqueue(bundle, target, target)
+        .await
+        .unwrap();
+    assert_eq!(
+        outcome(handle).await,
+        SubmissionOutcome::DroppedAtSimulation(SimulationDrop::Revert(
+            RollupRevert::InvalidCheckpointNumber {
+                expected: U256::from(1),
+                got: U256::from(2),
+            }
+        ))
+    );
+    assert_eq!(net.nonce(key.address()).await, 0, "nothing was sent");
+    publisher.stop().await;
+    assert!(TxStore::open(dir.path()).unwrap().records().unwrap().is_empty());
+}
+
+#[tokio::test]
+async fn a_reorged_propose_is_sent_again_while_its_slot_lasts() {
+    let net = Net::start(8, 4).await;
+    let dir = tempfile::tempdir().unwrap();
+    let publisher = net
+        .publisher(dir.path(), fast_config(), vec![net.publisher_key(0)])
+        .await;
+    let provider = net.harness.provider();
+    let target = net
+        .enter_slot_with_room(Duration::from_millis(100), Duration::from_secs(6))
+        .await;
+    let snapshot = provider.anvil_snapshot().await.unwrap();
+    let bundle = net.bundle_on_tip(target).await;
+    let handle = publisher
+        .handle
+        .enqueue(bundle, target, target)
+        .await
+        .unwrap();
+    let first = match wait_status(&handle, WAIT, |s| {
+        matches!(s, SubmissionStatus::Mined { .. })
+    })
+    .await
+    {
+        SubmissionStatus::Mined { block_number, .. } => block_number,
+        _ => unreachable!(),
+    };
+    assert!(provider.anvil_revert(snapshot).await.unwrap());
+    let landed = match outcome(handle).await {
+        SubmissionOutcome::Landed(landed) => landed,
+        other => panic!("{other:?}"),
+    };
+    assert_eq!(net.tip().await, 1, "sent again and mined");
+    assert!(landed.block_timestamp < net.slot_start_secs(target.next()));
+    assert!(landed.block_number <= first + 2);
+    publisher.stop().await;
+    let records = TxStore::open(dir.path()).unwrap().records().unwrap();
+    assert_eq!(records[0].reorgs, 1);
+    assert_eq!(records[0].state, TxState::Final(FinalState::Landed));
+}
+
+#[tokio::test]
+async fn a_propose_reorged_out_after_its_slot_is_reported_lost() {
+    let net = Net::start(4, 4).await;
+    let dir = tempfile::tempdir().unwrap();
+    let key = net.publisher_key(0);
+    let publisher = net
+        .publisher(dir.path(), fast_config(), vec![key.clone()])
+        .await;
+    let provider = net.harness.provider();
+    let target = net
+        .enter_slot_with_room(Duration::from_millis(100), Duration::from_secs(3))
+        .await;
+    let snapshot = provider.anvil_snapshot().await.unwrap();
+    let bundle = net.bundle_on_tip(target).await;
+    let handle = publisher
+        .handle
+        .enqueue(bundle, target, target)
+        .await
+        .unwrap();
+    wait_status(&handle, WAIT, |s| matches!(s, SubmissionStatus::Mined { .. })).await;
+    // Freeze L1, drop the block, and continue L1 after the slot: the propose cannot come back.
+    net.set_interval_mining(0).await;
+    assert!(provider.anvil_revert(snapshot).await.unwrap());
+    net.harness
+        .mine_at(net.slot_start_secs(target.next()) + 1)
+        .await
+        .unwrap();
+    net.set_interval_mining(1).await;
+    assert_eq!(outcome(handle).await, SubmissionOutcome::Lost);
+    assert_eq!(net.tip().await, 0);
+    publisher.stop().await;
+    let records = TxStore::open(dir.path()).unwrap().records().unwrap();
+    assert_eq!(records[0].state, TxState::Final(FinalState::Lost));
+    assert!(
+        records[0]
+            .attempts
+            .iter()
+            .any(|a| a.kind == AttemptKind::Cancel),
+        "the stale propose was cancelled rather than left to revert"
+    );
+}
+
+#[tokio::test]
+async fn interrupt_ends_the_scheduling_sleep_within_a_second() {
+    let net = Net::start(4, 4).await;
+    let dir = tempfile::tempdir().unwrap();
+    let publisher = net
+        .publisher(dir.path(), fast_config(), vec![net.publisher_key(0)])
+        .await;
+    let target = Slot(net.current_slot().0 + 5);
+    let bundle = net.bundle_on_tip(target).await;
+    let handle = publisher
+        .handle
+        .enqueue(bundle.clone(), target, target)
+        .await
+        .unwrap();
+    let interrupted = Instant::now();
+    publisher.handle.interrupt();
+    assert_eq!(outcome(handle).await, SubmissionOutcome::Interrupted);
+    assert!(interrupted.elapsed() < Duration::from_secs(1));
+    assert!(matches!(
+        publisher.handle.enqueue(bundle, target, target).await,
+        Err(PublisherError::Interrupted)
+    ));
+    tokio::time::timeout(Duration::from_secs(2), publisher.task)
+        .await
+        .unwrap()
+        .unwrap()
+        .unwrap();
+}
+
+#[tokio::test]
+async fn interrupt_ends_the_receipt_wait_and_a_restart_resumes_the_tx() {
+    let net = Net::start(8, 4).await;
+    let dir = tempfile::tempdir().unwrap();
+    let key = net.publisher_key(0);
+    let publisher = net
+        .publisher(dir.path(), fast_config(), vec![key.clone()])
+        .await;
+    let target = net
+        .enter_slot_with_room(Duration::from_millis(100), Duration::from_secs(6))
+        .await;
+    net.set_interval_mining(0).await;
+    let bundle = net.bundle_on_tip(target).await;
+    let handle = publisher
+        .handle
+        .enqueue(bundle.clone(), target, target)
+        .await
+        .unwrap();
+    let sent = match wait_status(&handle, WAIT, |s| matches!(s, SubmissionStatus::Sent { .. })).await
+    {
+        SubmissionStatus::Sent { tx_hash, .. } => tx_hash,
+        _ => unreachable!(),
+    };
+    let interrupted = Instant::now();
+    publisher.handle.interrupt();
+    assert_eq!(outcome(handle).await, SubmissionOutcome::Interrupted);
+    assert!(interrupted.elapsed() < Duration::from_secs(1));
+    publisher.task.await.unwrap().unwrap();
+
+    // The record outlives the process; a new publisher on the same store tracks it and refuses
+    // a second propose for the slot.
+    let live = TxStore::open(dir.path()).unwrap().live_records().unwrap();
+    assert_eq!(live.len(), 1);
+    assert_eq!(live[0].attempts[0].hash, sent);
+    let publisher = net
+        .publisher(dir.path(), fast_config(), vec![key.clone()])
+        .await;
+    assert!(matches!(
+        publisher.handle.enqueue(bundle, target, target).await,
+        Err(PublisherError::SlotAlreadyEnqueued(slot)) if slot == target
+    ));
+    net.set_interval_mining(1).await;
+    let provider = net.harness.provider();
+    let deadline = Instant::now() + WAIT;
+    while provider.get_transaction_receipt(sent).await.unwrap().is_none() {
+        assert!(Instant::now() < deadline, "the resumed tx is mined");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    net.wait_until(net.slot_clock.slot_start(target.next()).saturating_add(Duration::from_secs(2)))
+        .await;
+    publisher.stop().await;
+    let records = TxStore::open(dir.path()).unwrap().records().unwrap();
+    assert_eq!(records.len(), 1);
+    assert_eq!(records[0].state, TxState::Final(FinalState::Landed));
+    assert_eq!(net.nonce(key.address()).await, 1);
+}
+
+#[tokio::test]
+async fn a_refused_send_rotates_to_the_next_key() {
+    let net = Net::start(4, 4).await;
+    let dir = tempfile::tempdir().unwrap();
+    let broke = net.publisher_key(0);
+    let funded = net.publisher_key(1);
+    net.harness.fund(broke.address(), U256::ZERO).await.unwrap();
+    let publisher = net
+        .publisher(dir.path(), fast_config(), vec![broke.clone(), funded.clone()])
+        .await;
+    let target = net.current_slot().next();
+    let bundle = net.bundle_on_tip(target).await;
+    let handle = publisher
+        .handle
+        .enqueue(bundle, target, target)
+        .await
+        .unwrap();
+    let landed = outcome(handle).await;
+    assert!(matches!(landed, SubmissionOutcome::Landed(_)), "{landed:?}");
+    assert_eq!(net.nonce(broke.address()).await, 0);
+    assert_eq!(net.nonce(funded.address()).await, 1);
+    publisher.stop().await;
+    let records = TxStore::open(dir.path()).unwrap().records().unwrap();
+    assert_eq!(records.len(), 2);
+    assert_eq!(records[0].key, broke.address());
+    assert_eq!(records[0].state, TxState::Final(FinalState::NotSent));
+    assert_eq!(records[1].key, funded.address());
+    assert_eq!(records[1].state, TxState::Final(FinalState::Landed));
+}
+
+#[tokio::test]
+async fn both_simulation_methods_agree_and_honour_the_pipelining_plan() {
+    use tandem_l1::overrides::{ProposedParent, SimulationPlan};
+    use tandem_publisher::SimulationMethod::{CallWithOverrides, SimulateV1};
+
+    let net = Net::start(4, 4).await;
+    let dir = tempfile::tempdir().unwrap();
+    let publisher = net
+        .publisher(dir.path(), fast_config(), vec![net.publisher_key(0)])
+        .await;
+    let simulator = publisher.handle.simulator();
+    let slot = Slot(net.current_slot().0 + 2);
+    let genesis_archive = net.reader.archive_at(0).await.unwrap();
+    let parent = net.bundle(1, slot, genesis_archive).await;
+    let at = net.slot_start_secs(slot);
+    let a = simulator.simulate_propose_with(SimulateV1, &parent, at, None).await.unwrap();
+    let b = simulator
+        .simulate_propose_with(CallWithOverrides, &parent, at, None)
+        .await
+        .unwrap();
+    assert!(a.gas_used > 100_000);
+    // eth_estimateGas reports the limit it needs: at least the gas used, within the 64/63 reserve
+    // plus refunds.
+    assert!(b.gas_used >= a.gas_used && b.gas_used < a.gas_used * 11 / 10, "{a:?} {b:?}");
+
+    // Checkpoint 2 on the proposed (not landed) checkpoint 1: only the plan makes it valid.
+    let child_slot = slot.next();
+    let child = net
+        .bundle_with_fee(
+            2,
+            child_slot,
+            parent.args.archive,
+            net.reader.mana_min_fee(None).await.unwrap(),
+            alloy::primitives::Bytes::from(vec![1u8; 64]),
+        )
+        .await;
+    let fees = net.deployment.params.fee_params();
+    let tip_fee = net.reader.fee_header_at(0, None).await.unwrap();
+    let plan = SimulationPlan::new(
+        0,
+        0,
+        tip_fee,
+        &[ProposedParent {
+            number: 1,
+            archive: parent.args.archive,
+            header_hash: tandem_l1::header_from_sol(&parent.args.header).hash(),
+            slot: slot.0,
+            mana_used: parent.args.header.totalManaUsed,
+            fee_asset_price_modifier: 0,
+        }],
+        &fees,
+    )
+    .unwrap();
+    let child_at = net.slot_start_secs(child_slot);
+    for method in [SimulateV1, CallWithOverrides] {
+        let err = simulator
+            .simulate_propose_with(method, &child, child_at, None)
+            .await
+            .unwrap_err();
+        assert_eq!(
+            err.revert(),
+            Some(&RollupRevert::InvalidCheckpointNumber {
+                expected: U256::from(1),
+                got: U256::from(2)
+            }),
+            "{method:?}"
+        );
+        simulator
+            .simulate_propose_with(method, &child, child_at, Some(&plan))
+            .await
+            .unwrap_or_else(|err| panic!("{method:?}: {err}"));
+    }
+    let proposer = net.reader.proposer_at(child_at).await.unwrap().unwrap();
+    let can = simulator
+        .can_propose_at(
+            tandem_proto::time::Timestamp::from_secs(child_at),
+            parent.args.archive,
+            proposer,
+            Some(&plan),
+        )
+        .await
+        .unwrap();
+    assert_eq!(can.next_checkpoint, 2);
+    assert_eq!(can.slot, child_slot);
+    assert!(matches!(
+        simulator
+            .can_propose_at(
+                tandem_proto::time::Timestamp::from_secs(child_at),
+                B256::repeat_byte(9),
+                proposer,
+                Some(&plan),
+            )
+            .await,
+        Err(PublisherError::Revert(RollupRevert::InvalidArchive { .. }))
+    ));
+    publisher.stop().await;
+}
