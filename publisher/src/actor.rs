@@ -2,7 +2,15 @@
 //! request then runs as its own task (scheduled send, simulation, send, monitoring), so nothing
 //! the sequencer calls waits for L1. On start the actor resumes every live record of the store.
 
-use std::{collections::HashSet, path::PathBuf, sync::Arc, time::Duration};
+use std::{
+    collections::HashSet,
+    path::PathBuf,
+    sync::{
+        Arc,
+        atomic::{AtomicUsize, Ordering},
+    },
+    time::Duration,
+};
 
 use alloy::{
     primitives::Address,
@@ -75,6 +83,7 @@ pub struct PublisherHandle {
     commands: mpsc::Sender<Command>,
     interrupt: CancellationToken,
     simulator: Simulator,
+    live: Arc<AtomicUsize>,
 }
 
 impl PublisherHandle {
@@ -119,6 +128,12 @@ impl PublisherHandle {
     /// `Interrupted`, sent txs stay in the store for the next start, and the publisher stops.
     pub fn interrupt(&self) {
         self.interrupt.cancel();
+    }
+
+    /// Txs being watched: sent and not yet mined, mined within their window, or cancelling
+    /// (resumed ones included).
+    pub fn live_txs(&self) -> usize {
+        self.live.load(Ordering::SeqCst)
     }
 
     /// The simulator (cloneable; never queues behind a submission).
@@ -194,13 +209,19 @@ impl Publisher {
             slot_clock: deps.slot_clock,
             clock: deps.clock,
             hooks: deps.hooks,
+            live: Arc::new(AtomicUsize::new(0)),
         });
+        // Resumed records count as live from now on, before `run` picks them up.
+        for _ in &resume {
+            shared.live_started();
+        }
         let (commands_tx, commands) = mpsc::channel(COMMAND_QUEUE_CAPACITY);
         let interrupt = CancellationToken::new();
         let handle = PublisherHandle {
             commands: commands_tx,
             interrupt: interrupt.clone(),
             simulator,
+            live: shared.live.clone(),
         };
         Ok((
             handle,
@@ -218,7 +239,6 @@ impl Publisher {
     pub async fn run(mut self, cancel: CancellationToken) -> Result<(), PublisherError> {
         let mut tasks: JoinSet<Result<(), PublisherError>> = JoinSet::new();
         for record in std::mem::take(&mut self.resume) {
-            crate::metrics::in_flight(1.0);
             let shared = self.shared.clone();
             let token = self.interrupt.child_token();
             let slot = record.target_slot;

@@ -68,7 +68,9 @@ impl Chain {
     pub(crate) async fn latest_block(&self) -> Result<L1BlockRef, PublisherError> {
         self.block(BlockNumberOrTag::Latest)
             .await?
-            .ok_or(PublisherError::Unexpected("the L1 node has no latest block"))
+            .ok_or(PublisherError::Unexpected(
+                "the L1 node has no latest block",
+            ))
     }
 
     pub(crate) async fn block(
@@ -117,8 +119,9 @@ impl Chain {
                 &[PRIORITY_FEE_PERCENTILE],
             )
             .await?;
-        FeeEstimate::from_history(&history)
-            .ok_or(PublisherError::Unexpected("the L1 node reports no base fee"))
+        FeeEstimate::from_history(&history).ok_or(PublisherError::Unexpected(
+            "the L1 node reports no base fee",
+        ))
     }
 
     pub(crate) async fn broadcast(&self, raw: &[u8]) -> Broadcast {
@@ -130,11 +133,7 @@ impl Chain {
 
     /// Whether the node knows the tx (in its mempool or mined).
     pub(crate) async fn knows(&self, hash: B256) -> Result<bool, PublisherError> {
-        Ok(self
-            .provider
-            .get_transaction_by_hash(hash)
-            .await?
-            .is_some())
+        Ok(self.provider.get_transaction_by_hash(hash).await?.is_some())
     }
 
     pub(crate) async fn receipt(

@@ -104,7 +104,8 @@ impl Default for PublisherConfig {
 impl PublisherConfig {
     /// Checks the settings, naming the first bad one.
     pub fn validate(&self) -> Result<(), PublisherError> {
-        let bad = |field: &'static str, reason: String| Err(PublisherError::Config { field, reason });
+        let bad =
+            |field: &'static str, reason: String| Err(PublisherError::Config { field, reason });
         if self.max_fee_per_gas == 0 || self.max_fee_per_gas > MAX_RECORDABLE_FEE_PER_GAS {
             return bad(
                 "max_fee_per_gas",

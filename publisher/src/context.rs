@@ -3,7 +3,10 @@
 
 use std::{
     collections::HashSet,
-    sync::{Arc, Mutex, MutexGuard},
+    sync::{
+        Arc, Mutex, MutexGuard,
+        atomic::{AtomicUsize, Ordering},
+    },
 };
 
 use alloy::primitives::{Address, B256};
@@ -60,15 +63,29 @@ pub(crate) struct Shared {
     pub(crate) slot_clock: SlotClock,
     pub(crate) clock: Arc<dyn Clock>,
     pub(crate) hooks: Option<Arc<dyn SendHooks>>,
+    /// Records being watched.
+    pub(crate) live: Arc<AtomicUsize>,
 }
 
 /// A poisoned lock only means another task panicked while holding it; the data (sets of numbers)
 /// stays consistent, so keep going.
 fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
-    mutex.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+    mutex
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
 }
 
 impl Shared {
+    pub(crate) fn live_started(&self) {
+        self.live.fetch_add(1, Ordering::SeqCst);
+        crate::metrics::in_flight(1.0);
+    }
+
+    pub(crate) fn live_ended(&self) {
+        self.live.fetch_sub(1, Ordering::SeqCst);
+        crate::metrics::in_flight(-1.0);
+    }
+
     pub(crate) fn ledger(&self) -> MutexGuard<'_, Ledger> {
         lock(&self.ledger)
     }
@@ -103,7 +120,9 @@ impl Shared {
         tokio::task::spawn_blocking(move || {
             store.write(
                 &record,
-                new_raw_tx.as_ref().map(|(hash, raw)| (*hash, raw.as_slice())),
+                new_raw_tx
+                    .as_ref()
+                    .map(|(hash, raw)| (*hash, raw.as_slice())),
             )
         })
         .await
@@ -137,10 +156,9 @@ impl Shared {
         fees: Fees,
         l1_now: u64,
     ) -> Result<Vec<u8>, PublisherError> {
-        let key = self
-            .keys
-            .get(record.key)
-            .ok_or(PublisherError::Unexpected("a record's key is not configured"))?;
+        let key = self.keys.get(record.key).ok_or(PublisherError::Unexpected(
+            "a record's key is not configured",
+        ))?;
         let signed = sign(key, body, fees)?;
         let as_u64 = |fee: u128| {
             u64::try_from(fee).map_err(|_| PublisherError::Unexpected("fee above u64 wei"))

@@ -52,7 +52,9 @@ pub(crate) struct Fees {
 }
 
 fn percent(value: u128, percent: u32) -> u128 {
-    value.saturating_mul(100 + u128::from(percent)).div_ceil(100)
+    value
+        .saturating_mul(100 + u128::from(percent))
+        .div_ceil(100)
 }
 
 /// `value` raised by `bump` percent, rounded up and at least by one wei (a zero fee must move).
@@ -236,12 +238,21 @@ mod tests {
             max_priority_fee_per_gas: 2 * GWEI,
         };
         assert_eq!(
-            replacement_fees(Some(at_cap), estimate(300, 1), &config(), Replacement::SpeedUp),
+            replacement_fees(
+                Some(at_cap),
+                estimate(300, 1),
+                &config(),
+                Replacement::SpeedUp
+            ),
             None
         );
-        let cancel =
-            replacement_fees(Some(at_cap), estimate(300, 1), &config(), Replacement::Cancel)
-                .unwrap();
+        let cancel = replacement_fees(
+            Some(at_cap),
+            estimate(300, 1),
+            &config(),
+            Replacement::Cancel,
+        )
+        .unwrap();
         assert_eq!(cancel.max_fee_per_gas, 150 * GWEI);
         assert_eq!(cancel.max_priority_fee_per_gas, 3 * GWEI);
         // Nothing in a mempool to outbid: fresh fees.

@@ -40,7 +40,9 @@ mod simulator;
 mod store;
 mod submission;
 
-pub use actor::{COMMAND_QUEUE_CAPACITY, Publisher, PublisherDeps, PublisherHandle, SHUTDOWN_GRACE};
+pub use actor::{
+    COMMAND_QUEUE_CAPACITY, Publisher, PublisherDeps, PublisherHandle, SHUTDOWN_GRACE,
+};
 pub use config::{GWEI, MIN_REPLACEMENT_BUMP_PERCENT, PublisherConfig, SimulationMethod};
 pub use context::{SendHooks, SentTx};
 pub use error::PublisherError;
@@ -53,6 +55,5 @@ pub use signing::{CANCEL_GAS, PublisherKeys};
 pub use simulator::{ProposeSlot, SimulatedPropose, Simulator, propose_calldata};
 pub use store::TxStore;
 pub use submission::{
-    Landed, MAX_TX_GAS_LIMIT, SimulationDrop, SubmissionHandle, SubmissionOutcome,
-    SubmissionStatus,
+    Landed, MAX_TX_GAS_LIMIT, SimulationDrop, SubmissionHandle, SubmissionOutcome, SubmissionStatus,
 };

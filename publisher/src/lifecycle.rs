@@ -86,9 +86,13 @@ pub(crate) fn decide(record: &TxRecord, observation: &Observation, timing: &Timi
                     Some(AttemptKind::Propose) if receipt.proposed && closed => {
                         Step::Finish(FinalState::Landed)
                     }
-                    Some(AttemptKind::Propose) if receipt.proposed => Step::Mined { attempt, receipt },
+                    Some(AttemptKind::Propose) if receipt.proposed => {
+                        Step::Mined { attempt, receipt }
+                    }
                     Some(AttemptKind::Propose) | None => Step::Finish(FinalState::Reverted),
-                    Some(AttemptKind::Cancel) if record.reorgs > 0 => Step::Finish(FinalState::Lost),
+                    Some(AttemptKind::Cancel) if record.reorgs > 0 => {
+                        Step::Finish(FinalState::Lost)
+                    }
                     Some(AttemptKind::Cancel) => Step::Finish(FinalState::Cancelled),
                 };
             }
@@ -136,13 +140,16 @@ pub(crate) fn decide(record: &TxRecord, observation: &Observation, timing: &Timi
                 .iter()
                 .find(|a| a.kind == AttemptKind::Cancel)
                 .map_or(latest.signed_at_l1, |a| a.signed_at_l1);
-            let timed_out =
-                observation.l1_now.saturating_sub(first_cancel) >= timing.cancel_final;
+            let timed_out = observation.l1_now.saturating_sub(first_cancel) >= timing.cancel_final;
             if dropped || timed_out {
                 if !observation.higher_nonce_waits {
                     return Step::Finish(unmined_end(record));
                 }
-                return if stalled { Step::RefreshCancel } else { Step::Wait };
+                return if stalled {
+                    Step::RefreshCancel
+                } else {
+                    Step::Wait
+                };
             }
             if stalled && record.speed_ups(AttemptKind::Cancel) < timing.max_speed_ups {
                 return Step::SpeedUp(AttemptKind::Cancel);
@@ -281,9 +288,11 @@ mod tests {
         assert_eq!(decide(&record, &observe(1_010), &TIMING), Step::Reorged);
         record.state = TxState::Cancelling;
         record.reorgs = 1;
-        record
-            .attempts
-            .push(attempt(AttemptKind::Cancel, 1_062, AttemptStatus::Broadcast));
+        record.attempts.push(attempt(
+            AttemptKind::Cancel,
+            1_062,
+            AttemptStatus::Broadcast,
+        ));
         let cancel_mined = Observation {
             mined: Some((1, receipt(false))),
             mined_nonce: 6,
@@ -356,9 +365,11 @@ mod tests {
     fn cancels_end_cancelled_or_not_mined_and_keep_trying_while_a_higher_nonce_waits() {
         let mut record = record();
         record.state = TxState::Cancelling;
-        record
-            .attempts
-            .push(attempt(AttemptKind::Cancel, 1_062, AttemptStatus::Broadcast));
+        record.attempts.push(attempt(
+            AttemptKind::Cancel,
+            1_062,
+            AttemptStatus::Broadcast,
+        ));
         let mined = Observation {
             mined: Some((1, receipt(false))),
             mined_nonce: 6,

@@ -166,7 +166,10 @@ mod tests {
             }),
             "InvalidArchive"
         );
-        assert_eq!(revert_name(&RollupRevert::InvalidCoinbase), "InvalidCoinbase");
+        assert_eq!(
+            revert_name(&RollupRevert::InvalidCoinbase),
+            "InvalidCoinbase"
+        );
         assert_eq!(
             revert_name(&RollupRevert::BeforeGenesis(U256::from(1))),
             "BeforeGenesis"

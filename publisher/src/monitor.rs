@@ -112,7 +112,10 @@ async fn observe(
             if attempt.status == AttemptStatus::Refused {
                 continue;
             }
-            if let Some(receipt) = chain.receipt(attempt.hash, record.checkpoint_number).await? {
+            if let Some(receipt) = chain
+                .receipt(attempt.hash, record.checkpoint_number)
+                .await?
+            {
                 mined = Some((index, receipt));
                 break;
             }
@@ -144,9 +147,9 @@ async fn observe(
 /// same fees would only repeat the refusal).
 fn previous_fees(record: &TxRecord) -> Option<Fees> {
     record.latest().map(|a| Fees {
-            max_fee_per_gas: u128::from(a.max_fee_per_gas),
-            max_priority_fee_per_gas: u128::from(a.max_priority_fee_per_gas),
-        })
+        max_fee_per_gas: u128::from(a.max_fee_per_gas),
+        max_priority_fee_per_gas: u128::from(a.max_priority_fee_per_gas),
+    })
 }
 
 async fn rebroadcast(shared: &Shared, record: &mut TxRecord) -> Result<Broadcast, PublisherError> {
@@ -335,7 +338,7 @@ async fn finish(
     record.state = TxState::Final(end);
     shared.persist(record, None).await?;
     shared.ledger().release(record.key, record.nonce);
-    crate::metrics::in_flight(-1.0);
+    shared.live_ended();
     crate::metrics::finished(end);
     let outcome = match end {
         FinalState::Landed => {

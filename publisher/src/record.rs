@@ -302,7 +302,8 @@ impl TxRecord {
         {
             return Err(invalid("mined.attempt"));
         }
-        if message.last_valid_slot < message.target_slot || message.window_end <= message.window_start
+        if message.last_valid_slot < message.target_slot
+            || message.window_end <= message.window_start
         {
             return Err(invalid("window"));
         }
@@ -507,7 +508,10 @@ pub(crate) mod tests {
         assert_eq!(TxRecord::decode(&[]), Err(RecordError::Empty));
         let mut bytes = sample().encode();
         bytes[0] = 2;
-        assert_eq!(TxRecord::decode(&bytes), Err(RecordError::UnknownVersion(2)));
+        assert_eq!(
+            TxRecord::decode(&bytes),
+            Err(RecordError::UnknownVersion(2))
+        );
         assert!(matches!(
             TxRecord::decode(&[RECORD_VERSION, 0xff, 0xff]),
             Err(RecordError::Malformed(_))

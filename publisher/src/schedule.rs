@@ -169,7 +169,9 @@ mod tests {
         let cancel = CancellationToken::new();
         let (clock, head, token) = (clock.clone(), head.clone(), cancel.clone());
         let task =
-            tokio::spawn(async move { wait_for_send_time(&clock, &head, schedule(), &token).await });
+            tokio::spawn(
+                async move { wait_for_send_time(&clock, &head, schedule(), &token).await },
+            );
         (task, cancel)
     }
 
@@ -177,7 +179,10 @@ mod tests {
     async fn until_reads(head: &FakeHead, reads: usize) {
         let deadline = std::time::Instant::now() + Duration::from_secs(5);
         while head.reads.load(Ordering::SeqCst) < reads {
-            assert!(std::time::Instant::now() < deadline, "the head was not read");
+            assert!(
+                std::time::Instant::now() < deadline,
+                "the head was not read"
+            );
             tokio::time::sleep(Duration::from_millis(5)).await;
         }
     }

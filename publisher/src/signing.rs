@@ -29,10 +29,7 @@ impl std::fmt::Debug for PublisherKeys {
 
 impl PublisherKeys {
     /// At least one key, no duplicates, none of them in `attesters`.
-    pub fn new(
-        keys: Vec<PrivateKeySigner>,
-        attesters: &[Address],
-    ) -> Result<Self, PublisherError> {
+    pub fn new(keys: Vec<PrivateKeySigner>, attesters: &[Address]) -> Result<Self, PublisherError> {
         if keys.is_empty() {
             return Err(PublisherError::NoKeys);
         }

@@ -11,12 +11,10 @@ use alloy::{
     eips::BlockNumberOrTag,
     primitives::{Address, B256, Bytes},
     providers::{DynProvider, Provider},
-    rpc::{
-        types::{
-            BlockOverrides, TransactionRequest,
-            simulate::{SimBlock, SimulatePayload},
-            state::StateOverride,
-        },
+    rpc::types::{
+        BlockOverrides, TransactionRequest,
+        simulate::{SimBlock, SimulatePayload},
+        state::StateOverride,
     },
     sol_types::SolCall,
     transports::{RpcError, TransportError},
@@ -139,7 +137,10 @@ impl Simulator {
     }
 
     /// The min fee per mana the next checkpoint must carry, under `plan`.
-    pub async fn mana_min_fee(&self, plan: Option<&SimulationPlan>) -> Result<u128, PublisherError> {
+    pub async fn mana_min_fee(
+        &self,
+        plan: Option<&SimulationPlan>,
+    ) -> Result<u128, PublisherError> {
         Ok(self
             .reader
             .mana_min_fee(overrides(plan, self.rollup()))
@@ -231,12 +232,9 @@ impl Simulator {
             .simulate(&payload)
             .block_id(BlockNumberOrTag::Latest.into())
             .await?;
-        let call = blocks
-            .first()
-            .and_then(|block| block.calls.first())
-            .ok_or(PublisherError::Unexpected(
-                "eth_simulateV1 returned no call result",
-            ))?;
+        let call = blocks.first().and_then(|block| block.calls.first()).ok_or(
+            PublisherError::Unexpected("eth_simulateV1 returned no call result"),
+        )?;
         if call.status {
             return Ok(SimulatedPropose {
                 gas_used: call.gas_used,

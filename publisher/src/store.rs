@@ -56,7 +56,9 @@ impl TxStore {
             None => db.put_cf_opt(meta, KEY_SCHEMA, [RECORD_VERSION], &synced())?,
             Some(version) if version.as_slice() == [RECORD_VERSION] => {}
             Some(version) => {
-                return Err(RecordError::UnknownVersion(version.first().copied().unwrap_or(0)).into());
+                return Err(
+                    RecordError::UnknownVersion(version.first().copied().unwrap_or(0)).into(),
+                );
             }
         }
         let store = Self {
@@ -112,7 +114,11 @@ impl TxStore {
         if let Some((hash, raw)) = new_raw_tx {
             batch.put_cf(self.cf(CF_RAW_TXS)?, hash, raw);
         }
-        batch.put_cf(self.cf(CF_RECORDS)?, record.id.to_be_bytes(), record.encode());
+        batch.put_cf(
+            self.cf(CF_RECORDS)?,
+            record.id.to_be_bytes(),
+            record.encode(),
+        );
         self.db.write_opt(batch, &synced())?;
         Ok(())
     }

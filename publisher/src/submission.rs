@@ -253,6 +253,7 @@ pub(crate) async fn run(
             return Ok(SubmissionOutcome::Expired);
         }
         let at = window_start.max(latest.timestamp.saturating_add(1));
+        tracing::trace!(target: "publisher", slot = %request.target, at, "simulating the propose");
         match shared
             .simulator
             .simulate_propose(&request.bundle, at, None)
@@ -265,9 +266,9 @@ pub(crate) async fn run(
                 tracing::warn!(target: "publisher", slot = %request.target,
                     checkpoint = request.checkpoint_number, reason = %revert,
                     "propose dropped: it would revert on L1");
-                return Ok(SubmissionOutcome::DroppedAtSimulation(SimulationDrop::Revert(
-                    revert,
-                )));
+                return Ok(SubmissionOutcome::DroppedAtSimulation(
+                    SimulationDrop::Revert(revert),
+                ));
             }
             Err(PublisherError::UnknownRevert(data)) => {
                 crate::metrics::dropped_at_simulation("unknown".to_string());
@@ -329,6 +330,7 @@ async fn send_first(
             let estimate = shared.chain.fee_estimate().await?;
             Ok::<_, PublisherError>((latest, pending, estimate))
         };
+        tracing::trace!(target: "publisher", %key, "preparing the send");
         let (latest, pending, estimate) = match prepared.await {
             Ok(prepared) => prepared,
             Err(error) => {
@@ -355,7 +357,13 @@ async fn send_first(
         };
         let fees = initial_fees(estimate, &shared.config);
         let raw = match shared
-            .add_attempt(&mut record, AttemptKind::Propose, &body, fees, latest.timestamp)
+            .add_attempt(
+                &mut record,
+                AttemptKind::Propose,
+                &body,
+                fees,
+                latest.timestamp,
+            )
             .await
         {
             Ok(raw) => raw,
@@ -364,13 +372,13 @@ async fn send_first(
                 return Err(error);
             }
         };
-        crate::metrics::in_flight(1.0);
+        shared.live_started();
         match shared.broadcast(&mut record, 0, &raw).await? {
             Broadcast::Refused(reason) => {
                 record.state = TxState::Final(FinalState::NotSent);
                 shared.persist(&record, None).await?;
                 shared.ledger().release(key, nonce);
-                crate::metrics::in_flight(-1.0);
+                shared.live_ended();
                 crate::metrics::finished(FinalState::NotSent);
                 last_refusal = reason;
                 continue;

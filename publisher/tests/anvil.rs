@@ -89,7 +89,10 @@ async fn an_unmineable_propose_is_bumped_then_cancelled_and_its_nonce_is_reused(
         .enqueue(bundle, target, target)
         .await
         .unwrap();
-    wait_status(&handle, WAIT, |s| matches!(s, SubmissionStatus::Sent { .. })).await;
+    wait_status(&handle, WAIT, |s| {
+        matches!(s, SubmissionStatus::Sent { .. })
+    })
+    .await;
 
     // From now on every block's base fee is 4x the publisher's cap: nothing it signs can be
     // mined, while L1 keeps mining (and its time keeps moving).
@@ -152,7 +155,10 @@ async fn an_unmineable_propose_is_bumped_then_cancelled_and_its_nonce_is_reused(
     assert_eq!(first.status, AttemptStatus::Broadcast);
     assert!(bump.max_fee_per_gas * 100 >= first.max_fee_per_gas * 150);
     assert!(bump.max_priority_fee_per_gas * 100 >= first.max_priority_fee_per_gas * 150);
-    assert!(u128::from(bump.max_fee_per_gas) <= 100 * GWEI, "a speed-up keeps to the cap");
+    assert!(
+        u128::from(bump.max_fee_per_gas) <= 100 * GWEI,
+        "a speed-up keeps to the cap"
+    );
     let cancel = stuck
         .attempts
         .iter()
@@ -197,7 +203,13 @@ async fn a_propose_whose_parent_never_landed_is_dropped_at_simulation() {
     );
     assert_eq!(net.nonce(key.address()).await, 0, "nothing was sent");
     publisher.stop().await;
-    assert!(TxStore::open(dir.path()).unwrap().records().unwrap().is_empty());
+    assert!(
+        TxStore::open(dir.path())
+            .unwrap()
+            .records()
+            .unwrap()
+            .is_empty()
+    );
 }
 
 #[tokio::test]
@@ -259,7 +271,10 @@ async fn a_propose_reorged_out_after_its_slot_is_reported_lost() {
         .enqueue(bundle, target, target)
         .await
         .unwrap();
-    wait_status(&handle, WAIT, |s| matches!(s, SubmissionStatus::Mined { .. })).await;
+    wait_status(&handle, WAIT, |s| {
+        matches!(s, SubmissionStatus::Mined { .. })
+    })
+    .await;
     // Freeze L1, drop the block, and continue L1 after the slot: the propose cannot come back.
     net.set_interval_mining(0).await;
     assert!(provider.anvil_revert(snapshot).await.unwrap());
@@ -329,7 +344,10 @@ async fn interrupt_ends_the_receipt_wait_and_a_restart_resumes_the_tx() {
         .enqueue(bundle.clone(), target, target)
         .await
         .unwrap();
-    let sent = match wait_status(&handle, WAIT, |s| matches!(s, SubmissionStatus::Sent { .. })).await
+    let sent = match wait_status(&handle, WAIT, |s| {
+        matches!(s, SubmissionStatus::Sent { .. })
+    })
+    .await
     {
         SubmissionStatus::Sent { tx_hash, .. } => tx_hash,
         _ => unreachable!(),
@@ -355,12 +373,21 @@ async fn interrupt_ends_the_receipt_wait_and_a_restart_resumes_the_tx() {
     net.set_interval_mining(1).await;
     let provider = net.harness.provider();
     let deadline = Instant::now() + WAIT;
-    while provider.get_transaction_receipt(sent).await.unwrap().is_none() {
+    while provider
+        .get_transaction_receipt(sent)
+        .await
+        .unwrap()
+        .is_none()
+    {
         assert!(Instant::now() < deadline, "the resumed tx is mined");
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
-    net.wait_until(net.slot_clock.slot_start(target.next()).saturating_add(Duration::from_secs(2)))
-        .await;
+    net.wait_until(
+        net.slot_clock
+            .slot_start(target.next())
+            .saturating_add(Duration::from_secs(2)),
+    )
+    .await;
     publisher.stop().await;
     let records = TxStore::open(dir.path()).unwrap().records().unwrap();
     assert_eq!(records.len(), 1);
@@ -376,7 +403,11 @@ async fn a_refused_send_rotates_to_the_next_key() {
     let funded = net.publisher_key(1);
     net.harness.fund(broke.address(), U256::ZERO).await.unwrap();
     let publisher = net
-        .publisher(dir.path(), fast_config(), vec![broke.clone(), funded.clone()])
+        .publisher(
+            dir.path(),
+            fast_config(),
+            vec![broke.clone(), funded.clone()],
+        )
         .await;
     let target = net.current_slot().next();
     let bundle = net.bundle_on_tip(target).await;
@@ -413,7 +444,10 @@ async fn both_simulation_methods_agree_and_honour_the_pipelining_plan() {
     let genesis_archive = net.reader.archive_at(0).await.unwrap();
     let parent = net.bundle(1, slot, genesis_archive).await;
     let at = net.slot_start_secs(slot);
-    let a = simulator.simulate_propose_with(SimulateV1, &parent, at, None).await.unwrap();
+    let a = simulator
+        .simulate_propose_with(SimulateV1, &parent, at, None)
+        .await
+        .unwrap();
     let b = simulator
         .simulate_propose_with(CallWithOverrides, &parent, at, None)
         .await
@@ -421,7 +455,10 @@ async fn both_simulation_methods_agree_and_honour_the_pipelining_plan() {
     assert!(a.gas_used > 100_000);
     // eth_estimateGas reports the limit it needs: at least the gas used, within the 64/63 reserve
     // plus refunds.
-    assert!(b.gas_used >= a.gas_used && b.gas_used < a.gas_used * 11 / 10, "{a:?} {b:?}");
+    assert!(
+        b.gas_used >= a.gas_used && b.gas_used < a.gas_used * 11 / 10,
+        "{a:?} {b:?}"
+    );
 
     // Checkpoint 2 on the proposed (not landed) checkpoint 1: only the plan makes it valid.
     let child_slot = slot.next();

@@ -12,7 +12,8 @@ use alloy::{
 };
 use tandem_l1::{Deployment, L1Reader, ProposeBundle, RollupParams, harness::AnvilHarness};
 use tandem_proto::{
-    CheckpointHeader, ConsensusPayload, SigningKey,
+    CheckpointAttestation, CheckpointHeader, CheckpointProposal, ConsensusPayload, SigningDomain,
+    SigningKey,
     time::{Clock, Slot, SlotClock, SystemClock, Timestamp},
 };
 use tandem_publisher::{
@@ -23,6 +24,8 @@ use tokio_util::sync::CancellationToken;
 
 /// E on anvil.
 pub const L1_SLOT: u64 = 1;
+/// Slots per epoch.
+pub const EPOCH: u64 = 8;
 
 pub fn validator_key(i: usize) -> SigningKey {
     let mut secret = [0u8; 32];
@@ -51,6 +54,120 @@ pub struct Net {
     pub validators: Vec<SigningKey>,
     pub slot_clock: SlotClock,
     pub reader: L1Reader<DynProvider>,
+    pub maker: CheckpointMaker,
+}
+
+/// Builds valid, signed checkpoints for a deployment (usable without the harness, e.g. in a
+/// crash-test child process).
+pub struct CheckpointMaker {
+    pub reader: L1Reader<DynProvider>,
+    pub validators: Vec<SigningKey>,
+    pub domain: SigningDomain,
+    pub epoch_duration: u64,
+    pub slot_clock: SlotClock,
+}
+
+impl CheckpointMaker {
+    /// For the rollup at `rollup` reached through `provider` (the deployment of [`Net::start`]).
+    pub fn new(
+        provider: DynProvider,
+        rollup: Address,
+        chain_id: u64,
+        slot_clock: SlotClock,
+        validators: usize,
+    ) -> Self {
+        Self {
+            reader: L1Reader::new(provider, rollup),
+            validators: (0..validators).map(validator_key).collect(),
+            domain: SigningDomain { chain_id, rollup },
+            epoch_duration: EPOCH,
+            slot_clock,
+        }
+    }
+
+    /// A valid checkpoint `number` for `slot` on top of `parent_archive`, paying the fee L1
+    /// requires now, signed by the slot's proposer and attested by a quorum.
+    pub async fn bundle(&self, number: u64, slot: Slot, parent_archive: B256) -> ProposeBundle {
+        let fee = self.reader.mana_min_fee(None).await.unwrap();
+        self.bundle_with_fee(
+            number,
+            slot,
+            parent_archive,
+            fee,
+            Bytes::from(vec![7u8; 256]),
+        )
+        .await
+    }
+
+    pub async fn bundle_with_fee(
+        &self,
+        number: u64,
+        slot: Slot,
+        parent_archive: B256,
+        fee_per_mana: u128,
+        body: Bytes,
+    ) -> ProposeBundle {
+        let header = CheckpointHeader {
+            last_archive_root: parent_archive,
+            block_headers_hash: keccak256(slot.0.to_be_bytes()),
+            body_hash: keccak256(&body),
+            slot: slot.0,
+            timestamp: self.slot_clock.slot_start(slot).as_secs(),
+            coinbase: Address::repeat_byte(0xcb),
+            fee_recipient: Address::repeat_byte(0xfe),
+            fee_per_mana,
+            total_mana_used: 1_000,
+            accumulated_fees: fee_per_mana * 1_000,
+        };
+        let payload = ConsensusPayload {
+            header,
+            archive: archive_after(parent_archive, slot),
+            fee_asset_price_modifier: 0,
+        };
+        let committee = self
+            .reader
+            .committee(slot.0 / self.epoch_duration)
+            .await
+            .unwrap();
+        let key_of = |address: Address| {
+            self.validators
+                .iter()
+                .find(|key| key.address() == address)
+                .expect("a committee member's key")
+        };
+        let proposer = match self
+            .reader
+            .proposer_at(payload.header.timestamp)
+            .await
+            .unwrap()
+        {
+            Some(proposer) => key_of(proposer),
+            None => &self.validators[0],
+        };
+        let proposal = CheckpointProposal::sign(payload, None, &self.domain, proposer);
+        let quorum = committee.len() * 2 / 3 + 1;
+        let attestations: Vec<CheckpointAttestation> = committee
+            .iter()
+            .take(quorum)
+            .map(|member| CheckpointAttestation::sign(&proposal, &self.domain, key_of(*member)))
+            .collect();
+        ProposeBundle::new(
+            number,
+            &proposal,
+            &attestations,
+            &committee,
+            &self.domain,
+            body,
+        )
+        .unwrap()
+    }
+
+    /// The next checkpoint on L1's tip, for `slot`.
+    pub async fn bundle_on_tip(&self, slot: Slot) -> ProposeBundle {
+        let (tip, _) = self.reader.tips().await.unwrap();
+        let archive = self.reader.archive_at(tip).await.unwrap();
+        self.bundle(tip + 1, slot, archive).await
+    }
 }
 
 impl Net {
@@ -66,7 +183,7 @@ impl Net {
         let mut params = RollupParams::with_genesis(genesis);
         params.slot_duration = slot;
         params.l1_slot_duration = L1_SLOT;
-        params.epoch_duration = 8;
+        params.epoch_duration = EPOCH;
         params.committee_size = validators as u64;
         params.mana_target = 1_000_000;
         params.mana_limit = 2_000_000;
@@ -78,16 +195,24 @@ impl Net {
             Timestamp::from_secs(genesis),
             Duration::from_secs(slot),
             Duration::from_secs(L1_SLOT),
-            8,
+            EPOCH,
         )
         .unwrap();
         let reader = L1Reader::new(harness.provider(), deployment.rollup);
+        let maker = CheckpointMaker::new(
+            harness.provider(),
+            deployment.rollup,
+            params.l2_chain_id,
+            slot_clock,
+            validators,
+        );
         Self {
             harness,
             deployment,
             validators: validator_keys,
             slot_clock,
             reader,
+            maker,
         }
     }
 
@@ -165,12 +290,8 @@ impl Net {
         }
     }
 
-    /// A valid checkpoint `number` for `slot` on top of `parent_archive`, paying the fee L1
-    /// requires now, signed by the slot's proposer and attested by a quorum.
     pub async fn bundle(&self, number: u64, slot: Slot, parent_archive: B256) -> ProposeBundle {
-        let fee = self.reader.mana_min_fee(None).await.unwrap();
-        self.bundle_with_fee(number, slot, parent_archive, fee, Bytes::from(vec![7u8; 256]))
-            .await
+        self.maker.bundle(number, slot, parent_archive).await
     }
 
     pub async fn bundle_with_fee(
@@ -181,42 +302,13 @@ impl Net {
         fee_per_mana: u128,
         body: Bytes,
     ) -> ProposeBundle {
-        let header = CheckpointHeader {
-            last_archive_root: parent_archive,
-            block_headers_hash: keccak256(slot.0.to_be_bytes()),
-            body_hash: keccak256(&body),
-            slot: slot.0,
-            timestamp: self.slot_start_secs(slot),
-            coinbase: Address::repeat_byte(0xcb),
-            fee_recipient: Address::repeat_byte(0xfe),
-            fee_per_mana,
-            total_mana_used: 1_000,
-            accumulated_fees: fee_per_mana * 1_000,
-        };
-        let payload = ConsensusPayload {
-            header,
-            archive: archive_after(parent_archive, slot),
-            fee_asset_price_modifier: 0,
-        };
-        let quorum = self.validators.len() * 2 / 3 + 1;
-        self.harness
-            .sign_checkpoint(
-                &self.deployment,
-                &self.validators,
-                number,
-                payload,
-                body,
-                quorum,
-            )
+        self.maker
+            .bundle_with_fee(number, slot, parent_archive, fee_per_mana, body)
             .await
-            .unwrap()
     }
 
-    /// The next checkpoint on L1's tip, for `slot`.
     pub async fn bundle_on_tip(&self, slot: Slot) -> ProposeBundle {
-        let (tip, _) = self.reader.tips().await.unwrap();
-        let archive = self.reader.archive_at(tip).await.unwrap();
-        self.bundle(tip + 1, slot, archive).await
+        self.maker.bundle_on_tip(slot).await
     }
 
     pub async fn tip(&self) -> u64 {
