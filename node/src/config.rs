@@ -17,6 +17,10 @@ use tandem_proto::{
     time::{NonPipelinedBudgets, PipelinedBudgets, SlotClock, Timestamp, Timetable},
 };
 
+mod publisher;
+
+pub(crate) use publisher::PublisherConfig;
+
 /// Prefix of environment overrides: `TANDEM__P2P__MAX_PEERS=80`.
 pub(crate) const ENV_PREFIX: &str = "TANDEM__";
 
@@ -347,28 +351,6 @@ impl Default for ValidatorConfig {
     }
 }
 
-/// `[publisher]`
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(default, deny_unknown_fields)]
-pub(crate) struct PublisherConfig {
-    /// Keystore of the L1 account paying for `propose` txs; the validator key when absent.
-    pub(crate) keystore: Option<PathBuf>,
-    /// Its password file.
-    pub(crate) password_file: Option<PathBuf>,
-    /// Fee increase per replacement when a tx is not mined, in percent (L1 requires ≥ 10).
-    pub(crate) fee_bump_percent: u32,
-}
-
-impl Default for PublisherConfig {
-    fn default() -> Self {
-        Self {
-            keystore: None,
-            password_file: None,
-            fee_bump_percent: 20,
-        }
-    }
-}
-
 /// `[archiver]`
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
@@ -604,15 +586,8 @@ impl Config {
             problem("sequencer.max_txs_per_block", "must be at least 1".into());
         }
         self.p2p.problems(&mut problem);
-        if self.publisher.fee_bump_percent < 10 {
-            problem(
-                "publisher.fee_bump_percent",
-                format!(
-                    "{} is below 10: L1 nodes refuse replacements bumped by less",
-                    self.publisher.fee_bump_percent
-                ),
-            );
-        }
+        self.publisher
+            .problems(self.node.role, self.protocol.l1_slot_duration, &mut problem);
         if self.archiver.l1_batch_size == 0 {
             problem("archiver.l1_batch_size", "must be at least 1".into());
         }
