@@ -586,8 +586,12 @@ impl Config {
             problem("sequencer.max_txs_per_block", "must be at least 1".into());
         }
         self.p2p.problems(&mut problem);
-        self.publisher
-            .problems(self.node.role, self.protocol.l1_slot_duration, &mut problem);
+        self.publisher.problems(
+            self.node.role,
+            self.protocol.l1_slot_duration,
+            self.validator.keystore.as_deref(),
+            &mut problem,
+        );
         if self.archiver.l1_batch_size == 0 {
             problem("archiver.l1_batch_size", "must be at least 1".into());
         }

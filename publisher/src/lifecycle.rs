@@ -109,12 +109,13 @@ pub(crate) fn decide(record: &TxRecord, observation: &Observation, timing: &Timi
                 .is_some_and(|unseen| unseen >= timing.unseen_dropped);
             if record.state == TxState::Pending {
                 if closed {
-                    // Nothing can be in a mempool when every attempt was refused.
+                    // Nothing can be in a mempool when every attempt was refused; but a higher
+                    // nonce waiting behind this one still needs the nonce filled.
                     let reached_a_node = record
                         .attempts
                         .iter()
                         .any(|a| a.status != AttemptStatus::Refused);
-                    return if reached_a_node {
+                    return if reached_a_node || observation.higher_nonce_waits {
                         Step::Cancel
                     } else {
                         Step::Finish(unmined_end(record))
@@ -359,6 +360,11 @@ mod tests {
             decide(&record, &observe(1_065), &TIMING),
             Step::Finish(FinalState::NotMined)
         );
+        let gap = Observation {
+            higher_nonce_waits: true,
+            ..observe(1_065)
+        };
+        assert_eq!(decide(&record, &gap, &TIMING), Step::Cancel);
     }
 
     #[test]

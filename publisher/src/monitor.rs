@@ -210,6 +210,11 @@ async fn replace(
         nonce: record.nonce,
         tx_hash: hash,
     });
+    if result == Broadcast::Accepted {
+        shared
+            .check_balance(record.key, record.simulated_gas, fees.max_fee_per_gas)
+            .await;
+    }
     Ok(Some(result))
 }
 

@@ -1,7 +1,10 @@
 //! `[publisher]`: the L1 keys that pay for propose txs and how their txs are priced, replaced and
 //! watched. Converted into [`tandem_publisher::PublisherConfig`] with units checked.
 
-use std::{path::PathBuf, time::Duration};
+use std::{
+    path::{Path, PathBuf},
+    time::Duration,
+};
 
 use serde::{Deserialize, Serialize};
 use tandem_publisher::{GWEI, PublisherError, SimulationMethod};
@@ -170,8 +173,20 @@ impl PublisherConfig {
         &self,
         role: Role,
         l1_slot: Duration,
+        validator_keystore: Option<&Path>,
         mut problem: impl FnMut(&'static str, String),
     ) {
+        if let Some(validator) = validator_keystore
+            && self.keystores.iter().any(|path| path == validator)
+        {
+            problem(
+                "publisher.keystores",
+                format!(
+                    "{} is the validator keystore: publisher and attester keys must be separate accounts",
+                    validator.display()
+                ),
+            );
+        }
         if let Err(err) = self.settings() {
             problem(err.key, err.message);
         }
@@ -321,9 +336,12 @@ mod tests {
             send_wait_timeout: Some(Duration::from_secs(20)),
             ..Default::default()
         };
-        config.problems(Role::Validator, Duration::from_secs(12), |key, message| {
-            problems.push((key, message))
-        });
+        config.problems(
+            Role::Validator,
+            Duration::from_secs(12),
+            None,
+            |key, message| problems.push((key, message)),
+        );
         let keys: Vec<&str> = problems.iter().map(|(key, _)| *key).collect();
         assert_eq!(
             keys,
@@ -334,9 +352,25 @@ mod tests {
             ]
         );
         let mut problems = Vec::new();
-        PublisherConfig::default().problems(Role::FullNode, Duration::from_secs(12), |key, _| {
-            problems.push(key)
-        });
+        PublisherConfig::default().problems(
+            Role::FullNode,
+            Duration::from_secs(12),
+            None,
+            |key, _| problems.push(key),
+        );
         assert!(problems.is_empty());
+        let mut problems = Vec::new();
+        let shared = PublisherConfig {
+            keystores: vec![PathBuf::from("keys/validator.json")],
+            ..Default::default()
+        };
+        shared.problems(
+            Role::FullNode,
+            Duration::from_secs(12),
+            Some(Path::new("keys/validator.json")),
+            |key, message| problems.push((key, message)),
+        );
+        assert_eq!(problems.len(), 1);
+        assert!(problems[0].1.contains("must be separate"), "{problems:?}");
     }
 }
