@@ -53,9 +53,13 @@ fn kill_9_twenty_times_at_each_point() {
     run_kills(40);
 }
 
-/// Parks the sending task at `at` ("persisted" or "broadcast") after telling the parent.
+/// Parks the sending task at `at` after telling the parent: "persisted" (a new tx is in the
+/// store, not sent) or "broadcast" (a tx this process signed was accepted by L1, no receipt yet;
+/// re-sends of resumed txs do not count).
 struct KillPoint {
     at: String,
+    /// Txs in the store when this process started.
+    resumed: HashSet<B256>,
 }
 
 impl KillPoint {
@@ -76,7 +80,9 @@ impl SendHooks for KillPoint {
         self.stop("persisted", tx);
     }
     fn broadcast(&self, tx: &SentTx) {
-        self.stop("broadcast", tx);
+        if !self.resumed.contains(&tx.hash) {
+            self.stop("broadcast", tx);
+        }
     }
 }
 
@@ -119,6 +125,14 @@ fn child() -> ! {
             VALIDATORS,
         );
         let key: PrivateKeySigner = env("KEY").parse().unwrap();
+        let store_path = PathBuf::from(std::env::var_os(CHILD_ENV).unwrap());
+        let resumed: HashSet<B256> = TxStore::open(&store_path)
+            .unwrap()
+            .records()
+            .unwrap()
+            .iter()
+            .flat_map(|record| record.attempts.iter().map(|a| a.hash))
+            .collect();
         let deps = PublisherDeps {
             config: fast_config(),
             keys: PublisherKeys::new(vec![key], &[]).unwrap(),
@@ -126,15 +140,24 @@ fn child() -> ! {
             rollup,
             slot_clock,
             clock: Arc::new(SystemClock),
-            store_path: PathBuf::from(std::env::var_os(CHILD_ENV).unwrap()),
-            hooks: Some(Arc::new(KillPoint { at: env("KILL_AT") })),
+            store_path,
+            hooks: Some(Arc::new(KillPoint {
+                at: env("KILL_AT"),
+                resumed,
+            })),
         };
         let running = Running::start(deps).await;
+        // The first propose goes into the current slot (sent at once), later ones are pipelined
+        // (sent at T - E of the next slot).
+        let mut pipelined = false;
         loop {
-            let target = slot_clock
-                .slot_at_next_l1_block(SystemClock.now())
-                .unwrap()
-                .next();
+            let next_block = slot_clock.slot_at_next_l1_block(SystemClock.now()).unwrap();
+            let target = if pipelined {
+                next_block.next()
+            } else {
+                next_block
+            };
+            pipelined = true;
             let bundle = maker.bundle_on_tip(target).await;
             match running.handle.enqueue(bundle, target, target).await {
                 Ok(handle) => eprintln!("OUTCOME {:?}", handle.outcome().await),
@@ -268,6 +291,7 @@ fn run_kills(kills: usize) {
         } else {
             "broadcast"
         };
+        let started = Instant::now();
         let log = dir.path().join(format!("child-{kill}.log"));
         let var = |name: &str| format!("{CHILD_ENV}_{name}");
         let mut child = Command::new(&exe)
@@ -312,6 +336,7 @@ fn run_kills(kills: usize) {
             )
         });
         assert!(hook.starts_with(&format!("HOOK {at} ")), "{hook}");
+        eprintln!("kill {kill} at {hook} after {:?}", started.elapsed());
         let records = check_store(&store_dir, address, &mut audit, kill);
         runtime.block_on(check_chain(&net, address, &records, &mut audit, kill));
         // Every third restart comes only after the live txs' windows closed: the next child
