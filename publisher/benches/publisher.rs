@@ -18,7 +18,6 @@ use std::time::{Duration, Instant};
 
 use alloy::primitives::Bytes;
 use common::{Net, archive_after, fast_config};
-use tandem_l1::overrides::{ProposedParent, SimulationPlan};
 use tandem_proto::{
     Address as ProtoAddress, Block, BlockHeader, SigningDomain, Tx, TxPayload,
     encode_checkpoint_body, time::Slot,
@@ -98,21 +97,7 @@ async fn simulations_and_gas() {
     let child = net
         .bundle_with_fee(2, child_slot, parent.args.archive, fee, body.clone())
         .await;
-    let plan = SimulationPlan::new(
-        0,
-        0,
-        net.reader.fee_header_at(0, None).await.unwrap(),
-        &[ProposedParent {
-            number: 1,
-            archive: parent.args.archive,
-            header_hash: tandem_l1::header_from_sol(&parent.args.header).hash(),
-            slot: slot.0,
-            mana_used: parent.args.header.totalManaUsed,
-            fee_asset_price_modifier: 0,
-        }],
-        &net.deployment.params.fee_params(),
-    )
-    .unwrap();
+    let plan = net.plan_on_genesis(&parent).await;
     let calldata = tandem_publisher::propose_calldata(&parent);
     println!(
         "propose: committee 48, {} attestations, body {} bytes, calldata {} bytes",

@@ -62,6 +62,11 @@ pub(crate) fn window_closed(record: &TxRecord, l1_now: u64, l1_slot: u64) -> boo
     l1_now.saturating_add(l1_slot) >= record.window_end
 }
 
+/// Whether the next L1 block can be inside the window (it is not before its start).
+pub(crate) fn window_reached(record: &TxRecord, l1_now: u64, l1_slot: u64) -> bool {
+    l1_now.saturating_add(l1_slot) >= record.window_start
+}
+
 /// How a record ends when neither a propose nor a cancel is mined.
 fn unmined_end(record: &TxRecord) -> FinalState {
     if record.reorgs > 0 {
@@ -121,13 +126,23 @@ pub(crate) fn decide(record: &TxRecord, observation: &Observation, timing: &Timi
                         Step::Finish(unmined_end(record))
                     };
                 }
+                // A propose mined before its window reverts: send only once the next block falls
+                // inside it (L1 can be behind after a reorg).
+                if !window_reached(record, observation.l1_now, timing.l1_slot) {
+                    return Step::Wait;
+                }
                 if latest.status == AttemptStatus::Signed {
                     return Step::Rebroadcast;
                 }
                 if stalled && record.speed_ups(AttemptKind::Propose) < timing.max_speed_ups {
                     return Step::SpeedUp(AttemptKind::Propose);
                 }
-                if dropped {
+                // A reorged-out propose is not coming back by itself; a dropped one neither.
+                let reorged_out = record.reorgs > 0
+                    && observation
+                        .latest_unseen_for
+                        .is_some_and(|unseen| unseen >= timing.l1_slot);
+                if dropped || reorged_out {
                     return Step::Rebroadcast;
                 }
                 return Step::Wait;
@@ -350,6 +365,25 @@ mod tests {
             ..observe(1_030)
         };
         assert_eq!(decide(&exhausted, &recently_unseen, &TIMING), Step::Wait);
+    }
+
+    #[test]
+    fn a_reorged_out_propose_is_sent_again_only_once_l1_is_back_in_its_window() {
+        let mut record = record();
+        record.reorgs = 1;
+        let unseen = |l1_now| Observation {
+            latest_unseen_for: Some(12),
+            stall_since: l1_now,
+            ..observe(l1_now)
+        };
+        // The reorg took L1 back to before the window: sending now could land too early.
+        assert_eq!(decide(&record, &unseen(980), &TIMING), Step::Wait);
+        assert_eq!(decide(&record, &unseen(988), &TIMING), Step::Rebroadcast);
+        let just_gone = Observation {
+            latest_unseen_for: Some(0),
+            ..unseen(1_000)
+        };
+        assert_eq!(decide(&record, &just_gone, &TIMING), Step::Wait);
     }
 
     #[test]

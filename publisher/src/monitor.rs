@@ -265,7 +265,10 @@ async fn execute(
             crate::metrics::reorged();
             tracing::warn!(target: "publisher", slot = %record.target_slot,
                 checkpoint = record.checkpoint_number, "mined propose was reorged out");
-            if !window_closed(record, l1_now, shared.l1_slot_secs()) {
+            let l1_slot = shared.l1_slot_secs();
+            if lifecycle::window_reached(record, l1_now, l1_slot)
+                && !window_closed(record, l1_now, l1_slot)
+            {
                 rebroadcast(shared, record).await?;
                 state.unseen_since = None;
             }

@@ -24,6 +24,49 @@ async fn outcome(handle: tandem_publisher::SubmissionHandle) -> SubmissionOutcom
         .expect("the submission ends")
 }
 
+/// Enters a slot with `room` left, optionally pauses L1 mining, and enqueues a propose for that
+/// very slot (so it is sent at once).
+async fn propose_now(
+    net: &Net,
+    publisher: &common::Running,
+    room: Duration,
+    pause_mining: bool,
+) -> (Slot, tandem_publisher::SubmissionHandle) {
+    let target = net
+        .enter_slot_with_room(Duration::from_millis(100), room)
+        .await;
+    if pause_mining {
+        net.set_interval_mining(0).await;
+    }
+    let bundle = net.bundle_on_tip(target).await;
+    let handle = publisher
+        .handle
+        .enqueue(bundle, target, target)
+        .await
+        .unwrap();
+    (target, handle)
+}
+
+/// Waits until the propose is mined; returns its block.
+async fn mined(handle: &tandem_publisher::SubmissionHandle) -> u64 {
+    match wait_status(handle, WAIT, |s| {
+        matches!(s, SubmissionStatus::Mined { .. })
+    })
+    .await
+    {
+        SubmissionStatus::Mined { block_number, .. } => block_number,
+        _ => unreachable!(),
+    }
+}
+
+/// Waits until the propose is sent; returns the tx.
+async fn sent(handle: &tandem_publisher::SubmissionHandle) -> B256 {
+    match wait_status(handle, WAIT, |s| matches!(s, SubmissionStatus::Sent { .. })).await {
+        SubmissionStatus::Sent { tx_hash, .. } => tx_hash,
+        _ => unreachable!(),
+    }
+}
+
 #[tokio::test]
 async fn a_propose_enqueued_in_the_build_slot_lands_in_the_first_block_of_the_target_slot() {
     let net = Net::start(4, 4).await;
@@ -79,20 +122,8 @@ async fn an_unmineable_propose_is_bumped_then_cancelled_and_its_nonce_is_reused(
 
     // Inside the target slot (send at once), with mining paused so the first attempt is in the
     // mempool before the base fee jumps.
-    let target = net
-        .enter_slot_with_room(Duration::from_millis(100), Duration::from_secs(5))
-        .await;
-    net.set_interval_mining(0).await;
-    let bundle = net.bundle_on_tip(target).await;
-    let handle = publisher
-        .handle
-        .enqueue(bundle, target, target)
-        .await
-        .unwrap();
-    wait_status(&handle, WAIT, |s| {
-        matches!(s, SubmissionStatus::Sent { .. })
-    })
-    .await;
+    let (target, handle) = propose_now(&net, &publisher, Duration::from_secs(5), true).await;
+    sent(&handle).await;
 
     // From now on every block's base fee is 4x the publisher's cap: nothing it signs can be
     // mined, while L1 keeps mining (and its time keeps moving).
@@ -220,32 +251,19 @@ async fn a_reorged_propose_is_sent_again_while_its_slot_lasts() {
         .publisher(dir.path(), fast_config(), vec![net.publisher_key(0)])
         .await;
     let provider = net.harness.provider();
-    let target = net
-        .enter_slot_with_room(Duration::from_millis(100), Duration::from_secs(6))
-        .await;
     let snapshot = provider.anvil_snapshot().await.unwrap();
-    let bundle = net.bundle_on_tip(target).await;
-    let handle = publisher
-        .handle
-        .enqueue(bundle, target, target)
-        .await
-        .unwrap();
-    let first = match wait_status(&handle, WAIT, |s| {
-        matches!(s, SubmissionStatus::Mined { .. })
-    })
-    .await
-    {
-        SubmissionStatus::Mined { block_number, .. } => block_number,
-        _ => unreachable!(),
-    };
+    let (target, handle) = propose_now(&net, &publisher, Duration::from_secs(6), false).await;
+    mined(&handle).await;
     assert!(provider.anvil_revert(snapshot).await.unwrap());
     let landed = match outcome(handle).await {
         SubmissionOutcome::Landed(landed) => landed,
         other => panic!("{other:?}"),
     };
     assert_eq!(net.tip().await, 1, "sent again and mined");
+    // Anvil's revert also takes its clock back: the propose must wait for L1 to re-enter the
+    // slot instead of landing (and reverting) before it.
+    assert!(landed.block_timestamp >= net.slot_start_secs(target));
     assert!(landed.block_timestamp < net.slot_start_secs(target.next()));
-    assert!(landed.block_number <= first + 2);
     publisher.stop().await;
     let records = TxStore::open(dir.path()).unwrap().records().unwrap();
     assert_eq!(records[0].reorgs, 1);
@@ -261,20 +279,9 @@ async fn a_propose_reorged_out_after_its_slot_is_reported_lost() {
         .publisher(dir.path(), fast_config(), vec![key.clone()])
         .await;
     let provider = net.harness.provider();
-    let target = net
-        .enter_slot_with_room(Duration::from_millis(100), Duration::from_secs(3))
-        .await;
     let snapshot = provider.anvil_snapshot().await.unwrap();
-    let bundle = net.bundle_on_tip(target).await;
-    let handle = publisher
-        .handle
-        .enqueue(bundle, target, target)
-        .await
-        .unwrap();
-    wait_status(&handle, WAIT, |s| {
-        matches!(s, SubmissionStatus::Mined { .. })
-    })
-    .await;
+    let (target, handle) = propose_now(&net, &publisher, Duration::from_secs(3), false).await;
+    mined(&handle).await;
     // Freeze L1, drop the block, and continue L1 after the slot: the propose cannot come back.
     net.set_interval_mining(0).await;
     assert!(provider.anvil_revert(snapshot).await.unwrap());
@@ -334,24 +341,9 @@ async fn interrupt_ends_the_receipt_wait_and_a_restart_resumes_the_tx() {
     let publisher = net
         .publisher(dir.path(), fast_config(), vec![key.clone()])
         .await;
-    let target = net
-        .enter_slot_with_room(Duration::from_millis(100), Duration::from_secs(6))
-        .await;
-    net.set_interval_mining(0).await;
+    let (target, handle) = propose_now(&net, &publisher, Duration::from_secs(6), true).await;
     let bundle = net.bundle_on_tip(target).await;
-    let handle = publisher
-        .handle
-        .enqueue(bundle.clone(), target, target)
-        .await
-        .unwrap();
-    let sent = match wait_status(&handle, WAIT, |s| {
-        matches!(s, SubmissionStatus::Sent { .. })
-    })
-    .await
-    {
-        SubmissionStatus::Sent { tx_hash, .. } => tx_hash,
-        _ => unreachable!(),
-    };
+    let sent = sent(&handle).await;
     let interrupted = Instant::now();
     publisher.handle.interrupt();
     assert_eq!(outcome(handle).await, SubmissionOutcome::Interrupted);
@@ -431,7 +423,6 @@ async fn a_refused_send_rotates_to_the_next_key() {
 
 #[tokio::test]
 async fn both_simulation_methods_agree_and_honour_the_pipelining_plan() {
-    use tandem_l1::overrides::{ProposedParent, SimulationPlan};
     use tandem_publisher::SimulationMethod::{CallWithOverrides, SimulateV1};
 
     let net = Net::start(4, 4).await;
@@ -471,23 +462,7 @@ async fn both_simulation_methods_agree_and_honour_the_pipelining_plan() {
             alloy::primitives::Bytes::from(vec![1u8; 64]),
         )
         .await;
-    let fees = net.deployment.params.fee_params();
-    let tip_fee = net.reader.fee_header_at(0, None).await.unwrap();
-    let plan = SimulationPlan::new(
-        0,
-        0,
-        tip_fee,
-        &[ProposedParent {
-            number: 1,
-            archive: parent.args.archive,
-            header_hash: tandem_l1::header_from_sol(&parent.args.header).hash(),
-            slot: slot.0,
-            mana_used: parent.args.header.totalManaUsed,
-            fee_asset_price_modifier: 0,
-        }],
-        &fees,
-    )
-    .unwrap();
+    let plan = net.plan_on_genesis(&parent).await;
     let child_at = net.slot_start_secs(child_slot);
     for method in [SimulateV1, CallWithOverrides] {
         let err = simulator

@@ -10,7 +10,11 @@ use alloy::{
     providers::{DynProvider, Provider, ProviderBuilder, ext::AnvilApi},
     signers::local::PrivateKeySigner,
 };
-use tandem_l1::{Deployment, L1Reader, ProposeBundle, RollupParams, harness::AnvilHarness};
+use tandem_l1::{
+    Deployment, L1Reader, ProposeBundle, RollupParams,
+    harness::AnvilHarness,
+    overrides::{ProposedParent, SimulationPlan},
+};
 use tandem_proto::{
     CheckpointAttestation, CheckpointHeader, CheckpointProposal, ConsensusPayload, SigningDomain,
     SigningKey,
@@ -309,6 +313,26 @@ impl Net {
 
     pub async fn bundle_on_tip(&self, slot: Slot) -> ProposeBundle {
         self.maker.bundle_on_tip(slot).await
+    }
+
+    /// The simulation plan for building on `parent` (checkpoint 1, proposed, not landed) while
+    /// L1 holds only genesis.
+    pub async fn plan_on_genesis(&self, parent: &ProposeBundle) -> SimulationPlan {
+        SimulationPlan::new(
+            0,
+            0,
+            self.reader.fee_header_at(0, None).await.unwrap(),
+            &[ProposedParent {
+                number: 1,
+                archive: parent.args.archive,
+                header_hash: tandem_l1::header_from_sol(&parent.args.header).hash(),
+                slot: parent.args.header.slot,
+                mana_used: parent.args.header.totalManaUsed,
+                fee_asset_price_modifier: 0,
+            }],
+            &self.deployment.params.fee_params(),
+        )
+        .unwrap()
     }
 
     pub async fn tip(&self) -> u64 {
