@@ -260,7 +260,7 @@ impl Publisher {
                         Ok(Ok(())) => {}
                         Ok(Err(error)) => break Err(error),
                         Err(error) if error.is_panic() => {
-                            break Err(PublisherError::StoreTask(format!("a submission task panicked: {error}")));
+                            break Err(PublisherError::TaskPanicked(error.to_string()));
                         }
                         Err(_) => {}
                     }

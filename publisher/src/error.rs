@@ -35,6 +35,9 @@ pub enum PublisherError {
     /// A blocking store task did not finish.
     #[error("publisher tx store task failed: {0}")]
     StoreTask(String),
+    /// A submission task panicked (a bug); its record stays in the store for the next start.
+    #[error("a publisher task panicked: {0}")]
+    TaskPanicked(String),
     /// The contract refused the call with one of its custom errors.
     #[error("rollup would revert: {0}")]
     Revert(RollupRevert),
@@ -81,7 +84,10 @@ impl PublisherError {
     /// Whether the node cannot go on (its tx store is broken): everything else concerns one
     /// request or one RPC call.
     pub fn is_fatal(&self) -> bool {
-        matches!(self, Self::Db(_) | Self::Record(_) | Self::StoreTask(_))
+        matches!(
+            self,
+            Self::Db(_) | Self::Record(_) | Self::StoreTask(_) | Self::TaskPanicked(_)
+        )
     }
 }
 

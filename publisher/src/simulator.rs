@@ -76,6 +76,15 @@ fn call_error(error: TransportError) -> PublisherError {
     error.into()
 }
 
+/// JSON-RPC "method not found" (-32601): the node does not implement the call.
+fn is_method_not_found(error: &PublisherError) -> bool {
+    matches!(
+        error,
+        PublisherError::L1(tandem_l1::L1Error::Transport(RpcError::ErrorResp(payload)))
+            if payload.code == -32601
+    )
+}
+
 fn revert(data: Bytes) -> PublisherError {
     match RollupRevert::decode(&data) {
         Some(revert) => PublisherError::Revert(revert),
@@ -194,7 +203,16 @@ impl Simulator {
         let started = Instant::now();
         let calldata = propose_calldata(bundle);
         let result = match method {
-            SimulationMethod::SimulateV1 => self.simulate_v1(calldata, at, plan).await,
+            SimulationMethod::SimulateV1 => {
+                match self.simulate_v1(calldata.clone(), at, plan).await {
+                    Err(error) if is_method_not_found(&error) => {
+                        tracing::warn!(target: "publisher",
+                        "the L1 node has no eth_simulateV1; simulating with eth_call + eth_estimateGas");
+                        self.call_and_estimate(calldata, at, plan).await
+                    }
+                    other => other,
+                }
+            }
             SimulationMethod::CallWithOverrides => self.call_and_estimate(calldata, at, plan).await,
         };
         metrics::histogram!("publisher_simulation_seconds", "method" => method.as_str())
@@ -272,5 +290,37 @@ impl Simulator {
             .await
             .map_err(call_error)?;
         Ok(SimulatedPropose { gas_used })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn answer(code: i64, data: Option<&str>) -> TransportError {
+        let mut payload = serde_json::json!({ "code": code, "message": "execution reverted" });
+        if let Some(data) = data {
+            payload["data"] = serde_json::Value::String(data.to_string());
+        }
+        RpcError::ErrorResp(serde_json::from_value(payload).unwrap())
+    }
+
+    #[test]
+    fn reverts_are_decoded_and_a_missing_method_is_recognised() {
+        use alloy::sol_types::SolError;
+        let data = tandem_l1::Rollup::InvalidCoinbase {}.abi_encode();
+        let hex = format!("0x{}", alloy::hex::encode(&data));
+        assert!(matches!(
+            call_error(answer(3, Some(&hex))),
+            PublisherError::Revert(RollupRevert::InvalidCoinbase)
+        ));
+        assert!(matches!(
+            call_error(answer(3, Some("0xdeadbeef"))),
+            PublisherError::UnknownRevert(_)
+        ));
+        assert!(is_method_not_found(&PublisherError::from(answer(
+            -32601, None
+        ))));
+        assert!(!is_method_not_found(&call_error(answer(-32000, None))));
     }
 }
