@@ -17,7 +17,8 @@ pub(crate) struct Observation {
     /// A mined attempt (index, receipt): for a `Mined` record the mined attempt if its receipt is
     /// still there, otherwise any attempt whose receipt exists.
     pub(crate) mined: Option<(usize, Receipt)>,
-    /// L1 seconds the newest attempt has been unknown to the L1 node (`None`: known).
+    /// L1 seconds the attempt that should be in the mempool ([`TxRecord::in_mempool`]) has been
+    /// unknown to the L1 node (`None`: known).
     pub(crate) latest_unseen_for: Option<u64>,
     /// A live record of the same key holds a higher nonce, which waits for this one.
     pub(crate) higher_nonce_waits: bool,

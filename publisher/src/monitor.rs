@@ -124,9 +124,9 @@ async fn observe(
     let mut latest_unseen_for = None;
     if mined.is_none()
         && record.state != TxState::Mined
-        && let Some(newest) = record.latest()
+        && let Some(index) = record.in_mempool()
     {
-        if chain.knows(newest.hash).await? {
+        if chain.knows(record.attempts[index].hash).await? {
             state.unseen_since = None;
         } else {
             let since = *state.unseen_since.get_or_insert(latest.timestamp);
@@ -152,12 +152,13 @@ fn previous_fees(record: &TxRecord) -> Option<Fees> {
     })
 }
 
+/// Sends the attempt that should be in the mempool again (an older accepted one rather than a
+/// newer refused bump).
 async fn rebroadcast(shared: &Shared, record: &mut TxRecord) -> Result<Broadcast, PublisherError> {
-    let index = record.attempts.len().saturating_sub(1);
-    let Some(newest) = record.latest() else {
+    let Some(index) = record.in_mempool() else {
         return Ok(Broadcast::Refused("no attempt".into()));
     };
-    let raw = shared.raw_tx(newest.hash).await?;
+    let raw = shared.raw_tx(record.attempts[index].hash).await?;
     shared.broadcast(record, index, &raw).await
 }
 

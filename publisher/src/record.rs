@@ -220,6 +220,15 @@ impl TxRecord {
         self.attempts.last()
     }
 
+    /// Index of the attempt that should be in a mempool: the newest one the L1 node did not
+    /// refuse (or the newest, when it refused all).
+    pub fn in_mempool(&self) -> Option<usize> {
+        self.attempts
+            .iter()
+            .rposition(|a| a.status != AttemptStatus::Refused)
+            .or_else(|| self.attempts.len().checked_sub(1))
+    }
+
     /// The newest attempt of `kind`.
     pub fn latest_of(&self, kind: AttemptKind) -> Option<&Attempt> {
         self.attempts.iter().rev().find(|a| a.kind == kind)
@@ -491,6 +500,16 @@ pub(crate) mod tests {
                 effective_gas_price: 1_500_000_000,
             }),
         }
+    }
+
+    #[test]
+    fn the_attempt_in_the_mempool_skips_refused_bumps() {
+        let mut record = sample();
+        assert_eq!(record.in_mempool(), Some(0));
+        record.attempts[0].status = AttemptStatus::Refused;
+        assert_eq!(record.in_mempool(), Some(1));
+        record.attempts.clear();
+        assert_eq!(record.in_mempool(), None);
     }
 
     #[test]
