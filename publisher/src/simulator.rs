@@ -118,6 +118,14 @@ impl Simulator {
         &self.reader
     }
 
+    /// A call of the rollup from the simulator's EOA.
+    fn request(&self, calldata: Bytes) -> TransactionRequest {
+        TransactionRequest::default()
+            .from(self.from)
+            .to(self.rollup())
+            .input(calldata.into())
+    }
+
     fn provider(&self) -> &DynProvider {
         self.reader.provider()
     }
@@ -164,10 +172,7 @@ impl Simulator {
         at: Option<u64>,
         plan: Option<&SimulationPlan>,
     ) -> Result<Bytes, PublisherError> {
-        let request = TransactionRequest::default()
-            .from(self.from)
-            .to(self.rollup())
-            .input(calldata.into());
+        let request = self.request(calldata);
         let call = self
             .provider()
             .call(request)
@@ -226,10 +231,7 @@ impl Simulator {
         at: u64,
         plan: Option<&SimulationPlan>,
     ) -> Result<SimulatedPropose, PublisherError> {
-        let request = TransactionRequest::default()
-            .from(self.from)
-            .to(self.rollup())
-            .input(calldata.into());
+        let request = self.request(calldata);
         let mut block = SimBlock::default()
             .with_block_overrides(BlockOverrides {
                 time: Some(at),
@@ -274,10 +276,7 @@ impl Simulator {
         plan: Option<&SimulationPlan>,
     ) -> Result<SimulatedPropose, PublisherError> {
         self.view(calldata.clone(), Some(at), plan).await?;
-        let request = TransactionRequest::default()
-            .from(self.from)
-            .to(self.rollup())
-            .input(calldata.into());
+        let request = self.request(calldata);
         let gas_used = self
             .provider()
             .estimate_gas(request)
