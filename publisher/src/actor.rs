@@ -12,10 +12,7 @@ use std::{
     time::Duration,
 };
 
-use alloy::{
-    primitives::Address,
-    providers::{DynProvider, Provider},
-};
+use alloy::{primitives::Address, providers::DynProvider};
 use tandem_l1::ProposeBundle;
 use tandem_proto::time::{Clock, Slot, SlotClock};
 use tokio::{
@@ -25,7 +22,7 @@ use tokio::{
 use tokio_util::sync::CancellationToken;
 
 use crate::{
-    chain::Chain,
+    chain::{L1Chain, RpcChain},
     config::PublisherConfig,
     context::{SendHooks, Shared},
     error::PublisherError,
@@ -163,6 +160,27 @@ impl Publisher {
     /// Opens the tx store, reads the chain id and restores the nonce ledger from live records.
     pub async fn open(deps: PublisherDeps) -> Result<(PublisherHandle, Self), PublisherError> {
         deps.config.validate()?;
+        let simulator = Simulator::new(
+            deps.provider.clone(),
+            deps.rollup,
+            deps.keys.addresses().first().copied().unwrap_or_default(),
+            deps.config.simulation_method,
+        );
+        let chain = Arc::new(RpcChain::new(
+            deps.provider.clone(),
+            deps.rollup,
+            simulator.clone(),
+        ));
+        Self::open_with(deps, chain, simulator).await
+    }
+
+    /// [`Publisher::open`] over any L1 (unit tests script one).
+    pub(crate) async fn open_with(
+        deps: PublisherDeps,
+        chain: Arc<dyn L1Chain>,
+        simulator: Simulator,
+    ) -> Result<(PublisherHandle, Self), PublisherError> {
+        deps.config.validate()?;
         let store_path = deps.store_path.clone();
         let keep = deps.config.keep_finished_records;
         let store = tokio::task::spawn_blocking(move || {
@@ -171,8 +189,8 @@ impl Publisher {
             Ok::<_, PublisherError>(store)
         })
         .await
-        .map_err(|error| PublisherError::StoreTask(error.to_string()))??;
-        let chain_id = deps.provider.get_chain_id().await?;
+        .map_err(PublisherError::StoreTask)??;
+        let chain_id = chain.chain_id().await?;
         let addresses = deps.keys.addresses();
         let mut ledger = Ledger::new(&addresses);
         let mut active = HashSet::new();
@@ -188,19 +206,9 @@ impl Publisher {
             active.insert(record.target_slot);
             resume.push(record);
         }
-        let simulator = Simulator::new(
-            deps.provider.clone(),
-            deps.rollup,
-            addresses[0],
-            deps.config.simulation_method,
-        );
         let shared = Arc::new(Shared {
-            chain: Chain {
-                provider: deps.provider,
-                rollup: deps.rollup,
-            },
+            chain,
             chain_id,
-            simulator: simulator.clone(),
             keys: deps.keys,
             store: Arc::new(store),
             ledger: std::sync::Mutex::new(ledger),
@@ -234,8 +242,10 @@ impl Publisher {
         ))
     }
 
-    /// Runs until `cancel` fires or the handle interrupts; then interrupts every task and waits
-    /// for them (at most [`SHUTDOWN_GRACE`]). Fails only when the tx store breaks.
+    /// Runs until `cancel` fires or the handle interrupts (or every handle is gone and every
+    /// task ended); then interrupts every task and waits for them (at most
+    /// [`SHUTDOWN_GRACE`]). Fails only when the tx store breaks or a task panics; an error of one
+    /// request is logged and the others go on.
     pub async fn run(mut self, cancel: CancellationToken) -> Result<(), PublisherError> {
         let mut tasks: JoinSet<Result<(), PublisherError>> = JoinSet::new();
         for record in std::mem::take(&mut self.resume) {
@@ -247,37 +257,36 @@ impl Publisher {
             tasks.spawn(async move {
                 let outcome = monitor::watch(shared.clone(), record, status, token, true).await;
                 shared.active_slots().remove(&slot);
+                if let Ok(outcome) = &outcome {
+                    count(outcome);
+                }
                 outcome.map(|_| ())
             });
         }
+        let mut handles_gone = false;
         let result = loop {
+            if handles_gone && tasks.is_empty() {
+                break Ok(());
+            }
             tokio::select! {
                 biased;
                 () = cancel.cancelled() => break Ok(()),
                 () = self.interrupt.cancelled() => break Ok(()),
-                Some(joined) = tasks.join_next(), if !tasks.is_empty() => {
-                    match joined {
-                        Ok(Ok(())) => {}
-                        Ok(Err(error)) => break Err(error),
-                        Err(error) if error.is_panic() => {
-                            break Err(PublisherError::TaskPanicked(error.to_string()));
-                        }
-                        Err(_) => {}
+                Some(joined) = tasks.join_next(), if !tasks.is_empty() => match joined {
+                    Ok(Ok(())) => {}
+                    Ok(Err(error)) if error.is_fatal() => break Err(error),
+                    Ok(Err(error)) => {
+                        tracing::error!(target: "publisher", %error, "a submission ended with an error");
                     }
-                }
-                command = self.commands.recv() => match command {
+                    Err(error) if error.is_panic() => break Err(PublisherError::TaskPanicked(error)),
+                    Err(_) => {}
+                },
+                command = self.commands.recv(), if !handles_gone => match command {
                     Some(Command::Enqueue(request, reply)) => {
                         let _ = reply.send(self.enqueue(&mut tasks, request));
                     }
-                    // Every handle is gone: finish what is in flight, then stop.
-                    None => {
-                        while let Some(joined) = tasks.join_next().await {
-                            if let Ok(Err(error)) = joined {
-                                return Err(error);
-                            }
-                        }
-                        break Ok(());
-                    }
+                    // Every handle is gone: finish what is in flight (`cancel` still stops it).
+                    None => handles_gone = true,
                 },
             }
         };
@@ -322,13 +331,24 @@ impl Publisher {
             let status_out = status.clone();
             let result = submission::run(shared.clone(), request, status, token).await;
             shared.active_slots().remove(&slot);
+            // A fatal error stops the publisher: the request is interrupted, its record (if any)
+            // is resumed at the next start.
             let outcome = match &result {
                 Ok(outcome) => outcome.clone(),
                 Err(_) => SubmissionOutcome::Interrupted,
             };
+            count(&outcome);
             status_out.send_replace(SubmissionStatus::Done(outcome));
             result.map(|_| ())
         });
         Ok(SubmissionHandle::new(receiver))
+    }
+}
+
+/// Counts a request's outcome once. An interrupted request is not counted: its record (if it
+/// was sent) is resumed at the next start and counted when it ends.
+fn count(outcome: &SubmissionOutcome) {
+    if *outcome != SubmissionOutcome::Interrupted {
+        crate::metrics::outcome(outcome.as_str());
     }
 }

@@ -3,7 +3,7 @@
 
 use std::time::Duration;
 
-use crate::error::PublisherError;
+use crate::error::{ConfigProblem, PublisherError};
 
 /// One gwei in wei.
 pub const GWEI: u128 = 1_000_000_000;
@@ -64,11 +64,21 @@ pub struct PublisherConfig {
     /// tx sent at `T` can still make the block stamped `T`. Shorter values risk sending before a
     /// late block stamped `T − E`, which would revert the propose with a slot mismatch.
     pub send_wait_timeout: Option<Duration>,
-    /// A tx the L1 node does not know for this long counts as dropped (L1 time). Default 72 s.
+    /// A cancel the L1 node does not know for this long counts as dropped (L1 time). Default
+    /// 72 s (the reference's, six L1 blocks).
     pub tx_unseen_considered_dropped: Duration,
-    /// A cancel not mined this long after it was first sent gives up: the nonce is reset
-    /// (L1 time). Default 288 s.
+    /// A propose the L1 node does not know for this long counts as dropped and is sent again
+    /// (L1 time); `None` = two L1 slots. Shorter than `tx_unseen_considered_dropped`: a propose
+    /// only has the few L1 blocks of its window, so waiting 72 s would never help it.
+    pub propose_unseen_considered_dropped: Option<Duration>,
+    /// A cancel not mined this long after it was first sent is given up (L1 time): the nonce
+    /// is released once the L1 node no longer knows any tx of it, and no higher nonce of the
+    /// key waits for it. Default 288 s.
     pub cancel_final_timeout: Duration,
+    /// L1 blocks (the including one counted) a mined propose needs, after its window closed,
+    /// before it is reported landed: a reorg of the newest blocks can still take it out.
+    /// Default 2.
+    pub confirmations: u64,
     /// Warn (metric and log) when a key's balance covers fewer proposes than this at current
     /// gas prices. Default 50.
     pub low_balance_runway_checkpoints: u64,
@@ -93,7 +103,9 @@ impl Default for PublisherConfig {
             send_wait_poll_interval: Duration::from_millis(200),
             send_wait_timeout: None,
             tx_unseen_considered_dropped: Duration::from_secs(72),
+            propose_unseen_considered_dropped: None,
             cancel_final_timeout: Duration::from_secs(288),
+            confirmations: 2,
             low_balance_runway_checkpoints: 50,
             simulation_method: SimulationMethod::SimulateV1,
             keep_finished_records: 1_024,
@@ -104,42 +116,55 @@ impl Default for PublisherConfig {
 impl PublisherConfig {
     /// Checks the settings, naming the first bad one.
     pub fn validate(&self) -> Result<(), PublisherError> {
-        let bad =
-            |field: &'static str, reason: String| Err(PublisherError::Config { field, reason });
+        let bad = |field: &'static str, problem| Err(PublisherError::Config { field, problem });
         if self.max_fee_per_gas == 0 || self.max_fee_per_gas > MAX_RECORDABLE_FEE_PER_GAS {
             return bad(
                 "max_fee_per_gas",
-                format!("must be in 1..={MAX_RECORDABLE_FEE_PER_GAS} wei"),
+                ConfigProblem::FeeOutOfRange {
+                    max: MAX_RECORDABLE_FEE_PER_GAS,
+                },
             );
         }
         if self.min_priority_fee_per_gas > self.max_fee_per_gas {
-            return bad(
-                "min_priority_fee_per_gas",
-                "exceeds max_fee_per_gas".to_string(),
-            );
+            return bad("min_priority_fee_per_gas", ConfigProblem::AboveMaxFee);
         }
         if self.replacement_bump_percent < MIN_REPLACEMENT_BUMP_PERCENT {
             return bad(
                 "replacement_bump_percent",
-                format!(
-                    "{} is below {MIN_REPLACEMENT_BUMP_PERCENT}: L1 mempools refuse smaller replacements",
-                    self.replacement_bump_percent
-                ),
+                ConfigProblem::BumpTooSmall(self.replacement_bump_percent),
             );
         }
+        let ceiling = crate::fees::cancel_ceiling(self);
+        if ceiling > MAX_RECORDABLE_FEE_PER_GAS {
+            return bad(
+                "max_fee_per_gas",
+                ConfigProblem::CancelCeilingTooHigh {
+                    ceiling,
+                    max: MAX_RECORDABLE_FEE_PER_GAS,
+                },
+            );
+        }
+        let propose_unseen = self.propose_unseen_considered_dropped;
         for (field, value) in [
-            ("stall_time", self.stall_time),
-            ("receipt_poll_interval", self.receipt_poll_interval),
-            ("send_wait_poll_interval", self.send_wait_poll_interval),
+            ("stall_time", Some(self.stall_time)),
+            ("receipt_poll_interval", Some(self.receipt_poll_interval)),
+            (
+                "send_wait_poll_interval",
+                Some(self.send_wait_poll_interval),
+            ),
             (
                 "tx_unseen_considered_dropped",
-                self.tx_unseen_considered_dropped,
+                Some(self.tx_unseen_considered_dropped),
             ),
-            ("cancel_final_timeout", self.cancel_final_timeout),
+            ("propose_unseen_considered_dropped", propose_unseen),
+            ("cancel_final_timeout", Some(self.cancel_final_timeout)),
         ] {
-            if value.is_zero() {
-                return bad(field, "must be greater than zero".to_string());
+            if value.is_some_and(|value| value.is_zero()) {
+                return bad(field, ConfigProblem::Zero);
             }
+        }
+        if self.confirmations == 0 {
+            return bad("confirmations", ConfigProblem::Zero);
         }
         Ok(())
     }
@@ -147,6 +172,12 @@ impl PublisherConfig {
     /// The send-wait timeout for an L1 slot of `l1_slot`.
     pub fn send_wait_timeout_for(&self, l1_slot: Duration) -> Duration {
         self.send_wait_timeout.unwrap_or(l1_slot)
+    }
+
+    /// The propose dropped-tx threshold for an L1 slot of `l1_slot`.
+    pub fn propose_unseen_considered_dropped_for(&self, l1_slot: Duration) -> Duration {
+        self.propose_unseen_considered_dropped
+            .unwrap_or_else(|| l1_slot.saturating_mul(2))
     }
 }
 
@@ -186,9 +217,45 @@ mod tests {
             config.validate(),
             Err(PublisherError::Config {
                 field: "stall_time",
+                problem: ConfigProblem::Zero,
+            })
+        ));
+        // The cap fits, but a cancel one bump above it would not.
+        let config = PublisherConfig {
+            max_fee_per_gas: u128::from(u64::MAX) * 3 / 4,
+            ..Default::default()
+        };
+        assert!(matches!(
+            config.validate(),
+            Err(PublisherError::Config {
+                field: "max_fee_per_gas",
+                problem: ConfigProblem::CancelCeilingTooHigh { .. },
+            })
+        ));
+        let config = PublisherConfig {
+            confirmations: 0,
+            ..Default::default()
+        };
+        assert!(matches!(
+            config.validate(),
+            Err(PublisherError::Config {
+                field: "confirmations",
                 ..
             })
         ));
+    }
+
+    #[test]
+    fn the_propose_drop_threshold_defaults_to_two_l1_slots() {
+        let config = PublisherConfig::default();
+        assert_eq!(
+            config.propose_unseen_considered_dropped_for(Duration::from_secs(12)),
+            Duration::from_secs(24)
+        );
+        assert!(
+            config.propose_unseen_considered_dropped_for(Duration::from_secs(12))
+                < config.tx_unseen_considered_dropped
+        );
     }
 
     #[test]

@@ -13,7 +13,7 @@ use alloy::primitives::{Address, B256};
 use tandem_proto::time::{Clock, Slot, SlotClock};
 
 use crate::{
-    chain::{Broadcast, Chain},
+    chain::{Broadcast, L1Chain, Refusal},
     config::PublisherConfig,
     error::PublisherError,
     fees::Fees,
@@ -21,7 +21,6 @@ use crate::{
     lifecycle::Timing,
     record::{Attempt, AttemptKind, AttemptStatus, TxRecord},
     signing::{PublisherKeys, TxBody, sign},
-    simulator::Simulator,
     store::TxStore,
 };
 
@@ -41,19 +40,21 @@ pub struct SentTx {
 }
 
 /// Observers of the send path, called synchronously: after a new signed tx is persisted (before
-/// it is broadcast) and after the L1 node accepted a broadcast. Crash tests stop the process at
-/// these points; an operator can audit every tx that leaves the node.
+/// it is broadcast), as soon as the L1 node accepted a broadcast (before that is written down),
+/// and once the acceptance is persisted. Crash tests stop the process at these points; an
+/// operator can audit every tx that leaves the node.
 pub trait SendHooks: Send + Sync + 'static {
     /// A new attempt was written to the store and is about to be broadcast.
     fn persisted(&self, _tx: &SentTx) {}
-    /// The L1 node accepted a broadcast.
+    /// The L1 node accepted a broadcast; the store still says "signed".
+    fn accepted(&self, _tx: &SentTx) {}
+    /// The L1 node accepted a broadcast and the store says so.
     fn broadcast(&self, _tx: &SentTx) {}
 }
 
 pub(crate) struct Shared {
-    pub(crate) chain: Chain,
+    pub(crate) chain: Arc<dyn L1Chain>,
     pub(crate) chain_id: u64,
-    pub(crate) simulator: Simulator,
     pub(crate) keys: PublisherKeys,
     pub(crate) store: Arc<TxStore>,
     pub(crate) ledger: Mutex<Ledger>,
@@ -100,12 +101,18 @@ impl Shared {
 
     pub(crate) fn timing(&self) -> Timing {
         let c = &self.config;
+        let l1_slot = self.slot_clock.l1_slot_duration();
         Timing {
             l1_slot: self.l1_slot_secs(),
             stall: c.stall_time.as_secs().max(1),
             max_speed_ups: c.max_speed_ups,
             unseen_dropped: c.tx_unseen_considered_dropped.as_secs().max(1),
+            unseen_dropped_propose: c
+                .propose_unseen_considered_dropped_for(l1_slot)
+                .as_secs()
+                .max(1),
             cancel_final: c.cancel_final_timeout.as_secs().max(1),
+            confirmations: c.confirmations.max(1),
         }
     }
 
@@ -126,14 +133,28 @@ impl Shared {
             )
         })
         .await
-        .map_err(|error| PublisherError::StoreTask(error.to_string()))?
+        .map_err(PublisherError::StoreTask)?
+    }
+
+    /// Deletes finished records beyond `keep_finished_records`, so the store stays bounded while
+    /// the node runs.
+    pub(crate) async fn prune(&self) -> Result<(), PublisherError> {
+        let store = self.store.clone();
+        let keep = self.config.keep_finished_records;
+        let pruned = tokio::task::spawn_blocking(move || store.prune_finished(keep))
+            .await
+            .map_err(PublisherError::StoreTask)??;
+        if pruned > 0 {
+            tracing::debug!(target: "publisher", pruned, "finished tx records pruned");
+        }
+        Ok(())
     }
 
     pub(crate) async fn raw_tx(&self, hash: B256) -> Result<Vec<u8>, PublisherError> {
         let store = self.store.clone();
         tokio::task::spawn_blocking(move || store.raw_tx(hash))
             .await
-            .map_err(|error| PublisherError::StoreTask(error.to_string()))?
+            .map_err(PublisherError::StoreTask)?
     }
 
     fn sent(record: &TxRecord, attempt: &Attempt) -> SentTx {
@@ -160,6 +181,7 @@ impl Shared {
             "a record's key is not configured",
         ))?;
         let signed = sign(key, body, fees)?;
+        // The settings keep every fee (the cancel ceiling included) within u64.
         let as_u64 = |fee: u128| {
             u64::try_from(fee).map_err(|_| PublisherError::Unexpected("fee above u64 wei"))
         };
@@ -173,8 +195,13 @@ impl Shared {
             status: AttemptStatus::Signed,
         };
         record.attempts.push(attempt);
-        self.persist(record, Some((signed.hash, signed.raw.clone())))
-            .await?;
+        if let Err(error) = self
+            .persist(record, Some((signed.hash, signed.raw.clone())))
+            .await
+        {
+            record.attempts.pop();
+            return Err(error);
+        }
         if let Some(hooks) = &self.hooks {
             hooks.persisted(&Self::sent(record, &attempt));
         }
@@ -190,20 +217,34 @@ impl Shared {
         raw: &[u8],
     ) -> Result<Broadcast, PublisherError> {
         let result = self.chain.broadcast(raw).await;
-        let status = match &result {
-            Broadcast::Accepted => AttemptStatus::Broadcast,
-            Broadcast::Refused(_) => AttemptStatus::Refused,
-            Broadcast::Unreachable(_) => AttemptStatus::Signed,
-        };
         let attempt = record
             .attempts
             .get_mut(index)
             .ok_or(PublisherError::Unexpected("no such attempt"))?;
+        let seen = *attempt;
+        if result == Broadcast::Accepted
+            && let Some(hooks) = &self.hooks
+        {
+            hooks.accepted(&Self::sent(record, &seen));
+        }
+        let attempt = &mut record.attempts[index];
+        let status = match &result {
+            Broadcast::Accepted => Some(AttemptStatus::Broadcast),
+            // A tx whose fate is unknown (signed before a crash) may have been mined meanwhile:
+            // "nonce too low" then means it is on chain, and its receipt decides.
+            Broadcast::Refused(Refusal::NonceTooLow) if attempt.status == AttemptStatus::Signed => {
+                None
+            }
+            Broadcast::Refused(_) => Some(AttemptStatus::Refused),
+            Broadcast::Unreachable(_) => None,
+        };
         // Once accepted, an attempt may sit in some mempool even if a node later drops or refuses
         // it: it stays `Broadcast` (so it is cancelled, never assumed gone). A refused attempt that
         // a node accepts later (the base fee dropped) becomes `Broadcast`.
-        let changed = attempt.status != status && attempt.status != AttemptStatus::Broadcast;
-        if changed {
+        let changed = status.is_some_and(|status| {
+            status != attempt.status && attempt.status != AttemptStatus::Broadcast
+        });
+        if let (true, Some(status)) = (changed, status) {
             attempt.status = status;
         }
         let attempt = *attempt;
@@ -216,32 +257,33 @@ impl Shared {
                     hooks.broadcast(&Self::sent(record, &attempt));
                 }
             }
-            Broadcast::Refused(reason) => {
-                crate::metrics::send_failure("refused");
+            Broadcast::Refused(refusal) => {
+                crate::metrics::send_failure(refusal.as_str());
                 tracing::warn!(target: "publisher", key = %record.key, nonce = record.nonce,
-                    tx = %attempt.hash, %reason, "L1 node refused the tx");
+                    tx = %attempt.hash, %refusal, "L1 node refused the tx");
             }
-            Broadcast::Unreachable(reason) => {
-                crate::metrics::send_failure("unreachable");
+            Broadcast::Unreachable(why) => {
+                crate::metrics::send_failure(why.as_str());
                 tracing::warn!(target: "publisher", key = %record.key, nonce = record.nonce,
-                    tx = %attempt.hash, %reason, "no answer from the L1 node to a broadcast; retrying");
+                    tx = %attempt.hash, reason = why.as_str(),
+                    "no answer from the L1 node to a broadcast; retrying");
             }
         }
         Ok(result)
     }
 
-    /// Reads the balance after a send and reports the runway at `fee_per_gas`.
-    pub(crate) async fn check_balance(&self, address: Address, gas: u64, fee_per_gas: u128) {
+    /// Reads the balance after a send and reports the runway at `expected_price` (what a
+    /// propose pays per gas now, not its cap).
+    pub(crate) async fn check_balance(&self, address: Address, gas: u64, expected_price: u128) {
         match self.chain.balance(address).await {
-            Ok(balance) => {
-                let wei = u128::try_from(balance).unwrap_or(u128::MAX);
+            Ok(wei) => {
                 self.ledger().set_balance(address, wei);
-                let runway = crate::fees::runway(wei, gas, fee_per_gas);
+                let runway = crate::fees::runway(wei, gas, expected_price);
                 let low = runway < u128::from(self.config.low_balance_runway_checkpoints);
                 crate::metrics::balance(address, wei, runway, low);
                 if low {
                     tracing::warn!(target: "publisher", key = %address, balance_wei = wei,
-                        runway_checkpoints = runway as u64,
+                        runway_checkpoints = u64::try_from(runway).unwrap_or(u64::MAX),
                         "publisher key is running out of ETH: top it up");
                 }
             }

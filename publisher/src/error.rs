@@ -4,18 +4,48 @@ use alloy::primitives::{Address, Bytes};
 use tandem_l1::{L1Error, RollupRevert};
 use tandem_proto::time::Slot;
 
-use crate::record::RecordError;
+use crate::{config::MIN_REPLACEMENT_BUMP_PERCENT, record::RecordError};
+
+/// What is wrong with a setting.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum ConfigProblem {
+    /// A fee outside what the publisher can record.
+    #[error("must be in 1..={max} wei")]
+    FeeOutOfRange {
+        /// Largest allowed value.
+        max: u128,
+    },
+    /// The priority-fee floor is above the fee cap.
+    #[error("exceeds max_fee_per_gas")]
+    AboveMaxFee,
+    /// A replacement bump mempools refuse.
+    #[error("{0} is below {MIN_REPLACEMENT_BUMP_PERCENT}: L1 mempools refuse smaller replacements")]
+    BumpTooSmall(u32),
+    /// The cancel ceiling (the cap raised by one bump) does not fit the recorded fees.
+    #[error(
+        "max_fee_per_gas raised by one replacement bump ({ceiling} wei) is above {max} wei, the most a cancel can record"
+    )]
+    CancelCeilingTooHigh {
+        /// The ceiling.
+        ceiling: u128,
+        /// Largest allowed value.
+        max: u128,
+    },
+    /// A duration or count that must be positive.
+    #[error("must be greater than zero")]
+    Zero,
+}
 
 /// Errors of the publisher.
 #[derive(Debug, thiserror::Error)]
 pub enum PublisherError {
     /// A setting is out of range.
-    #[error("publisher.{field}: {reason}")]
+    #[error("publisher.{field}: {problem}")]
     Config {
         /// The setting.
         field: &'static str,
         /// What is wrong.
-        reason: String,
+        problem: ConfigProblem,
     },
     /// No publisher key was given.
     #[error("no publisher key: at least one L1 key must pay for propose txs")]
@@ -34,10 +64,10 @@ pub enum PublisherError {
     Record(#[from] RecordError),
     /// A blocking store task did not finish.
     #[error("publisher tx store task failed: {0}")]
-    StoreTask(String),
+    StoreTask(tokio::task::JoinError),
     /// A submission task panicked (a bug); its record stays in the store for the next start.
     #[error("a publisher task panicked: {0}")]
-    TaskPanicked(String),
+    TaskPanicked(tokio::task::JoinError),
     /// The contract refused the call with one of its custom errors.
     #[error("rollup would revert: {0}")]
     Revert(RollupRevert),
@@ -81,8 +111,9 @@ impl PublisherError {
         }
     }
 
-    /// Whether the node cannot go on (its tx store is broken): everything else concerns one
-    /// request or one RPC call.
+    /// Whether the publisher cannot go on (its tx store is broken, or a task panicked): every
+    /// other error concerns one request or one RPC call, and is logged and retried by the task
+    /// that met it.
     pub fn is_fatal(&self) -> bool {
         matches!(
             self,

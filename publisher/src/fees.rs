@@ -1,5 +1,5 @@
 //! EIP-1559 fees: the first attempt from the node's fee history, replacements bumped by what
-//! mempools require, both under the operator's cap.
+//! mempools require; proposes under the operator's cap, cancels under a ceiling one bump above it.
 
 use alloy::rpc::types::FeeHistory;
 
@@ -95,12 +95,20 @@ pub(crate) enum Replacement {
     Cancel,
 }
 
+/// The highest fee cap a cancel may carry: `max_fee_per_gas` raised by one replacement bump.
+/// A cancel must outbid the propose it replaces, which may sit at the cap, so a cancel may pass
+/// the cap by that one bump. The ceiling comes from the settings alone, never from the previous
+/// attempt, so cancels sped up or refreshed again and again cannot compound their fees.
+pub(crate) fn cancel_ceiling(config: &PublisherConfig) -> u128 {
+    bumped(config.max_fee_per_gas, config.replacement_bump_percent)
+}
+
 /// Fees of a replacement of an attempt paying `previous` (`None` when no earlier attempt can be
 /// in a mempool): both fields bumped by `replacement_bump_percent` — a replacement that bumps
 /// only the cap is refused as underpriced (anchors §B.4, field bug #23543) — or the fresh
-/// estimate when higher. A speed-up stays under the cap and is skipped (`None`) when the bump
-/// cannot fit; a cancel may exceed the cap by its mandatory bump, so a stuck nonce can always be
-/// freed for 21,000 gas.
+/// estimate when higher. A speed-up stays under `max_fee_per_gas`, a cancel under
+/// [`cancel_ceiling`]; `None` when the bump does not fit (a speed-up is skipped, a cancel is
+/// broadcast again as it was signed).
 pub(crate) fn replacement_fees(
     previous: Option<Fees>,
     estimate: FeeEstimate,
@@ -118,7 +126,7 @@ pub(crate) fn replacement_fees(
     );
     let limit = match replacement {
         Replacement::SpeedUp => config.max_fee_per_gas,
-        Replacement::Cancel => config.max_fee_per_gas.max(min_max),
+        Replacement::Cancel => cancel_ceiling(config),
     };
     if min_max > limit {
         return None;
@@ -136,12 +144,43 @@ pub(crate) fn replacement_fees(
     })
 }
 
+/// What a tx with `fees` is expected to pay per gas in the next block: base fee plus priority
+/// fee, at most its cap.
+pub(crate) fn expected_price(fees: Fees, estimate: FeeEstimate) -> u128 {
+    estimate
+        .next_base_fee
+        .saturating_add(fees.max_priority_fee_per_gas)
+        .min(fees.max_fee_per_gas)
+}
+
+/// The gas limit of a propose that simulated to `gas_used`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum GasLimit {
+    /// The 63/64 reserve plus the buffer.
+    Buffered(u64),
+    /// The reserve fits under the ceiling but the buffer does not: the ceiling.
+    Trimmed(u64),
+    /// Even the reserve is above the ceiling: no tx can carry this propose.
+    TooHigh {
+        /// Gas used plus the 63/64 reserve.
+        needed: u64,
+    },
+}
+
 /// Gas limit for a simulated `gas_used`: the 63/64 rule (a call keeps 1/64 of its gas back), plus
-/// the buffer, capped at `ceiling`.
-pub(crate) fn gas_limit(gas_used: u64, buffer_percent: u32, ceiling: u64) -> u64 {
+/// the buffer, at most `ceiling`.
+pub(crate) fn gas_limit(gas_used: u64, buffer_percent: u32, ceiling: u64) -> GasLimit {
     let with_reserve = u128::from(gas_used).saturating_mul(64).div_ceil(63);
-    let limit = percent(with_reserve, buffer_percent);
-    u64::try_from(limit).unwrap_or(u64::MAX).min(ceiling)
+    let needed = u64::try_from(with_reserve).unwrap_or(u64::MAX);
+    if needed > ceiling {
+        return GasLimit::TooHigh { needed };
+    }
+    let limit = u64::try_from(percent(with_reserve, buffer_percent)).unwrap_or(u64::MAX);
+    if limit > ceiling {
+        GasLimit::Trimmed(ceiling)
+    } else {
+        GasLimit::Buffered(limit)
+    }
 }
 
 /// How many more proposes `balance` pays for at `gas` per propose and `fee_per_gas`.
@@ -232,6 +271,37 @@ mod tests {
     }
 
     #[test]
+    fn repeated_cancels_stay_under_the_ceiling_and_then_stop_bumping() {
+        let config = config();
+        let ceiling = cancel_ceiling(&config);
+        assert_eq!(ceiling, 150 * GWEI);
+        let mut previous = Fees {
+            max_fee_per_gas: 100 * GWEI,
+            max_priority_fee_per_gas: 2 * GWEI,
+        };
+        let mut bumps = 0;
+        // A refreshed cancel outbids the newest attempt every time: without the ceiling its fees
+        // would grow 1.5x per refresh and pass u64 wei after ~40.
+        for _ in 0..100 {
+            match replacement_fees(
+                Some(previous),
+                estimate(300, 1),
+                &config,
+                Replacement::Cancel,
+            ) {
+                Some(next) => {
+                    assert!(next.max_fee_per_gas <= ceiling);
+                    previous = next;
+                    bumps += 1;
+                }
+                None => break,
+            }
+        }
+        assert_eq!(bumps, 1, "one bump from the cap reaches the ceiling");
+        assert_eq!(previous.max_fee_per_gas, ceiling);
+    }
+
+    #[test]
     fn speed_up_stops_at_the_cap_but_a_cancel_may_pass_it_by_one_bump() {
         let at_cap = Fees {
             max_fee_per_gas: 100 * GWEI,
@@ -275,16 +345,27 @@ mod tests {
 
     #[test]
     fn gas_limit_and_runway() {
-        assert_eq!(gas_limit(63_000, 0, u64::MAX), 64_000);
-        assert_eq!(gas_limit(63_000, 20, u64::MAX), 76_800);
-        assert_eq!(gas_limit(63_000, 20, 70_000), 70_000);
+        assert_eq!(gas_limit(63_000, 0, u64::MAX), GasLimit::Buffered(64_000));
+        assert_eq!(gas_limit(63_000, 20, u64::MAX), GasLimit::Buffered(76_800));
+        assert_eq!(gas_limit(63_000, 20, 70_000), GasLimit::Trimmed(70_000));
+        assert_eq!(
+            gas_limit(63_000, 20, 63_999),
+            GasLimit::TooHigh { needed: 64_000 }
+        );
         assert_eq!(runway(10 * GWEI * 500_000, 500_000, GWEI), 10);
         assert_eq!(runway(1, 0, 0), u128::MAX);
+        let fees = Fees {
+            max_fee_per_gas: 100 * GWEI,
+            max_priority_fee_per_gas: 2 * GWEI,
+        };
+        assert_eq!(expected_price(fees, estimate(10, 1)), 12 * GWEI);
+        assert_eq!(expected_price(fees, estimate(99, 1)), 100 * GWEI);
     }
 
     proptest! {
         /// Model: every accepted replacement outbids the previous attempt by the bump on both
-        /// fields (what geth's pool requires) and a speed-up never passes the cap.
+        /// fields (what geth's pool requires); a speed-up never passes the cap and a cancel never
+        /// passes the ceiling; `None` exactly when the bump does not fit under the limit.
         #[test]
         fn replacements_always_satisfy_the_mempool_rule(
             previous_max in 0u128..200_000_000_000,
@@ -300,6 +381,7 @@ mod tests {
             };
             let estimate = FeeEstimate { next_base_fee: base, priority_fee: tip };
             let kind = if cancel { Replacement::Cancel } else { Replacement::SpeedUp };
+            let limit = if cancel { cancel_ceiling(&config) } else { config.max_fee_per_gas };
             match replacement_fees(Some(previous), estimate, &config, kind) {
                 Some(next) => {
                     prop_assert!(next.max_fee_per_gas * 100 >= previous.max_fee_per_gas * 150);
@@ -307,14 +389,38 @@ mod tests {
                         next.max_priority_fee_per_gas * 100 >= previous.max_priority_fee_per_gas * 150
                     );
                     prop_assert!(next.max_priority_fee_per_gas <= next.max_fee_per_gas);
-                    if !cancel {
-                        prop_assert!(next.max_fee_per_gas <= config.max_fee_per_gas);
-                    }
+                    prop_assert!(next.max_fee_per_gas <= limit);
                 }
-                None => {
-                    prop_assert!(!cancel);
-                    prop_assert!(bumped(previous.max_fee_per_gas, 50) > config.max_fee_per_gas);
+                None => prop_assert!(bumped(previous.max_fee_per_gas, 50) > limit),
+            }
+        }
+
+        /// A ladder of replacements (speed-ups, then cancels, then refreshed cancels) from any
+        /// first attempt stays bounded: every fee fits the record's u64, cancels stay under the
+        /// ceiling however often they are refreshed.
+        #[test]
+        fn a_replacement_ladder_never_passes_its_bounds(
+            base in 0u128..1_000_000_000_000,
+            tip in 0u128..10_000_000_000,
+            speed_ups in 0usize..5,
+            cancels in 0usize..60,
+        ) {
+            let config = config();
+            let estimate = FeeEstimate { next_base_fee: base, priority_fee: tip };
+            let mut fees = initial_fees(estimate, &config);
+            prop_assert!(fees.max_fee_per_gas <= config.max_fee_per_gas);
+            let ladder = std::iter::repeat_n(Replacement::SpeedUp, speed_ups)
+                .chain(std::iter::repeat_n(Replacement::Cancel, cancels));
+            for kind in ladder {
+                if let Some(next) = replacement_fees(Some(fees), estimate, &config, kind) {
+                    fees = next;
                 }
+                let limit = match kind {
+                    Replacement::SpeedUp => config.max_fee_per_gas,
+                    Replacement::Cancel => cancel_ceiling(&config),
+                };
+                prop_assert!(fees.max_fee_per_gas <= limit);
+                prop_assert!(u64::try_from(fees.max_fee_per_gas).is_ok());
             }
         }
     }

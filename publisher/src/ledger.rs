@@ -52,9 +52,9 @@ impl Ledger {
     }
 
     /// The lowest nonce at or above the chain's pending nonce that no live record holds; it is
-    /// held from now on.
+    /// held from now on. `None` for an unknown key, or when no nonce is left below `u64::MAX`.
     pub(crate) fn allocate(&mut self, address: Address, chain_pending: u64) -> Option<u64> {
-        self.uses += 1;
+        self.uses = self.uses.saturating_add(1);
         let uses = self.uses;
         let key = self.key_mut(address)?;
         let mut nonce = chain_pending;
@@ -62,7 +62,11 @@ impl Ledger {
             if held != nonce {
                 break;
             }
-            nonce += 1;
+            nonce = nonce.checked_add(1)?;
+        }
+        // EIP-2681: a nonce of 2^64 - 1 can never be used.
+        if nonce == u64::MAX {
+            return None;
         }
         key.live.insert(nonce);
         key.last_used = uses;
@@ -81,7 +85,8 @@ impl Ledger {
         self.keys
             .iter()
             .find(|key| key.address == address)
-            .is_some_and(|key| key.live.range(nonce + 1..).next().is_some())
+            .zip(nonce.checked_add(1))
+            .is_some_and(|(key, above)| key.live.range(above..).next().is_some())
     }
 
     /// Records the balance read after a send.
@@ -129,6 +134,17 @@ mod tests {
         assert_eq!(ledger.allocate(A, 6), Some(6));
         assert!(!ledger.has_higher(A, 9));
         assert_eq!(ledger.allocate(B, 0), None);
+    }
+
+    #[test]
+    fn the_top_of_the_nonce_range_is_refused_not_wrapped() {
+        let mut ledger = Ledger::new(&[A]);
+        ledger.hold(A, u64::MAX - 1);
+        assert!(!ledger.has_higher(A, u64::MAX));
+        assert!(ledger.has_higher(A, u64::MAX - 2));
+        assert_eq!(ledger.allocate(A, u64::MAX - 1), None);
+        assert_eq!(ledger.allocate(A, u64::MAX), None);
+        assert_eq!(ledger.allocate(A, u64::MAX - 2), Some(u64::MAX - 2));
     }
 
     #[test]

@@ -28,6 +28,8 @@ mod chain;
 mod config;
 mod context;
 mod error;
+#[cfg(test)]
+mod fake_l1;
 mod fees;
 mod ledger;
 mod lifecycle;
@@ -39,13 +41,16 @@ mod signing;
 mod simulator;
 mod store;
 mod submission;
+#[cfg(test)]
+mod task_tests;
 
 pub use actor::{
     COMMAND_QUEUE_CAPACITY, Publisher, PublisherDeps, PublisherHandle, SHUTDOWN_GRACE,
 };
+pub use chain::Refusal;
 pub use config::{GWEI, MIN_REPLACEMENT_BUMP_PERCENT, PublisherConfig, SimulationMethod};
 pub use context::{SendHooks, SentTx};
-pub use error::PublisherError;
+pub use error::{ConfigProblem, PublisherError};
 pub use metrics::describe as describe_metrics;
 pub use record::{
     Attempt, AttemptKind, AttemptStatus, FinalState, MinedAt, RECORD_VERSION, RecordError,
@@ -55,5 +60,6 @@ pub use signing::{CANCEL_GAS, PublisherKeys};
 pub use simulator::{ProposeSlot, SimulatedPropose, Simulator, propose_calldata};
 pub use store::TxStore;
 pub use submission::{
-    Landed, MAX_TX_GAS_LIMIT, SimulationDrop, SubmissionHandle, SubmissionOutcome, SubmissionStatus,
+    Landed, MAX_TX_GAS_LIMIT, SendFailure, SimulationDrop, SubmissionHandle, SubmissionOutcome,
+    SubmissionStatus,
 };

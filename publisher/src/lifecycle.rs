@@ -12,28 +12,38 @@ use crate::{
 pub(crate) struct Observation {
     /// Timestamp of the latest L1 block.
     pub(crate) l1_now: u64,
+    /// Number of the latest L1 block.
+    pub(crate) l1_number: u64,
     /// Txs of the record's key mined so far.
     pub(crate) mined_nonce: u64,
     /// A mined attempt (index, receipt): for a `Mined` record the mined attempt if its receipt is
     /// still there, otherwise any attempt whose receipt exists.
     pub(crate) mined: Option<(usize, Receipt)>,
-    /// L1 seconds the attempt that should be in the mempool ([`TxRecord::in_mempool`]) has been
-    /// unknown to the L1 node (`None`: known).
-    pub(crate) latest_unseen_for: Option<u64>,
+    /// L1 seconds the attempt that should be in the mempool ([`TxRecord::resend_candidate`])
+    /// has been unknown to the L1 node (`None`: known).
+    pub(crate) candidate_unseen_for: Option<u64>,
+    /// The L1 node knows some attempt of the record (checked while cancelling): its nonce is
+    /// still taken there, so it must not be given back.
+    pub(crate) node_holds_nonce: bool,
     /// A live record of the same key holds a higher nonce, which waits for this one.
     pub(crate) higher_nonce_waits: bool,
     /// L1 time from which stalls are measured (the newest attempt, or the last skipped bump).
     pub(crate) stall_since: u64,
 }
 
-/// The lifecycle's timing, in L1 seconds.
+/// The lifecycle's timing, in L1 seconds (and blocks).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) struct Timing {
     pub(crate) l1_slot: u64,
     pub(crate) stall: u64,
     pub(crate) max_speed_ups: u32,
+    /// A cancel unseen this long is dropped.
     pub(crate) unseen_dropped: u64,
+    /// A propose unseen this long is dropped.
+    pub(crate) unseen_dropped_propose: u64,
     pub(crate) cancel_final: u64,
+    /// Blocks (the including one counted) before a mined propose is landed.
+    pub(crate) confirmations: u64,
 }
 
 /// The next thing to do for a record.
@@ -41,7 +51,8 @@ pub(crate) struct Timing {
 pub(crate) enum Step {
     /// Nothing now.
     Wait,
-    /// The propose was mined with our event and the window is still open: watch for reorgs.
+    /// A propose attempt was mined with our event (or re-mined in another block): record it and
+    /// watch it until its window closed and it has its confirmations.
     Mined { attempt: usize, receipt: Receipt },
     /// The mined propose's receipt is gone: it was reorged out.
     Reorged,
@@ -49,10 +60,11 @@ pub(crate) enum Step {
     SpeedUp(AttemptKind),
     /// The window closed: replace with a same-nonce no-op.
     Cancel,
-    /// A cancel that must get through even after its final timeout, because higher nonces of the
-    /// key wait behind this one (a gap): a fresh cancel at current fees.
+    /// Earlier cancels look dropped or timed out but the nonce cannot be given back (a higher
+    /// nonce of the key waits behind it, or the node still holds a tx of it): a fresh cancel at
+    /// current fees, or the highest one again once the ceiling is reached.
     RefreshCancel,
-    /// Send the newest attempt's raw tx again (dropped from the mempool, or never confirmed).
+    /// Send the attempt that should be in the mempool again (dropped, or never confirmed).
     Rebroadcast,
     /// Done.
     Finish(FinalState),
@@ -78,20 +90,12 @@ fn unmined_end(record: &TxRecord) -> FinalState {
 }
 
 pub(crate) fn decide(record: &TxRecord, observation: &Observation, timing: &Timing) -> Step {
-    let closed = window_closed(record, observation.l1_now, timing.l1_slot);
     match record.state {
         TxState::Final(_) => Step::Wait,
-        TxState::Mined => match observation.mined {
-            Some(_) if closed => Step::Finish(FinalState::Landed),
-            Some(_) => Step::Wait,
-            None => Step::Reorged,
-        },
+        TxState::Mined => decide_mined(record, observation, timing),
         TxState::Pending | TxState::Cancelling => {
             if let Some((attempt, receipt)) = observation.mined {
                 return match record.attempts.get(attempt).map(|a| a.kind) {
-                    Some(AttemptKind::Propose) if receipt.proposed && closed => {
-                        Step::Finish(FinalState::Landed)
-                    }
                     Some(AttemptKind::Propose) if receipt.proposed => {
                         Step::Mined { attempt, receipt }
                     }
@@ -105,81 +109,131 @@ pub(crate) fn decide(record: &TxRecord, observation: &Observation, timing: &Timi
             if observation.mined_nonce > record.nonce {
                 return Step::Finish(FinalState::NonceTaken);
             }
-            let Some(latest) = record.latest() else {
-                return Step::Finish(unmined_end(record));
-            };
-            let stalled =
-                observation.l1_now.saturating_sub(observation.stall_since) >= timing.stall;
-            let dropped = observation
-                .latest_unseen_for
-                .is_some_and(|unseen| unseen >= timing.unseen_dropped);
             if record.state == TxState::Pending {
-                if closed {
-                    // Nothing can be in a mempool when every attempt was refused; but a higher
-                    // nonce waiting behind this one still needs the nonce filled.
-                    let reached_a_node = record
-                        .attempts
-                        .iter()
-                        .any(|a| a.status != AttemptStatus::Refused);
-                    return if reached_a_node || observation.higher_nonce_waits {
-                        Step::Cancel
-                    } else {
-                        Step::Finish(unmined_end(record))
-                    };
-                }
-                // A propose mined before its window reverts: send only once the next block falls
-                // inside it (L1 can be behind after a reorg).
-                if !window_reached(record, observation.l1_now, timing.l1_slot) {
-                    return Step::Wait;
-                }
-                if latest.status == AttemptStatus::Signed {
-                    return Step::Rebroadcast;
-                }
-                if stalled && record.speed_ups(AttemptKind::Propose) < timing.max_speed_ups {
-                    return Step::SpeedUp(AttemptKind::Propose);
-                }
-                // A reorged-out propose is not coming back by itself; a dropped one neither.
-                let reorged_out = record.reorgs > 0
-                    && observation
-                        .latest_unseen_for
-                        .is_some_and(|unseen| unseen >= timing.l1_slot);
-                if dropped || reorged_out {
-                    return Step::Rebroadcast;
-                }
-                return Step::Wait;
+                decide_pending(record, observation, timing)
+            } else {
+                decide_cancelling(record, observation, timing)
             }
-            // Cancelling.
-            if latest.status == AttemptStatus::Signed {
-                return Step::Rebroadcast;
-            }
-            let first_cancel = record
-                .attempts
-                .iter()
-                .find(|a| a.kind == AttemptKind::Cancel)
-                .map_or(latest.signed_at_l1, |a| a.signed_at_l1);
-            let timed_out = observation.l1_now.saturating_sub(first_cancel) >= timing.cancel_final;
-            if dropped || timed_out {
-                if !observation.higher_nonce_waits {
-                    return Step::Finish(unmined_end(record));
-                }
-                return if stalled {
-                    Step::RefreshCancel
-                } else {
-                    Step::Wait
-                };
-            }
-            if stalled && record.speed_ups(AttemptKind::Cancel) < timing.max_speed_ups {
-                return Step::SpeedUp(AttemptKind::Cancel);
-            }
-            Step::Wait
         }
     }
+}
+
+/// A mined propose: landed once its window closed and it has its confirmations; a vanished
+/// receipt is a reorg; a receipt without our event (re-mined after a reorg, and reverted) is a
+/// revert.
+fn decide_mined(record: &TxRecord, observation: &Observation, timing: &Timing) -> Step {
+    let Some((attempt, receipt)) = observation.mined else {
+        return Step::Reorged;
+    };
+    if !receipt.proposed {
+        return Step::Finish(FinalState::Reverted);
+    }
+    if record
+        .mined
+        .is_none_or(|mined| mined.block_hash != receipt.block_hash)
+    {
+        return Step::Mined { attempt, receipt };
+    }
+    let confirmations = observation
+        .l1_number
+        .saturating_sub(receipt.block_number)
+        .saturating_add(1);
+    if window_closed(record, observation.l1_now, timing.l1_slot)
+        && confirmations >= timing.confirmations
+    {
+        Step::Finish(FinalState::Landed)
+    } else {
+        Step::Wait
+    }
+}
+
+fn stalled(observation: &Observation, timing: &Timing) -> bool {
+    observation.l1_now.saturating_sub(observation.stall_since) >= timing.stall
+}
+
+fn decide_pending(record: &TxRecord, observation: &Observation, timing: &Timing) -> Step {
+    let Some(latest) = record.latest() else {
+        return Step::Finish(unmined_end(record));
+    };
+    if window_closed(record, observation.l1_now, timing.l1_slot) {
+        // Nothing can be in a mempool when every attempt was refused; but a higher nonce
+        // waiting behind this one still needs the nonce filled.
+        let reached_a_node = record
+            .attempts
+            .iter()
+            .any(|a| a.status != AttemptStatus::Refused);
+        return if reached_a_node || observation.higher_nonce_waits {
+            Step::Cancel
+        } else {
+            Step::Finish(unmined_end(record))
+        };
+    }
+    // A propose mined before its window reverts: send only once the next block falls inside
+    // it (L1 can be behind after a reorg).
+    if !window_reached(record, observation.l1_now, timing.l1_slot) {
+        return Step::Wait;
+    }
+    if latest.status == AttemptStatus::Signed {
+        return Step::Rebroadcast;
+    }
+    if stalled(observation, timing) && record.speed_ups(AttemptKind::Propose) < timing.max_speed_ups
+    {
+        return Step::SpeedUp(AttemptKind::Propose);
+    }
+    let unseen = observation.candidate_unseen_for;
+    let dropped = unseen.is_some_and(|unseen| unseen >= timing.unseen_dropped_propose);
+    // A reorged-out propose is not coming back by itself.
+    let reorged_out = record.reorgs > 0 && unseen.is_some_and(|unseen| unseen >= timing.l1_slot);
+    if dropped || reorged_out {
+        Step::Rebroadcast
+    } else {
+        Step::Wait
+    }
+}
+
+fn decide_cancelling(record: &TxRecord, observation: &Observation, timing: &Timing) -> Step {
+    let Some(first_cancel) = record
+        .attempts
+        .iter()
+        .find(|a| a.kind == AttemptKind::Cancel)
+    else {
+        // Cancelling, but no cancel was signed yet (interrupted before it).
+        return Step::Cancel;
+    };
+    if record
+        .latest()
+        .is_some_and(|latest| latest.status == AttemptStatus::Signed)
+    {
+        return Step::Rebroadcast;
+    }
+    let stalled = stalled(observation, timing);
+    let timed_out =
+        observation.l1_now.saturating_sub(first_cancel.signed_at_l1) >= timing.cancel_final;
+    let dropped = observation
+        .candidate_unseen_for
+        .is_some_and(|unseen| unseen >= timing.unseen_dropped);
+    if dropped || timed_out {
+        // Give the nonce back only when nothing can take it behind our back: the node knows no
+        // tx of it, and no higher nonce of the key needs it filled.
+        if !observation.higher_nonce_waits && !observation.node_holds_nonce {
+            return Step::Finish(unmined_end(record));
+        }
+        return if stalled {
+            Step::RefreshCancel
+        } else {
+            Step::Wait
+        };
+    }
+    if stalled && record.speed_ups(AttemptKind::Cancel) < timing.max_speed_ups {
+        return Step::SpeedUp(AttemptKind::Cancel);
+    }
+    Step::Wait
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::record::Attempt;
+    use crate::record::{Attempt, MinedAt};
     use alloy::primitives::{Address, B256};
     use tandem_proto::time::Slot;
 
@@ -188,7 +242,9 @@ mod tests {
         stall: 12,
         max_speed_ups: 3,
         unseen_dropped: 72,
+        unseen_dropped_propose: 24,
         cancel_final: 288,
+        confirmations: 2,
     };
 
     fn attempt(kind: AttemptKind, at: u64, status: AttemptStatus) -> Attempt {
@@ -222,12 +278,15 @@ mod tests {
         }
     }
 
+    /// L1 at `l1_now`, one block per 12 s from block 50 at 1000.
     fn observe(l1_now: u64) -> Observation {
         Observation {
             l1_now,
+            l1_number: 50 + l1_now.saturating_sub(1_000) / 12,
             mined_nonce: 5,
             mined: None,
-            latest_unseen_for: None,
+            candidate_unseen_for: None,
+            node_holds_nonce: false,
             higher_nonce_waits: false,
             stall_since: 988,
         }
@@ -243,36 +302,76 @@ mod tests {
         }
     }
 
+    /// `record` after the monitor noted `receipt` for attempt 0.
+    fn mined(mut record: TxRecord, receipt: Receipt) -> TxRecord {
+        record.state = TxState::Mined;
+        record.mined = Some(MinedAt {
+            attempt: 0,
+            block_number: receipt.block_number,
+            block_hash: receipt.block_hash,
+            block_timestamp: 1_000,
+            gas_used: receipt.gas_used,
+            effective_gas_price: receipt.effective_gas_price,
+        });
+        record
+    }
+
     #[test]
-    fn mined_with_event_is_watched_until_the_window_closes() {
+    fn mined_with_event_is_watched_until_the_window_closes_and_it_is_confirmed() {
         let record = record();
-        let mined = Observation {
+        let seen = Observation {
             mined: Some((0, receipt(true))),
             mined_nonce: 6,
             ..observe(1_000)
         };
         assert_eq!(
-            decide(&record, &mined, &TIMING),
+            decide(&record, &seen, &TIMING),
             Step::Mined {
                 attempt: 0,
                 receipt: receipt(true)
             }
         );
-        let mut watched = record.clone();
-        watched.state = TxState::Mined;
-        assert_eq!(decide(&watched, &mined, &TIMING), Step::Wait);
+        let watched = mined(record.clone(), receipt(true));
+        assert_eq!(decide(&watched, &seen, &TIMING), Step::Wait);
+        // Window closed, block 53 on top of block 50: confirmed.
         let late = Observation {
             l1_now: 1_060,
-            ..mined
+            l1_number: 55,
+            ..seen
         };
         assert_eq!(
             decide(&watched, &late, &TIMING),
             Step::Finish(FinalState::Landed)
         );
-        // Mined in the window's last block: landed at once.
+        // Mined in the window's last block: the window is closed, but the block has no
+        // confirmation yet — landed only once a block is on top of it.
+        let last_block = Receipt {
+            block_number: 55,
+            ..receipt(true)
+        };
+        let watched = mined(record.clone(), last_block);
+        let at_the_tip = Observation {
+            mined: Some((0, last_block)),
+            l1_number: 55,
+            ..late
+        };
+        assert_eq!(decide(&watched, &at_the_tip, &TIMING), Step::Wait);
+        let on_top = Observation {
+            l1_number: 56,
+            l1_now: 1_072,
+            ..at_the_tip
+        };
         assert_eq!(
-            decide(&record, &late, &TIMING),
+            decide(&watched, &on_top, &TIMING),
             Step::Finish(FinalState::Landed)
+        );
+        // The unmined record seeing that receipt records it first, even after the window.
+        assert_eq!(
+            decide(&record, &at_the_tip, &TIMING),
+            Step::Mined {
+                attempt: 0,
+                receipt: last_block
+            }
         );
     }
 
@@ -286,7 +385,10 @@ mod tests {
         };
         assert_eq!(
             decide(&record, &after_window, &TIMING),
-            Step::Finish(FinalState::Landed)
+            Step::Mined {
+                attempt: 0,
+                receipt: receipt(true)
+            }
         );
         let reverted = Observation {
             mined: Some((0, receipt(false))),
@@ -299,9 +401,45 @@ mod tests {
     }
 
     #[test]
+    fn a_mined_propose_reorged_and_re_mined_is_judged_by_its_new_receipt() {
+        let watched = mined(record(), receipt(true));
+        // Re-mined in another block, and reverted there (e.g. after a competing checkpoint):
+        // not landed.
+        let reverted = Receipt {
+            block_hash: B256::repeat_byte(6),
+            block_number: 51,
+            ..receipt(false)
+        };
+        let observation = Observation {
+            mined: Some((0, reverted)),
+            mined_nonce: 6,
+            ..observe(1_060)
+        };
+        assert_eq!(
+            decide(&watched, &observation, &TIMING),
+            Step::Finish(FinalState::Reverted)
+        );
+        // Re-mined in another block with our event: that block is recorded first.
+        let moved = Receipt {
+            proposed: true,
+            ..reverted
+        };
+        let observation = Observation {
+            mined: Some((0, moved)),
+            ..observation
+        };
+        assert_eq!(
+            decide(&watched, &observation, &TIMING),
+            Step::Mined {
+                attempt: 0,
+                receipt: moved
+            }
+        );
+    }
+
+    #[test]
     fn a_vanished_receipt_is_a_reorg_and_a_mined_cancel_after_it_means_lost() {
-        let mut record = record();
-        record.state = TxState::Mined;
+        let mut record = mined(record(), receipt(true));
         assert_eq!(decide(&record, &observe(1_010), &TIMING), Step::Reorged);
         record.state = TxState::Cancelling;
         record.reorgs = 1;
@@ -344,7 +482,7 @@ mod tests {
     }
 
     #[test]
-    fn a_dropped_tx_is_rebroadcast_and_an_unconfirmed_one_at_once() {
+    fn a_dropped_propose_is_rebroadcast_after_its_own_shorter_threshold() {
         let mut record = record();
         record.attempts[0].status = AttemptStatus::Signed;
         assert_eq!(decide(&record, &observe(990), &TIMING), Step::Rebroadcast);
@@ -355,17 +493,28 @@ mod tests {
                 .attempts
                 .push(attempt(AttemptKind::Propose, at, AttemptStatus::Broadcast));
         }
-        let unseen = Observation {
-            latest_unseen_for: Some(72),
-            ..observe(1_030)
-        };
-        assert_eq!(decide(&exhausted, &unseen, &TIMING), Step::Rebroadcast);
-        let recently_unseen = Observation {
-            latest_unseen_for: Some(10),
+        let unseen = |for_secs| Observation {
+            candidate_unseen_for: Some(for_secs),
             stall_since: 1_025,
             ..observe(1_030)
         };
-        assert_eq!(decide(&exhausted, &recently_unseen, &TIMING), Step::Wait);
+        // Two L1 slots unseen: a propose is dropped (the cancel threshold, 72 s, would be
+        // longer than its whole window).
+        assert_eq!(decide(&exhausted, &unseen(24), &TIMING), Step::Rebroadcast);
+        assert_eq!(decide(&exhausted, &unseen(23), &TIMING), Step::Wait);
+        // A cancel unseen as long is not dropped yet.
+        let mut cancelling = exhausted.clone();
+        cancelling.state = TxState::Cancelling;
+        cancelling.attempts.push(attempt(
+            AttemptKind::Cancel,
+            1_029,
+            AttemptStatus::Broadcast,
+        ));
+        let unseen_cancel = Observation {
+            stall_since: 1_029,
+            ..unseen(24)
+        };
+        assert_eq!(decide(&cancelling, &unseen_cancel, &TIMING), Step::Wait);
     }
 
     #[test]
@@ -373,7 +522,7 @@ mod tests {
         let mut record = record();
         record.reorgs = 1;
         let unseen = |l1_now| Observation {
-            latest_unseen_for: Some(12),
+            candidate_unseen_for: Some(12),
             stall_since: l1_now,
             ..observe(l1_now)
         };
@@ -381,7 +530,7 @@ mod tests {
         assert_eq!(decide(&record, &unseen(980), &TIMING), Step::Wait);
         assert_eq!(decide(&record, &unseen(988), &TIMING), Step::Rebroadcast);
         let just_gone = Observation {
-            latest_unseen_for: Some(0),
+            candidate_unseen_for: Some(0),
             ..unseen(1_000)
         };
         assert_eq!(decide(&record, &just_gone, &TIMING), Step::Wait);
@@ -403,9 +552,11 @@ mod tests {
     }
 
     #[test]
-    fn cancels_end_cancelled_or_not_mined_and_keep_trying_while_a_higher_nonce_waits() {
+    fn cancels_end_cancelled_or_not_mined_and_keep_trying_while_the_nonce_is_needed() {
         let mut record = record();
         record.state = TxState::Cancelling;
+        // Cancelling without a cancel yet (stopped before signing it): sign one.
+        assert_eq!(decide(&record, &observe(1_062), &TIMING), Step::Cancel);
         record.attempts.push(attempt(
             AttemptKind::Cancel,
             1_062,
@@ -429,7 +580,7 @@ mod tests {
             Step::SpeedUp(AttemptKind::Cancel)
         );
         let dropped = Observation {
-            latest_unseen_for: Some(80),
+            candidate_unseen_for: Some(80),
             stall_since: 1_070,
             ..observe(1_075)
         };
@@ -444,6 +595,21 @@ mod tests {
         assert_eq!(
             decide(&record, &timed_out, &TIMING),
             Step::Finish(FinalState::NotMined)
+        );
+        // The node still holds a tx of the nonce: giving it back would let the next propose
+        // start above a nonce that may still be mined, or dropped later (an untracked gap).
+        let still_held = Observation {
+            node_holds_nonce: true,
+            ..timed_out
+        };
+        assert_eq!(decide(&record, &still_held, &TIMING), Step::Wait);
+        let still_held_stalled = Observation {
+            stall_since: 1_330,
+            ..still_held
+        };
+        assert_eq!(
+            decide(&record, &still_held_stalled, &TIMING),
+            Step::RefreshCancel
         );
         let gap = Observation {
             higher_nonce_waits: true,

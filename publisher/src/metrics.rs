@@ -4,7 +4,7 @@
 use alloy::primitives::Address;
 use tandem_l1::RollupRevert;
 
-use crate::record::{AttemptKind, FinalState};
+use crate::record::AttemptKind;
 
 /// Describes every metric, so dashboards show them from the first scrape. Call once at start.
 pub fn describe() {
@@ -14,11 +14,11 @@ pub fn describe() {
     );
     metrics::describe_counter!(
         "publisher_txs_total",
-        "Propose txs by outcome (landed, reverted, cancelled, not_mined, lost, not_sent, nonce_taken, expired, dropped_at_simulation, send_failed)"
+        "Propose requests by outcome, once per request when it ends (landed, dropped_at_simulation, expired, reverted, cancelled, not_mined, lost, nonce_taken, send_failed); a request interrupted by a shutdown is counted when its resumed tx ends"
     );
     metrics::describe_counter!(
         "publisher_speed_ups_total",
-        "Replacements with bumped fees, by attempt kind and result (sent, refused, capped)"
+        "Replacements with bumped fees, by attempt kind and result (sent, resent, refused, unreachable, capped)"
     );
     metrics::describe_counter!(
         "publisher_cancels_total",
@@ -30,7 +30,7 @@ pub fn describe() {
     );
     metrics::describe_counter!(
         "publisher_send_failures_total",
-        "Broadcasts the L1 node refused or that got no answer, by reason"
+        "Broadcasts the L1 node refused (by refusal) or that got no answer (unreachable, rate_limited)"
     );
     metrics::describe_counter!(
         "publisher_key_rotations_total",
@@ -88,10 +88,6 @@ pub(crate) fn revert_name(revert: &RollupRevert) -> String {
 
 pub(crate) fn outcome(label: &'static str) {
     metrics::counter!("publisher_txs_total", "outcome" => label).increment(1);
-}
-
-pub(crate) fn finished(state: FinalState) {
-    outcome(state.as_str());
 }
 
 const fn kind_label(kind: AttemptKind) -> &'static str {

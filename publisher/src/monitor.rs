@@ -1,9 +1,10 @@
 //! Watches one live record until it ends: observes L1, asks [`lifecycle::decide`] for the next
-//! step and carries it out (persisting every new attempt before it is broadcast).
+//! step and carries it out (persisting every new attempt before it is broadcast). An error of
+//! one RPC call or one step is logged and the loop tries again at the next poll; only a broken
+//! store ends the watch with an error.
 
 use std::{sync::Arc, time::Duration};
 
-use alloy::eips::BlockNumberOrTag;
 use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
 
@@ -11,9 +12,9 @@ use crate::{
     chain::{Broadcast, Receipt},
     context::Shared,
     error::PublisherError,
-    fees::{Fees, Replacement, replacement_fees},
+    fees::{Fees, Replacement, expected_price, replacement_fees},
     lifecycle::{self, Observation, Step, window_closed},
-    record::{AttemptKind, AttemptStatus, FinalState, MinedAt, TxRecord, TxState},
+    record::{AttemptKind, FinalState, MinedAt, TxRecord, TxState},
     schedule,
     signing::TxBody,
     submission::{Landed, SubmissionOutcome, SubmissionStatus},
@@ -21,7 +22,7 @@ use crate::{
 
 /// In-memory monitoring state (restarts afresh after a restart).
 struct Watch {
-    /// L1 time the newest attempt was first seen missing from the node.
+    /// L1 time the resend candidate was first seen missing from the node.
     unseen_since: Option<u64>,
     /// L1 time stalls are measured from.
     stall_since: u64,
@@ -44,42 +45,37 @@ pub(crate) async fn watch(
     if resumed && record.state != TxState::Mined {
         tracing::info!(target: "publisher", key = %record.key, nonce = record.nonce,
             slot = %record.target_slot, state = ?record.state, "resuming a tx from the store");
+        // Without an L1 head the first observation decides instead (a signed attempt is sent
+        // again then).
         if let Ok(latest) = shared.chain.latest_block().await {
-            let closed = window_closed(&record, latest.timestamp, timing.l1_slot);
-            // A propose whose window has closed is not re-sent: the next step cancels it.
-            if !(closed && record.state == TxState::Pending) {
-                rebroadcast(&shared, &mut record).await?;
-            }
+            rebroadcast(&shared, &mut record, latest.timestamp, &status).await?;
         }
     }
     loop {
-        let observation = match observe(&shared, &record, &mut state).await {
-            Ok(observation) => observation,
-            Err(error) if error.is_fatal() => return Err(error),
-            Err(error) => {
-                tracing::warn!(target: "publisher", key = %record.key, nonce = record.nonce,
-                    %error, "observing L1 for a tx");
-                if schedule::nap(shared.config.receipt_poll_interval, &cancel)
-                    .await
-                    .is_err()
-                {
-                    return Ok(SubmissionOutcome::Interrupted);
-                }
-                continue;
+        let step = match observe(&shared, &record, &mut state).await {
+            Ok(observation) => {
+                let step = lifecycle::decide(&record, &observation, &timing);
+                execute(
+                    &shared,
+                    &mut record,
+                    &mut state,
+                    &observation,
+                    step,
+                    &status,
+                )
+                .await
+                .map_err(|error| (error, Some(step)))
             }
+            Err(error) => Err((error, None)),
         };
-        let step = lifecycle::decide(&record, &observation, &timing);
-        if let Some(outcome) = execute(
-            &shared,
-            &mut record,
-            &mut state,
-            &observation,
-            step,
-            &status,
-        )
-        .await?
-        {
-            return Ok(outcome);
+        match step {
+            Ok(Some(outcome)) => return Ok(outcome),
+            Ok(None) => {}
+            Err((error, _)) if error.is_fatal() => return Err(error),
+            Err((error, step)) => {
+                tracing::warn!(target: "publisher", key = %record.key, nonce = record.nonce,
+                    slot = %record.target_slot, ?step, %error, "watching a tx; retrying");
+            }
         }
         if schedule::nap(shared.config.receipt_poll_interval, &cancel)
             .await
@@ -88,6 +84,11 @@ pub(crate) async fn watch(
             return Ok(SubmissionOutcome::Interrupted);
         }
     }
+}
+
+/// Whether a propose attempt may still be sent for `record` at L1 time `l1_now`.
+fn proposes_allowed(shared: &Shared, record: &TxRecord, l1_now: u64) -> bool {
+    record.state == TxState::Pending && !window_closed(record, l1_now, shared.l1_slot_secs())
 }
 
 async fn observe(
@@ -100,18 +101,18 @@ async fn observe(
     let mined_nonce = chain.mined_nonce(record.key).await?;
     let mut mined = None;
     if record.state == TxState::Mined {
-        if let Some(at) = record.mined {
-            let hash = record.attempts[at.attempt as usize].hash;
+        if let Some(at) = record.mined
+            && let Some(attempt) = record.attempts.get(at.attempt as usize)
+        {
             mined = chain
-                .receipt(hash, record.checkpoint_number)
+                .receipt(attempt.hash, record.checkpoint_number)
                 .await?
                 .map(|receipt| (at.attempt as usize, receipt));
         }
     } else if mined_nonce > record.nonce {
+        // Every attempt, refused ones included: after a restart a tx mined while the node was
+        // down is refused as "nonce too low", yet it is ours.
         for (index, attempt) in record.attempts.iter().enumerate().rev() {
-            if attempt.status == AttemptStatus::Refused {
-                continue;
-            }
             if let Some(receipt) = chain
                 .receipt(attempt.hash, record.checkpoint_number)
                 .await?
@@ -121,23 +122,37 @@ async fn observe(
             }
         }
     }
-    let mut latest_unseen_for = None;
-    if mined.is_none()
-        && record.state != TxState::Mined
-        && let Some(index) = record.in_mempool()
-    {
-        if chain.knows(record.attempts[index].hash).await? {
-            state.unseen_since = None;
-        } else {
-            let since = *state.unseen_since.get_or_insert(latest.timestamp);
-            latest_unseen_for = Some(latest.timestamp.saturating_sub(since));
+    let mut candidate_unseen_for = None;
+    let mut node_holds_nonce = false;
+    if mined.is_none() && record.state != TxState::Mined {
+        let allowed = proposes_allowed(shared, record, latest.timestamp);
+        if let Some(index) = record.resend_candidate(allowed) {
+            if chain.knows(record.attempts[index].hash).await? {
+                state.unseen_since = None;
+                node_holds_nonce = true;
+            } else {
+                let since = *state.unseen_since.get_or_insert(latest.timestamp);
+                candidate_unseen_for = Some(latest.timestamp.saturating_sub(since));
+            }
+        }
+        // Before a cancelling record gives its nonce back, no attempt of it may be left in the
+        // node (a propose there could still be mined, or dropped later, behind our back).
+        if record.state == TxState::Cancelling && !node_holds_nonce {
+            for attempt in record.attempts.iter().rev() {
+                if chain.knows(attempt.hash).await? {
+                    node_holds_nonce = true;
+                    break;
+                }
+            }
         }
     }
     Ok(Observation {
         l1_now: latest.timestamp,
+        l1_number: latest.number,
         mined_nonce,
         mined,
-        latest_unseen_for,
+        candidate_unseen_for,
+        node_holds_nonce,
         higher_nonce_waits: shared.ledger().has_higher(record.key, record.nonce),
         stall_since: state.stall_since,
     })
@@ -152,24 +167,82 @@ fn previous_fees(record: &TxRecord) -> Option<Fees> {
     })
 }
 
-/// Sends the attempt that should be in the mempool again (an older accepted one rather than a
-/// newer refused bump).
-async fn rebroadcast(shared: &Shared, record: &mut TxRecord) -> Result<Broadcast, PublisherError> {
-    let Some(index) = record.in_mempool() else {
-        return Ok(Broadcast::Refused("no attempt".into()));
-    };
-    let raw = shared.raw_tx(record.attempts[index].hash).await?;
-    shared.broadcast(record, index, &raw).await
+fn announce(
+    status: &watch::Sender<SubmissionStatus>,
+    record: &TxRecord,
+    index: usize,
+    result: &Broadcast,
+) {
+    if *result == Broadcast::Accepted {
+        status.send_replace(SubmissionStatus::Sent {
+            key: record.key,
+            nonce: record.nonce,
+            tx_hash: record.attempts[index].hash,
+        });
+    }
 }
 
-/// Signs, persists and broadcasts a replacement; `false` when the cap leaves no room.
+/// Sends attempt `index` again, as it was signed.
+async fn resend(
+    shared: &Shared,
+    record: &mut TxRecord,
+    index: usize,
+    status: &watch::Sender<SubmissionStatus>,
+) -> Result<Broadcast, PublisherError> {
+    let raw = shared.raw_tx(record.attempts[index].hash).await?;
+    let result = shared.broadcast(record, index, &raw).await?;
+    announce(status, record, index, &result);
+    Ok(result)
+}
+
+/// Sends the attempt that should be in the mempool again (an older accepted one rather than a
+/// newer refused bump; never a propose once its window closed). `None`: nothing to send.
+async fn rebroadcast(
+    shared: &Shared,
+    record: &mut TxRecord,
+    l1_now: u64,
+    status: &watch::Sender<SubmissionStatus>,
+) -> Result<Option<Broadcast>, PublisherError> {
+    let allowed = proposes_allowed(shared, record, l1_now);
+    match record.resend_candidate(allowed) {
+        Some(index) => resend(shared, record, index, status).await.map(Some),
+        None => Ok(None),
+    }
+}
+
+/// What a replacement step did.
+enum Replaced {
+    /// A new attempt was signed and sent.
+    New(Broadcast),
+    /// A cancel at the ceiling: the highest cancel was sent again as it was.
+    Resent(Broadcast),
+    /// No room under the cap: nothing sent.
+    Capped,
+}
+
+impl Replaced {
+    const fn label(&self) -> &'static str {
+        match self {
+            Self::Capped => "capped",
+            Self::New(Broadcast::Accepted) => "sent",
+            Self::Resent(Broadcast::Accepted) => "resent",
+            Self::New(Broadcast::Refused(_)) | Self::Resent(Broadcast::Refused(_)) => "refused",
+            Self::New(Broadcast::Unreachable(_)) | Self::Resent(Broadcast::Unreachable(_)) => {
+                "unreachable"
+            }
+        }
+    }
+}
+
+/// Signs, persists and broadcasts a replacement with bumped fees. A speed-up with no room under
+/// the cap is skipped; a cancel with no room under the ceiling sends the highest cancel again.
 async fn replace(
     shared: &Shared,
     record: &mut TxRecord,
     kind: AttemptKind,
     l1_now: u64,
     status: &watch::Sender<SubmissionStatus>,
-) -> Result<Option<Broadcast>, PublisherError> {
+) -> Result<Replaced, PublisherError> {
     let estimate = shared.chain.fee_estimate().await?;
     let replacement = match kind {
         AttemptKind::Propose => Replacement::SpeedUp,
@@ -178,7 +251,21 @@ async fn replace(
     // Even a refreshed cancel (earlier ones look dropped) outbids them, in case one is not.
     let previous = previous_fees(record);
     let Some(fees) = replacement_fees(previous, estimate, &shared.config, replacement) else {
-        return Ok(None);
+        if kind == AttemptKind::Propose {
+            return Ok(Replaced::Capped);
+        }
+        let Some(highest) = record
+            .attempts
+            .iter()
+            .rposition(|a| a.kind == AttemptKind::Cancel)
+        else {
+            tracing::warn!(target: "publisher", key = %record.key, nonce = record.nonce,
+                "no cancel fits under the ceiling (max_fee_per_gas was lowered below a sent propose?)");
+            return Ok(Replaced::Capped);
+        };
+        return resend(shared, record, highest, status)
+            .await
+            .map(Replaced::Resent);
     };
     let body = match kind {
         AttemptKind::Propose => {
@@ -190,7 +277,7 @@ async fn replace(
             TxBody {
                 chain_id: shared.chain_id,
                 nonce: record.nonce,
-                to: shared.chain.rollup,
+                to: shared.chain.rollup(),
                 input,
                 gas_limit: propose.gas_limit,
             }
@@ -202,21 +289,21 @@ async fn replace(
         .await?;
     let index = record.attempts.len() - 1;
     let result = shared.broadcast(record, index, &raw).await?;
-    let hash = record.attempts[index].hash;
-    tracing::info!(target: "publisher", key = %record.key, nonce = record.nonce, ?kind, tx = %hash,
-        max_fee_per_gas = fees.max_fee_per_gas, priority_fee = fees.max_priority_fee_per_gas,
-        accepted = matches!(result, Broadcast::Accepted), "replacement sent");
-    status.send_replace(SubmissionStatus::Sent {
-        key: record.key,
-        nonce: record.nonce,
-        tx_hash: hash,
-    });
+    tracing::info!(target: "publisher", key = %record.key, nonce = record.nonce, ?kind,
+        tx = %record.attempts[index].hash, max_fee_per_gas = fees.max_fee_per_gas,
+        priority_fee = fees.max_priority_fee_per_gas,
+        accepted = result == Broadcast::Accepted, "replacement sent");
+    announce(status, record, index, &result);
     if result == Broadcast::Accepted {
+        let gas = match kind {
+            AttemptKind::Propose => record.simulated_gas,
+            AttemptKind::Cancel => body.gas_limit,
+        };
         shared
-            .check_balance(record.key, record.simulated_gas, fees.max_fee_per_gas)
+            .check_balance(record.key, gas, expected_price(fees, estimate))
             .await;
     }
-    Ok(Some(result))
+    Ok(Replaced::New(result))
 }
 
 /// The calldata of a signed propose (a speed-up re-signs the same call).
@@ -225,15 +312,6 @@ fn propose_input(raw: &[u8]) -> Result<alloy::primitives::Bytes, PublisherError>
     let envelope = alloy::consensus::TxEnvelope::decode_2718(&mut &raw[..])
         .map_err(|_| PublisherError::Unexpected("a stored raw tx does not decode"))?;
     Ok(envelope.input().clone())
-}
-
-const fn result_label(result: &Option<Broadcast>) -> &'static str {
-    match result {
-        None => "capped",
-        Some(Broadcast::Accepted) => "sent",
-        Some(Broadcast::Refused(_)) => "refused",
-        Some(Broadcast::Unreachable(_)) => "unreachable",
-    }
 }
 
 async fn execute(
@@ -266,36 +344,37 @@ async fn execute(
             crate::metrics::reorged();
             tracing::warn!(target: "publisher", slot = %record.target_slot,
                 checkpoint = record.checkpoint_number, "mined propose was reorged out");
+            // Stalls and drops count afresh from the reorg, not from the old attempt.
+            state.stall_since = l1_now;
+            state.unseen_since = None;
             let l1_slot = shared.l1_slot_secs();
-            if lifecycle::window_reached(record, l1_now, l1_slot)
-                && !window_closed(record, l1_now, l1_slot)
-            {
-                rebroadcast(shared, record).await?;
-                state.unseen_since = None;
+            if lifecycle::window_reached(record, l1_now, l1_slot) {
+                rebroadcast(shared, record, l1_now, status).await?;
             }
         }
         Step::SpeedUp(kind) => {
             let result = replace(shared, record, kind, l1_now, status).await?;
-            crate::metrics::speed_up(kind, result_label(&result));
+            crate::metrics::speed_up(kind, result.label());
             state.stall_since = l1_now;
             state.unseen_since = None;
         }
         Step::Cancel | Step::RefreshCancel => {
             if record.state != TxState::Cancelling {
                 record.state = TxState::Cancelling;
+                shared.persist(record, None).await?;
                 tracing::info!(target: "publisher", slot = %record.target_slot,
                     key = %record.key, nonce = record.nonce, "window closed unmined: cancelling");
             }
             let result = replace(shared, record, AttemptKind::Cancel, l1_now, status).await?;
-            crate::metrics::cancel(result_label(&result));
+            crate::metrics::cancel(result.label());
             state.stall_since = l1_now;
             state.unseen_since = None;
         }
         Step::Rebroadcast => {
-            if observation.latest_unseen_for.is_some() {
+            if observation.candidate_unseen_for.is_some() {
                 crate::metrics::dropped_tx();
             }
-            rebroadcast(shared, record).await?;
+            rebroadcast(shared, record, l1_now, status).await?;
             // Rebroadcast again only after another unseen period.
             state.unseen_since = Some(l1_now);
         }
@@ -325,11 +404,12 @@ async fn note_mined(
     }
     let block_timestamp = shared
         .chain
-        .block(BlockNumberOrTag::Number(receipt.block_number))
+        .block(receipt.block_number)
         .await?
         .map_or(l1_now, |block| block.timestamp);
     record.mined = Some(MinedAt {
-        attempt: u32::try_from(attempt).unwrap_or(u32::MAX),
+        attempt: u32::try_from(attempt)
+            .map_err(|_| PublisherError::Unexpected("attempt index above u32"))?,
         block_number: receipt.block_number,
         block_hash: receipt.block_hash,
         block_timestamp,
@@ -344,16 +424,22 @@ async fn finish(
     record: &mut TxRecord,
     end: FinalState,
 ) -> Result<SubmissionOutcome, PublisherError> {
+    let mined = record
+        .mined
+        .and_then(|mined| Some((mined, record.attempts.get(mined.attempt as usize)?.hash)));
+    if end == FinalState::Landed && mined.is_none() {
+        return Err(PublisherError::Unexpected("landed without a mined block"));
+    }
     record.state = TxState::Final(end);
     shared.persist(record, None).await?;
     shared.ledger().release(record.key, record.nonce);
     shared.live_ended();
-    crate::metrics::finished(end);
-    let outcome = match end {
-        FinalState::Landed => {
-            let Some(mined) = record.mined else {
-                return Err(PublisherError::Unexpected("landed without a mined block"));
-            };
+    shared.prune().await?;
+    let outcome = match (end, mined) {
+        (FinalState::Landed, None) => {
+            return Err(PublisherError::Unexpected("landed without a mined block"));
+        }
+        (FinalState::Landed, Some((mined, tx_hash))) => {
             let inclusion_delay =
                 Duration::from_secs(mined.block_timestamp.saturating_sub(record.window_start));
             crate::metrics::landed(
@@ -362,7 +448,7 @@ async fn finish(
                 mined.effective_gas_price,
             );
             SubmissionOutcome::Landed(Landed {
-                tx_hash: record.attempts[mined.attempt as usize].hash,
+                tx_hash,
                 block_number: mined.block_number,
                 block_timestamp: mined.block_timestamp,
                 inclusion_delay,
@@ -370,25 +456,21 @@ async fn finish(
                 effective_gas_price: mined.effective_gas_price,
             })
         }
-        FinalState::Reverted => SubmissionOutcome::Reverted {
-            tx_hash: record
-                .mined
-                .map(|mined| record.attempts[mined.attempt as usize].hash)
-                .unwrap_or_default(),
+        (FinalState::Reverted, mined) => SubmissionOutcome::Reverted {
+            tx_hash: mined.map(|(_, hash)| hash).unwrap_or_default(),
         },
-        FinalState::Cancelled => SubmissionOutcome::Cancelled,
-        FinalState::NotMined | FinalState::NotSent => SubmissionOutcome::NotMined,
-        FinalState::Lost => SubmissionOutcome::Lost,
-        FinalState::NonceTaken => SubmissionOutcome::NonceTaken,
+        (FinalState::Cancelled, _) => SubmissionOutcome::Cancelled,
+        (FinalState::NotMined | FinalState::NotSent, _) => SubmissionOutcome::NotMined,
+        (FinalState::Lost, _) => SubmissionOutcome::Lost,
+        (FinalState::NonceTaken, _) => SubmissionOutcome::NonceTaken,
     };
-    let level_warn = !matches!(end, FinalState::Landed);
-    if level_warn {
+    if end == FinalState::Landed {
+        tracing::info!(target: "publisher", slot = %record.target_slot,
+            checkpoint = record.checkpoint_number, outcome = end.as_str(), "propose landed");
+    } else {
         tracing::warn!(target: "publisher", slot = %record.target_slot,
             checkpoint = record.checkpoint_number, key = %record.key, nonce = record.nonce,
             outcome = end.as_str(), attempts = record.attempts.len(), "propose did not land");
-    } else {
-        tracing::info!(target: "publisher", slot = %record.target_slot,
-            checkpoint = record.checkpoint_number, outcome = end.as_str(), "propose landed");
     }
     Ok(outcome)
 }

@@ -1,9 +1,10 @@
 //! The persisted state of one L1 tx (one nonce of one key): what it is for, its inclusion window,
 //! its fee ladder (every signed attempt, propose or cancel) and where it stands.
 //!
-//! Encoding: one version byte ([`RECORD_VERSION`]) followed by a prost message. The signed raw
-//! txs live in their own table keyed by hash, so a state change rewrites a few hundred bytes,
-//! not the ~120 KiB calldata of every attempt.
+//! Encoding: one version byte ([`RECORD_VERSION`]), the message's length (varint), then the
+//! prost message; the length makes a cut-off record an error rather than a shorter valid one.
+//! The signed raw txs live in their own table keyed by hash, so a state change rewrites a few
+//! hundred bytes, not the ~120 KiB calldata of every attempt.
 
 use alloy::primitives::{Address, B256};
 use prost::Message;
@@ -24,6 +25,14 @@ pub enum RecordError {
     /// The bytes are not a record.
     #[error("tx record does not decode: {0}")]
     Malformed(#[from] prost::DecodeError),
+    /// The message is not as long as its length prefix says (cut off, or followed by garbage).
+    #[error("tx record declares {declared} bytes but holds {actual}")]
+    LengthMismatch {
+        /// The length prefix.
+        declared: u64,
+        /// Bytes after the prefix.
+        actual: usize,
+    },
     /// A field holds a value no record can have.
     #[error("tx record field {field} is invalid")]
     Invalid {
@@ -166,7 +175,7 @@ pub struct Attempt {
     pub status: AttemptStatus,
 }
 
-/// Where the propose was mined.
+/// Where an attempt was mined.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct MinedAt {
     /// Index of the attempt in the ladder.
@@ -210,7 +219,8 @@ pub struct TxRecord {
     pub simulated_gas: u64,
     /// Times a mined propose was reorged out.
     pub reorgs: u32,
-    /// Where the propose was mined (kept after a reorg for the audit).
+    /// Where an attempt was mined: the propose (kept after a reorg for the audit), or the
+    /// cancel that took the nonce.
     pub mined: Option<MinedAt>,
 }
 
@@ -220,13 +230,17 @@ impl TxRecord {
         self.attempts.last()
     }
 
-    /// Index of the attempt that should be in a mempool: the newest one the L1 node did not
-    /// refuse (or the newest, when it refused all).
-    pub fn in_mempool(&self) -> Option<usize> {
+    /// Index of the attempt that should be in a mempool, i.e. the one to look for there and to
+    /// send again: the newest one the L1 node did not refuse (or the newest, when it refused
+    /// all). Once no propose may be sent any more (`proposes_allowed` false: the window closed,
+    /// or the record is cancelling), only cancels count — a stale propose must never go out
+    /// again — and `None` when there is no cancel yet.
+    pub fn resend_candidate(&self, proposes_allowed: bool) -> Option<usize> {
+        let eligible = |a: &Attempt| proposes_allowed || a.kind == AttemptKind::Cancel;
         self.attempts
             .iter()
-            .rposition(|a| a.status != AttemptStatus::Refused)
-            .or_else(|| self.attempts.len().checked_sub(1))
+            .rposition(|a| eligible(a) && a.status != AttemptStatus::Refused)
+            .or_else(|| self.attempts.iter().rposition(eligible))
     }
 
     /// The newest attempt of `kind`.
@@ -265,10 +279,10 @@ impl TxRecord {
                 effective_gas_price: mined.effective_gas_price.to_be_bytes().to_vec(),
             }),
         };
-        let mut bytes = Vec::with_capacity(1 + message.encoded_len());
+        let mut bytes = Vec::with_capacity(1 + 10 + message.encoded_len());
         bytes.push(RECORD_VERSION);
         message
-            .encode(&mut bytes)
+            .encode_length_delimited(&mut bytes)
             .expect("a Vec grows to fit the message");
         bytes
     }
@@ -279,7 +293,15 @@ impl TxRecord {
         if version != RECORD_VERSION {
             return Err(RecordError::UnknownVersion(version));
         }
-        let message = RecordV1::decode(rest)?;
+        let mut body = rest;
+        let declared = prost::encoding::decode_varint(&mut body)?;
+        if declared != body.len() as u64 {
+            return Err(RecordError::LengthMismatch {
+                declared,
+                actual: body.len(),
+            });
+        }
+        let message = RecordV1::decode(body)?;
         if message.purpose != PURPOSE_PROPOSE {
             return Err(RecordError::Invalid { field: "purpose" });
         }
@@ -503,13 +525,20 @@ pub(crate) mod tests {
     }
 
     #[test]
-    fn the_attempt_in_the_mempool_skips_refused_bumps() {
+    fn the_attempt_to_resend_skips_refused_bumps_and_stale_proposes() {
         let mut record = sample();
-        assert_eq!(record.in_mempool(), Some(0));
+        // Attempt 0: a broadcast propose; attempt 1: a refused cancel.
+        assert_eq!(record.resend_candidate(true), Some(0));
+        // The window closed: the propose is never sent again, even when every cancel was
+        // refused.
+        assert_eq!(record.resend_candidate(false), Some(1));
         record.attempts[0].status = AttemptStatus::Refused;
-        assert_eq!(record.in_mempool(), Some(1));
+        assert_eq!(record.resend_candidate(true), Some(1));
+        record.attempts.truncate(1);
+        assert_eq!(record.resend_candidate(true), Some(0));
+        assert_eq!(record.resend_candidate(false), None);
         record.attempts.clear();
-        assert_eq!(record.in_mempool(), None);
+        assert_eq!(record.resend_candidate(true), None);
     }
 
     #[test]
@@ -535,12 +564,18 @@ pub(crate) mod tests {
             TxRecord::decode(&[RECORD_VERSION, 0xff, 0xff]),
             Err(RecordError::Malformed(_))
         ));
+        let mut padded = sample().encode();
+        padded.push(0);
+        assert!(matches!(
+            TxRecord::decode(&padded),
+            Err(RecordError::LengthMismatch { .. })
+        ));
         let bytes = sample().encode();
-        let mut message = RecordV1::decode(&bytes[1..]).unwrap();
+        let mut message = RecordV1::decode_length_delimited(&bytes[1..]).unwrap();
         message.state = 99;
         let reencode = |message: &RecordV1| {
             let mut bytes = vec![RECORD_VERSION];
-            message.encode(&mut bytes).unwrap();
+            message.encode_length_delimited(&mut bytes).unwrap();
             bytes
         };
         assert_eq!(
@@ -564,13 +599,34 @@ pub(crate) mod tests {
             let _ = TxRecord::decode(&versioned);
         }
 
-        #[test]
-        fn truncations_of_a_record_are_refused_or_decode_to_a_valid_record(cut in 0usize..200) {
-            let bytes = sample().encode();
-            let cut = cut.min(bytes.len());
-            if let Ok(record) = TxRecord::decode(&bytes[..cut]) {
-                prop_assert!(record.window_end > record.window_start);
-            }
+    }
+
+    /// Every cut-off prefix of a record is refused with the error its length implies: nothing
+    /// (empty), a cut length prefix (malformed), or a message shorter than its prefix says.
+    #[test]
+    fn every_truncation_of_a_record_is_refused() {
+        let bytes = sample().encode();
+        let mut body = &bytes[1..];
+        let declared = prost::encoding::decode_varint(&mut body).unwrap();
+        let prefix = bytes.len() - body.len();
+        assert_eq!(declared as usize, body.len());
+        for cut in 0..bytes.len() {
+            let decoded = TxRecord::decode(&bytes[..cut]);
+            let expected = if cut == 0 {
+                RecordError::Empty
+            } else if cut < prefix {
+                match decoded {
+                    Err(RecordError::Malformed(_)) => continue,
+                    other => panic!("cut {cut}: {other:?}"),
+                }
+            } else {
+                RecordError::LengthMismatch {
+                    declared,
+                    actual: cut - prefix,
+                }
+            };
+            assert_eq!(decoded, Err(expected), "cut {cut}");
         }
+        assert_eq!(TxRecord::decode(&bytes), Ok(sample()));
     }
 }

@@ -148,7 +148,24 @@ mod tests {
         }
     }
 
+    /// A manual clock that counts how often it is read: a task re-reading it is in its sleep
+    /// loop.
+    #[derive(Clone)]
+    struct WatchedClock {
+        clock: ManualClock,
+        reads: Arc<AtomicUsize>,
+    }
+
+    impl Clock for WatchedClock {
+        fn now(&self) -> Timestamp {
+            self.reads.fetch_add(1, Ordering::SeqCst);
+            self.clock.now()
+        }
+    }
+
     const T: u64 = 1_000;
+    /// Bound of every wait on the task (a hang guard, not a timing assertion).
+    const PATIENCE: Duration = Duration::from_secs(10);
 
     fn schedule() -> SendSchedule {
         SendSchedule {
@@ -159,86 +176,110 @@ mod tests {
         }
     }
 
-    fn start(
-        clock: &ManualClock,
-        head: &Arc<FakeHead>,
-    ) -> (
-        tokio::task::JoinHandle<Result<SendTime, PublisherError>>,
-        CancellationToken,
-    ) {
-        let cancel = CancellationToken::new();
-        let (clock, head, token) = (clock.clone(), head.clone(), cancel.clone());
-        let task =
-            tokio::spawn(
-                async move { wait_for_send_time(&clock, &head, schedule(), &token).await },
-            );
-        (task, cancel)
+    struct Running {
+        clock: ManualClock,
+        clock_reads: Arc<AtomicUsize>,
+        head: Arc<FakeHead>,
+        task: tokio::task::JoinHandle<Result<SendTime, PublisherError>>,
+        cancel: CancellationToken,
     }
 
-    /// Waits (real time, bounded) until the task has read the head `reads` times.
-    async fn until_reads(head: &FakeHead, reads: usize) {
-        let deadline = std::time::Instant::now() + Duration::from_secs(5);
-        while head.reads.load(Ordering::SeqCst) < reads {
-            assert!(
-                std::time::Instant::now() < deadline,
-                "the head was not read"
-            );
+    fn start(now: u64, head_at: u64) -> Running {
+        let clock = ManualClock::new(Timestamp::from_secs(now));
+        let head = Arc::new(FakeHead::default());
+        head.timestamp.store(head_at, Ordering::SeqCst);
+        let watched = WatchedClock {
+            clock: clock.clone(),
+            reads: Arc::new(AtomicUsize::new(0)),
+        };
+        let cancel = CancellationToken::new();
+        let (task_clock, task_head, token) = (watched.clone(), head.clone(), cancel.clone());
+        let task = tokio::spawn(async move {
+            wait_for_send_time(&task_clock, &task_head, schedule(), &token).await
+        });
+        Running {
+            clock,
+            clock_reads: watched.reads,
+            head,
+            task,
+            cancel,
+        }
+    }
+
+    /// Waits (bounded) until `counter` reaches `at_least`.
+    async fn until(counter: &AtomicUsize, at_least: usize, what: &str) {
+        let deadline = std::time::Instant::now() + PATIENCE;
+        while counter.load(Ordering::SeqCst) < at_least {
+            assert!(std::time::Instant::now() < deadline, "{what}");
             tokio::time::sleep(Duration::from_millis(5)).await;
         }
     }
 
+    async fn result(running: Running) -> Result<SendTime, PublisherError> {
+        tokio::time::timeout(PATIENCE, running.task)
+            .await
+            .expect("the wait ends")
+            .unwrap()
+    }
+
     #[tokio::test]
     async fn inside_the_target_slot_sends_at_once() {
-        let clock = ManualClock::new(Timestamp::from_secs(T + 3));
-        let head = Arc::new(FakeHead::default());
-        let (task, _cancel) = start(&clock, &head);
-        assert_eq!(task.await.unwrap().unwrap(), SendTime::InsideTargetSlot);
+        let running = start(T + 3, 0);
+        let head = running.head.clone();
+        assert_eq!(result(running).await.unwrap(), SendTime::InsideTargetSlot);
         assert_eq!(head.reads.load(Ordering::SeqCst), 0);
     }
 
     #[tokio::test]
     async fn sleeps_to_t_minus_e_then_waits_for_the_previous_block() {
-        let clock = ManualClock::new(Timestamp::from_secs(T - 40));
-        let head = Arc::new(FakeHead::default());
-        head.timestamp.store(T - 13, Ordering::SeqCst);
-        let (task, _cancel) = start(&clock, &head);
-        tokio::time::sleep(Duration::from_millis(250)).await;
-        assert_eq!(head.reads.load(Ordering::SeqCst), 0, "no poll before T - E");
-        clock.set(Timestamp::from_secs(T - 12));
-        until_reads(&head, 1).await;
-        assert!(!task.is_finished(), "the block at T - E is not there yet");
+        let running = start(T - 40, T - 13);
+        // The task re-reads the clock at least every 100 ms while it sleeps: three reads and
+        // still no head read means it sleeps instead of polling L1 before T - E.
+        until(&running.clock_reads, 3, "the task reads the clock").await;
+        assert_eq!(
+            running.head.reads.load(Ordering::SeqCst),
+            0,
+            "no poll before T - E"
+        );
+        running.clock.set(Timestamp::from_secs(T - 12));
+        until(&running.head.reads, 1, "the head is read at T - E").await;
+        // The block at T - E is not there yet: the task polls again one interval later (on its
+        // clock) and keeps waiting.
+        running.clock.advance(Duration::from_millis(200));
+        until(&running.head.reads, 2, "the head is polled again").await;
+        assert!(!running.task.is_finished());
         // A block stamped T - E appears: ours goes into the next one.
-        head.timestamp.store(T - 12, Ordering::SeqCst);
-        clock.advance(Duration::from_millis(200));
-        assert_eq!(task.await.unwrap().unwrap(), SendTime::AfterPreviousBlock);
+        running.head.timestamp.store(T - 12, Ordering::SeqCst);
+        running.clock.advance(Duration::from_millis(200));
+        assert_eq!(result(running).await.unwrap(), SendTime::AfterPreviousBlock);
     }
 
     #[tokio::test]
     async fn a_missed_l1_slot_sends_after_the_timeout() {
-        let clock = ManualClock::new(Timestamp::from_secs(T - 12));
-        let head = Arc::new(FakeHead::default());
-        head.timestamp.store(T - 24, Ordering::SeqCst);
-        let (task, _cancel) = start(&clock, &head);
-        until_reads(&head, 1).await;
-        clock.advance(Duration::from_secs(7));
-        until_reads(&head, 2).await;
-        assert!(!task.is_finished());
-        clock.advance(Duration::from_secs(1));
-        assert_eq!(task.await.unwrap().unwrap(), SendTime::PreviousBlockMissed);
+        let running = start(T - 12, T - 24);
+        until(&running.head.reads, 1, "the head is read").await;
+        running.clock.advance(Duration::from_secs(7));
+        let reads = running.head.reads.load(Ordering::SeqCst);
+        until(&running.head.reads, reads + 1, "the head is polled again").await;
+        assert!(!running.task.is_finished());
+        running.clock.advance(Duration::from_secs(1));
+        assert_eq!(
+            result(running).await.unwrap(),
+            SendTime::PreviousBlockMissed
+        );
     }
 
     #[tokio::test]
-    async fn interrupt_ends_the_sleep_at_once() {
-        let clock = ManualClock::new(Timestamp::from_secs(T - 60));
-        let head = Arc::new(FakeHead::default());
-        let (task, cancel) = start(&clock, &head);
-        tokio::time::sleep(Duration::from_millis(50)).await;
-        let interrupted = std::time::Instant::now();
-        cancel.cancel();
+    async fn interrupt_ends_the_sleep_without_the_clock_moving() {
+        let running = start(T - 60, 0);
+        until(&running.clock_reads, 2, "the task sleeps").await;
+        running.cancel.cancel();
+        let clock = running.clock.clone();
         assert!(matches!(
-            task.await.unwrap(),
+            result(running).await,
             Err(PublisherError::Interrupted)
         ));
-        assert!(interrupted.elapsed() < Duration::from_millis(100));
+        // It did not wait for its deadline (the clock never reached it).
+        assert_eq!(clock.now(), Timestamp::from_secs(T - 60));
     }
 }

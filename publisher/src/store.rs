@@ -3,6 +3,7 @@
 //! process, so after a crash the publisher knows every tx it may have sent.
 
 use std::{
+    collections::HashSet,
     path::Path,
     sync::atomic::{AtomicU64, Ordering},
 };
@@ -130,27 +131,40 @@ impl TxStore {
             .ok_or(PublisherError::Record(RecordError::MissingRawTx(hash)))
     }
 
-    /// Deletes the oldest finished records beyond the newest `keep`, with their raw txs.
-    /// Returns how many were deleted.
+    /// Deletes the oldest finished records beyond the newest `keep`, with the raw txs no kept
+    /// record refers to (two records can hold the very same signed tx: a nonce given back and
+    /// signed again with the same fees). Returns how many records were deleted.
     pub fn prune_finished(&self, keep: usize) -> Result<usize, PublisherError> {
-        let finished: Vec<TxRecord> = self
-            .records()?
-            .into_iter()
+        let records = self.records()?;
+        let finished = records
+            .iter()
             .filter(|record| !record.state.is_live())
-            .collect();
-        let excess = finished.len().saturating_sub(keep);
+            .count();
+        let mut excess = finished.saturating_sub(keep);
         if excess == 0 {
             return Ok(0);
         }
+        let deleted = excess;
+        let (mut doomed, mut kept) = (Vec::new(), HashSet::new());
+        for record in &records {
+            if excess > 0 && !record.state.is_live() {
+                excess -= 1;
+                doomed.push(record);
+            } else {
+                kept.extend(record.attempts.iter().map(|a| a.hash));
+            }
+        }
         let mut batch = WriteBatch::default();
-        for record in &finished[..excess] {
+        for record in doomed {
             batch.delete_cf(self.cf(CF_RECORDS)?, record.id.to_be_bytes());
             for attempt in &record.attempts {
-                batch.delete_cf(self.cf(CF_RAW_TXS)?, attempt.hash);
+                if !kept.contains(&attempt.hash) {
+                    batch.delete_cf(self.cf(CF_RAW_TXS)?, attempt.hash);
+                }
             }
         }
         self.db.write_opt(batch, &synced())?;
-        Ok(excess)
+        Ok(deleted)
     }
 }
 
@@ -207,6 +221,27 @@ mod tests {
         assert_eq!(nonces, vec![0, 3, 4]);
         assert!(store.raw_tx(B256::with_last_byte(1)).is_err());
         assert!(store.raw_tx(B256::with_last_byte(3)).is_ok());
+    }
+
+    #[test]
+    fn pruning_keeps_a_raw_tx_another_record_still_holds() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = TxStore::open(dir.path()).unwrap();
+        let shared = B256::repeat_byte(0x5e);
+        for state in [TxState::Final(FinalState::NotSent), TxState::Pending] {
+            let mut record = sample();
+            record.id = store.next_id();
+            record.attempts.truncate(1);
+            record.attempts[0].hash = shared;
+            record.mined = None;
+            record.state = state;
+            store
+                .write(&record, Some((shared, b"same signed tx")))
+                .unwrap();
+        }
+        assert_eq!(store.prune_finished(0).unwrap(), 1);
+        assert_eq!(store.records().unwrap().len(), 1);
+        assert_eq!(store.raw_tx(shared).unwrap(), b"same signed tx");
     }
 
     #[test]

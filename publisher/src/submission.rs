@@ -11,19 +11,23 @@ use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
 
 use crate::{
-    chain::Broadcast,
+    chain::{Broadcast, Refusal},
     context::Shared,
     error::PublisherError,
-    fees::{self, initial_fees},
-    lifecycle::window_closed,
+    fees::{self, FeeEstimate, GasLimit, expected_price, initial_fees},
+    lifecycle::{window_closed, window_reached},
     monitor,
-    record::{AttemptKind, FinalState, TxRecord, TxState},
-    schedule::{self, L1Head, SendSchedule},
+    record::{AttemptKind, AttemptStatus, FinalState, TxRecord, TxState},
+    schedule::{self, L1Head, SendSchedule, SendTime},
     signing::TxBody,
 };
 
 /// Highest gas limit of one tx (EIP-7825).
 pub const MAX_TX_GAS_LIMIT: u64 = 1 << 24;
+
+/// First sends of one key refused as "nonce too low" (the nonce moved on since it was read)
+/// before the next key is tried.
+const NONCE_TOO_LOW_RETRIES: u32 = 3;
 
 /// A landed propose.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -49,6 +53,24 @@ pub enum SimulationDrop {
     Revert(RollupRevert),
     /// The call would revert with data that is not one of the contract's errors.
     UnknownRevert(Bytes),
+    /// The propose needs more gas than one tx may carry (EIP-7825).
+    GasAboveTxCap {
+        /// Simulated gas plus the 63/64 reserve.
+        needed: u64,
+        /// The per-tx gas limit.
+        cap: u64,
+    },
+}
+
+/// Why no key could send a propose.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SendFailure {
+    /// The L1 node refused the last key's tx.
+    Refused(Refusal),
+    /// The last key could not sign the tx (the error is logged).
+    Signing,
+    /// The last key has no nonce left.
+    NoNonce,
 }
 
 /// How a submission ended.
@@ -75,8 +97,8 @@ pub enum SubmissionOutcome {
     NonceTaken,
     /// Every publisher key's send was refused.
     SendFailed {
-        /// The last refusal.
-        reason: String,
+        /// What happened to the last key tried.
+        reason: SendFailure,
     },
     /// The publisher was interrupted; a sent tx stays in the store and is tracked after restart.
     Interrupted,
@@ -238,6 +260,9 @@ pub(crate) async fn run(
             Ok(latest) => latest,
             Err(error) => {
                 tracing::warn!(target: "publisher", %error, "reading the L1 head before simulating");
+                if past_window(&shared, &probe) {
+                    return Ok(expired(&probe));
+                }
                 if schedule::nap(shared.config.send_wait_poll_interval, &cancel)
                     .await
                     .is_err()
@@ -248,21 +273,14 @@ pub(crate) async fn run(
             }
         };
         if window_closed(&probe, latest.timestamp, l1_slot) {
-            crate::metrics::outcome("expired");
-            tracing::warn!(target: "publisher", slot = %request.target, "target slot ended before the propose could be sent");
-            return Ok(SubmissionOutcome::Expired);
+            return Ok(expired(&probe));
         }
         let at = window_start.max(latest.timestamp.saturating_add(1));
         tracing::trace!(target: "publisher", slot = %request.target, at, "simulating the propose");
-        match shared
-            .simulator
-            .simulate_propose(&request.bundle, at, None)
-            .await
-        {
+        match shared.chain.simulate_propose(&request.bundle, at).await {
             Ok(simulated) => break simulated,
             Err(PublisherError::Revert(revert)) => {
                 crate::metrics::dropped_at_simulation(crate::metrics::revert_name(&revert));
-                crate::metrics::outcome("dropped_at_simulation");
                 tracing::warn!(target: "publisher", slot = %request.target,
                     checkpoint = request.checkpoint_number, reason = %revert,
                     "propose dropped: it would revert on L1");
@@ -272,7 +290,6 @@ pub(crate) async fn run(
             }
             Err(PublisherError::UnknownRevert(data)) => {
                 crate::metrics::dropped_at_simulation("unknown".to_string());
-                crate::metrics::outcome("dropped_at_simulation");
                 tracing::warn!(target: "publisher", slot = %request.target, %data,
                     "propose dropped: it would revert on L1 with undecoded data");
                 return Ok(SubmissionOutcome::DroppedAtSimulation(
@@ -291,118 +308,268 @@ pub(crate) async fn run(
         }
     };
     probe.simulated_gas = simulated.gas_used;
-    let gas_limit = fees::gas_limit(
+    let gas_limit = match fees::gas_limit(
         simulated.gas_used,
         shared.config.gas_limit_buffer_percent,
         MAX_TX_GAS_LIMIT,
-    );
+    ) {
+        GasLimit::Buffered(limit) => limit,
+        GasLimit::Trimmed(limit) => {
+            tracing::warn!(target: "publisher", slot = %request.target, gas_used = simulated.gas_used,
+                gas_limit = limit, "the gas buffer is trimmed to the per-tx gas limit");
+            limit
+        }
+        GasLimit::TooHigh { needed } => {
+            crate::metrics::dropped_at_simulation("GasAboveTxCap".to_string());
+            tracing::warn!(target: "publisher", slot = %request.target, needed,
+                cap = MAX_TX_GAS_LIMIT, "propose dropped: it needs more gas than one tx may carry");
+            return Ok(SubmissionOutcome::DroppedAtSimulation(
+                SimulationDrop::GasAboveTxCap {
+                    needed,
+                    cap: MAX_TX_GAS_LIMIT,
+                },
+            ));
+        }
+    };
     let calldata = crate::simulator::propose_calldata(&request.bundle);
 
-    let record = match send_first(&shared, probe, calldata, gas_limit, &status, &cancel).await? {
+    let send = FirstSend {
+        template: probe,
+        calldata,
+        gas_limit,
+        send_time,
+    };
+    let record = match send_first(&shared, send, &status, &cancel).await? {
         Ok(record) => record,
         Err(outcome) => return Ok(outcome),
     };
     monitor::watch(shared, record, status, cancel, false).await
 }
 
-/// Signs, persists and sends the first attempt, trying keys in the ledger's order until one is
-/// not refused. Returns the live record, or the outcome when no key could send.
-async fn send_first(
-    shared: &Shared,
+/// Whether the local clock says the window is over (used when L1 cannot be read).
+fn past_window(shared: &Shared, record: &TxRecord) -> bool {
+    shared.clock.now() >= Timestamp::from_secs(record.window_end)
+}
+
+fn expired(record: &TxRecord) -> SubmissionOutcome {
+    tracing::warn!(target: "publisher", slot = %record.target_slot,
+        checkpoint = record.checkpoint_number, "target slot ended before the propose could be sent");
+    SubmissionOutcome::Expired
+}
+
+/// The first attempt of a propose, ready to sign.
+struct FirstSend {
+    /// The record without key, nonce and attempts.
     template: TxRecord,
     calldata: Bytes,
     gas_limit: u64,
+    /// Why the schedule let it go.
+    send_time: SendTime,
+}
+
+/// What L1 says right before a first send.
+struct Prepared {
+    l1_now: u64,
+    pending_nonce: u64,
+    estimate: FeeEstimate,
+}
+
+/// Reads what a first send with `key` needs. L1 read errors are retried until the window closes
+/// (they say nothing about the key); the send waits while L1 time is behind the window — the
+/// next block could come before the target slot and the propose would revert there. A schedule
+/// that already found the L1 slot before `T` missed allows that one slot: the next block is
+/// stamped `T` or later.
+async fn prepare(
+    shared: &Shared,
+    send: &FirstSend,
+    key: Address,
+    cancel: &CancellationToken,
+) -> Result<Result<Prepared, SubmissionOutcome>, PublisherError> {
+    let l1_slot = shared.l1_slot_secs();
+    let missed_allowance = match send.send_time {
+        SendTime::PreviousBlockMissed => l1_slot,
+        SendTime::InsideTargetSlot | SendTime::AfterPreviousBlock => 0,
+    };
+    loop {
+        if cancel.is_cancelled() {
+            return Ok(Err(SubmissionOutcome::Interrupted));
+        }
+        let read = async {
+            let latest = shared.chain.latest_block().await?;
+            let pending_nonce = shared.chain.pending_nonce(key).await?;
+            let estimate = shared.chain.fee_estimate().await?;
+            Ok::<_, PublisherError>((latest, pending_nonce, estimate))
+        };
+        match read.await {
+            Ok((latest, pending_nonce, estimate)) => {
+                if window_closed(&send.template, latest.timestamp, l1_slot) {
+                    return Ok(Err(expired(&send.template)));
+                }
+                let l1_now = latest.timestamp;
+                if window_reached(
+                    &send.template,
+                    l1_now.saturating_add(missed_allowance),
+                    l1_slot,
+                ) {
+                    return Ok(Ok(Prepared {
+                        l1_now,
+                        pending_nonce,
+                        estimate,
+                    }));
+                }
+                tracing::debug!(target: "publisher", slot = %send.template.target_slot, l1_now,
+                    "L1 time is behind the target slot; waiting for its next block");
+            }
+            Err(error) if error.is_fatal() => return Err(error),
+            Err(error) => {
+                tracing::warn!(target: "publisher", %key, %error, "reading L1 before sending; retrying");
+                if past_window(shared, &send.template) {
+                    return Ok(Err(expired(&send.template)));
+                }
+            }
+        }
+        if schedule::nap(shared.config.send_wait_poll_interval, cancel)
+            .await
+            .is_err()
+        {
+            return Ok(Err(SubmissionOutcome::Interrupted));
+        }
+    }
+}
+
+/// Ends a first attempt the node refused: nothing of it is in a mempool, the nonce goes back.
+async fn not_sent(shared: &Shared, record: &mut TxRecord) -> Result<(), PublisherError> {
+    if let Some(attempt) = record.attempts.first_mut() {
+        attempt.status = AttemptStatus::Refused;
+    }
+    record.state = TxState::Final(FinalState::NotSent);
+    shared.persist(record, None).await?;
+    shared.ledger().release(record.key, record.nonce);
+    shared.live_ended();
+    shared.prune().await
+}
+
+/// Signs, persists and sends the first attempt, trying keys in the ledger's order; the next key
+/// is tried only when the node refuses a send. Returns the live record, or the outcome when it
+/// could not be sent.
+async fn send_first(
+    shared: &Shared,
+    send: FirstSend,
     status: &watch::Sender<SubmissionStatus>,
     cancel: &CancellationToken,
 ) -> Result<Result<TxRecord, SubmissionOutcome>, PublisherError> {
     let keys = shared.ledger().key_order();
-    let mut last_refusal = String::from("no key could be used");
+    let mut last_failure = SendFailure::NoNonce;
     for (tried, key) in keys.into_iter().enumerate() {
-        if cancel.is_cancelled() {
-            return Ok(Err(SubmissionOutcome::Interrupted));
-        }
         if tried > 0 {
             crate::metrics::key_rotation();
+            tracing::info!(target: "publisher", %key, reason = ?last_failure, "trying the next publisher key");
         }
-        let prepared = async {
-            let latest = shared.chain.latest_block().await?;
-            let pending = shared.chain.pending_nonce(key).await?;
-            let estimate = shared.chain.fee_estimate().await?;
-            Ok::<_, PublisherError>((latest, pending, estimate))
-        };
-        tracing::trace!(target: "publisher", %key, "preparing the send");
-        let (latest, pending, estimate) = match prepared.await {
-            Ok(prepared) => prepared,
-            Err(error) => {
-                tracing::warn!(target: "publisher", %key, %error, "cannot prepare a send with this key");
-                last_refusal = error.to_string();
-                continue;
-            }
-        };
-        let Some(nonce) = shared.ledger().allocate(key, pending) else {
-            continue;
-        };
-        let mut record = TxRecord {
-            id: shared.store.next_id(),
-            key,
-            nonce,
-            ..template.clone()
-        };
-        let body = TxBody {
-            chain_id: shared.chain_id,
-            nonce,
-            to: shared.chain.rollup,
-            input: calldata.clone(),
-            gas_limit,
-        };
-        let fees = initial_fees(estimate, &shared.config);
-        let raw = match shared
-            .add_attempt(
-                &mut record,
-                AttemptKind::Propose,
-                &body,
-                fees,
-                latest.timestamp,
-            )
-            .await
-        {
-            Ok(raw) => raw,
-            Err(error) => {
-                shared.ledger().release(key, nonce);
-                return Err(error);
-            }
-        };
-        shared.live_started();
-        match shared.broadcast(&mut record, 0, &raw).await? {
-            Broadcast::Refused(reason) => {
-                record.state = TxState::Final(FinalState::NotSent);
-                shared.persist(&record, None).await?;
-                shared.ledger().release(key, nonce);
-                shared.live_ended();
-                crate::metrics::finished(FinalState::NotSent);
-                last_refusal = reason;
-                continue;
-            }
-            Broadcast::Accepted | Broadcast::Unreachable(_) => {
-                tracing::info!(target: "publisher", slot = %record.target_slot,
-                    checkpoint = record.checkpoint_number, %key, nonce, tx = %record.attempts[0].hash,
-                    max_fee_per_gas = fees.max_fee_per_gas, gas_limit, "propose sent");
-                status.send_replace(SubmissionStatus::Sent {
-                    key,
-                    nonce,
-                    tx_hash: record.attempts[0].hash,
-                });
-                shared
-                    .check_balance(key, record.simulated_gas, fees.max_fee_per_gas)
-                    .await;
-                return Ok(Ok(record));
+        // Prepared again (same key) when the node says the nonce just read is already used.
+        let mut nonce_too_low = 0;
+        loop {
+            tracing::trace!(target: "publisher", %key, "preparing the send");
+            let prepared = match prepare(shared, &send, key, cancel).await? {
+                Ok(prepared) => prepared,
+                Err(outcome) => return Ok(Err(outcome)),
+            };
+            let Some(nonce) = shared.ledger().allocate(key, prepared.pending_nonce) else {
+                tracing::error!(target: "publisher", %key, "no nonce left for this key");
+                last_failure = SendFailure::NoNonce;
+                break;
+            };
+            let mut record = TxRecord {
+                id: shared.store.next_id(),
+                key,
+                nonce,
+                ..send.template.clone()
+            };
+            let body = TxBody {
+                chain_id: shared.chain_id,
+                nonce,
+                to: shared.chain.rollup(),
+                input: send.calldata.clone(),
+                gas_limit: send.gas_limit,
+            };
+            let fees = initial_fees(prepared.estimate, &shared.config);
+            let raw = match shared
+                .add_attempt(
+                    &mut record,
+                    AttemptKind::Propose,
+                    &body,
+                    fees,
+                    prepared.l1_now,
+                )
+                .await
+            {
+                Ok(raw) => raw,
+                Err(error) => {
+                    shared.ledger().release(key, nonce);
+                    if error.is_fatal() {
+                        return Err(error);
+                    }
+                    tracing::error!(target: "publisher", %key, %error, "cannot sign with this key");
+                    last_failure = SendFailure::Signing;
+                    break;
+                }
+            };
+            shared.live_started();
+            let hash = record.attempts[0].hash;
+            match shared.broadcast(&mut record, 0, &raw).await? {
+                Broadcast::Refused(Refusal::NonceTooLow)
+                    if nonce_too_low < NONCE_TOO_LOW_RETRIES =>
+                {
+                    // The key's nonce moved on since it was read (another sender?): read again.
+                    nonce_too_low += 1;
+                    not_sent(shared, &mut record).await?;
+                    if schedule::nap(shared.config.send_wait_poll_interval, cancel)
+                        .await
+                        .is_err()
+                    {
+                        return Ok(Err(SubmissionOutcome::Interrupted));
+                    }
+                }
+                Broadcast::Refused(refusal) if shared.ledger().has_higher(key, nonce) => {
+                    // A concurrent propose of this key holds a higher nonce that waits for this
+                    // one: giving this nonce back would strand it. The record keeps the nonce;
+                    // the monitor retries the propose with bumped fees and, if the window closes
+                    // first, fills the nonce with a cancel.
+                    tracing::warn!(target: "publisher", %key, nonce, %refusal,
+                        "first send refused while a higher nonce of the key waits: keeping the nonce");
+                    return Ok(Ok(record));
+                }
+                Broadcast::Refused(refusal) => {
+                    not_sent(shared, &mut record).await?;
+                    last_failure = SendFailure::Refused(refusal);
+                    break;
+                }
+                result @ (Broadcast::Accepted | Broadcast::Unreachable(_)) => {
+                    tracing::info!(target: "publisher", slot = %record.target_slot,
+                        checkpoint = record.checkpoint_number, %key, nonce, tx = %hash,
+                        max_fee_per_gas = fees.max_fee_per_gas, gas_limit = send.gas_limit,
+                        accepted = result == Broadcast::Accepted, "propose sent");
+                    if result == Broadcast::Accepted {
+                        status.send_replace(SubmissionStatus::Sent {
+                            key,
+                            nonce,
+                            tx_hash: hash,
+                        });
+                        shared
+                            .check_balance(
+                                key,
+                                record.simulated_gas,
+                                expected_price(fees, prepared.estimate),
+                            )
+                            .await;
+                    }
+                    return Ok(Ok(record));
+                }
             }
         }
     }
-    crate::metrics::outcome("send_failed");
-    tracing::error!(target: "publisher", slot = %template.target_slot, reason = %last_refusal,
+    tracing::error!(target: "publisher", slot = %send.template.target_slot, reason = ?last_failure,
         "every publisher key failed to send the propose");
     Ok(Err(SubmissionOutcome::SendFailed {
-        reason: last_refusal,
+        reason: last_failure,
     }))
 }

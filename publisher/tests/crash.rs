@@ -1,12 +1,13 @@
 //! Crash safety against a real anvil: a child process runs a publisher that proposes every slot
-//! and is killed with SIGKILL exactly between persisting a tx and sending it, or right after the
-//! L1 node accepted it (before any receipt), alternately. After every kill the store must decode,
+//! and is killed with SIGKILL exactly between persisting a tx and sending it, right after the L1
+//! node accepted it but before that was written down, or right after it was written down
+//! (before any receipt), in turn. After every kill the store must decode,
 //! every tx of the key on L1 must be in the store, no nonce may carry two different proposes, and
 //! at most one live record may hold a nonce. At the end a publisher on the same store must bring
 //! every record to an end, leaving no hole in the key's nonces.
 //!
-//! `.ci/run` runs a few kills; `cargo nextest run -p tandem-publisher --run-ignored only` runs 20
-//! of each kind.
+//! CI runs two kills of each kind; `cargo nextest run -p tandem-publisher --run-ignored only`
+//! runs 20 of each kind.
 
 mod common;
 
@@ -44,18 +45,22 @@ fn kill_9_while_sending_loses_no_tx_and_reuses_no_nonce() {
     if std::env::var_os(CHILD_ENV).is_some() {
         child();
     }
-    run_kills(4);
+    run_kills(6);
 }
 
 #[test]
-#[ignore = "20 kills of each kind (~2 min); run with --run-ignored only"]
+#[ignore = "20 kills of each kind (~3 min); run with --run-ignored only"]
 fn kill_9_twenty_times_at_each_point() {
-    run_kills(40);
+    run_kills(60);
 }
 
+/// Where a child is killed.
+const KILL_POINTS: [&str; 3] = ["persisted", "accepted", "broadcast"];
+
 /// Parks the sending task at `at` after telling the parent: "persisted" (a new tx is in the
-/// store, not sent) or "broadcast" (a tx this process signed was accepted by L1, no receipt yet;
-/// re-sends of resumed txs do not count).
+/// store, not sent), "accepted" (L1 accepted a tx this process signed; the store still says
+/// "signed") or "broadcast" (the acceptance is stored; no receipt yet). Re-sends of resumed txs
+/// do not count.
 struct KillPoint {
     at: String,
     /// Txs in the store when this process started.
@@ -78,6 +83,11 @@ impl KillPoint {
 impl SendHooks for KillPoint {
     fn persisted(&self, tx: &SentTx) {
         self.stop("persisted", tx);
+    }
+    fn accepted(&self, tx: &SentTx) {
+        if !self.resumed.contains(&tx.hash) {
+            self.stop("accepted", tx);
+        }
     }
     fn broadcast(&self, tx: &SentTx) {
         if !self.resumed.contains(&tx.hash) {
@@ -286,11 +296,7 @@ fn run_kills(kills: usize) {
     let exe = std::env::current_exe().unwrap();
     let mut audit = Audit::default();
     for kill in 0..kills {
-        let at = if kill % 2 == 0 {
-            "persisted"
-        } else {
-            "broadcast"
-        };
+        let at = KILL_POINTS[kill % KILL_POINTS.len()];
         let started = Instant::now();
         let log = dir.path().join(format!("child-{kill}.log"));
         let var = |name: &str| format!("{CHILD_ENV}_{name}");
@@ -339,9 +345,28 @@ fn run_kills(kills: usize) {
         eprintln!("kill {kill} at {hook} after {:?}", started.elapsed());
         let records = check_store(&store_dir, address, &mut audit, kill);
         runtime.block_on(check_chain(&net, address, &records, &mut audit, kill));
-        // Every third restart comes only after the live txs' windows closed: the next child
-        // must cancel them rather than send them.
-        if kill % 3 == 2 {
+        let wait_for_windows = (kill / KILL_POINTS.len()) % 2 == 1;
+        if at == "accepted" && !wait_for_windows {
+            // The store says "signed" for a tx L1 has: restart once it is mined, so the next
+            // child's re-send meets "nonce too low" for a tx that is in fact ours.
+            let hash: B256 = hook.rsplit(' ').next().unwrap().parse().unwrap();
+            runtime.block_on(async {
+                let provider = net.harness.provider();
+                let deadline = Instant::now() + Duration::from_secs(30);
+                while provider
+                    .get_transaction_receipt(hash)
+                    .await
+                    .unwrap()
+                    .is_none()
+                {
+                    assert!(Instant::now() < deadline, "kill {kill}: {hash} never mined");
+                    tokio::time::sleep(Duration::from_millis(20)).await;
+                }
+            });
+        }
+        // Every other round of kill points restarts only after the live txs' windows closed:
+        // the next child must cancel them rather than send them.
+        if wait_for_windows {
             let closes = records
                 .iter()
                 .filter(|r| r.state.is_live())
@@ -349,7 +374,12 @@ fn run_kills(kills: usize) {
                 .max();
             if let Some(closes) = closes {
                 runtime.block_on(async {
+                    let deadline = Instant::now() + Duration::from_secs(60);
                     while net.harness.latest_timestamp().await.unwrap() < closes {
+                        assert!(
+                            Instant::now() < deadline,
+                            "kill {kill}: L1 stopped before {closes}"
+                        );
                         tokio::time::sleep(Duration::from_millis(100)).await;
                     }
                 });
