@@ -58,13 +58,20 @@ pub(crate) struct PublisherConfig {
     /// when unset.
     #[serde(default, with = "humantime_serde")]
     pub(crate) send_wait_timeout: Option<Duration>,
-    /// A tx the L1 node does not know for this long counts as dropped (L1 time).
+    /// A cancel the L1 node does not know for this long counts as dropped (L1 time).
     #[serde(with = "humantime_serde")]
     pub(crate) tx_unseen_considered_dropped: Duration,
+    /// A propose the L1 node does not know for this long counts as dropped (L1 time); two L1
+    /// slots when unset.
+    #[serde(default, with = "humantime_serde")]
+    pub(crate) propose_unseen_considered_dropped: Option<Duration>,
     /// A cancel not mined this long after it was first sent is given up and its nonce reused
-    /// (L1 time).
+    /// once the L1 node knows no tx of it (L1 time).
     #[serde(with = "humantime_serde")]
     pub(crate) cancel_final_timeout: Duration,
+    /// L1 blocks (the including one counted) a mined propose needs after its window closed
+    /// before it is reported landed.
+    pub(crate) confirmations: u64,
     /// Warn when a key's balance pays for fewer proposes than this at current gas prices.
     pub(crate) low_balance_runway_checkpoints: u64,
     /// RPC of the send-time simulation.
@@ -94,7 +101,9 @@ impl Default for PublisherConfig {
             send_wait_poll_interval: library.send_wait_poll_interval,
             send_wait_timeout: library.send_wait_timeout,
             tx_unseen_considered_dropped: library.tx_unseen_considered_dropped,
+            propose_unseen_considered_dropped: library.propose_unseen_considered_dropped,
             cancel_final_timeout: library.cancel_final_timeout,
+            confirmations: library.confirmations,
             low_balance_runway_checkpoints: library.low_balance_runway_checkpoints,
             simulation_method: SimulationMethodConfig::EthSimulateV1,
             keep_finished_records: library.keep_finished_records,
@@ -118,7 +127,9 @@ fn key_of(field: &str) -> &'static str {
         "receipt_poll_interval" => "publisher.receipt_poll_interval",
         "send_wait_poll_interval" => "publisher.send_wait_poll_interval",
         "tx_unseen_considered_dropped" => "publisher.tx_unseen_considered_dropped",
+        "propose_unseen_considered_dropped" => "publisher.propose_unseen_considered_dropped",
         "cancel_final_timeout" => "publisher.cancel_final_timeout",
+        "confirmations" => "publisher.confirmations",
         _ => "publisher",
     }
 }
@@ -147,7 +158,9 @@ impl PublisherConfig {
             send_wait_poll_interval: self.send_wait_poll_interval,
             send_wait_timeout: self.send_wait_timeout,
             tx_unseen_considered_dropped: self.tx_unseen_considered_dropped,
+            propose_unseen_considered_dropped: self.propose_unseen_considered_dropped,
             cancel_final_timeout: self.cancel_final_timeout,
+            confirmations: self.confirmations,
             low_balance_runway_checkpoints: self.low_balance_runway_checkpoints,
             simulation_method: match self.simulation_method {
                 SimulationMethodConfig::EthSimulateV1 => SimulationMethod::SimulateV1,
@@ -156,9 +169,9 @@ impl PublisherConfig {
             keep_finished_records: self.keep_finished_records,
         };
         settings.validate().map_err(|error| match error {
-            PublisherError::Config { field, reason } => Problem {
+            PublisherError::Config { field, problem } => Problem {
                 key: key_of(field),
-                message: reason,
+                message: problem.to_string(),
             },
             other => Problem {
                 key: "publisher",
@@ -247,6 +260,7 @@ mod tests {
         let defaults = toml::Value::try_from(PublisherConfig {
             password_file: Some(PathBuf::from("p")),
             send_wait_timeout: Some(Duration::from_secs(1)),
+            propose_unseen_considered_dropped: Some(Duration::from_secs(1)),
             ..Default::default()
         })
         .unwrap();
@@ -327,6 +341,21 @@ mod tests {
             ..Default::default()
         };
         assert_eq!(config.settings().unwrap_err().key, "publisher.stall_time");
+        let config = PublisherConfig {
+            confirmations: 0,
+            ..Default::default()
+        };
+        let problem = config.settings().unwrap_err();
+        assert_eq!(problem.key, "publisher.confirmations");
+        assert_eq!(problem.message, "must be greater than zero");
+        let config = PublisherConfig {
+            propose_unseen_considered_dropped: Some(Duration::ZERO),
+            ..Default::default()
+        };
+        assert_eq!(
+            config.settings().unwrap_err().key,
+            "publisher.propose_unseen_considered_dropped"
+        );
     }
 
     #[test]
