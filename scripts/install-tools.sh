@@ -1,11 +1,12 @@
 #!/usr/bin/env bash
 # Installs everything the build and the tests need that is not a Rust crate:
 #   - libclang-dev (rocksdb's bindgen) from apt, when missing;
-#   - anvil (L1 for tests) and solc (contract compiler) from npm, pinned, into the git-ignored .tools/.
+#   - anvil (L1 for tests), forge and cast (Solidity fuzz/invariant tests) and solc (contract
+#     compiler) from npm, pinned, into the git-ignored .tools/. Foundry's three share one version.
 # Idempotent: a second run finds everything in place and touches no network.
 set -euo pipefail
 
-ANVIL_NPM_VERSION="1.7.1"   # @foundry-rs/anvil-linux-amd64
+FOUNDRY_NPM_VERSION="1.7.1" # @foundry-rs/{anvil,forge,cast}-linux-amd64
 SOLC_NPM_VERSION="0.8.37"   # solc (solcjs)
 
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -34,8 +35,10 @@ installed_version() { # $1 = package name; prints the installed version or nothi
 }
 
 need_npm=()
-[ "$(installed_version @foundry-rs/anvil-linux-amd64)" = "$ANVIL_NPM_VERSION" ] ||
-  need_npm+=("@foundry-rs/anvil-linux-amd64@$ANVIL_NPM_VERSION")
+for tool in anvil forge cast; do
+  [ "$(installed_version "@foundry-rs/$tool-linux-amd64")" = "$FOUNDRY_NPM_VERSION" ] ||
+    need_npm+=("@foundry-rs/$tool-linux-amd64@$FOUNDRY_NPM_VERSION")
+done
 [ "$(installed_version solc)" = "$SOLC_NPM_VERSION" ] || need_npm+=("solc@$SOLC_NPM_VERSION")
 
 if [ "${#need_npm[@]}" -gt 0 ]; then
@@ -45,11 +48,13 @@ if [ "${#need_npm[@]}" -gt 0 ]; then
   npm install --prefix "$tools" --no-audit --no-fund --loglevel=error --save-exact "${need_npm[@]}" >/dev/null
 fi
 
-# anvil ships as a native binary inside the npm package.
-anvil_bin="$(find "$tools/node_modules/@foundry-rs/anvil-linux-amd64" -type f -name anvil | head -n 1)"
-[ -n "$anvil_bin" ] || { log "anvil binary not found in the npm package"; exit 1; }
-chmod +x "$anvil_bin"
-ln -sf "$anvil_bin" "$tools/bin/anvil"
+# Foundry's tools ship as native binaries inside their npm packages.
+for tool in anvil forge cast; do
+  bin="$(find "$tools/node_modules/@foundry-rs/$tool-linux-amd64" -type f -name "$tool" | head -n 1)"
+  [ -n "$bin" ] || { log "$tool binary not found in its npm package"; exit 1; }
+  chmod +x "$bin"
+  ln -sf "$bin" "$tools/bin/$tool"
+done
 
 # solcjs is a node script; wrap it so `.tools/bin/solc` is runnable like a binary.
 cat >"$tools/bin/solc" <<SOLC
@@ -58,6 +63,14 @@ exec node "$tools/node_modules/solc/solc.js" "\$@"
 SOLC
 chmod +x "$tools/bin/solc"
 
+# forge expects a native solc (it cannot download one here): a shim answering its --version and
+# --standard-json calls with the same pinned solcjs.
+cat >"$tools/bin/forge-solc" <<SHIM
+#!/usr/bin/env bash
+exec node "$root/scripts/forge-solc.mjs" "\$@"
+SHIM
+chmod +x "$tools/bin/forge-solc"
+
 "$tools/bin/anvil" --version >/dev/null
 "$tools/bin/solc" --version >/dev/null
-log "ok: $("$tools/bin/anvil" --version | head -n 1); solc $("$tools/bin/solc" --version | tail -n 1)"
+log "ok: $("$tools/bin/anvil" --version | head -n 1); $("$tools/bin/forge" --version | head -n 1); solc $("$tools/bin/solc" --version | tail -n 1)"

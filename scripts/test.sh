@@ -23,4 +23,11 @@ cargo fmt --all -- --check
 # The committed contract artifact must be exactly what the pinned solc makes of the source.
 node scripts/build-contracts.mjs --check
 cargo clippy --workspace --all-targets --locked -- -D warnings
+# Solidity-level fuzz, invariant and fairness tests of the contract (pinned forge, solcjs shim).
+# forge's out and cache dirs are per checkout (keyed by its path): two worktrees sharing the
+# target dir must not overwrite each other's build.
+forge_dir="$CARGO_TARGET_DIR/forge/$(printf %s "$root" | cksum | cut -d' ' -f1)"
+FOUNDRY_SOLC="$root/.tools/bin/forge-solc" \
+  FOUNDRY_OUT="$forge_dir/out" FOUNDRY_CACHE_PATH="$forge_dir/cache" \
+  forge test --root l1
 cargo nextest run --workspace --locked --profile "$profile"

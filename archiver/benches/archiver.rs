@@ -22,7 +22,7 @@ use tandem_proto::{
     SigningDomain, SigningKey, Tx, TxPayload,
     archive::ArchiveTree,
     block_body_hash, block_headers_hash, encode_checkpoint_body, keccak256,
-    time::{ConsensusWindows, SlotClock, SystemClock, Timestamp},
+    time::{ConsensusWindows, PipeliningMode, SlotClock, SystemClock, Timestamp},
 };
 
 const TXS_PER_BLOCK: usize = 100;
@@ -257,6 +257,8 @@ async fn tips_latency_and_l1_sync() {
     params.l1_slot_duration = 1;
     params.committee_size = 4;
     params.l2_chain_id = 1;
+    params.block_duration_ms = 1_000;
+    params.last_block_reexecution_budget_ms = 1_000;
     let keys: Vec<SigningKey> = (1..=4u8)
         .map(|i| SigningKey::from_bytes(&[i; 32]).expect("key"))
         .collect();
@@ -266,7 +268,10 @@ async fn tips_latency_and_l1_sync() {
     params.genesis_archive = producer_archive.root();
     let deployment = harness.deploy(&params, &addresses).await.expect("deploy");
     let reader = L1Reader::new(harness.provider(), deployment.rollup);
-    let fee = reader.mana_min_fee(None).await.expect("fee");
+    let fee = reader
+        .mana_min_fee(None, alloy::eips::BlockId::latest())
+        .await
+        .expect("fee");
     let genesis_time = deployment.params.genesis_time;
     let mut producer = Producer::new(fee, Box::new(move |slot| genesis_time + 2 * slot));
     for number in 1..=CHECKPOINTS {
@@ -290,7 +295,12 @@ async fn tips_latency_and_l1_sync() {
     let timing = ArchiverTiming {
         clock: Arc::new(SystemClock),
         slot_clock,
-        windows: ConsensusWindows::new(slot_clock, Duration::from_secs(1)),
+        windows: ConsensusWindows::new(
+            slot_clock,
+            Duration::from_secs(1),
+            PipeliningMode::Pipelined,
+            Duration::from_secs(1),
+        ),
         poll_interval: Duration::from_secs(3600),
     };
     let config = SyncConfig {

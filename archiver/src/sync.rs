@@ -182,13 +182,16 @@ pub fn orphan_deadline(
 }
 
 fn l1_input(checkpoint: L1Checkpoint) -> Result<L1CheckpointInput, SyncError> {
-    let blocks =
-        decode_checkpoint_body(&checkpoint.body, MAX_CHECKPOINT_SIZE).map_err(|source| {
-            SyncError::Body {
-                number: checkpoint.number,
-                source,
-            }
-        })?;
+    // Until the archiver handles a checkpoint without calldata (issue 10), treat it as before.
+    let calldata = checkpoint
+        .calldata
+        .map_err(|_| tandem_l1::L1Error::Unexpected("checkpoint calldata missing"))?;
+    let blocks = decode_checkpoint_body(&calldata.body, MAX_CHECKPOINT_SIZE).map_err(|source| {
+        SyncError::Body {
+            number: checkpoint.number,
+            source,
+        }
+    })?;
     Ok(L1CheckpointInput {
         number: checkpoint.number,
         payload: tandem_proto::ConsensusPayload {
@@ -201,7 +204,7 @@ fn l1_input(checkpoint: L1Checkpoint) -> Result<L1CheckpointInput, SyncError> {
             hash: checkpoint.l1_block.hash,
             timestamp: checkpoint.l1_block.timestamp,
         },
-        attestations: checkpoint.attestations,
+        attestations: calldata.attestations,
         blocks,
     })
 }

@@ -11,7 +11,7 @@ use tandem_archiver::{ArchiverActor, ArchiverError, ArchiverStore, ArchiverTimin
 use tandem_l1::L1Reader;
 use tandem_proto::{
     Address,
-    time::{ConsensusWindows, ManualClock, SlotClock, Timestamp},
+    time::{ConsensusWindows, ManualClock, PipeliningMode, SlotClock, Timestamp},
 };
 use tokio_util::sync::CancellationToken;
 
@@ -36,7 +36,12 @@ async fn queue_refuses_items_of_ended_slots_and_serves_while_l1_is_down() {
     let timing = ArchiverTiming {
         clock: Arc::new(clock.clone()),
         slot_clock,
-        windows: ConsensusWindows::new(slot_clock, Duration::from_millis(500)),
+        windows: ConsensusWindows::new(
+            slot_clock,
+            Duration::from_millis(500),
+            PipeliningMode::Pipelined,
+            Duration::from_millis(500),
+        ),
         poll_interval: Duration::from_millis(50),
     };
     let config = SyncConfig {

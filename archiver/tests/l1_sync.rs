@@ -15,7 +15,7 @@ use tandem_archiver::{
 use tandem_l1::{Deployment, L1Reader, RollupParams, harness::AnvilHarness};
 use tandem_proto::{
     SigningKey,
-    time::{ConsensusWindows, SlotClock, SystemClock, Timestamp},
+    time::{ConsensusWindows, PipeliningMode, SlotClock, SystemClock, Timestamp},
 };
 use tokio_util::sync::CancellationToken;
 
@@ -44,6 +44,8 @@ async fn l1() -> L1 {
     params.epoch_duration = 8;
     params.committee_size = VALIDATORS as u64;
     params.l2_chain_id = 1;
+    params.block_duration_ms = 1_000;
+    params.last_block_reexecution_budget_ms = 1_000;
     params.genesis_archive = Chain::new().archive.root();
     let keys: Vec<SigningKey> = (0..VALIDATORS).map(key).collect();
     let addresses: Vec<_> = keys.iter().map(SigningKey::address).collect();
@@ -60,7 +62,10 @@ impl L1 {
     /// Builds and lands the next checkpoint of `chain` (1–2 blocks) in the next slot.
     async fn land(&mut self, chain: &mut Chain, number: u64, salt: u8) -> BuiltCheckpoint {
         let reader = L1Reader::new(self.harness.provider(), self.deployment.rollup);
-        chain.fee_per_mana = reader.mana_min_fee(None).await.unwrap();
+        chain.fee_per_mana = reader
+            .mana_min_fee(None, alloy::eips::BlockId::latest())
+            .await
+            .unwrap();
         chain.genesis_time = self.deployment.params.genesis_time;
         chain.slot_duration = SLOT;
         let slot = self.next_slot;
@@ -103,7 +108,12 @@ impl L1 {
         let timing = ArchiverTiming {
             clock: Arc::new(SystemClock),
             slot_clock,
-            windows: ConsensusWindows::new(slot_clock, Duration::from_secs(1)),
+            windows: ConsensusWindows::new(
+                slot_clock,
+                Duration::from_secs(1),
+                PipeliningMode::Pipelined,
+                Duration::from_secs(1),
+            ),
             // Long: the tests drive sync steps themselves.
             poll_interval: Duration::from_secs(3600),
         };

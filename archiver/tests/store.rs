@@ -576,7 +576,7 @@ fn orphan_deadline_waits_longer_when_a_proposal_was_seen() {
     use std::time::Duration;
 
     use tandem_archiver::orphan_deadline;
-    use tandem_proto::time::{ConsensusWindows, Slot, SlotClock, Timestamp};
+    use tandem_proto::time::{ConsensusWindows, PipeliningMode, Slot, SlotClock, Timestamp};
 
     let clock = SlotClock::new(
         Timestamp::from_secs(10_000),
@@ -585,7 +585,12 @@ fn orphan_deadline_waits_longer_when_a_proposal_was_seen() {
         32,
     )
     .unwrap();
-    let windows = ConsensusWindows::new(clock, Duration::from_secs(6));
+    let windows = ConsensusWindows::new(
+        clock,
+        Duration::from_secs(6),
+        PipeliningMode::Pipelined,
+        Duration::from_secs(6),
+    );
     let slot = Slot(5);
     let t = clock.slot_start(slot);
     let tolerance = Duration::from_secs(1);

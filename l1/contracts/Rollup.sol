@@ -1,6 +1,10 @@
 // SPDX-License-Identifier: MIT
 pragma solidity 0.8.37;
 
+import {Attestations} from "./Attestations.sol";
+import {CommitteeSampling, EpochSnapshots} from "./Committee.sol";
+import {FeeMath} from "./FeeMath.sol";
+
 /// @title tandem Rollup
 /// @notice Accepts one checkpoint per L2 slot from the slot's proposer, with attestations from
 /// more than 2/3 of the epoch's committee, and keeps the archive root and fee header of every
@@ -14,10 +18,10 @@ pragma solidity 0.8.37;
 ///   slot 3  validators             registered validator addresses, append-only
 ///   slot 4  snapshots              per-epoch (epoch, validator count, seed) history
 ///   slot 5  owner
+///   slot 6  registered             validator => registered (duplicate check in O(1))
 ///
-/// Fee header (one word): bits 0..63 mana used, 64..127 excess mana, 128..191 fee-asset price
-/// (ETH per fee asset, 1e12 = 1.0). The min fee per mana of checkpoint K is a pure function of
-/// K-1's fee header: a simulation of K before K-1 lands must override K-1's fee header word.
+/// Fee header (one word, see FeeMath.sol): the min fee per mana of checkpoint K is a pure
+/// function of K-1's fee header, so a simulation of K before K-1 lands must override K-1's word.
 ///
 /// Committee and proposer: the committee of epoch e is sampled from the first `count` validators
 /// with `seed`, both taken from the latest snapshot at or before epoch e - 2 (SEED_LAG_EPOCHS), so
@@ -26,6 +30,15 @@ pragma solidity 0.8.37;
 /// seed chains the previous seed with `block.prevrandao`. The proposer of slot s is
 /// committee[keccak256(abi.encode(epoch, s, seed)) % committee.length]. An empty committee
 /// means anyone may propose without attestations (bootstrap only).
+///
+/// Sampling is unbiased and costs O(committee size), whatever the number of validators (see
+/// Committee.sol).
+///
+/// Data availability: `propose` must be a direct call from an externally owned account, so the
+/// body is always the input of the tx that emitted `CheckpointProposed` (full nodes decode it
+/// from there). The body is capped at MAX_CHECKPOINT_BODY_BYTES, which the constructor only
+/// accepts if a `propose` tx with a full body and a quorum of attestations fits what public
+/// mempools accept (MEMPOOL_TX_SIZE_LIMIT); `RollupParams::validate` applies the same rule.
 contract Rollup {
     // ---------------------------------------------------------------------------------------
     // Types
@@ -65,12 +78,6 @@ contract Rollup {
         uint256 feeHeader;
     }
 
-    struct EpochSnapshot {
-        uint64 epoch;
-        uint64 validatorCount;
-        uint128 seed;
-    }
-
     struct Config {
         uint256 genesisTime;
         uint256 slotDuration;
@@ -84,6 +91,16 @@ contract Rollup {
         uint256 initialEthPerFeeAsset;
         uint256 l2ChainId;
         bytes32 genesisArchive;
+        /// D, in milliseconds: blocks are built in sub-slots of this length.
+        uint256 blockDurationMs;
+        /// R, in milliseconds: time validators have to re-execute the last block.
+        uint256 lastBlockReexecutionBudgetMs;
+        /// MODE_PIPELINED or MODE_NON_PIPELINED.
+        uint256 pipeliningMode;
+        /// Largest checkpoint body `propose` accepts, in bytes.
+        uint256 maxCheckpointBodyBytes;
+        /// Protocol version carried in every block header.
+        uint256 rollupVersion;
     }
 
     // ---------------------------------------------------------------------------------------
@@ -111,13 +128,22 @@ contract Rollup {
     error InvalidValidator(address validator);
     error BeforeGenesis(uint256 timestamp);
     error CheckpointNotFound(uint256 checkpointNumber);
+    error NotDirectCall(address sender, address origin);
+    error BodyTooLarge(uint256 size, uint256 limit);
 
     // ---------------------------------------------------------------------------------------
     // Events
     // ---------------------------------------------------------------------------------------
 
+    /// @notice Carries the whole consensus payload (header, archive, fee modifier), so a node
+    /// learns what landed even if it cannot get the body; the body and signatures are in the
+    /// calldata of the emitting tx (always a direct `propose` call).
     event CheckpointProposed(
-        uint256 indexed checkpointNumber, bytes32 indexed archive, bytes32 headerHash, uint256 slot
+        uint256 indexed checkpointNumber,
+        bytes32 indexed archive,
+        bytes32 headerHash,
+        CheckpointHeader header,
+        int256 feeAssetPriceModifier
     );
     event ValidatorsAdded(uint256 count);
 
@@ -130,14 +156,20 @@ contract Rollup {
     uint256 public constant SEED_LAG_EPOCHS = 2;
     uint256 public constant MAX_COMMITTEE_SIZE = 256;
     uint256 public constant MAX_FEE_ASSET_PRICE_MODIFIER_BPS = 100;
-    uint256 public constant PRICE_PRECISION = 1e12;
-    uint256 public constant MIN_ETH_PER_FEE_ASSET = 1e6;
-    uint256 public constant MAX_ETH_PER_FEE_ASSET = 1e18;
-    /// @notice The fee exponent (excess / fraction) is capped here so the fee stays finite and
-    /// `propose` can never overflow: e^32 ~ 7.9e13.
-    uint256 public constant MAX_FEE_EXPONENT = 32;
-    uint256 internal constant SECP256K1_HALF_ORDER =
-        0x7fffffffffffffffffffffffffffffff5d576e7357a4501ddfe92f46681b20a0;
+    uint256 public constant PRICE_PRECISION = FeeMath.PRICE_PRECISION;
+    uint256 public constant MIN_ETH_PER_FEE_ASSET = FeeMath.MIN_ETH_PER_FEE_ASSET;
+    uint256 public constant MAX_ETH_PER_FEE_ASSET = FeeMath.MAX_ETH_PER_FEE_ASSET;
+    uint256 public constant MAX_FEE_EXPONENT = FeeMath.MAX_FEE_EXPONENT;
+    /// Checkpoints are built during the slot before their target.
+    uint256 public constant MODE_PIPELINED = 1;
+    /// Checkpoints are built, attested and published inside their target slot.
+    uint256 public constant MODE_NON_PIPELINED = 2;
+    /// Largest tx public mempools accept (geth's txMaxSize, 128 KiB); `propose` with a full
+    /// body must fit in it. Must match `MEMPOOL_TX_SIZE_LIMIT` in `l1/src/propose.rs`.
+    uint256 public constant MEMPOOL_TX_SIZE_LIMIT = 131072;
+    /// Room kept for the tx envelope around the calldata (nonce, fees, signature, ...). Must
+    /// match `TX_ENVELOPE_BYTES` in `l1/src/propose.rs`.
+    uint256 public constant TX_ENVELOPE_BYTES = 256;
 
     uint256 public immutable GENESIS_TIME;
     uint256 public immutable SLOT_DURATION;
@@ -149,6 +181,11 @@ contract Rollup {
     uint256 public immutable MIN_FEE_PER_MANA;
     uint256 public immutable FEE_UPDATE_FRACTION;
     uint256 public immutable L2_CHAIN_ID;
+    uint256 public immutable BLOCK_DURATION_MS;
+    uint256 public immutable LAST_BLOCK_REEXECUTION_BUDGET_MS;
+    uint256 public immutable PIPELINING_MODE;
+    uint256 public immutable MAX_CHECKPOINT_BODY_BYTES;
+    uint256 public immutable ROLLUP_VERSION;
 
     // ---------------------------------------------------------------------------------------
     // Storage (layout documented above; do not reorder)
@@ -158,8 +195,9 @@ contract Rollup {
     mapping(uint256 => bytes32) internal archives;
     mapping(uint256 => CheckpointLog) internal logs;
     address[] internal validators;
-    EpochSnapshot[] internal snapshots;
+    EpochSnapshots.Snapshot[] internal snapshots;
     address public owner;
+    mapping(address => bool) internal registered;
 
     constructor(Config memory config, address owner_, address[] memory initialValidators) {
         if (config.slotDuration == 0 || config.l1SlotDuration == 0) revert InvalidConfig("slotDuration");
@@ -181,6 +219,21 @@ contract Rollup {
             config.initialEthPerFeeAsset < MIN_ETH_PER_FEE_ASSET
                 || config.initialEthPerFeeAsset > MAX_ETH_PER_FEE_ASSET
         ) revert InvalidConfig("initialEthPerFeeAsset");
+        uint256 slotMs = config.slotDuration * 1000;
+        if (config.blockDurationMs == 0 || config.blockDurationMs >= slotMs) revert InvalidConfig("blockDurationMs");
+        if (config.lastBlockReexecutionBudgetMs == 0 || config.lastBlockReexecutionBudgetMs >= slotMs) {
+            revert InvalidConfig("lastBlockReexecutionBudgetMs");
+        }
+        if (config.pipeliningMode != MODE_PIPELINED && config.pipeliningMode != MODE_NON_PIPELINED) {
+            revert InvalidConfig("pipeliningMode");
+        }
+        if (
+            config.maxCheckpointBodyBytes == 0
+                || proposeCalldataLength(quorum(config.committeeSize), config.maxCheckpointBodyBytes)
+                    + TX_ENVELOPE_BYTES > MEMPOOL_TX_SIZE_LIMIT
+        ) revert InvalidConfig("maxCheckpointBodyBytes");
+        if (config.rollupVersion > type(uint32).max) revert InvalidConfig("rollupVersion");
+        if (config.l2ChainId == 0 || config.l2ChainId > type(uint64).max) revert InvalidConfig("l2ChainId");
 
         GENESIS_TIME = config.genesisTime;
         SLOT_DURATION = config.slotDuration;
@@ -192,13 +245,18 @@ contract Rollup {
         MIN_FEE_PER_MANA = config.minFeePerMana;
         FEE_UPDATE_FRACTION = config.feeUpdateFraction;
         L2_CHAIN_ID = config.l2ChainId;
+        BLOCK_DURATION_MS = config.blockDurationMs;
+        LAST_BLOCK_REEXECUTION_BUDGET_MS = config.lastBlockReexecutionBudgetMs;
+        PIPELINING_MODE = config.pipeliningMode;
+        MAX_CHECKPOINT_BODY_BYTES = config.maxCheckpointBodyBytes;
+        ROLLUP_VERSION = config.rollupVersion;
 
         owner = owner_;
         archives[0] = config.genesisArchive;
-        logs[0] = CheckpointLog({headerHash: bytes32(0), slot: 0, feeHeader: packFeeHeader(0, 0, config.initialEthPerFeeAsset)});
+        logs[0] = CheckpointLog({headerHash: bytes32(0), slot: 0, feeHeader: FeeMath.pack(0, 0, config.initialEthPerFeeAsset)});
         _addValidators(initialValidators);
         snapshots.push(
-            EpochSnapshot({
+            EpochSnapshots.Snapshot({
                 epoch: 0,
                 validatorCount: uint64(validators.length),
                 seed: uint128(uint256(keccak256(abi.encode(block.prevrandao, address(this)))))
@@ -214,8 +272,11 @@ contract Rollup {
     /// @param attestations signatures of the committee members whose bit is set in `signers`,
     ///        in committee order.
     /// @param signers bitmap over the epoch committee: bit i set iff committee[i] attested.
-    /// @param body all txs of the checkpoint (see `encode_checkpoint_body`); only its hash is
-    ///        checked here, full nodes decode it from calldata.
+    /// @param body all txs of the checkpoint (see `encode_checkpoint_body`); only its size and
+    ///        hash are checked here, full nodes decode it from calldata.
+    /// @dev Only a direct call from an externally owned account: a contract (or an EIP-7702
+    ///      delegated account, whose code is its delegation designator) could relay the call
+    ///      inside another tx's input, where full nodes would not find the body.
     function propose(
         ProposeArgs calldata args,
         Signature calldata proposerSignature,
@@ -223,25 +284,42 @@ contract Rollup {
         uint256 signers,
         bytes calldata body
     ) external {
+        if (msg.sender != tx.origin || msg.sender.code.length != 0) revert NotDirectCall(msg.sender, tx.origin);
         uint256 number = (tips >> 128) + 1;
-        if (args.checkpointNumber != number) revert InvalidCheckpointNumber(number, args.checkpointNumber);
-        (bytes32 headerHash, uint256 feeHeader) = _checkHeaderAndFees(args, number - 1, body);
+        (bytes32 headerHash, uint256 feeHeader) = _checkHeaderAndFees(args, number, body, block.timestamp);
         _snapshotEpoch();
         _checkSignatures(args, headerHash, proposerSignature, attestations, signers);
 
         tips = (number << 128) | uint128(tips);
         archives[number] = args.archive;
         logs[number] = CheckpointLog({headerHash: headerHash, slot: args.header.slot, feeHeader: feeHeader});
-        emit CheckpointProposed(number, args.archive, headerHash, args.header.slot);
+        emit CheckpointProposed(number, args.archive, headerHash, args.header, args.feeAssetPriceModifier);
     }
 
-    function _checkHeaderAndFees(ProposeArgs calldata args, uint256 tip, bytes calldata body)
+    /// @notice Runs every check `propose` makes except the caller and signature checks, as if
+    /// mined at `timestamp` on top of the current tip: the sequencer validates its checkpoint
+    /// with it (under the simulation plan's overrides) before gossiping it, when no attestation
+    /// exists yet. Reverts with the reason it would fail.
+    /// @return headerHash the header hash the attestations will sign over.
+    /// @return feeHeader the fee header `propose` would store.
+    function validateHeader(ProposeArgs calldata args, bytes calldata body, uint256 timestamp)
+        external
+        view
+        returns (bytes32 headerHash, uint256 feeHeader)
+    {
+        return _checkHeaderAndFees(args, (tips >> 128) + 1, body, timestamp);
+    }
+
+    function _checkHeaderAndFees(ProposeArgs calldata args, uint256 number, bytes calldata body, uint256 timestamp)
         internal
         view
         returns (bytes32 headerHash, uint256 feeHeader)
     {
+        if (args.checkpointNumber != number) revert InvalidCheckpointNumber(number, args.checkpointNumber);
+        if (body.length > MAX_CHECKPOINT_BODY_BYTES) revert BodyTooLarge(body.length, MAX_CHECKPOINT_BODY_BYTES);
+        uint256 tip = number - 1;
         CheckpointHeader calldata header = args.header;
-        _validateHeader(header, tip, block.timestamp);
+        _validateHeader(header, tip, timestamp);
         uint256 parentFeeHeader = logs[tip].feeHeader;
         uint256 minFee = computeManaMinFee(parentFeeHeader);
         if (header.feePerMana != minFee) revert InvalidManaMinFee(minFee, header.feePerMana);
@@ -258,9 +336,9 @@ contract Rollup {
         uint256 signers
     ) internal view {
         bytes32 payloadHash = keccak256(abi.encode(args.archive, args.feeAssetPriceModifier, headerHash));
-        address[] memory committee = getEpochCommittee(getEpochAt(block.timestamp));
-        _verifyProposer(committee, args.header.slot, payloadHash, proposerSignature);
-        _verifyAttestations(committee, payloadHash, attestations, signers);
+        (address[] memory committee, uint256 seed) = getEpochCommitteeAndSeed(getEpochAt(block.timestamp));
+        _verifyProposer(committee, seed, args.header.slot, payloadHash, proposerSignature);
+        Attestations.verify(committee, digest(CHECKPOINT_ATTESTATION_TAG, payloadHash), attestations, signers);
     }
 
     function _validateHeader(CheckpointHeader calldata header, uint256 tip, uint256 timestamp) internal view {
@@ -277,56 +355,34 @@ contract Rollup {
 
     function _verifyProposer(
         address[] memory committee,
+        uint256 seed,
         uint256 slot,
         bytes32 payloadHash,
         Signature calldata signature
     ) internal view {
         if (committee.length == 0) return;
-        address expected = _proposerFrom(committee, getEpochForSlot(slot), slot);
-        address got = _recover(digest(CHECKPOINT_PROPOSAL_TAG, payloadHash), signature);
+        address expected = _proposerFrom(committee, seed, getEpochForSlot(slot), slot);
+        address got = Attestations.recover(digest(CHECKPOINT_PROPOSAL_TAG, payloadHash), signature);
         if (got != expected) revert InvalidProposer(expected, got);
-    }
-
-    function _verifyAttestations(
-        address[] memory committee,
-        bytes32 payloadHash,
-        Signature[] calldata attestations,
-        uint256 signers
-    ) internal view {
-        uint256 size = committee.length;
-        if (size == 0) return;
-        if (size < 256 && signers >> size != 0) revert InvalidSignerBitmap(size);
-        bytes32 attestationDigest = digest(CHECKPOINT_ATTESTATION_TAG, payloadHash);
-        uint256 next;
-        for (uint256 i; i < size; ++i) {
-            if ((signers >> i) & 1 == 0) continue;
-            if (next == attestations.length) revert AttestationCountMismatch(next + 1, attestations.length);
-            address got = _recover(attestationDigest, attestations[next]);
-            if (got != committee[i]) revert InvalidAttestation(i, committee[i], got);
-            ++next;
-        }
-        if (next != attestations.length) revert AttestationCountMismatch(next, attestations.length);
-        uint256 needed = quorum(size);
-        if (next < needed) revert InsufficientAttestations(needed, next);
     }
 
     /// @notice Smallest number of attestations that is more than 2/3 of `committeeSize`.
     function quorum(uint256 committeeSize) public pure returns (uint256) {
-        return (committeeSize * 2) / 3 + 1;
+        return Attestations.quorum(committeeSize);
+    }
+
+    /// @notice Length of the ABI-encoded `propose` calldata with `attestationCount` signatures
+    /// and a body of `bodyLength` bytes: selector, the static head (args 13 words, proposer
+    /// signature 3, two offsets and the bitmap), the signature array (length + 3 words each)
+    /// and the body (length + padded bytes). Must match `propose_calldata_len` in Rust.
+    function proposeCalldataLength(uint256 attestationCount, uint256 bodyLength) public pure returns (uint256) {
+        return 4 + (13 + 3 + 3) * 32 + 32 + attestationCount * 96 + 32 + ((bodyLength + 31) / 32) * 32;
     }
 
     /// @notice The digest a proposer or attester signs: bound to the kind, the L2 chain and this
     /// rollup. Must match `SigningDomain::digest` in `proto/src/signing.rs`.
     function digest(bytes32 tag, bytes32 payloadHash) public view returns (bytes32) {
         return keccak256(abi.encode(tag, L2_CHAIN_ID, address(this), payloadHash));
-    }
-
-    function _recover(bytes32 hash, Signature calldata signature) internal pure returns (address) {
-        if (uint256(signature.s) > SECP256K1_HALF_ORDER) revert InvalidSignature();
-        if (signature.v != 27 && signature.v != 28) revert InvalidSignature();
-        address signer = ecrecover(hash, signature.v, signature.r, signature.s);
-        if (signer == address(0)) revert InvalidSignature();
-        return signer;
     }
 
     // ---------------------------------------------------------------------------------------
@@ -338,7 +394,7 @@ contract Rollup {
         pure
         returns (uint256)
     {
-        return uint64(manaUsed) | (uint256(uint64(excessMana)) << 64) | (uint256(uint64(ethPerFeeAsset)) << 128);
+        return FeeMath.pack(manaUsed, excessMana, ethPerFeeAsset);
     }
 
     function unpackFeeHeader(uint256 feeHeader)
@@ -346,32 +402,17 @@ contract Rollup {
         pure
         returns (uint256 manaUsed, uint256 excessMana, uint256 ethPerFeeAsset)
     {
-        manaUsed = uint64(feeHeader);
-        excessMana = uint64(feeHeader >> 64);
-        ethPerFeeAsset = uint64(feeHeader >> 128);
+        return FeeMath.unpack(feeHeader);
     }
 
-    /// @notice Excess mana of the child of a checkpoint with this fee header:
-    /// max(0, parent excess + parent mana used - target), saturating at 2^64 - 1.
+    /// @notice Excess mana of the child of a checkpoint with this fee header.
     function childExcessMana(uint256 parentFeeHeader) public view returns (uint256) {
-        (uint256 manaUsed, uint256 excess,) = unpackFeeHeader(parentFeeHeader);
-        uint256 total = excess + manaUsed;
-        if (total <= MANA_TARGET) return 0;
-        uint256 child = total - MANA_TARGET;
-        return child > type(uint64).max ? type(uint64).max : child;
+        return FeeMath.childExcessMana(parentFeeHeader, MANA_TARGET);
     }
 
-    /// @notice Min fee per mana of the child of a checkpoint with this fee header, in fee asset:
-    /// fake_exponential(MIN_FEE_PER_MANA, excess, FEE_UPDATE_FRACTION) * PRICE_PRECISION / price,
-    /// the exponent capped at MAX_FEE_EXPONENT, the result saturating at 2^128 - 1.
+    /// @notice Min fee per mana (in fee asset) of the child of a checkpoint with this fee header.
     function computeManaMinFee(uint256 parentFeeHeader) public view returns (uint256) {
-        uint256 excess = childExcessMana(parentFeeHeader);
-        uint256 cap = MAX_FEE_EXPONENT * FEE_UPDATE_FRACTION;
-        if (excess > cap) excess = cap;
-        (,, uint256 ethPerFeeAsset) = unpackFeeHeader(parentFeeHeader);
-        uint256 feeInEth = fakeExponential(MIN_FEE_PER_MANA, excess, FEE_UPDATE_FRACTION);
-        uint256 fee = (feeInEth * PRICE_PRECISION) / ethPerFeeAsset;
-        return fee > type(uint128).max ? type(uint128).max : fee;
+        return FeeMath.manaMinFee(parentFeeHeader, MANA_TARGET, MIN_FEE_PER_MANA, FEE_UPDATE_FRACTION);
     }
 
     /// @notice The fee header stored for a checkpoint using `manaUsed` with this parent.
@@ -384,11 +425,11 @@ contract Rollup {
         if (feeAssetPriceModifier > int256(bound) || feeAssetPriceModifier < -int256(bound)) {
             revert InvalidFeeAssetPriceModifier(feeAssetPriceModifier);
         }
-        (,, uint256 parentPrice) = unpackFeeHeader(parentFeeHeader);
-        uint256 price = (parentPrice * uint256(int256(10_000) + feeAssetPriceModifier)) / 10_000;
-        if (price < MIN_ETH_PER_FEE_ASSET) price = MIN_ETH_PER_FEE_ASSET;
-        if (price > MAX_ETH_PER_FEE_ASSET) price = MAX_ETH_PER_FEE_ASSET;
-        return packFeeHeader(manaUsed, childExcessMana(parentFeeHeader), price);
+        return FeeMath.pack(
+            manaUsed,
+            FeeMath.childExcessMana(parentFeeHeader, MANA_TARGET),
+            FeeMath.childPrice(parentFeeHeader, feeAssetPriceModifier)
+        );
     }
 
     /// @notice factor * e^(numerator / denominator), approximated by its Taylor series (EIP-4844).
@@ -397,13 +438,7 @@ contract Rollup {
         pure
         returns (uint256)
     {
-        uint256 output;
-        uint256 accumulator = factor * denominator;
-        for (uint256 i = 1; accumulator > 0; ++i) {
-            output += accumulator;
-            accumulator = (accumulator * numerator) / (denominator * i);
-        }
-        return output / denominator;
+        return FeeMath.fakeExponential(factor, numerator, denominator);
     }
 
     // ---------------------------------------------------------------------------------------
@@ -419,80 +454,81 @@ contract Rollup {
     function _addValidators(address[] memory newValidators) internal {
         for (uint256 i; i < newValidators.length; ++i) {
             address validator = newValidators[i];
-            if (validator == address(0)) revert InvalidValidator(validator);
-            for (uint256 j; j < validators.length; ++j) {
-                if (validators[j] == validator) revert InvalidValidator(validator);
-            }
+            if (validator == address(0) || registered[validator]) revert InvalidValidator(validator);
+            registered[validator] = true;
             validators.push(validator);
         }
         emit ValidatorsAdded(newValidators.length);
     }
 
-    /// @dev Records (epoch, validator count, seed) once per epoch; later calls in the same epoch
-    /// only refresh the count. Lookups use snapshots at least SEED_LAG_EPOCHS old, which no call
-    /// can change any more.
+    /// @dev Snapshots the validator count (and, once per epoch, a new seed). Lookups use
+    /// snapshots at least SEED_LAG_EPOCHS old, which no call can change any more.
     function _snapshotEpoch() internal {
         uint256 epoch = block.timestamp < GENESIS_TIME ? 0 : getEpochAt(block.timestamp);
-        EpochSnapshot storage last = snapshots[snapshots.length - 1];
-        if (last.epoch == epoch) {
-            last.validatorCount = uint64(validators.length);
-            return;
-        }
-        uint128 seed = uint128(uint256(keccak256(abi.encode(last.seed, block.prevrandao, epoch))));
-        snapshots.push(EpochSnapshot({epoch: uint64(epoch), validatorCount: uint64(validators.length), seed: seed}));
+        EpochSnapshots.record(snapshots, epoch, validators.length, block.prevrandao);
     }
 
     /// @dev The latest snapshot taken at or before `epoch - SEED_LAG_EPOCHS` (the first one for
-    /// the earliest epochs). Binary search: O(log n).
-    function _snapshotFor(uint256 epoch) internal view returns (EpochSnapshot memory) {
-        uint256 lagged = epoch < SEED_LAG_EPOCHS ? 0 : epoch - SEED_LAG_EPOCHS;
-        uint256 low;
-        uint256 high = snapshots.length;
-        while (high - low > 1) {
-            uint256 mid = (low + high) / 2;
-            if (snapshots[mid].epoch <= lagged) low = mid;
-            else high = mid;
-        }
-        return snapshots[low];
+    /// the earliest epochs).
+    function _snapshotFor(uint256 epoch) internal view returns (EpochSnapshots.Snapshot memory) {
+        return EpochSnapshots.latestAt(snapshots, epoch < SEED_LAG_EPOCHS ? 0 : epoch - SEED_LAG_EPOCHS);
     }
 
     function getEpochSeed(uint256 epoch) public view returns (uint256) {
         return _snapshotFor(epoch).seed;
     }
 
+    /// @notice How many validators (the first ones registered) the committee of `epoch` is
+    /// drawn from.
+    function getEpochValidatorCount(uint256 epoch) external view returns (uint256) {
+        return _snapshotFor(epoch).validatorCount;
+    }
+
     /// @notice The committee of `epoch`: min(COMMITTEE_SIZE, count) distinct validators sampled
-    /// from the first `count` registered ones, in sampling order.
+    /// uniformly from the first `count` registered ones, in sampling order.
     function getEpochCommittee(uint256 epoch) public view returns (address[] memory committee) {
-        EpochSnapshot memory snapshot = _snapshotFor(epoch);
+        (committee,) = getEpochCommitteeAndSeed(epoch);
+    }
+
+    /// @notice The committee of `epoch` and the seed its proposers are drawn with, in one call:
+    /// the proposer of slot s is committee[keccak256(abi.encode(epoch, s, seed)) % length].
+    function getEpochCommitteeAndSeed(uint256 epoch) public view returns (address[] memory committee, uint256 seed) {
+        EpochSnapshots.Snapshot memory snapshot = _snapshotFor(epoch);
+        seed = snapshot.seed;
         uint256 count = snapshot.validatorCount;
         uint256 size = count < COMMITTEE_SIZE ? count : COMMITTEE_SIZE;
         committee = new address[](size);
         if (size == count) {
             // Everyone is in; order them by the seed too, so positions rotate between epochs.
-            uint256 offset = uint256(keccak256(abi.encode(snapshot.seed, epoch))) % (count == 0 ? 1 : count);
+            uint256 offset = uint256(keccak256(abi.encode(seed, epoch))) % (count == 0 ? 1 : count);
             for (uint256 i; i < size; ++i) committee[i] = validators[(offset + i) % count];
-            return committee;
+            return (committee, seed);
         }
-        bool[] memory taken = new bool[](count);
-        for (uint256 i; i < size; ++i) {
-            uint256 index = uint256(keccak256(abi.encode(snapshot.seed, epoch, i))) % count;
-            while (taken[index]) index = (index + 1) % count;
-            taken[index] = true;
-            committee[i] = validators[index];
-        }
+        uint256[] memory indices =
+            CommitteeSampling.sampleIndices(uint256(keccak256(abi.encode(seed, epoch))), count, size);
+        for (uint256 i; i < size; ++i) committee[i] = validators[indices[i]];
     }
 
-    function _proposerFrom(address[] memory committee, uint256 epoch, uint256 slot) internal view returns (address) {
+    /// @dev The proposer of `slot` (of `epoch`) in `committee`, drawn with the epoch's `seed`.
+    function _proposerFrom(address[] memory committee, uint256 seed, uint256 epoch, uint256 slot)
+        internal
+        pure
+        returns (address)
+    {
         if (committee.length == 0) return address(0);
-        uint256 index = uint256(keccak256(abi.encode(epoch, slot, getEpochSeed(epoch)))) % committee.length;
-        return committee[index];
+        return committee[uint256(keccak256(abi.encode(epoch, slot, seed))) % committee.length];
     }
 
     /// @notice The proposer of the slot containing `ts`; address(0) when anyone may propose.
     function getProposerAt(uint256 ts) public view returns (address) {
-        uint256 slot = getSlotAt(ts);
+        return getProposerForSlot(getSlotAt(ts));
+    }
+
+    /// @notice The proposer of `slot`; address(0) when anyone may propose.
+    function getProposerForSlot(uint256 slot) public view returns (address) {
         uint256 epoch = getEpochForSlot(slot);
-        return _proposerFrom(getEpochCommittee(epoch), epoch, slot);
+        (address[] memory committee, uint256 seed) = getEpochCommitteeAndSeed(epoch);
+        return _proposerFrom(committee, seed, epoch, slot);
     }
 
     function getValidators() external view returns (address[] memory) {
@@ -518,6 +554,31 @@ contract Rollup {
         address expected = getProposerAt(ts);
         if (expected != address(0) && expected != proposer) revert InvalidProposer(expected, proposer);
         nextCheckpointNumber = tip + 1;
+    }
+
+    /// @notice Every deployment constant in one call (what a node checks its `[protocol]`
+    /// section against at start).
+    function getConfig() external view returns (Config memory config) {
+        config = Config({
+            genesisTime: GENESIS_TIME,
+            slotDuration: SLOT_DURATION,
+            l1SlotDuration: L1_SLOT_DURATION,
+            epochDuration: EPOCH_DURATION,
+            committeeSize: COMMITTEE_SIZE,
+            manaTarget: MANA_TARGET,
+            manaLimit: MANA_LIMIT,
+            minFeePerMana: MIN_FEE_PER_MANA,
+            feeUpdateFraction: FEE_UPDATE_FRACTION,
+            initialEthPerFeeAsset: 0,
+            l2ChainId: L2_CHAIN_ID,
+            genesisArchive: archives[0],
+            blockDurationMs: BLOCK_DURATION_MS,
+            lastBlockReexecutionBudgetMs: LAST_BLOCK_REEXECUTION_BUDGET_MS,
+            pipeliningMode: PIPELINING_MODE,
+            maxCheckpointBodyBytes: MAX_CHECKPOINT_BODY_BYTES,
+            rollupVersion: ROLLUP_VERSION
+        });
+        (,, config.initialEthPerFeeAsset) = unpackFeeHeader(logs[0].feeHeader);
     }
 
     function getTips() external view returns (uint256 checkpointed, uint256 proven) {

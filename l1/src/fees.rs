@@ -13,8 +13,7 @@ pub const PRICE_PRECISION: u64 = 1_000_000_000_000;
 pub const MIN_ETH_PER_FEE_ASSET: u64 = 1_000_000;
 /// Highest fee-asset price.
 pub const MAX_ETH_PER_FEE_ASSET: u64 = 1_000_000_000_000_000_000;
-/// Largest modifier, in basis points, either way.
-pub const MAX_FEE_ASSET_PRICE_MODIFIER_BPS: i64 = 100;
+pub use tandem_proto::MAX_FEE_ASSET_PRICE_MODIFIER_BPS;
 /// Cap on `excess / fee_update_fraction` (e^32 ≈ 7.9e13), so the fee stays finite.
 pub const MAX_FEE_EXPONENT: u64 = 32;
 
@@ -59,6 +58,13 @@ pub enum FeeError {
     /// The parent's price is zero (never produced by the contract).
     #[error("parent fee header has a zero fee-asset price")]
     ZeroPrice,
+    /// `fake_exponential` was given a zero denominator (`fee_update_fraction = 0`, which no
+    /// deployment accepts).
+    #[error("fee exponent denominator (fee_update_fraction) is zero")]
+    ZeroDenominator,
+    /// `fake_exponential` overflowed 256 bits (the contract reverts on the same inputs).
+    #[error("fee exponential overflows 256 bits")]
+    Overflow,
 }
 
 /// Fee parameters of a deployment.
@@ -91,7 +97,7 @@ impl FeeParams {
             U256::from(self.min_fee_per_mana),
             excess,
             U256::from(self.fee_update_fraction),
-        );
+        )?;
         let fee = fee_in_eth * U256::from(PRICE_PRECISION) / U256::from(parent.eth_per_fee_asset);
         Ok(u128::try_from(fee).unwrap_or(u128::MAX))
     }
@@ -103,11 +109,15 @@ impl FeeParams {
         mana_used: u64,
         fee_asset_price_modifier: i64,
     ) -> Result<FeeHeader, FeeError> {
-        if fee_asset_price_modifier.abs() > MAX_FEE_ASSET_PRICE_MODIFIER_BPS {
+        // unsigned_abs: abs() would overflow on i64::MIN.
+        if fee_asset_price_modifier.unsigned_abs() > MAX_FEE_ASSET_PRICE_MODIFIER_BPS.unsigned_abs()
+        {
             return Err(FeeError::ModifierOutOfRange(fee_asset_price_modifier));
         }
-        let factor = u128::try_from(10_000 + fee_asset_price_modifier).unwrap_or_default();
-        let price = u128::from(parent.eth_per_fee_asset) * factor / 10_000;
+        // Within ±100 the factor is in 9_900..=10_100: no overflow, never negative.
+        let factor = u128::try_from(10_000i64.saturating_add(fee_asset_price_modifier))
+            .map_err(|_| FeeError::ModifierOutOfRange(fee_asset_price_modifier))?;
+        let price = u128::from(parent.eth_per_fee_asset).saturating_mul(factor) / 10_000;
         let price = price.clamp(
             u128::from(MIN_ETH_PER_FEE_ASSET),
             u128::from(MAX_ETH_PER_FEE_ASSET),
@@ -121,17 +131,29 @@ impl FeeParams {
 }
 
 /// `factor · e^(numerator / denominator)` by its Taylor series, exactly as EIP-4844 (and the
-/// contract) computes it, in 256-bit integers. `denominator` must be non-zero.
-pub fn fake_exponential(factor: U256, numerator: U256, denominator: U256) -> U256 {
+/// contract) computes it, in 256-bit integers. A zero denominator or a term that overflows 256
+/// bits (where the contract's checked arithmetic reverts) is an error, never a panic.
+pub fn fake_exponential(
+    factor: U256,
+    numerator: U256,
+    denominator: U256,
+) -> Result<U256, FeeError> {
+    if denominator.is_zero() {
+        return Err(FeeError::ZeroDenominator);
+    }
     let mut output = U256::ZERO;
-    let mut accumulator = factor * denominator;
+    let mut accumulator = factor.checked_mul(denominator).ok_or(FeeError::Overflow)?;
     let mut i = U256::from(1);
     while !accumulator.is_zero() {
-        output += accumulator;
-        accumulator = accumulator * numerator / (denominator * i);
+        output = output.checked_add(accumulator).ok_or(FeeError::Overflow)?;
+        let divisor = denominator.checked_mul(i).ok_or(FeeError::Overflow)?;
+        accumulator = accumulator
+            .checked_mul(numerator)
+            .ok_or(FeeError::Overflow)?
+            / divisor;
         i += U256::from(1);
     }
-    output / denominator
+    Ok(output / denominator)
 }
 
 #[cfg(test)]
@@ -201,6 +223,12 @@ mod tests {
             p.child_fee_header(&parent, 5, 101),
             Err(FeeError::ModifierOutOfRange(101))
         );
+        for extreme in [i64::MIN, i64::MAX, -101] {
+            assert_eq!(
+                p.child_fee_header(&parent, 5, extreme),
+                Err(FeeError::ModifierOutOfRange(extreme))
+            );
+        }
         let floor = FeeHeader {
             eth_per_fee_asset: MIN_ETH_PER_FEE_ASSET,
             ..parent
@@ -210,6 +238,37 @@ mod tests {
                 .unwrap()
                 .eth_per_fee_asset,
             MIN_ETH_PER_FEE_ASSET
+        );
+    }
+
+    #[test]
+    fn fake_exponential_refuses_a_zero_denominator_and_overflow() {
+        let one = U256::from(1);
+        assert_eq!(
+            fake_exponential(one, one, U256::ZERO),
+            Err(FeeError::ZeroDenominator)
+        );
+        assert_eq!(
+            fake_exponential(U256::MAX, one, U256::from(2)),
+            Err(FeeError::Overflow)
+        );
+        // 1000 · e^1 ≈ 2718.
+        let million = U256::from(1_000_000);
+        assert_eq!(
+            fake_exponential(U256::from(1_000), million, million),
+            Ok(U256::from(2_718))
+        );
+        let zero_fraction = FeeParams {
+            fee_update_fraction: 0,
+            ..params()
+        };
+        let parent = FeeHeader {
+            eth_per_fee_asset: PRICE_PRECISION,
+            ..FeeHeader::default()
+        };
+        assert_eq!(
+            zero_fraction.min_fee_per_mana(&parent),
+            Err(FeeError::ZeroDenominator)
         );
     }
 

@@ -27,6 +27,11 @@ use crate::{
 /// Environment variable naming the anvil binary; otherwise `<workspace>/.tools/bin/anvil`.
 pub const ANVIL_ENV: &str = "TANDEM_ANVIL";
 
+/// The EVM hardfork every test anvil runs: today's Ethereum mainnet (EIP-7623 calldata floor
+/// pricing, EIP-7702 delegated accounts, EIP-7825 tx gas cap), so gas figures and the
+/// direct-call rule are measured under the rules L1 applies.
+pub const HARDFORK: &str = "osaka";
+
 /// Receipt polls (50 ms apart) before a landed tx counts as lost.
 const RECEIPT_POLLS: usize = 200;
 
@@ -57,13 +62,22 @@ impl AnvilHarness {
     /// Panics with a pointer to the install script when the binary is missing: tests cannot
     /// run without it.
     pub fn start(block_time: Option<f64>) -> Self {
+        Self::start_on(None, block_time)
+    }
+
+    /// [`AnvilHarness::start`] on a given port (e.g. one a node was configured with before L1
+    /// existed); `None` picks a free one.
+    pub fn start_on(port: Option<u16>, block_time: Option<f64>) -> Self {
         let path = anvil_path();
         assert!(
             path.exists(),
             "anvil not found at {}: run scripts/install-tools.sh (or set {ANVIL_ENV})",
             path.display()
         );
-        let mut anvil = Anvil::at(path);
+        let mut anvil = Anvil::at(path).arg("--hardfork").arg(HARDFORK);
+        if let Some(port) = port {
+            anvil = anvil.port(port);
+        }
         if let Some(block_time) = block_time {
             anvil = anvil.arg("--block-time").arg(block_time.to_string());
         }
@@ -206,11 +220,13 @@ impl AnvilHarness {
             rollup: deployment.rollup,
         };
         let slot = payload.header.slot;
+        let latest = alloy::eips::BlockId::latest();
         let committee = reader
-            .committee(slot / deployment.params.epoch_duration)
-            .await?;
+            .committee(slot / deployment.params.epoch_duration, latest)
+            .await?
+            .members;
         let key_of = |address: Address| keys.iter().find(|key| key.address() == address);
-        let proposer = match reader.proposer_at(payload.header.timestamp).await? {
+        let proposer = match reader.proposer_of_slot(slot, latest).await? {
             Some(proposer) => {
                 key_of(proposer).ok_or(L1Error::Unexpected("the proposer's key was not given"))?
             }

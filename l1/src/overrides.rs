@@ -12,7 +12,10 @@ use alloy::{
     sol_types::SolValue,
 };
 
-use crate::fees::{FeeError, FeeHeader, FeeParams};
+use crate::{
+    fees::{FeeError, FeeHeader, FeeParams},
+    reader::SimulationBase,
+};
 
 /// Storage slot of the tips word.
 pub const TIPS_SLOT: u64 = 0;
@@ -108,7 +111,7 @@ impl SimulationPlan {
         let mut fee_header = l1_tip_fee_header;
         let mut previous = l1_checkpointed;
         for parent in proposed {
-            if parent.number != previous + 1 {
+            if Some(parent.number) != previous.checked_add(1) {
                 return Err(PlanError::NotSequential {
                     expected_after: previous,
                     got: parent.number,
@@ -148,10 +151,26 @@ impl SimulationPlan {
             ));
         }
         Ok(Self {
-            next_checkpoint: previous + 1,
+            next_checkpoint: previous.saturating_add(1),
             diff,
             parent_fee_header: fee_header,
         })
+    }
+
+    /// [`SimulationPlan::new`] from an L1 state read at one block
+    /// ([`crate::L1Reader::simulation_base`]), so tips and the tip's fee header agree.
+    pub fn from_base(
+        base: &SimulationBase,
+        proposed: &[ProposedParent],
+        fees: &FeeParams,
+    ) -> Result<Self, PlanError> {
+        Self::new(
+            base.checkpointed,
+            base.proven,
+            base.tip_fee_header,
+            proposed,
+            fees,
+        )
     }
 
     /// The checkpoint this plan lets one simulate.

@@ -79,7 +79,7 @@ impl RunArgs {
 fn parse_role(value: &str) -> Result<Role, String> {
     match value {
         "validator" => Ok(Role::Validator),
-        "full_node" | "full-node" => Ok(Role::FullNode),
+        "full_node" => Ok(Role::FullNode),
         other => Err(format!(
             "{other:?} is not a role: expected validator or full_node"
         )),

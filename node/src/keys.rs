@@ -1,10 +1,11 @@
-//! Validator keys in encrypted Ethereum keystores (scrypt + AES-128-CTR, the geth format).
+//! Validator keys in encrypted Ethereum keystores (scrypt + AES-128-CTR, the geth format),
+//! through alloy's local signer: the same code path the publisher signs L1 txs with.
 
 use std::path::{Path, PathBuf};
 
+use alloy::signers::local::PrivateKeySigner;
 use clap::Args;
 use eyre::{WrapErr, bail, eyre};
-use rand::RngCore;
 use tandem_proto::SigningKey;
 
 /// Environment variable holding the keystore password when no password file is given.
@@ -43,25 +44,22 @@ pub(crate) fn new_key(args: &NewKeyArgs) -> eyre::Result<()> {
             args.out.display()
         );
     }
-    let key = random_key();
-    write_keystore(&args.out, &key, &password)?;
+    let key = create_keystore(&args.out, &password)?;
     println!("{}", key.address());
     Ok(())
 }
 
-fn random_key() -> SigningKey {
-    let mut rng = rand::thread_rng();
-    loop {
-        let mut secret = [0u8; 32];
-        rng.fill_bytes(&mut secret);
-        // Out-of-range values (zero or ≥ n) have probability ~2^-128; draw again.
-        if let Ok(key) = SigningKey::from_bytes(&secret) {
-            return key;
-        }
-    }
+/// Creates a random key in a keystore at `path` and returns it.
+fn create_keystore(path: &Path, password: &str) -> eyre::Result<SigningKey> {
+    let (dir, name) = split_path(path)?;
+    std::fs::create_dir_all(dir).wrap_err_with(|| format!("creating {}", dir.display()))?;
+    let (signer, _uuid) =
+        PrivateKeySigner::new_keystore(dir, &mut rand::thread_rng(), password, Some(name))
+            .map_err(|err| eyre!("writing keystore {}: {err}", path.display()))?;
+    signing_key(&signer, path)
 }
 
-fn write_keystore(path: &Path, key: &SigningKey, password: &str) -> eyre::Result<()> {
+fn split_path(path: &Path) -> eyre::Result<(&Path, &str)> {
     let dir = match path.parent() {
         Some(parent) if !parent.as_os_str().is_empty() => parent,
         _ => Path::new("."),
@@ -70,16 +68,12 @@ fn write_keystore(path: &Path, key: &SigningKey, password: &str) -> eyre::Result
         .file_name()
         .and_then(|name| name.to_str())
         .ok_or_else(|| eyre!("{} is not a file path", path.display()))?;
-    std::fs::create_dir_all(dir).wrap_err_with(|| format!("creating {}", dir.display()))?;
-    eth_keystore::encrypt_key(
-        dir,
-        &mut rand::thread_rng(),
-        key.secret_bytes(),
-        password,
-        Some(name),
-    )
-    .map_err(|err| eyre!("writing keystore {}: {err}", path.display()))?;
-    Ok(())
+    Ok((dir, name))
+}
+
+fn signing_key(signer: &PrivateKeySigner, path: &Path) -> eyre::Result<SigningKey> {
+    SigningKey::from_bytes(&signer.to_bytes().0)
+        .wrap_err_with(|| format!("{}: invalid key", path.display()))
 }
 
 /// Reads a password file; one trailing newline (as editors add) is not part of the password.
@@ -93,19 +87,16 @@ pub(crate) fn read_password_file(path: &Path) -> eyre::Result<String> {
         .to_string())
 }
 
-/// Decrypts a keystore.
-pub(crate) fn load_keystore(keystore: &Path, password_file: &Path) -> eyre::Result<SigningKey> {
+/// Decrypts a keystore into alloy's signer (for L1 txs).
+pub(crate) fn load_signer(keystore: &Path, password_file: &Path) -> eyre::Result<PrivateKeySigner> {
     let password = read_password_file(password_file)?;
-    let secret = eth_keystore::decrypt_key(keystore, password)
-        .map_err(|err| eyre!("{}: cannot decrypt keystore: {err}", keystore.display()))?;
-    let secret: [u8; 32] = secret.as_slice().try_into().map_err(|_| {
-        eyre!(
-            "{}: key is {} bytes, expected 32",
-            keystore.display(),
-            secret.len()
-        )
-    })?;
-    SigningKey::from_bytes(&secret).wrap_err_with(|| format!("{}: invalid key", keystore.display()))
+    PrivateKeySigner::decrypt_keystore(keystore, password)
+        .map_err(|err| eyre!("{}: cannot decrypt keystore: {err}", keystore.display()))
+}
+
+/// Decrypts a keystore into the protocol signing key (proposals, attestations).
+pub(crate) fn load_keystore(keystore: &Path, password_file: &Path) -> eyre::Result<SigningKey> {
+    signing_key(&load_signer(keystore, password_file)?, keystore)
 }
 
 #[cfg(test)]
@@ -118,10 +109,13 @@ mod tests {
         let keystore = dir.path().join("keys/validator.json");
         let password = dir.path().join("password");
         std::fs::write(&password, "correct horse\n").unwrap();
-        let key = random_key();
-        write_keystore(&keystore, &key, "correct horse").unwrap();
+        let key = create_keystore(&keystore, "correct horse").unwrap();
         let loaded = load_keystore(&keystore, &password).unwrap();
         assert_eq!(loaded.address(), key.address());
+        assert_eq!(
+            load_signer(&keystore, &password).unwrap().address(),
+            key.address()
+        );
 
         std::fs::write(&password, "wrong").unwrap();
         let err = load_keystore(&keystore, &password).unwrap_err().to_string();

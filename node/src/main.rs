@@ -1,5 +1,6 @@
 //! `tandem`: the node binary. Parses the CLI, loads configuration, and runs the chosen command.
 
+mod binding;
 mod cli;
 mod config;
 mod keys;

@@ -65,4 +65,12 @@ fn describe() {
         "node_target_slot",
         "Slot a checkpoint built now would target (slot of the next L1 block, +1 when pipelining)"
     );
+    metrics::describe_gauge!(
+        "node_ready",
+        "1 once the node is bound to its rollup deployment (constants read from L1 and checked)"
+    );
+    metrics::describe_counter!(
+        "node_l1_bind_attempts_total",
+        "Attempts to read the rollup deployment at start, by result (ok, unreachable, refused)"
+    );
 }

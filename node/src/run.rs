@@ -4,7 +4,7 @@
 use std::{sync::Arc, time::Duration};
 
 use eyre::WrapErr;
-use tandem_proto::time::{Clock, SlotClock, SystemClock};
+use tandem_proto::time::{Clock, PipeliningMode, SlotClock, SystemClock};
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 use tracing::{error, info};
@@ -67,19 +67,57 @@ async fn supervise(config: Config) -> eyre::Result<()> {
         info!(target: "node", address = %key.address(), "validator key loaded");
     }
 
-    let slot_clock = config.slot_clock()?;
-    let ticker = SlotTicker {
-        clock: Arc::new(SystemClock),
-        slot_clock,
-        pipelining: config.sequencer.pipelining,
-    };
-    tasks.spawn(ticker.run(cancel.clone()));
+    metrics::gauge!("node_ready").set(0.0);
+    tasks.spawn(start_bound(config, cancel.clone()));
     tasks.spawn(cancel_on_signal(cancel.clone()));
 
-    info!(target: "node", role, chain_id = config.protocol.chain_id, "node started");
+    info!(target: "node", role, "node started; binding to the rollup deployment");
     let result = wait_all(&mut tasks, &cancel).await;
     info!(target: "node", "node stopped");
     result
+}
+
+/// Binds to the deployment (retrying while L1 is unreachable), then runs what needs the
+/// deployment's constants. A deployment that disagrees with the configuration is fatal.
+async fn start_bound(mut config: Config, cancel: CancellationToken) -> eyre::Result<()> {
+    let Some(bound) = crate::binding::bind(&config, &cancel).await? else {
+        return Ok(());
+    };
+    config.protocol = config.protocol.bound_to(&bound.params);
+    // The offline check could only use defaults for unset [protocol] keys: run the rules that
+    // depend on them again on the contract's values. A mismatch is as final as a disagreeing
+    // key (retrying cannot fix it), so the node refuses to start and names the keys.
+    config.validate_bound().wrap_err(
+        "the configuration does not fit the deployment's constants (read from the rollup contract)",
+    )?;
+    let domain = bound.domain();
+    info!(
+        target: "node",
+        rollup = %bound.rollup,
+        l1_chain_id = bound.l1_chain_id,
+        l2_chain_id = domain.chain_id,
+        deployment_block = ?bound.deployment_block,
+        mode = %config.protocol.pipelining_mode(),
+        "bound to the rollup deployment"
+    );
+    if config.node.role == Role::Validator
+        && let Ok(timetable) = config.timetable()
+    {
+        info!(
+            target: "node",
+            blocks_per_checkpoint = timetable.max_blocks_per_checkpoint(),
+            txs_per_block = config.max_txs_per_block(&timetable),
+            dead_zone = %humantime::format_duration(timetable.dead_zone()),
+            "sequencer schedule for the deployment"
+        );
+    }
+    metrics::gauge!("node_ready").set(1.0);
+    let ticker = SlotTicker {
+        clock: Arc::new(SystemClock),
+        slot_clock: config.slot_clock()?,
+        mode: config.protocol.pipelining_mode(),
+    };
+    ticker.run(cancel).await
 }
 
 fn spawn_metrics(tasks: &mut Task, exporter: crate::metrics::Exporter, cancel: CancellationToken) {
@@ -158,7 +196,7 @@ async fn cancel_on_signal(cancel: CancellationToken) -> eyre::Result<()> {
 struct SlotTicker {
     clock: Arc<dyn Clock>,
     slot_clock: SlotClock,
-    pipelining: bool,
+    mode: PipeliningMode,
 }
 
 impl SlotTicker {
@@ -174,7 +212,7 @@ impl SlotTicker {
                     last_slot = Some(slot);
                 }
             }
-            if let Some(target) = self.slot_clock.target_slot(now, self.pipelining) {
+            if let Some(target) = self.slot_clock.target_slot(now, self.mode) {
                 metrics::gauge!("node_target_slot").set(target.0 as f64);
             }
             let wait = now.until(self.slot_clock.next_l1_block_time(now));

@@ -5,7 +5,7 @@ use std::{path::PathBuf, time::Duration};
 
 use clap::Args;
 use serde_json::{Map, Value, json};
-use tandem_proto::time::{Slot, SlotSchedule, Timetable};
+use tandem_proto::time::{ConsensusWindows, PipeliningMode, Slot, SlotSchedule};
 
 use crate::config::{CliOverrides, Config};
 
@@ -23,6 +23,12 @@ pub(crate) struct TimetableArgs {
     /// Block duration D (overrides the configuration).
     #[arg(long, value_parser = humantime::parse_duration)]
     block: Option<Duration>,
+    /// Last-block re-execution budget R (overrides the configuration; default D).
+    #[arg(long, value_parser = humantime::parse_duration)]
+    reexecution_budget: Option<Duration>,
+    /// Gossip propagation budget P (overrides `sequencer.p2p_propagation_time`).
+    #[arg(long, value_parser = humantime::parse_duration)]
+    propagation: Option<Duration>,
     /// Print one JSON object `{"pipelined": {...}, "non_pipelined": {...}}`.
     #[arg(long)]
     json: bool,
@@ -34,22 +40,44 @@ const EXAMPLE_TARGET_SLOT: Slot = Slot(1_000);
 pub(crate) fn print(args: &TimetableArgs) -> eyre::Result<()> {
     let mut config = crate::cli::load_config(args.config.as_deref(), &CliOverrides::default())?;
     if let Some(slot) = args.slot {
-        config.protocol.slot_duration = slot;
+        config.protocol.slot_duration = Some(slot);
     }
     if let Some(l1_slot) = args.l1_slot {
-        config.protocol.l1_slot_duration = l1_slot;
+        config.protocol.l1_slot_duration = Some(l1_slot);
     }
     if let Some(block) = args.block {
-        config.protocol.block_duration = block;
+        config.protocol.block_duration = Some(block);
     }
-    let clock = config.slot_clock()?;
-    let block = config.protocol.block_duration;
-    let cap = |table: Timetable| match config.sequencer.max_blocks_per_checkpoint {
-        Some(cap) => table.with_max_blocks_cap(cap),
-        None => table,
-    };
-    let pipelined = Timetable::pipelined(clock, block, config.pipelined_budgets()).map(cap);
-    let baseline = Timetable::non_pipelined(clock, block, config.non_pipelined_budgets()).map(cap);
+    if let Some(budget) = args.reexecution_budget {
+        config.protocol.last_block_reexecution_budget = Some(budget);
+    }
+    if let Some(propagation) = args.propagation {
+        config.sequencer.p2p_propagation_time = propagation;
+    }
+    let windows = config.windows()?;
+    let pipelined = config.timetable_for(windows.with_mode(PipeliningMode::Pipelined));
+    let baseline = config.timetable_for(windows.with_mode(PipeliningMode::NonPipelined));
+    // What the same network would build with the reference budget R = D, to show R's effect.
+    let reference = ConsensusWindows::new(
+        *windows.slot_clock(),
+        windows.block_duration(),
+        PipeliningMode::Pipelined,
+        windows.block_duration(),
+    );
+    let blocks_if_r_is_d = config
+        .timetable_for(reference)
+        .ok()
+        .map(|t| t.max_blocks_per_checkpoint());
+    let txs_per_block = [&pipelined, &baseline].map(|table| {
+        table
+            .as_ref()
+            .ok()
+            .map(|table| config.max_txs_per_block(table))
+    });
+    let baseline_reference = config
+        .timetable_for(reference.with_mode(PipeliningMode::NonPipelined))
+        .ok()
+        .map(|t| t.max_blocks_per_checkpoint());
     let schedules = [
         (
             "pipelined",
@@ -60,18 +88,38 @@ pub(crate) fn print(args: &TimetableArgs) -> eyre::Result<()> {
             baseline.map(|t| t.schedule(EXAMPLE_TARGET_SLOT)),
         ),
     ];
+    let if_r_is_d = [blocks_if_r_is_d, baseline_reference];
     if args.json {
         let mut out = Map::new();
-        for (name, schedule) in &schedules {
+        out.insert(
+            "last_block_reexecution_budget_seconds".into(),
+            json!(windows.last_block_reexecution_budget().as_secs_f64()),
+        );
+        for (((name, schedule), reference), txs) in
+            schedules.iter().zip(if_r_is_d).zip(txs_per_block)
+        {
             let value = match schedule {
-                Ok(schedule) => schedule_json(schedule),
+                Ok(schedule) => {
+                    let mut value = schedule_json(schedule);
+                    if let Value::Object(object) = &mut value {
+                        object.insert(
+                            "max_blocks_per_checkpoint_if_r_equals_d".into(),
+                            json!(reference),
+                        );
+                        object.insert("max_txs_per_block".into(), json!(txs));
+                    }
+                    value
+                }
                 Err(err) => json!({ "error": err.to_string() }),
             };
             out.insert((*name).to_string(), value);
         }
         println!("{}", serde_json::to_string_pretty(&Value::Object(out))?);
     } else {
-        print!("{}", render_table(&config, &schedules));
+        print!(
+            "{}",
+            render_table(&config, &schedules, if_r_is_d, txs_per_block)
+        );
     }
     if schedules.iter().all(|(_, schedule)| schedule.is_err()) {
         eyre::bail!("no schedule fits these parameters");
@@ -134,16 +182,21 @@ fn render_table(
         &str,
         Result<SlotSchedule, tandem_proto::time::TimetableError>,
     )],
+    if_r_is_d: [Option<u32>; 2],
+    txs_per_block: [Option<u32>; 2],
 ) -> String {
     use std::fmt::Write;
     let p = &config.protocol;
     let mut out = String::new();
     let _ = writeln!(
         out,
-        "slot S = {}, L1 slot E = {}, block D = {}; times relative to the target slot start T (seconds)\n",
-        humantime::format_duration(p.slot_duration),
-        humantime::format_duration(p.l1_slot_duration),
-        humantime::format_duration(p.block_duration),
+        "slot S = {}, L1 slot E = {}, block D = {}, last-block re-execution R = {}, propagation P = {}; \
+         times relative to the target slot start T (seconds)\n",
+        humantime::format_duration(p.slot_duration()),
+        humantime::format_duration(p.l1_slot_duration()),
+        humantime::format_duration(p.block_duration()),
+        humantime::format_duration(p.reexecution_budget()),
+        humantime::format_duration(config.sequencer.p2p_propagation_time),
     );
     let _ = writeln!(
         out,
@@ -165,6 +218,24 @@ fn render_table(
     row(&mut out, "max_blocks_per_checkpoint", &|s| {
         s.max_blocks_per_checkpoint.to_string()
     });
+    let cell = |value: Option<u32>| value.map_or_else(|| "-".to_string(), |v| v.to_string());
+    // Unset `sequencer.max_txs_per_block` is derived: the most a full checkpoint's body holds.
+    let _ = writeln!(
+        out,
+        "{:<38} {:>12} {:>14}",
+        "max_txs_per_block",
+        cell(txs_per_block[0]),
+        cell(txs_per_block[1])
+    );
+    if p.reexecution_budget() != p.block_duration() {
+        let _ = writeln!(
+            out,
+            "{:<38} {:>12} {:>14}",
+            "max_blocks_per_checkpoint if R = D",
+            cell(if_r_is_d[0]),
+            cell(if_r_is_d[1])
+        );
+    }
     row(&mut out, "dead_zone (s)", &|s| {
         format!("{:.1}", s.dead_zone.as_secs_f64())
     });

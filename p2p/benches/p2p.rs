@@ -20,7 +20,7 @@ use tandem_p2p::{
 use tandem_proto::{
     Address, B256, Block, BlockHeader, BlockProposal, CheckpointAttestation, CheckpointProposal,
     ConsensusPayload, SigningDomain, SigningKey, Tx, TxPayload, WireMessage, block_body_hash,
-    time::{Clock, ConsensusWindows, Slot, SlotClock, SystemClock, Timestamp},
+    time::{Clock, ConsensusWindows, PipeliningMode, Slot, SlotClock, SystemClock, Timestamp},
 };
 use tokio_util::sync::CancellationToken;
 
@@ -38,7 +38,12 @@ fn network(now: Timestamp, keys: &[SigningKey]) -> (NetworkParams, Arc<StaticCom
     };
     let params = NetworkParams::new(
         domain,
-        ConsensusWindows::new(clock, Duration::from_secs(6)),
+        ConsensusWindows::new(
+            clock,
+            Duration::from_secs(6),
+            PipeliningMode::Pipelined,
+            Duration::from_secs(6),
+        ),
         SLOT,
         TxRules {
             min_mana_limit: 10_000,

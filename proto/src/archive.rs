@@ -6,12 +6,18 @@
 //! append, `O(depth)` memory, and the frontier is what gets persisted. Empty subtrees hash to a
 //! precomputed chain of zero hashes (`zero[0] = 0`, `zero[i+1] = keccak(zero[i] || zero[i])`).
 
+#![deny(clippy::arithmetic_side_effects)]
+
 use std::sync::OnceLock;
 
 use alloy_primitives::{B256, keccak256};
 
-/// Depth of the archive tree: room for 2^32 blocks.
+/// Depth of the archive tree.
 pub const ARCHIVE_TREE_DEPTH: usize = 32;
+
+/// Most leaves the tree holds: 2^32 − 1. (The 2^32nd leaf would complete the tree and leave no
+/// frontier level to park its root in; four billion blocks are far beyond any chain here.)
+pub const ARCHIVE_TREE_CAPACITY: u64 = (1u64 << ARCHIVE_TREE_DEPTH) - 1;
 
 /// Errors of the archive tree.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -29,7 +35,8 @@ fn zero_hashes() -> &'static [B256; ARCHIVE_TREE_DEPTH + 1] {
     ZEROS.get_or_init(|| {
         let mut zeros = [B256::ZERO; ARCHIVE_TREE_DEPTH + 1];
         for level in 1..=ARCHIVE_TREE_DEPTH {
-            zeros[level] = hash_pair(&zeros[level - 1], &zeros[level - 1]);
+            let below = zeros[level.saturating_sub(1)];
+            zeros[level] = hash_pair(&below, &below);
         }
         zeros
     })
@@ -40,6 +47,13 @@ fn hash_pair(left: &B256, right: &B256) -> B256 {
     buf[..32].copy_from_slice(left.as_slice());
     buf[32..].copy_from_slice(right.as_slice());
     keccak256(buf)
+}
+
+/// Bytes of the frontier nodes stored for a tree of `size` leaves (32 per set bit, at most 32).
+fn frontier_len(size: u64) -> usize {
+    usize::try_from(size.count_ones())
+        .unwrap_or(usize::MAX)
+        .saturating_mul(32)
 }
 
 /// The append-only archive tree, held as its frontier.
@@ -82,7 +96,7 @@ impl ArchiveTree {
 
     /// Appends a block hash and returns the new root.
     pub fn append(&mut self, leaf: B256) -> Result<B256, ArchiveError> {
-        if self.size == 1u64 << ARCHIVE_TREE_DEPTH {
+        if self.size >= ARCHIVE_TREE_CAPACITY {
             return Err(ArchiveError::Full(self.size));
         }
         let index = self.size;
@@ -92,10 +106,11 @@ impl ArchiveTree {
         let mut level = 0;
         while (index >> level) & 1 == 1 {
             node = hash_pair(&self.frontier[level], &node);
-            level += 1;
+            // Below the capacity, index has a zero bit under ARCHIVE_TREE_DEPTH.
+            level = level.saturating_add(1);
         }
         self.frontier[level] = node;
-        self.size += 1;
+        self.size = self.size.saturating_add(1);
         self.root = self.compute_root();
         Ok(self.root)
     }
@@ -120,7 +135,7 @@ impl ArchiveTree {
 
     /// Serialises the frontier: `size (u64 BE) || the frontier nodes of the set bits of size`.
     pub fn frontier_bytes(&self) -> Vec<u8> {
-        let mut out = Vec::with_capacity(8 + 32 * self.size.count_ones() as usize);
+        let mut out = Vec::with_capacity(frontier_len(self.size).saturating_add(8));
         out.extend_from_slice(&self.size.to_be_bytes());
         for level in 0..ARCHIVE_TREE_DEPTH {
             if (self.size >> level) & 1 == 1 {
@@ -139,12 +154,12 @@ impl ArchiveTree {
                     "shorter than the 8-byte size",
                 ))?;
         let size = u64::from_be_bytes(*size_bytes);
-        if size > 1u64 << ARCHIVE_TREE_DEPTH {
+        if size > ARCHIVE_TREE_CAPACITY {
             return Err(ArchiveError::InvalidFrontier(
                 "size exceeds the tree's capacity",
             ));
         }
-        if nodes.len() != 32 * size.count_ones() as usize {
+        if nodes.len() != frontier_len(size) {
             return Err(ArchiveError::InvalidFrontier(
                 "node count does not match the size",
             ));
@@ -168,6 +183,7 @@ impl ArchiveTree {
 }
 
 #[cfg(test)]
+#[allow(clippy::arithmetic_side_effects)]
 mod tests {
     use super::*;
 
@@ -216,5 +232,25 @@ mod tests {
         let mut too_big = bytes;
         too_big[..8].copy_from_slice(&u64::MAX.to_be_bytes());
         assert!(ArchiveTree::from_frontier_bytes(&too_big).is_err());
+    }
+
+    #[test]
+    fn a_full_tree_refuses_the_next_leaf_instead_of_panicking() {
+        // A tree one leaf short of capacity: all 32 frontier levels parked.
+        let mut bytes = ARCHIVE_TREE_CAPACITY.to_be_bytes().to_vec();
+        bytes.extend(std::iter::repeat_n(7u8, 32 * 32));
+        let mut full = ArchiveTree::from_frontier_bytes(&bytes).unwrap();
+        assert_eq!(
+            full.append(B256::ZERO),
+            Err(ArchiveError::Full(ARCHIVE_TREE_CAPACITY))
+        );
+        let mut almost = ARCHIVE_TREE_CAPACITY
+            .saturating_sub(1)
+            .to_be_bytes()
+            .to_vec();
+        almost.extend(std::iter::repeat_n(7u8, 31 * 32));
+        let mut almost = ArchiveTree::from_frontier_bytes(&almost).unwrap();
+        almost.append(B256::ZERO).unwrap();
+        assert_eq!(almost.size(), ARCHIVE_TREE_CAPACITY);
     }
 }

@@ -1,4 +1,9 @@
 //! Checkpoints: all blocks of one slot, attested by the committee and posted to L1 in one tx.
+//!
+//! The body codec reads L1 calldata, so its arithmetic is checked
+//! (`clippy::arithmetic_side_effects` is denied here).
+
+#![deny(clippy::arithmetic_side_effects)]
 
 use alloy_primitives::{B256, I256, keccak256};
 use alloy_sol_types::{SolValue, sol};
@@ -48,6 +53,38 @@ pub fn block_headers_hash<'a>(block_hashes: impl IntoIterator<Item = &'a B256>) 
     keccak_of_concatenation(block_hashes)
 }
 
+/// Largest fee-asset price modifier, in basis points, either way (±1 % per checkpoint). Decoders,
+/// the fee model and the contract all refuse anything outside.
+pub const MAX_FEE_ASSET_PRICE_MODIFIER_BPS: i64 = 100;
+
+/// Default of the protocol constant `max_checkpoint_body_bytes`: the largest checkpoint body one
+/// `propose` tx may carry. Public mempools accept txs of at most 128 KiB; 120 KiB leaves 8 KiB
+/// for the tx envelope and the rest of the `propose` calldata (header, signatures). Each
+/// deployment stores its own value in the contract, which enforces it, as do block builders and
+/// validators. Blobs (EIP-4844) will lift this limit later.
+pub const DEFAULT_MAX_CHECKPOINT_BODY_BYTES: usize = 120 * 1024;
+
+/// Bytes of a checkpoint body before its blocks: version (1) and block count (4).
+pub const CHECKPOINT_BODY_PREFIX_BYTES: usize = 5;
+/// Bytes each block adds to a checkpoint body besides its txs: ABI header (480) and tx count (4).
+pub const CHECKPOINT_BODY_BYTES_PER_BLOCK: usize = BODY_HEADER_LENGTH + 4;
+/// Bytes each tx adds to a checkpoint body (its packed encoding).
+pub const CHECKPOINT_BODY_BYTES_PER_TX: usize = PACKED_TX_LENGTH;
+
+/// Length of the body of a checkpoint with `blocks` blocks carrying `txs` txs in total
+/// (saturating): what a builder compares with `max_checkpoint_body_bytes` before adding a tx.
+pub const fn checkpoint_body_len(blocks: usize, txs: usize) -> usize {
+    CHECKPOINT_BODY_PREFIX_BYTES
+        .saturating_add(blocks.saturating_mul(CHECKPOINT_BODY_BYTES_PER_BLOCK))
+        .saturating_add(txs.saturating_mul(CHECKPOINT_BODY_BYTES_PER_TX))
+}
+
+/// Most txs a checkpoint of `blocks` blocks can carry within a body cap of `max_body_bytes`.
+pub const fn max_txs_in_checkpoint_body(max_body_bytes: usize, blocks: usize) -> usize {
+    // The divisor is a non-zero constant.
+    max_body_bytes.saturating_sub(checkpoint_body_len(blocks, 0)) / CHECKPOINT_BODY_BYTES_PER_TX
+}
+
 /// What proposer and attesters agree on for one checkpoint, and what L1 verifies signatures over.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Hash)]
 pub struct ConsensusPayload {
@@ -55,7 +92,8 @@ pub struct ConsensusPayload {
     pub header: CheckpointHeader,
     /// Archive root after the checkpoint's last block.
     pub archive: B256,
-    /// Fee-asset price change proposed with the checkpoint, in basis points.
+    /// Fee-asset price change proposed with the checkpoint, in basis points, within
+    /// ±[`MAX_FEE_ASSET_PRICE_MODIFIER_BPS`] (decoders refuse anything else).
     pub fee_asset_price_modifier: i64,
 }
 
@@ -101,21 +139,29 @@ const BODY_HEADER_LENGTH: usize = 15 * 32;
 /// header (abi.encode, 480 bytes) || tx_count (u32 BE) || packed txs`. It carries everything a
 /// full node needs to rebuild the blocks from L1 alone, and every hash it needs to check them
 /// (block hashes against `block_headers_hash`, txs against each header's body hash).
+///
+/// Block and tx counts travel as u32: callers keep them far below (see
+/// [`crate::MAX_BLOCKS_PER_CHECKPOINT`], [`crate::MAX_TXS_PER_BLOCK`]); larger counts saturate
+/// and would fail to decode rather than wrap.
 pub fn encode_checkpoint_body(blocks: &[Block]) -> Vec<u8> {
-    let tx_count: usize = blocks.iter().map(|block| block.txs.len()).sum();
-    let mut out = Vec::with_capacity(
-        5 + (BODY_HEADER_LENGTH + 4) * blocks.len() + tx_count * PACKED_TX_LENGTH,
-    );
+    let tx_count = blocks
+        .iter()
+        .fold(0usize, |sum, block| sum.saturating_add(block.txs.len()));
+    let mut out = Vec::with_capacity(checkpoint_body_len(blocks.len(), tx_count));
     out.push(CHECKPOINT_BODY_VERSION);
-    out.extend_from_slice(&(blocks.len() as u32).to_be_bytes());
+    out.extend_from_slice(&count_u32(blocks.len()).to_be_bytes());
     for block in blocks {
         out.extend_from_slice(&block.header.abi_encode());
-        out.extend_from_slice(&(block.txs.len() as u32).to_be_bytes());
+        out.extend_from_slice(&count_u32(block.txs.len()).to_be_bytes());
         for tx in &block.txs {
             tx.encode_packed(&mut out);
         }
     }
     out
+}
+
+fn count_u32(count: usize) -> u32 {
+    u32::try_from(count).unwrap_or(u32::MAX)
 }
 
 /// Why a checkpoint body could not be decoded.
@@ -160,7 +206,7 @@ pub fn decode_checkpoint_body(
         });
     }
     let mut reader = BodyReader { body, at: 0 };
-    let version = reader.take(1)?[0];
+    let version = reader.take(1)?.first().copied().unwrap_or_default();
     if version != CHECKPOINT_BODY_VERSION {
         return Err(CheckpointBodyError::UnsupportedVersion(version));
     }
@@ -179,8 +225,9 @@ pub fn decode_checkpoint_body(
             .collect();
         blocks.push(Block { header, txs });
     }
-    if reader.at != body.len() {
-        return Err(CheckpointBodyError::TrailingBytes(body.len() - reader.at));
+    let trailing = body.len().saturating_sub(reader.at);
+    if trailing != 0 {
+        return Err(CheckpointBodyError::TrailingBytes(trailing));
     }
     Ok(blocks)
 }
@@ -192,20 +239,25 @@ struct BodyReader<'a> {
 
 impl<'a> BodyReader<'a> {
     fn take(&mut self, len: usize) -> Result<&'a [u8], CheckpointBodyError> {
-        let remaining = self.body.len() - self.at;
-        if len > remaining {
+        let rest = self.body.get(self.at..).unwrap_or_default();
+        let Some(slice) = rest.get(..len) else {
             return Err(CheckpointBodyError::Truncated {
                 at: self.at,
-                needed: len - remaining,
+                needed: len.saturating_sub(rest.len()),
             });
-        }
-        let slice = &self.body[self.at..self.at + len];
-        self.at += len;
+        };
+        self.at = self.at.saturating_add(len);
         Ok(slice)
     }
 
     fn u32(&mut self) -> Result<usize, CheckpointBodyError> {
-        let bytes = self.take(4)?;
-        Ok(u32::from_be_bytes([bytes[0], bytes[1], bytes[2], bytes[3]]) as usize)
+        let bytes: [u8; 4] =
+            self.take(4)?
+                .try_into()
+                .map_err(|_| CheckpointBodyError::Truncated {
+                    at: self.at,
+                    needed: 4,
+                })?;
+        Ok(usize::try_from(u32::from_be_bytes(bytes)).unwrap_or(usize::MAX))
     }
 }

@@ -19,8 +19,11 @@ mod wire;
 pub use alloy_primitives::{Address, B256, keccak256};
 pub use block::{Block, BlockHeader, block_body_hash};
 pub use checkpoint::{
+    CHECKPOINT_BODY_BYTES_PER_BLOCK, CHECKPOINT_BODY_BYTES_PER_TX, CHECKPOINT_BODY_PREFIX_BYTES,
     CHECKPOINT_BODY_VERSION, Checkpoint, CheckpointBodyError, CheckpointHeader, ConsensusPayload,
-    block_headers_hash, decode_checkpoint_body, encode_checkpoint_body,
+    DEFAULT_MAX_CHECKPOINT_BODY_BYTES, MAX_FEE_ASSET_PRICE_MODIFIER_BPS, block_headers_hash,
+    checkpoint_body_len, decode_checkpoint_body, encode_checkpoint_body,
+    max_txs_in_checkpoint_body,
 };
 pub use proposal::{BlockProposal, CheckpointAttestation, CheckpointProposal, ProposalTxsError};
 pub use signing::{

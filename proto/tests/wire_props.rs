@@ -5,8 +5,8 @@ use proptest::prelude::*;
 use tandem_proto::{
     Address, B256, Block, BlockHeader, BlockId, BlockProposal, Checkpoint, CheckpointAttestation,
     CheckpointHeader, CheckpointId, CheckpointProposal, ConsensusPayload, L2TipId, L2Tips,
-    MAX_ATTESTATION_SIZE, Signature, SigningDomain, SigningKey, Tx, TxPayload, WireError,
-    WireMessage, decode_checkpoint_body, encode_checkpoint_body,
+    MAX_ATTESTATION_SIZE, MAX_FEE_ASSET_PRICE_MODIFIER_BPS, Signature, SigningDomain, SigningKey,
+    Tx, TxPayload, WireError, WireMessage, decode_checkpoint_body, encode_checkpoint_body,
 };
 
 fn b256() -> impl Strategy<Value = B256> {
@@ -98,7 +98,7 @@ prop_compose! {
 }
 
 fn consensus_payload() -> impl Strategy<Value = ConsensusPayload> {
-    (checkpoint_header(), b256(), any::<i64>()).prop_map(
+    (checkpoint_header(), b256(), -100i64..=100).prop_map(
         |(header, archive, fee_asset_price_modifier)| ConsensusPayload {
             header,
             archive,
@@ -263,6 +263,33 @@ proptest! {
     }
 
     #[test]
+    fn any_non_canonical_padding_is_refused(
+        value in block_proposal(),
+        unknown_field in 16u32..1000,
+        varint in any::<u64>(),
+    ) {
+        let bytes = value.to_wire_bytes();
+        // An unknown varint field appended: prost would skip it, giving a second message id.
+        let mut padded = bytes.clone();
+        put_varint(&mut padded, u64::from(unknown_field << 3));
+        put_varint(&mut padded, varint);
+        let refused = matches!(
+            BlockProposal::from_wire_bytes(&padded),
+            Err(WireError::NonCanonical { .. })
+        );
+        prop_assert!(refused, "unknown field {} accepted", unknown_field);
+        // The same bytes with a known field repeated (last one wins in prost).
+        let mut repeated = bytes;
+        repeated.extend_from_slice(&[0x22, 65]);
+        repeated.extend_from_slice(value.signature.as_bytes());
+        let refused = matches!(
+            BlockProposal::from_wire_bytes(&repeated),
+            Err(WireError::NonCanonical { .. })
+        );
+        prop_assert!(refused, "a repeated field was accepted");
+    }
+
+    #[test]
     fn checkpoint_body_round_trip(
         blocks in proptest::collection::vec(block(), 0..4),
         garbage in proptest::collection::vec(any::<u8>(), 0..600),
@@ -274,6 +301,125 @@ proptest! {
         }
         let _ = decode_checkpoint_body(&garbage, usize::MAX);
     }
+}
+
+fn put_varint(out: &mut Vec<u8>, mut value: u64) {
+    while value >= 0x80 {
+        out.push((value as u8) | 0x80);
+        value >>= 7;
+    }
+    out.push(value as u8);
+}
+
+#[test]
+fn reordered_fields_are_refused() {
+    // An attestation's fields in reverse order decode to the same value through prost, but are
+    // another byte string, so another gossip message id.
+    let key = SigningKey::from_bytes(&[4; 32]).unwrap();
+    let domain = SigningDomain {
+        chain_id: 1,
+        rollup: Address::repeat_byte(1),
+    };
+    let proposal = CheckpointProposal::sign(ConsensusPayload::default(), None, &domain, &key);
+    let attestation = CheckpointAttestation::sign(&proposal, &domain, &key);
+    let bytes = attestation.to_wire_bytes();
+    assert_eq!(
+        CheckpointAttestation::from_wire_bytes(&bytes).unwrap(),
+        attestation
+    );
+    // Split the top-level fields (one-byte tags, all length-delimited) and reverse them.
+    let mut fields = Vec::new();
+    let mut at = 0;
+    while at < bytes.len() {
+        let (mut len, mut shift, mut end) = (0usize, 0, at + 1);
+        loop {
+            let byte = bytes[end];
+            len |= usize::from(byte & 0x7f) << shift;
+            shift += 7;
+            end += 1;
+            if byte < 0x80 {
+                break;
+            }
+        }
+        fields.push(&bytes[at..end + len]);
+        at = end + len;
+    }
+    assert_eq!(fields.len(), 3);
+    let reordered: Vec<u8> = fields
+        .iter()
+        .rev()
+        .flat_map(|f| f.iter().copied())
+        .collect();
+    assert_eq!(reordered.len(), bytes.len());
+    assert!(matches!(
+        CheckpointAttestation::from_wire_bytes(&reordered),
+        Err(WireError::NonCanonical {
+            message: "CheckpointAttestation",
+            ..
+        })
+    ));
+}
+
+#[test]
+fn fee_modifier_outside_its_bound_is_refused_at_decode() {
+    let key = SigningKey::from_bytes(&[4; 32]).unwrap();
+    let domain = SigningDomain {
+        chain_id: 1,
+        rollup: Address::repeat_byte(1),
+    };
+    for (modifier, accepted) in [
+        (MAX_FEE_ASSET_PRICE_MODIFIER_BPS, true),
+        (-MAX_FEE_ASSET_PRICE_MODIFIER_BPS, true),
+        (MAX_FEE_ASSET_PRICE_MODIFIER_BPS + 1, false),
+        (-MAX_FEE_ASSET_PRICE_MODIFIER_BPS - 1, false),
+        (i64::MIN, false),
+        (i64::MAX, false),
+    ] {
+        let payload = ConsensusPayload {
+            fee_asset_price_modifier: modifier,
+            ..Default::default()
+        };
+        let proposal = CheckpointProposal::sign(payload, None, &domain, &key);
+        let decoded = CheckpointProposal::from_wire_bytes(&proposal.to_wire_bytes());
+        if accepted {
+            assert_eq!(decoded.unwrap(), proposal);
+        } else {
+            assert_eq!(
+                decoded,
+                Err(WireError::OutOfRange {
+                    message: "ConsensusPayload",
+                    field: "fee_asset_price_modifier",
+                    value: modifier,
+                    limit: MAX_FEE_ASSET_PRICE_MODIFIER_BPS,
+                })
+            );
+        }
+    }
+}
+
+#[test]
+fn body_size_helpers_match_the_encoder() {
+    use tandem_proto::{
+        DEFAULT_MAX_CHECKPOINT_BODY_BYTES, checkpoint_body_len, max_txs_in_checkpoint_body,
+    };
+    let tx = Tx::default();
+    let blocks: Vec<Block> = (0..3)
+        .map(|i| Block {
+            header: BlockHeader::default(),
+            txs: vec![tx.clone(); i * 2],
+        })
+        .collect();
+    assert_eq!(
+        encode_checkpoint_body(&blocks).len(),
+        checkpoint_body_len(3, 6)
+    );
+    // The default cap with 10 blocks: ~140 B per tx.
+    assert_eq!(
+        max_txs_in_checkpoint_body(DEFAULT_MAX_CHECKPOINT_BODY_BYTES, 10),
+        837
+    );
+    assert!(checkpoint_body_len(10, 837) <= DEFAULT_MAX_CHECKPOINT_BODY_BYTES);
+    assert!(checkpoint_body_len(10, 838) > DEFAULT_MAX_CHECKPOINT_BODY_BYTES);
 }
 
 #[test]

@@ -181,11 +181,11 @@ impl PublisherConfig {
         Ok(settings)
     }
 
-    /// Reports what is wrong with the section for a node of `role` whose L1 slot is `l1_slot`.
+    /// Reports what is wrong with the section for a node of `role` (the rules that do not
+    /// depend on the protocol constants).
     pub(crate) fn problems(
         &self,
         role: Role,
-        l1_slot: Duration,
         validator_keystore: Option<&Path>,
         mut problem: impl FnMut(&'static str, String),
     ) {
@@ -202,18 +202,6 @@ impl PublisherConfig {
         }
         if let Err(err) = self.settings() {
             problem(err.key, err.message);
-        }
-        if let Some(timeout) = self.send_wait_timeout
-            && timeout > l1_slot
-        {
-            problem(
-                "publisher.send_wait_timeout",
-                format!(
-                    "{} is longer than one L1 slot ({}): a propose would miss the first block of its slot",
-                    humantime::format_duration(timeout),
-                    humantime::format_duration(l1_slot)
-                ),
-            );
         }
         if role == Role::Validator {
             if self.keystores.is_empty() {
@@ -241,6 +229,27 @@ impl PublisherConfig {
                 ),
                 Some(_) => {}
             }
+        }
+    }
+
+    /// Reports what is wrong with the section for an L1 slot of `l1_slot` (checked again once
+    /// the node is bound to its deployment and knows the contract's E).
+    pub(crate) fn protocol_problems(
+        &self,
+        l1_slot: Duration,
+        mut problem: impl FnMut(&'static str, String),
+    ) {
+        if let Some(timeout) = self.send_wait_timeout
+            && timeout > l1_slot
+        {
+            problem(
+                "publisher.send_wait_timeout",
+                format!(
+                    "{} is longer than one L1 slot ({}): a propose would miss the first block of its slot",
+                    humantime::format_duration(timeout),
+                    humantime::format_duration(l1_slot)
+                ),
+            );
         }
     }
 }
@@ -365,12 +374,12 @@ mod tests {
             send_wait_timeout: Some(Duration::from_secs(20)),
             ..Default::default()
         };
-        config.problems(
-            Role::Validator,
-            Duration::from_secs(12),
-            None,
-            |key, message| problems.push((key, message)),
-        );
+        config.protocol_problems(Duration::from_secs(12), |key, message| {
+            problems.push((key, message))
+        });
+        config.problems(Role::Validator, None, |key, message| {
+            problems.push((key, message))
+        });
         let keys: Vec<&str> = problems.iter().map(|(key, _)| *key).collect();
         assert_eq!(
             keys,
@@ -381,12 +390,9 @@ mod tests {
             ]
         );
         let mut problems = Vec::new();
-        PublisherConfig::default().problems(
-            Role::FullNode,
-            Duration::from_secs(12),
-            None,
-            |key, _| problems.push(key),
-        );
+        PublisherConfig::default().problems(Role::FullNode, None, |key, _| problems.push(key));
+        PublisherConfig::default()
+            .protocol_problems(Duration::from_secs(12), |key, _| problems.push(key));
         assert!(problems.is_empty());
         let mut problems = Vec::new();
         let shared = PublisherConfig {
@@ -395,7 +401,6 @@ mod tests {
         };
         shared.problems(
             Role::FullNode,
-            Duration::from_secs(12),
             Some(Path::new("keys/validator.json")),
             |key, message| problems.push((key, message)),
         );

@@ -18,7 +18,7 @@ use tandem_p2p::{
 use tandem_proto::{
     Address, B256, Block, BlockHeader, BlockProposal, CheckpointAttestation, CheckpointProposal,
     ConsensusPayload, RecoveredTx, SigningDomain, SigningKey, Tx, TxPayload, block_body_hash,
-    time::{Clock, ConsensusWindows, Slot, SlotClock, SystemClock, Timestamp},
+    time::{Clock, ConsensusWindows, PipeliningMode, Slot, SlotClock, SystemClock, Timestamp},
 };
 use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
@@ -49,7 +49,7 @@ impl Net {
 
     pub fn with_genesis(genesis: Timestamp) -> Self {
         let clock = SlotClock::new(genesis, SLOT, L1_SLOT, 32).unwrap();
-        let windows = ConsensusWindows::new(clock, BLOCK);
+        let windows = ConsensusWindows::new(clock, BLOCK, PipeliningMode::Pipelined, BLOCK);
         let domain = SigningDomain {
             chain_id: CHAIN_ID,
             rollup: Address::repeat_byte(0xaa),

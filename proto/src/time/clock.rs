@@ -1,10 +1,13 @@
 use std::{
+    num::NonZeroU64,
     sync::{
         Arc,
         atomic::{AtomicU64, Ordering},
     },
     time::{Duration, SystemTime, UNIX_EPOCH},
 };
+
+use super::windows::PipeliningMode;
 
 /// A point in time: milliseconds since the Unix epoch.
 #[derive(
@@ -50,8 +53,9 @@ impl Timestamp {
 
     /// Signed milliseconds from `origin` to `self`.
     pub fn millis_since(self, origin: Self) -> i64 {
-        let delta = i128::from(self.0) - i128::from(origin.0);
-        delta.clamp(i128::from(i64::MIN), i128::from(i64::MAX)) as i64
+        // Both fit in i128 with room to spare, so the subtraction cannot overflow.
+        let delta = i128::from(self.0).saturating_sub(i128::from(origin.0));
+        i64::try_from(delta).unwrap_or(if delta < 0 { i64::MIN } else { i64::MAX })
     }
 
     /// Time from `self` until `later`, zero if `later` is not after `self`.
@@ -60,7 +64,8 @@ impl Timestamp {
     }
 }
 
-fn duration_millis(duration: Duration) -> u64 {
+/// Whole milliseconds of `duration`, saturating at `u64::MAX`.
+pub(crate) fn duration_millis(duration: Duration) -> u64 {
     u64::try_from(duration.as_millis()).unwrap_or(u64::MAX)
 }
 
@@ -98,9 +103,15 @@ impl ManualClock {
         self.0.store(now.0, Ordering::SeqCst);
     }
 
-    /// Moves the time forward.
+    /// Moves the time forward (saturating).
     pub fn advance(&self, by: Duration) {
-        self.0.fetch_add(duration_millis(by), Ordering::SeqCst);
+        let by = duration_millis(by);
+        // fetch_update only fails when the closure returns None, which it never does.
+        let _ = self
+            .0
+            .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |now| {
+                Some(now.saturating_add(by))
+            });
     }
 }
 
@@ -127,9 +138,9 @@ impl Clock for ManualClock {
 pub struct Slot(pub u64);
 
 impl Slot {
-    /// The next slot.
+    /// The next slot (saturating: slot numbers come from the network).
     pub const fn next(self) -> Self {
-        Self(self.0 + 1)
+        Self(self.0.saturating_add(1))
     }
 
     /// The previous slot, if any.
@@ -189,9 +200,10 @@ pub enum SlotClockError {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct SlotClock {
     genesis: Timestamp,
-    slot_ms: u64,
-    l1_slot_ms: u64,
-    epoch_duration: u64,
+    // Non-zero by construction, so the divisions below cannot panic.
+    slot_ms: NonZeroU64,
+    l1_slot_ms: NonZeroU64,
+    epoch_duration: NonZeroU64,
 }
 
 impl SlotClock {
@@ -202,21 +214,16 @@ impl SlotClock {
         l1_slot_duration: Duration,
         epoch_duration: u64,
     ) -> Result<Self, SlotClockError> {
-        let slot_ms = duration_millis(slot_duration);
-        let l1_slot_ms = duration_millis(l1_slot_duration);
-        if slot_ms == 0 {
-            return Err(SlotClockError::Zero("slot duration"));
-        }
-        if l1_slot_ms == 0 {
-            return Err(SlotClockError::Zero("L1 slot duration"));
-        }
-        if epoch_duration == 0 {
-            return Err(SlotClockError::Zero("epoch duration"));
-        }
-        if !slot_ms.is_multiple_of(l1_slot_ms) {
+        let slot_ms = NonZeroU64::new(duration_millis(slot_duration))
+            .ok_or(SlotClockError::Zero("slot duration"))?;
+        let l1_slot_ms = NonZeroU64::new(duration_millis(l1_slot_duration))
+            .ok_or(SlotClockError::Zero("L1 slot duration"))?;
+        let epoch_duration =
+            NonZeroU64::new(epoch_duration).ok_or(SlotClockError::Zero("epoch duration"))?;
+        if !slot_ms.get().is_multiple_of(l1_slot_ms.get()) {
             return Err(SlotClockError::SlotNotMultipleOfL1Slot {
-                slot_ms,
-                l1_slot_ms,
+                slot_ms: slot_ms.get(),
+                l1_slot_ms: l1_slot_ms.get(),
             });
         }
         Ok(Self {
@@ -234,17 +241,17 @@ impl SlotClock {
 
     /// S.
     pub const fn slot_duration(&self) -> Duration {
-        Duration::from_millis(self.slot_ms)
+        Duration::from_millis(self.slot_ms.get())
     }
 
     /// E.
     pub const fn l1_slot_duration(&self) -> Duration {
-        Duration::from_millis(self.l1_slot_ms)
+        Duration::from_millis(self.l1_slot_ms.get())
     }
 
     /// Slots per epoch.
     pub const fn epoch_duration(&self) -> u64 {
-        self.epoch_duration
+        self.epoch_duration.get()
     }
 
     /// The slot containing `at`; `None` before genesis.
@@ -258,25 +265,30 @@ impl SlotClock {
         Timestamp(
             self.genesis
                 .0
-                .saturating_add(slot.0.saturating_mul(self.slot_ms)),
+                .saturating_add(slot.0.saturating_mul(self.slot_ms.get())),
         )
     }
 
     /// Epoch of `slot`.
-    pub const fn epoch_of(&self, slot: Slot) -> Epoch {
+    pub fn epoch_of(&self, slot: Slot) -> Epoch {
         Epoch(slot.0 / self.epoch_duration)
     }
 
     /// First slot of `epoch`.
     pub const fn epoch_start_slot(&self, epoch: Epoch) -> Slot {
-        Slot(epoch.0.saturating_mul(self.epoch_duration))
+        Slot(epoch.0.saturating_mul(self.epoch_duration.get()))
     }
 
     /// Time of the next L1 block strictly after `now` (L1 slots are aligned with genesis).
     pub fn next_l1_block_time(&self, now: Timestamp) -> Timestamp {
         match now.0.checked_sub(self.genesis.0) {
             Some(since) => {
-                Timestamp(self.genesis.0 + (since / self.l1_slot_ms + 1) * self.l1_slot_ms)
+                let blocks = (since / self.l1_slot_ms).saturating_add(1);
+                Timestamp(
+                    self.genesis
+                        .0
+                        .saturating_add(blocks.saturating_mul(self.l1_slot_ms.get())),
+                )
             }
             None => self.genesis,
         }
@@ -289,13 +301,16 @@ impl SlotClock {
 
     /// The slot a proposer building now builds for: the slot of the next L1 block, plus one
     /// under pipelining (the checkpoint is built during the slot before its target).
-    pub fn target_slot(&self, now: Timestamp, pipelining: bool) -> Option<Slot> {
-        self.slot_at_next_l1_block(now)
-            .map(|slot| if pipelining { slot.next() } else { slot })
+    pub fn target_slot(&self, now: Timestamp, mode: PipeliningMode) -> Option<Slot> {
+        self.slot_at_next_l1_block(now).map(|slot| match mode {
+            PipeliningMode::Pipelined => slot.next(),
+            PipeliningMode::NonPipelined => slot,
+        })
     }
 }
 
 #[cfg(test)]
+#[allow(clippy::arithmetic_side_effects)]
 mod tests {
     use super::*;
 
@@ -328,12 +343,18 @@ mod tests {
         // 10 s into slot 0: the next L1 block is at +12 s, still slot 0.
         let now = Timestamp::from_secs(1_010);
         assert_eq!(c.next_l1_block_time(now), Timestamp::from_secs(1_012));
-        assert_eq!(c.target_slot(now, false), Some(Slot(0)));
-        assert_eq!(c.target_slot(now, true), Some(Slot(1)));
+        assert_eq!(
+            c.target_slot(now, PipeliningMode::NonPipelined),
+            Some(Slot(0))
+        );
+        assert_eq!(c.target_slot(now, PipeliningMode::Pipelined), Some(Slot(1)));
         // 61 s in: the next L1 block (72 s) opens slot 1, so the pipelined target is 2.
         let late = Timestamp::from_secs(1_061);
         assert_eq!(c.slot_at_next_l1_block(late), Some(Slot(1)));
-        assert_eq!(c.target_slot(late, true), Some(Slot(2)));
+        assert_eq!(
+            c.target_slot(late, PipeliningMode::Pipelined),
+            Some(Slot(2))
+        );
         // Exactly on an L1 boundary the next block is one E later.
         assert_eq!(
             c.next_l1_block_time(Timestamp::from_secs(1_012)),

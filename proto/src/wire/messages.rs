@@ -1,256 +1,19 @@
-//! Wire format: domain types to and from prost messages.
-//!
-//! The generated structs stay private to this module; other crates see only [`WireMessage`].
-//! Every decoder checks the encoded size against the type's limit before parsing, checks every
-//! fixed-size field's length, and names the message and field it rejects. It never panics.
+//! The domain types' conversions to and from their generated prost messages.
 
-use alloy_primitives::{Address, B256};
-use prost::Message;
-
+use super::{
+    MAX_BLOCKS_PER_CHECKPOINT, ProtoConvert, WireError,
+    codec::{Fields, hashes_from_packed, hashes_to_packed, txs_from_packed, txs_to_packed},
+    pb,
+};
 use crate::{
     block::{Block, BlockHeader},
-    checkpoint::{Checkpoint, CheckpointHeader, ConsensusPayload},
+    checkpoint::{
+        Checkpoint, CheckpointHeader, ConsensusPayload, MAX_FEE_ASSET_PRICE_MODIFIER_BPS,
+    },
     proposal::{BlockProposal, CheckpointAttestation, CheckpointProposal},
-    signing::{SIGNATURE_LENGTH, Signature},
     tips::{BlockId, CheckpointId, L2TipId, L2Tips},
-    tx::{PACKED_TX_LENGTH, Tx, TxPayload},
+    tx::{Tx, TxPayload},
 };
-
-#[allow(missing_docs, unreachable_pub, clippy::all, clippy::pedantic)]
-mod pb {
-    include!(concat!(env!("OUT_DIR"), "/tandem.v1.rs"));
-}
-
-/// Largest encoded tx accepted.
-pub const MAX_TX_SIZE: usize = 128 * 1024;
-/// Largest encoded block or checkpoint proposal accepted (gossip and req/resp).
-pub const MAX_PROPOSAL_SIZE: usize = 10 * 1024 * 1024;
-/// Largest encoded attestation accepted.
-pub const MAX_ATTESTATION_SIZE: usize = 5 * 1024;
-/// Largest encoded block accepted (req/resp and storage); a block travels in one proposal.
-pub const MAX_BLOCK_SIZE: usize = MAX_PROPOSAL_SIZE;
-/// Largest encoded checkpoint accepted (storage and sync).
-pub const MAX_CHECKPOINT_SIZE: usize = 64 * 1024 * 1024;
-/// Largest encoded tips record accepted.
-pub const MAX_TIPS_SIZE: usize = 1024;
-/// Most txs one block (or block proposal) may carry.
-pub const MAX_TXS_PER_BLOCK: usize = 65_536;
-/// Most blocks one checkpoint may carry.
-pub const MAX_BLOCKS_PER_CHECKPOINT: usize = 1_024;
-
-/// Why bytes could not be decoded into a domain type.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum WireError {
-    /// The input is larger than the type's limit; nothing was parsed.
-    #[error("{message}: {size} bytes exceeds the limit of {limit}")]
-    TooLarge {
-        /// Message type.
-        message: &'static str,
-        /// Input size.
-        size: usize,
-        /// The limit.
-        limit: usize,
-    },
-    /// The bytes are not a valid protobuf encoding of the message.
-    #[error("{message}: malformed protobuf: {reason}")]
-    Malformed {
-        /// Message type.
-        message: &'static str,
-        /// What prost reported.
-        reason: String,
-    },
-    /// A required field is absent.
-    #[error("{message}.{field}: missing")]
-    MissingField {
-        /// Message type.
-        message: &'static str,
-        /// Field name.
-        field: &'static str,
-    },
-    /// A fixed-size field has the wrong length.
-    #[error("{message}.{field}: expected {expected} bytes, got {got}")]
-    InvalidLength {
-        /// Message type.
-        message: &'static str,
-        /// Field name.
-        field: &'static str,
-        /// Required length.
-        expected: usize,
-        /// Actual length.
-        got: usize,
-    },
-    /// A packed list's length is not a multiple of its item size.
-    #[error("{message}.{field}: {leftover} bytes left over after whole {item_size}-byte items")]
-    PartialItem {
-        /// Message type.
-        message: &'static str,
-        /// Field name.
-        field: &'static str,
-        /// Size of one item.
-        item_size: usize,
-        /// Bytes after the last whole item.
-        leftover: usize,
-    },
-    /// A repeated field has more entries than allowed.
-    #[error("{message}.{field}: {count} entries exceeds the limit of {limit}")]
-    TooMany {
-        /// Message type.
-        message: &'static str,
-        /// Field name.
-        field: &'static str,
-        /// Entries found.
-        count: usize,
-        /// The limit.
-        limit: usize,
-    },
-}
-
-/// A domain type with a canonical, size-limited wire encoding.
-pub trait WireMessage: Sized {
-    /// Name used in errors.
-    const NAME: &'static str;
-    /// Largest encoding accepted by [`WireMessage::from_wire_bytes`].
-    const MAX_ENCODED_SIZE: usize;
-
-    /// Encodes to protobuf bytes.
-    fn to_wire_bytes(&self) -> Vec<u8>;
-
-    /// Decodes protobuf bytes, enforcing [`WireMessage::MAX_ENCODED_SIZE`] first.
-    fn from_wire_bytes(bytes: &[u8]) -> Result<Self, WireError>;
-}
-
-/// Conversion between a domain type and its generated prost message.
-trait ProtoConvert: Sized {
-    type Proto: Message + Default;
-    const MESSAGE: &'static str;
-    fn to_proto(&self) -> Self::Proto;
-    fn from_proto(proto: Self::Proto) -> Result<Self, WireError>;
-}
-
-macro_rules! wire_message {
-    ($ty:ty, $limit:expr) => {
-        impl WireMessage for $ty {
-            const NAME: &'static str = <$ty as ProtoConvert>::MESSAGE;
-            const MAX_ENCODED_SIZE: usize = $limit;
-
-            fn to_wire_bytes(&self) -> Vec<u8> {
-                self.to_proto().encode_to_vec()
-            }
-
-            fn from_wire_bytes(bytes: &[u8]) -> Result<Self, WireError> {
-                if bytes.len() > Self::MAX_ENCODED_SIZE {
-                    return Err(WireError::TooLarge {
-                        message: Self::NAME,
-                        size: bytes.len(),
-                        limit: Self::MAX_ENCODED_SIZE,
-                    });
-                }
-                let proto = <<$ty as ProtoConvert>::Proto>::decode(bytes).map_err(|err| {
-                    WireError::Malformed {
-                        message: Self::NAME,
-                        reason: err.to_string(),
-                    }
-                })?;
-                Self::from_proto(proto)
-            }
-        }
-    };
-}
-
-wire_message!(Tx, MAX_TX_SIZE);
-wire_message!(Block, MAX_BLOCK_SIZE);
-wire_message!(Checkpoint, MAX_CHECKPOINT_SIZE);
-wire_message!(BlockProposal, MAX_PROPOSAL_SIZE);
-wire_message!(CheckpointProposal, MAX_PROPOSAL_SIZE);
-wire_message!(CheckpointAttestation, MAX_ATTESTATION_SIZE);
-wire_message!(L2Tips, MAX_TIPS_SIZE);
-
-/// Field readers bound to one message name, so every error says where it happened.
-struct Fields(&'static str);
-
-impl Fields {
-    /// Checks a packed list: whole items only, at most `limit` of them.
-    fn packed_shape(
-        &self,
-        field: &'static str,
-        item_size: usize,
-        items: usize,
-        leftover: usize,
-        limit: usize,
-    ) -> Result<(), WireError> {
-        if leftover != 0 {
-            return Err(WireError::PartialItem {
-                message: self.0,
-                field,
-                item_size,
-                leftover,
-            });
-        }
-        if items > limit {
-            return Err(WireError::TooMany {
-                message: self.0,
-                field,
-                count: items,
-                limit,
-            });
-        }
-        Ok(())
-    }
-
-    fn fixed<const N: usize>(
-        &self,
-        field: &'static str,
-        bytes: &[u8],
-    ) -> Result<[u8; N], WireError> {
-        bytes.try_into().map_err(|_| WireError::InvalidLength {
-            message: self.0,
-            field,
-            expected: N,
-            got: bytes.len(),
-        })
-    }
-
-    fn b256(&self, field: &'static str, bytes: &[u8]) -> Result<B256, WireError> {
-        self.fixed::<32>(field, bytes).map(B256::from)
-    }
-
-    fn address(&self, field: &'static str, bytes: &[u8]) -> Result<Address, WireError> {
-        self.fixed::<20>(field, bytes).map(Address::from)
-    }
-
-    fn u128(&self, field: &'static str, bytes: &[u8]) -> Result<u128, WireError> {
-        self.fixed::<16>(field, bytes).map(u128::from_be_bytes)
-    }
-
-    fn signature(&self, field: &'static str, bytes: &[u8]) -> Result<Signature, WireError> {
-        self.fixed::<SIGNATURE_LENGTH>(field, bytes)
-            .map(Signature::from_bytes)
-    }
-
-    fn required<T>(&self, field: &'static str, value: Option<T>) -> Result<T, WireError> {
-        value.ok_or(WireError::MissingField {
-            message: self.0,
-            field,
-        })
-    }
-
-    fn bounded<T>(
-        &self,
-        field: &'static str,
-        items: Vec<T>,
-        limit: usize,
-    ) -> Result<Vec<T>, WireError> {
-        if items.len() > limit {
-            return Err(WireError::TooMany {
-                message: self.0,
-                field,
-                count: items.len(),
-                limit,
-            });
-        }
-        Ok(items)
-    }
-}
 
 impl ProtoConvert for Tx {
     type Proto = pb::Tx;
@@ -331,40 +94,6 @@ impl ProtoConvert for BlockHeader {
     }
 }
 
-fn txs_to_packed(txs: &[Tx]) -> Vec<u8> {
-    let mut packed = Vec::with_capacity(txs.len() * PACKED_TX_LENGTH);
-    for tx in txs {
-        tx.encode_packed(&mut packed);
-    }
-    packed
-}
-
-fn txs_from_packed(f: &Fields, field: &'static str, bytes: &[u8]) -> Result<Vec<Tx>, WireError> {
-    let (chunks, rest) = bytes.as_chunks::<PACKED_TX_LENGTH>();
-    f.packed_shape(
-        field,
-        PACKED_TX_LENGTH,
-        chunks.len(),
-        rest.len(),
-        MAX_TXS_PER_BLOCK,
-    )?;
-    Ok(chunks.iter().map(Tx::decode_packed).collect())
-}
-
-fn hashes_to_packed(hashes: &[B256]) -> Vec<u8> {
-    hashes.iter().flat_map(|hash| hash.0).collect()
-}
-
-fn hashes_from_packed(
-    f: &Fields,
-    field: &'static str,
-    bytes: &[u8],
-) -> Result<Vec<B256>, WireError> {
-    let (chunks, rest) = bytes.as_chunks::<32>();
-    f.packed_shape(field, 32, chunks.len(), rest.len(), MAX_TXS_PER_BLOCK)?;
-    Ok(chunks.iter().copied().map(B256::from).collect())
-}
-
 impl ProtoConvert for Block {
     type Proto = pb::Block;
     const MESSAGE: &'static str = "Block";
@@ -438,7 +167,11 @@ impl ProtoConvert for ConsensusPayload {
         Ok(Self {
             header: CheckpointHeader::from_proto(f.required("header", proto.header)?)?,
             archive: f.b256("archive", &proto.archive)?,
-            fee_asset_price_modifier: proto.fee_asset_price_modifier,
+            fee_asset_price_modifier: f.bounded_i64(
+                "fee_asset_price_modifier",
+                proto.fee_asset_price_modifier,
+                MAX_FEE_ASSET_PRICE_MODIFIER_BPS,
+            )?,
         })
     }
 }

@@ -1,0 +1,7 @@
+//! The `tandem` binary as operators and scripts use it.
+
+mod common;
+mod deploy;
+mod offline;
+mod proxy;
+mod run;
