@@ -16,20 +16,24 @@ mod common;
 
 use std::time::{Duration, Instant};
 
-use alloy::primitives::Bytes;
+use alloy::{
+    eips::{BlockId, BlockNumberOrTag},
+    primitives::Bytes,
+    providers::Provider,
+};
 use common::{Net, archive_after, fast_config};
 use tandem_proto::{
     Address as ProtoAddress, Block, BlockHeader, SigningDomain, Tx, TxPayload,
     encode_checkpoint_body, time::Slot,
 };
-use tandem_publisher::{SimulationMethod, SubmissionOutcome};
+use tandem_publisher::{SimulationAt, SimulationMethod, SubmissionOutcome};
 
-/// The body of a full checkpoint: ~120 KiB, the body cap "Protocol and L1 hardening" sets.
-const FULL_BODY_BYTES: usize = 120 * 1024;
+/// The body of a full checkpoint: the most txs that fit the deployment's body cap (120 KiB by
+/// default, "Protocol and L1 hardening").
 const SIMULATIONS: usize = 40;
 const INCLUSION_SLOTS: u64 = 50;
 
-fn full_body(chain_id: u64) -> Bytes {
+fn full_body(chain_id: u64, cap: usize) -> Bytes {
     let domain = SigningDomain {
         chain_id,
         rollup: ProtoAddress::repeat_byte(1),
@@ -52,13 +56,15 @@ fn full_body(chain_id: u64) -> Bytes {
         );
         txs.push(tx);
         nonce += 1;
-        let block = Block {
-            header: BlockHeader::default(),
-            txs: txs.clone(),
+        let encode = |txs: &[Tx]| {
+            encode_checkpoint_body(&[Block {
+                header: BlockHeader::default(),
+                txs: txs.to_vec(),
+            }])
         };
-        let body = encode_checkpoint_body(&[block]);
-        if body.len() >= FULL_BODY_BYTES {
-            return Bytes::from(body);
+        if encode(&txs).len() > cap {
+            txs.pop();
+            return Bytes::from(encode(&txs));
         }
     }
 }
@@ -86,9 +92,14 @@ async fn simulations_and_gas() {
         .publisher(dir.path(), fast_config(), vec![net.publisher_key(0)])
         .await;
     let simulator = publisher.handle.simulator();
-    let body = full_body(net.deployment.params.l2_chain_id);
-    let fee = net.reader.mana_min_fee(None).await.unwrap();
-    let genesis_archive = net.reader.archive_at(0).await.unwrap();
+    let cap = usize::try_from(net.deployment.params.max_checkpoint_body_bytes).unwrap();
+    let body = full_body(net.deployment.params.l2_chain_id, cap);
+    let fee = net
+        .reader
+        .mana_min_fee(None, BlockId::latest())
+        .await
+        .unwrap();
+    let genesis_archive = net.reader.archive_at(0, BlockId::latest()).await.unwrap();
     let slot = Slot(net.current_slot().0 + 2);
     let parent = net
         .bundle_with_fee(1, slot, genesis_archive, fee, body.clone())
@@ -97,13 +108,15 @@ async fn simulations_and_gas() {
     let child = net
         .bundle_with_fee(2, child_slot, parent.args.archive, fee, body.clone())
         .await;
-    let plan = net.plan_on_genesis(&parent).await;
+    let (base, plan) = net.plan_on_genesis(&parent).await;
+    let planned = SimulationAt::planned(&base, &plan);
     let calldata = tandem_publisher::propose_calldata(&parent);
     println!(
-        "propose: committee 48, {} attestations, body {} bytes, calldata {} bytes",
+        "propose: committee 48, {} attestations, body {} bytes (cap {cap}), calldata {} bytes, anvil --hardfork {}",
         parent.attestation_count(),
         body.len(),
-        calldata.len()
+        calldata.len(),
+        tandem_l1::harness::HARDFORK,
     );
     println!("simulation latency on local anvil ({SIMULATIONS} calls each):");
     let at = net.slot_start_secs(slot);
@@ -113,15 +126,36 @@ async fn simulations_and_gas() {
         SimulationMethod::SimulateV1,
         SimulationMethod::CallWithOverrides,
     ] {
-        for (label, bundle, when, plan) in [
+        for (label, bundle, when, planned) in [
             ("send time (no overrides)", &parent, at, None),
-            ("pipelined (plan overrides)", &child, child_at, Some(&plan)),
+            (
+                "pipelined (plan overrides)",
+                &child,
+                child_at,
+                Some(planned),
+            ),
         ] {
             let mut samples = Vec::with_capacity(SIMULATIONS);
             for _ in 0..SIMULATIONS {
                 let started = Instant::now();
+                // Send time reads the latest block first and pins the simulation to it, as the
+                // publisher does; the pipelined check reads at its plan's base block.
+                let at = match planned {
+                    Some(planned) => planned,
+                    None => SimulationAt::on_l1(
+                        net.harness
+                            .provider()
+                            .get_block_by_number(BlockNumberOrTag::Latest)
+                            .await
+                            .unwrap()
+                            .unwrap()
+                            .header
+                            .hash
+                            .into(),
+                    ),
+                };
                 let simulated = simulator
-                    .simulate_propose_with(method, bundle, when, plan)
+                    .simulate_propose_with(method, bundle, when, at)
                     .await
                     .unwrap();
                 samples.push(started.elapsed());
@@ -134,12 +168,27 @@ async fn simulations_and_gas() {
     for _ in 0..SIMULATIONS {
         let started = Instant::now();
         simulator
-            .view(calldata.clone(), Some(at), None)
+            .view(
+                calldata.clone(),
+                Some(at),
+                SimulationAt::on_l1(BlockId::latest()),
+            )
             .await
             .unwrap();
         samples.push(started.elapsed());
     }
     report("eth_call alone (no gas estimate)", samples);
+    let mut samples = Vec::with_capacity(SIMULATIONS);
+    let inside = tandem_proto::time::Timestamp::from_secs(child_at);
+    for _ in 0..SIMULATIONS {
+        let started = Instant::now();
+        simulator
+            .validate_header(&child.args, &child.body, inside, planned)
+            .await
+            .unwrap();
+        samples.push(started.elapsed());
+    }
+    report("validateHeader (eth_call, plan overrides)", samples);
     for method in [
         SimulationMethod::SimulateV1,
         SimulationMethod::CallWithOverrides,
@@ -171,8 +220,12 @@ async fn inclusion_delay() {
     let publisher = net
         .publisher(dir.path(), fast_config(), vec![net.publisher_key(0)])
         .await;
-    let fee = net.reader.mana_min_fee(None).await.unwrap();
-    let mut parent_archive = net.reader.archive_at(0).await.unwrap();
+    let fee = net
+        .reader
+        .mana_min_fee(None, BlockId::latest())
+        .await
+        .unwrap();
+    let mut parent_archive = net.reader.archive_at(0, BlockId::latest()).await.unwrap();
     let first_build = net
         .enter_slot_with_room(Duration::from_millis(300), Duration::from_secs(3))
         .await;

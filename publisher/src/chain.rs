@@ -9,14 +9,14 @@ use alloy::{
     primitives::{Address, B256, U256},
     providers::{DynProvider, Provider},
     sol_types::SolEvent,
-    transports::{RpcError, TransportError},
+    transports::TransportError,
 };
-use tandem_l1::{L1BlockRef, ProposeBundle, Rollup};
+use tandem_l1::{L1BlockRef, L1Error, ProposeBundle, Rollup};
 
 use crate::{
     error::PublisherError,
     fees::{FEE_HISTORY_BLOCKS, FeeEstimate, PRIORITY_FEE_PERCENTILE},
-    simulator::{SimulatedPropose, Simulator},
+    simulator::{SimulatedPropose, SimulationAt, Simulator},
 };
 
 /// Why the L1 node refused a raw tx: a definite answer, the tx is not in its mempool.
@@ -117,28 +117,29 @@ pub(crate) enum Broadcast {
     Unreachable(Unanswered),
 }
 
-/// Classifies a failed `eth_sendRawTransaction`. A JSON-RPC error answer is a refusal, except
-/// "already known" (the node has the tx) and a rate-limit answer (the node never looked at
-/// it); anything else may have reached the node.
-pub(crate) fn classify_broadcast_error(error: &TransportError) -> Broadcast {
-    match error {
-        RpcError::ErrorResp(payload) => {
-            let message = payload.message.to_lowercase();
-            if message.contains("already known")
-                || message.contains("already imported")
-                || message.contains("known transaction")
-            {
-                Broadcast::Accepted
-            } else if payload.is_retry_err() {
-                Broadcast::Unreachable(Unanswered::RateLimited)
-            } else {
-                Broadcast::Refused(Refusal::from_answer(payload.code, &payload.message))
-            }
+/// Classifies a failed `eth_sendRawTransaction`. "Already known" means the node has the tx; what
+/// [`L1Error::is_transient`] calls transient (a transport failure, a rate-limit answer) got no
+/// look at the tx; any other JSON-RPC error answer is a refusal, classified by what only a send
+/// can answer ("nonce too low", "replacement transaction underpriced", …); anything else (a
+/// garbled reply) may have reached the node.
+pub(crate) fn classify_broadcast_error(error: TransportError) -> Broadcast {
+    let answer = error
+        .as_error_resp()
+        .map(|payload| (payload.code, payload.message.to_string()));
+    if let Some((_, message)) = &answer {
+        let message = message.to_lowercase();
+        if message.contains("already known")
+            || message.contains("already imported")
+            || message.contains("known transaction")
+        {
+            return Broadcast::Accepted;
         }
-        RpcError::Transport(kind) if kind.is_retry_err() => {
-            Broadcast::Unreachable(Unanswered::RateLimited)
-        }
-        _ => Broadcast::Unreachable(Unanswered::Transport),
+    }
+    let error = L1Error::Transport(error);
+    match answer {
+        Some(_) if error.is_transient() => Broadcast::Unreachable(Unanswered::RateLimited),
+        Some((code, message)) => Broadcast::Refused(Refusal::from_answer(code, &message)),
+        None => Broadcast::Unreachable(Unanswered::Transport),
     }
 }
 
@@ -185,12 +186,13 @@ pub(crate) trait L1Chain: Send + Sync + 'static {
     fn knows(&self, hash: B256) -> L1Future<'_, bool>;
     /// The receipt of a mined tx, judged for checkpoint `checkpoint_number`.
     fn receipt(&self, hash: B256, checkpoint_number: u64) -> L1Future<'_, Option<Receipt>>;
-    /// The send-time simulation: `propose` on the latest L1 state as if mined at `at`, without
-    /// pipelining overrides.
+    /// The send-time simulation: `propose` on real L1 at `block` (by hash) as if mined at
+    /// `time`, without pipelining overrides.
     fn simulate_propose<'a>(
         &'a self,
         bundle: &'a ProposeBundle,
-        at: u64,
+        time: u64,
+        block: L1BlockRef,
     ) -> L1Future<'a, SimulatedPropose>;
 }
 
@@ -328,11 +330,8 @@ impl L1Chain for RpcChain {
             match self.provider.send_raw_transaction(raw).await {
                 Ok(_) => Broadcast::Accepted,
                 Err(error) => {
-                    let broadcast = classify_broadcast_error(&error);
-                    if matches!(broadcast, Broadcast::Unreachable(_)) {
-                        tracing::debug!(target: "publisher", %error, "eth_sendRawTransaction got no answer");
-                    }
-                    broadcast
+                    tracing::debug!(target: "publisher", %error, "eth_sendRawTransaction failed");
+                    classify_broadcast_error(error)
                 }
             }
         })
@@ -349,15 +348,20 @@ impl L1Chain for RpcChain {
     fn simulate_propose<'a>(
         &'a self,
         bundle: &'a ProposeBundle,
-        at: u64,
+        time: u64,
+        block: L1BlockRef,
     ) -> L1Future<'a, SimulatedPropose> {
-        Box::pin(self.simulator.simulate_propose(bundle, at, None))
+        Box::pin(
+            self.simulator
+                .simulate_propose(bundle, time, SimulationAt::on_l1(block.id())),
+        )
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use alloy::transports::RpcError;
 
     fn answer(code: i64, message: &str) -> TransportError {
         RpcError::ErrorResp(
@@ -369,44 +373,44 @@ mod tests {
     #[test]
     fn refusals_and_unreachable_nodes_are_told_apart() {
         assert_eq!(
-            classify_broadcast_error(&answer(-32000, "replacement transaction underpriced")),
+            classify_broadcast_error(answer(-32000, "replacement transaction underpriced")),
             Broadcast::Refused(Refusal::ReplacementUnderpriced)
         );
         assert_eq!(
-            classify_broadcast_error(&answer(-32000, "max fee per gas less than block base fee")),
+            classify_broadcast_error(answer(-32000, "max fee per gas less than block base fee")),
             Broadcast::Refused(Refusal::FeeCapBelowBaseFee)
         );
         assert_eq!(
-            classify_broadcast_error(&answer(-32003, "nonce too low")),
+            classify_broadcast_error(answer(-32003, "nonce too low")),
             Broadcast::Refused(Refusal::NonceTooLow)
         );
         assert_eq!(
-            classify_broadcast_error(&answer(
+            classify_broadcast_error(answer(
                 -32000,
                 "insufficient funds for gas * price + value: balance 0"
             )),
             Broadcast::Refused(Refusal::InsufficientFunds)
         );
         assert_eq!(
-            classify_broadcast_error(&answer(
+            classify_broadcast_error(answer(
                 -32000,
                 "intrinsic gas too high -- tx.gas_limit > env.block.gas_limit"
             )),
             Broadcast::Refused(Refusal::GasLimitTooHigh)
         );
         assert_eq!(
-            classify_broadcast_error(&answer(-32000, "txpool is full")),
+            classify_broadcast_error(answer(-32000, "txpool is full")),
             Broadcast::Refused(Refusal::Other {
                 code: -32000,
                 message: "txpool is full".into()
             })
         );
         assert_eq!(
-            classify_broadcast_error(&answer(-32000, "already known")),
+            classify_broadcast_error(answer(-32000, "already known")),
             Broadcast::Accepted
         );
         assert_eq!(
-            classify_broadcast_error(&RpcError::Transport(
+            classify_broadcast_error(RpcError::Transport(
                 alloy::transports::TransportErrorKind::BackendGone,
             )),
             Broadcast::Unreachable(Unanswered::Transport)
@@ -421,7 +425,7 @@ mod tests {
             (-32016, "rate limit reached for this IP"),
         ] {
             assert_eq!(
-                classify_broadcast_error(&answer(code, message)),
+                classify_broadcast_error(answer(code, message)),
                 Broadcast::Unreachable(Unanswered::RateLimited),
                 "{code} {message}"
             );

@@ -1,10 +1,10 @@
 //! Errors of the publisher.
 
 use alloy::primitives::{Address, Bytes};
-use tandem_l1::{L1Error, RollupRevert};
+use tandem_l1::{L1Error, RollupError};
 use tandem_proto::time::Slot;
 
-use crate::{config::MIN_REPLACEMENT_BUMP_PERCENT, record::RecordError};
+use crate::{config::MIN_REPLACEMENT_BUMP_PERCENT, record::RecordError, revert::Revert};
 
 /// What is wrong with a setting.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
@@ -70,7 +70,7 @@ pub enum PublisherError {
     TaskPanicked(tokio::task::JoinError),
     /// The contract refused the call with one of its custom errors.
     #[error("rollup would revert: {0}")]
-    Revert(RollupRevert),
+    Revert(Revert),
     /// The call reverted without one of the contract's errors.
     #[error("rollup would revert with undecoded data {0}")]
     UnknownRevert(Bytes),
@@ -104,11 +104,18 @@ pub enum PublisherError {
 
 impl PublisherError {
     /// The decoded revert, when the contract refused with one of its errors.
-    pub fn revert(&self) -> Option<&RollupRevert> {
+    pub fn revert(&self) -> Option<&RollupError> {
         match self {
-            Self::Revert(revert) => Some(revert),
+            Self::Revert(revert) => Some(revert.error()),
             _ => None,
         }
+    }
+
+    /// Whether the same call may succeed later: a transient L1 failure (see
+    /// [`L1Error::is_transient`]). The publisher's loops retry every non-fatal error anyway (the
+    /// next try reads a newer block); this only decides how loudly they log.
+    pub fn is_transient(&self) -> bool {
+        matches!(self, Self::L1(error) if error.is_transient())
     }
 
     /// Whether the publisher cannot go on (its tx store is broken, or a task panicked): every
@@ -125,14 +132,15 @@ impl PublisherError {
 impl From<L1Error> for PublisherError {
     fn from(error: L1Error) -> Self {
         match error {
-            L1Error::Revert(revert) => Self::Revert(revert),
+            L1Error::Revert(revert) => Self::Revert(revert.into()),
             other => Self::L1(other),
         }
     }
 }
 
 impl From<alloy::transports::TransportError> for PublisherError {
+    /// Through [`L1Error`]'s conversion, which decodes the contract's revert data.
     fn from(error: alloy::transports::TransportError) -> Self {
-        Self::L1(L1Error::Transport(error))
+        L1Error::from(error).into()
     }
 }

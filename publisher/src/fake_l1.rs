@@ -333,7 +333,8 @@ impl L1Chain for FakeL1 {
     fn simulate_propose<'a>(
         &'a self,
         _bundle: &'a ProposeBundle,
-        _at: u64,
+        _time: u64,
+        _block: L1BlockRef,
     ) -> L1Future<'a, SimulatedPropose> {
         let result = self.call(Call::Simulate).map(|()| SimulatedPropose {
             gas_used: self.state().gas_used,

@@ -5,9 +5,11 @@
 //!   a [`SubmissionHandle`] the caller may await or drop; [`PublisherHandle::interrupt`] stops
 //!   every wait within milliseconds (shutdown).
 //! - [`Simulator`] (from [`PublisherHandle::simulator`], cloneable) runs `canProposeAtTime`, the
-//!   min-fee view and `propose` simulations (`eth_simulateV1` or `eth_call` + `eth_estimateGas`
-//!   with block-time and state overrides) with reverts decoded to the contract's errors. It is not
-//!   an actor command: pre-checks never queue behind a submission.
+//!   min-fee view, `validateHeader` and `propose` simulations (`eth_simulateV1` or `eth_call` +
+//!   `eth_estimateGas` with block-time and state overrides) at the L1 block a [`SimulationAt`]
+//!   names (a plan only with the block its base was read at), with reverts decoded to the
+//!   contract's errors ([`Revert`]). It is not an actor command: pre-checks never queue behind a
+//!   submission.
 //! - Each request: inside the target slot it is sent at once; otherwise the task sleeps to
 //!   `T − E`, waits for the L1 block stamped `≥ T − E` (bounded: a missed L1 slot sends anyway),
 //!   simulates against real L1 at `T` without pipelining overrides (a revert drops it, with the
@@ -36,6 +38,7 @@ mod lifecycle;
 mod metrics;
 mod monitor;
 mod record;
+mod revert;
 mod schedule;
 mod signing;
 mod simulator;
@@ -56,8 +59,11 @@ pub use record::{
     Attempt, AttemptKind, AttemptStatus, FinalState, MinedAt, RECORD_VERSION, RecordError,
     TxRecord, TxState,
 };
+pub use revert::Revert;
 pub use signing::{CANCEL_GAS, PublisherKeys};
-pub use simulator::{ProposeSlot, SimulatedPropose, Simulator, propose_calldata};
+pub use simulator::{
+    ProposeSlot, SimulatedPropose, SimulationAt, Simulator, ValidatedHeader, propose_calldata,
+};
 pub use store::TxStore;
 pub use submission::{
     Landed, MAX_TX_GAS_LIMIT, SendFailure, SimulationDrop, SubmissionHandle, SubmissionOutcome,

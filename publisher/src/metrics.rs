@@ -2,7 +2,6 @@
 //! outcomes, attempt kinds, the contract's error names and the configured publisher addresses.
 
 use alloy::primitives::Address;
-use tandem_l1::RollupRevert;
 
 use crate::record::AttemptKind;
 
@@ -76,16 +75,6 @@ pub fn describe() {
     );
 }
 
-/// The contract error's name, e.g. `InvalidArchive`.
-pub(crate) fn revert_name(revert: &RollupRevert) -> String {
-    let debug = format!("{revert:?}");
-    debug
-        .split(|c: char| !c.is_ascii_alphanumeric())
-        .next()
-        .unwrap_or("Unknown")
-        .to_string()
-}
-
 pub(crate) fn outcome(label: &'static str) {
     metrics::counter!("publisher_txs_total", "outcome" => label).increment(1);
 }
@@ -106,7 +95,7 @@ pub(crate) fn cancel(result: &'static str) {
     metrics::counter!("publisher_cancels_total", "result" => result).increment(1);
 }
 
-pub(crate) fn dropped_at_simulation(reason: String) {
+pub(crate) fn dropped_at_simulation(reason: &'static str) {
     metrics::counter!("publisher_dropped_at_simulation_total", "reason" => reason).increment(1);
 }
 
@@ -146,29 +135,4 @@ pub(crate) fn balance(address: Address, wei: u128, runway: u128, low: bool) {
 
 pub(crate) fn in_flight(delta: f64) {
     metrics::gauge!("publisher_in_flight").increment(delta);
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use alloy::primitives::{B256, U256};
-
-    #[test]
-    fn revert_names_are_the_variant_names() {
-        assert_eq!(
-            revert_name(&RollupRevert::InvalidArchive {
-                expected: B256::ZERO,
-                got: B256::ZERO
-            }),
-            "InvalidArchive"
-        );
-        assert_eq!(
-            revert_name(&RollupRevert::InvalidCoinbase),
-            "InvalidCoinbase"
-        );
-        assert_eq!(
-            revert_name(&RollupRevert::BeforeGenesis(U256::from(1))),
-            "BeforeGenesis"
-        );
-    }
 }

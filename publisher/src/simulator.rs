@@ -2,13 +2,15 @@
 //! not an actor command, so a proposer's pre-checks never queue behind a submission waiting for
 //! its L1 block. Reverts come back decoded into the contract's typed errors.
 //!
-//! Each contract check is one method over [`Simulator::view`] or the propose simulation, so a new
-//! view (e.g. `validateHeader`) is one more method of a few lines.
+//! Every method reads at the L1 block a [`SimulationAt`] names. A pipelining plan only comes
+//! with the block its base was read at ([`SimulationAt::planned`], by hash), so a plan's tips,
+//! archive and fee header are never laid over the state of another block; the send-time check
+//! reads real L1 at the block it just saw ([`SimulationAt::on_l1`]).
 
 use std::time::Instant;
 
 use alloy::{
-    eips::BlockNumberOrTag,
+    eips::BlockId,
     primitives::{Address, B256, Bytes},
     providers::{DynProvider, Provider},
     rpc::types::{
@@ -16,10 +18,13 @@ use alloy::{
         simulate::{SimBlock, SimulatePayload},
         state::StateOverride,
     },
-    sol_types::SolCall,
+    sol_types::{SolCall, SolInterface},
     transports::{RpcError, TransportError},
 };
-use tandem_l1::{L1Reader, ProposeBundle, Rollup, RollupRevert, overrides::SimulationPlan};
+use tandem_l1::{
+    FeeHeader, L1Error, L1Reader, ProposeBundle, Rollup, RollupError, SimulationBase,
+    overrides::SimulationPlan,
+};
 use tandem_proto::time::{Slot, Timestamp};
 
 use crate::{config::SimulationMethod, error::PublisherError};
@@ -38,6 +43,54 @@ pub struct ProposeSlot {
 pub struct SimulatedPropose {
     /// Gas the tx would use (intrinsic and calldata included).
     pub gas_used: u64,
+}
+
+/// A header `validateHeader` accepts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ValidatedHeader {
+    /// The header hash `propose` would store.
+    pub header_hash: B256,
+    /// The fee header `propose` would store.
+    pub fee_header: FeeHeader,
+}
+
+/// Where a simulation reads L1: one block, and the pipelining plan built on it, if any.
+#[derive(Debug, Clone, Copy)]
+pub struct SimulationAt<'a> {
+    block: BlockId,
+    plan: Option<&'a SimulationPlan>,
+}
+
+impl<'a> SimulationAt<'a> {
+    /// Real L1 state at `block`, without overrides (e.g. the send-time check, pinned to the
+    /// block it read; `BlockId::latest()` for a one-off view).
+    pub const fn on_l1(block: BlockId) -> Self {
+        Self { block, plan: None }
+    }
+
+    /// `plan`'s overrides on the L1 block its base was read at, by hash.
+    pub fn planned(base: &SimulationBase, plan: &'a SimulationPlan) -> Self {
+        Self {
+            block: base.l1_block.id(),
+            plan: Some(plan),
+        }
+    }
+
+    /// The L1 block read.
+    pub const fn block(&self) -> BlockId {
+        self.block
+    }
+
+    /// The plan, if any.
+    pub const fn plan(&self) -> Option<&'a SimulationPlan> {
+        self.plan
+    }
+
+    fn overrides(&self, rollup: Address) -> Option<StateOverride> {
+        self.plan
+            .filter(|plan| !plan.is_empty())
+            .map(|plan| plan.state_override(rollup))
+    }
 }
 
 /// The `propose` calldata of a bundle.
@@ -61,34 +114,41 @@ pub struct Simulator {
     method: SimulationMethod,
 }
 
-fn overrides(plan: Option<&SimulationPlan>, rollup: Address) -> Option<StateOverride> {
-    plan.filter(|plan| !plan.is_empty())
-        .map(|plan| plan.state_override(rollup))
-}
-
-/// A failed call: the contract's decoded error when the node returned revert data.
+/// A failed call: the contract's decoded error when the node returned its revert data, undecoded
+/// revert data otherwise; any other failure as an L1 error.
 fn call_error(error: TransportError) -> PublisherError {
-    if let RpcError::ErrorResp(payload) = &error
-        && let Some(data) = payload.as_revert_data()
-    {
-        return revert(data);
+    let data = error
+        .as_error_resp()
+        .and_then(|payload| payload.as_revert_data());
+    match L1Error::from(error) {
+        L1Error::Revert(revert) => PublisherError::Revert(revert.into()),
+        other => match data {
+            Some(data) => PublisherError::UnknownRevert(data),
+            None => PublisherError::L1(other),
+        },
     }
-    error.into()
 }
 
 /// JSON-RPC "method not found" (-32601): the node does not implement the call.
 fn is_method_not_found(error: &PublisherError) -> bool {
     matches!(
         error,
-        PublisherError::L1(tandem_l1::L1Error::Transport(RpcError::ErrorResp(payload)))
+        PublisherError::L1(L1Error::Transport(RpcError::ErrorResp(payload)))
             if payload.code == -32601
     )
 }
 
 fn revert(data: Bytes) -> PublisherError {
-    match RollupRevert::decode(&data) {
-        Some(revert) => PublisherError::Revert(revert),
-        None => PublisherError::UnknownRevert(data),
+    match RollupError::abi_decode(&data) {
+        Ok(revert) => PublisherError::Revert(revert.into()),
+        Err(_) => PublisherError::UnknownRevert(data),
+    }
+}
+
+fn block_time(time: u64) -> BlockOverrides {
+    BlockOverrides {
+        time: Some(time),
+        ..Default::default()
     }
 }
 
@@ -130,21 +190,22 @@ impl Simulator {
         self.reader.provider()
     }
 
-    /// `canProposeAtTime(at, archive, proposer)` under `plan`.
+    /// `canProposeAtTime(time, archive, proposer)`.
     pub async fn can_propose_at(
         &self,
-        at: Timestamp,
+        time: Timestamp,
         archive: B256,
         proposer: Address,
-        plan: Option<&SimulationPlan>,
+        at: SimulationAt<'_>,
     ) -> Result<ProposeSlot, PublisherError> {
         let (slot, next_checkpoint) = self
             .reader
             .can_propose_at(
-                at.as_secs(),
+                time.as_secs(),
                 archive,
                 proposer,
-                overrides(plan, self.rollup()),
+                at.overrides(self.rollup()),
+                at.block(),
             )
             .await?;
         Ok(ProposeSlot {
@@ -153,47 +214,66 @@ impl Simulator {
         })
     }
 
-    /// The min fee per mana the next checkpoint must carry, under `plan`.
-    pub async fn mana_min_fee(
-        &self,
-        plan: Option<&SimulationPlan>,
-    ) -> Result<u128, PublisherError> {
+    /// The min fee per mana the next checkpoint must carry.
+    pub async fn mana_min_fee(&self, at: SimulationAt<'_>) -> Result<u128, PublisherError> {
         Ok(self
             .reader
-            .mana_min_fee(overrides(plan, self.rollup()))
+            .mana_min_fee(at.overrides(self.rollup()), at.block())
             .await?)
     }
 
-    /// A view call of the rollup at the latest block, as if that block had timestamp `at`, under
-    /// `plan`. Returns the raw return data; reverts come back decoded.
+    /// `validateHeader(args, body, time)`: every check `propose` makes except the caller and the
+    /// signatures, as if mined at `time` (a timestamp in the target slot; the sequencer uses the
+    /// slot's start). The sequencer calls it under its plan before gossiping a checkpoint.
+    pub async fn validate_header(
+        &self,
+        args: &Rollup::ProposeArgs,
+        body: &Bytes,
+        time: Timestamp,
+        at: SimulationAt<'_>,
+    ) -> Result<ValidatedHeader, PublisherError> {
+        let (header_hash, fee_header) = self
+            .reader
+            .validate_header(
+                args,
+                body,
+                time.as_secs(),
+                at.overrides(self.rollup()),
+                at.block(),
+            )
+            .await?;
+        Ok(ValidatedHeader {
+            header_hash,
+            fee_header,
+        })
+    }
+
+    /// A view call of the rollup, as if its block had timestamp `time` when given. Returns the
+    /// raw return data; reverts come back decoded.
     pub async fn view(
         &self,
         calldata: Bytes,
-        at: Option<u64>,
-        plan: Option<&SimulationPlan>,
+        time: Option<u64>,
+        at: SimulationAt<'_>,
     ) -> Result<Bytes, PublisherError> {
         let request = self.request(calldata);
-        let call = self
-            .provider()
+        self.provider()
             .call(request)
-            .block(BlockNumberOrTag::Latest.into())
-            .overrides_opt(overrides(plan, self.rollup()))
-            .with_block_overrides_opt(at.map(|time| BlockOverrides {
-                time: Some(time),
-                ..Default::default()
-            }));
-        call.await.map_err(call_error)
+            .block(at.block())
+            .overrides_opt(at.overrides(self.rollup()))
+            .with_block_overrides_opt(time.map(block_time))
+            .await
+            .map_err(call_error)
     }
 
-    /// Simulates `propose` on the latest L1 state as if mined at `at` (seconds), under `plan`
-    /// (`None` at send time: the parent must really be on L1), with the configured method.
+    /// Simulates `propose` as if mined at `time` (seconds), with the configured method.
     pub async fn simulate_propose(
         &self,
         bundle: &ProposeBundle,
-        at: u64,
-        plan: Option<&SimulationPlan>,
+        time: u64,
+        at: SimulationAt<'_>,
     ) -> Result<SimulatedPropose, PublisherError> {
-        self.simulate_propose_with(self.method, bundle, at, plan)
+        self.simulate_propose_with(self.method, bundle, time, at)
             .await
     }
 
@@ -202,23 +282,23 @@ impl Simulator {
         &self,
         method: SimulationMethod,
         bundle: &ProposeBundle,
-        at: u64,
-        plan: Option<&SimulationPlan>,
+        time: u64,
+        at: SimulationAt<'_>,
     ) -> Result<SimulatedPropose, PublisherError> {
         let started = Instant::now();
         let calldata = propose_calldata(bundle);
         let result = match method {
             SimulationMethod::SimulateV1 => {
-                match self.simulate_v1(calldata.clone(), at, plan).await {
+                match self.simulate_v1(calldata.clone(), time, at).await {
                     Err(error) if is_method_not_found(&error) => {
                         tracing::warn!(target: "publisher",
                         "the L1 node has no eth_simulateV1; simulating with eth_call + eth_estimateGas");
-                        self.call_and_estimate(calldata, at, plan).await
+                        self.call_and_estimate(calldata, time, at).await
                     }
                     other => other,
                 }
             }
-            SimulationMethod::CallWithOverrides => self.call_and_estimate(calldata, at, plan).await,
+            SimulationMethod::CallWithOverrides => self.call_and_estimate(calldata, time, at).await,
         };
         metrics::histogram!("publisher_simulation_seconds", "method" => method.as_str())
             .record(started.elapsed().as_secs_f64());
@@ -228,17 +308,14 @@ impl Simulator {
     async fn simulate_v1(
         &self,
         calldata: Bytes,
-        at: u64,
-        plan: Option<&SimulationPlan>,
+        time: u64,
+        at: SimulationAt<'_>,
     ) -> Result<SimulatedPropose, PublisherError> {
         let request = self.request(calldata);
         let mut block = SimBlock::default()
-            .with_block_overrides(BlockOverrides {
-                time: Some(at),
-                ..Default::default()
-            })
+            .with_block_overrides(block_time(time))
             .call(request);
-        if let Some(overrides) = overrides(plan, self.rollup()) {
+        if let Some(overrides) = at.overrides(self.rollup()) {
             block = block.with_state_overrides(overrides);
         }
         let payload = SimulatePayload {
@@ -250,7 +327,7 @@ impl Simulator {
         let blocks = self
             .provider()
             .simulate(&payload)
-            .block_id(BlockNumberOrTag::Latest.into())
+            .block_id(at.block())
             .await?;
         let call = blocks.first().and_then(|block| block.calls.first()).ok_or(
             PublisherError::Unexpected("eth_simulateV1 returned no call result"),
@@ -272,20 +349,17 @@ impl Simulator {
     async fn call_and_estimate(
         &self,
         calldata: Bytes,
-        at: u64,
-        plan: Option<&SimulationPlan>,
+        time: u64,
+        at: SimulationAt<'_>,
     ) -> Result<SimulatedPropose, PublisherError> {
-        self.view(calldata.clone(), Some(at), plan).await?;
+        self.view(calldata.clone(), Some(time), at).await?;
         let request = self.request(calldata);
         let gas_used = self
             .provider()
             .estimate_gas(request)
-            .block(BlockNumberOrTag::Latest.into())
-            .overrides_opt(overrides(plan, self.rollup()))
-            .with_block_overrides(BlockOverrides {
-                time: Some(at),
-                ..Default::default()
-            })
+            .block(at.block())
+            .overrides_opt(at.overrides(self.rollup()))
+            .with_block_overrides(block_time(time))
             .await
             .map_err(call_error)?;
         Ok(SimulatedPropose { gas_used })
@@ -305,13 +379,43 @@ mod tests {
     }
 
     #[test]
+    fn a_plan_is_read_at_its_base_block_by_hash() {
+        use tandem_l1::{FeeParams, L1BlockRef};
+        let base = SimulationBase {
+            l1_block: L1BlockRef {
+                number: 7,
+                hash: B256::repeat_byte(7),
+                timestamp: 1_000,
+            },
+            checkpointed: 0,
+            proven: 0,
+            tip_archive: B256::ZERO,
+            tip_fee_header: FeeHeader::default(),
+        };
+        let fees = FeeParams {
+            mana_target: 1_000_000,
+            min_fee_per_mana: 1_000,
+            fee_update_fraction: 5_000_000,
+        };
+        let plan = SimulationPlan::from_base(&base, &[], &fees).unwrap();
+        let at = SimulationAt::planned(&base, &plan);
+        assert_eq!(at.block(), BlockId::hash(B256::repeat_byte(7)));
+        assert!(at.plan().is_some());
+        assert!(SimulationAt::on_l1(BlockId::latest()).plan().is_none());
+    }
+
+    #[test]
     fn reverts_are_decoded_and_a_missing_method_is_recognised() {
         use alloy::sol_types::SolError;
         let data = tandem_l1::Rollup::InvalidCoinbase {}.abi_encode();
         let hex = format!("0x{}", alloy::hex::encode(&data));
         assert!(matches!(
-            call_error(answer(3, Some(&hex))),
-            PublisherError::Revert(RollupRevert::InvalidCoinbase)
+            call_error(answer(3, Some(&hex))).revert(),
+            Some(RollupError::InvalidCoinbase(_))
+        ));
+        assert!(matches!(
+            revert(data.into()).revert(),
+            Some(RollupError::InvalidCoinbase(_))
         ));
         assert!(matches!(
             call_error(answer(3, Some("0xdeadbeef"))),

@@ -5,7 +5,7 @@
 use std::{sync::Arc, time::Duration};
 
 use alloy::primitives::{Address, B256, Bytes};
-use tandem_l1::{ProposeBundle, RollupRevert};
+use tandem_l1::ProposeBundle;
 use tandem_proto::time::{Slot, Timestamp};
 use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
@@ -18,6 +18,7 @@ use crate::{
     lifecycle::{window_closed, window_reached},
     monitor,
     record::{AttemptKind, AttemptStatus, FinalState, TxRecord, TxState},
+    revert::Revert,
     schedule::{self, L1Head, SendSchedule, SendTime},
     signing::TxBody,
 };
@@ -50,7 +51,7 @@ pub struct Landed {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum SimulationDrop {
     /// The contract would revert with this error.
-    Revert(RollupRevert),
+    Revert(Revert),
     /// The call would revert with data that is not one of the contract's errors.
     UnknownRevert(Bytes),
     /// The propose needs more gas than one tx may carry (EIP-7825).
@@ -276,11 +277,17 @@ pub(crate) async fn run(
             return Ok(expired(&probe));
         }
         let at = window_start.max(latest.timestamp.saturating_add(1));
-        tracing::trace!(target: "publisher", slot = %request.target, at, "simulating the propose");
-        match shared.chain.simulate_propose(&request.bundle, at).await {
+        tracing::trace!(target: "publisher", slot = %request.target, at, block = latest.number,
+            "simulating the propose");
+        // Pinned to the block just read (by hash): the check and its window test see one state.
+        match shared
+            .chain
+            .simulate_propose(&request.bundle, at, latest)
+            .await
+        {
             Ok(simulated) => break simulated,
             Err(PublisherError::Revert(revert)) => {
-                crate::metrics::dropped_at_simulation(crate::metrics::revert_name(&revert));
+                crate::metrics::dropped_at_simulation(revert.name());
                 tracing::warn!(target: "publisher", slot = %request.target,
                     checkpoint = request.checkpoint_number, reason = %revert,
                     "propose dropped: it would revert on L1");
@@ -289,15 +296,26 @@ pub(crate) async fn run(
                 ));
             }
             Err(PublisherError::UnknownRevert(data)) => {
-                crate::metrics::dropped_at_simulation("unknown".to_string());
+                crate::metrics::dropped_at_simulation("unknown");
                 tracing::warn!(target: "publisher", slot = %request.target, %data,
                     "propose dropped: it would revert on L1 with undecoded data");
                 return Ok(SubmissionOutcome::DroppedAtSimulation(
                     SimulationDrop::UnknownRevert(data),
                 ));
             }
-            Err(error) => {
+            Err(error) if error.is_transient() => {
                 tracing::warn!(target: "publisher", %error, "send-time simulation failed; retrying");
+                if schedule::nap(shared.config.send_wait_poll_interval, &cancel)
+                    .await
+                    .is_err()
+                {
+                    return Ok(SubmissionOutcome::Interrupted);
+                }
+            }
+            Err(error) => {
+                // A definite answer that is no revert (e.g. the block just read is gone): the
+                // next try reads a newer block, until the window closes.
+                tracing::error!(target: "publisher", %error, "send-time simulation failed; retrying on a newer block");
                 if schedule::nap(shared.config.send_wait_poll_interval, &cancel)
                     .await
                     .is_err()
@@ -320,7 +338,7 @@ pub(crate) async fn run(
             limit
         }
         GasLimit::TooHigh { needed } => {
-            crate::metrics::dropped_at_simulation("GasAboveTxCap".to_string());
+            crate::metrics::dropped_at_simulation("GasAboveTxCap");
             tracing::warn!(target: "publisher", slot = %request.target, needed,
                 cap = MAX_TX_GAS_LIMIT, "propose dropped: it needs more gas than one tx may carry");
             return Ok(SubmissionOutcome::DroppedAtSimulation(

@@ -79,6 +79,8 @@ fn bundle(number: u64, slot: Slot) -> ProposeBundle {
         attestations: Vec::new(),
         signers: U256::ZERO,
         body: Bytes::from_static(b"body"),
+        skipped: Vec::new(),
+        quorum: 0,
     }
 }
 

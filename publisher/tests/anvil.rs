@@ -4,6 +4,7 @@ mod common;
 
 use std::time::{Duration, Instant};
 
+use alloy::eips::BlockId;
 use alloy::{
     network::TransactionBuilder,
     primitives::{B256, Bytes, U256},
@@ -11,11 +12,11 @@ use alloy::{
     rpc::types::TransactionRequest,
 };
 use common::{Net, fast_config, wait_status};
-use tandem_l1::RollupRevert;
+use tandem_l1::{Rollup, RollupError};
 use tandem_proto::time::Slot;
 use tandem_publisher::{
-    AttemptKind, AttemptStatus, FinalState, GWEI, PublisherError, SimulationDrop,
-    SubmissionOutcome, SubmissionStatus, TxState, TxStore,
+    AttemptKind, AttemptStatus, FinalState, GWEI, PublisherError, Revert, SimulationAt,
+    SimulationDrop, SubmissionOutcome, SubmissionStatus, TxState, TxStore,
 };
 
 const WAIT: Duration = Duration::from_secs(40);
@@ -347,7 +348,7 @@ async fn a_propose_whose_parent_never_landed_is_dropped_at_simulation() {
         .await;
     let target = net.current_slot().next();
     // Checkpoint 2 on a parent (checkpoint 1) that only ever existed as a proposal.
-    let genesis_archive = net.reader.archive_at(0).await.unwrap();
+    let genesis_archive = net.reader.archive_at(0, BlockId::latest()).await.unwrap();
     let parent_archive = common::archive_after(genesis_archive, Slot(target.0 - 1));
     let bundle = net.bundle(2, target, parent_archive).await;
     let handle = publisher
@@ -357,12 +358,12 @@ async fn a_propose_whose_parent_never_landed_is_dropped_at_simulation() {
         .unwrap();
     assert_eq!(
         outcome(handle).await,
-        SubmissionOutcome::DroppedAtSimulation(SimulationDrop::Revert(
-            RollupRevert::InvalidCheckpointNumber {
+        SubmissionOutcome::DroppedAtSimulation(SimulationDrop::Revert(Revert::from(
+            RollupError::InvalidCheckpointNumber(Rollup::InvalidCheckpointNumber {
                 expected: U256::from(1),
                 got: U256::from(2),
-            }
-        ))
+            })
+        )))
     );
     assert_eq!(net.nonce(key.address()).await, 0, "nothing was sent");
     publisher.stop().await;
@@ -563,15 +564,16 @@ async fn both_simulation_methods_agree_and_honour_the_pipelining_plan() {
         .await;
     let simulator = publisher.handle.simulator();
     let slot = Slot(net.current_slot().0 + 2);
-    let genesis_archive = net.reader.archive_at(0).await.unwrap();
+    let genesis_archive = net.reader.archive_at(0, BlockId::latest()).await.unwrap();
     let parent = net.bundle(1, slot, genesis_archive).await;
     let at = net.slot_start_secs(slot);
+    let latest = SimulationAt::on_l1(BlockId::latest());
     let a = simulator
-        .simulate_propose_with(SimulateV1, &parent, at, None)
+        .simulate_propose_with(SimulateV1, &parent, at, latest)
         .await
         .unwrap();
     let b = simulator
-        .simulate_propose_with(CallWithOverrides, &parent, at, None)
+        .simulate_propose_with(CallWithOverrides, &parent, at, latest)
         .await
         .unwrap();
     assert!(a.gas_used > 100_000);
@@ -584,57 +586,162 @@ async fn both_simulation_methods_agree_and_honour_the_pipelining_plan() {
 
     // Checkpoint 2 on the proposed (not landed) checkpoint 1: only the plan makes it valid.
     let child_slot = slot.next();
-    let child = net
-        .bundle_with_fee(
-            2,
-            child_slot,
-            parent.args.archive,
-            net.reader.mana_min_fee(None).await.unwrap(),
-            alloy::primitives::Bytes::from(vec![1u8; 64]),
-        )
-        .await;
-    let plan = net.plan_on_genesis(&parent).await;
+    let child = child_of(&net, &parent, child_slot).await;
+    let (base, plan) = net.plan_on_genesis(&parent).await;
+    let planned = SimulationAt::planned(&base, &plan);
+    let bare = SimulationAt::on_l1(base.l1_block.id());
     let child_at = net.slot_start_secs(child_slot);
     for method in [SimulateV1, CallWithOverrides] {
         let err = simulator
-            .simulate_propose_with(method, &child, child_at, None)
+            .simulate_propose_with(method, &child, child_at, bare)
             .await
             .unwrap_err();
-        assert_eq!(
-            err.revert(),
-            Some(&RollupRevert::InvalidCheckpointNumber {
-                expected: U256::from(1),
-                got: U256::from(2)
-            }),
-            "{method:?}"
+        assert!(
+            matches!(
+                err.revert(),
+                Some(RollupError::InvalidCheckpointNumber(e))
+                    if e.expected == U256::from(1) && e.got == U256::from(2)
+            ),
+            "{method:?}: {err}"
         );
         simulator
-            .simulate_propose_with(method, &child, child_at, Some(&plan))
+            .simulate_propose_with(method, &child, child_at, planned)
             .await
             .unwrap_or_else(|err| panic!("{method:?}: {err}"));
     }
-    let proposer = net.reader.proposer_at(child_at).await.unwrap().unwrap();
+    let proposer = net
+        .reader
+        .proposer_at(child_at, base.l1_block.id())
+        .await
+        .unwrap()
+        .unwrap();
     let can = simulator
         .can_propose_at(
             tandem_proto::time::Timestamp::from_secs(child_at),
             parent.args.archive,
             proposer,
-            Some(&plan),
+            planned,
         )
         .await
         .unwrap();
     assert_eq!(can.next_checkpoint, 2);
     assert_eq!(can.slot, child_slot);
-    assert!(matches!(
-        simulator
-            .can_propose_at(
-                tandem_proto::time::Timestamp::from_secs(child_at),
-                B256::repeat_byte(9),
-                proposer,
-                Some(&plan),
-            )
-            .await,
-        Err(PublisherError::Revert(RollupRevert::InvalidArchive { .. }))
-    ));
+    let wrong_archive = simulator
+        .can_propose_at(
+            tandem_proto::time::Timestamp::from_secs(child_at),
+            B256::repeat_byte(9),
+            proposer,
+            planned,
+        )
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(wrong_archive.revert(), Some(RollupError::InvalidArchive(_))),
+        "{wrong_archive}"
+    );
+    publisher.stop().await;
+}
+
+/// Checkpoint 2 for `slot` on top of `parent` (checkpoint 1), paying L1's current min fee.
+async fn child_of(
+    net: &Net,
+    parent: &tandem_l1::ProposeBundle,
+    slot: Slot,
+) -> tandem_l1::ProposeBundle {
+    let fee = net
+        .reader
+        .mana_min_fee(None, BlockId::latest())
+        .await
+        .unwrap();
+    net.bundle_with_fee(
+        2,
+        slot,
+        parent.args.archive,
+        fee,
+        Bytes::from(vec![1u8; 64]),
+    )
+    .await
+}
+
+#[tokio::test]
+async fn validate_header_accepts_the_built_header_and_names_what_a_tampered_one_breaks() {
+    let net = Net::start(4, 4).await;
+    let dir = tempfile::tempdir().unwrap();
+    let publisher = net
+        .publisher(dir.path(), fast_config(), vec![net.publisher_key(0)])
+        .await;
+    let simulator = publisher.handle.simulator();
+    let slot = Slot(net.current_slot().0 + 2);
+    let genesis_archive = net.reader.archive_at(0, BlockId::latest()).await.unwrap();
+    let parent = net.bundle(1, slot, genesis_archive).await;
+    let child_slot = slot.next();
+    let child = child_of(&net, &parent, child_slot).await;
+    // As the sequencer checks it before gossiping: under the plan (the parent only proposed),
+    // at a time inside the target slot.
+    let (base, plan) = net.plan_on_genesis(&parent).await;
+    let planned = SimulationAt::planned(&base, &plan);
+    let inside = tandem_proto::time::Timestamp::from_secs(net.slot_start_secs(child_slot) + 1);
+    let valid = simulator
+        .validate_header(&child.args, &child.body, inside, planned)
+        .await
+        .unwrap();
+    assert_eq!(
+        valid.header_hash,
+        tandem_l1::header_from_sol(&child.args.header).hash()
+    );
+    assert_eq!(valid.fee_header.mana_used, child.args.header.totalManaUsed);
+
+    // The parent is only proposed: without the plan, L1 expects checkpoint 1.
+    let err = simulator
+        .validate_header(
+            &child.args,
+            &child.body,
+            inside,
+            SimulationAt::on_l1(base.l1_block.id()),
+        )
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(err.revert(), Some(RollupError::InvalidCheckpointNumber(e)) if e.expected == U256::from(1)),
+        "{err}"
+    );
+    // A header on another archive.
+    let mut tampered = child.args.clone();
+    tampered.header.lastArchiveRoot = B256::repeat_byte(0xee);
+    let err = simulator
+        .validate_header(&tampered, &child.body, inside, planned)
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(
+            err.revert(),
+            Some(RollupError::InvalidArchive(e))
+                if e.expected == parent.args.archive && e.got == B256::repeat_byte(0xee)
+        ),
+        "{err}"
+    );
+    // A body that is not the one the header commits to.
+    let err = simulator
+        .validate_header(&child.args, &Bytes::from(vec![2u8; 64]), inside, planned)
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(err.revert(), Some(RollupError::InvalidBodyHash(e)) if e.expected == child.args.header.bodyHash),
+        "{err}"
+    );
+    // The right header at a time outside its slot.
+    let err = simulator
+        .validate_header(
+            &child.args,
+            &child.body,
+            tandem_proto::time::Timestamp::from_secs(net.slot_start_secs(child_slot.next())),
+            planned,
+        )
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(err.revert(), Some(RollupError::InvalidSlot(_))),
+        "{err}"
+    );
     publisher.stop().await;
 }

@@ -6,8 +6,10 @@ use std::{
     time::Duration,
 };
 
+use eyre::{WrapErr, eyre};
 use serde::{Deserialize, Serialize};
-use tandem_publisher::{GWEI, PublisherError, SimulationMethod};
+use tandem_proto::Address;
+use tandem_publisher::{GWEI, PublisherError, PublisherKeys, SimulationMethod};
 
 use super::{Problem, Role};
 
@@ -181,6 +183,23 @@ impl PublisherConfig {
         Ok(settings)
     }
 
+    /// Decrypts `keystores` with `password_file` (through [`crate::keys::load_signer`], alloy's
+    /// local signer) into the publisher's keys, in order; refuses duplicates and any of
+    /// `attesters` (publisher and attester keys must be separate L1 accounts).
+    pub(crate) fn load_keys(&self, attesters: &[Address]) -> eyre::Result<PublisherKeys> {
+        let password = self.password_file.as_deref().ok_or_else(|| {
+            eyre!("publisher.password_file is required to decrypt publisher.keystores")
+        })?;
+        let signers = self
+            .keystores
+            .iter()
+            .map(|keystore| {
+                crate::keys::load_signer(keystore, password).wrap_err("publisher.keystores")
+            })
+            .collect::<eyre::Result<Vec<_>>>()?;
+        PublisherKeys::new(signers, attesters).wrap_err("publisher.keystores")
+    }
+
     /// Reports what is wrong with the section for a node of `role` (the rules that do not
     /// depend on the protocol constants).
     pub(crate) fn problems(
@@ -285,6 +304,50 @@ mod tests {
                 "the env var of publisher.{key} is not documented"
             );
         }
+    }
+
+    #[test]
+    fn keystores_load_in_order_and_an_attester_key_is_refused() {
+        use alloy::signers::local::PrivateKeySigner;
+        let dir = tempfile::tempdir().unwrap();
+        let password = dir.path().join("password");
+        std::fs::write(&password, "publisher pass\n").unwrap();
+        let mut addresses = Vec::new();
+        let mut keystores = Vec::new();
+        for name in ["one.json", "two.json"] {
+            let (signer, _) = PrivateKeySigner::new_keystore(
+                dir.path(),
+                &mut rand::thread_rng(),
+                "publisher pass",
+                Some(name),
+            )
+            .unwrap();
+            addresses.push(signer.address());
+            keystores.push(dir.path().join(name));
+        }
+        let config = PublisherConfig {
+            keystores,
+            password_file: Some(password.clone()),
+            ..Default::default()
+        };
+        let keys = config.load_keys(&[]).unwrap();
+        assert_eq!(keys.addresses(), addresses);
+        let err = config.load_keys(&[addresses[1]]).unwrap_err();
+        assert!(
+            format!("{err:#}").contains("is also an attester key"),
+            "{err:#}"
+        );
+        std::fs::write(&password, "wrong").unwrap();
+        let err = format!("{:#}", config.load_keys(&[]).unwrap_err());
+        assert!(
+            err.contains("publisher.keystores") && err.contains("cannot decrypt"),
+            "{err}"
+        );
+        let no_password = PublisherConfig {
+            password_file: None,
+            ..config
+        };
+        assert!(no_password.load_keys(&[]).is_err());
     }
 
     #[test]

@@ -6,12 +6,13 @@
 use std::{path::Path, sync::Arc, time::Duration};
 
 use alloy::{
+    eips::{BlockId, BlockNumberOrTag},
     primitives::{Address, B256, Bytes, keccak256},
     providers::{DynProvider, Provider, ProviderBuilder, ext::AnvilApi},
     signers::local::PrivateKeySigner,
 };
 use tandem_l1::{
-    Deployment, L1Reader, ProposeBundle, RollupParams,
+    Deployment, L1Reader, ProposeBundle, RollupParams, SimulationBase,
     harness::AnvilHarness,
     overrides::{ProposedParent, SimulationPlan},
 };
@@ -92,7 +93,11 @@ impl CheckpointMaker {
     /// A valid checkpoint `number` for `slot` on top of `parent_archive`, paying the fee L1
     /// requires now, signed by the slot's proposer and attested by a quorum.
     pub async fn bundle(&self, number: u64, slot: Slot, parent_archive: B256) -> ProposeBundle {
-        let fee = self.reader.mana_min_fee(None).await.unwrap();
+        let fee = self
+            .reader
+            .mana_min_fee(None, BlockId::latest())
+            .await
+            .unwrap();
         self.bundle_with_fee(
             number,
             slot,
@@ -130,9 +135,10 @@ impl CheckpointMaker {
         };
         let committee = self
             .reader
-            .committee(slot.0 / self.epoch_duration)
+            .committee(slot.0 / self.epoch_duration, BlockId::latest())
             .await
-            .unwrap();
+            .unwrap()
+            .members;
         let key_of = |address: Address| {
             self.validators
                 .iter()
@@ -141,7 +147,7 @@ impl CheckpointMaker {
         };
         let proposer = match self
             .reader
-            .proposer_at(payload.header.timestamp)
+            .proposer_at(payload.header.timestamp, BlockId::latest())
             .await
             .unwrap()
         {
@@ -168,8 +174,12 @@ impl CheckpointMaker {
 
     /// The next checkpoint on L1's tip, for `slot`.
     pub async fn bundle_on_tip(&self, slot: Slot) -> ProposeBundle {
-        let (tip, _) = self.reader.tips().await.unwrap();
-        let archive = self.reader.archive_at(tip).await.unwrap();
+        let (tip, _) = self.reader.tips(BlockId::latest()).await.unwrap();
+        let archive = self
+            .reader
+            .archive_at(tip, BlockId::latest())
+            .await
+            .unwrap();
         self.bundle(tip + 1, slot, archive).await
     }
 }
@@ -192,6 +202,9 @@ impl Net {
         params.mana_target = 1_000_000;
         params.mana_limit = 2_000_000;
         params.fee_update_fraction = 5_000_000;
+        // D and R fit the short test slots (the contract wants them below S).
+        params.block_duration_ms = 1_000;
+        params.last_block_reexecution_budget_ms = 1_000;
         let validator_keys: Vec<SigningKey> = (0..validators).map(validator_key).collect();
         let addresses: Vec<Address> = validator_keys.iter().map(SigningKey::address).collect();
         let deployment = harness.deploy(&params, &addresses).await.unwrap();
@@ -316,12 +329,19 @@ impl Net {
     }
 
     /// The simulation plan for building on `parent` (checkpoint 1, proposed, not landed) while
-    /// L1 holds only genesis.
-    pub async fn plan_on_genesis(&self, parent: &ProposeBundle) -> SimulationPlan {
-        SimulationPlan::new(
-            0,
-            0,
-            self.reader.fee_header_at(0, None).await.unwrap(),
+    /// L1 holds only genesis, with the L1 state it was built on (read at one block).
+    pub async fn plan_on_genesis(
+        &self,
+        parent: &ProposeBundle,
+    ) -> (SimulationBase, SimulationPlan) {
+        let base = self
+            .reader
+            .simulation_base(BlockNumberOrTag::Latest)
+            .await
+            .unwrap();
+        assert_eq!(base.checkpointed, 0, "L1 holds only genesis");
+        let plan = SimulationPlan::from_base(
+            &base,
             &[ProposedParent {
                 number: 1,
                 archive: parent.args.archive,
@@ -332,11 +352,12 @@ impl Net {
             }],
             &self.deployment.params.fee_params(),
         )
-        .unwrap()
+        .unwrap();
+        (base, plan)
     }
 
     pub async fn tip(&self) -> u64 {
-        self.reader.tips().await.unwrap().0
+        self.reader.tips(BlockId::latest()).await.unwrap().0
     }
 
     pub async fn nonce(&self, address: Address) -> u64 {
