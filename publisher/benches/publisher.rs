@@ -85,6 +85,24 @@ fn report(label: &str, mut samples: Vec<Duration>) {
     );
 }
 
+async fn latest_hash(net: &Net) -> alloy::primitives::B256 {
+    net.harness
+        .provider()
+        .get_block_by_number(BlockNumberOrTag::Latest)
+        .await
+        .unwrap()
+        .unwrap()
+        .header
+        .hash
+}
+
+/// The EIP-7623 floor of a tx with `input`: 21,000 + 10 per token (zero byte 1, other 4).
+fn calldata_floor(input: &[u8]) -> u64 {
+    let zeros = input.iter().filter(|b| **b == 0).count() as u64;
+    let tokens = zeros + 4 * (input.len() as u64 - zeros);
+    21_000 + 10 * tokens
+}
+
 async fn simulations_and_gas() {
     let net = Net::start(4, 48).await;
     let dir = tempfile::tempdir().unwrap();
@@ -112,10 +130,13 @@ async fn simulations_and_gas() {
     let planned = SimulationAt::planned(&base, &plan);
     let calldata = tandem_publisher::propose_calldata(&parent);
     println!(
-        "propose: committee 48, {} attestations, body {} bytes (cap {cap}), calldata {} bytes, anvil --hardfork {}",
+        "propose: committee 48, {} attestations, body {} bytes (cap {cap}), calldata {} bytes \
+         ({} zero), EIP-7623 floor {}, anvil --hardfork {}",
         parent.attestation_count(),
         body.len(),
         calldata.len(),
+        calldata.iter().filter(|b| **b == 0).count(),
+        calldata_floor(&calldata),
         tandem_l1::harness::HARDFORK,
     );
     println!("simulation latency on local anvil ({SIMULATIONS} calls each):");
@@ -137,23 +158,13 @@ async fn simulations_and_gas() {
         ] {
             let mut samples = Vec::with_capacity(SIMULATIONS);
             for _ in 0..SIMULATIONS {
-                let started = Instant::now();
-                // Send time reads the latest block first and pins the simulation to it, as the
-                // publisher does; the pipelined check reads at its plan's base block.
+                // Send time pins the simulation to the latest block it read, as the publisher
+                // does (the read is not timed); the pipelined check reads at its plan's base.
                 let at = match planned {
                     Some(planned) => planned,
-                    None => SimulationAt::on_l1(
-                        net.harness
-                            .provider()
-                            .get_block_by_number(BlockNumberOrTag::Latest)
-                            .await
-                            .unwrap()
-                            .unwrap()
-                            .header
-                            .hash
-                            .into(),
-                    ),
+                    None => SimulationAt::on_l1(latest_hash(&net).await.into()),
                 };
+                let started = Instant::now();
                 let simulated = simulator
                     .simulate_propose_with(method, bundle, when, at)
                     .await
@@ -202,10 +213,12 @@ async fn simulations_and_gas() {
     let parent = net
         .bundle_with_fee(1, slot, genesis_archive, fee, body.clone())
         .await;
+    let floor = calldata_floor(&tandem_publisher::propose_calldata(&parent));
     let handle = publisher.handle.enqueue(parent, slot, slot).await.unwrap();
     match handle.outcome().await {
         SubmissionOutcome::Landed(landed) => println!(
-            "propose gas landed (full body, committee 48): {} ({:.1} gas per body byte)",
+            "propose gas landed (full body, committee 48): {} ({:.1} gas per body byte; \
+             its calldata floor {floor})",
             landed.gas_used,
             landed.gas_used as f64 / body.len() as f64
         ),
