@@ -222,6 +222,16 @@ fn mine_and_close(l1: &FakeL1, hash: B256) {
     }
 }
 
+/// Mines `hash`, lets the window close, and checks the request landed; stops the publisher.
+async fn lands(h: Harness, handle: SubmissionHandle, hash: B256) {
+    mine_and_close(&h.l1, hash);
+    match outcome(handle).await {
+        SubmissionOutcome::Landed(landed) => assert_eq!(landed.tx_hash, hash),
+        other => panic!("{other:?}"),
+    }
+    h.stop().await;
+}
+
 /// A signed attempt of `key` and the raw tx.
 fn signed(
     key: &PrivateKeySigner,
@@ -307,12 +317,7 @@ async fn transient_l1_errors_before_the_first_send_are_retried_with_the_same_key
     let (sender, nonce, hash) = sent(&handle).await;
     assert_eq!(sender, a.address(), "no rotation on read errors");
     assert_eq!(nonce, 0);
-    mine_and_close(&l1, hash);
-    assert!(matches!(
-        outcome(handle).await,
-        SubmissionOutcome::Landed(_)
-    ));
-    h.stop().await;
+    lands(h, handle, hash).await;
     let records = records(dir.path());
     assert_eq!(
         records.len(),
@@ -510,12 +515,7 @@ async fn a_refused_first_send_keeps_its_nonce_while_a_higher_one_waits() {
     let (_, nonce, hash) = sent(&handle).await;
     assert_eq!(nonce, 0);
     assert_ne!(hash, refused.hash, "a refused tx is not reported as sent");
-    mine_and_close(&l1, hash);
-    assert!(matches!(
-        outcome(handle).await,
-        SubmissionOutcome::Landed(_)
-    ));
-    h.stop().await;
+    lands(h, handle, hash).await;
 }
 
 /// A first send waits while L1 time is behind its window, even though the local clock says
@@ -540,12 +540,7 @@ async fn the_first_send_waits_while_l1_time_is_behind_the_window() {
     l1.advance(E);
     let (_, _, hash) = sent(&handle).await;
     assert_eq!(l1.sent().len(), 1);
-    mine_and_close(&l1, hash);
-    assert!(matches!(
-        outcome(handle).await,
-        SubmissionOutcome::Landed(_)
-    ));
-    h.stop().await;
+    lands(h, handle, hash).await;
 }
 
 /// A cancel past its final timeout that the node still holds keeps its nonce (and is sent

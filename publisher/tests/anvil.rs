@@ -559,13 +559,8 @@ async fn both_simulation_methods_agree_and_honour_the_pipelining_plan() {
 
     let net = Net::start(4, 4).await;
     let dir = tempfile::tempdir().unwrap();
-    let publisher = net
-        .publisher(dir.path(), fast_config(), vec![net.publisher_key(0)])
-        .await;
+    let (publisher, parent, slot) = pipelining_parent(&net, dir.path()).await;
     let simulator = publisher.handle.simulator();
-    let slot = Slot(net.current_slot().0 + 2);
-    let genesis_archive = net.reader.archive_at(0, BlockId::latest()).await.unwrap();
-    let parent = net.bundle(1, slot, genesis_archive).await;
     let at = net.slot_start_secs(slot);
     let latest = SimulationAt::on_l1(BlockId::latest());
     let a = simulator
@@ -642,6 +637,21 @@ async fn both_simulation_methods_agree_and_honour_the_pipelining_plan() {
     publisher.stop().await;
 }
 
+/// A running publisher and checkpoint 1 for a slot two ahead (only ever proposed: the parent a
+/// pipelined checkpoint 2 builds on).
+async fn pipelining_parent(
+    net: &Net,
+    dir: &std::path::Path,
+) -> (common::Running, tandem_l1::ProposeBundle, Slot) {
+    let publisher = net
+        .publisher(dir, fast_config(), vec![net.publisher_key(0)])
+        .await;
+    let slot = Slot(net.current_slot().0 + 2);
+    let genesis_archive = net.reader.archive_at(0, BlockId::latest()).await.unwrap();
+    let parent = net.bundle(1, slot, genesis_archive).await;
+    (publisher, parent, slot)
+}
+
 /// Checkpoint 2 for `slot` on top of `parent` (checkpoint 1), paying L1's current min fee.
 async fn child_of(
     net: &Net,
@@ -667,13 +677,8 @@ async fn child_of(
 async fn validate_header_accepts_the_built_header_and_names_what_a_tampered_one_breaks() {
     let net = Net::start(4, 4).await;
     let dir = tempfile::tempdir().unwrap();
-    let publisher = net
-        .publisher(dir.path(), fast_config(), vec![net.publisher_key(0)])
-        .await;
+    let (publisher, parent, slot) = pipelining_parent(&net, dir.path()).await;
     let simulator = publisher.handle.simulator();
-    let slot = Slot(net.current_slot().0 + 2);
-    let genesis_archive = net.reader.archive_at(0, BlockId::latest()).await.unwrap();
-    let parent = net.bundle(1, slot, genesis_archive).await;
     let child_slot = slot.next();
     let child = child_of(&net, &parent, child_slot).await;
     // As the sequencer checks it before gossiping: under the plan (the parent only proposed),
