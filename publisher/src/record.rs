@@ -591,6 +591,7 @@ pub(crate) mod tests {
     }
 
     proptest! {
+        /// Arbitrary bytes (with and without the version byte) never panic the decoder.
         #[test]
         fn arbitrary_bytes_never_panic(bytes in proptest::collection::vec(any::<u8>(), 0..256)) {
             let _ = TxRecord::decode(&bytes);
@@ -599,6 +600,55 @@ pub(crate) mod tests {
             let _ = TxRecord::decode(&versioned);
         }
 
+        /// Model of what decoding accepts: a message with its checked fields drawn around their
+        /// edges decodes exactly when every rule holds (20-byte key, known state, last valid
+        /// slot not before the target, a non-empty window, known attempt kinds and statuses, the
+        /// mined attempt inside the ladder), and what decodes encodes back to itself.
+        #[test]
+        fn decoding_accepts_exactly_the_valid_messages(
+            key_len in 19usize..=21,
+            state in 0u32..18,
+            target in 0u64..3,
+            last_valid in 0u64..3,
+            start in 0u64..3,
+            end in 0u64..3,
+            attempts in proptest::collection::vec((0u32..=3, 0u32..=4), 0..3),
+            mined_attempt in proptest::option::of(0u32..3),
+        ) {
+            let encoded = sample().encode();
+            let mut message = RecordV1::decode_length_delimited(&encoded[1..]).unwrap();
+            let template = message.attempts[0].clone();
+            let mined_template = message.mined.clone().unwrap();
+            message.key = vec![7; key_len];
+            message.state = state;
+            message.target_slot = target;
+            message.last_valid_slot = last_valid;
+            message.window_start = start;
+            message.window_end = end;
+            message.attempts = attempts
+                .iter()
+                .map(|&(kind, status)| AttemptV1 { kind, status, ..template.clone() })
+                .collect();
+            message.mined = mined_attempt.map(|attempt| MinedV1 { attempt, ..mined_template.clone() });
+            let mut bytes = vec![RECORD_VERSION];
+            message.encode_length_delimited(&mut bytes).unwrap();
+            let valid = key_len == 20
+                && TxState::from_code(state).is_some()
+                && last_valid >= target
+                && end > start
+                && attempts
+                    .iter()
+                    .all(|&(kind, status)| (1..=2).contains(&kind) && (1..=3).contains(&status))
+                && mined_attempt.is_none_or(|attempt| (attempt as usize) < attempts.len());
+            match TxRecord::decode(&bytes) {
+                Ok(record) => {
+                    prop_assert!(valid, "accepted {message:?}");
+                    prop_assert_eq!(record.attempts.len(), attempts.len());
+                    prop_assert_eq!(TxRecord::decode(&record.encode()), Ok(record));
+                }
+                Err(error) => prop_assert!(!valid, "refused a valid record: {error}"),
+            }
+        }
     }
 
     /// Every cut-off prefix of a record is refused with the error its length implies: nothing
