@@ -229,8 +229,9 @@ fn check_store(store_dir: &Path, key: Address, audit: &mut Audit, kill: usize) -
         }
         by_nonce.entry(record.nonce).or_default().push(record);
     }
+    // Only the newest holder of a nonce may be live or have consumed it.
     for (nonce, holders) in &by_nonce {
-        let (last, earlier) = holders.split_last().unwrap();
+        let (_newest, earlier) = holders.split_last().unwrap();
         for record in earlier {
             assert!(
                 matches!(record.state, TxState::Final(end) if !end.consumed_nonce()),
@@ -238,7 +239,6 @@ fn check_store(store_dir: &Path, key: Address, audit: &mut Audit, kill: usize) -
                 record.state
             );
         }
-        let _ = last;
     }
     records
 }

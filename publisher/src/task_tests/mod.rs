@@ -299,6 +299,16 @@ fn stored(
     }
 }
 
+/// [`stored`] for nonce 0 and [`SLOT`].
+fn stored_for_slot(
+    dir: &Path,
+    key: &PrivateKeySigner,
+    state: TxState,
+    attempts: &[(Attempt, Vec<u8>)],
+) {
+    stored(dir, key, 0, SLOT, state, attempts);
+}
+
 fn records(dir: &Path) -> Vec<TxRecord> {
     TxStore::open(dir).unwrap().records().unwrap()
 }

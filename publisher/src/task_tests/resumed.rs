@@ -10,11 +10,9 @@ async fn a_propose_mined_while_the_node_was_down_lands_instead_of_nonce_taken() 
     let dir = tempfile::tempdir().unwrap();
     let a = key(0);
     let propose = signed(&a, 0, AttemptKind::Propose, 10, T, AttemptStatus::Signed);
-    stored(
+    stored_for_slot(
         dir.path(),
         &a,
-        0,
-        SLOT,
         TxState::Pending,
         std::slice::from_ref(&propose),
     );
@@ -57,11 +55,9 @@ async fn a_resumed_cancel_never_sends_the_stale_propose_again() {
         WINDOW_END - E,
         AttemptStatus::Refused,
     );
-    stored(
+    stored_for_slot(
         dir.path(),
         &a,
-        0,
-        SLOT,
         TxState::Cancelling,
         &[propose.clone(), cancel.clone()],
     );
@@ -113,11 +109,9 @@ async fn a_cancel_the_node_still_holds_keeps_its_nonce_past_the_final_timeout() 
         WINDOW_END - E,
         AttemptStatus::Broadcast,
     );
-    stored(
+    stored_for_slot(
         dir.path(),
         &a,
-        0,
-        SLOT,
         TxState::Cancelling,
         &[propose, cancel.clone()],
     );
@@ -163,11 +157,9 @@ async fn a_refused_attempt_that_was_mined_lands_instead_of_nonce_taken() {
         T + E,
         AttemptStatus::Refused,
     );
-    stored(
+    stored_for_slot(
         dir.path(),
         &a,
-        0,
-        SLOT,
         TxState::Pending,
         &[propose, refused.clone()],
     );
@@ -197,11 +189,9 @@ async fn a_stuck_cancel_escalates_to_the_ceiling_then_is_resent_until_mined() {
     let dir = tempfile::tempdir().unwrap();
     let a = key(0);
     let propose = signed(&a, 0, AttemptKind::Propose, 10, T, AttemptStatus::Broadcast);
-    stored(
+    stored_for_slot(
         dir.path(),
         &a,
-        0,
-        SLOT,
         TxState::Pending,
         std::slice::from_ref(&propose),
     );
