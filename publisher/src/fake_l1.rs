@@ -64,6 +64,8 @@ pub(crate) struct FakeState {
     pub(crate) mined_nonce: HashMap<Address, u64>,
     pub(crate) pool: HashMap<B256, PooledTx>,
     pub(crate) receipts: HashMap<B256, Receipt>,
+    /// Receipts of mined txs the node does not serve yet.
+    pub(crate) withheld: HashMap<B256, Receipt>,
     pub(crate) fees: FeeEstimate,
     pub(crate) gas_used: u64,
     /// Calls to fail next, and how many times.
@@ -113,6 +115,7 @@ impl FakeL1 {
                 mined_nonce: HashMap::new(),
                 pool: HashMap::new(),
                 receipts: HashMap::new(),
+                withheld: HashMap::new(),
                 fees: FeeEstimate {
                     next_base_fee: 1_000_000_000,
                     priority_fee: 100_000_000,
@@ -170,6 +173,26 @@ impl FakeL1 {
     /// Mines `raw` in a new block `secs` after the latest; `proposed`: the receipt carries our
     /// `CheckpointProposed` event. Other txs of the same nonce leave the pool.
     pub(crate) fn mine(&self, raw: &[u8], secs: u64, proposed: bool) -> Receipt {
+        let (hash, receipt) = self.mine_unindexed(raw, secs, proposed);
+        self.state().receipts.insert(hash, receipt);
+        receipt
+    }
+
+    /// [`FakeL1::mine`], but the node serves the receipt only after [`FakeL1::index_receipts`]
+    /// (the sender's nonce has moved at once, as on anvil between mining and indexing).
+    pub(crate) fn mine_withholding_receipt(&self, raw: &[u8], secs: u64, proposed: bool) {
+        let (hash, receipt) = self.mine_unindexed(raw, secs, proposed);
+        self.state().withheld.insert(hash, receipt);
+    }
+
+    /// Serves every withheld receipt.
+    pub(crate) fn index_receipts(&self) {
+        let mut state = self.state();
+        let withheld = std::mem::take(&mut state.withheld);
+        state.receipts.extend(withheld);
+    }
+
+    fn mine_unindexed(&self, raw: &[u8], secs: u64, proposed: bool) -> (B256, Receipt) {
         let (hash, pooled, fee) = decode(raw);
         let mut state = self.state();
         state.number += 1;
@@ -192,8 +215,7 @@ impl FakeL1 {
             },
             effective_gas_price: fee,
         };
-        state.receipts.insert(hash, receipt);
-        receipt
+        (hash, receipt)
     }
 
     /// The broadcasts so far.

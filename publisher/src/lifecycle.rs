@@ -16,6 +16,9 @@ pub(crate) struct Observation {
     pub(crate) l1_number: u64,
     /// Txs of the record's key mined so far.
     pub(crate) mined_nonce: u64,
+    /// The L1 block at which the record's nonce was first seen consumed with no receipt of any
+    /// of its attempts (`None`: not consumed, or explained by a receipt).
+    pub(crate) nonce_taken_since: Option<u64>,
     /// A mined attempt (index, receipt): for a `Mined` record the mined attempt if its receipt is
     /// still there, otherwise any attempt whose receipt exists.
     pub(crate) mined: Option<(usize, Receipt)>,
@@ -107,7 +110,17 @@ pub(crate) fn decide(record: &TxRecord, observation: &Observation, timing: &Timi
                 };
             }
             if observation.mined_nonce > record.nonce {
-                return Step::Finish(FinalState::NonceTaken);
+                // A node can show the nonce consumed a moment before it serves the receipt
+                // (anvil does; so can RPC backends behind one load balancer): only a
+                // consumption still unexplained `confirmations` blocks later is another tx's.
+                let since = observation
+                    .nonce_taken_since
+                    .unwrap_or(observation.l1_number);
+                return if observation.l1_number.saturating_sub(since) >= timing.confirmations {
+                    Step::Finish(FinalState::NonceTaken)
+                } else {
+                    Step::Wait
+                };
             }
             if record.state == TxState::Pending {
                 decide_pending(record, observation, timing)
@@ -284,6 +297,7 @@ mod tests {
             l1_now,
             l1_number: 50 + l1_now.saturating_sub(1_000) / 12,
             mined_nonce: 5,
+            nonce_taken_since: None,
             mined: None,
             candidate_unseen_for: None,
             node_holds_nonce: false,
@@ -624,15 +638,31 @@ mod tests {
     }
 
     #[test]
-    fn a_nonce_taken_by_an_unknown_tx_ends_the_record() {
+    fn a_nonce_taken_by_an_unknown_tx_ends_the_record_once_confirmed() {
         let record = record();
-        let taken = Observation {
+        // First seen consumed at block 50 (1000), with no receipt of ours: maybe the node just
+        // has not indexed it yet.
+        let taken = |l1_now| Observation {
             mined_nonce: 6,
-            ..observe(1_000)
+            nonce_taken_since: Some(50),
+            ..observe(l1_now)
         };
+        assert_eq!(decide(&record, &taken(1_000), &TIMING), Step::Wait);
+        assert_eq!(decide(&record, &taken(1_012), &TIMING), Step::Wait);
+        // Still unexplained two blocks on (the confirmations): another tx took it.
         assert_eq!(
-            decide(&record, &taken, &TIMING),
+            decide(&record, &taken(1_024), &TIMING),
             Step::Finish(FinalState::NonceTaken)
         );
+        // Even past the window, waiting for the receipt comes before a cancel.
+        assert_eq!(
+            decide(&record, &taken(1_060), &TIMING),
+            Step::Finish(FinalState::NonceTaken)
+        );
+        let late = Observation {
+            nonce_taken_since: Some(55),
+            ..taken(1_060)
+        };
+        assert_eq!(decide(&record, &late, &TIMING), Step::Wait);
     }
 }

@@ -26,6 +26,8 @@ struct Watch {
     unseen_since: Option<u64>,
     /// L1 time stalls are measured from.
     stall_since: u64,
+    /// L1 block at which the nonce was first seen consumed without a receipt of ours.
+    nonce_taken_since: Option<u64>,
 }
 
 /// Watches `record` to its end. `resumed`: the record comes from the store after a restart, so
@@ -40,6 +42,7 @@ pub(crate) async fn watch(
     let mut state = Watch {
         unseen_since: None,
         stall_since: record.latest().map_or(0, |a| a.signed_at_l1),
+        nonce_taken_since: None,
     };
     let timing = shared.timing();
     if resumed && record.state != TxState::Mined {
@@ -122,6 +125,14 @@ async fn observe(
             }
         }
     }
+    let unexplained =
+        record.state != TxState::Mined && mined.is_none() && mined_nonce > record.nonce;
+    let nonce_taken_since = if unexplained {
+        Some(*state.nonce_taken_since.get_or_insert(latest.number))
+    } else {
+        state.nonce_taken_since = None;
+        None
+    };
     let mut candidate_unseen_for = None;
     let mut node_holds_nonce = false;
     if mined.is_none() && record.state != TxState::Mined {
@@ -150,6 +161,7 @@ async fn observe(
         l1_now: latest.timestamp,
         l1_number: latest.number,
         mined_nonce,
+        nonce_taken_since,
         mined,
         candidate_unseen_for,
         node_holds_nonce,

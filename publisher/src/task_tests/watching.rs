@@ -149,3 +149,43 @@ async fn a_dropped_propose_is_sent_again_after_the_configured_threshold() {
     assert_eq!(l1.sent().len(), 2, "once per unseen period");
     lands(h, handle, hash).await;
 }
+
+/// The node shows the key's nonce consumed a moment before it serves the receipt (anvil does,
+/// under load): the propose is not blamed on another tx (`NonceTaken`) while the receipt may
+/// still come; it lands once it does.
+#[tokio::test]
+async fn a_nonce_consumed_before_its_receipt_is_served_still_lands() {
+    let dir = tempfile::tempdir().unwrap();
+    let l1 = l1_at(T);
+    let config = PublisherConfig {
+        max_speed_ups: 0,
+        ..config()
+    };
+    let h = Harness::start(&l1, dir.path(), vec![key(0)], config, T + 1).await;
+    let handle = h.handle.enqueue(bundle(1, SLOT), SLOT, SLOT).await.unwrap();
+    let (_, _, hash) = sent(&handle).await;
+    let raw = l1.sent()[0].raw.clone();
+    l1.mine_withholding_receipt(&raw, E, true);
+    // One block on top, still no receipt: fewer blocks than the confirmations.
+    h.polls(5).await;
+    l1.advance(E);
+    h.polls(5).await;
+    assert!(
+        matches!(handle.status(), SubmissionStatus::Sent { .. }),
+        "{:?}",
+        handle.status()
+    );
+    l1.index_receipts();
+    status(&handle, "mined", |s| {
+        matches!(s, SubmissionStatus::Mined { .. })
+    })
+    .await;
+    while l1.state().timestamp + E < WINDOW_END + E {
+        l1.advance(E);
+    }
+    match outcome(handle).await {
+        SubmissionOutcome::Landed(landed) => assert_eq!(landed.tx_hash, hash),
+        other => panic!("{other:?}"),
+    }
+    h.stop().await;
+}
