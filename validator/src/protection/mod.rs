@@ -364,6 +364,3 @@ impl DutySigner for ProtectedSigner {
 fn flatten<T>(joined: Result<ValidatorResult<T>, tokio::task::JoinError>) -> ValidatorResult<T> {
     joined.map_err(ValidatorError::SigningTask)?
 }
-
-#[cfg(test)]
-mod tests;
