@@ -11,8 +11,8 @@
 
 #![cfg_attr(not(test), warn(unused_crate_dependencies))]
 
-mod error;
 mod epochs;
+mod error;
 mod metrics;
 mod protection;
 

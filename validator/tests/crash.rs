@@ -269,7 +269,9 @@ fn no_duty_gets_two_signatures_across_kill_9() {
             if let Some(&(variant, _)) = seen.signatures.get(&i) {
                 let (_, other) = sign(&signer, me, duty(i), 1 - variant);
                 assert!(
-                    other.as_ref().is_err_and(ValidatorError::is_slashing_refusal),
+                    other
+                        .as_ref()
+                        .is_err_and(ValidatorError::is_slashing_refusal),
                     "run {run}: {} signed twice: {other:?}",
                     duty(i)
                 );

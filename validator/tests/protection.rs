@@ -36,9 +36,16 @@ fn same_duty_same_digest_is_idempotent_and_another_digest_is_refused_naming_both
         let first = first.unwrap();
         assert_eq!(first.recover(digest), Ok(me), "{duty}");
         let (_, again) = sign(&signer, me, duty, 1);
-        assert_eq!(again.unwrap(), first, "{duty}: re-signing returns the same signature");
         assert_eq!(
-            signer.recorded(me, duty).unwrap().map(|r| (r.digest, r.signature)),
+            again.unwrap(),
+            first,
+            "{duty}: re-signing returns the same signature"
+        );
+        assert_eq!(
+            signer
+                .recorded(me, duty)
+                .unwrap()
+                .map(|r| (r.digest, r.signature)),
             Some((digest, first))
         );
 
@@ -102,11 +109,10 @@ fn attestations_never_go_backwards() {
         .1
         .unwrap();
     // Another key's record is separate (its reverse seek must not see ours).
-    assert_eq!(
-        signer.latest_attestation(key(1).address()).unwrap(),
-        None
-    );
-    sign(&signer, key(1).address(), attestation(1), 1).1.unwrap();
+    assert_eq!(signer.latest_attestation(key(1).address()).unwrap(), None);
+    sign(&signer, key(1).address(), attestation(1), 1)
+        .1
+        .unwrap();
 }
 
 #[test]
@@ -139,7 +145,10 @@ fn a_second_open_fails_while_the_record_is_locked_and_names_the_path() {
             assert_eq!(path, dir.path().join("lock"));
             assert_eq!(holder_pid, Some(std::process::id()));
             let message = ValidatorError::RecordLocked { path, holder_pid }.to_string();
-            assert!(message.contains(&dir.path().display().to_string()), "{message}");
+            assert!(
+                message.contains(&dir.path().display().to_string()),
+                "{message}"
+            );
         }
         other => panic!("expected the lock to refuse, got {other:?}"),
     }
@@ -217,7 +226,10 @@ async fn the_async_trait_signs_the_proto_types_through_the_record() {
     let signer: std::sync::Arc<dyn DutySigner> = std::sync::Arc::new(open(dir.path()));
     let me = key(0).address();
     let domain = domain();
-    let last = signer.sign_block_proposal(me, block(3, 0, 1)).await.unwrap();
+    let last = signer
+        .sign_block_proposal(me, block(3, 0, 1))
+        .await
+        .unwrap();
     assert_eq!(last.recover_proposer(&domain), Ok(me));
     let checkpoint = signer
         .sign_checkpoint_proposal(me, payload(3, 1), Some(last.clone()))
@@ -229,10 +241,7 @@ async fn the_async_trait_signs_the_proto_types_through_the_record() {
     let attestation = signer.attest(attester, &checkpoint).await.unwrap();
     assert_eq!(attestation.recover_attester(&domain), Ok(attester));
     assert_eq!(attestation.recover_proposer(&domain), Ok(me));
-    let refused = signer
-        .attest(attester, &proposal(3, 2))
-        .await
-        .unwrap_err();
+    let refused = signer.attest(attester, &proposal(3, 2)).await.unwrap_err();
     assert!(refused.is_slashing_refusal(), "{refused}");
 }
 

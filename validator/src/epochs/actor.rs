@@ -297,8 +297,7 @@ impl<L: CommitteeL1> EpochCacheActor<L> {
         }
         for cached in candidates {
             if !unfinalized(&cached, self.finalized)
-                || self.l1.canonical_hash(cached.read_at.number).await?
-                    == Some(cached.read_at.hash)
+                || self.l1.canonical_hash(cached.read_at.number).await? == Some(cached.read_at.hash)
             {
                 continue;
             }

@@ -124,7 +124,9 @@ mod tests {
                 slot: Slot(3),
                 index: 9,
             },
-            Duty::CheckpointProposal { slot: Slot(u64::MAX) },
+            Duty::CheckpointProposal {
+                slot: Slot(u64::MAX),
+            },
             Duty::Attestation { slot: Slot(0) },
         ];
         for duty in duties {

@@ -246,12 +246,8 @@ impl RecordStore {
         duty: Duty,
         signed: &SignedDuty,
     ) -> ValidatorResult<()> {
-        self.db.put_cf_opt(
-            self.duties()?,
-            duty.key(signer),
-            signed.encode(),
-            &synced(),
-        )?;
+        self.db
+            .put_cf_opt(self.duties()?, duty.key(signer), signed.encode(), &synced())?;
         Ok(())
     }
 
@@ -267,8 +263,8 @@ impl RecordStore {
         let mut deleted = 0u64;
         for entry in self.db.iterator_cf(duties, IteratorMode::Start) {
             let (key, _) = entry?;
-            let (_, duty) =
-                Duty::from_key(&key).ok_or(ValidatorError::Corrupt("a duty key does not decode"))?;
+            let (_, duty) = Duty::from_key(&key)
+                .ok_or(ValidatorError::Corrupt("a duty key does not decode"))?;
             if duty.slot() < watermark {
                 batch.delete_cf(duties, key);
                 deleted = deleted.saturating_add(1);

@@ -209,7 +209,11 @@ async fn reads_what_l1_knows_provisionally_or_fixed_and_evicts_old_epochs() {
     assert_eq!(rig.l1.reads().len(), 7);
     rig.l1.set_head(block(4, epoch_start(1) + 3, 0));
     rig.pass().await.unwrap();
-    assert_eq!(rig.l1.reads().len(), 7, "fixed committees are not read again");
+    assert_eq!(
+        rig.l1.reads().len(),
+        7,
+        "fixed committees are not read again"
+    );
 
     // The clock in epoch 3 with L1 still in epoch 2: 3 is fixed, 4 only provisional (one
     // epoch short), epoch 1 is evicted (one past epoch is retained).
@@ -220,10 +224,7 @@ async fn reads_what_l1_knows_provisionally_or_fixed_and_evicts_old_epochs() {
         (status.current_epoch, status.current, status.next),
         (Epoch(3), EpochState::Fixed, EpochState::Provisional)
     );
-    assert_eq!(
-        rig.cache.epochs(),
-        [Epoch(2), Epoch(3), Epoch(4)]
-    );
+    assert_eq!(rig.cache.epochs(), [Epoch(2), Epoch(3), Epoch(4)]);
     let cache = rig.cache.clone();
     let slot = Slot(3 * 4 + 2);
     let duty = cache.duty(slot).unwrap();
@@ -269,7 +270,10 @@ async fn a_committee_read_at_a_reorged_block_is_read_again() {
     rig.l1.script().finalized = Some(fork);
     rig.l1.script().generation.insert(4, 2);
     rig.l1.set_head(block(11, epoch_start(3) + 3, 2));
-    rig.l1.script().canonical.insert(10, B256::repeat_byte(0xee));
+    rig.l1
+        .script()
+        .canonical
+        .insert(10, B256::repeat_byte(0xee));
     rig.pass().await.unwrap();
     assert_eq!(
         rig.cache.epoch(Epoch(4)).unwrap().committee(),
@@ -286,8 +290,12 @@ fn transient_errors_back_off_exponentially_up_to_the_cap() {
         [250, 500, 1_000, 2_000, 4_000, 4_000].map(Duration::from_millis)
     );
     assert_eq!(backoff(&config, u32::MAX), config.retry_max);
-    assert!(is_transient(&ValidatorError::L1(L1Error::BlockGone(B256::ZERO))));
-    assert!(is_transient(&ValidatorError::EpochCacheTimeout(Duration::ZERO)));
+    assert!(is_transient(&ValidatorError::L1(L1Error::BlockGone(
+        B256::ZERO
+    ))));
+    assert!(is_transient(&ValidatorError::EpochCacheTimeout(
+        Duration::ZERO
+    )));
     assert!(!is_transient(&ValidatorError::L1(L1Error::Unexpected("x"))));
 }
 
