@@ -20,9 +20,10 @@
 //! this one) fails to open it with [`ValidatorError::RecordLocked`] naming the path. The lock
 //! does not protect one key held by two nodes with two records: run every key on one node.
 //!
-//! Signing is synchronous and waits for an fsync (DESIGN.md measured about 0.3 ms on this machine, far
-//! more on a busy one): the `*_blocking` methods must not run on an async worker. Async code
-//! uses the [`DutySigner`] trait, whose methods run the same code on tokio's blocking pool.
+//! Signing is synchronous and waits for an fsync (DESIGN.md measured about 0.3 ms on this
+//! machine, far more on a busy disk): the `*_blocking` methods must not run on an async worker.
+//! Async code uses the [`DutySigner`] trait, whose methods run the same code on tokio's blocking
+//! pool.
 
 mod duty;
 mod store;
