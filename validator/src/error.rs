@@ -53,9 +53,60 @@ pub enum ValidatorError {
         /// The first slot still recorded.
         watermark: Slot,
     },
+    /// Slashing protection: the duty's slot is before the first slot the record protects for
+    /// this key (set when the record was created or the key registered): a record that was lost
+    /// may have signed it.
+    #[error(
+        "slashing protection refused to sign the {duty} for {signer}: the key was registered in \
+         the record to sign from slot {first_slot} on (an earlier record may have signed before)"
+    )]
+    BeforeFirstSlot {
+        /// The key.
+        signer: Address,
+        /// The duty.
+        duty: Duty,
+        /// The first slot the record signs for this key.
+        first_slot: Slot,
+    },
     /// The signer holds no key for this address.
     #[error("no validator key for {0} is loaded")]
     UnknownKey(Address),
+    /// There is no (complete) signing record where the node expects one. It is never created
+    /// silently: a missing record is how slashing protection gets lost.
+    #[error(
+        "no slashing protection record at {}: refusing to sign without one. If the directory \
+         moved, point the node at it. If this validator is new, or its record is really lost, \
+         start the node once in slashing-protection init mode (`--init-slashing-protection`): it \
+         creates the record and refuses the duties of the next few slots", path.display()
+    )]
+    RecordMissing {
+        /// The record's directory.
+        path: PathBuf,
+    },
+    /// A key the record has never seen: it may have signed elsewhere, with another record.
+    #[error(
+        "validator key {signer} is not registered in the slashing protection record {}: \
+         a key the record has never seen may have signed with another record. Import that \
+         record, or register the key by starting the node once in slashing-protection init mode \
+         (`--init-slashing-protection`), which refuses its duties of the next few slots",
+        path.display()
+    )]
+    UnregisteredKey {
+        /// The record's directory.
+        path: PathBuf,
+        /// The key.
+        signer: Address,
+    },
+    /// A checkpoint proposal's last block does not belong to it.
+    #[error(
+        "the last block of the checkpoint proposal of slot {slot} {problem}; nothing was signed"
+    )]
+    LastBlockMismatch {
+        /// The checkpoint's slot.
+        slot: Slot,
+        /// What is wrong with the block.
+        problem: &'static str,
+    },
     /// Another process (or another signer in this one) holds the signing record's lock.
     #[error(
         "slashing protection record {path} is locked by another process{}: two processes must \
@@ -97,6 +148,16 @@ pub enum ValidatorError {
     /// The blocking signing task died (a panic); nothing was returned.
     #[error("the signing task failed: {0}")]
     SigningTask(#[from] tokio::task::JoinError),
+    /// An epoch cache setting is out of range.
+    #[error("epoch cache config: {field} = {value} {requirement}")]
+    EpochCacheConfig {
+        /// The setting.
+        field: &'static str,
+        /// Its value, as configured.
+        value: String,
+        /// What it must be.
+        requirement: &'static str,
+    },
     /// An L1 read of the epoch cache failed.
     #[error("epoch cache: {0}")]
     L1(#[from] L1Error),
@@ -115,8 +176,13 @@ impl ValidatorError {
         match self {
             Self::ConflictingDuty { .. }
             | Self::AttestationBehind { .. }
-            | Self::BelowWatermark { .. } => true,
+            | Self::BelowWatermark { .. }
+            | Self::BeforeFirstSlot { .. } => true,
             Self::UnknownKey(_)
+            | Self::RecordMissing { .. }
+            | Self::UnregisteredKey { .. }
+            | Self::LastBlockMismatch { .. }
+            | Self::EpochCacheConfig { .. }
             | Self::RecordLocked { .. }
             | Self::DomainMismatch { .. }
             | Self::Io { .. }

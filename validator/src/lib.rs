@@ -22,4 +22,4 @@ pub use epochs::{
 };
 pub use error::{ValidatorError, ValidatorResult};
 pub use metrics::describe_metrics;
-pub use protection::{Duty, DutySigner, ProtectedSigner, SignedDuty};
+pub use protection::{Duty, DutySigner, OpenMode, ProtectedSigner, SignedDuty};

@@ -4,7 +4,11 @@
 //! Layout of `<dir>`: `lock` (an OS file lock, held while the record is open; it holds the
 //! holder's pid for the error message of a second opener) and `db/` (RocksDB, column families
 //! `duties` and `meta`). A duty's key is signer ‖ kind ‖ slot ‖ index ([`Duty::key`]); its value
-//! is version ‖ digest ‖ signature.
+//! is version ‖ digest ‖ signature. `meta` holds the signing domain, the pruning watermark and,
+//! per registered key, the first slot the record signs for it.
+//!
+//! Reads (`get`, `latest_attestation`) need no lock of ours: RocksDB serves them concurrently
+//! with writes. Check-then-write is serialised by the signer ([`super::ProtectedSigner`]).
 
 use std::{
     fs::{File, OpenOptions, TryLockError},
@@ -12,16 +16,23 @@ use std::{
     path::{Path, PathBuf},
 };
 
+#[cfg(test)]
+use rocksdb::statistics::Ticker;
 use rocksdb::{ColumnFamilyDescriptor, DB, Direction, IteratorMode, Options, WriteBatch};
 use tandem_proto::{Address, B256, SIGNATURE_LENGTH, Signature, SigningDomain, time::Slot};
 
-use super::duty::{Duty, last_attestation_key};
+use super::{
+    OpenMode,
+    duty::{Duty, last_attestation_key},
+};
 use crate::error::{ValidatorError, ValidatorResult};
 
 const CF_DUTIES: &str = "duties";
 const CF_META: &str = "meta";
 const KEY_DOMAIN: &[u8] = b"domain";
 const KEY_WATERMARK: &[u8] = b"watermark";
+/// Prefix of a registered key's entry in `meta` (followed by the address).
+const KEY_REGISTERED: &[u8] = b"registered/";
 
 /// Version byte of a duty record's value.
 const RECORD_VERSION: u8 = 1;
@@ -32,6 +43,8 @@ const DOMAIN_LENGTH: usize = 8 + 20;
 pub(crate) const LOCK_FILE: &str = "lock";
 /// Name of the RocksDB directory inside the record's directory.
 pub(crate) const DB_DIR: &str = "db";
+/// The file RocksDB writes last when it creates a database: without it there is no database.
+const DB_MARKER: &str = "CURRENT";
 
 /// What the record holds for one signed duty.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -84,11 +97,15 @@ fn decode_domain(bytes: &[u8]) -> ValidatorResult<SigningDomain> {
     })
 }
 
-fn decode_slot(bytes: &[u8]) -> ValidatorResult<Slot> {
+fn decode_slot(bytes: &[u8], what: &'static str) -> ValidatorResult<Slot> {
     let bytes: [u8; 8] = bytes
         .try_into()
-        .map_err(|_| ValidatorError::Corrupt("the record's watermark"))?;
+        .map_err(|_| ValidatorError::Corrupt(what))?;
     Ok(Slot(u64::from_be_bytes(bytes)))
+}
+
+fn registered_key(signer: Address) -> Vec<u8> {
+    [KEY_REGISTERED, signer.as_slice()].concat()
 }
 
 /// Takes the OS lock on `<dir>/lock`, or names the holder.
@@ -124,11 +141,64 @@ fn lock(dir: &Path) -> ValidatorResult<File> {
     Ok(file)
 }
 
+/// Creates `dir` and its missing ancestors; returns the directories whose entries changed and
+/// must be fsynced once the record is complete: `dir` itself (it gets `lock` and `db`) and the
+/// parent of every directory created here.
+fn create_dirs(dir: &Path) -> ValidatorResult<Vec<PathBuf>> {
+    let io = |source| ValidatorError::Io {
+        path: dir.to_path_buf(),
+        source,
+    };
+    let mut to_sync = vec![dir.to_path_buf()];
+    let mut missing = dir;
+    while !missing.exists() {
+        match missing.parent() {
+            Some(parent) if !parent.as_os_str().is_empty() => {
+                to_sync.push(parent.to_path_buf());
+                missing = parent;
+            }
+            // A relative path's first component: its parent is the working directory.
+            _ => {
+                to_sync.push(PathBuf::from("."));
+                break;
+            }
+        }
+    }
+    std::fs::create_dir_all(dir).map_err(io)?;
+    Ok(to_sync)
+}
+
+/// Makes the entries of each directory durable (`fsync` on the directory), so a power cut
+/// after creation cannot lose the record's directory or its `db` entry.
+fn sync_dirs(
+    dirs: &[PathBuf],
+    mut sync: impl FnMut(&Path) -> std::io::Result<()>,
+) -> ValidatorResult<()> {
+    for dir in dirs {
+        sync(dir).map_err(|source| ValidatorError::Io {
+            path: dir.clone(),
+            source,
+        })?;
+    }
+    Ok(())
+}
+
+/// `fsync` of a directory.
+fn fsync_dir(dir: &Path) -> std::io::Result<()> {
+    File::open(dir)?.sync_all()
+}
+
 /// The opened record. Field order matters: the database closes before the lock is released.
 pub(crate) struct RecordStore {
     db: DB,
+    /// The options the database was opened with: unit tests read its statistics.
+    #[cfg(test)]
+    options: Options,
     dir: PathBuf,
     watermark: Slot,
+    /// Directories fsynced when this open created the record (empty otherwise).
+    #[cfg(test)]
+    synced_dirs: Vec<PathBuf>,
     _lock: File,
 }
 
@@ -147,28 +217,62 @@ fn synced() -> rocksdb::WriteOptions {
     options
 }
 
+/// A key the record knows, and the first slot it may sign for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Registration {
+    pub(crate) signer: Address,
+    pub(crate) first_slot: Slot,
+    /// Registered by this open (init mode).
+    pub(crate) new: bool,
+}
+
 impl RecordStore {
-    /// Locks `dir` and opens (or creates) the record for `domain`.
-    pub(crate) fn open(dir: &Path, domain: &SigningDomain) -> ValidatorResult<Self> {
-        std::fs::create_dir_all(dir).map_err(|source| ValidatorError::Io {
+    /// Locks `dir` and opens the record for `domain` and `keys`: as it is
+    /// ([`OpenMode::Existing`]), or creating it and registering unknown keys
+    /// ([`OpenMode::Initialize`]). Returns the store and every key's registration.
+    pub(crate) fn open(
+        dir: &Path,
+        domain: &SigningDomain,
+        keys: &[Address],
+        mode: OpenMode,
+    ) -> ValidatorResult<(Self, Vec<Registration>)> {
+        let missing = || ValidatorError::RecordMissing {
             path: dir.to_path_buf(),
-            source,
-        })?;
+        };
+        let created_dirs = match mode {
+            OpenMode::Existing if !dir.is_dir() => return Err(missing()),
+            OpenMode::Existing => Vec::new(),
+            OpenMode::Initialize { .. } => create_dirs(dir)?,
+        };
         let lock = lock(dir)?;
+        let db_path = dir.join(DB_DIR);
+        let db_existed = db_path.join(DB_MARKER).is_file();
+        let initialize = matches!(mode, OpenMode::Initialize { .. });
+        if !db_existed && !initialize {
+            return Err(missing());
+        }
         let mut options = Options::default();
-        options.create_if_missing(true);
-        options.create_missing_column_families(true);
+        options.create_if_missing(initialize);
+        options.create_missing_column_families(initialize);
+        // The WAL-sync ticker is how unit tests see the fsync happen.
+        #[cfg(test)]
+        options.enable_statistics();
         let tables = [CF_DUTIES, CF_META]
             .into_iter()
             .map(|name| ColumnFamilyDescriptor::new(name, Options::default()));
-        let db = DB::open_cf_descriptors(&options, dir.join(DB_DIR), tables)?;
+        let db = DB::open_cf_descriptors(&options, &db_path, tables)?;
         let mut store = Self {
             db,
+            #[cfg(test)]
+            options,
             dir: dir.to_path_buf(),
             watermark: Slot(0),
+            #[cfg(test)]
+            synced_dirs: Vec::new(),
             _lock: lock,
         };
         let meta = store.meta()?;
+        let mut batch = WriteBatch::default();
         match store.db.get_cf(meta, KEY_DOMAIN)? {
             Some(bytes) => {
                 let stored = decode_domain(&bytes)?;
@@ -180,14 +284,54 @@ impl RecordStore {
                     });
                 }
             }
-            None => store
-                .db
-                .put_cf_opt(meta, KEY_DOMAIN, encode_domain(domain), &synced())?,
+            // The domain is written with the first registrations, in one batch: a record
+            // without one never finished its creation, and nothing was signed with it.
+            None if !initialize => return Err(missing()),
+            None => batch.put_cf(meta, KEY_DOMAIN, encode_domain(domain)),
         }
-        if let Some(bytes) = store.db.get_cf(meta, KEY_WATERMARK)? {
-            store.watermark = decode_slot(&bytes)?;
+        let mut registrations = Vec::with_capacity(keys.len());
+        for &signer in keys {
+            let key = registered_key(signer);
+            let registration = match (store.db.get_cf(meta, &key)?, mode) {
+                (Some(bytes), _) => Registration {
+                    signer,
+                    first_slot: decode_slot(&bytes, "a key's first slot")?,
+                    new: false,
+                },
+                (None, OpenMode::Existing) => {
+                    return Err(ValidatorError::UnregisteredKey {
+                        path: dir.to_path_buf(),
+                        signer,
+                    });
+                }
+                (None, OpenMode::Initialize { first_slot }) => {
+                    batch.put_cf(meta, key, first_slot.0.to_be_bytes());
+                    Registration {
+                        signer,
+                        first_slot,
+                        new: true,
+                    }
+                }
+            };
+            registrations.push(registration);
         }
-        Ok(store)
+        if !batch.is_empty() {
+            store.db.write_opt(batch, &synced())?;
+        }
+        let watermark = match store.db.get_cf(meta, KEY_WATERMARK)? {
+            Some(bytes) => decode_slot(&bytes, "the record's watermark")?,
+            None => Slot(0),
+        };
+        store.watermark = watermark;
+        if !db_existed {
+            sync_dirs(&created_dirs, |dir| {
+                fsync_dir(dir)?;
+                #[cfg(test)]
+                store.synced_dirs.push(dir.to_path_buf());
+                Ok(())
+            })?;
+        }
+        Ok((store, registrations))
     }
 
     fn duties(&self) -> ValidatorResult<&rocksdb::ColumnFamily> {
@@ -202,14 +346,22 @@ impl RecordStore {
             .ok_or(ValidatorError::Corrupt("the meta table is missing"))
     }
 
-    /// The record's directory.
-    pub(crate) fn dir(&self) -> &Path {
-        &self.dir
+    /// The pruning watermark stored when the record was opened (duties of slots below it were
+    /// pruned); the signer keeps the current one.
+    pub(crate) const fn stored_watermark(&self) -> Slot {
+        self.watermark
     }
 
-    /// Duties of slots below this were pruned.
-    pub(crate) const fn watermark(&self) -> Slot {
-        self.watermark
+    /// WAL fsyncs since the record was opened (RocksDB's `rocksdb.wal.synced`).
+    #[cfg(test)]
+    pub(crate) fn wal_syncs(&self) -> u64 {
+        self.options.get_ticker_count(Ticker::WalFileSynced)
+    }
+
+    /// The directories fsynced because this open created the record.
+    #[cfg(test)]
+    pub(crate) fn synced_dirs(&self) -> &[PathBuf] {
+        &self.synced_dirs
     }
 
     /// What `signer` signed for `duty`, if anything.
@@ -239,25 +391,26 @@ impl RecordStore {
         }
     }
 
-    /// Records `signed` for (`signer`, `duty`) and fsyncs the write-ahead log before returning.
-    pub(crate) fn put(
+    /// Records every `(duty, signed)` of `signer` in one batch and fsyncs the write-ahead log
+    /// before returning: all of them are durable, or none.
+    pub(crate) fn put_all(
         &self,
         signer: Address,
-        duty: Duty,
-        signed: &SignedDuty,
+        duties: &[(Duty, SignedDuty)],
     ) -> ValidatorResult<()> {
-        self.db
-            .put_cf_opt(self.duties()?, duty.key(signer), signed.encode(), &synced())?;
+        let table = self.duties()?;
+        let mut batch = WriteBatch::default();
+        for (duty, signed) in duties {
+            batch.put_cf(table, duty.key(signer), signed.encode());
+        }
+        self.db.write_opt(batch, &synced())?;
         Ok(())
     }
 
-    /// Deletes every duty of a slot below `watermark` and refuses such duties from now on.
-    /// Returns how many records were deleted. A lower watermark than the current one is a
-    /// no-op: the watermark never goes down.
-    pub(crate) fn prune_below(&mut self, watermark: Slot) -> ValidatorResult<u64> {
-        if watermark <= self.watermark {
-            return Ok(0);
-        }
+    /// Deletes every duty of a slot below `watermark` and stores the watermark, in one synced
+    /// batch; returns how many records were deleted. The caller keeps the watermark from going
+    /// down (and from racing a signature).
+    pub(crate) fn prune_below(&self, watermark: Slot) -> ValidatorResult<u64> {
         let duties = self.duties()?;
         let mut batch = WriteBatch::default();
         let mut deleted = 0u64;
@@ -272,7 +425,6 @@ impl RecordStore {
         }
         batch.put_cf(self.meta()?, KEY_WATERMARK, watermark.0.to_be_bytes());
         self.db.write_opt(batch, &synced())?;
-        self.watermark = watermark;
         Ok(deleted)
     }
 }

@@ -5,9 +5,9 @@
 
 use tandem_proto::{
     Address, B256, BlockHeader, BlockProposal, CheckpointHeader, CheckpointProposal,
-    ConsensusPayload, Signature, SignatureKind, SigningDomain, SigningKey, keccak256,
+    ConsensusPayload, Signature, SignatureKind, SigningDomain, SigningKey, keccak256, time::Slot,
 };
-use tandem_validator::{Duty, ProtectedSigner, ValidatorResult};
+use tandem_validator::{Duty, OpenMode, ProtectedSigner, ValidatorResult};
 
 pub fn domain() -> SigningDomain {
     SigningDomain {
@@ -22,7 +22,15 @@ pub fn key(i: u8) -> SigningKey {
     SigningKey::from_bytes(&secret).expect("valid key")
 }
 
-/// A block proposal of (slot, index) whose content (and so digest) depends on `variant`.
+/// Init mode with first slot `first_slot`.
+pub fn init(first_slot: u64) -> OpenMode {
+    OpenMode::Initialize {
+        first_slot: Slot(first_slot),
+    }
+}
+
+/// A block proposal of (slot, index) whose content (and so digest) depends on `variant`; its
+/// archive is that of [`payload`] of the same variant.
 pub fn block(slot: u64, index: u32, variant: u64) -> BlockProposal {
     BlockProposal {
         header: BlockHeader {
@@ -57,6 +65,24 @@ pub fn proposal(slot: u64, variant: u64) -> CheckpointProposal {
     }
 }
 
+/// The digest `duty` with content `variant` is signed over.
+pub fn digest(domain: &SigningDomain, duty: Duty, variant: u64) -> B256 {
+    match duty {
+        Duty::BlockProposal { slot, index } => domain.digest(
+            SignatureKind::BlockProposal,
+            block(slot.0, index, variant).payload_hash(),
+        ),
+        Duty::CheckpointProposal { slot } => domain.digest(
+            SignatureKind::CheckpointProposal,
+            payload(slot.0, variant).payload_hash(),
+        ),
+        Duty::Attestation { slot } => domain.digest(
+            SignatureKind::CheckpointAttestation,
+            payload(slot.0, variant).payload_hash(),
+        ),
+    }
+}
+
 /// Signs `duty` with content `variant` as `who` through the matching public method; returns
 /// the digest that was asked for and the outcome.
 pub fn sign(
@@ -65,34 +91,17 @@ pub fn sign(
     duty: Duty,
     variant: u64,
 ) -> (B256, ValidatorResult<Signature>) {
-    let domain = signer.domain();
-    match duty {
-        Duty::BlockProposal { slot, index } => {
-            let block = block(slot.0, index, variant);
-            let digest = domain.digest(SignatureKind::BlockProposal, block.payload_hash());
-            let result = signer
-                .sign_block_proposal_blocking(who, block)
-                .map(|signed| signed.signature);
-            (digest, result)
-        }
-        Duty::CheckpointProposal { slot } => {
-            let payload = payload(slot.0, variant);
-            let digest = domain.digest(SignatureKind::CheckpointProposal, payload.payload_hash());
-            let result = signer
-                .sign_checkpoint_proposal_blocking(who, payload, None)
-                .map(|signed| signed.signature);
-            (digest, result)
-        }
-        Duty::Attestation { slot } => {
-            let proposal = proposal(slot.0, variant);
-            let digest = domain.digest(
-                SignatureKind::CheckpointAttestation,
-                proposal.payload.payload_hash(),
-            );
-            let result = signer
-                .attest_blocking(who, &proposal)
-                .map(|signed| signed.signature);
-            (digest, result)
-        }
-    }
+    let digest = digest(&signer.domain(), duty, variant);
+    let result = match duty {
+        Duty::BlockProposal { slot, index } => signer
+            .sign_block_proposal_blocking(who, block(slot.0, index, variant))
+            .map(|signed| signed.signature),
+        Duty::CheckpointProposal { slot } => signer
+            .sign_checkpoint_proposal_blocking(who, payload(slot.0, variant), None)
+            .map(|signed| signed.signature),
+        Duty::Attestation { slot } => signer
+            .attest_blocking(who, &proposal(slot.0, variant))
+            .map(|signed| signed.signature),
+    };
+    (digest, result)
 }
