@@ -18,7 +18,8 @@ mod protection;
 
 pub use epochs::{
     CachedEpoch, CommitteeL1, EpochCache, EpochCacheActor, EpochCacheConfig, EpochCacheHandle,
-    EpochCacheStatus, EpochState,
+    EpochCacheStatus, EpochState, MAX_EPOCH_CACHE_INTERVAL, MAX_RETAINED_PAST_EPOCHS,
+    MIN_EPOCH_CACHE_INTERVAL,
 };
 pub use error::{ValidatorError, ValidatorResult};
 pub use metrics::describe_metrics;

@@ -80,7 +80,8 @@ impl Net {
         // harness's provider, not under this one's reads.
         let reader = L1Reader::new(harness.fresh_provider(), deployment.rollup);
         let (handle, actor) =
-            EpochCacheActor::new(config, slot_clock, Arc::new(clock.clone()), reader);
+            EpochCacheActor::new(config, slot_clock, Arc::new(clock.clone()), reader)
+                .expect("a valid config");
         let cancel = CancellationToken::new();
         let task = tokio::spawn(actor.run(cancel.clone()));
         Self {

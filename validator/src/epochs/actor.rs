@@ -12,7 +12,7 @@ use tokio_util::sync::CancellationToken;
 
 use super::{
     CachedEpoch, CommitteeL1, EpochCache, EpochCacheConfig, EpochCacheStatus, EpochState,
-    fixed_from, l1_epoch,
+    MAX_EPOCH_CACHE_INTERVAL, fixed_from, l1_epoch,
 };
 use crate::{
     error::{ValidatorError, ValidatorResult},
@@ -94,13 +94,16 @@ impl<L> std::fmt::Debug for EpochCacheActor<L> {
 }
 
 impl<L: CommitteeL1> EpochCacheActor<L> {
-    /// An empty cache over `l1`; epochs follow `clock` through `slot_clock`.
+    /// An empty cache over `l1`; epochs follow `clock` through `slot_clock`. Fails with
+    /// [`ValidatorError::EpochCacheConfig`] on a setting out of range
+    /// ([`EpochCacheConfig::validate`]).
     pub fn new(
         config: EpochCacheConfig,
         slot_clock: SlotClock,
         clock: Arc<dyn Clock>,
         l1: L,
-    ) -> (EpochCacheHandle, Self) {
+    ) -> ValidatorResult<(EpochCacheHandle, Self)> {
+        config.validate()?;
         let cache = EpochCache::new(slot_clock);
         let (commands_tx, commands) = mpsc::channel(COMMAND_QUEUE_CAPACITY);
         let initial = EpochCacheStatus {
@@ -128,7 +131,7 @@ impl<L: CommitteeL1> EpochCacheActor<L> {
             finalized: None,
             failures: 0,
         };
-        (handle, actor)
+        Ok((handle, actor))
     }
 
     /// Refreshes every `poll_interval` (sooner after errors, with backoff) and on request, until
@@ -222,7 +225,7 @@ impl<L: CommitteeL1> EpochCacheActor<L> {
                 delay
             }
         };
-        Instant::now() + delay
+        deadline_after(Instant::now(), delay)
     }
 
     fn slot_clock(&self) -> SlotClock {
@@ -367,6 +370,14 @@ fn is_transient(err: &ValidatorError) -> bool {
         ValidatorError::EpochCacheTimeout(_) => true,
         _ => false,
     }
+}
+
+/// `now + delay`, the delay capped at [`MAX_EPOCH_CACHE_INTERVAL`]: `Instant` addition panics on
+/// overflow. A validated config keeps delays below the cap, so the fallback (`now`) is only
+/// for an instant near the end of the clock's range.
+fn deadline_after(now: Instant, delay: Duration) -> Instant {
+    now.checked_add(delay.min(MAX_EPOCH_CACHE_INTERVAL))
+        .unwrap_or(now)
 }
 
 /// `retry_initial · 2^(failures − 1)`, capped at `retry_max`.

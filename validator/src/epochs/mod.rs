@@ -50,7 +50,10 @@ use tandem_proto::{
 pub use actor::{EpochCacheActor, EpochCacheHandle};
 pub use l1::CommitteeL1;
 
-use crate::metrics;
+use crate::{
+    error::{ValidatorError, ValidatorResult},
+    metrics,
+};
 
 /// Settings of the epoch cache.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -78,6 +81,52 @@ impl Default for EpochCacheConfig {
             retry_max: Duration::from_secs(30),
             pass_timeout: Duration::from_secs(10),
         }
+    }
+}
+
+/// Shortest interval or timeout the epoch cache accepts: less would poll L1 in a tight loop.
+pub const MIN_EPOCH_CACHE_INTERVAL: Duration = Duration::from_millis(10);
+/// Longest interval or timeout the epoch cache accepts (one day): longer is a typo, and
+/// bounding it keeps every deadline computation far from overflowing.
+pub const MAX_EPOCH_CACHE_INTERVAL: Duration = Duration::from_secs(24 * 60 * 60);
+/// Most past epochs the cache may be told to keep (each is one committee in memory).
+pub const MAX_RETAINED_PAST_EPOCHS: u64 = 1_024;
+
+impl EpochCacheConfig {
+    /// Checks every setting: intervals and the timeout within
+    /// [`MIN_EPOCH_CACHE_INTERVAL`]..=[`MAX_EPOCH_CACHE_INTERVAL`], `retry_initial ≤
+    /// retry_max`, at most [`MAX_RETAINED_PAST_EPOCHS`] past epochs.
+    pub fn validate(&self) -> ValidatorResult<()> {
+        let durations = [
+            ("poll_interval", self.poll_interval),
+            ("retry_initial", self.retry_initial),
+            ("retry_max", self.retry_max),
+            ("pass_timeout", self.pass_timeout),
+        ];
+        for (field, value) in durations {
+            if !(MIN_EPOCH_CACHE_INTERVAL..=MAX_EPOCH_CACHE_INTERVAL).contains(&value) {
+                return Err(ValidatorError::EpochCacheConfig {
+                    field,
+                    value: format!("{value:?}"),
+                    requirement: "must be between 10ms and 1 day",
+                });
+            }
+        }
+        if self.retry_initial > self.retry_max {
+            return Err(ValidatorError::EpochCacheConfig {
+                field: "retry_initial",
+                value: format!("{:?}", self.retry_initial),
+                requirement: "must not exceed retry_max",
+            });
+        }
+        if self.retained_past_epochs > MAX_RETAINED_PAST_EPOCHS {
+            return Err(ValidatorError::EpochCacheConfig {
+                field: "retained_past_epochs",
+                value: self.retained_past_epochs.to_string(),
+                requirement: "must be at most 1024",
+            });
+        }
+        Ok(())
     }
 }
 

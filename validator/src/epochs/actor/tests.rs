@@ -17,6 +17,7 @@ use tandem_proto::{
 use tokio_util::sync::CancellationToken;
 
 use super::*;
+use crate::epochs::{MAX_RETAINED_PAST_EPOCHS, MIN_EPOCH_CACHE_INTERVAL};
 
 const GENESIS: u64 = 1_000;
 /// Seconds per epoch: 4 slots of 4 s.
@@ -151,7 +152,8 @@ impl Rig {
         let l1 = FakeL1::default();
         let clock = ManualClock::new(Timestamp::from_secs(GENESIS - 10));
         let (handle, actor) =
-            EpochCacheActor::new(config, slot_clock(), Arc::new(clock.clone()), l1.clone());
+            EpochCacheActor::new(config, slot_clock(), Arc::new(clock.clone()), l1.clone())
+                .expect("a valid config");
         let rig = Self {
             l1,
             clock,
@@ -358,4 +360,100 @@ async fn a_refresh_reports_the_l1_error_and_the_cache_keeps_what_it_had() {
     }
     assert!(rig.actor.status.borrow().is_ready());
     assert!(rig.cache.duty(Slot(2 * 4)).is_some());
+}
+
+#[test]
+fn configs_out_of_range_are_refused_by_name_before_the_actor_exists() {
+    let invalid = [
+        (
+            EpochCacheConfig {
+                poll_interval: Duration::ZERO,
+                ..config()
+            },
+            "poll_interval",
+        ),
+        (
+            EpochCacheConfig {
+                retry_initial: Duration::ZERO,
+                ..config()
+            },
+            "retry_initial",
+        ),
+        (
+            EpochCacheConfig {
+                pass_timeout: Duration::ZERO,
+                ..config()
+            },
+            "pass_timeout",
+        ),
+        (
+            EpochCacheConfig {
+                retry_max: Duration::MAX,
+                ..config()
+            },
+            "retry_max",
+        ),
+        (
+            EpochCacheConfig {
+                poll_interval: Duration::from_secs(u64::MAX),
+                ..config()
+            },
+            "poll_interval",
+        ),
+        (
+            EpochCacheConfig {
+                retry_initial: Duration::from_secs(5),
+                retry_max: Duration::from_secs(4),
+                ..config()
+            },
+            "retry_initial",
+        ),
+        (
+            EpochCacheConfig {
+                retained_past_epochs: u64::MAX,
+                ..config()
+            },
+            "retained_past_epochs",
+        ),
+    ];
+    for (config, named) in invalid {
+        let clock = ManualClock::new(Timestamp::from_secs(GENESIS));
+        match EpochCacheActor::new(
+            config.clone(),
+            slot_clock(),
+            Arc::new(clock),
+            FakeL1::default(),
+        ) {
+            Err(err @ ValidatorError::EpochCacheConfig { field, .. }) => {
+                assert_eq!(field, named, "{config:?}");
+                assert!(err.to_string().contains(named), "{err}");
+            }
+            Err(other) => panic!("{config:?}: expected a config error, got {other}"),
+            Ok(_) => panic!("{config:?}: an invalid config was accepted"),
+        }
+    }
+    config().validate().unwrap();
+    EpochCacheConfig::default().validate().unwrap();
+    let edges = EpochCacheConfig {
+        retained_past_epochs: MAX_RETAINED_PAST_EPOCHS,
+        poll_interval: MIN_EPOCH_CACHE_INTERVAL,
+        retry_initial: MAX_EPOCH_CACHE_INTERVAL,
+        retry_max: MAX_EPOCH_CACHE_INTERVAL,
+        pass_timeout: MIN_EPOCH_CACHE_INTERVAL,
+    };
+    edges.validate().unwrap();
+}
+
+#[test]
+fn deadlines_never_overflow_the_clock() {
+    let now = tokio::time::Instant::now();
+    assert_eq!(
+        deadline_after(now, Duration::from_secs(3)),
+        now + Duration::from_secs(3)
+    );
+    // `now + Duration::MAX` panics; the deadline is capped instead.
+    assert_eq!(
+        deadline_after(now, Duration::MAX),
+        now + MAX_EPOCH_CACHE_INTERVAL
+    );
 }
