@@ -15,7 +15,9 @@
 //! committee of the previous, current and next epoch (by the clock) that it does not hold as
 //! fixed. An epoch whose committee is not fixed at the head but would be one epoch later (the
 //! bootstrap epochs 0 and 1 while L1 is still in epoch 0, or `e + 1` in the first L1 slot of
-//! `e`) is read *provisionally*: served, but read again on every new head until L1 fixes it.
+//! `e`) is read *provisionally*: served (marked [`SlotDuty::provisional`], so gossip that
+//! disagrees with it is ignored rather than penalised), but read again on every new head until
+//! L1 fixes it.
 //! Further ahead nothing is read: L1 does not know the committee yet, so the slot's duty is
 //! unknown and gossip for it is ignored.
 //!
@@ -323,6 +325,7 @@ impl CommitteeSource for EpochCache {
         Some(SlotDuty {
             proposer: cached.proposer_of(slot),
             committee: Arc::clone(cached.members()),
+            provisional: !cached.fixed,
         })
     }
 }

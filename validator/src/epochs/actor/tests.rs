@@ -232,6 +232,12 @@ async fn reads_what_l1_knows_provisionally_or_fixed_and_evicts_old_epochs() {
     let duty = cache.duty(slot).unwrap();
     assert_eq!(duty.proposer, committee(3, 0).proposer_of(slot.0));
     assert_eq!(&*duty.committee, committee(3, 0).members.as_slice());
+    // Gossip validation learns which duties may still change.
+    assert!(!duty.provisional, "epoch 3 is fixed");
+    assert!(
+        cache.duty(Slot(4 * 4)).unwrap().provisional,
+        "epoch 4 is not"
+    );
     assert_eq!(cache.duty(Slot(4)), None, "epoch 1 was evicted");
 
     // The clock runs far ahead of a stalled L1: nothing it could read is trustworthy.
