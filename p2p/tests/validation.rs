@@ -416,25 +416,31 @@ fn unknown_committee_is_ignored_and_empty_committee_rejects_attestations() {
     assert_eq!(result.unwrap_err(), GossipInvalid::NoCommittee(TARGET));
 }
 
+/// Every slot's duty is `duty`.
+struct FixedDuty(SlotDuty);
+
+impl tandem_p2p::CommitteeSource for FixedDuty {
+    fn duty(&self, _: Slot) -> Option<SlotDuty> {
+        Some(self.0.clone())
+    }
+}
+
+/// A pipeline of `net` whose committee source answers `duty` for every slot.
+fn pipeline_with_duty(net: &Net, duty: SlotDuty) -> GossipPipeline {
+    let validator = GossipValidator::new(
+        net.domain,
+        net.windows,
+        std::sync::Arc::new(FixedDuty(duty)),
+        net.params.tx_rules,
+        net.params.max_txs_per_block,
+    );
+    GossipPipeline::new(validator)
+}
+
 #[test]
 fn gossip_disagreeing_with_a_provisional_duty_is_ignored_without_penalty() {
-    struct Duties(SlotDuty);
-    impl tandem_p2p::CommitteeSource for Duties {
-        fn duty(&self, _: Slot) -> Option<SlotDuty> {
-            Some(self.0.clone())
-        }
-    }
-    let now = Timestamp::from_secs(1_000_000);
-    let net = Net::new(now);
-    let pipeline_with = |duty: SlotDuty| {
-        GossipPipeline::new(GossipValidator::new(
-            net.domain,
-            net.windows,
-            std::sync::Arc::new(Duties(duty)),
-            net.params.tx_rules,
-            net.params.max_txs_per_block,
-        ))
-    };
+    let (net, _, now) = setup();
+    let pipeline_with = |duty: SlotDuty| pipeline_with_duty(&net, duty);
     let proposer = net.proposer(TARGET);
     let checkpoint = net.checkpoint(TARGET, net.block(TARGET, 0, vec![], proposer), 0, proposer);
     let attestation = net.attestation(&checkpoint, &net.keys[0]);
