@@ -123,7 +123,10 @@ fn creating_a_record_fsyncs_every_directory_entry_it_added() {
     // An existing, empty directory gets only its own entries (lock, db) synced.
     let empty = root.path().join("empty");
     std::fs::create_dir(&empty).unwrap();
-    assert_eq!(create(&empty).inner.store.synced_dirs(), std::slice::from_ref(&empty));
+    assert_eq!(
+        create(&empty).inner.store.synced_dirs(),
+        std::slice::from_ref(&empty)
+    );
 }
 
 #[test]
