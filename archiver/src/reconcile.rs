@@ -217,7 +217,10 @@ impl ArchiverStore {
         }
         let mut batch = self.db().batch();
         let mut next = self.chain.clone();
-        for number in next.awaiting.split_off(&(keep + 1)) {
+        let above = keep
+            .checked_add(1)
+            .map_or_else(Default::default, |first| next.awaiting.split_off(&first));
+        for number in above {
             batch.delete::<AwaitingCheckpoints>(&number);
         }
         let mut prune = None;

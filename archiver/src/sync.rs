@@ -161,7 +161,10 @@ pub async fn fetch_l1_update(
     let confirmed = head.saturating_sub(config.confirmations);
     let mut behind = false;
     for _ in 0..config.max_batches_per_step {
-        let from = cursor.map_or(config.deployment_block, |c| c.number + 1);
+        let from = match cursor {
+            Some(c) => after(c.number)?,
+            None => config.deployment_block,
+        };
         if from > confirmed {
             break;
         }
@@ -171,7 +174,8 @@ pub async fn fetch_l1_update(
         let events = source.checkpoint_events(from, to).await?;
         let start = require_block(source, from).await?;
         let end_again = require_block(source, to).await?;
-        let continues = cursor.is_none_or(|c| start.parent_hash == c.hash || from > c.number + 1);
+        // The range starts right after the cursor: its first block must chain on it.
+        let continues = cursor.is_none_or(|c| start.parent_hash == c.hash);
         if end_again.hash != end.hash || !continues {
             metrics::counter!("archiver_l1_range_changed_total").increment(1);
             if steps.is_empty() {
@@ -206,6 +210,13 @@ pub async fn fetch_l1_update(
         behind,
         head,
     })
+}
+
+/// The L1 block number after `number` (checked: it comes from L1).
+fn after(number: u64) -> ArchiverResult<u64> {
+    number
+        .checked_add(1)
+        .ok_or_else(|| tandem_l1::L1Error::Unexpected("an L1 block number overflows").into())
 }
 
 async fn require_block(source: &dyn L1Source, number: u64) -> ArchiverResult<L1Block> {

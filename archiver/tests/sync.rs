@@ -483,3 +483,40 @@ async fn an_undecodable_body_blocks_without_asking_peers() {
     // Any body with the same hash is the same bytes: peers cannot help.
     assert_eq!(s.store.body_wanted().unwrap(), None);
 }
+
+#[tokio::test]
+async fn an_l1_event_numbered_zero_is_refused_and_loses_nothing() {
+    let mut s = Setup::new();
+    let cp1 = s.checkpoint(1, 2, 1);
+    s.mine_until(GENESIS + 2 * SLOT);
+    s.l1.land(&cp1, false);
+    s.mine_empty_after();
+    let report = s.sync().await.unwrap();
+    assert_eq!(report.awaiting, 1);
+    // Only a broken or hostile RPC reports checkpoint 0 (genesis): a typed error, and the L1
+    // fact awaiting its body is kept (no rollback to "checkpoint −1").
+    let err = s
+        .store
+        .apply_l1_event(tandem_archiver::L1CheckpointEvent {
+            number: 0,
+            l1: s.l1.head().reference(),
+            ..cp1.event(true)
+        })
+        .unwrap_err();
+    assert!(
+        matches!(
+            err,
+            ArchiverError::L1CheckpointNotSequential {
+                expected: 2,
+                got: 0
+            }
+        ),
+        "{err}"
+    );
+    let reader = s.store.reader();
+    let view = reader.view().unwrap();
+    assert_eq!(view.awaiting_checkpoints().unwrap().len(), 1);
+    assert_eq!(view.tips().unwrap().checkpointed.checkpoint.number, 0);
+    drop(view);
+    s.store.check_consistency().unwrap();
+}
