@@ -216,6 +216,27 @@ pub(crate) fn encode_txs<'a>(txs: impl ExactSizeIterator<Item = &'a Tx>) -> Vec<
     out
 }
 
+/// `keccak256` of the checkpoint body of `blocks` (each a header and its stored, packed txs:
+/// see [`encode_txs`]), hashed as [`tandem_proto::encode_checkpoint_body`] lays it out, without
+/// decoding the txs or building the body.
+pub(crate) fn checkpoint_body_hash<'a>(
+    blocks: impl ExactSizeIterator<Item = (&'a BlockHeader, &'a [u8])>,
+) -> Result<B256, RecordError> {
+    let count = |n: usize| u32::try_from(n).map_err(|_| RecordError("checkpoint body count"));
+    let mut hasher = alloy::primitives::Keccak256::new();
+    hasher.update([tandem_proto::CHECKPOINT_BODY_VERSION]);
+    hasher.update(count(blocks.len())?.to_be_bytes());
+    for (header, txs) in blocks {
+        if !txs.len().is_multiple_of(PACKED_TX_LENGTH) {
+            return Err(RecordError("block txs"));
+        }
+        hasher.update(header.abi_encode());
+        hasher.update(count(txs.len() / PACKED_TX_LENGTH)?.to_be_bytes());
+        hasher.update(txs);
+    }
+    Ok(hasher.finalize())
+}
+
 pub(crate) fn decode_txs(bytes: &[u8]) -> Result<Vec<Tx>, RecordError> {
     if !bytes.len().is_multiple_of(PACKED_TX_LENGTH) {
         return Err(RecordError("block txs"));
@@ -444,6 +465,47 @@ pub(crate) fn decode_l1_ref(bytes: &[u8]) -> Result<L1Ref, RecordError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_streamed_body_hash_is_the_hash_of_the_encoded_body() {
+        let domain = tandem_proto::SigningDomain {
+            chain_id: 1,
+            rollup: tandem_proto::Address::ZERO,
+        };
+        let key = tandem_proto::SigningKey::from_bytes(&[3; 32]).unwrap();
+        let tx = |nonce| {
+            Tx::sign(
+                tandem_proto::TxPayload {
+                    nonce,
+                    ..Default::default()
+                },
+                &domain,
+                &key,
+            )
+        };
+        let block = |number, txs: Vec<Tx>| tandem_proto::Block {
+            header: BlockHeader {
+                block_number: number,
+                total_fees: u128::from(number) * 11,
+                ..Default::default()
+            },
+            txs,
+        };
+        let blocks = [block(1, vec![tx(0), tx(1)]), block(2, Vec::new()), block(3, vec![tx(2)])];
+        let packed: Vec<Vec<u8>> = blocks.iter().map(|b| encode_txs(b.txs.iter())).collect();
+        let streamed = checkpoint_body_hash(
+            blocks
+                .iter()
+                .zip(&packed)
+                .map(|(b, txs)| (&b.header, txs.as_slice())),
+        )
+        .unwrap();
+        assert_eq!(
+            streamed,
+            tandem_proto::keccak256(tandem_proto::encode_checkpoint_body(&blocks))
+        );
+        assert!(checkpoint_body_hash([(&blocks[0].header, &packed[0][1..])].into_iter()).is_err());
+    }
 
     #[test]
     fn records_round_trip_and_truncation_fails() {

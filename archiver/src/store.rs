@@ -449,6 +449,14 @@ impl ArchiverStore {
             number: input.number,
             reason,
         })?;
+        // L1 refuses a body that does not hash to the header's body hash: such a proposal can
+        // never land, so nothing may build on it.
+        if self.body_hash(&blocks)? != input.payload.header.body_hash {
+            return Err(ArchiverError::ProposedCheckpointBlocks {
+                number: input.number,
+                reason: "body hash does not match its blocks' txs",
+            });
+        }
         let record = ProposedCheckpoint {
             number: input.number,
             payload: input.payload,
@@ -473,6 +481,21 @@ impl ArchiverStore {
         self.commit(Change::new(batch, next, false).removing(removed_from, prune))?;
         metrics::counter!("archiver_proposed_checkpoints_added_total").increment(1);
         Ok(Added::Stored(record))
+    }
+
+    /// The checkpoint body hash of stored blocks (hashed from their stored txs).
+    fn body_hash(&self, blocks: &[StoredHeader]) -> ArchiverResult<B256> {
+        let mut txs = Vec::with_capacity(blocks.len());
+        for block in blocks {
+            txs.push(
+                self.db()
+                    .get_encoded::<BlockTxs>(&block.header.block_number)?
+                    .ok_or(ArchiverError::Corrupt("a stored block has no tx record"))?,
+            );
+        }
+        Ok(crate::codec::checkpoint_body_hash(
+            blocks.iter().zip(&txs).map(|(b, t)| (&b.header, t.as_ref())),
+        )?)
     }
 
     // ---- L1 sync position ----------------------------------------------------------------

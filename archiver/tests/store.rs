@@ -410,6 +410,37 @@ fn a_checkpoint_header_must_carry_its_blocks_coinbase_and_fee_recipient() {
 }
 
 #[test]
+fn a_proposed_checkpoint_whose_body_hash_is_not_its_blocks_is_refused() {
+    let (_dir, mut store) = open();
+    let mut chain = Chain::new();
+    chain.next_txs = vec![tx(1, 0), tx(1, 1)];
+    let cp1 = chain.checkpoint(1, 5, 2, 1);
+    add_blocks(&mut store, &cp1);
+    // Every other field matches; the body hash is that of the same blocks without their txs
+    // (so a check that skipped the txs would accept it).
+    let mut without_txs = cp1.blocks.clone();
+    for block in &mut without_txs {
+        block.txs.clear();
+    }
+    for body_hash in [
+        B256::repeat_byte(3),
+        tandem_proto::keccak256(tandem_proto::encode_checkpoint_body(&without_txs)),
+    ] {
+        let mut input = cp1.proposed();
+        input.payload.header.body_hash = body_hash;
+        let err = store.add_proposed_checkpoint(input).unwrap_err();
+        assert!(
+            matches!(err, ArchiverError::ProposedCheckpointBlocks { number: 1, reason } if reason.contains("body hash")),
+            "{err}"
+        );
+        assert_eq!(err.disposition(), Disposition::Reject);
+        assert_eq!(store.tips().proposed_checkpoint.checkpoint.number, 0);
+    }
+    assert!(store.add_proposed_checkpoint(cp1.proposed()).unwrap().is_new());
+    store.check_consistency().unwrap();
+}
+
+#[test]
 fn promotion_of_the_lower_proposed_keeps_the_higher() {
     let (_dir, mut store) = open();
     let mut chain = Chain::new();
