@@ -41,6 +41,7 @@ pub use actor::{
 pub use awaiting::{L1EventOutcome, L1SyncStatus};
 pub use error::{ArchiverError, ArchiverResult, Disposition};
 pub use prune::{PruneEvent, PruneKind};
+pub use rules::DEFAULT_MAX_PROPOSED_DEPTH;
 pub use reader::{ArchiverReader, ReadView, TxInBlock};
 pub use records::{
     AwaitingCheckpoint, BodyProblem, CheckpointRecord, L1CheckpointEvent, L1Ref, PayloadSource,

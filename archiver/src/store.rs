@@ -24,8 +24,9 @@ use crate::{
     reader::ArchiverReader,
     records::{CheckpointRecord, L1Ref, PayloadSource, ProposedCheckpoint, StoredHeader},
     rules::{
-        BlockDecision, ChainIdentity, CheckpointClaim, CheckpointDecision, check_proposed_block,
-        check_proposed_checkpoint, verify_checkpoint_blocks,
+        BlockDecision, ChainIdentity, CheckpointClaim, CheckpointDecision,
+        DEFAULT_MAX_PROPOSED_DEPTH, Limits, check_proposed_block, check_proposed_checkpoint,
+        verify_checkpoint_blocks,
     },
     tables::{
         Archives, Batch, BlockHashes, BlockSignatures, BlockTxs, Checkpoints, Db, HeaderViews,
@@ -93,6 +94,7 @@ pub struct ArchiverStore {
     pub(crate) shared: Arc<Shared>,
     pub(crate) chain: ChainState,
     pub(crate) identity: ChainIdentity,
+    limits: Limits,
     /// To recover senders of pruned txs the store only has as bytes.
     pub(crate) domain: SigningDomain,
     /// Txs of the uncheckpointed blocks (the tx index and prune events use them).
@@ -158,12 +160,23 @@ impl ArchiverStore {
             }),
             chain,
             identity,
+            limits: Limits {
+                max_proposed_depth: DEFAULT_MAX_PROPOSED_DEPTH,
+            },
             domain,
             pending,
             outbox: Vec::new(),
             defer_l1_syncs: false,
             unsynced_l1: false,
         })
+    }
+
+    /// Most checkpoints held above the checkpointed tip (default
+    /// [`crate::DEFAULT_MAX_PROPOSED_DEPTH`]); blocks and proposed checkpoints beyond are refused
+    /// with a retry-later error. Under pipelining two are normal; more accumulate only while
+    /// L1 does not settle them (an unreachable or lagging L1 RPC).
+    pub fn set_max_proposed_depth(&mut self, depth: u64) {
+        self.limits.max_proposed_depth = depth;
     }
 
     /// From now on, batches recording L1 facts do not wait for the disk; the caller makes them
@@ -346,6 +359,7 @@ impl ArchiverStore {
         let decision = check_proposed_block(
             &self.chain,
             &self.identity,
+            &self.limits,
             &block.header,
             hash,
             body_matches,
@@ -419,12 +433,7 @@ impl ArchiverStore {
             start_block: input.start_block,
             block_count: input.block_count,
         };
-        let decision = check_proposed_checkpoint(
-            &self.chain,
-            claim,
-            |n| self.db().get::<Checkpoints>(&n),
-            |n| self.db().get::<ProposedCheckpoints>(&n),
-        )?;
+        let decision = check_proposed_checkpoint(&self.chain, &self.limits, claim, self.db())?;
         let end = match decision {
             CheckpointDecision::AlreadyStored(stored) => return Ok(Added::AlreadyStored(*stored)),
             CheckpointDecision::Add { end } => end,

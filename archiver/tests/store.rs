@@ -6,6 +6,7 @@ mod common;
 
 use common::{BuiltCheckpoint, Chain, DOMAIN, add_blocks, genesis, open_store, tx};
 use tandem_archiver::{
+    DEFAULT_MAX_PROPOSED_DEPTH,
     Added, ArchiverError, ArchiverStore, Disposition, L1Outcome, L1Ref, PruneKind,
 };
 use tandem_proto::{Address, B256, BlockHeader};
@@ -287,6 +288,8 @@ fn duplicates_are_already_stored_and_conflicts_are_rejected() {
         ArchiverError::CannotOverwriteCheckpointedBlock { number: 2 }
     ));
     assert_eq!(err.disposition(), Disposition::Reject);
+    // Over a block no proposed checkpoint covers: it may be an orphan that goes at its
+    // deadline, so retry later (once a proposal seals it, rejected: below).
     let mut fork = Chain::from_store(&store, 2);
     other = fork.checkpoint(2, 6, 1, 9);
     let err = store
@@ -294,9 +297,9 @@ fn duplicates_are_already_stored_and_conflicts_are_rejected() {
         .unwrap_err();
     assert!(matches!(
         err,
-        ArchiverError::BlockNumberAlreadyExists { number: 3 }
+        ArchiverError::BlockNumberHeldByUncovered { number: 3 }
     ));
-    assert_eq!(err.disposition(), Disposition::Reject);
+    assert_eq!(err.disposition(), Disposition::RetryLater);
     // A block whose parent is not there yet: retry later.
     let mut gap = chain.checkpoint(3, 7, 2, 1);
     gap.blocks.remove(0);
@@ -318,6 +321,14 @@ fn duplicates_are_already_stored_and_conflicts_are_rejected() {
     // is missing.
     let stored = store.add_proposed_checkpoint(cp2.proposed()).unwrap();
     assert!(stored.is_new());
+    let err = store
+        .add_proposed_block(other.proposed_block(0))
+        .unwrap_err();
+    assert!(matches!(
+        err,
+        ArchiverError::BlockNumberAlreadyExists { number: 3 }
+    ));
+    assert_eq!(err.disposition(), Disposition::Reject);
     assert!(matches!(
         store.add_proposed_checkpoint(cp2.proposed()),
         Ok(Added::AlreadyStored(ref p)) if p == stored.get()
@@ -866,6 +877,14 @@ impl Harness {
                     );
                     return Ok(());
                 }
+                if number - self.model.checkpointed() > DEFAULT_MAX_PROPOSED_DEPTH {
+                    prop_assert!(
+                        matches!(first, Err(ArchiverError::TooFarAboveCheckpointed { .. })),
+                        "{:?}",
+                        first
+                    );
+                    return Ok(());
+                }
                 prop_assert!(matches!(first, Ok(Added::Stored(_))), "{:?}", first);
                 for i in 1..cp.blocks.len() {
                     let added = self.store.add_proposed_block(cp.proposed_block(i));
@@ -882,7 +901,8 @@ impl Harness {
                     let number = self.model.last_checkpoint() + 1;
                     let allowed = number == self.model.checkpointed() + 1
                         || self.model.proposed.contains_key(&(number - 1));
-                    if !allowed {
+                    if !allowed || number - self.model.checkpointed() > DEFAULT_MAX_PROPOSED_DEPTH
+                    {
                         return Ok(());
                     }
                     self.slot += 1;
@@ -940,11 +960,19 @@ impl Harness {
                 block.header.index_within_checkpoint =
                     cp.blocks[last].header.index_within_checkpoint;
                 let refused = self.store.add_proposed_block(block);
-                prop_assert!(
-                    matches!(refused, Err(ArchiverError::BlockNumberAlreadyExists { .. })),
-                    "{:?}",
-                    refused
-                );
+                if self.model.proposed.contains_key(&cp.number) {
+                    prop_assert!(
+                        matches!(refused, Err(ArchiverError::BlockNumberAlreadyExists { .. })),
+                        "{:?}",
+                        refused
+                    );
+                } else {
+                    prop_assert!(
+                        matches!(refused, Err(ArchiverError::BlockNumberHeldByUncovered { .. })),
+                        "{:?}",
+                        refused
+                    );
+                }
             }
             Op::L1Matching => {
                 let Some(&(number, count)) = self.model.local_checkpoints().first() else {
