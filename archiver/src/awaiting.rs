@@ -159,8 +159,7 @@ impl ArchiverStore {
     /// The number the next new L1 checkpoint must have: after the checkpointed tip and the ones
     /// awaiting a body.
     fn next_l1_number(&self) -> u64 {
-        self
-            .chain
+        self.chain
             .checkpointed
             .number
             .saturating_add(1)

@@ -491,7 +491,11 @@ mod tests {
             },
             txs,
         };
-        let blocks = [block(1, vec![tx(0), tx(1)]), block(2, Vec::new()), block(3, vec![tx(2)])];
+        let blocks = [
+            block(1, vec![tx(0), tx(1)]),
+            block(2, Vec::new()),
+            block(3, vec![tx(2)]),
+        ];
         let packed: Vec<Vec<u8>> = blocks.iter().map(|b| encode_txs(b.txs.iter())).collect();
         let streamed = checkpoint_body_hash(
             blocks

@@ -41,17 +41,18 @@ pub use actor::{
 pub use awaiting::{L1EventOutcome, L1SyncStatus};
 pub use error::{ArchiverError, ArchiverResult, Disposition};
 pub use prune::{PruneEvent, PruneKind};
-pub use rules::DEFAULT_MAX_PROPOSED_DEPTH;
 pub use reader::{ArchiverReader, ReadView, TxInBlock};
 pub use records::{
     AwaitingCheckpoint, BodyProblem, CheckpointRecord, L1CheckpointEvent, L1Ref, PayloadSource,
     ProposeCalldata, ProposedCheckpoint, RecordError, StoredBlock, StoredHeader,
 };
+pub use rules::DEFAULT_MAX_PROPOSED_DEPTH;
 pub use store::{
     Added, ArchiverStore, L1CheckpointInput, L1Outcome, ProposedBlock, ProposedCheckpointInput,
 };
 pub use sync::{
     L1Block, L1Future, L1Source, L1Step, L1Update, PruneContext, StepOutcome, SyncConfig,
-    SyncReport, apply_l1_step, fetch_l1_update, orphan_deadline, sync_step,
+    SyncReport, apply_l1_step, fetch_l1_update, orphan_deadline, prune, prune_orphans,
+    prune_uncheckpointed, sync_step,
 };
 pub use tables::WalSync;

@@ -182,20 +182,22 @@ impl ArchiverStore {
 
     /// Orphan prune: the first block above the proposed-checkpoint tip whose slot's
     /// `deadline_ms(slot)` has passed at `now_ms` (its checkpoint proposal never came) is removed
-    /// with everything after it. Waits while L1 checkpoints await a body.
+    /// with everything after it. Blocks of L1 checkpoints awaiting a body are kept (they may be
+    /// that body).
     pub fn prune_orphans(
         &mut self,
         now_ms: u64,
         deadline_ms: impl Fn(u64) -> u64,
     ) -> ArchiverResult<Option<crate::PruneEvent>> {
-        if !self.chain.awaiting.is_empty() {
-            return Ok(None);
-        }
+        let awaited = self.chain.awaiting.last().copied();
         let tips = self.chain.tips();
         for number in tips.proposed_checkpoint.block.number + 1..=tips.proposed.block.number {
             let block = self
                 .db()
                 .require::<HeaderViews>(&number, "a block below the tip is missing")?;
+            if awaited.is_some_and(|last| block.header.checkpoint_number <= last) {
+                continue;
+            }
             if now_ms > deadline_ms(block.header.slot) {
                 return self.remove_and_commit(number, PruneKind::Orphan, false);
             }

@@ -503,7 +503,10 @@ impl ArchiverStore {
             );
         }
         Ok(crate::codec::checkpoint_body_hash(
-            blocks.iter().zip(&txs).map(|(b, t)| (&b.header, t.as_ref())),
+            blocks
+                .iter()
+                .zip(&txs)
+                .map(|(b, t)| (&b.header, t.as_ref())),
         )?)
     }
 

@@ -10,8 +10,10 @@
 //! 2. [`apply_l1_step`] (sync, one store write per step): the actor applies the planned steps
 //!    one at a time between queued proposals; [`sync_step`] does both phases at once.
 //!
-//! Prunes run only when the fetch reached the confirmed L1 head. The uncheckpointed-slot prune
-//! goes by L1 time (the newest synced L1 block), the orphan prune by the consensus deadlines.
+//! Prunes ([`prune`]) do not depend on a fetch: the uncheckpointed-slot prune goes by L1 time
+//! (the newest synced L1 block: every L1 block up to it was read, so a slot that ended before it
+//! can no longer get its checkpoint), the orphan prune by the consensus deadlines and the wall
+//! clock. The actor runs them on every tick, whether L1 answers or not.
 
 use std::{collections::BTreeSet, time::Duration};
 
@@ -105,10 +107,6 @@ pub enum L1Step {
     Finalized(u64),
     /// Retry the first L1 checkpoint waiting for its body.
     ResolveAwaiting,
-    /// The uncheckpointed-slot prune.
-    PruneUncheckpointed,
-    /// The orphan prune.
-    PruneOrphans,
 }
 
 /// What a fetch found: the steps to apply, in order.
@@ -116,7 +114,7 @@ pub enum L1Step {
 pub struct L1Update {
     /// Steps, in order.
     pub steps: Vec<L1Step>,
-    /// Whether the fetch stopped before the confirmed L1 head (then no prune is planned).
+    /// Whether the fetch stopped before the confirmed L1 head.
     pub behind: bool,
     /// Latest L1 block seen.
     pub head: u64,
@@ -201,10 +199,6 @@ pub async fn fetch_l1_update(
         steps.push(L1Step::Finalized(finalized.number));
     }
     steps.push(L1Step::ResolveAwaiting);
-    if !behind {
-        steps.push(L1Step::PruneUncheckpointed);
-        steps.push(L1Step::PruneOrphans);
-    }
     Ok(L1Update {
         steps,
         behind,
@@ -310,11 +304,7 @@ pub struct StepOutcome {
 }
 
 /// Applies one step (one store write, two for an event that reveals a reorg).
-pub fn apply_l1_step(
-    store: &mut ArchiverStore,
-    step: L1Step,
-    context: &PruneContext<'_>,
-) -> ArchiverResult<StepOutcome> {
+pub fn apply_l1_step(store: &mut ArchiverStore, step: L1Step) -> ArchiverResult<StepOutcome> {
     let mut outcome = StepOutcome::default();
     match step {
         L1Step::Rollback { keep, marker } => {
@@ -342,51 +332,84 @@ pub fn apply_l1_step(
                 outcome.resolve_again = true;
             }
         }
-        L1Step::PruneUncheckpointed => {
-            // By L1 time: no L1 block can be in a slot before the newest synced block's.
-            if let Some(synced) = store.l1_synced()
-                && let Some(slot) = context
-                    .slot_clock
-                    .slot_at(Timestamp::from_secs(synced.timestamp))
-            {
-                store.prune_uncheckpointed(slot.0)?;
-            }
-        }
-        L1Step::PruneOrphans => {
-            let deadline = |slot: u64| {
-                orphan_deadline(
-                    context.windows,
-                    context.orphan_prune_tolerance,
-                    context.proposals_seen.contains(&slot),
-                    Slot(slot),
-                )
-                .as_millis()
-            };
-            store.prune_orphans(context.now.as_millis(), deadline)?;
-        }
     }
     Ok(outcome)
 }
 
-/// Fetches and applies everything in one go (what the actor does step by step between its
-/// commands). On error, prunes already committed are in [`ArchiverStore::take_prune_events`].
+/// The uncheckpointed-slot prune, by L1 time: every L1 block up to the newest synced one was
+/// read, and no later L1 block can be in an earlier slot, so a slot before the synced block's
+/// whose checkpoint is not on L1 will never have it. A stale cursor (L1 unreachable) only makes
+/// it wait. One store write at most.
+pub fn prune_uncheckpointed(
+    store: &mut ArchiverStore,
+    context: &PruneContext<'_>,
+) -> ArchiverResult<Option<PruneEvent>> {
+    let Some(synced) = store.l1_synced() else {
+        return Ok(None);
+    };
+    match context
+        .slot_clock
+        .slot_at(Timestamp::from_secs(synced.timestamp))
+    {
+        Some(slot) => store.prune_uncheckpointed(slot.0),
+        None => Ok(None),
+    }
+}
+
+/// The orphan prune, by the consensus deadlines and the wall clock (needs nothing from L1).
+/// One store write at most.
+pub fn prune_orphans(
+    store: &mut ArchiverStore,
+    context: &PruneContext<'_>,
+) -> ArchiverResult<Option<PruneEvent>> {
+    let deadline = |slot: u64| {
+        orphan_deadline(
+            context.windows,
+            context.orphan_prune_tolerance,
+            context.proposals_seen.contains(&slot),
+            Slot(slot),
+        )
+        .as_millis()
+    };
+    store.prune_orphans(context.now.as_millis(), deadline)
+}
+
+/// Both prunes, whatever L1 does.
+pub fn prune(store: &mut ArchiverStore, context: &PruneContext<'_>) -> ArchiverResult<()> {
+    prune_uncheckpointed(store, context)?;
+    prune_orphans(store, context)?;
+    Ok(())
+}
+
+/// Fetches and applies everything in one go, then prunes (what the actor does step by step
+/// between its commands). The prunes run even when L1 fails (its error is returned after
+/// them); on error, prunes committed are in [`ArchiverStore::take_prune_events`].
 pub async fn sync_step(
     store: &mut ArchiverStore,
     source: &dyn L1Source,
     config: &SyncConfig,
     context: &PruneContext<'_>,
 ) -> ArchiverResult<SyncReport> {
-    let update = fetch_l1_update(&store.reader(), source, config).await?;
-    let mut report = SyncReport {
-        behind: update.behind,
-        ..SyncReport::default()
-    };
-    let mut steps: std::collections::VecDeque<L1Step> = update.steps.into();
-    while let Some(step) = steps.pop_front() {
-        let outcome = apply_l1_step(store, step, context)?;
-        report.merge(&outcome);
-        if outcome.resolve_again {
-            steps.push_front(L1Step::ResolveAwaiting);
+    let mut report = SyncReport::default();
+    let synced = async {
+        let update = fetch_l1_update(&store.reader(), source, config).await?;
+        report.behind = update.behind;
+        let mut steps: std::collections::VecDeque<L1Step> = update.steps.into();
+        while let Some(step) = steps.pop_front() {
+            let outcome = apply_l1_step(store, step)?;
+            report.merge(&outcome);
+            if outcome.resolve_again {
+                steps.push_front(L1Step::ResolveAwaiting);
+            }
+        }
+        Ok::<_, ArchiverError>(())
+    }
+    .await;
+    match synced {
+        Err(err) if err.is_fatal() => return Err(err),
+        synced => {
+            prune(store, context)?;
+            synced?;
         }
     }
     report.prunes = store.take_prune_events();

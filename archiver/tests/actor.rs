@@ -16,12 +16,12 @@ use common::{BuiltCheckpoint, Chain, FakeL1, open_store};
 use futures::{FutureExt, future::BoxFuture};
 use tandem_archiver::{
     Added, ArchiverActor, ArchiverError, ArchiverHandle, ArchiverResult, ArchiverStore,
-    ArchiverTiming, CheckpointBodySource, FetchedCheckpointBody, L1SyncStatus, PruneKind,
-    SyncConfig,
+    ArchiverTiming, CheckpointBodySource, Disposition, FetchedCheckpointBody, L1SyncStatus,
+    PruneKind, SyncConfig, orphan_deadline,
 };
 use tandem_proto::{
     B256,
-    time::{ConsensusWindows, ManualClock, PipeliningMode, SlotClock, Timestamp},
+    time::{ConsensusWindows, ManualClock, PipeliningMode, Slot, SlotClock, Timestamp},
 };
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
@@ -35,6 +35,7 @@ struct Running {
     cancel: CancellationToken,
     task: JoinHandle<ArchiverResult<()>>,
     clock: ManualClock,
+    windows: ConsensusWindows,
 }
 
 fn chain() -> Chain {
@@ -60,15 +61,16 @@ fn spawn(
     .unwrap();
     // The wall clock sits in slot 1 (items of slot 1 on are accepted) unless a test moves it.
     let clock = ManualClock::new(Timestamp::from_secs(GENESIS + SLOT));
+    let windows = ConsensusWindows::new(
+        slot_clock,
+        Duration::from_secs(1),
+        PipeliningMode::Pipelined,
+        Duration::from_secs(1),
+    );
     let timing = ArchiverTiming {
         clock: Arc::new(clock.clone()),
         slot_clock,
-        windows: ConsensusWindows::new(
-            slot_clock,
-            Duration::from_secs(1),
-            PipeliningMode::Pipelined,
-            Duration::from_secs(1),
-        ),
+        windows,
         poll_interval,
     };
     let config = SyncConfig {
@@ -86,6 +88,7 @@ fn spawn(
         cancel,
         task,
         clock,
+        windows,
     }
 }
 
@@ -395,6 +398,94 @@ async fn duplicates_through_the_queue_are_already_stored() {
         running.handle.add_block(cp1.proposed_block(0)).await,
         Ok(Added::AlreadyStored(header)) if header.hash == cp1.blocks[0].hash()
     ));
+    running.cancel.cancel();
+    running.task.await.unwrap().unwrap();
+}
+
+/// Blocks of checkpoint 1 (slot 2) whose proposal never comes, stored while L1 is down. Returns
+/// the next proposer's block 1 (checkpoint 1 again, slot 3, on genesis).
+async fn orphans_while_l1_is_down(running: &Running, l1: &FakeL1) -> BuiltCheckpoint {
+    l1.set_down(true);
+    let mut chain = chain();
+    let orphans = chain.clone().checkpoint(1, 2, 2, 1);
+    add_all(&running.handle, &orphans).await;
+    let honest = chain.checkpoint(1, 3, 1, 2);
+    // Before the deadline the number is taken: retry later, not a reason to penalise.
+    let err = running
+        .handle
+        .add_block(honest.proposed_block(0))
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(err, ArchiverError::BlockNumberHeldByUncovered { number: 1 }),
+        "{err}"
+    );
+    assert_eq!(err.disposition(), Disposition::RetryLater);
+    honest
+}
+
+/// Moves the wall clock just past the orphan deadline of slot 2's blocks (no proposal seen).
+fn pass_orphan_deadline(running: &Running) {
+    let deadline = orphan_deadline(&running.windows, Duration::from_secs(1), false, Slot(2));
+    running
+        .clock
+        .set(deadline.saturating_add(Duration::from_millis(1)));
+}
+
+#[tokio::test]
+async fn orphans_are_pruned_on_every_tick_while_l1_is_down() {
+    let dir = tempfile::tempdir().unwrap();
+    let l1 = l1();
+    let running = spawn(open_store(dir.path()), &l1, None, Duration::from_millis(5));
+    let mut prunes = running.handle.subscribe_prunes();
+    let honest = orphans_while_l1_is_down(&running, &l1).await;
+    pass_orphan_deadline(&running);
+    let event = tokio::time::timeout(DEADLINE, prunes.recv())
+        .await
+        .expect("pruned without L1")
+        .unwrap();
+    assert_eq!(event.kind, PruneKind::Orphan);
+    assert_eq!((event.first_removed_block, event.removed_blocks), (1, 2));
+    let added = running
+        .handle
+        .add_block(honest.proposed_block(0))
+        .await
+        .unwrap();
+    assert!(added.is_new());
+    assert!(matches!(
+        running.handle.sync_now().await,
+        Err(ArchiverError::L1(_))
+    ));
+    running.cancel.cancel();
+    running.task.await.unwrap().unwrap();
+}
+
+#[tokio::test]
+async fn a_block_colliding_with_an_orphan_past_its_deadline_is_stored_at_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let l1 = l1();
+    // No tick after the first: only the collision can trigger the prune.
+    let running = spawn(open_store(dir.path()), &l1, None, Duration::from_secs(3600));
+    let honest = orphans_while_l1_is_down(&running, &l1).await;
+    // A sync (failing: L1 is down) ends before the clock moves: no cycle runs after it.
+    assert!(matches!(
+        running.handle.sync_now().await,
+        Err(ArchiverError::L1(_))
+    ));
+    pass_orphan_deadline(&running);
+    let mut prunes = running.handle.subscribe_prunes();
+    let added = running
+        .handle
+        .add_block(honest.proposed_block(0))
+        .await
+        .unwrap();
+    assert!(added.is_new());
+    let event = prunes.try_recv().expect("the orphans went first");
+    assert_eq!(event.kind, PruneKind::Orphan);
+    assert_eq!(
+        running.handle.tips().proposed.block.hash,
+        honest.blocks[0].hash()
+    );
     running.cancel.cancel();
     running.task.await.unwrap().unwrap();
 }

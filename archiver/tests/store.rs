@@ -6,8 +6,8 @@ mod common;
 
 use common::{BuiltCheckpoint, Chain, DOMAIN, add_blocks, genesis, open_store, tx};
 use tandem_archiver::{
-    DEFAULT_MAX_PROPOSED_DEPTH,
-    Added, ArchiverError, ArchiverStore, Disposition, L1Outcome, L1Ref, PruneKind,
+    Added, ArchiverError, ArchiverStore, DEFAULT_MAX_PROPOSED_DEPTH, Disposition, L1EventOutcome,
+    L1Outcome, L1Ref, PruneKind,
 };
 use tandem_proto::{Address, B256, BlockHeader};
 
@@ -447,7 +447,12 @@ fn a_proposed_checkpoint_whose_body_hash_is_not_its_blocks_is_refused() {
         assert_eq!(err.disposition(), Disposition::Reject);
         assert_eq!(store.tips().proposed_checkpoint.checkpoint.number, 0);
     }
-    assert!(store.add_proposed_checkpoint(cp1.proposed()).unwrap().is_new());
+    assert!(
+        store
+            .add_proposed_checkpoint(cp1.proposed())
+            .unwrap()
+            .is_new()
+    );
     store.check_consistency().unwrap();
 }
 
@@ -558,6 +563,39 @@ fn orphan_blocks_are_pruned_after_their_deadline() {
     assert_eq!(event.kind, PruneKind::Orphan);
     assert_eq!(event.removed_blocks, 2);
     assert_eq!(store.tips().proposed.block.number, 0);
+}
+
+#[test]
+fn the_orphan_prune_keeps_the_blocks_of_an_l1_checkpoint_awaiting_its_body() {
+    let mut chain = Chain::new();
+    let on_l1 = chain.clone().checkpoint(1, 5, 1, 9);
+    // Local blocks of checkpoint 1 that do not rebuild L1's (another version).
+    let local1 = chain.checkpoint(1, 5, 2, 1);
+    let local2 = chain.checkpoint(2, 6, 1, 1);
+    // Everything is past its deadline.
+    let (_dir, mut store) = open();
+    add_blocks(&mut store, &local1);
+    let outcome = store.apply_l1_event(on_l1.event(false)).unwrap();
+    assert!(
+        matches!(outcome, L1EventOutcome::Awaiting(Some(_))),
+        "{outcome:?}"
+    );
+    // Checkpoint 1's blocks stay: the awaited body may turn out to be theirs.
+    assert_eq!(store.prune_orphans(u64::MAX, |_| 0).unwrap(), None);
+    assert_eq!(store.tips().proposed.block.number, 2);
+
+    // Above the awaited checkpoint, orphans go as usual (here on a proposal of checkpoint 1
+    // that L1 contradicts).
+    let (_dir, mut store) = open();
+    add_blocks(&mut store, &local1);
+    store.add_proposed_checkpoint(local1.proposed()).unwrap();
+    add_blocks(&mut store, &local2);
+    store.apply_l1_event(on_l1.event(false)).unwrap();
+    let event = store.prune_orphans(u64::MAX, |_| 0).unwrap().unwrap();
+    assert_eq!(event.kind, PruneKind::Orphan);
+    assert_eq!((event.first_removed_block, event.removed_blocks), (3, 1));
+    assert_eq!(store.tips().proposed.block.number, 2);
+    store.check_consistency().unwrap();
 }
 
 #[test]
@@ -901,8 +939,7 @@ impl Harness {
                     let number = self.model.last_checkpoint() + 1;
                     let allowed = number == self.model.checkpointed() + 1
                         || self.model.proposed.contains_key(&(number - 1));
-                    if !allowed || number - self.model.checkpointed() > DEFAULT_MAX_PROPOSED_DEPTH
-                    {
+                    if !allowed || number - self.model.checkpointed() > DEFAULT_MAX_PROPOSED_DEPTH {
                         return Ok(());
                     }
                     self.slot += 1;
@@ -968,7 +1005,10 @@ impl Harness {
                     );
                 } else {
                     prop_assert!(
-                        matches!(refused, Err(ArchiverError::BlockNumberHeldByUncovered { .. })),
+                        matches!(
+                            refused,
+                            Err(ArchiverError::BlockNumberHeldByUncovered { .. })
+                        ),
                         "{:?}",
                         refused
                     );

@@ -520,3 +520,22 @@ async fn an_l1_event_numbered_zero_is_refused_and_loses_nothing() {
     drop(view);
     s.store.check_consistency().unwrap();
 }
+
+#[tokio::test]
+async fn prunes_run_when_l1_fails() {
+    let mut s = Setup::new();
+    let cp1 = s.checkpoint(1, 2, 2);
+    add_blocks(&mut s.store, &cp1);
+    s.l1.set_down(true);
+    // Long past slot 2's deadlines: the blocks are orphans, whatever L1 says.
+    let err = s.sync_at(GENESIS + 100 * SLOT).await.unwrap_err();
+    assert!(matches!(err, ArchiverError::L1(_)), "{err}");
+    let prunes = s.store.take_prune_events();
+    assert_eq!(prunes.len(), 1);
+    assert_eq!(prunes[0].kind, PruneKind::Orphan);
+    assert_eq!(
+        (prunes[0].first_removed_block, prunes[0].removed_blocks),
+        (1, 2)
+    );
+    assert_eq!(s.store.tips().proposed.block.number, 0);
+}

@@ -219,9 +219,9 @@ pub(crate) fn check_proposed_checkpoint(
         payload == claim.payload && start == claim.start_block && count == claim.block_count
     };
     if number <= chain.checkpointed.number {
-        let record = stored
-            .l1_checkpoint(number)?
-            .ok_or(ArchiverError::Corrupt("a checkpoint below the tip is missing"))?;
+        let record = stored.l1_checkpoint(number)?.ok_or(ArchiverError::Corrupt(
+            "a checkpoint below the tip is missing",
+        ))?;
         // L1 may know the payload under another modifier only if the calldata was unreadable;
         // header hash and archive are what L1 checked.
         if record.payload.header.hash() == claim.payload.header.hash()

@@ -81,9 +81,15 @@ fn next_of(chain: &ChainState, mut header: BlockHeader) -> BlockHeader {
 }
 
 fn decide(chain: &ChainState, header: &BlockHeader) -> ArchiverResult<BlockDecision> {
-    check_proposed_block(chain, &IDENTITY, &LIMITS, header, header.hash(), true, |_| {
-        Ok(Some(B256::repeat_byte(0xaa)))
-    })
+    check_proposed_block(
+        chain,
+        &IDENTITY,
+        &LIMITS,
+        header,
+        header.hash(),
+        true,
+        |_| Ok(Some(B256::repeat_byte(0xaa))),
+    )
 }
 
 #[test]
@@ -94,9 +100,15 @@ fn block_rules_name_each_failure() {
     assert_eq!(decide(&chain, &ok).unwrap(), BlockDecision::Append);
     // The same block again: a lookup returning its hash makes it a duplicate.
     assert_eq!(
-        check_proposed_block(&chain, &IDENTITY, &LIMITS, &last, last.hash(), true, |_| Ok(Some(
-            last.hash()
-        )))
+        check_proposed_block(
+            &chain,
+            &IDENTITY,
+            &LIMITS,
+            &last,
+            last.hash(),
+            true,
+            |_| Ok(Some(last.hash()))
+        )
         .unwrap(),
         BlockDecision::AlreadyStored
     );
@@ -144,7 +156,9 @@ fn block_rules_name_each_failure() {
         Err(ArchiverError::WrongChain { chain_id: 2, .. })
     ));
     assert!(matches!(
-        check_proposed_block(&chain, &IDENTITY, &LIMITS, &ok, ok.hash(), false, |_| Ok(None)),
+        check_proposed_block(&chain, &IDENTITY, &LIMITS, &ok, ok.hash(), false, |_| Ok(
+            None
+        )),
         Err(ArchiverError::BodyMismatch { block: 3 })
     ));
 
@@ -423,7 +437,9 @@ fn nothing_is_held_too_far_above_the_checkpointed_tip() {
     // Checkpointed 1; proposed 2, 3, 4 (blocks 3, 4, 5); block 6 is checkpoint 5's.
     let mut chain = chain(block(5, 4, 0, 8));
     for (number, block) in [(2, 3), (3, 4), (4, 5)] {
-        chain.proposed.insert(number, proposed_summary(block, block));
+        chain
+            .proposed
+            .insert(number, proposed_summary(block, block));
     }
     let err = decide(&chain, &next_of(&chain, block(6, 5, 0, 9))).unwrap_err();
     assert!(

@@ -285,6 +285,8 @@ struct FakeState {
     finalized: Option<u64>,
     calls: u64,
     fail_calls: BTreeSet<u64>,
+    /// Every call fails (L1 unreachable).
+    fail_all: bool,
     missing: BTreeSet<u64>,
     /// Right after this call, the chain is replaced from this block with this salt (a reorg
     /// racing a sync).
@@ -395,6 +397,11 @@ impl FakeL1 {
         });
     }
 
+    /// Every call fails while `down` (an unreachable L1 RPC).
+    pub fn set_down(&self, down: bool) {
+        self.with(|s| s.fail_all = down);
+    }
+
     /// `block(number)` returns `None` (a lagging RPC) until cleared.
     pub fn hide_block(&self, number: u64, hidden: bool) {
         self.with(|s| {
@@ -417,7 +424,7 @@ impl FakeL1 {
         }
         let failed = self.with(|s| {
             s.calls += 1;
-            s.fail_calls.remove(&s.calls)
+            s.fail_calls.remove(&s.calls) || s.fail_all
         });
         if failed {
             return Err(tandem_l1::L1Error::Unexpected("injected failure").into());
