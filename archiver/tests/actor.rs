@@ -489,3 +489,40 @@ async fn a_block_colliding_with_an_orphan_past_its_deadline_is_stored_at_once() 
     running.cancel.cancel();
     running.task.await.unwrap().unwrap();
 }
+
+#[tokio::test]
+async fn a_queue_that_never_empties_does_not_starve_the_l1_sync() {
+    let dir = tempfile::tempdir().unwrap();
+    let l1 = l1();
+    let mut chain = chain();
+    let cp1 = chain.checkpoint(1, 2, 1, 1);
+    mine_until(&l1, GENESIS + 2 * SLOT);
+    l1.land(&cp1, true);
+    let running = spawn(open_store(dir.path()), &l1, None, Duration::from_secs(3600));
+    // Producers keep the command queue full (cheap commands, sent without waiting for a
+    // reply), as a burst of gossip or a late node fetching the proposed chain would.
+    let stop = CancellationToken::new();
+    let producers: Vec<_> = (0..4)
+        .map(|_| {
+            let handle = running.handle.clone();
+            let stop = stop.clone();
+            tokio::spawn(async move {
+                while !stop.is_cancelled() {
+                    handle.note_checkpoint_proposal_seen(Slot(1)).await.unwrap();
+                }
+            })
+        })
+        .collect();
+    let report = tokio::time::timeout(DEADLINE, running.handle.sync_now())
+        .await
+        .expect("the sync completes while the queue stays full")
+        .unwrap();
+    assert_eq!(report.checkpoints, 1);
+    assert_eq!(running.handle.tips().checkpointed.checkpoint.number, 1);
+    stop.cancel();
+    for producer in producers {
+        producer.await.unwrap();
+    }
+    running.cancel.cancel();
+    running.task.await.unwrap().unwrap();
+}
