@@ -273,18 +273,24 @@ impl ArchiverStore {
         self.rollback_l1(number, None)
     }
 
-    /// Marks the checkpoints included at or before L1 block `l1_finalized` as finalized.
-    pub fn finalize_up_to_l1_block(&mut self, l1_finalized: u64) -> ArchiverResult<()> {
-        let mut number = self.chain.checkpointed.number;
-        while number > self.chain.finalized.checkpoint.number {
-            let record = self
-                .db()
-                .require::<Checkpoints>(&number, "a checkpoint below the tip is missing")?;
-            if record.l1.number <= l1_finalized {
-                return self.set_finalized(number);
-            }
-            number -= 1;
+    /// Marks checkpoint `number` (and those before it) as finalized if it is stored as included
+    /// in L1 block `l1` (hash included), which the caller checked is on L1's finalized chain;
+    /// returns whether it is finalized now. A checkpoint not stored so (not applied, or rolled
+    /// back meanwhile) is left for the next sync.
+    pub fn finalize_l1_checkpoint(&mut self, number: u64, l1: L1Ref) -> ArchiverResult<bool> {
+        if number <= self.chain.finalized.checkpoint.number {
+            return Ok(true);
         }
-        Ok(())
+        if number > self.chain.checkpointed.number {
+            return Ok(false);
+        }
+        let record = self
+            .db()
+            .require::<Checkpoints>(&number, "a checkpoint below the tip is missing")?;
+        if record.l1 != l1 {
+            return Ok(false);
+        }
+        self.set_finalized(number)?;
+        Ok(true)
     }
 }

@@ -3,8 +3,9 @@
 //! 1. [`fetch_l1_update`] (async, reads only: the L1 source and an [`ArchiverReader`]): checks the
 //!    cursor is still canonical (else walks back to the newest stored checkpoint whose L1 block
 //!    is, and plans a rollback), then reads ranges of `CheckpointProposed` events, pinning each
-//!    range's end block before and checking it after (a reorg in between voids the range), and
-//!    the finalized block. A block the RPC does not serve (it lags, or L1 reorganised to a chain
+//!    range's end block before and checking it after, and checking each event's block is the
+//!    canonical one of its number by hash (a reorg in between, or a log from another fork,
+//!    voids the range); then finality, by hash too (a failed read of it only omits it). A block the RPC does not serve (it lags, or L1 reorganised to a chain
 //!    that is not that long yet) is an error to retry, never a reorg: once it is served, its
 //!    hash tells.
 //! 2. [`apply_l1_step`] (sync, one store write per step): the actor applies the planned steps
@@ -103,8 +104,12 @@ pub enum L1Step {
     Event(Box<L1CheckpointEvent>),
     /// Every event up to this block is applied.
     Advance(L1Ref),
-    /// L1's finalized block.
-    Finalized(u64),
+    /// Checkpoints whose L1 block is on L1's finalized chain, newest first: the first one
+    /// stored as included in that very block (hash included) becomes the finalized tip.
+    Finalized {
+        /// `(checkpoint, its L1 block)`.
+        candidates: Vec<(u64, L1Ref)>,
+    },
     /// Retry the first L1 checkpoint waiting for its body.
     ResolveAwaiting,
 }
@@ -167,14 +172,7 @@ pub async fn fetch_l1_update(
             break;
         }
         let to = confirmed.min(from.saturating_add(config.batch_size.max(1) - 1));
-        // Pin the end first: the events are trusted only if it is unchanged after reading them.
-        let end = require_block(source, to).await?;
-        let events = source.checkpoint_events(from, to).await?;
-        let start = require_block(source, from).await?;
-        let end_again = require_block(source, to).await?;
-        // The range starts right after the cursor: its first block must chain on it.
-        let continues = cursor.is_none_or(|c| start.parent_hash == c.hash);
-        if end_again.hash != end.hash || !continues {
+        let Some((events, end)) = read_range(source, cursor, from, to).await? else {
             metrics::counter!("archiver_l1_range_changed_total").increment(1);
             if steps.is_empty() {
                 return Err(ArchiverError::L1RangeChanged { from, to });
@@ -182,21 +180,36 @@ pub async fn fetch_l1_update(
             // What was read before stays valid; the next fetch re-checks the cursor.
             behind = true;
             break;
-        }
-        for event in events {
-            if event.l1.number < from || event.l1.number > to {
-                return Err(
-                    tandem_l1::L1Error::Unexpected("an event outside the requested range").into(),
-                );
-            }
-            steps.push(L1Step::Event(Box::new(event)));
-        }
+        };
+        steps.extend(
+            events
+                .into_iter()
+                .map(|event| L1Step::Event(Box::new(event))),
+        );
         steps.push(L1Step::Advance(end.reference()));
         cursor = Some(end.reference());
     }
     behind = behind || cursor.is_none_or(|c| c.number < confirmed);
-    if let Some(finalized) = source.finalized_block().await? {
-        steps.push(L1Step::Finalized(finalized.number));
+    // Finality is worth a retry, never the ranges just read: a failed read only omits it.
+    let rolled_back_to = steps.iter().find_map(|step| match step {
+        L1Step::Rollback { keep, .. } => Some(*keep),
+        _ => None,
+    });
+    // Events of this fetch were checked canonical as they were read.
+    let read: Vec<(u64, L1Ref)> = steps
+        .iter()
+        .filter_map(|step| match step {
+            L1Step::Event(event) => Some((event.number, event.l1)),
+            _ => None,
+        })
+        .collect();
+    match finality(reader, source, rolled_back_to, &read).await {
+        Ok(step) => steps.extend(step),
+        Err(err) if err.is_fatal() => return Err(err),
+        Err(err) => {
+            metrics::counter!("archiver_l1_finalized_errors_total").increment(1);
+            tracing::warn!(target: "archiver", error = %err, "L1 finalized block not read; finality waits");
+        }
     }
     steps.push(L1Step::ResolveAwaiting);
     Ok(L1Update {
@@ -204,6 +217,103 @@ pub async fn fetch_l1_update(
         behind,
         head,
     })
+}
+
+/// Reads the events of blocks `from..=to`, the range right after `cursor`. The end block is
+/// pinned before and checked after; each event's block must be the canonical block of its
+/// number while the end is pinned (a load-balanced RPC may answer the log query from another
+/// fork); the first block must chain on the cursor. `None` if any of it does not hold: nothing
+/// of the range may be used.
+async fn read_range(
+    source: &dyn L1Source,
+    cursor: Option<L1Ref>,
+    from: u64,
+    to: u64,
+) -> ArchiverResult<Option<(Vec<L1CheckpointEvent>, L1Block)>> {
+    let end = require_block(source, to).await?;
+    let events = source.checkpoint_events(from, to).await?;
+    let mut canonical = std::collections::BTreeMap::from([(to, end.hash)]);
+    for event in &events {
+        let number = event.l1.number;
+        if number < from || number > to {
+            return Err(
+                tandem_l1::L1Error::Unexpected("an event outside the requested range").into(),
+            );
+        }
+        let hash = match canonical.get(&number) {
+            Some(hash) => *hash,
+            None => {
+                let hash = require_block(source, number).await?.hash;
+                canonical.insert(number, hash);
+                hash
+            }
+        };
+        if event.l1.hash != hash {
+            tracing::warn!(target: "archiver", checkpoint = event.number, l1_block = number, "an event's L1 block is not canonical");
+            return Ok(None);
+        }
+    }
+    let start = require_block(source, from).await?;
+    let end_again = require_block(source, to).await?;
+    let continues = cursor.is_none_or(|c| start.parent_hash == c.hash);
+    Ok((end_again.hash == end.hash && continues).then_some((events, end)))
+}
+
+/// The finality step: checkpoints whose L1 block is at or below L1's finalized block *and* on
+/// the finalized chain (by hash, not only by number), newest first: those of `read` (events of
+/// this fetch, whose blocks were checked canonical as they were read) and the newest stored one
+/// (at most `ceiling` when a rollback is planned), checked here. `None` if L1 reports no
+/// finalized block or nothing new can be final.
+async fn finality(
+    reader: &ArchiverReader,
+    source: &dyn L1Source,
+    ceiling: Option<u64>,
+    read: &[(u64, L1Ref)],
+) -> ArchiverResult<Option<L1Step>> {
+    let Some(finalized) = source.finalized_block().await? else {
+        return Ok(None);
+    };
+    let mut candidates: Vec<(u64, L1Ref)> = read
+        .iter()
+        .rev()
+        .filter(|(_, l1)| l1.number <= finalized.number)
+        .copied()
+        .collect();
+    let stored = {
+        let view = reader.view()?;
+        let tips = view.tips()?;
+        let floor = tips.finalized.checkpoint.number;
+        let mut number = ceiling.map_or(tips.checkpointed.checkpoint.number, |keep| {
+            keep.min(tips.checkpointed.checkpoint.number)
+        });
+        let mut found = None;
+        while number > floor {
+            let record = view.checkpoint(number)?.ok_or(ArchiverError::Corrupt(
+                "a checkpoint below the tip is missing",
+            ))?;
+            if record.l1.number <= finalized.number {
+                found = Some((number, record.l1));
+                break;
+            }
+            number -= 1;
+        }
+        found
+    };
+    if let Some((checkpoint, l1)) = stored {
+        let canonical = if l1.number == finalized.number {
+            finalized.hash
+        } else {
+            require_block(source, l1.number).await?.hash
+        };
+        if canonical == l1.hash {
+            candidates.push((checkpoint, l1));
+        } else {
+            // Not on L1's finalized chain: the cursor check will find the reorg; it must not
+            // be marked final meanwhile.
+            tracing::warn!(target: "archiver", checkpoint, l1_block = l1.number, "a checkpoint's L1 block is not on the finalized chain");
+        }
+    }
+    Ok((!candidates.is_empty()).then_some(L1Step::Finalized { candidates }))
 }
 
 /// The L1 block number after `number` (checked: it comes from L1).
@@ -325,7 +435,13 @@ pub fn apply_l1_step(store: &mut ArchiverStore, step: L1Step) -> ArchiverResult<
             store.set_l1_synced(block)?;
             outcome.advanced_to = Some(block.number);
         }
-        L1Step::Finalized(l1_block) => store.finalize_up_to_l1_block(l1_block)?,
+        L1Step::Finalized { candidates } => {
+            for (checkpoint, l1) in candidates {
+                if store.finalize_l1_checkpoint(checkpoint, l1)? {
+                    break;
+                }
+            }
+        }
         L1Step::ResolveAwaiting => {
             if store.resolve_awaiting()?.is_some() {
                 outcome.applied_checkpoint = true;

@@ -539,3 +539,74 @@ async fn prunes_run_when_l1_fails() {
     );
     assert_eq!(s.store.tips().proposed.block.number, 0);
 }
+
+#[tokio::test]
+async fn an_event_whose_l1_block_is_not_canonical_voids_its_range() {
+    let mut s = Setup::new();
+    let cp1 = s.checkpoint(1, 2, 1);
+    s.mine_until(GENESIS + 2 * SLOT);
+    // The log query is answered from another fork: the event names a block of that fork at a
+    // height the canonical chain has too, with the same end block either side.
+    let at = s.l1.head().number - 1;
+    s.l1.add_off_chain_event(at, cp1.event(true));
+    // Ranges before it are used; its own range is not, nor anything after it.
+    let report = s.sync().await.unwrap();
+    assert!(report.behind);
+    assert_eq!(report.checkpoints, 0);
+    assert!(s.store.l1_synced().unwrap().number < at);
+    assert_eq!(s.store.tips().checkpointed.checkpoint.number, 0);
+    let err = s.sync().await.unwrap_err();
+    assert!(matches!(err, ArchiverError::L1RangeChanged { .. }), "{err}");
+    assert_eq!(s.store.tips().checkpointed.checkpoint.number, 0);
+}
+
+#[tokio::test]
+async fn finality_goes_by_hash_not_only_by_number() {
+    let mut s = Setup::new();
+    let cp1 = s.checkpoint(1, 2, 1);
+    s.mine_until(GENESIS + 2 * SLOT);
+    s.sync().await.unwrap();
+    // Checkpoint 1 stored as included in a block of another fork at the next height (say an
+    // event read from a stale node before this node checked events by hash).
+    let x = s.l1.head().number + 1;
+    s.store
+        .apply_l1_event(tandem_archiver::L1CheckpointEvent {
+            l1: tandem_archiver::L1Ref {
+                number: x,
+                hash: B256::repeat_byte(0xab),
+                timestamp: GENESIS + 2 * SLOT + 1,
+            },
+            ..cp1.event(true)
+        })
+        .unwrap();
+    s.mine_empty_after();
+    s.mine_empty_after();
+    s.l1.set_finalized(Some(s.l1.head().number));
+    s.sync().await.unwrap();
+    // L1's finalized chain has another block at that height: checkpoint 1 is not final.
+    assert_eq!(s.store.tips().checkpointed.checkpoint.number, 1);
+    assert_eq!(s.store.tips().finalized.checkpoint.number, 0);
+}
+
+#[tokio::test]
+async fn a_failed_finalized_read_keeps_the_ranges_read() {
+    let mut s = Setup::new();
+    let cp1 = s.checkpoint(1, 2, 1);
+    s.mine_until(GENESIS + 2 * SLOT);
+    s.l1.land(&cp1, true);
+    s.mine_empty_after();
+    s.l1.set_finalized(Some(s.l1.head().number));
+    s.l1.fail_finalized(true);
+    let report = s.sync().await.unwrap();
+    assert_eq!(report.checkpoints, 1);
+    assert_eq!(s.store.l1_synced().unwrap().hash, s.l1.head().hash);
+    assert_eq!(s.store.tips().finalized.checkpoint.number, 0);
+    // The next sync reads no range again (cursor check, head, finalized); once the finalized
+    // block is served, checkpoint 1 is final.
+    let calls = s.l1.calls();
+    s.sync().await.unwrap();
+    assert_eq!(s.l1.calls() - calls, 3);
+    s.l1.fail_finalized(false);
+    s.sync().await.unwrap();
+    assert_eq!(s.store.tips().finalized.checkpoint.number, 1);
+}

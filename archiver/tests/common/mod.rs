@@ -287,6 +287,8 @@ struct FakeState {
     fail_calls: BTreeSet<u64>,
     /// Every call fails (L1 unreachable).
     fail_all: bool,
+    /// `finalized_block` fails (an RPC that errors on the `finalized` tag).
+    finalized_fails: bool,
     missing: BTreeSet<u64>,
     /// Right after this call, the chain is replaced from this block with this salt (a reorg
     /// racing a sync).
@@ -397,6 +399,24 @@ impl FakeL1 {
         });
     }
 
+    /// Reports `event` in block `number` as a log from another fork would come: with a block
+    /// hash that is not the canonical one (a load-balanced RPC answering from a stale node).
+    pub fn add_off_chain_event(&self, number: u64, mut event: L1CheckpointEvent) {
+        self.with(|s| {
+            let block = s.blocks[number as usize];
+            event.l1 = L1Ref {
+                hash: block_hash(number, 0xfe),
+                ..block.reference()
+            };
+            s.events.entry(number).or_default().push(event);
+        });
+    }
+
+    /// `finalized_block` fails while `fails`.
+    pub fn fail_finalized(&self, fails: bool) {
+        self.with(|s| s.finalized_fails = fails);
+    }
+
     /// Every call fails while `down` (an unreachable L1 RPC).
     pub fn set_down(&self, down: bool) {
         self.with(|s| s.fail_all = down);
@@ -470,6 +490,9 @@ impl L1Source for FakeL1 {
     fn finalized_block(&self) -> L1Future<'_, Option<L1Block>> {
         async move {
             self.call().await?;
+            if self.with(|s| s.finalized_fails) {
+                return Err(tandem_l1::L1Error::Unexpected("finalized tag not supported").into());
+            }
             let finalized =
                 self.with(|s| s.finalized.and_then(|n| s.blocks.get(n as usize).copied()));
             self.after_call();
