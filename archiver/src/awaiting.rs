@@ -17,7 +17,9 @@ use tandem_proto::{
 
 use crate::{
     error::{ArchiverError, ArchiverResult},
-    records::{AwaitingCheckpoint, BodyProblem, L1CheckpointEvent, PayloadSource},
+    records::{
+        AwaitingCheckpoint, BodyProblem, CheckpointRecord, L1CheckpointEvent, PayloadSource,
+    },
     store::{ArchiverStore, Change, L1CheckpointInput, L1Outcome},
     tables::{AwaitingCheckpoints, BlockTxs, Checkpoints, HeaderViews, ProposedCheckpoints, Reads},
 };
@@ -80,6 +82,13 @@ pub(crate) fn rebuild_checkpoint_header(
     })
 }
 
+/// Whether `event` is the stored L1 checkpoint `record` (what L1 committed to, and where).
+pub(crate) fn same_checkpoint(record: &CheckpointRecord, event: &L1CheckpointEvent) -> bool {
+    record.payload.header.hash() == event.header_hash
+        && record.payload.archive == event.archive
+        && record.l1 == event.l1
+}
+
 impl ArchiverStore {
     /// Applies one `CheckpointProposed` event (see the module docs).
     pub fn apply_l1_event(&mut self, event: L1CheckpointEvent) -> ArchiverResult<L1EventOutcome> {
@@ -96,10 +105,7 @@ impl ArchiverStore {
             let stored = self
                 .db()
                 .require::<Checkpoints>(&number, "a checkpoint below the tip is missing")?;
-            if stored.payload.header.hash() == event.header_hash
-                && stored.payload.archive == event.archive
-                && stored.l1 == event.l1
-            {
+            if same_checkpoint(&stored, &event) {
                 return Ok(L1EventOutcome::Known);
             }
             tracing::warn!(

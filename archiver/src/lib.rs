@@ -29,6 +29,7 @@ mod reader;
 mod reconcile;
 mod records;
 mod rules;
+mod senders;
 mod store;
 mod sync;
 mod tables;
@@ -47,6 +48,7 @@ pub use records::{
     ProposeCalldata, ProposedCheckpoint, RecordError, StoredBlock, StoredHeader,
 };
 pub use rules::DEFAULT_MAX_PROPOSED_DEPTH;
+pub use senders::RecoveredBlocks;
 pub use store::{
     Added, ArchiverStore, L1CheckpointInput, L1Outcome, ProposedBlock, ProposedCheckpointInput,
 };

@@ -12,6 +12,7 @@ use crate::{
     prune::PruneKind,
     records::{CheckpointRecord, L1Ref, PayloadSource},
     rules::{plan_l1_checkpoint, verify_checkpoint_blocks},
+    senders::RecoveredBlocks,
     store::{ArchiverStore, Change, L1CheckpointInput, L1Outcome},
     tables::{
         AwaitingCheckpoints, Checkpoints, HeaderViews, MetaL1Synced, ProposedCheckpoints, Reads,
@@ -137,7 +138,14 @@ impl ArchiverStore {
         let mut next = self.chain.clone();
         let pruned = match plan.first_conflict {
             Some(first) => {
-                self.remove_blocks_from(&mut batch, &mut next, first, PruneKind::L1Divergence)?
+                // Only uncheckpointed blocks disagree: their senders are known.
+                self.remove_blocks_from(
+                    &mut batch,
+                    &mut next,
+                    first,
+                    PruneKind::L1Divergence,
+                    &RecoveredBlocks::default(),
+                )?
             }
             None => {
                 // A diverged proposed checkpoint of this number goes with everything above it;
@@ -207,6 +215,18 @@ impl ArchiverStore {
         keep: u64,
         marker: Option<L1Ref>,
     ) -> ArchiverResult<Option<crate::PruneEvent>> {
+        self.rollback_l1_with(keep, marker, &RecoveredBlocks::default())
+    }
+
+    /// [`ArchiverStore::rollback_l1`] with the senders of the checkpointed blocks it removes
+    /// recovered beforehand, off the writer (the L1 fetch does: see `senders`); blocks missing
+    /// from `recovered` are recovered here.
+    pub fn rollback_l1_with(
+        &mut self,
+        keep: u64,
+        marker: Option<L1Ref>,
+        recovered: &RecoveredBlocks,
+    ) -> ArchiverResult<Option<crate::PruneEvent>> {
         let finalized = self.chain.finalized.checkpoint.number;
         let checkpointed = self.chain.checkpointed.number;
         if keep < finalized && checkpointed > keep {
@@ -240,6 +260,7 @@ impl ArchiverStore {
                 &mut next,
                 kept.last_block() + 1,
                 PruneKind::L1Reorg,
+                recovered,
             )?;
             // Everything proposed sat on the removed checkpoints.
             let mut evicted = Self::evict_proposed_from(&mut batch, &mut next, keep + 1);

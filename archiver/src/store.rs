@@ -36,11 +36,13 @@ use crate::{
     txindex::PendingTxIndex,
 };
 
-/// What writer and readers share: the database and the in-memory tx index.
+/// What writer and readers share: the database, the in-memory tx index, and the chain's
+/// signing domain (senders are recovered with it).
 #[derive(Debug)]
 pub(crate) struct Shared {
     pub(crate) db: Db,
     pub(crate) pending_txs: PendingTxIndex,
+    pub(crate) domain: SigningDomain,
 }
 
 /// Txs of an uncheckpointed block, as the writer keeps them.
@@ -48,9 +50,8 @@ pub(crate) struct Shared {
 pub(crate) struct PendingTxs {
     /// Their hashes, in order.
     pub(crate) hashes: Vec<B256>,
-    /// With senders, when the block came executed (not for blocks found at open: their senders
-    /// are recovered if they are ever pruned).
-    pub(crate) recovered: Option<Vec<RecoveredTx>>,
+    /// With senders (as the block came, executed; recovered at open for blocks found there).
+    pub(crate) recovered: Vec<RecoveredTx>,
 }
 
 /// One change to the store, committed atomically by [`ArchiverStore::commit`].
@@ -95,8 +96,6 @@ pub struct ArchiverStore {
     pub(crate) chain: ChainState,
     pub(crate) identity: ChainIdentity,
     limits: Limits,
-    /// To recover senders of pruned txs the store only has as bytes.
-    pub(crate) domain: SigningDomain,
     /// Txs of the uncheckpointed blocks (the tx index and prune events use them).
     pub(crate) pending: BTreeMap<u64, PendingTxs>,
     /// Committed prunes not yet taken by [`ArchiverStore::take_prune_events`].
@@ -140,30 +139,33 @@ impl ArchiverStore {
         check_consistency(&db, chain.finalized.checkpoint.number)?;
         let mut pending = BTreeMap::new();
         let index = PendingTxIndex::default();
-        for number in chain.checkpointed.last_block.number + 1..=chain.last.number() {
-            let txs = db.require::<BlockTxs>(&number, "a stored block has no tx record")?;
-            let hashes: Vec<B256> = txs.iter().map(Tx::hash).collect();
+        let first = chain.checkpointed.last_block.number + 1;
+        let mut found = Vec::new();
+        for number in first..=chain.last.number() {
+            found.push(db.require::<BlockTxs>(&number, "a stored block has no tx record")?);
+        }
+        // Their senders now, on every core, so no prune of them recovers on the writer.
+        let hashes: Vec<Vec<B256>> = found
+            .iter()
+            .map(|txs| txs.iter().map(Tx::hash).collect())
+            .collect();
+        let recovered = crate::senders::recover_blocks(found, &domain);
+        for ((number, hashes), recovered) in (first..).zip(hashes).zip(recovered) {
             // No reader exists yet: nothing to announce.
             index.insert(number, &hashes, true);
-            pending.insert(
-                number,
-                PendingTxs {
-                    hashes,
-                    recovered: None,
-                },
-            );
+            pending.insert(number, PendingTxs { hashes, recovered });
         }
         Ok(Self {
             shared: Arc::new(Shared {
                 db,
                 pending_txs: index,
+                domain,
             }),
             chain,
             identity,
             limits: Limits {
                 max_proposed_depth: DEFAULT_MAX_PROPOSED_DEPTH,
             },
-            domain,
             pending,
             outbox: Vec::new(),
             defer_l1_syncs: false,
@@ -412,7 +414,7 @@ impl ArchiverStore {
             number,
             PendingTxs {
                 hashes: tx_hashes,
-                recovered: Some(block.txs),
+                recovered: block.txs,
             },
         ));
         self.commit(change)?;
@@ -482,6 +484,7 @@ impl ArchiverStore {
             &mut next,
             end,
             crate::PruneKind::OutsideProposedCheckpoint,
+            &crate::senders::RecoveredBlocks::default(),
         )?;
         next.proposed
             .insert(record.number, ProposedSummary::of(&record, last.hash));
@@ -610,6 +613,44 @@ mod tests {
     use tandem_proto::{Address, BlockHeader, SigningDomain};
 
     use super::*;
+
+    #[test]
+    fn senders_of_blocks_found_at_open_are_recovered_at_open() {
+        let dir = tempfile::tempdir().unwrap();
+        let genesis = BlockHeader::default();
+        let domain = SigningDomain {
+            chain_id: 0,
+            rollup: Address::ZERO,
+        };
+        let key = tandem_proto::SigningKey::from_bytes(&[7; 32]).unwrap();
+        let tx = Tx::sign(tandem_proto::TxPayload::default(), &domain, &key)
+            .into_recovered(&domain)
+            .unwrap();
+        let mut archive = ArchiveTree::new();
+        archive.append(genesis.hash()).unwrap();
+        let header = BlockHeader {
+            last_archive_root: archive.root(),
+            body_hash: block_body_hash(&[tx.hash()]),
+            block_number: 1,
+            checkpoint_number: 1,
+            ..Default::default()
+        };
+        {
+            let mut store = ArchiverStore::open(dir.path(), &genesis, domain).unwrap();
+            store
+                .add_proposed_block(ProposedBlock {
+                    header,
+                    txs: vec![tx.clone()],
+                    proposer_signature: Signature::from_bytes([1; 65]),
+                })
+                .unwrap();
+        }
+        // Reopened, the block's senders are known before any prune needs them (a prune does
+        // not recover on the writer).
+        let store = ArchiverStore::open(dir.path(), &genesis, domain).unwrap();
+        assert_eq!(store.pending[&1].recovered, vec![tx.clone()]);
+        assert_eq!(store.pending[&1].hashes, vec![tx.hash()]);
+    }
 
     #[test]
     fn a_change_whose_tips_break_their_order_writes_nothing() {

@@ -25,11 +25,12 @@ use tandem_proto::{
 };
 
 use crate::{
-    awaiting::L1EventOutcome,
+    awaiting::{L1EventOutcome, same_checkpoint},
     error::{ArchiverError, ArchiverResult},
     prune::PruneEvent,
     reader::ArchiverReader,
     records::{L1CheckpointEvent, L1Ref},
+    senders::RecoveredBlocks,
     store::ArchiverStore,
 };
 
@@ -93,12 +94,14 @@ pub struct SyncConfig {
 /// One planned change to the store (one write).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum L1Step {
-    /// L1 reorganised: keep checkpoints up to `keep`, move the cursor to `marker`.
+    /// L1 reorganised: keep checkpoints up to `keep`, move the cursor to `marker` if given.
     Rollback {
         /// Highest checkpoint still on L1.
         keep: u64,
-        /// New cursor.
-        marker: L1Ref,
+        /// New cursor (none when a re-read event revealed the reorg: the range goes on).
+        marker: Option<L1Ref>,
+        /// Senders of the checkpointed blocks it removes, recovered by the fetch.
+        recovered: RecoveredBlocks,
     },
     /// A `CheckpointProposed` event, in order.
     Event(Box<L1CheckpointEvent>),
@@ -148,7 +151,13 @@ pub async fn fetch_l1_update(
 ) -> ArchiverResult<L1Update> {
     let mut steps = Vec::new();
     let head = source.latest_block().await?;
-    let stored_cursor = reader.view()?.l1_synced()?;
+    let (stored_cursor, mut top) = {
+        let view = reader.view()?;
+        (
+            view.l1_synced()?,
+            view.tips()?.checkpointed.checkpoint.number,
+        )
+    };
     let mut cursor = stored_cursor;
     if let Some(synced) = stored_cursor {
         // A block the RPC does not serve (it lags, or L1 reorganised to a chain not that long
@@ -157,7 +166,12 @@ pub async fn fetch_l1_update(
             let (keep, marker) = walk_back(reader, source, config).await?;
             tracing::warn!(target: "archiver", from = synced.number, keep, "L1 reorg: rolling back");
             metrics::counter!("archiver_l1_reorgs_total").increment(1);
-            steps.push(L1Step::Rollback { keep, marker });
+            steps.push(L1Step::Rollback {
+                keep,
+                marker: Some(marker),
+                recovered: recover_removed(reader, keep).await?,
+            });
+            top = top.min(keep);
             cursor = Some(marker);
         }
     }
@@ -181,20 +195,37 @@ pub async fn fetch_l1_update(
             behind = true;
             break;
         };
-        steps.extend(
-            events
-                .into_iter()
-                .map(|event| L1Step::Event(Box::new(event))),
-        );
+        for event in events {
+            // A re-read checkpoint that differs from the stored one is a reorg: planned here, so
+            // the senders of what it removes are recovered off the writer.
+            if event.number <= top
+                && let Some(keep) = event.number.checked_sub(1)
+                && !reader
+                    .view()?
+                    .checkpoint(event.number)?
+                    .is_some_and(|stored| same_checkpoint(&stored, &event))
+            {
+                steps.push(L1Step::Rollback {
+                    keep,
+                    marker: None,
+                    recovered: recover_removed(reader, keep).await?,
+                });
+                top = keep;
+            }
+            steps.push(L1Step::Event(Box::new(event)));
+        }
         steps.push(L1Step::Advance(end.reference()));
         cursor = Some(end.reference());
     }
     behind = behind || cursor.is_none_or(|c| c.number < confirmed);
     // Finality is worth a retry, never the ranges just read: a failed read only omits it.
-    let rolled_back_to = steps.iter().find_map(|step| match step {
-        L1Step::Rollback { keep, .. } => Some(*keep),
-        _ => None,
-    });
+    let rolled_back_to = steps
+        .iter()
+        .filter_map(|step| match step {
+            L1Step::Rollback { keep, .. } => Some(*keep),
+            _ => None,
+        })
+        .min();
     // Events of this fetch were checked canonical as they were read.
     let read: Vec<(u64, L1Ref)> = steps
         .iter()
@@ -316,6 +347,33 @@ async fn finality(
     Ok((!candidates.is_empty()).then_some(L1Step::Finalized { candidates }))
 }
 
+/// The txs, with senders, of the checkpointed blocks a rollback to checkpoint `keep` removes,
+/// recovered on a blocking thread (the writer must not spend ~50 µs per tx on them).
+async fn recover_removed(reader: &ArchiverReader, keep: u64) -> ArchiverResult<RecoveredBlocks> {
+    let blocks = {
+        let view = reader.view()?;
+        let checkpointed = view.tips()?.checkpointed;
+        if keep >= checkpointed.checkpoint.number {
+            return Ok(RecoveredBlocks::default());
+        }
+        let kept = view.checkpoint(keep)?.ok_or(ArchiverError::Corrupt(
+            "a checkpoint below the tip is missing",
+        ))?;
+        let mut blocks = Vec::new();
+        for number in kept.last_block() + 1..=checkpointed.block.number {
+            let stored = view
+                .block(number)?
+                .ok_or(ArchiverError::Corrupt("a checkpointed block is missing"))?;
+            blocks.push((stored.block.hash(), stored.block.txs));
+        }
+        blocks
+    };
+    let domain = reader.domain();
+    tokio::task::spawn_blocking(move || RecoveredBlocks::recover(blocks, &domain))
+        .await
+        .map_err(|_| ArchiverError::Corrupt("the sender recovery task failed"))
+}
+
 /// The L1 block number after `number` (checked: it comes from L1).
 fn after(number: u64) -> ArchiverResult<u64> {
     number
@@ -417,8 +475,12 @@ pub struct StepOutcome {
 pub fn apply_l1_step(store: &mut ArchiverStore, step: L1Step) -> ArchiverResult<StepOutcome> {
     let mut outcome = StepOutcome::default();
     match step {
-        L1Step::Rollback { keep, marker } => {
-            store.rollback_l1(keep, Some(marker))?;
+        L1Step::Rollback {
+            keep,
+            marker,
+            recovered,
+        } => {
+            store.rollback_l1_with(keep, marker, &recovered)?;
         }
         L1Step::Event(event) => {
             let number = event.number;

@@ -8,8 +8,9 @@ use std::{collections::BTreeSet, time::Duration};
 
 use common::{BuiltCheckpoint, Chain, FakeL1, add_blocks, open_store};
 use tandem_archiver::{
-    ArchiverError, ArchiverStore, BodyProblem, L1EventOutcome, L1Outcome, L1SyncStatus,
-    PayloadSource, PruneContext, PruneKind, SyncConfig, SyncReport, sync_step,
+    ArchiverError, ArchiverStore, BodyProblem, L1EventOutcome, L1Outcome, L1Step, L1SyncStatus,
+    PayloadSource, PruneContext, PruneKind, RecoveredBlocks, SyncConfig, SyncReport, apply_l1_step,
+    fetch_l1_update, sync_step,
 };
 use tandem_proto::{
     B256,
@@ -609,4 +610,55 @@ async fn a_failed_finalized_read_keeps_the_ranges_read() {
     s.l1.fail_finalized(false);
     s.sync().await.unwrap();
     assert_eq!(s.store.tips().finalized.checkpoint.number, 1);
+}
+
+#[tokio::test]
+async fn the_fetch_recovers_the_senders_a_rollback_needs_and_the_writer_uses_them() {
+    let mut s = Setup::new();
+    s.chain.next_txs = vec![common::tx(3, 0), common::tx(3, 1)];
+    let cp1 = s.checkpoint(1, 2, 1);
+    s.mine_until(GENESIS + 2 * SLOT);
+    let landed = s.l1.land(&cp1, true);
+    s.mine_empty_after();
+    s.sync().await.unwrap();
+    assert_eq!(s.store.tips().checkpointed.checkpoint.number, 1);
+    // L1 reorganises checkpoint 1 away: the fetch plans the rollback with the senders of the
+    // checkpointed block it removes (which the store keeps only as bytes).
+    s.l1.reorg_from(landed.number);
+    s.l1.remine(landed.timestamp, Vec::new(), 7);
+    s.l1.remine(landed.timestamp + 1, Vec::new(), 7);
+    let update = fetch_l1_update(&s.store.reader(), &s.l1, &s.config)
+        .await
+        .unwrap();
+    let L1Step::Rollback {
+        keep: 0, recovered, ..
+    } = &update.steps[0]
+    else {
+        panic!("{:?}", update.steps[0]);
+    };
+    assert_eq!(
+        recovered.get(&cp1.blocks[0].hash()),
+        Some(cp1.recovered[0].as_slice())
+    );
+    // The writer takes what it is given (here senders recovered under another domain, so a
+    // recovery on the writer would show).
+    let other = tandem_proto::SigningDomain {
+        chain_id: 99,
+        rollup: tandem_proto::Address::ZERO,
+    };
+    let given: Vec<_> = cp1.blocks[0]
+        .txs
+        .iter()
+        .map(|tx| tx.clone().into_recovered(&other).unwrap())
+        .collect();
+    let step = L1Step::Rollback {
+        keep: 0,
+        marker: None,
+        recovered: RecoveredBlocks::from_known([(cp1.blocks[0].hash(), given.clone())]),
+    };
+    apply_l1_step(&mut s.store, step).unwrap();
+    let prunes = s.store.take_prune_events();
+    assert_eq!(prunes.len(), 1);
+    assert_eq!(prunes[0].txs, given);
+    assert_ne!(given, cp1.recovered[0]);
 }
