@@ -3,6 +3,8 @@
 
 #![allow(dead_code, unreachable_pub)]
 
+pub mod setup;
+
 use std::{
     collections::{BTreeMap, BTreeSet},
     path::Path,
