@@ -97,12 +97,6 @@ fn l1() -> FakeL1 {
     FakeL1::new(10, |n| GENESIS - 6 + n)
 }
 
-fn mine_until(l1: &FakeL1, timestamp: u64) {
-    while l1.head().timestamp < timestamp {
-        l1.mine_empty(l1.head().timestamp + 1);
-    }
-}
-
 async fn add_all(handle: &ArchiverHandle, checkpoint: &BuiltCheckpoint) {
     for i in 0..checkpoint.blocks.len() {
         let added = handle
@@ -182,10 +176,8 @@ async fn a_committed_prune_reaches_subscribers_when_the_step_after_it_fails() {
     let mut chain = chain();
     let cp1 = chain.checkpoint(1, 2, 1, 1);
     let cp2 = chain.checkpoint(2, 3, 2, 1);
-    mine_until(&l1, GENESIS + 2 * SLOT);
-    l1.land(&cp1, true);
-    mine_until(&l1, GENESIS + 3 * SLOT);
-    let landed = l1.land(&cp2, true);
+    l1.land_at(GENESIS + 2 * SLOT, &cp1, true);
+    let landed = l1.land_at(GENESIS + 3 * SLOT, &cp2, true);
     let running = spawn(open_store(dir.path()), &l1, None, Duration::from_secs(3600));
     let mut prunes = running.handle.subscribe_prunes();
     running.handle.sync_now().await.unwrap();
@@ -235,8 +227,7 @@ async fn a_reorg_below_the_finalized_checkpoint_stops_the_actor() {
     let l1 = l1();
     let mut chain = chain();
     let cp1 = chain.checkpoint(1, 2, 1, 1);
-    mine_until(&l1, GENESIS + 2 * SLOT);
-    let landed = l1.land(&cp1, true);
+    let landed = l1.land_at(GENESIS + 2 * SLOT, &cp1, true);
     l1.mine_empty(landed.timestamp + 1);
     l1.set_finalized(Some(landed.number));
     let running = spawn(open_store(dir.path()), &l1, None, Duration::from_secs(3600));
@@ -273,8 +264,7 @@ async fn corruption_found_at_runtime_stops_the_actor() {
     let l1 = l1();
     let mut chain = chain();
     let cp1 = chain.checkpoint(1, 2, 2, 1);
-    mine_until(&l1, GENESIS + 2 * SLOT);
-    let landed = l1.land(&cp1, true);
+    let landed = l1.land_at(GENESIS + 2 * SLOT, &cp1, true);
     {
         let running = spawn(open_store(dir.path()), &l1, None, Duration::from_secs(3600));
         running.handle.sync_now().await.unwrap();
@@ -348,10 +338,8 @@ async fn a_checkpoint_whose_calldata_cannot_be_read_is_completed_from_peers() {
     let wrong = chain.clone().checkpoint(1, 2, 1, 8);
     let cp1 = chain.checkpoint(1, 2, 2, 1);
     let cp2 = chain.checkpoint(2, 3, 1, 1);
-    mine_until(&l1, GENESIS + 2 * SLOT);
-    l1.land(&cp1, false);
-    mine_until(&l1, GENESIS + 3 * SLOT);
-    l1.land(&cp2, true);
+    l1.land_at(GENESIS + 2 * SLOT, &cp1, false);
+    l1.land_at(GENESIS + 3 * SLOT, &cp2, true);
     let peers = Arc::new(Peers {
         checkpoint: cp1.clone(),
         wrong,
@@ -495,8 +483,7 @@ async fn a_queue_that_never_empties_does_not_starve_the_l1_sync() {
     let l1 = l1();
     let mut chain = chain();
     let cp1 = chain.checkpoint(1, 2, 1, 1);
-    mine_until(&l1, GENESIS + 2 * SLOT);
-    l1.land(&cp1, true);
+    l1.land_at(GENESIS + 2 * SLOT, &cp1, true);
     let running = spawn(open_store(dir.path()), &l1, None, Duration::from_secs(3600));
     // Producers keep the command queue full (cheap commands, sent without waiting for a
     // reply), as a burst of gossip or a late node fetching the proposed chain would.

@@ -16,10 +16,8 @@ async fn an_unreadable_checkpoint_waits_for_its_body_while_the_cursor_moves_on()
     let mut s = Setup::new();
     let cp1 = s.checkpoint(1, 2, 2);
     let cp2 = s.checkpoint(2, 3, 1);
-    s.mine_until(GENESIS + 2 * SLOT);
-    s.l1.land(&cp1, false);
-    s.mine_until(GENESIS + 3 * SLOT);
-    s.l1.land(&cp2, true);
+    s.l1.land_at(GENESIS + 2 * SLOT, &cp1, false);
+    s.l1.land_at(GENESIS + 3 * SLOT, &cp2, true);
     s.mine_empty_after();
     let report = s.sync().await.unwrap();
     assert_eq!(report.checkpoints, 0);
@@ -107,8 +105,7 @@ async fn unreadable_calldata_is_resolved_from_local_blocks_or_the_proposed_check
     let mut s = Setup::new();
     let cp1 = s.checkpoint(1, 2, 2);
     add_blocks(&mut s.store, &cp1);
-    s.mine_until(GENESIS + 2 * SLOT);
-    s.l1.land(&cp1, false);
+    s.l1.land_at(GENESIS + 2 * SLOT, &cp1, false);
     let report = s.sync().await.unwrap();
     assert_eq!((report.checkpoints, report.awaiting), (1, 0));
     let record = s
@@ -126,8 +123,7 @@ async fn unreadable_calldata_is_resolved_from_local_blocks_or_the_proposed_check
     let cp2 = s.checkpoint(2, 3, 1);
     add_blocks(&mut s.store, &cp2);
     s.store.add_proposed_checkpoint(cp2.proposed()).unwrap();
-    s.mine_until(GENESIS + 3 * SLOT);
-    s.l1.land(&cp2, false);
+    s.l1.land_at(GENESIS + 3 * SLOT, &cp2, false);
     let report = s.sync().await.unwrap();
     assert_eq!(report.checkpoints, 1);
     let record = s
@@ -171,8 +167,7 @@ async fn an_undecodable_body_blocks_without_asking_peers() {
 async fn an_l1_event_numbered_zero_is_refused_and_loses_nothing() {
     let mut s = Setup::new();
     let cp1 = s.checkpoint(1, 2, 1);
-    s.mine_until(GENESIS + 2 * SLOT);
-    s.l1.land(&cp1, false);
+    s.l1.land_at(GENESIS + 2 * SLOT, &cp1, false);
     s.mine_empty_after();
     let report = s.sync().await.unwrap();
     assert_eq!(report.awaiting, 1);

@@ -16,10 +16,8 @@ async fn a_full_node_follows_l1_and_a_synced_range_is_not_read_again() {
     let mut s = Setup::new();
     let cp1 = s.checkpoint(1, 2, 2);
     let cp2 = s.checkpoint(2, 3, 1);
-    s.mine_until(GENESIS + 2 * SLOT);
-    s.l1.land(&cp1, true);
-    s.mine_until(GENESIS + 3 * SLOT);
-    s.l1.land(&cp2, true);
+    s.l1.land_at(GENESIS + 2 * SLOT, &cp1, true);
+    s.l1.land_at(GENESIS + 3 * SLOT, &cp2, true);
     let report = s.sync().await.unwrap();
     assert_eq!(report.checkpoints, 2);
     assert!(!report.behind);
@@ -76,8 +74,7 @@ async fn a_reorg_between_reading_events_and_the_range_end_stores_nothing() {
 async fn a_block_the_rpc_does_not_serve_yet_is_retried_not_a_reorg() {
     let mut s = Setup::new();
     let cp1 = s.checkpoint(1, 1, 1);
-    s.mine_until(GENESIS + SLOT);
-    let landed = s.l1.land(&cp1, true);
+    let landed = s.l1.land_at(GENESIS + SLOT, &cp1, true);
     s.sync().await.unwrap();
     assert_eq!(s.store.tips().checkpointed.checkpoint.number, 1);
     let tips = s.store.tips();
@@ -245,8 +242,7 @@ async fn finality_goes_by_hash_not_only_by_number() {
 async fn a_failed_finalized_read_keeps_the_ranges_read() {
     let mut s = Setup::new();
     let cp1 = s.checkpoint(1, 2, 1);
-    s.mine_until(GENESIS + 2 * SLOT);
-    s.l1.land(&cp1, true);
+    s.l1.land_at(GENESIS + 2 * SLOT, &cp1, true);
     s.mine_empty_after();
     s.l1.set_finalized(Some(s.l1.head().number));
     s.l1.fail_finalized(true);
@@ -269,8 +265,7 @@ async fn the_fetch_recovers_the_senders_a_rollback_needs_and_the_writer_uses_the
     let mut s = Setup::new();
     s.chain.next_txs = vec![common::tx(3, 0), common::tx(3, 1)];
     let cp1 = s.checkpoint(1, 2, 1);
-    s.mine_until(GENESIS + 2 * SLOT);
-    let landed = s.l1.land(&cp1, true);
+    let landed = s.l1.land_at(GENESIS + 2 * SLOT, &cp1, true);
     s.mine_empty_after();
     s.sync().await.unwrap();
     assert_eq!(s.store.tips().checkpointed.checkpoint.number, 1);

@@ -358,6 +358,24 @@ impl FakeL1 {
         self.mine_at(timestamp, vec![checkpoint.event(with_calldata)])
     }
 
+    /// Mines empty blocks one second apart until the head is at `timestamp` or later.
+    pub fn mine_until(&self, timestamp: u64) {
+        while self.head().timestamp < timestamp {
+            self.mine_empty(self.head().timestamp + 1);
+        }
+    }
+
+    /// Mines up to `timestamp` (a slot's start, say), then a block with `checkpoint`'s event.
+    pub fn land_at(
+        &self,
+        timestamp: u64,
+        checkpoint: &BuiltCheckpoint,
+        with_calldata: bool,
+    ) -> L1Ref {
+        self.mine_until(timestamp);
+        self.land(checkpoint, with_calldata)
+    }
+
     /// Mines an empty block at `timestamp`.
     pub fn mine_empty(&self, timestamp: u64) -> L1Ref {
         self.mine_at(timestamp, Vec::new())

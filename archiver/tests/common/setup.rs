@@ -90,9 +90,7 @@ impl Setup {
 
     /// Mines empty L1 blocks up to `timestamp`.
     pub fn mine_until(&self, timestamp: u64) {
-        while self.l1.head().timestamp < timestamp {
-            self.l1.mine_empty(self.l1.head().timestamp + 1);
-        }
+        self.l1.mine_until(timestamp);
     }
 }
 
