@@ -148,16 +148,23 @@ fn nonce_gaps_are_capped() {
     assert_eq!(pool.add(tx(&key(2), 116, 1), &ahead), Ok(AddOutcome::Added));
 }
 
+/// What a tx at fee 10 can cost: amount 1 + 10,000 mana × fee 10 = 100,001.
+const COST_AT_FEE_10: u128 = 1 + 10 * TX_MANA as u128;
+
+/// An account (nonce 0) whose balance covers `txs` txs at fee 10.
+fn affording(txs: u128) -> Account {
+    Account {
+        balance: txs * COST_AT_FEE_10,
+        nonce: 0,
+    }
+}
+
 #[test]
 fn balance_must_cover_every_pending_tx_together() {
     let a = key(1);
     let mut pool = pool(100);
-    // Each tx costs amount 1 + 10,000 mana × fee 10 = 100,001.
-    let cost = 1 + 10 * u128::from(TX_MANA);
-    let account = Account {
-        balance: 3 * cost,
-        nonce: 0,
-    };
+    let cost = COST_AT_FEE_10;
+    let account = affording(3);
     for nonce in 0..3 {
         assert_eq!(pool.add(tx(&a, nonce, 10), &account), Ok(AddOutcome::Added));
     }
@@ -350,11 +357,8 @@ fn a_gap_filling_nonce_is_admitted_at_the_sender_cap_and_evicts_the_highest() {
 fn a_lower_nonce_evicts_higher_ones_the_balance_cannot_also_cover() {
     let a = key(1);
     let mut pool = pool(100);
-    let cost = 1 + 10 * u128::from(TX_MANA);
-    let account = Account {
-        balance: 3 * cost,
-        nonce: 0,
-    };
+    let cost = COST_AT_FEE_10;
+    let account = affording(3);
     for nonce in 1..4 {
         assert_eq!(pool.add(tx(&a, nonce, 10), &account), Ok(AddOutcome::Added));
     }
