@@ -16,7 +16,7 @@ use common::{BuiltCheckpoint, Chain, FakeL1, open_store};
 use futures::{FutureExt, future::BoxFuture};
 use tandem_archiver::{
     Added, ArchiverActor, ArchiverError, ArchiverHandle, ArchiverResult, ArchiverStore,
-    ArchiverTiming, CheckpointBodySource, Disposition, FetchedCheckpointBody, L1SyncStatus,
+    ArchiverTiming, CheckpointBodySource, Disposition, FetchedCheckpointBody, L1Ref, L1SyncStatus,
     PruneKind, SyncConfig, orphan_deadline,
 };
 use tandem_proto::{
@@ -36,6 +36,14 @@ struct Running {
     task: JoinHandle<ArchiverResult<()>>,
     clock: ManualClock,
     windows: ConsensusWindows,
+}
+
+impl Running {
+    /// Cancels the actor and checks it stopped cleanly.
+    async fn stop(self) {
+        self.cancel.cancel();
+        self.task.await.unwrap().unwrap();
+    }
 }
 
 fn chain() -> Chain {
@@ -95,6 +103,15 @@ fn spawn(
 /// An L1 of blocks one second apart, up to the start of slot 1.
 fn l1() -> FakeL1 {
     FakeL1::new(10, |n| GENESIS - 6 + n)
+}
+
+/// An L1 with checkpoint 1 (slot 2, `blocks` blocks) landed with its calldata, and a store
+/// directory: `(dir, l1, its L1 block)`.
+fn checkpoint_1_on_l1(blocks: u32) -> (tempfile::TempDir, FakeL1, L1Ref) {
+    let l1 = l1();
+    let cp1 = chain().checkpoint(1, 2, blocks, 1);
+    let landed = l1.land_at(GENESIS + 2 * SLOT, &cp1, true);
+    (tempfile::tempdir().unwrap(), l1, landed)
 }
 
 async fn add_all(handle: &ArchiverHandle, checkpoint: &BuiltCheckpoint) {
@@ -161,10 +178,10 @@ async fn a_slow_l1_does_not_hold_up_queued_blocks_and_ended_slots_are_refused() 
         .unwrap()
         .unwrap();
     assert!(!report.behind);
-    running.cancel.cancel();
-    running.task.await.unwrap().unwrap();
+    let handle = running.handle.clone();
+    running.stop().await;
     assert!(matches!(
-        running.handle.sync_now().await,
+        handle.sync_now().await,
         Err(ArchiverError::Stopped)
     ));
 }
@@ -217,17 +234,12 @@ async fn a_committed_prune_reaches_subscribers_when_the_step_after_it_fails() {
     assert_eq!(view.prune_seq().unwrap(), event.seq);
     assert_eq!(view.tips().unwrap().checkpointed.checkpoint.number, 1);
     drop(view);
-    running.cancel.cancel();
-    running.task.await.unwrap().unwrap();
+    running.stop().await;
 }
 
 #[tokio::test]
 async fn a_reorg_below_the_finalized_checkpoint_stops_the_actor() {
-    let dir = tempfile::tempdir().unwrap();
-    let l1 = l1();
-    let mut chain = chain();
-    let cp1 = chain.checkpoint(1, 2, 1, 1);
-    let landed = l1.land_at(GENESIS + 2 * SLOT, &cp1, true);
+    let (dir, l1, landed) = checkpoint_1_on_l1(1);
     l1.mine_empty(landed.timestamp + 1);
     l1.set_finalized(Some(landed.number));
     let running = spawn(open_store(dir.path()), &l1, None, Duration::from_secs(3600));
@@ -260,17 +272,12 @@ async fn a_reorg_below_the_finalized_checkpoint_stops_the_actor() {
 
 #[tokio::test]
 async fn corruption_found_at_runtime_stops_the_actor() {
-    let dir = tempfile::tempdir().unwrap();
-    let l1 = l1();
-    let mut chain = chain();
-    let cp1 = chain.checkpoint(1, 2, 2, 1);
-    let landed = l1.land_at(GENESIS + 2 * SLOT, &cp1, true);
+    let (dir, l1, landed) = checkpoint_1_on_l1(2);
     {
         let running = spawn(open_store(dir.path()), &l1, None, Duration::from_secs(3600));
         running.handle.sync_now().await.unwrap();
         assert_eq!(running.handle.tips().checkpointed.checkpoint.number, 1);
-        running.cancel.cancel();
-        running.task.await.unwrap().unwrap();
+        running.stop().await;
     }
     // Damage block 2's tx record on disk (the open check reads headers, not checkpointed txs).
     {
@@ -369,8 +376,7 @@ async fn a_checkpoint_whose_calldata_cannot_be_read_is_completed_from_peers() {
     );
     drop(view);
     let _ = running.clock;
-    running.cancel.cancel();
-    running.task.await.unwrap().unwrap();
+    running.stop().await;
 }
 
 #[tokio::test]
@@ -385,8 +391,7 @@ async fn duplicates_through_the_queue_are_already_stored() {
         running.handle.add_block(cp1.proposed_block(0)).await,
         Ok(Added::AlreadyStored(header)) if header.hash == cp1.blocks[0].hash()
     ));
-    running.cancel.cancel();
-    running.task.await.unwrap().unwrap();
+    running.stop().await;
 }
 
 /// Blocks of checkpoint 1 (slot 2) whose proposal never comes, stored while L1 is down. Returns
@@ -443,8 +448,7 @@ async fn orphans_are_pruned_on_every_tick_while_l1_is_down() {
         running.handle.sync_now().await,
         Err(ArchiverError::L1(_))
     ));
-    running.cancel.cancel();
-    running.task.await.unwrap().unwrap();
+    running.stop().await;
 }
 
 #[tokio::test]
@@ -473,17 +477,12 @@ async fn a_block_colliding_with_an_orphan_past_its_deadline_is_stored_at_once() 
         running.handle.tips().proposed.block.hash,
         honest.blocks[0].hash()
     );
-    running.cancel.cancel();
-    running.task.await.unwrap().unwrap();
+    running.stop().await;
 }
 
 #[tokio::test]
 async fn a_queue_that_never_empties_does_not_starve_the_l1_sync() {
-    let dir = tempfile::tempdir().unwrap();
-    let l1 = l1();
-    let mut chain = chain();
-    let cp1 = chain.checkpoint(1, 2, 1, 1);
-    l1.land_at(GENESIS + 2 * SLOT, &cp1, true);
+    let (dir, l1, _) = checkpoint_1_on_l1(1);
     let running = spawn(open_store(dir.path()), &l1, None, Duration::from_secs(3600));
     // Producers keep the command queue full (cheap commands, sent without waiting for a
     // reply), as a burst of gossip or a late node fetching the proposed chain would.
@@ -509,6 +508,5 @@ async fn a_queue_that_never_empties_does_not_starve_the_l1_sync() {
     for producer in producers {
         producer.await.unwrap();
     }
-    running.cancel.cancel();
-    running.task.await.unwrap().unwrap();
+    running.stop().await;
 }

@@ -108,14 +108,7 @@ async fn unreadable_calldata_is_resolved_from_local_blocks_or_the_proposed_check
     s.l1.land_at(GENESIS + 2 * SLOT, &cp1, false);
     let report = s.sync().await.unwrap();
     assert_eq!((report.checkpoints, report.awaiting), (1, 0));
-    let record = s
-        .store
-        .reader()
-        .view()
-        .unwrap()
-        .checkpoint(1)
-        .unwrap()
-        .unwrap();
+    let record = s.checkpoint_record(1);
     assert_eq!(record.source, PayloadSource::LocalBlocks);
     assert_eq!(record.payload.header, cp1.payload.header);
 
@@ -126,14 +119,7 @@ async fn unreadable_calldata_is_resolved_from_local_blocks_or_the_proposed_check
     s.l1.land_at(GENESIS + 3 * SLOT, &cp2, false);
     let report = s.sync().await.unwrap();
     assert_eq!(report.checkpoints, 1);
-    let record = s
-        .store
-        .reader()
-        .view()
-        .unwrap()
-        .checkpoint(2)
-        .unwrap()
-        .unwrap();
+    let record = s.checkpoint_record(2);
     assert_eq!(record.source, PayloadSource::LocalProposal);
     assert_eq!(record.payload, cp2.payload);
 }

@@ -31,14 +31,7 @@ async fn a_full_node_follows_l1_and_a_synced_range_is_not_read_again() {
     // Only the cursor check, the head, and the finalized block: no range re-read.
     assert_eq!(s.l1.calls() - calls, 3);
     // The checkpoint record keeps L1's calldata.
-    let record = s
-        .store
-        .reader()
-        .view()
-        .unwrap()
-        .checkpoint(1)
-        .unwrap()
-        .unwrap();
+    let record = s.checkpoint_record(1);
     assert_eq!(record.source, PayloadSource::L1Calldata);
     assert_eq!(record.attestations.len(), 1);
     assert_eq!(record.payload, cp1.payload);

@@ -95,6 +95,17 @@ impl Setup {
 }
 
 impl Setup {
+    /// The stored L1 checkpoint `number`.
+    pub fn checkpoint_record(&self, number: u64) -> tandem_archiver::CheckpointRecord {
+        self.store
+            .reader()
+            .view()
+            .unwrap()
+            .checkpoint(number)
+            .unwrap()
+            .unwrap()
+    }
+
     /// Mines one empty L1 block a second after the head.
     pub fn mine_empty_after(&self) {
         self.l1.mine_empty(self.l1.head().timestamp + 1);
