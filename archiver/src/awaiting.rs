@@ -17,7 +17,9 @@ use tandem_proto::{
 
 use crate::{
     error::{ArchiverError, ArchiverResult},
-    records::{AwaitingCheckpoint, BodyProblem, L1CheckpointEvent, PayloadSource},
+    records::{
+        AwaitingCheckpoint, BodyProblem, CheckpointRecord, L1CheckpointEvent, PayloadSource,
+    },
     store::{ArchiverStore, Change, L1CheckpointInput, L1Outcome},
     tables::{AwaitingCheckpoints, BlockTxs, Checkpoints, HeaderViews, ProposedCheckpoints, Reads},
 };
@@ -80,18 +82,30 @@ pub(crate) fn rebuild_checkpoint_header(
     })
 }
 
+/// Whether `event` is the stored L1 checkpoint `record` (what L1 committed to, and where).
+pub(crate) fn same_checkpoint(record: &CheckpointRecord, event: &L1CheckpointEvent) -> bool {
+    record.payload.header.hash() == event.header_hash
+        && record.payload.archive == event.archive
+        && record.l1 == event.l1
+}
+
 impl ArchiverStore {
     /// Applies one `CheckpointProposed` event (see the module docs).
     pub fn apply_l1_event(&mut self, event: L1CheckpointEvent) -> ArchiverResult<L1EventOutcome> {
         let number = event.number;
+        // Checkpoint 0 is genesis: L1 never emits it. Refused before anything is compared (a
+        // rollback to "checkpoint −1" must never be computed).
+        let Some(previous) = number.checked_sub(1) else {
+            return Err(ArchiverError::L1CheckpointNotSequential {
+                expected: self.next_l1_number(),
+                got: number,
+            });
+        };
         if number <= self.chain.checkpointed.number {
             let stored = self
                 .db()
                 .require::<Checkpoints>(&number, "a checkpoint below the tip is missing")?;
-            if stored.payload.header.hash() == event.header_hash
-                && stored.payload.archive == event.archive
-                && stored.l1 == event.l1
-            {
+            if same_checkpoint(&stored, &event) {
                 return Ok(L1EventOutcome::Known);
             }
             tracing::warn!(
@@ -102,7 +116,7 @@ impl ArchiverStore {
                 "L1 has another checkpoint under a stored number: rolling back"
             );
             metrics::counter!("archiver_l1_reorgs_total").increment(1);
-            self.rollback_l1(number - 1, None)?;
+            self.rollback_l1(previous, None)?;
         } else if self.chain.awaiting.contains(&number) {
             let stored = self
                 .db()
@@ -114,9 +128,9 @@ impl ArchiverStore {
                 return Ok(L1EventOutcome::Known);
             }
             metrics::counter!("archiver_l1_reorgs_total").increment(1);
-            self.rollback_l1(number - 1, None)?;
+            self.rollback_l1(previous, None)?;
         }
-        let expected = self.chain.checkpointed.number + 1 + self.chain.awaiting.len() as u64;
+        let expected = self.next_l1_number();
         if number != expected {
             return Err(ArchiverError::L1CheckpointNotSequential {
                 expected,
@@ -146,6 +160,16 @@ impl ArchiverStore {
                 Ok(L1EventOutcome::Awaiting(Some(problem)))
             }
         }
+    }
+
+    /// The number the next new L1 checkpoint must have: after the checkpointed tip and the ones
+    /// awaiting a body.
+    fn next_l1_number(&self) -> u64 {
+        self.chain
+            .checkpointed
+            .number
+            .saturating_add(1)
+            .saturating_add(self.chain.awaiting.len() as u64)
     }
 
     fn put_awaiting(&mut self, record: AwaitingCheckpoint) -> ArchiverResult<()> {

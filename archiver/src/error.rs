@@ -54,6 +54,36 @@ pub enum ArchiverError {
         /// Block number.
         number: u64,
     },
+    /// A different block that no proposed checkpoint covers is stored at this number (it goes
+    /// if its checkpoint proposal misses its deadline).
+    #[error("block number {number} is held by another block no proposed checkpoint covers yet")]
+    BlockNumberHeldByUncovered {
+        /// Block number.
+        number: u64,
+    },
+    /// The item's checkpoint is too far above the checkpointed tip: nothing more is held until
+    /// L1 settles what is there.
+    #[error(
+        "checkpoint {checkpoint} is more than {max_depth} above the checkpointed tip {checkpointed}"
+    )]
+    TooFarAboveCheckpointed {
+        /// The checkpoint claimed.
+        checkpoint: u64,
+        /// The block claiming it, if the item is a block.
+        block: Option<u64>,
+        /// The checkpointed tip.
+        checkpointed: u64,
+        /// The limit.
+        max_depth: u64,
+    },
+    /// The block's index within its checkpoint is past the most blocks a checkpoint may have.
+    #[error("block {block}: a checkpoint has at most {max} blocks")]
+    CheckpointTooManyBlocks {
+        /// Block number.
+        block: u64,
+        /// The limit.
+        max: usize,
+    },
     /// The block's parent is not stored (yet).
     #[error("block {number}: its parent is not stored (latest block is {latest})")]
     ParentNotStored {
@@ -236,6 +266,8 @@ impl ArchiverError {
             | Self::GenesisMismatch { .. }
             | Self::ReorgBelowFinalized { .. } => Disposition::Fatal,
             Self::ParentNotStored { .. }
+            | Self::BlockNumberHeldByUncovered { .. }
+            | Self::TooFarAboveCheckpointed { .. }
             | Self::ProposedCheckpointBlockMissing { .. }
             | Self::Stopped
             | Self::L1(_)
@@ -264,6 +296,7 @@ impl ArchiverError {
             Self::CannotOverwriteCheckpointedBlock { .. }
             | Self::BlockNumberAlreadyExists { .. }
             | Self::CheckpointAlreadyProposed { .. }
+            | Self::CheckpointTooManyBlocks { .. }
             | Self::BlockArchiveNotConsistent { .. }
             | Self::BlockIndexNotSequential { .. }
             | Self::BlockGlobalsNotConsistent { .. }

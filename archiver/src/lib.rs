@@ -22,13 +22,16 @@ mod awaiting;
 mod chain;
 mod codec;
 mod error;
+mod fetch;
 mod inputs;
 mod l1_source;
+mod proposed;
 mod prune;
 mod reader;
 mod reconcile;
 mod records;
 mod rules;
+mod senders;
 mod store;
 mod sync;
 mod tables;
@@ -46,11 +49,14 @@ pub use records::{
     AwaitingCheckpoint, BodyProblem, CheckpointRecord, L1CheckpointEvent, L1Ref, PayloadSource,
     ProposeCalldata, ProposedCheckpoint, RecordError, StoredBlock, StoredHeader,
 };
+pub use rules::DEFAULT_MAX_PROPOSED_DEPTH;
+pub use senders::RecoveredBlocks;
 pub use store::{
     Added, ArchiverStore, L1CheckpointInput, L1Outcome, ProposedBlock, ProposedCheckpointInput,
 };
 pub use sync::{
     L1Block, L1Future, L1Source, L1Step, L1Update, PruneContext, StepOutcome, SyncConfig,
-    SyncReport, apply_l1_step, fetch_l1_update, orphan_deadline, sync_step,
+    SyncReport, apply_l1_step, fetch_l1_update, orphan_deadline, prune, prune_orphans,
+    prune_uncheckpointed, sync_step,
 };
 pub use tables::WalSync;

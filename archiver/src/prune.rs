@@ -7,6 +7,7 @@ use tandem_proto::{RecoveredTx, Tx};
 use crate::{
     chain::{ChainState, LastBlock},
     error::{ArchiverError, ArchiverResult},
+    senders::{RecoveredBlocks, recover_txs},
     store::{ArchiverStore, Change},
     tables::{
         Archives, Batch, BlockHashes, BlockSignatures, BlockTxs, HeaderViews, Headers,
@@ -90,6 +91,7 @@ impl ArchiverStore {
         next: &mut ChainState,
         from: u64,
         kind: PruneKind,
+        recovered: &RecoveredBlocks,
     ) -> ArchiverResult<Option<crate::PruneEvent>> {
         let last = self.chain.last.number();
         if from > last || from == 0 {
@@ -108,9 +110,15 @@ impl ArchiverStore {
                     batch.delete::<TxLocations>(&tx.hash());
                 }
             }
-            match self.pending.get(&number).and_then(|p| p.recovered.as_ref()) {
-                Some(recovered) => txs.extend(recovered.iter().cloned()),
-                None => txs.extend(self.recover(block_txs)),
+            if let Some(pending) = self.pending.get(&number) {
+                txs.extend(pending.recovered.iter().cloned());
+            } else if let Some(given) = recovered.get(&header.hash) {
+                txs.extend(given.iter().cloned());
+            } else {
+                // Nobody recovered them off the writer (a direct store user's rollback).
+                metrics::counter!("archiver_senders_recovered_on_writer_total")
+                    .increment(block_txs.len() as u64);
+                txs.extend(recover_txs(block_txs, &self.shared.domain));
             }
             batch.delete::<Headers>(&number);
             batch.delete::<BlockTxs>(&number);
@@ -129,20 +137,6 @@ impl ArchiverStore {
             evicted_checkpoints: evicted,
             txs,
         }))
-    }
-
-    /// Senders of txs the store only has as bytes (blocks from L1, or found at open). A tx whose
-    /// signature does not recover cannot re-enter a pool: it is left out and counted.
-    fn recover(&self, txs: Vec<Tx>) -> Vec<RecoveredTx> {
-        txs.into_iter()
-            .filter_map(|tx| match tx.into_recovered(&self.domain) {
-                Ok(recovered) => Some(recovered),
-                Err(_) => {
-                    metrics::counter!("archiver_pruned_txs_unrecoverable_total").increment(1);
-                    None
-                }
-            })
-            .collect()
     }
 
     /// Evicts the proposed checkpoints numbered `from` and above.
@@ -182,20 +176,22 @@ impl ArchiverStore {
 
     /// Orphan prune: the first block above the proposed-checkpoint tip whose slot's
     /// `deadline_ms(slot)` has passed at `now_ms` (its checkpoint proposal never came) is removed
-    /// with everything after it. Waits while L1 checkpoints await a body.
+    /// with everything after it. Blocks of L1 checkpoints awaiting a body are kept (they may be
+    /// that body).
     pub fn prune_orphans(
         &mut self,
         now_ms: u64,
         deadline_ms: impl Fn(u64) -> u64,
     ) -> ArchiverResult<Option<crate::PruneEvent>> {
-        if !self.chain.awaiting.is_empty() {
-            return Ok(None);
-        }
+        let awaited = self.chain.awaiting.last().copied();
         let tips = self.chain.tips();
         for number in tips.proposed_checkpoint.block.number + 1..=tips.proposed.block.number {
             let block = self
                 .db()
                 .require::<HeaderViews>(&number, "a block below the tip is missing")?;
+            if awaited.is_some_and(|last| block.header.checkpoint_number <= last) {
+                continue;
+            }
             if now_ms > deadline_ms(block.header.slot) {
                 return self.remove_and_commit(number, PruneKind::Orphan, false);
             }
@@ -211,7 +207,14 @@ impl ArchiverStore {
     ) -> ArchiverResult<Option<crate::PruneEvent>> {
         let mut batch = self.db().batch();
         let mut next = self.chain.clone();
-        let Some(mut event) = self.remove_blocks_from(&mut batch, &mut next, from, kind)? else {
+        let Some(mut event) = self.remove_blocks_from(
+            &mut batch,
+            &mut next,
+            from,
+            kind,
+            &RecoveredBlocks::default(),
+        )?
+        else {
             return Ok(None);
         };
         if evict_all {

@@ -63,6 +63,11 @@ impl ArchiverReader {
     pub fn tips(&self) -> ArchiverResult<L2Tips> {
         self.view()?.tips()
     }
+
+    /// The chain's signing domain (to recover senders).
+    pub(crate) fn domain(&self) -> tandem_proto::SigningDomain {
+        self.shared.domain
+    }
 }
 
 /// One consistent state of the store.

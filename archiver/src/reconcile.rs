@@ -12,6 +12,7 @@ use crate::{
     prune::PruneKind,
     records::{CheckpointRecord, L1Ref, PayloadSource},
     rules::{plan_l1_checkpoint, verify_checkpoint_blocks},
+    senders::RecoveredBlocks,
     store::{ArchiverStore, Change, L1CheckpointInput, L1Outcome},
     tables::{
         AwaitingCheckpoints, Checkpoints, HeaderViews, MetaL1Synced, ProposedCheckpoints, Reads,
@@ -137,7 +138,14 @@ impl ArchiverStore {
         let mut next = self.chain.clone();
         let pruned = match plan.first_conflict {
             Some(first) => {
-                self.remove_blocks_from(&mut batch, &mut next, first, PruneKind::L1Divergence)?
+                // Only uncheckpointed blocks disagree: their senders are known.
+                self.remove_blocks_from(
+                    &mut batch,
+                    &mut next,
+                    first,
+                    PruneKind::L1Divergence,
+                    &RecoveredBlocks::default(),
+                )?
             }
             None => {
                 // A diverged proposed checkpoint of this number goes with everything above it;
@@ -207,6 +215,18 @@ impl ArchiverStore {
         keep: u64,
         marker: Option<L1Ref>,
     ) -> ArchiverResult<Option<crate::PruneEvent>> {
+        self.rollback_l1_with(keep, marker, &RecoveredBlocks::default())
+    }
+
+    /// [`ArchiverStore::rollback_l1`] with the senders of the checkpointed blocks it removes
+    /// recovered beforehand, off the writer (the L1 fetch does: see `senders`); blocks missing
+    /// from `recovered` are recovered here.
+    pub fn rollback_l1_with(
+        &mut self,
+        keep: u64,
+        marker: Option<L1Ref>,
+        recovered: &RecoveredBlocks,
+    ) -> ArchiverResult<Option<crate::PruneEvent>> {
         let finalized = self.chain.finalized.checkpoint.number;
         let checkpointed = self.chain.checkpointed.number;
         if keep < finalized && checkpointed > keep {
@@ -217,7 +237,10 @@ impl ArchiverStore {
         }
         let mut batch = self.db().batch();
         let mut next = self.chain.clone();
-        for number in next.awaiting.split_off(&(keep + 1)) {
+        let above = keep
+            .checked_add(1)
+            .map_or_else(Default::default, |first| next.awaiting.split_off(&first));
+        for number in above {
             batch.delete::<AwaitingCheckpoints>(&number);
         }
         let mut prune = None;
@@ -237,6 +260,7 @@ impl ArchiverStore {
                 &mut next,
                 kept.last_block() + 1,
                 PruneKind::L1Reorg,
+                recovered,
             )?;
             // Everything proposed sat on the removed checkpoints.
             let mut evicted = Self::evict_proposed_from(&mut batch, &mut next, keep + 1);
@@ -270,18 +294,24 @@ impl ArchiverStore {
         self.rollback_l1(number, None)
     }
 
-    /// Marks the checkpoints included at or before L1 block `l1_finalized` as finalized.
-    pub fn finalize_up_to_l1_block(&mut self, l1_finalized: u64) -> ArchiverResult<()> {
-        let mut number = self.chain.checkpointed.number;
-        while number > self.chain.finalized.checkpoint.number {
-            let record = self
-                .db()
-                .require::<Checkpoints>(&number, "a checkpoint below the tip is missing")?;
-            if record.l1.number <= l1_finalized {
-                return self.set_finalized(number);
-            }
-            number -= 1;
+    /// Marks checkpoint `number` (and those before it) as finalized if it is stored as included
+    /// in L1 block `l1` (hash included), which the caller checked is on L1's finalized chain;
+    /// returns whether it is finalized now. A checkpoint not stored so (not applied, or rolled
+    /// back meanwhile) is left for the next sync.
+    pub fn finalize_l1_checkpoint(&mut self, number: u64, l1: L1Ref) -> ArchiverResult<bool> {
+        if number <= self.chain.finalized.checkpoint.number {
+            return Ok(true);
         }
-        Ok(())
+        if number > self.chain.checkpointed.number {
+            return Ok(false);
+        }
+        let record = self
+            .db()
+            .require::<Checkpoints>(&number, "a checkpoint below the tip is missing")?;
+        if record.l1 != l1 {
+            return Ok(false);
+        }
+        self.set_finalized(number)?;
+        Ok(true)
     }
 }

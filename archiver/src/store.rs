@@ -4,42 +4,41 @@
 //! [`ChainState`] and its tips first and checks them; the batch carries the new tips (readers'
 //! snapshots see tips that match their data); memory is updated only after the write
 //! succeeded. Batches that record L1 facts are fsynced, proposed data is not (peers have it).
-//! L1 reconciliation lives in `reconcile`, prunes in `prune`, the rules in `rules`.
+//! Proposed blocks and checkpoints live in `proposed`, L1 reconciliation in `reconcile`, prunes
+//! in `prune`, the rules in `rules`.
 
 use std::{collections::BTreeMap, path::Path, sync::Arc};
 
 use tandem_proto::{
     B256, BlockHeader, CheckpointHeader, ConsensusPayload, L2Tips, RecoveredTx, Signature,
-    SigningDomain, Tx, archive::ArchiveTree, block_body_hash,
+    SigningDomain, Tx, archive::ArchiveTree,
 };
 
 pub use crate::inputs::{
     Added, L1CheckpointInput, L1Outcome, ProposedBlock, ProposedCheckpointInput,
 };
 use crate::{
-    chain::{ChainState, ProposedSummary, check_consistency},
-    codec::{HeaderRecord, encode_txs},
+    chain::{ChainState, check_consistency},
+    codec::HeaderRecord,
     error::{ArchiverError, ArchiverResult},
     prune::PruneEvent,
     reader::ArchiverReader,
-    records::{CheckpointRecord, L1Ref, PayloadSource, ProposedCheckpoint, StoredHeader},
-    rules::{
-        BlockDecision, ChainIdentity, CheckpointClaim, CheckpointDecision, check_proposed_block,
-        check_proposed_checkpoint, verify_checkpoint_blocks,
-    },
+    records::{CheckpointRecord, L1Ref, PayloadSource},
+    rules::{ChainIdentity, DEFAULT_MAX_PROPOSED_DEPTH, Limits},
     tables::{
-        Archives, Batch, BlockHashes, BlockSignatures, BlockTxs, Checkpoints, Db, HeaderViews,
-        Headers, MetaFinalized, MetaGenesis, MetaL1Synced, MetaPruneSeq, MetaTips,
-        ProposedCheckpoints, Reads, TxLocations,
+        Archives, Batch, BlockHashes, BlockSignatures, BlockTxs, Checkpoints, Db, Headers,
+        MetaFinalized, MetaGenesis, MetaL1Synced, MetaPruneSeq, MetaTips, Reads, TxLocations,
     },
     txindex::PendingTxIndex,
 };
 
-/// What writer and readers share: the database and the in-memory tx index.
+/// What writer and readers share: the database, the in-memory tx index, and the chain's
+/// signing domain (senders are recovered with it).
 #[derive(Debug)]
 pub(crate) struct Shared {
     pub(crate) db: Db,
     pub(crate) pending_txs: PendingTxIndex,
+    pub(crate) domain: SigningDomain,
 }
 
 /// Txs of an uncheckpointed block, as the writer keeps them.
@@ -47,9 +46,8 @@ pub(crate) struct Shared {
 pub(crate) struct PendingTxs {
     /// Their hashes, in order.
     pub(crate) hashes: Vec<B256>,
-    /// With senders, when the block came executed (not for blocks found at open: their senders
-    /// are recovered if they are ever pruned).
-    pub(crate) recovered: Option<Vec<RecoveredTx>>,
+    /// With senders (as the block came, executed; recovered at open for blocks found there).
+    pub(crate) recovered: Vec<RecoveredTx>,
 }
 
 /// One change to the store, committed atomically by [`ArchiverStore::commit`].
@@ -93,8 +91,7 @@ pub struct ArchiverStore {
     pub(crate) shared: Arc<Shared>,
     pub(crate) chain: ChainState,
     pub(crate) identity: ChainIdentity,
-    /// To recover senders of pruned txs the store only has as bytes.
-    pub(crate) domain: SigningDomain,
+    pub(crate) limits: Limits,
     /// Txs of the uncheckpointed blocks (the tx index and prune events use them).
     pub(crate) pending: BTreeMap<u64, PendingTxs>,
     /// Committed prunes not yet taken by [`ArchiverStore::take_prune_events`].
@@ -138,32 +135,46 @@ impl ArchiverStore {
         check_consistency(&db, chain.finalized.checkpoint.number)?;
         let mut pending = BTreeMap::new();
         let index = PendingTxIndex::default();
-        for number in chain.checkpointed.last_block.number + 1..=chain.last.number() {
-            let txs = db.require::<BlockTxs>(&number, "a stored block has no tx record")?;
-            let hashes: Vec<B256> = txs.iter().map(Tx::hash).collect();
+        let first = chain.checkpointed.last_block.number + 1;
+        let mut found = Vec::new();
+        for number in first..=chain.last.number() {
+            found.push(db.require::<BlockTxs>(&number, "a stored block has no tx record")?);
+        }
+        // Their senders now, on every core, so no prune of them recovers on the writer.
+        let hashes: Vec<Vec<B256>> = found
+            .iter()
+            .map(|txs| txs.iter().map(Tx::hash).collect())
+            .collect();
+        let recovered = crate::senders::recover_blocks(found, &domain);
+        for ((number, hashes), recovered) in (first..).zip(hashes).zip(recovered) {
             // No reader exists yet: nothing to announce.
             index.insert(number, &hashes, true);
-            pending.insert(
-                number,
-                PendingTxs {
-                    hashes,
-                    recovered: None,
-                },
-            );
+            pending.insert(number, PendingTxs { hashes, recovered });
         }
         Ok(Self {
             shared: Arc::new(Shared {
                 db,
                 pending_txs: index,
+                domain,
             }),
             chain,
             identity,
-            domain,
+            limits: Limits {
+                max_proposed_depth: DEFAULT_MAX_PROPOSED_DEPTH,
+            },
             pending,
             outbox: Vec::new(),
             defer_l1_syncs: false,
             unsynced_l1: false,
         })
+    }
+
+    /// Most checkpoints held above the checkpointed tip (default
+    /// [`crate::DEFAULT_MAX_PROPOSED_DEPTH`]); blocks and proposed checkpoints beyond are refused
+    /// with a retry-later error. Under pipelining two are normal; more accumulate only while
+    /// L1 does not settle them (an unreachable or lagging L1 RPC).
+    pub fn set_max_proposed_depth(&mut self, depth: u64) {
+        self.limits.max_proposed_depth = depth;
     }
 
     /// From now on, batches recording L1 facts do not wait for the disk; the caller makes them
@@ -332,149 +343,6 @@ impl ArchiverStore {
         }
     }
 
-    // ---- proposed blocks and checkpoints -------------------------------------------------
-
-    /// Stores a block received in a validated proposal or built here. The identical block
-    /// again is [`Added::AlreadyStored`].
-    pub fn add_proposed_block(
-        &mut self,
-        block: ProposedBlock,
-    ) -> ArchiverResult<Added<StoredHeader>> {
-        let hash = block.header.hash();
-        let tx_hashes: Vec<B256> = block.txs.iter().map(RecoveredTx::hash).collect();
-        let body_matches = block_body_hash(&tx_hashes) == block.header.body_hash;
-        let decision = check_proposed_block(
-            &self.chain,
-            &self.identity,
-            &block.header,
-            hash,
-            body_matches,
-            |number| {
-                Ok(self
-                    .db()
-                    .get::<HeaderViews>(&number)?
-                    .map(|stored| stored.hash))
-            },
-        )?;
-        let number = block.header.block_number;
-        if decision == BlockDecision::AlreadyStored {
-            let stored = self
-                .db()
-                .require::<HeaderViews>(&number, "a block vanished")?;
-            return Ok(Added::AlreadyStored(stored));
-        }
-        let mut archive: ArchiveTree = self.chain.last.archive.clone();
-        let archive_root = archive
-            .append(hash)
-            .map_err(|_| ArchiverError::Corrupt("archive full"))?;
-        let record = HeaderRecord {
-            header: block.header,
-            hash,
-            archive_root,
-            archive,
-        };
-        let mut batch = self.db().batch();
-        Self::put_block(
-            &mut batch,
-            &record,
-            &hash,
-            &encode_txs(block.txs.iter().map(RecoveredTx::tx)),
-            Some(&block.proposer_signature),
-        );
-        let stored = StoredHeader {
-            header: record.header.clone(),
-            hash,
-            archive_root,
-        };
-        let mut next = self.chain.clone();
-        next.last = crate::chain::LastBlock {
-            header: record.header,
-            hash,
-            archive: record.archive,
-        };
-        // Not synced: proposed blocks can be fetched again; the WAL survives process crashes.
-        let mut change = Change::new(batch, next, false);
-        change.add_pending = Some((
-            number,
-            PendingTxs {
-                hashes: tx_hashes,
-                recovered: Some(block.txs),
-            },
-        ));
-        self.commit(change)?;
-        metrics::counter!("archiver_blocks_added_total", "source" => "proposal").increment(1);
-        Ok(Added::Stored(stored))
-    }
-
-    /// Stores a validated checkpoint proposal whose blocks are stored. Stored blocks after the
-    /// proposal's last block (the proposer gossiped more blocks than it proposed) are removed
-    /// in the same batch, with a [`PruneEvent`]: the proposal seals the block set.
-    pub fn add_proposed_checkpoint(
-        &mut self,
-        input: ProposedCheckpointInput,
-    ) -> ArchiverResult<Added<ProposedCheckpoint>> {
-        let claim = CheckpointClaim {
-            number: input.number,
-            payload: &input.payload,
-            start_block: input.start_block,
-            block_count: input.block_count,
-        };
-        let decision = check_proposed_checkpoint(
-            &self.chain,
-            claim,
-            |n| self.db().get::<Checkpoints>(&n),
-            |n| self.db().get::<ProposedCheckpoints>(&n),
-        )?;
-        let end = match decision {
-            CheckpointDecision::AlreadyStored(stored) => return Ok(Added::AlreadyStored(*stored)),
-            CheckpointDecision::Add { end } => end,
-        };
-        let header = |number: u64| {
-            self.db()
-                .require::<HeaderViews>(&number, "a block below the tip is missing")
-        };
-        let parent = header(input.start_block - 1)?;
-        let mut blocks = Vec::new();
-        for number in input.start_block..end {
-            blocks.push(header(number)?);
-        }
-        let total_mana_used = verify_checkpoint_blocks(
-            input.number,
-            &input.payload,
-            parent.archive_root,
-            &self.identity,
-            blocks.iter().map(|b| (&b.header, b.archive_root)),
-        )
-        .map_err(|reason| ArchiverError::ProposedCheckpointBlocks {
-            number: input.number,
-            reason,
-        })?;
-        let record = ProposedCheckpoint {
-            number: input.number,
-            payload: input.payload,
-            start_block: input.start_block,
-            block_count: input.block_count,
-            total_mana_used,
-            proposer_signature: input.proposer_signature,
-        };
-        let mut batch = self.db().batch();
-        let mut next = self.chain.clone();
-        let last = blocks.pop().ok_or(ArchiverError::Corrupt("no blocks"))?;
-        let prune = self.remove_blocks_from(
-            &mut batch,
-            &mut next,
-            end,
-            crate::PruneKind::OutsideProposedCheckpoint,
-        )?;
-        next.proposed
-            .insert(record.number, ProposedSummary::of(&record, last.hash));
-        batch.put::<ProposedCheckpoints>(&record.number, &record);
-        let removed_from = prune.as_ref().map(|_| end);
-        self.commit(Change::new(batch, next, false).removing(removed_from, prune))?;
-        metrics::counter!("archiver_proposed_checkpoints_added_total").increment(1);
-        Ok(Added::Stored(record))
-    }
-
     // ---- L1 sync position ----------------------------------------------------------------
 
     /// Records that L1 events up to `block` are in the store.
@@ -572,9 +440,47 @@ fn publish_tip_metrics(previous: &L2Tips, tips: &L2Tips) {
 
 #[cfg(test)]
 mod tests {
-    use tandem_proto::{Address, BlockHeader, SigningDomain};
+    use tandem_proto::{Address, BlockHeader, SigningDomain, block_body_hash};
 
     use super::*;
+
+    #[test]
+    fn senders_of_blocks_found_at_open_are_recovered_at_open() {
+        let dir = tempfile::tempdir().unwrap();
+        let genesis = BlockHeader::default();
+        let domain = SigningDomain {
+            chain_id: 0,
+            rollup: Address::ZERO,
+        };
+        let key = tandem_proto::SigningKey::from_bytes(&[7; 32]).unwrap();
+        let tx = Tx::sign(tandem_proto::TxPayload::default(), &domain, &key)
+            .into_recovered(&domain)
+            .unwrap();
+        let mut archive = ArchiveTree::new();
+        archive.append(genesis.hash()).unwrap();
+        let header = BlockHeader {
+            last_archive_root: archive.root(),
+            body_hash: block_body_hash(&[tx.hash()]),
+            block_number: 1,
+            checkpoint_number: 1,
+            ..Default::default()
+        };
+        {
+            let mut store = ArchiverStore::open(dir.path(), &genesis, domain).unwrap();
+            store
+                .add_proposed_block(ProposedBlock {
+                    header,
+                    txs: vec![tx.clone()],
+                    proposer_signature: Signature::from_bytes([1; 65]),
+                })
+                .unwrap();
+        }
+        // Reopened, the block's senders are known before any prune needs them (a prune does
+        // not recover on the writer).
+        let store = ArchiverStore::open(dir.path(), &genesis, domain).unwrap();
+        assert_eq!(store.pending[&1].recovered, vec![tx.clone()]);
+        assert_eq!(store.pending[&1].hashes, vec![tx.hash()]);
+    }
 
     #[test]
     fn a_change_whose_tips_break_their_order_writes_nothing() {

@@ -1,17 +1,13 @@
 //! Following L1, in two phases so that L1 I/O never holds up the writer:
 //!
-//! 1. [`fetch_l1_update`] (async, reads only: the L1 source and an [`ArchiverReader`]): checks the
-//!    cursor is still canonical (else walks back to the newest stored checkpoint whose L1 block
-//!    is, and plans a rollback), then reads ranges of `CheckpointProposed` events, pinning each
-//!    range's end block before and checking it after (a reorg in between voids the range), and
-//!    the finalized block. A block the RPC does not serve (it lags, or L1 reorganised to a chain
-//!    that is not that long yet) is an error to retry, never a reorg: once it is served, its
-//!    hash tells.
+//! 1. [`fetch_l1_update`] (async, reads only: see `fetch`) plans the steps.
 //! 2. [`apply_l1_step`] (sync, one store write per step): the actor applies the planned steps
 //!    one at a time between queued proposals; [`sync_step`] does both phases at once.
 //!
-//! Prunes run only when the fetch reached the confirmed L1 head. The uncheckpointed-slot prune
-//! goes by L1 time (the newest synced L1 block), the orphan prune by the consensus deadlines.
+//! Prunes ([`prune`]) do not depend on a fetch: the uncheckpointed-slot prune goes by L1 time
+//! (the newest synced L1 block: every L1 block up to it was read, so a slot that ended before it
+//! can no longer get its checkpoint), the orphan prune by the consensus deadlines and the wall
+//! clock. The actor runs them on every tick, whether L1 answers or not.
 
 use std::{collections::BTreeSet, time::Duration};
 
@@ -21,12 +17,13 @@ use tandem_proto::{
     time::{ConsensusWindows, Slot, SlotClock, Timestamp},
 };
 
+pub use crate::fetch::fetch_l1_update;
 use crate::{
     awaiting::L1EventOutcome,
     error::{ArchiverError, ArchiverResult},
     prune::PruneEvent,
-    reader::ArchiverReader,
     records::{L1CheckpointEvent, L1Ref},
+    senders::RecoveredBlocks,
     store::ArchiverStore,
 };
 
@@ -90,25 +87,27 @@ pub struct SyncConfig {
 /// One planned change to the store (one write).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum L1Step {
-    /// L1 reorganised: keep checkpoints up to `keep`, move the cursor to `marker`.
+    /// L1 reorganised: keep checkpoints up to `keep`, move the cursor to `marker` if given.
     Rollback {
         /// Highest checkpoint still on L1.
         keep: u64,
-        /// New cursor.
-        marker: L1Ref,
+        /// New cursor (none when a re-read event revealed the reorg: the range goes on).
+        marker: Option<L1Ref>,
+        /// Senders of the checkpointed blocks it removes, recovered by the fetch.
+        recovered: RecoveredBlocks,
     },
     /// A `CheckpointProposed` event, in order.
     Event(Box<L1CheckpointEvent>),
     /// Every event up to this block is applied.
     Advance(L1Ref),
-    /// L1's finalized block.
-    Finalized(u64),
+    /// Checkpoints whose L1 block is on L1's finalized chain, newest first: the first one
+    /// stored as included in that very block (hash included) becomes the finalized tip.
+    Finalized {
+        /// `(checkpoint, its L1 block)`.
+        candidates: Vec<(u64, L1Ref)>,
+    },
     /// Retry the first L1 checkpoint waiting for its body.
     ResolveAwaiting,
-    /// The uncheckpointed-slot prune.
-    PruneUncheckpointed,
-    /// The orphan prune.
-    PruneOrphans,
 }
 
 /// What a fetch found: the steps to apply, in order.
@@ -116,7 +115,7 @@ pub enum L1Step {
 pub struct L1Update {
     /// Steps, in order.
     pub steps: Vec<L1Step>,
-    /// Whether the fetch stopped before the confirmed L1 head (then no prune is planned).
+    /// Whether the fetch stopped before the confirmed L1 head.
     pub behind: bool,
     /// Latest L1 block seen.
     pub head: u64,
@@ -135,139 +134,6 @@ pub struct SyncReport {
     pub behind: bool,
     /// Blocks removed, in order.
     pub prunes: Vec<PruneEvent>,
-}
-
-/// Reads what L1 has beyond the store's cursor; see the module docs.
-pub async fn fetch_l1_update(
-    reader: &ArchiverReader,
-    source: &dyn L1Source,
-    config: &SyncConfig,
-) -> ArchiverResult<L1Update> {
-    let mut steps = Vec::new();
-    let head = source.latest_block().await?;
-    let stored_cursor = reader.view()?.l1_synced()?;
-    let mut cursor = stored_cursor;
-    if let Some(synced) = stored_cursor {
-        // A block the RPC does not serve (it lags, or L1 reorganised to a chain not that long
-        // yet) is retried, never taken for a reorg: once served, its hash tells.
-        if require_block(source, synced.number).await?.hash != synced.hash {
-            let (keep, marker) = walk_back(reader, source, config).await?;
-            tracing::warn!(target: "archiver", from = synced.number, keep, "L1 reorg: rolling back");
-            metrics::counter!("archiver_l1_reorgs_total").increment(1);
-            steps.push(L1Step::Rollback { keep, marker });
-            cursor = Some(marker);
-        }
-    }
-    let confirmed = head.saturating_sub(config.confirmations);
-    let mut behind = false;
-    for _ in 0..config.max_batches_per_step {
-        let from = cursor.map_or(config.deployment_block, |c| c.number + 1);
-        if from > confirmed {
-            break;
-        }
-        let to = confirmed.min(from.saturating_add(config.batch_size.max(1) - 1));
-        // Pin the end first: the events are trusted only if it is unchanged after reading them.
-        let end = require_block(source, to).await?;
-        let events = source.checkpoint_events(from, to).await?;
-        let start = require_block(source, from).await?;
-        let end_again = require_block(source, to).await?;
-        let continues = cursor.is_none_or(|c| start.parent_hash == c.hash || from > c.number + 1);
-        if end_again.hash != end.hash || !continues {
-            metrics::counter!("archiver_l1_range_changed_total").increment(1);
-            if steps.is_empty() {
-                return Err(ArchiverError::L1RangeChanged { from, to });
-            }
-            // What was read before stays valid; the next fetch re-checks the cursor.
-            behind = true;
-            break;
-        }
-        for event in events {
-            if event.l1.number < from || event.l1.number > to {
-                return Err(
-                    tandem_l1::L1Error::Unexpected("an event outside the requested range").into(),
-                );
-            }
-            steps.push(L1Step::Event(Box::new(event)));
-        }
-        steps.push(L1Step::Advance(end.reference()));
-        cursor = Some(end.reference());
-    }
-    behind = behind || cursor.is_none_or(|c| c.number < confirmed);
-    if let Some(finalized) = source.finalized_block().await? {
-        steps.push(L1Step::Finalized(finalized.number));
-    }
-    steps.push(L1Step::ResolveAwaiting);
-    if !behind {
-        steps.push(L1Step::PruneUncheckpointed);
-        steps.push(L1Step::PruneOrphans);
-    }
-    Ok(L1Update {
-        steps,
-        behind,
-        head,
-    })
-}
-
-async fn require_block(source: &dyn L1Source, number: u64) -> ArchiverResult<L1Block> {
-    source
-        .block(number)
-        .await?
-        .ok_or(ArchiverError::L1BlockUnavailable { number })
-}
-
-/// Finds the newest stored checkpoint (awaiting ones first) whose L1 block is still canonical:
-/// `(its number, the cursor to rewind to)`. Fails if even the finalized checkpoint's block is
-/// gone.
-async fn walk_back(
-    reader: &ArchiverReader,
-    source: &dyn L1Source,
-    config: &SyncConfig,
-) -> ArchiverResult<(u64, L1Ref)> {
-    let (awaiting, checkpointed, finalized) = {
-        let view = reader.view()?;
-        let tips = view.tips()?;
-        let awaiting: Vec<(u64, L1Ref)> = view
-            .awaiting_checkpoints()?
-            .into_iter()
-            .map(|a| (a.event.number, a.event.l1))
-            .collect();
-        (
-            awaiting,
-            tips.checkpointed.checkpoint.number,
-            tips.finalized.checkpoint.number,
-        )
-    };
-    let still_there = async |l1: L1Ref| -> ArchiverResult<bool> {
-        Ok(require_block(source, l1.number).await?.hash == l1.hash)
-    };
-    for (number, l1) in awaiting.into_iter().rev() {
-        if still_there(l1).await? {
-            return Ok((number, l1));
-        }
-    }
-    let mut number = checkpointed;
-    while number > 0 {
-        // One view per lookup: nothing is held across the awaits (L1 data does not change while
-        // a fetch runs: the writer applies fetched steps only after the fetch).
-        let record = reader
-            .view()?
-            .checkpoint(number)?
-            .ok_or(ArchiverError::Corrupt(
-                "a checkpoint below the tip is missing",
-            ))?;
-        if still_there(record.l1).await? {
-            return Ok((number, record.l1));
-        }
-        if number <= finalized {
-            return Err(ArchiverError::ReorgBelowFinalized {
-                checkpoint: number,
-                finalized,
-            });
-        }
-        number -= 1;
-    }
-    let start = require_block(source, config.deployment_block.saturating_sub(1)).await?;
-    Ok((0, start.reference()))
 }
 
 /// What applying steps needs besides the store.
@@ -299,15 +165,15 @@ pub struct StepOutcome {
 }
 
 /// Applies one step (one store write, two for an event that reveals a reorg).
-pub fn apply_l1_step(
-    store: &mut ArchiverStore,
-    step: L1Step,
-    context: &PruneContext<'_>,
-) -> ArchiverResult<StepOutcome> {
+pub fn apply_l1_step(store: &mut ArchiverStore, step: L1Step) -> ArchiverResult<StepOutcome> {
     let mut outcome = StepOutcome::default();
     match step {
-        L1Step::Rollback { keep, marker } => {
-            store.rollback_l1(keep, Some(marker))?;
+        L1Step::Rollback {
+            keep,
+            marker,
+            recovered,
+        } => {
+            store.rollback_l1_with(keep, marker, &recovered)?;
         }
         L1Step::Event(event) => {
             let number = event.number;
@@ -324,58 +190,97 @@ pub fn apply_l1_step(
             store.set_l1_synced(block)?;
             outcome.advanced_to = Some(block.number);
         }
-        L1Step::Finalized(l1_block) => store.finalize_up_to_l1_block(l1_block)?,
+        L1Step::Finalized { candidates } => {
+            for (checkpoint, l1) in candidates {
+                if store.finalize_l1_checkpoint(checkpoint, l1)? {
+                    break;
+                }
+            }
+        }
         L1Step::ResolveAwaiting => {
             if store.resolve_awaiting()?.is_some() {
                 outcome.applied_checkpoint = true;
                 outcome.resolve_again = true;
             }
         }
-        L1Step::PruneUncheckpointed => {
-            // By L1 time: no L1 block can be in a slot before the newest synced block's.
-            if let Some(synced) = store.l1_synced()
-                && let Some(slot) = context
-                    .slot_clock
-                    .slot_at(Timestamp::from_secs(synced.timestamp))
-            {
-                store.prune_uncheckpointed(slot.0)?;
-            }
-        }
-        L1Step::PruneOrphans => {
-            let deadline = |slot: u64| {
-                orphan_deadline(
-                    context.windows,
-                    context.orphan_prune_tolerance,
-                    context.proposals_seen.contains(&slot),
-                    Slot(slot),
-                )
-                .as_millis()
-            };
-            store.prune_orphans(context.now.as_millis(), deadline)?;
-        }
     }
     Ok(outcome)
 }
 
-/// Fetches and applies everything in one go (what the actor does step by step between its
-/// commands). On error, prunes already committed are in [`ArchiverStore::take_prune_events`].
+/// The uncheckpointed-slot prune, by L1 time: every L1 block up to the newest synced one was
+/// read, and no later L1 block can be in an earlier slot, so a slot before the synced block's
+/// whose checkpoint is not on L1 will never have it. A stale cursor (L1 unreachable) only makes
+/// it wait. One store write at most.
+pub fn prune_uncheckpointed(
+    store: &mut ArchiverStore,
+    context: &PruneContext<'_>,
+) -> ArchiverResult<Option<PruneEvent>> {
+    let Some(synced) = store.l1_synced() else {
+        return Ok(None);
+    };
+    match context
+        .slot_clock
+        .slot_at(Timestamp::from_secs(synced.timestamp))
+    {
+        Some(slot) => store.prune_uncheckpointed(slot.0),
+        None => Ok(None),
+    }
+}
+
+/// The orphan prune, by the consensus deadlines and the wall clock (needs nothing from L1).
+/// One store write at most.
+pub fn prune_orphans(
+    store: &mut ArchiverStore,
+    context: &PruneContext<'_>,
+) -> ArchiverResult<Option<PruneEvent>> {
+    let deadline = |slot: u64| {
+        orphan_deadline(
+            context.windows,
+            context.orphan_prune_tolerance,
+            context.proposals_seen.contains(&slot),
+            Slot(slot),
+        )
+        .as_millis()
+    };
+    store.prune_orphans(context.now.as_millis(), deadline)
+}
+
+/// Both prunes, whatever L1 does.
+pub fn prune(store: &mut ArchiverStore, context: &PruneContext<'_>) -> ArchiverResult<()> {
+    prune_uncheckpointed(store, context)?;
+    prune_orphans(store, context)?;
+    Ok(())
+}
+
+/// Fetches and applies everything in one go, then prunes (what the actor does step by step
+/// between its commands). The prunes run even when L1 fails (its error is returned after
+/// them); on error, prunes committed are in [`ArchiverStore::take_prune_events`].
 pub async fn sync_step(
     store: &mut ArchiverStore,
     source: &dyn L1Source,
     config: &SyncConfig,
     context: &PruneContext<'_>,
 ) -> ArchiverResult<SyncReport> {
-    let update = fetch_l1_update(&store.reader(), source, config).await?;
-    let mut report = SyncReport {
-        behind: update.behind,
-        ..SyncReport::default()
-    };
-    let mut steps: std::collections::VecDeque<L1Step> = update.steps.into();
-    while let Some(step) = steps.pop_front() {
-        let outcome = apply_l1_step(store, step, context)?;
-        report.merge(&outcome);
-        if outcome.resolve_again {
-            steps.push_front(L1Step::ResolveAwaiting);
+    let mut report = SyncReport::default();
+    let synced = async {
+        let update = fetch_l1_update(&store.reader(), source, config).await?;
+        report.behind = update.behind;
+        let mut steps: std::collections::VecDeque<L1Step> = update.steps.into();
+        while let Some(step) = steps.pop_front() {
+            let outcome = apply_l1_step(store, step)?;
+            report.merge(&outcome);
+            if outcome.resolve_again {
+                steps.push_front(L1Step::ResolveAwaiting);
+            }
+        }
+        Ok::<_, ArchiverError>(())
+    }
+    .await;
+    match synced {
+        Err(err) if err.is_fatal() => return Err(err),
+        synced => {
+            prune(store, context)?;
+            synced?;
         }
     }
     report.prunes = store.take_prune_events();

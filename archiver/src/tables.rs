@@ -287,6 +287,11 @@ pub(crate) trait Reads {
         }
     }
 
+    /// The encoded value at `key`, not decoded (to hash or copy it as stored).
+    fn get_encoded<T: Table>(&self, key: &T::Key) -> ArchiverResult<Option<DBPinnableSlice<'_>>> {
+        self.get_raw(self.cf::<T>(), T::key(key).as_ref())
+    }
+
     /// The value at `key`, which must exist (it is referenced by something stored).
     fn require<T: Table>(&self, key: &T::Key, what: &'static str) -> ArchiverResult<T::Value> {
         self.get::<T>(key)?.ok_or(ArchiverError::Corrupt(what))

@@ -16,12 +16,12 @@ use common::{BuiltCheckpoint, Chain, FakeL1, open_store};
 use futures::{FutureExt, future::BoxFuture};
 use tandem_archiver::{
     Added, ArchiverActor, ArchiverError, ArchiverHandle, ArchiverResult, ArchiverStore,
-    ArchiverTiming, CheckpointBodySource, FetchedCheckpointBody, L1SyncStatus, PruneKind,
-    SyncConfig,
+    ArchiverTiming, CheckpointBodySource, Disposition, FetchedCheckpointBody, L1Ref, L1SyncStatus,
+    PruneKind, SyncConfig, orphan_deadline,
 };
 use tandem_proto::{
     B256,
-    time::{ConsensusWindows, ManualClock, PipeliningMode, SlotClock, Timestamp},
+    time::{ConsensusWindows, ManualClock, PipeliningMode, Slot, SlotClock, Timestamp},
 };
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
@@ -35,6 +35,15 @@ struct Running {
     cancel: CancellationToken,
     task: JoinHandle<ArchiverResult<()>>,
     clock: ManualClock,
+    windows: ConsensusWindows,
+}
+
+impl Running {
+    /// Cancels the actor and checks it stopped cleanly.
+    async fn stop(self) {
+        self.cancel.cancel();
+        self.task.await.unwrap().unwrap();
+    }
 }
 
 fn chain() -> Chain {
@@ -60,15 +69,16 @@ fn spawn(
     .unwrap();
     // The wall clock sits in slot 1 (items of slot 1 on are accepted) unless a test moves it.
     let clock = ManualClock::new(Timestamp::from_secs(GENESIS + SLOT));
+    let windows = ConsensusWindows::new(
+        slot_clock,
+        Duration::from_secs(1),
+        PipeliningMode::Pipelined,
+        Duration::from_secs(1),
+    );
     let timing = ArchiverTiming {
         clock: Arc::new(clock.clone()),
         slot_clock,
-        windows: ConsensusWindows::new(
-            slot_clock,
-            Duration::from_secs(1),
-            PipeliningMode::Pipelined,
-            Duration::from_secs(1),
-        ),
+        windows,
         poll_interval,
     };
     let config = SyncConfig {
@@ -86,6 +96,7 @@ fn spawn(
         cancel,
         task,
         clock,
+        windows,
     }
 }
 
@@ -94,10 +105,13 @@ fn l1() -> FakeL1 {
     FakeL1::new(10, |n| GENESIS - 6 + n)
 }
 
-fn mine_until(l1: &FakeL1, timestamp: u64) {
-    while l1.head().timestamp < timestamp {
-        l1.mine_empty(l1.head().timestamp + 1);
-    }
+/// An L1 with checkpoint 1 (slot 2, `blocks` blocks) landed with its calldata, and a store
+/// directory: `(dir, l1, its L1 block)`.
+fn checkpoint_1_on_l1(blocks: u32) -> (tempfile::TempDir, FakeL1, L1Ref) {
+    let l1 = l1();
+    let cp1 = chain().checkpoint(1, 2, blocks, 1);
+    let landed = l1.land_at(GENESIS + 2 * SLOT, &cp1, true);
+    (tempfile::tempdir().unwrap(), l1, landed)
 }
 
 async fn add_all(handle: &ArchiverHandle, checkpoint: &BuiltCheckpoint) {
@@ -146,7 +160,8 @@ async fn a_slow_l1_does_not_hold_up_queued_blocks_and_ended_slots_are_refused() 
     })
     .await
     .expect("served while L1 is stalled");
-    assert!(l1.calls() <= 1, "L1 is still stalled");
+    // The fetch waits inside its first call: no call has completed.
+    assert_eq!(l1.calls(), 0, "L1 is still stalled");
     assert_eq!(
         running.handle.tips().proposed_checkpoint.checkpoint.number,
         1
@@ -163,10 +178,10 @@ async fn a_slow_l1_does_not_hold_up_queued_blocks_and_ended_slots_are_refused() 
         .unwrap()
         .unwrap();
     assert!(!report.behind);
-    running.cancel.cancel();
-    running.task.await.unwrap().unwrap();
+    let handle = running.handle.clone();
+    running.stop().await;
     assert!(matches!(
-        running.handle.sync_now().await,
+        handle.sync_now().await,
         Err(ArchiverError::Stopped)
     ));
 }
@@ -178,10 +193,8 @@ async fn a_committed_prune_reaches_subscribers_when_the_step_after_it_fails() {
     let mut chain = chain();
     let cp1 = chain.checkpoint(1, 2, 1, 1);
     let cp2 = chain.checkpoint(2, 3, 2, 1);
-    mine_until(&l1, GENESIS + 2 * SLOT);
-    l1.land(&cp1, true);
-    mine_until(&l1, GENESIS + 3 * SLOT);
-    let landed = l1.land(&cp2, true);
+    l1.land_at(GENESIS + 2 * SLOT, &cp1, true);
+    let landed = l1.land_at(GENESIS + 3 * SLOT, &cp2, true);
     let running = spawn(open_store(dir.path()), &l1, None, Duration::from_secs(3600));
     let mut prunes = running.handle.subscribe_prunes();
     running.handle.sync_now().await.unwrap();
@@ -221,18 +234,12 @@ async fn a_committed_prune_reaches_subscribers_when_the_step_after_it_fails() {
     assert_eq!(view.prune_seq().unwrap(), event.seq);
     assert_eq!(view.tips().unwrap().checkpointed.checkpoint.number, 1);
     drop(view);
-    running.cancel.cancel();
-    running.task.await.unwrap().unwrap();
+    running.stop().await;
 }
 
 #[tokio::test]
 async fn a_reorg_below_the_finalized_checkpoint_stops_the_actor() {
-    let dir = tempfile::tempdir().unwrap();
-    let l1 = l1();
-    let mut chain = chain();
-    let cp1 = chain.checkpoint(1, 2, 1, 1);
-    mine_until(&l1, GENESIS + 2 * SLOT);
-    let landed = l1.land(&cp1, true);
+    let (dir, l1, landed) = checkpoint_1_on_l1(1);
     l1.mine_empty(landed.timestamp + 1);
     l1.set_finalized(Some(landed.number));
     let running = spawn(open_store(dir.path()), &l1, None, Duration::from_secs(3600));
@@ -265,18 +272,12 @@ async fn a_reorg_below_the_finalized_checkpoint_stops_the_actor() {
 
 #[tokio::test]
 async fn corruption_found_at_runtime_stops_the_actor() {
-    let dir = tempfile::tempdir().unwrap();
-    let l1 = l1();
-    let mut chain = chain();
-    let cp1 = chain.checkpoint(1, 2, 2, 1);
-    mine_until(&l1, GENESIS + 2 * SLOT);
-    let landed = l1.land(&cp1, true);
+    let (dir, l1, landed) = checkpoint_1_on_l1(2);
     {
         let running = spawn(open_store(dir.path()), &l1, None, Duration::from_secs(3600));
         running.handle.sync_now().await.unwrap();
         assert_eq!(running.handle.tips().checkpointed.checkpoint.number, 1);
-        running.cancel.cancel();
-        running.task.await.unwrap().unwrap();
+        running.stop().await;
     }
     // Damage block 2's tx record on disk (the open check reads headers, not checkpointed txs).
     {
@@ -344,10 +345,8 @@ async fn a_checkpoint_whose_calldata_cannot_be_read_is_completed_from_peers() {
     let wrong = chain.clone().checkpoint(1, 2, 1, 8);
     let cp1 = chain.checkpoint(1, 2, 2, 1);
     let cp2 = chain.checkpoint(2, 3, 1, 1);
-    mine_until(&l1, GENESIS + 2 * SLOT);
-    l1.land(&cp1, false);
-    mine_until(&l1, GENESIS + 3 * SLOT);
-    l1.land(&cp2, true);
+    l1.land_at(GENESIS + 2 * SLOT, &cp1, false);
+    l1.land_at(GENESIS + 3 * SLOT, &cp2, true);
     let peers = Arc::new(Peers {
         checkpoint: cp1.clone(),
         wrong,
@@ -367,10 +366,8 @@ async fn a_checkpoint_whose_calldata_cannot_be_read_is_completed_from_peers() {
     .await
     .expect("completed from peers")
     .unwrap();
-    assert!(
-        peers.calls.load(Ordering::SeqCst) >= 2,
-        "the wrong body was refused first"
-    );
+    // Exactly two fetches: the wrong body (refused), then the right one; none after.
+    assert_eq!(peers.calls.load(Ordering::SeqCst), 2);
     let view = running.handle.reader().view().unwrap();
     assert_eq!(view.l1_status().unwrap(), L1SyncStatus::Following);
     assert_eq!(
@@ -379,8 +376,7 @@ async fn a_checkpoint_whose_calldata_cannot_be_read_is_completed_from_peers() {
     );
     drop(view);
     let _ = running.clock;
-    running.cancel.cancel();
-    running.task.await.unwrap().unwrap();
+    running.stop().await;
 }
 
 #[tokio::test]
@@ -395,6 +391,122 @@ async fn duplicates_through_the_queue_are_already_stored() {
         running.handle.add_block(cp1.proposed_block(0)).await,
         Ok(Added::AlreadyStored(header)) if header.hash == cp1.blocks[0].hash()
     ));
-    running.cancel.cancel();
-    running.task.await.unwrap().unwrap();
+    running.stop().await;
+}
+
+/// Blocks of checkpoint 1 (slot 2) whose proposal never comes, stored while L1 is down. Returns
+/// the next proposer's block 1 (checkpoint 1 again, slot 3, on genesis).
+async fn orphans_while_l1_is_down(running: &Running, l1: &FakeL1) -> BuiltCheckpoint {
+    l1.set_down(true);
+    let mut chain = chain();
+    let orphans = chain.clone().checkpoint(1, 2, 2, 1);
+    add_all(&running.handle, &orphans).await;
+    let honest = chain.checkpoint(1, 3, 1, 2);
+    // Before the deadline the number is taken: retry later, not a reason to penalise.
+    let err = running
+        .handle
+        .add_block(honest.proposed_block(0))
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(err, ArchiverError::BlockNumberHeldByUncovered { number: 1 }),
+        "{err}"
+    );
+    assert_eq!(err.disposition(), Disposition::RetryLater);
+    honest
+}
+
+/// Moves the wall clock just past the orphan deadline of slot 2's blocks (no proposal seen).
+fn pass_orphan_deadline(running: &Running) {
+    let deadline = orphan_deadline(&running.windows, Duration::from_secs(1), false, Slot(2));
+    running
+        .clock
+        .set(deadline.saturating_add(Duration::from_millis(1)));
+}
+
+#[tokio::test]
+async fn orphans_are_pruned_on_every_tick_while_l1_is_down() {
+    let dir = tempfile::tempdir().unwrap();
+    let l1 = l1();
+    let running = spawn(open_store(dir.path()), &l1, None, Duration::from_millis(5));
+    let mut prunes = running.handle.subscribe_prunes();
+    let honest = orphans_while_l1_is_down(&running, &l1).await;
+    pass_orphan_deadline(&running);
+    let event = tokio::time::timeout(DEADLINE, prunes.recv())
+        .await
+        .expect("pruned without L1")
+        .unwrap();
+    assert_eq!(event.kind, PruneKind::Orphan);
+    assert_eq!((event.first_removed_block, event.removed_blocks), (1, 2));
+    let added = running
+        .handle
+        .add_block(honest.proposed_block(0))
+        .await
+        .unwrap();
+    assert!(added.is_new());
+    assert!(matches!(
+        running.handle.sync_now().await,
+        Err(ArchiverError::L1(_))
+    ));
+    running.stop().await;
+}
+
+#[tokio::test]
+async fn a_block_colliding_with_an_orphan_past_its_deadline_is_stored_at_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let l1 = l1();
+    // No tick after the first: only the collision can trigger the prune.
+    let running = spawn(open_store(dir.path()), &l1, None, Duration::from_secs(3600));
+    let honest = orphans_while_l1_is_down(&running, &l1).await;
+    // A sync (failing: L1 is down) ends before the clock moves: no cycle runs after it.
+    assert!(matches!(
+        running.handle.sync_now().await,
+        Err(ArchiverError::L1(_))
+    ));
+    pass_orphan_deadline(&running);
+    let mut prunes = running.handle.subscribe_prunes();
+    let added = running
+        .handle
+        .add_block(honest.proposed_block(0))
+        .await
+        .unwrap();
+    assert!(added.is_new());
+    let event = prunes.try_recv().expect("the orphans went first");
+    assert_eq!(event.kind, PruneKind::Orphan);
+    assert_eq!(
+        running.handle.tips().proposed.block.hash,
+        honest.blocks[0].hash()
+    );
+    running.stop().await;
+}
+
+#[tokio::test]
+async fn a_queue_that_never_empties_does_not_starve_the_l1_sync() {
+    let (dir, l1, _) = checkpoint_1_on_l1(1);
+    let running = spawn(open_store(dir.path()), &l1, None, Duration::from_secs(3600));
+    // Producers keep the command queue full (cheap commands, sent without waiting for a
+    // reply), as a burst of gossip or a late node fetching the proposed chain would.
+    let stop = CancellationToken::new();
+    let producers: Vec<_> = (0..4)
+        .map(|_| {
+            let handle = running.handle.clone();
+            let stop = stop.clone();
+            tokio::spawn(async move {
+                while !stop.is_cancelled() {
+                    handle.note_checkpoint_proposal_seen(Slot(1)).await.unwrap();
+                }
+            })
+        })
+        .collect();
+    let report = tokio::time::timeout(DEADLINE, running.handle.sync_now())
+        .await
+        .expect("the sync completes while the queue stays full")
+        .unwrap();
+    assert_eq!(report.checkpoints, 1);
+    assert_eq!(running.handle.tips().checkpointed.checkpoint.number, 1);
+    stop.cancel();
+    for producer in producers {
+        producer.await.unwrap();
+    }
+    running.stop().await;
 }

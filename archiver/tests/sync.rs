@@ -1,116 +1,23 @@
 //! Following L1 through the `L1Source` trait with a programmable in-memory L1: reorg races, a
-//! lagging RPC, re-read checkpoints that differ, the uncheckpointed prune by L1 time, and L1
-//! checkpoints whose calldata cannot be read.
+//! lagging RPC, re-read checkpoints that differ, events and finality checked by hash, and the
+//! senders a rollback needs recovered by the fetch.
 
 mod common;
 
-use std::{collections::BTreeSet, time::Duration};
-
-use common::{BuiltCheckpoint, Chain, FakeL1, add_blocks, open_store};
+use common::setup::{GENESIS, SLOT, Setup};
 use tandem_archiver::{
-    ArchiverError, ArchiverStore, BodyProblem, L1EventOutcome, L1Outcome, L1SyncStatus,
-    PayloadSource, PruneContext, PruneKind, SyncConfig, SyncReport, sync_step,
+    ArchiverError, L1EventOutcome, L1Outcome, L1Step, PayloadSource, PruneKind, RecoveredBlocks,
+    apply_l1_step, fetch_l1_update,
 };
-use tandem_proto::{
-    B256,
-    time::{ConsensusWindows, PipeliningMode, Slot, SlotClock, Timestamp},
-};
-
-/// S = 4 s, E = 1 s, genesis at 1,000 s: slot `s` covers L1 seconds `1000 + 4s ..= 1003 + 4s`.
-const GENESIS: u64 = 1_000;
-const SLOT: u64 = 4;
-
-fn slot_clock() -> SlotClock {
-    SlotClock::new(
-        Timestamp::from_secs(GENESIS),
-        Duration::from_secs(SLOT),
-        Duration::from_secs(1),
-        8,
-    )
-    .unwrap()
-}
-
-struct Setup {
-    _dir: tempfile::TempDir,
-    store: ArchiverStore,
-    l1: FakeL1,
-    config: SyncConfig,
-    chain: Chain,
-}
-
-impl Setup {
-    /// An L1 whose blocks `0..=10` are one second apart, ending at the start of slot 1.
-    fn new() -> Self {
-        let dir = tempfile::tempdir().unwrap();
-        let store = open_store(dir.path());
-        let l1 = FakeL1::new(10, |n| GENESIS - 6 + n);
-        let chain = Chain {
-            genesis_time: GENESIS,
-            slot_duration: SLOT,
-            ..Chain::new()
-        };
-        Self {
-            _dir: dir,
-            store,
-            l1,
-            config: SyncConfig {
-                deployment_block: 1,
-                confirmations: 0,
-                batch_size: 4,
-                max_batches_per_step: 100,
-                orphan_prune_tolerance: Duration::from_secs(1),
-            },
-            chain,
-        }
-    }
-
-    /// One sync at wall-clock time `now` (the orphan prune's clock; far in the future by default
-    /// is not used: the tests pass it).
-    async fn sync_at(&mut self, now: u64) -> Result<SyncReport, ArchiverError> {
-        let clock = slot_clock();
-        let windows = ConsensusWindows::new(
-            clock,
-            Duration::from_secs(1),
-            PipeliningMode::Pipelined,
-            Duration::from_secs(1),
-        );
-        let seen = BTreeSet::new();
-        let context = PruneContext {
-            slot_clock: &clock,
-            windows: &windows,
-            orphan_prune_tolerance: Duration::from_secs(1),
-            proposals_seen: &seen,
-            now: Timestamp::from_secs(now),
-        };
-        sync_step(&mut self.store, &self.l1, &self.config, &context).await
-    }
-
-    /// A sync whose wall clock is the L1 head's time (no orphan is due).
-    async fn sync(&mut self) -> Result<SyncReport, ArchiverError> {
-        self.sync_at(self.l1.head().timestamp).await
-    }
-
-    fn checkpoint(&mut self, number: u64, slot: u64, blocks: u32) -> BuiltCheckpoint {
-        self.chain.checkpoint(number, slot, blocks, 1)
-    }
-
-    /// Mines empty L1 blocks up to `timestamp`.
-    fn mine_until(&self, timestamp: u64) {
-        while self.l1.head().timestamp < timestamp {
-            self.l1.mine_empty(self.l1.head().timestamp + 1);
-        }
-    }
-}
+use tandem_proto::B256;
 
 #[tokio::test]
 async fn a_full_node_follows_l1_and_a_synced_range_is_not_read_again() {
     let mut s = Setup::new();
     let cp1 = s.checkpoint(1, 2, 2);
     let cp2 = s.checkpoint(2, 3, 1);
-    s.mine_until(GENESIS + 2 * SLOT);
-    s.l1.land(&cp1, true);
-    s.mine_until(GENESIS + 3 * SLOT);
-    s.l1.land(&cp2, true);
+    s.l1.land_at(GENESIS + 2 * SLOT, &cp1, true);
+    s.l1.land_at(GENESIS + 3 * SLOT, &cp2, true);
     let report = s.sync().await.unwrap();
     assert_eq!(report.checkpoints, 2);
     assert!(!report.behind);
@@ -124,14 +31,7 @@ async fn a_full_node_follows_l1_and_a_synced_range_is_not_read_again() {
     // Only the cursor check, the head, and the finalized block: no range re-read.
     assert_eq!(s.l1.calls() - calls, 3);
     // The checkpoint record keeps L1's calldata.
-    let record = s
-        .store
-        .reader()
-        .view()
-        .unwrap()
-        .checkpoint(1)
-        .unwrap()
-        .unwrap();
+    let record = s.checkpoint_record(1);
     assert_eq!(record.source, PayloadSource::L1Calldata);
     assert_eq!(record.attestations.len(), 1);
     assert_eq!(record.payload, cp1.payload);
@@ -163,18 +63,11 @@ async fn a_reorg_between_reading_events_and_the_range_end_stores_nothing() {
     assert_eq!(s.store.l1_synced().unwrap().hash, s.l1.head().hash);
 }
 
-impl Setup {
-    fn mine_empty_after(&self) {
-        self.l1.mine_empty(self.l1.head().timestamp + 1);
-    }
-}
-
 #[tokio::test]
 async fn a_block_the_rpc_does_not_serve_yet_is_retried_not_a_reorg() {
     let mut s = Setup::new();
     let cp1 = s.checkpoint(1, 1, 1);
-    s.mine_until(GENESIS + SLOT);
-    let landed = s.l1.land(&cp1, true);
+    let landed = s.l1.land_at(GENESIS + SLOT, &cp1, true);
     s.sync().await.unwrap();
     assert_eq!(s.store.tips().checkpointed.checkpoint.number, 1);
     let tips = s.store.tips();
@@ -291,195 +184,121 @@ async fn a_re_read_checkpoint_that_differs_is_a_reorg_and_replaces_the_stored_on
 }
 
 #[tokio::test]
-async fn the_uncheckpointed_slot_prune_goes_by_l1_time() {
-    let mut s = Setup::new();
-    s.config.confirmations = 1;
-    let cp1 = s.checkpoint(1, 2, 2);
-    add_blocks(&mut s.store, &cp1);
-    // Proposed: the orphan prune leaves it alone, only L1 decides.
-    s.store.add_proposed_checkpoint(cp1.proposed()).unwrap();
-    // L1's head is the first block of slot 3, unconfirmed (confirmations = 1): the newest
-    // synced block is slot 2's last.
-    s.mine_until(GENESIS + 3 * SLOT);
-    // The wall clock says slot 4 (the first L1 block of slot 3 propagates late, or this node's
-    // RPC lags): no prune, checkpoint 1 may still be in a block this node has not synced.
-    let wall = GENESIS + 4 * SLOT;
-    let report = s.sync_at(wall).await.unwrap();
-    assert_eq!(
-        s.store.l1_synced().unwrap().timestamp,
-        GENESIS + 3 * SLOT - 1
-    );
-    assert!(
-        report
-            .prunes
-            .iter()
-            .all(|p| p.kind != PruneKind::UncheckpointedSlot)
-    );
-    assert_eq!(s.store.tips().proposed.block.number, 2);
-    // Slot 3's first block is confirmed: slot 2 is over on L1 without checkpoint 1.
-    s.mine_empty_after();
-    let report = s.sync_at(wall).await.unwrap();
-    let prune = report
-        .prunes
-        .iter()
-        .find(|p| p.kind == PruneKind::UncheckpointedSlot)
-        .expect("pruned once L1 moved past the slot");
-    assert_eq!((prune.first_removed_block, prune.removed_blocks), (1, 2));
-    assert_eq!(s.store.tips().proposed.block.number, 0);
-}
-
-#[tokio::test]
-async fn an_unreadable_checkpoint_waits_for_its_body_while_the_cursor_moves_on() {
-    let mut s = Setup::new();
-    let cp1 = s.checkpoint(1, 2, 2);
-    let cp2 = s.checkpoint(2, 3, 1);
-    s.mine_until(GENESIS + 2 * SLOT);
-    s.l1.land(&cp1, false);
-    s.mine_until(GENESIS + 3 * SLOT);
-    s.l1.land(&cp2, true);
-    s.mine_empty_after();
-    let report = s.sync().await.unwrap();
-    assert_eq!(report.checkpoints, 0);
-    assert_eq!(report.awaiting, 2);
-    assert_eq!(
-        s.store.l1_synced().unwrap().hash,
-        s.l1.head().hash,
-        "the cursor moved on"
-    );
-    let reader = s.store.reader();
-    let status = reader.view().unwrap().l1_status().unwrap();
-    assert_eq!(
-        status,
-        L1SyncStatus::Blocked {
-            checkpoint: 1,
-            slot: 2,
-            problem: Some(BodyProblem::CalldataMissing),
-            waiting: 2
-        }
-    );
-    let clock = slot_clock();
-    assert_eq!(
-        reader.view().unwrap().synced_l2_slot(&clock).unwrap(),
-        Some(Slot(1))
-    );
-    assert_eq!(
-        s.store.body_wanted().unwrap(),
-        Some((1, cp1.payload.header.hash()))
-    );
-    // Syncing again re-reads nothing and stays blocked.
-    let calls = s.l1.calls();
-    s.sync().await.unwrap();
-    assert_eq!(s.l1.calls() - calls, 3);
-
-    // Bodies from peers: wrong header, tampered body, then the real one.
-    let body = tandem_proto::encode_checkpoint_body(&cp1.blocks);
-    let err = s
-        .store
-        .supply_checkpoint_body(1, cp2.payload.header.clone(), &body, 0)
-        .unwrap_err();
-    assert!(matches!(
-        err,
-        ArchiverError::SuppliedBodyRejected { number: 1, .. }
-    ));
-    let mut tampered = body.clone();
-    *tampered.last_mut().unwrap() ^= 1;
-    let err = s
-        .store
-        .supply_checkpoint_body(1, cp1.payload.header.clone(), &tampered, 0)
-        .unwrap_err();
-    assert!(
-        matches!(err, ArchiverError::SuppliedBodyRejected { number: 1, reason } if reason.contains("body hash"))
-    );
-    let outcome = s
-        .store
-        .supply_checkpoint_body(1, cp1.payload.header.clone(), &body, -75)
-        .unwrap();
-    assert_eq!(
-        outcome,
-        L1Outcome::Inserted {
-            new_blocks: 2,
-            pruned: None
-        }
-    );
-    // The queue behind it moves on the next sync (or the actor's next step).
-    let report = s.sync().await.unwrap();
-    assert_eq!(report.checkpoints, 1);
-    let view = reader.view().unwrap();
-    assert_eq!(view.l1_status().unwrap(), L1SyncStatus::Following);
-    assert_eq!(view.tips().unwrap().checkpointed.checkpoint.number, 2);
-    assert_eq!(
-        view.checkpoint(1).unwrap().unwrap().source,
-        PayloadSource::Peer
-    );
-    assert_eq!(
-        view.checkpoint(2).unwrap().unwrap().source,
-        PayloadSource::L1Calldata
-    );
-    s.store.check_consistency().unwrap();
-}
-
-#[tokio::test]
-async fn unreadable_calldata_is_resolved_from_local_blocks_or_the_proposed_checkpoint() {
-    // Local blocks from gossip, no proposal: they rebuild L1's header.
-    let mut s = Setup::new();
-    let cp1 = s.checkpoint(1, 2, 2);
-    add_blocks(&mut s.store, &cp1);
-    s.mine_until(GENESIS + 2 * SLOT);
-    s.l1.land(&cp1, false);
-    let report = s.sync().await.unwrap();
-    assert_eq!((report.checkpoints, report.awaiting), (1, 0));
-    let record = s
-        .store
-        .reader()
-        .view()
-        .unwrap()
-        .checkpoint(1)
-        .unwrap()
-        .unwrap();
-    assert_eq!(record.source, PayloadSource::LocalBlocks);
-    assert_eq!(record.payload.header, cp1.payload.header);
-
-    // A proposed checkpoint matching L1's header hash and archive is promoted.
-    let cp2 = s.checkpoint(2, 3, 1);
-    add_blocks(&mut s.store, &cp2);
-    s.store.add_proposed_checkpoint(cp2.proposed()).unwrap();
-    s.mine_until(GENESIS + 3 * SLOT);
-    s.l1.land(&cp2, false);
-    let report = s.sync().await.unwrap();
-    assert_eq!(report.checkpoints, 1);
-    let record = s
-        .store
-        .reader()
-        .view()
-        .unwrap()
-        .checkpoint(2)
-        .unwrap()
-        .unwrap();
-    assert_eq!(record.source, PayloadSource::LocalProposal);
-    assert_eq!(record.payload, cp2.payload);
-}
-
-#[tokio::test]
-async fn an_undecodable_body_blocks_without_asking_peers() {
+async fn an_event_whose_l1_block_is_not_canonical_voids_its_range() {
     let mut s = Setup::new();
     let cp1 = s.checkpoint(1, 2, 1);
     s.mine_until(GENESIS + 2 * SLOT);
-    let mut event = cp1.event(true);
-    let calldata = event.calldata.as_mut().unwrap();
-    calldata.body = vec![0xff; 10];
-    calldata.header.body_hash = tandem_proto::keccak256(&calldata.body);
-    event.header_hash = calldata.header.hash();
-    s.l1.mine_at(s.l1.head().timestamp + 1, vec![event]);
+    // The log query is answered from another fork: the event names a block of that fork at a
+    // height the canonical chain has too, with the same end block either side.
+    let at = s.l1.head().number - 1;
+    s.l1.add_off_chain_event(at, cp1.event(true));
+    // Ranges before it are used; its own range is not, nor anything after it.
     let report = s.sync().await.unwrap();
-    assert_eq!(report.awaiting, 1);
-    let status = s.store.reader().view().unwrap().l1_status().unwrap();
-    assert!(matches!(
-        status,
-        L1SyncStatus::Blocked {
-            problem: Some(BodyProblem::Undecodable),
-            ..
-        }
-    ));
-    // Any body with the same hash is the same bytes: peers cannot help.
-    assert_eq!(s.store.body_wanted().unwrap(), None);
+    assert!(report.behind);
+    assert_eq!(report.checkpoints, 0);
+    assert!(s.store.l1_synced().unwrap().number < at);
+    assert_eq!(s.store.tips().checkpointed.checkpoint.number, 0);
+    let err = s.sync().await.unwrap_err();
+    assert!(matches!(err, ArchiverError::L1RangeChanged { .. }), "{err}");
+    assert_eq!(s.store.tips().checkpointed.checkpoint.number, 0);
+}
+
+#[tokio::test]
+async fn finality_goes_by_hash_not_only_by_number() {
+    let mut s = Setup::new();
+    let cp1 = s.checkpoint(1, 2, 1);
+    s.mine_until(GENESIS + 2 * SLOT);
+    s.sync().await.unwrap();
+    // Checkpoint 1 stored as included in a block of another fork at the next height (say an
+    // event read from a stale node before this node checked events by hash).
+    let x = s.l1.head().number + 1;
+    s.store
+        .apply_l1_event(tandem_archiver::L1CheckpointEvent {
+            l1: tandem_archiver::L1Ref {
+                number: x,
+                hash: B256::repeat_byte(0xab),
+                timestamp: GENESIS + 2 * SLOT + 1,
+            },
+            ..cp1.event(true)
+        })
+        .unwrap();
+    s.mine_empty_after();
+    s.mine_empty_after();
+    s.l1.set_finalized(Some(s.l1.head().number));
+    s.sync().await.unwrap();
+    // L1's finalized chain has another block at that height: checkpoint 1 is not final.
+    assert_eq!(s.store.tips().checkpointed.checkpoint.number, 1);
+    assert_eq!(s.store.tips().finalized.checkpoint.number, 0);
+}
+
+#[tokio::test]
+async fn a_failed_finalized_read_keeps_the_ranges_read() {
+    let mut s = Setup::new();
+    let cp1 = s.checkpoint(1, 2, 1);
+    s.l1.land_at(GENESIS + 2 * SLOT, &cp1, true);
+    s.mine_empty_after();
+    s.l1.set_finalized(Some(s.l1.head().number));
+    s.l1.fail_finalized(true);
+    let report = s.sync().await.unwrap();
+    assert_eq!(report.checkpoints, 1);
+    assert_eq!(s.store.l1_synced().unwrap().hash, s.l1.head().hash);
+    assert_eq!(s.store.tips().finalized.checkpoint.number, 0);
+    // The next sync reads no range again (cursor check, head, finalized); once the finalized
+    // block is served, checkpoint 1 is final.
+    let calls = s.l1.calls();
+    s.sync().await.unwrap();
+    assert_eq!(s.l1.calls() - calls, 3);
+    s.l1.fail_finalized(false);
+    s.sync().await.unwrap();
+    assert_eq!(s.store.tips().finalized.checkpoint.number, 1);
+}
+
+#[tokio::test]
+async fn the_fetch_recovers_the_senders_a_rollback_needs_and_the_writer_uses_them() {
+    let mut s = Setup::new();
+    s.chain.next_txs = vec![common::tx(3, 0), common::tx(3, 1)];
+    let cp1 = s.checkpoint(1, 2, 1);
+    let landed = s.l1.land_at(GENESIS + 2 * SLOT, &cp1, true);
+    s.mine_empty_after();
+    s.sync().await.unwrap();
+    assert_eq!(s.store.tips().checkpointed.checkpoint.number, 1);
+    // L1 reorganises checkpoint 1 away: the fetch plans the rollback with the senders of the
+    // checkpointed block it removes (which the store keeps only as bytes).
+    s.l1.reorg_from(landed.number);
+    s.l1.remine(landed.timestamp, Vec::new(), 7);
+    s.l1.remine(landed.timestamp + 1, Vec::new(), 7);
+    let update = fetch_l1_update(&s.store.reader(), &s.l1, &s.config)
+        .await
+        .unwrap();
+    let L1Step::Rollback {
+        keep: 0, recovered, ..
+    } = &update.steps[0]
+    else {
+        panic!("{:?}", update.steps[0]);
+    };
+    assert_eq!(
+        recovered.get(&cp1.blocks[0].hash()),
+        Some(cp1.recovered[0].as_slice())
+    );
+    // The writer takes what it is given (here senders recovered under another domain, so a
+    // recovery on the writer would show).
+    let other = tandem_proto::SigningDomain {
+        chain_id: 99,
+        rollup: tandem_proto::Address::ZERO,
+    };
+    let given: Vec<_> = cp1.blocks[0]
+        .txs
+        .iter()
+        .map(|tx| tx.clone().into_recovered(&other).unwrap())
+        .collect();
+    let step = L1Step::Rollback {
+        keep: 0,
+        marker: None,
+        recovered: RecoveredBlocks::from_known([(cp1.blocks[0].hash(), given.clone())]),
+    };
+    apply_l1_step(&mut s.store, step).unwrap();
+    let prunes = s.store.take_prune_events();
+    assert_eq!(prunes.len(), 1);
+    assert_eq!(prunes[0].txs, given);
+    assert_ne!(given, cp1.recovered[0]);
 }

@@ -6,8 +6,66 @@ use tandem_proto::{B256, BlockHeader, ConsensusPayload, block_headers_hash};
 use crate::{
     chain::ChainState,
     error::{ArchiverError, ArchiverResult},
-    records::{CheckpointRecord, ProposedCheckpoint},
+    records::{AwaitingCheckpoint, CheckpointRecord, ProposedCheckpoint},
+    tables::{AwaitingCheckpoints, Checkpoints, ProposedCheckpoints, Reads},
 };
+
+/// Default of [`Limits::max_proposed_depth`]: under pipelining two checkpoints sit above the
+/// checkpointed tip (the one on its way to L1 and the one built on it), plus one slot of L1
+/// sync lag.
+pub const DEFAULT_MAX_PROPOSED_DEPTH: u64 = 3;
+
+/// Bounds on what the store holds above the checkpointed tip.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Limits {
+    /// Most checkpoints (proposed, or only blocks) above the checkpointed tip: while L1 cannot
+    /// be followed, nothing settles, so what stacks up is capped here.
+    pub(crate) max_proposed_depth: u64,
+}
+
+impl Limits {
+    /// Refuses (retry later) checkpoint `checkpoint` if it is too far above the checkpointed
+    /// tip; `block` names the block that claims it, if any.
+    pub(crate) fn check_depth(
+        &self,
+        chain: &ChainState,
+        checkpoint: u64,
+        block: Option<u64>,
+    ) -> ArchiverResult<()> {
+        let checkpointed = chain.checkpointed.number;
+        if checkpoint.saturating_sub(checkpointed) > self.max_proposed_depth {
+            return Err(ArchiverError::TooFarAboveCheckpointed {
+                checkpoint,
+                block,
+                checkpointed,
+                max_depth: self.max_proposed_depth,
+            });
+        }
+        Ok(())
+    }
+}
+
+/// The stored records the checkpoint rules compare a claim with.
+pub(crate) trait StoredCheckpoints {
+    /// The L1 checkpoint `number`.
+    fn l1_checkpoint(&self, number: u64) -> ArchiverResult<Option<CheckpointRecord>>;
+    /// The proposed checkpoint `number`.
+    fn proposed_checkpoint(&self, number: u64) -> ArchiverResult<Option<ProposedCheckpoint>>;
+    /// The L1 checkpoint `number` awaiting its body.
+    fn awaiting_checkpoint(&self, number: u64) -> ArchiverResult<Option<AwaitingCheckpoint>>;
+}
+
+impl<T: Reads> StoredCheckpoints for T {
+    fn l1_checkpoint(&self, number: u64) -> ArchiverResult<Option<CheckpointRecord>> {
+        self.get::<Checkpoints>(&number)
+    }
+    fn proposed_checkpoint(&self, number: u64) -> ArchiverResult<Option<ProposedCheckpoint>> {
+        self.get::<ProposedCheckpoints>(&number)
+    }
+    fn awaiting_checkpoint(&self, number: u64) -> ArchiverResult<Option<AwaitingCheckpoint>> {
+        self.get::<AwaitingCheckpoints>(&number)
+    }
+}
 
 /// The chain every stored block must belong to.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -43,6 +101,7 @@ pub(crate) enum BlockDecision {
 pub(crate) fn check_proposed_block(
     chain: &ChainState,
     identity: &ChainIdentity,
+    limits: &Limits,
     header: &BlockHeader,
     hash: B256,
     body_matches: bool,
@@ -58,8 +117,12 @@ pub(crate) fn check_proposed_block(
             Ok(BlockDecision::AlreadyStored)
         } else if number <= chain.checkpointed.last_block.number {
             Err(ArchiverError::CannotOverwriteCheckpointedBlock { number })
-        } else {
+        } else if number <= chain.proposed_checkpoint_last_block() {
             Err(ArchiverError::BlockNumberAlreadyExists { number })
+        } else {
+            // No proposed checkpoint covers the stored block: if its proposal never comes it is
+            // an orphan, pruned at its deadline, and this block may then fit.
+            Err(ArchiverError::BlockNumberHeldByUncovered { number })
         };
     }
     if number != latest + 1 {
@@ -74,6 +137,13 @@ pub(crate) fn check_proposed_block(
             block: number,
             checkpoint,
             previous: chain.proposed_checkpoint_number(),
+        });
+    }
+    limits.check_depth(chain, checkpoint, Some(number))?;
+    if header.index_within_checkpoint as usize >= tandem_proto::MAX_BLOCKS_PER_CHECKPOINT {
+        return Err(ArchiverError::CheckpointTooManyBlocks {
+            block: number,
+            max: tandem_proto::MAX_BLOCKS_PER_CHECKPOINT,
         });
     }
     if chain.proposed.contains_key(&checkpoint) {
@@ -137,20 +207,19 @@ pub(crate) struct CheckpointClaim<'a> {
 }
 
 /// Rules for a proposed checkpoint (reference §5.2) up to, not including, the check of its
-/// blocks against it ([`verify_checkpoint_blocks`]). `l1_record(n)` and `proposed_record(n)` read
-/// what is stored at `n`.
+/// blocks against it ([`verify_checkpoint_blocks`]); `stored` has what is stored at its number.
 pub(crate) fn check_proposed_checkpoint(
     chain: &ChainState,
+    limits: &Limits,
     claim: CheckpointClaim<'_>,
-    l1_record: impl FnOnce(u64) -> ArchiverResult<Option<CheckpointRecord>>,
-    proposed_record: impl FnOnce(u64) -> ArchiverResult<Option<ProposedCheckpoint>>,
+    stored: &impl StoredCheckpoints,
 ) -> ArchiverResult<CheckpointDecision> {
     let number = claim.number;
     let same = |payload: &ConsensusPayload, start: u64, count: u64| {
         payload == claim.payload && start == claim.start_block && count == claim.block_count
     };
     if number <= chain.checkpointed.number {
-        let record = l1_record(number)?.ok_or(ArchiverError::Corrupt(
+        let record = stored.l1_checkpoint(number)?.ok_or(ArchiverError::Corrupt(
             "a checkpoint below the tip is missing",
         ))?;
         // L1 may know the payload under another modifier only if the calldata was unreadable;
@@ -174,9 +243,11 @@ pub(crate) fn check_proposed_checkpoint(
         return Err(ArchiverError::ProposedCheckpointConflict { number });
     }
     if chain.proposed.contains_key(&number) {
-        let record = proposed_record(number)?.ok_or(ArchiverError::Corrupt(
-            "a proposed checkpoint in memory is not stored",
-        ))?;
+        let record = stored
+            .proposed_checkpoint(number)?
+            .ok_or(ArchiverError::Corrupt(
+                "a proposed checkpoint in memory is not stored",
+            ))?;
         if same(&record.payload, record.start_block, record.block_count) {
             return Ok(CheckpointDecision::AlreadyStored(Box::new(record)));
         }
@@ -188,6 +259,19 @@ pub(crate) fn check_proposed_checkpoint(
             expected,
             got: number,
         });
+    }
+    limits.check_depth(chain, number, None)?;
+    // L1 already fixed this checkpoint (it only lacks a usable body): a proposal that is not
+    // L1's can never land, and nothing may build on it.
+    if chain.awaiting.contains(&number) {
+        let fact = stored
+            .awaiting_checkpoint(number)?
+            .ok_or(ArchiverError::Corrupt("an awaiting checkpoint is missing"))?;
+        if fact.event.header_hash != claim.payload.header.hash()
+            || fact.event.archive != claim.payload.archive
+        {
+            return Err(ArchiverError::ProposedCheckpointConflict { number });
+        }
     }
     let fail = |reason| Err(ArchiverError::ProposedCheckpointBlocks { number, reason });
     let Some(end) = claim.start_block.checked_add(claim.block_count) else {

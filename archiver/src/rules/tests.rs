@@ -51,15 +51,45 @@ fn block(number: u64, checkpoint: u64, index: u32, slot: u64) -> BlockHeader {
     }
 }
 
+const LIMITS: Limits = Limits {
+    max_proposed_depth: 3,
+};
+
+/// What is stored, for the checkpoint rules.
+#[derive(Default)]
+struct Records {
+    l1: Option<CheckpointRecord>,
+    proposed: Option<ProposedCheckpoint>,
+    awaiting: Option<AwaitingCheckpoint>,
+}
+
+impl StoredCheckpoints for Records {
+    fn l1_checkpoint(&self, _: u64) -> ArchiverResult<Option<CheckpointRecord>> {
+        Ok(self.l1.clone())
+    }
+    fn proposed_checkpoint(&self, _: u64) -> ArchiverResult<Option<ProposedCheckpoint>> {
+        Ok(self.proposed.clone())
+    }
+    fn awaiting_checkpoint(&self, _: u64) -> ArchiverResult<Option<AwaitingCheckpoint>> {
+        Ok(self.awaiting.clone())
+    }
+}
+
 fn next_of(chain: &ChainState, mut header: BlockHeader) -> BlockHeader {
     header.last_archive_root = chain.last.archive_root();
     header
 }
 
 fn decide(chain: &ChainState, header: &BlockHeader) -> ArchiverResult<BlockDecision> {
-    check_proposed_block(chain, &IDENTITY, header, header.hash(), true, |_| {
-        Ok(Some(B256::repeat_byte(0xaa)))
-    })
+    check_proposed_block(
+        chain,
+        &IDENTITY,
+        &LIMITS,
+        header,
+        header.hash(),
+        true,
+        |_| Ok(Some(B256::repeat_byte(0xaa))),
+    )
 }
 
 #[test]
@@ -70,9 +100,15 @@ fn block_rules_name_each_failure() {
     assert_eq!(decide(&chain, &ok).unwrap(), BlockDecision::Append);
     // The same block again: a lookup returning its hash makes it a duplicate.
     assert_eq!(
-        check_proposed_block(&chain, &IDENTITY, &last, last.hash(), true, |_| Ok(Some(
-            last.hash()
-        )))
+        check_proposed_block(
+            &chain,
+            &IDENTITY,
+            &LIMITS,
+            &last,
+            last.hash(),
+            true,
+            |_| Ok(Some(last.hash()))
+        )
         .unwrap(),
         BlockDecision::AlreadyStored
     );
@@ -120,7 +156,9 @@ fn block_rules_name_each_failure() {
         Err(ArchiverError::WrongChain { chain_id: 2, .. })
     ));
     assert!(matches!(
-        check_proposed_block(&chain, &IDENTITY, &ok, ok.hash(), false, |_| Ok(None)),
+        check_proposed_block(&chain, &IDENTITY, &LIMITS, &ok, ok.hash(), false, |_| Ok(
+            None
+        )),
         Err(ArchiverError::BodyMismatch { block: 3 })
     ));
 
@@ -162,7 +200,7 @@ fn checkpoint_rules_separate_retry_from_reject() {
         block_count: count,
     };
     let decide = |chain: &ChainState, claim| {
-        check_proposed_checkpoint(chain, claim, |_| Ok(None), |_| Ok(None))
+        check_proposed_checkpoint(chain, &LIMITS, claim, &Records::default())
     };
     assert_eq!(
         decide(&chain, claim(2, 3, 2)).unwrap(),
@@ -202,9 +240,12 @@ fn checkpoint_rules_separate_retry_from_reject() {
     };
     let conflict = check_proposed_checkpoint(
         &chain,
+        &LIMITS,
         claim(1, 1, 2),
-        |_| Ok(Some(stored.clone())),
-        |_| Ok(None),
+        &Records {
+            l1: Some(stored),
+            ..Records::default()
+        },
     )
     .unwrap_err();
     assert!(matches!(
@@ -231,9 +272,12 @@ fn checkpoint_rules_separate_retry_from_reject() {
     assert!(matches!(
         check_proposed_checkpoint(
             &chain,
+            &LIMITS,
             claim(2, 3, 2),
-            |_| Ok(None),
-            |_| Ok(Some(same.clone()))
+            &Records {
+                proposed: Some(same),
+                ..Records::default()
+            }
         ),
         Ok(CheckpointDecision::AlreadyStored(_))
     ));
@@ -327,4 +371,142 @@ fn checkpoint_blocks_must_carry_the_headers_coinbase_fee_recipient_and_chain() {
         verify(&other_chain, &IDENTITY),
         Err("a block is for another chain or rollup version")
     );
+}
+
+fn proposed_summary(start: u64, last: u64) -> ProposedSummary {
+    ProposedSummary {
+        header_hash: B256::ZERO,
+        start_block: start,
+        last_block: BlockId {
+            number: last,
+            hash: B256::ZERO,
+        },
+    }
+}
+
+#[test]
+fn a_proposal_for_a_checkpoint_l1_already_fixed_must_be_l1s() {
+    let mut chain = chain(block(4, 2, 1, 6));
+    chain.awaiting.insert(2);
+    let payload = ConsensusPayload {
+        archive: B256::repeat_byte(4),
+        ..Default::default()
+    };
+    let claim = CheckpointClaim {
+        number: 2,
+        payload: &payload,
+        start_block: 3,
+        block_count: 2,
+    };
+    let fact = |header_hash, archive| Records {
+        awaiting: Some(AwaitingCheckpoint {
+            event: crate::L1CheckpointEvent {
+                number: 2,
+                header_hash,
+                archive,
+                slot: 6,
+                l1: Default::default(),
+                tx_hash: B256::ZERO,
+                calldata: None,
+            },
+            problem: Some(crate::BodyProblem::CalldataMissing),
+        }),
+        ..Records::default()
+    };
+    let header_hash = payload.header.hash();
+    for other in [
+        fact(B256::repeat_byte(9), payload.archive),
+        fact(header_hash, B256::repeat_byte(9)),
+    ] {
+        let err = check_proposed_checkpoint(&chain, &LIMITS, claim, &other).unwrap_err();
+        assert!(
+            matches!(err, ArchiverError::ProposedCheckpointConflict { number: 2 }),
+            "{err}"
+        );
+        assert_eq!(err.disposition(), crate::Disposition::Reject);
+    }
+    assert_eq!(
+        check_proposed_checkpoint(&chain, &LIMITS, claim, &fact(header_hash, payload.archive))
+            .unwrap(),
+        CheckpointDecision::Add { end: 5 }
+    );
+}
+
+#[test]
+fn nothing_is_held_too_far_above_the_checkpointed_tip() {
+    // Checkpointed 1; proposed 2, 3, 4 (blocks 3, 4, 5); block 6 is checkpoint 5's.
+    let mut chain = chain(block(5, 4, 0, 8));
+    for (number, block) in [(2, 3), (3, 4), (4, 5)] {
+        chain
+            .proposed
+            .insert(number, proposed_summary(block, block));
+    }
+    let err = decide(&chain, &next_of(&chain, block(6, 5, 0, 9))).unwrap_err();
+    assert!(
+        matches!(
+            err,
+            ArchiverError::TooFarAboveCheckpointed {
+                checkpoint: 5,
+                block: Some(6),
+                checkpointed: 1,
+                max_depth: 3
+            }
+        ),
+        "{err}"
+    );
+    assert_eq!(err.disposition(), crate::Disposition::RetryLater);
+    let payload = ConsensusPayload::default();
+    let claim = CheckpointClaim {
+        number: 5,
+        payload: &payload,
+        start_block: 6,
+        block_count: 1,
+    };
+    let err = check_proposed_checkpoint(&chain, &LIMITS, claim, &Records::default()).unwrap_err();
+    assert!(
+        matches!(
+            err,
+            ArchiverError::TooFarAboveCheckpointed {
+                checkpoint: 5,
+                block: None,
+                ..
+            }
+        ),
+        "{err}"
+    );
+    // One fewer proposed: checkpoint 4's blocks fit, up to the most a checkpoint may have.
+    chain.proposed.remove(&4);
+    assert_eq!(
+        decide(&chain, &next_of(&chain, block(6, 4, 1, 8))).unwrap(),
+        BlockDecision::Append
+    );
+    let max = tandem_proto::MAX_BLOCKS_PER_CHECKPOINT as u32;
+    chain.last.header = block(5, 4, max - 1, 8);
+    let err = decide(&chain, &next_of(&chain, block(6, 4, max, 8))).unwrap_err();
+    assert!(
+        matches!(err, ArchiverError::CheckpointTooManyBlocks { block: 6, .. }),
+        "{err}"
+    );
+    assert_eq!(err.disposition(), crate::Disposition::Reject);
+}
+
+#[test]
+fn a_collision_with_a_block_no_proposal_covers_is_retried_not_rejected() {
+    // Blocks 3–4 of checkpoint 2 are stored, not proposed.
+    let mut chain = chain(block(4, 2, 1, 6));
+    let other = next_of(&chain, block(3, 2, 0, 7));
+    let err = decide(&chain, &other).unwrap_err();
+    assert!(
+        matches!(err, ArchiverError::BlockNumberHeldByUncovered { number: 3 }),
+        "{err}"
+    );
+    assert_eq!(err.disposition(), crate::Disposition::RetryLater);
+    // Once a proposal covers them, a different block 3 contradicts a signed set.
+    chain.proposed.insert(2, proposed_summary(3, 4));
+    let err = decide(&chain, &other).unwrap_err();
+    assert!(
+        matches!(err, ArchiverError::BlockNumberAlreadyExists { number: 3 }),
+        "{err}"
+    );
+    assert_eq!(err.disposition(), crate::Disposition::Reject);
 }

@@ -3,6 +3,8 @@
 
 #![allow(dead_code, unreachable_pub)]
 
+pub mod setup;
+
 use std::{
     collections::{BTreeMap, BTreeSet},
     path::Path,
@@ -285,6 +287,10 @@ struct FakeState {
     finalized: Option<u64>,
     calls: u64,
     fail_calls: BTreeSet<u64>,
+    /// Every call fails (L1 unreachable).
+    fail_all: bool,
+    /// `finalized_block` fails (an RPC that errors on the `finalized` tag).
+    finalized_fails: bool,
     missing: BTreeSet<u64>,
     /// Right after this call, the chain is replaced from this block with this salt (a reorg
     /// racing a sync).
@@ -352,6 +358,24 @@ impl FakeL1 {
         self.mine_at(timestamp, vec![checkpoint.event(with_calldata)])
     }
 
+    /// Mines empty blocks one second apart until the head is at `timestamp` or later.
+    pub fn mine_until(&self, timestamp: u64) {
+        while self.head().timestamp < timestamp {
+            self.mine_empty(self.head().timestamp + 1);
+        }
+    }
+
+    /// Mines up to `timestamp` (a slot's start, say), then a block with `checkpoint`'s event.
+    pub fn land_at(
+        &self,
+        timestamp: u64,
+        checkpoint: &BuiltCheckpoint,
+        with_calldata: bool,
+    ) -> L1Ref {
+        self.mine_until(timestamp);
+        self.land(checkpoint, with_calldata)
+    }
+
     /// Mines an empty block at `timestamp`.
     pub fn mine_empty(&self, timestamp: u64) -> L1Ref {
         self.mine_at(timestamp, Vec::new())
@@ -395,6 +419,29 @@ impl FakeL1 {
         });
     }
 
+    /// Reports `event` in block `number` as a log from another fork would come: with a block
+    /// hash that is not the canonical one (a load-balanced RPC answering from a stale node).
+    pub fn add_off_chain_event(&self, number: u64, mut event: L1CheckpointEvent) {
+        self.with(|s| {
+            let block = s.blocks[number as usize];
+            event.l1 = L1Ref {
+                hash: block_hash(number, 0xfe),
+                ..block.reference()
+            };
+            s.events.entry(number).or_default().push(event);
+        });
+    }
+
+    /// `finalized_block` fails while `fails`.
+    pub fn fail_finalized(&self, fails: bool) {
+        self.with(|s| s.finalized_fails = fails);
+    }
+
+    /// Every call fails while `down` (an unreachable L1 RPC).
+    pub fn set_down(&self, down: bool) {
+        self.with(|s| s.fail_all = down);
+    }
+
     /// `block(number)` returns `None` (a lagging RPC) until cleared.
     pub fn hide_block(&self, number: u64, hidden: bool) {
         self.with(|s| {
@@ -417,7 +464,7 @@ impl FakeL1 {
         }
         let failed = self.with(|s| {
             s.calls += 1;
-            s.fail_calls.remove(&s.calls)
+            s.fail_calls.remove(&s.calls) || s.fail_all
         });
         if failed {
             return Err(tandem_l1::L1Error::Unexpected("injected failure").into());
@@ -463,6 +510,9 @@ impl L1Source for FakeL1 {
     fn finalized_block(&self) -> L1Future<'_, Option<L1Block>> {
         async move {
             self.call().await?;
+            if self.with(|s| s.finalized_fails) {
+                return Err(tandem_l1::L1Error::Unexpected("finalized tag not supported").into());
+            }
             let finalized =
                 self.with(|s| s.finalized.and_then(|n| s.blocks.get(n as usize).copied()));
             self.after_call();

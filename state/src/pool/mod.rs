@@ -5,6 +5,10 @@
 //! - Limits against spam: at most [`PoolConfig::max_txs_per_sender`] txs per sender, at most
 //!   [`PoolConfig::max_nonce_gap`] nonces missing below a tx, and a sender's balance must cover
 //!   every one of its pending txs at once (amount + max fee each), not just each alone.
+//! - A limit never locks a sender out: a tx below the sender's highest nonce that a sender limit
+//!   (count or balance) would refuse evicts the sender's highest nonces instead (lower nonces
+//!   win: they are what makes the later ones executable). Txs of pruned blocks come back even
+//!   past the per-sender count (they were in a block, so nothing of them is lost on any node).
 //! - Limits by count and bytes; when full, the cheapest *last* tx of a sender (its highest nonce,
 //!   so no later nonce is left stranded behind a hole) that is not protected is evicted, newest
 //!   first among equals; it may be the incoming one.
@@ -103,6 +107,15 @@ pub enum AddOutcome {
     AlreadyKnown,
     /// Replaced the tx with this hash.
     Replaced(B256),
+}
+
+/// Why a tx is admitted.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Admission {
+    /// A new tx (gossip, RPC): every limit applies.
+    New,
+    /// A tx of a pruned block coming back: not counted against the per-sender cap.
+    Returning,
 }
 
 /// Order of eviction: fee, then newest first, then hash.
@@ -204,47 +217,29 @@ impl TxPool {
         let cost = max_cost(tx.tx()).ok_or(TxError::BalanceOverflow)?;
         let sender = tx.sender();
         let nonce = tx.tx().payload.nonce;
-        let fee = tx.tx().payload.max_fee_per_mana;
-        let existing = self
-            .by_sender
-            .get(&sender)
-            .and_then(|txs| txs.nonces.get(&nonce))
-            .copied();
         let held = self.by_sender.get(&sender);
-        if let Some(existing) = existing {
-            if self.protected.contains(&existing) {
-                return Err(PoolError::ReplacingProtected);
-            }
-            let old_fee = self.by_hash[&existing].fee();
-            let bump =
-                old_fee.saturating_mul(u128::from(self.config.replacement_bump_percent)) / 100;
-            let required = old_fee.saturating_add(bump.max(1));
-            if fee < required {
-                return Err(PoolError::ReplacementUnderpriced {
-                    required,
-                    offered: fee,
-                });
-            }
-        } else {
-            let count = held.map_or(0, |txs| txs.nonces.len());
-            if count >= self.config.max_txs_per_sender {
-                return Err(PoolError::SenderFull(count));
-            }
-            let present = held.map_or(0, |txs| {
-                txs.nonces.range(account.nonce..nonce).count() as u64
-            });
-            let gap = nonce - account.nonce - present;
-            if gap > self.config.max_nonce_gap {
-                return Err(PoolError::NonceGapTooLarge {
-                    gap,
-                    max: self.config.max_nonce_gap,
-                });
-            }
+        let Some(existing) = held.and_then(|txs| txs.nonces.get(&nonce)).copied() else {
+            return self.admit_new(tx, account, cost, Admission::New);
+        };
+        // A replacement: it pays enough more, and the sender can pay for it instead of the
+        // tx it replaces.
+        if self.protected.contains(&existing) {
+            return Err(PoolError::ReplacingProtected);
         }
-        let replaced_cost = existing.map_or(0, |hash| self.by_hash[&hash].cost);
+        let replaced = &self.by_hash[&existing];
+        let old_fee = replaced.fee();
+        let bump = old_fee.saturating_mul(u128::from(self.config.replacement_bump_percent)) / 100;
+        let required = old_fee.saturating_add(bump.max(1));
+        let fee = tx.tx().payload.max_fee_per_mana;
+        if fee < required {
+            return Err(PoolError::ReplacementUnderpriced {
+                required,
+                offered: fee,
+            });
+        }
         let needed = held
             .map_or(0, |txs| txs.cost)
-            .saturating_sub(replaced_cost)
+            .saturating_sub(replaced.cost)
             .saturating_add(cost);
         if needed > account.balance {
             return Err(PoolError::PendingExceedBalance {
@@ -252,24 +247,86 @@ impl TxPool {
                 needed,
             });
         }
-        let mut outcome = AddOutcome::Added;
-        if let Some(existing) = existing {
-            self.remove(&existing);
-            outcome = AddOutcome::Replaced(existing);
+        self.remove(&existing);
+        self.insert_within_limits(tx, cost)?;
+        Ok(AddOutcome::Replaced(existing))
+    }
+
+    /// Adds a tx with a nonce the sender does not hold yet (see the module docs).
+    fn admit_new(
+        &mut self,
+        tx: RecoveredTx,
+        account: &Account,
+        cost: u128,
+        admission: Admission,
+    ) -> Result<AddOutcome, PoolError> {
+        let sender = tx.sender();
+        let nonce = tx.tx().payload.nonce;
+        let empty = SenderTxs::default();
+        let held = self.by_sender.get(&sender).unwrap_or(&empty);
+        // The sender's highest nonces above this one, highest first: evicted (in that order)
+        // while a sender limit refuses it.
+        let mut above = held.nonces.range(nonce + 1..).rev().map(|(_, hash)| *hash);
+        let mut evicted: Vec<B256> = Vec::new();
+        let mut count = held.nonces.len();
+        let mut pending_cost = held.cost;
+        loop {
+            let full = admission == Admission::New && count >= self.config.max_txs_per_sender;
+            let needed = pending_cost.saturating_add(cost);
+            let unaffordable = needed > account.balance;
+            if !full && !unaffordable {
+                break;
+            }
+            let victim = above.next().filter(|hash| !self.protected.contains(hash));
+            let Some(victim) = victim else {
+                return Err(if full {
+                    PoolError::SenderFull(count)
+                } else {
+                    PoolError::PendingExceedBalance {
+                        balance: account.balance,
+                        needed,
+                    }
+                });
+            };
+            count -= 1;
+            pending_cost = pending_cost.saturating_sub(self.by_hash[&victim].cost);
+            evicted.push(victim);
         }
+        // Nonces present below it do not count as missing (evictions only take higher ones).
+        let present = held.nonces.range(account.nonce..nonce).count() as u64;
+        let gap = nonce - account.nonce - present;
+        if gap > self.config.max_nonce_gap {
+            return Err(PoolError::NonceGapTooLarge {
+                gap,
+                max: self.config.max_nonce_gap,
+            });
+        }
+        for victim in &evicted {
+            self.remove(victim);
+            metrics::counter!("pool_evicted_total", "reason" => "lower_nonce").increment(1);
+        }
+        self.insert_within_limits(tx, cost)?;
+        Ok(AddOutcome::Added)
+    }
+
+    /// Inserts, then evicts the cheapest tails while the pool is over its limits; `PoolFull`
+    /// if that took the new tx itself.
+    fn insert_within_limits(&mut self, tx: RecoveredTx, cost: u128) -> Result<(), PoolError> {
+        let hash = tx.hash();
         self.insert(tx, cost);
         while self.by_hash.len() > self.config.max_txs || self.bytes() > self.config.max_bytes {
             let Some(victim) = self.cheapest_evictable() else {
                 break;
             };
             self.remove(&victim);
-            metrics::counter!("pool_evicted_total").increment(1);
+            metrics::counter!("pool_evicted_total", "reason" => "pool_full").increment(1);
             if victim == hash {
+                metrics::gauge!("pool_txs").set(self.by_hash.len() as f64);
                 return Err(PoolError::PoolFull);
             }
         }
         metrics::gauge!("pool_txs").set(self.by_hash.len() as f64);
-        Ok(outcome)
+        Ok(())
     }
 
     fn insert(&mut self, tx: RecoveredTx, cost: u128) {
@@ -367,21 +424,35 @@ impl TxPool {
         metrics::gauge!("pool_txs").set(self.by_hash.len() as f64);
     }
 
-    /// After blocks are pruned: puts their txs back, validated against the rolled-back state.
-    /// Returns how many were re-inserted.
+    /// After blocks are pruned: puts their txs back (in block order), validated against the
+    /// rolled-back state. They are admitted past the per-sender count (they were in a block:
+    /// dropping them would lose them on every node at once) and evict the sender's higher
+    /// nonces when its balance cannot cover all; every other check applies. Returns how many
+    /// were re-inserted.
     pub fn reinsert(
         &mut self,
         txs: impl IntoIterator<Item = RecoveredTx>,
         account_of: impl Fn(&Address) -> Account,
     ) -> usize {
         txs.into_iter()
-            .filter(|tx| {
-                matches!(
-                    self.add(tx.clone(), &account_of(&tx.sender())),
-                    Ok(AddOutcome::Added)
-                )
-            })
+            .filter(|tx| self.readmit(tx.clone(), &account_of(&tx.sender())))
             .count()
+    }
+
+    fn readmit(&mut self, tx: RecoveredTx, account: &Account) -> bool {
+        let taken = self
+            .by_sender
+            .get(&tx.sender())
+            .is_some_and(|txs| txs.nonces.contains_key(&tx.tx().payload.nonce));
+        // A tx with its nonce arrived meanwhile: that one keeps its place.
+        if taken || validate_stateful(tx.tx(), account).is_err() {
+            return false;
+        }
+        let Some(cost) = max_cost(tx.tx()) else {
+            return false;
+        };
+        self.admit_new(tx, account, cost, Admission::Returning)
+            .is_ok()
     }
 
     /// Txs ready to execute, best first. `nonce_of` gives each sender's current nonce (on the

@@ -148,16 +148,23 @@ fn nonce_gaps_are_capped() {
     assert_eq!(pool.add(tx(&key(2), 116, 1), &ahead), Ok(AddOutcome::Added));
 }
 
+/// What a tx at fee 10 can cost: amount 1 + 10,000 mana × fee 10 = 100,001.
+const COST_AT_FEE_10: u128 = 1 + 10 * TX_MANA as u128;
+
+/// An account (nonce 0) whose balance covers `txs` txs at fee 10.
+fn affording(txs: u128) -> Account {
+    Account {
+        balance: txs * COST_AT_FEE_10,
+        nonce: 0,
+    }
+}
+
 #[test]
 fn balance_must_cover_every_pending_tx_together() {
     let a = key(1);
     let mut pool = pool(100);
-    // Each tx costs amount 1 + 10,000 mana × fee 10 = 100,001.
-    let cost = 1 + 10 * u128::from(TX_MANA);
-    let account = Account {
-        balance: 3 * cost,
-        nonce: 0,
-    };
+    let cost = COST_AT_FEE_10;
+    let account = affording(3);
     for nonce in 0..3 {
         assert_eq!(pool.add(tx(&a, nonce, 10), &account), Ok(AddOutcome::Added));
     }
@@ -296,4 +303,117 @@ fn mined_removed_and_pruned_reinserted() {
     assert_eq!(pool.reinsert(txs[..2].iter().cloned(), |_| RICH), 2);
     assert_eq!(pool.len(), 3);
     assert_eq!(pool.best(|_| 0).count(), 3);
+}
+
+/// The nonces `sender` holds, in order.
+fn nonces_of(pool: &TxPool, sender: &SigningKey) -> Vec<u64> {
+    pool.by_sender
+        .get(&sender.address())
+        .map(|txs| txs.nonces.keys().copied().collect())
+        .unwrap_or_default()
+}
+
+#[test]
+fn a_gap_filling_nonce_is_admitted_at_the_sender_cap_and_evicts_the_highest() {
+    let a = key(1);
+    let mut pool = pool(1_000);
+    // 64 nonces 16..=79 pass the gap check one by one: the sender is at its cap.
+    for nonce in 16..80 {
+        assert_eq!(pool.add(tx(&a, nonce, 7), &RICH), Ok(AddOutcome::Added));
+    }
+    assert_eq!(
+        pool.add(tx(&a, 80, 7), &RICH),
+        Err(PoolError::SenderFull(64))
+    );
+    // Nonce 0 (what makes the rest executable) gets in; the highest (79) makes room.
+    assert_eq!(pool.add(tx(&a, 0, 7), &RICH), Ok(AddOutcome::Added));
+    let expected: Vec<u64> = std::iter::once(0).chain(16..79).collect();
+    assert_eq!(nonces_of(&pool, &a), expected);
+    assert_eq!(
+        pool.best(|_| 0)
+            .map(|t| t.tx().payload.nonce)
+            .collect::<Vec<_>>(),
+        vec![0]
+    );
+    // 1..=15 follow the same way; then the sender's txs are all executable.
+    for nonce in 1..16 {
+        assert_eq!(pool.add(tx(&a, nonce, 7), &RICH), Ok(AddOutcome::Added));
+    }
+    assert_eq!(nonces_of(&pool, &a), (0..64).collect::<Vec<_>>());
+    assert_eq!(pool.best(|_| 0).count(), 64);
+    // A protected highest nonce is not evicted: then the lower one waits.
+    let b = key(2);
+    for nonce in 1..65 {
+        pool.add(tx(&b, nonce, 7), &RICH).unwrap();
+    }
+    pool.protect([&tx(&b, 64, 7).hash()]);
+    assert_eq!(
+        pool.add(tx(&b, 0, 7), &RICH),
+        Err(PoolError::SenderFull(64))
+    );
+}
+
+#[test]
+fn a_lower_nonce_evicts_higher_ones_the_balance_cannot_also_cover() {
+    let a = key(1);
+    let mut pool = pool(100);
+    let cost = COST_AT_FEE_10;
+    let account = affording(3);
+    for nonce in 1..4 {
+        assert_eq!(pool.add(tx(&a, nonce, 10), &account), Ok(AddOutcome::Added));
+    }
+    assert_eq!(pool.add(tx(&a, 0, 10), &account), Ok(AddOutcome::Added));
+    assert_eq!(nonces_of(&pool, &a), vec![0, 1, 2]);
+    // Above the highest, nothing can be evicted for it.
+    assert_eq!(
+        pool.add(tx(&a, 3, 10), &account),
+        Err(PoolError::PendingExceedBalance {
+            balance: 3 * cost,
+            needed: 4 * cost
+        })
+    );
+}
+
+#[test]
+fn a_pruned_block_comes_back_whole_even_past_the_sender_cap() {
+    let a = key(1);
+    let mut pool = pool(1_000);
+    // Block B mined nonces 0..=63; the sender then sent 64..=127 (account nonce 64).
+    let mined: Vec<_> = (0..64).map(|n| tx(&a, n, 7)).collect();
+    let after_b = Account { nonce: 64, ..RICH };
+    for nonce in 64..128 {
+        assert_eq!(pool.add(tx(&a, nonce, 7), &after_b), Ok(AddOutcome::Added));
+    }
+    // B is pruned on every node: the state rolls back to nonce 0 and B's txs return. All 64
+    // come back, nothing of 64..=127 is lost, and the sender's txs are executable in order.
+    assert_eq!(pool.reinsert(mined.iter().cloned(), |_| RICH), 64);
+    assert_eq!(nonces_of(&pool, &a), (0..128).collect::<Vec<_>>());
+    assert_eq!(
+        pool.best(|_| 0)
+            .map(|t| t.tx().payload.nonce)
+            .collect::<Vec<_>>(),
+        (0..128).collect::<Vec<_>>()
+    );
+    // New txs of that sender still respect its cap (above its highest nothing gets in)...
+    assert_eq!(
+        pool.add(tx(&a, 128, 7), &RICH),
+        Err(PoolError::SenderFull(128))
+    );
+    // ...and when its balance cannot cover everything, the returning txs win over the
+    // sender's highest ones.
+    let b = key(2);
+    let cost = 1 + 7 * u128::from(TX_MANA);
+    let poor = Account {
+        balance: 4 * cost,
+        nonce: 2,
+    };
+    for nonce in 2..6 {
+        pool.add(tx(&b, nonce, 7), &poor).unwrap();
+    }
+    let rolled_back = Account { nonce: 0, ..poor };
+    assert_eq!(
+        pool.reinsert([tx(&b, 0, 7), tx(&b, 1, 7)], |_| rolled_back),
+        2
+    );
+    assert_eq!(nonces_of(&pool, &b), vec![0, 1, 2, 3]);
 }

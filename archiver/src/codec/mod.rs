@@ -216,6 +216,27 @@ pub(crate) fn encode_txs<'a>(txs: impl ExactSizeIterator<Item = &'a Tx>) -> Vec<
     out
 }
 
+/// `keccak256` of the checkpoint body of `blocks` (each a header and its stored, packed txs:
+/// see [`encode_txs`]), hashed as [`tandem_proto::encode_checkpoint_body`] lays it out, without
+/// decoding the txs or building the body.
+pub(crate) fn checkpoint_body_hash<'a>(
+    blocks: impl ExactSizeIterator<Item = (&'a BlockHeader, &'a [u8])>,
+) -> Result<B256, RecordError> {
+    let count = |n: usize| u32::try_from(n).map_err(|_| RecordError("checkpoint body count"));
+    let mut hasher = alloy::primitives::Keccak256::new();
+    hasher.update([tandem_proto::CHECKPOINT_BODY_VERSION]);
+    hasher.update(count(blocks.len())?.to_be_bytes());
+    for (header, txs) in blocks {
+        if !txs.len().is_multiple_of(PACKED_TX_LENGTH) {
+            return Err(RecordError("block txs"));
+        }
+        hasher.update(header.abi_encode());
+        hasher.update(count(txs.len() / PACKED_TX_LENGTH)?.to_be_bytes());
+        hasher.update(txs);
+    }
+    Ok(hasher.finalize())
+}
+
 pub(crate) fn decode_txs(bytes: &[u8]) -> Result<Vec<Tx>, RecordError> {
     if !bytes.len().is_multiple_of(PACKED_TX_LENGTH) {
         return Err(RecordError("block txs"));
@@ -442,96 +463,4 @@ pub(crate) fn decode_l1_ref(bytes: &[u8]) -> Result<L1Ref, RecordError> {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn records_round_trip_and_truncation_fails() {
-        let payload = ConsensusPayload {
-            archive: B256::repeat_byte(2),
-            fee_asset_price_modifier: -75,
-            ..Default::default()
-        };
-        let record = CheckpointRecord {
-            number: 3,
-            payload: payload.clone(),
-            start_block: 5,
-            block_count: 2,
-            l1: L1Ref {
-                number: 9,
-                hash: B256::repeat_byte(1),
-                timestamp: 77,
-            },
-            attestations: vec![(4, Signature::from_bytes([7; 65]))],
-            source: PayloadSource::Peer,
-        };
-        let bytes = encode_checkpoint(&record);
-        assert_eq!(decode_checkpoint(&bytes), Ok(record));
-        assert!(decode_checkpoint(&bytes[..bytes.len() - 1]).is_err());
-
-        let proposed = ProposedCheckpoint {
-            number: 4,
-            payload: payload.clone(),
-            start_block: 7,
-            block_count: 1,
-            total_mana_used: 12_345,
-            proposer_signature: Signature::from_bytes([3; 65]),
-        };
-        let bytes = encode_proposed(&proposed);
-        assert_eq!(decode_proposed(&bytes), Ok(proposed));
-        assert!(decode_proposed(&[bytes.as_slice(), &[0]].concat()).is_err());
-
-        let event = L1CheckpointEvent {
-            number: 5,
-            header_hash: B256::repeat_byte(5),
-            archive: B256::repeat_byte(6),
-            slot: 40,
-            l1: L1Ref::default(),
-            tx_hash: B256::repeat_byte(7),
-            calldata: None,
-        };
-        for awaiting in [
-            AwaitingCheckpoint {
-                event: event.clone(),
-                problem: Some(BodyProblem::CalldataMissing),
-            },
-            AwaitingCheckpoint {
-                event: L1CheckpointEvent {
-                    calldata: Some(ProposeCalldata {
-                        header: payload.header,
-                        fee_asset_price_modifier: 9,
-                        attestations: vec![(1, Signature::from_bytes([1; 65]))],
-                        body: vec![1, 2, 3],
-                    }),
-                    ..event
-                },
-                problem: None,
-            },
-        ] {
-            let bytes = encode_awaiting(&awaiting);
-            assert_eq!(decode_awaiting(&bytes), Ok(awaiting));
-            assert!(decode_awaiting(&bytes[..bytes.len() - 1]).is_err());
-        }
-
-        let tips = L2Tips::default();
-        assert_eq!(decode_tips(&encode_tips(&tips)), Ok(tips));
-    }
-
-    #[test]
-    fn a_header_whose_frontier_disagrees_with_its_root_is_refused() {
-        let mut archive = ArchiveTree::new();
-        let root = archive.append(B256::repeat_byte(1)).unwrap();
-        let record = HeaderRecord {
-            header: BlockHeader::default(),
-            hash: BlockHeader::default().hash(),
-            archive_root: root,
-            archive: archive.clone(),
-        };
-        assert_eq!(decode_header(&encode_header(&record)), Ok(record.clone()));
-        let wrong = HeaderRecord {
-            archive_root: B256::repeat_byte(9),
-            ..record
-        };
-        assert!(decode_header(&encode_header(&wrong)).is_err());
-    }
-}
+mod tests;

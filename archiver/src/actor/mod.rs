@@ -3,10 +3,15 @@
 //! Proposed blocks and checkpoints arrive through a bounded queue. L1 is read by a separate task
 //! ([`crate::fetch_l1_update`]) while the actor keeps serving the queue; the steps it returns are
 //! applied one store write at a time, alternating with queued items, so a slow L1 delays a
-//! gossiped block by at most one write. Every committed prune is broadcast right after its
-//! write, whatever happens next. Reads go through [`ArchiverReader`], never through the queue.
-//! A fatal error (corruption, a finalized checkpoint reorganised away) stops the actor: `run`
-//! returns it for the node's supervisor.
+//! gossiped block by at most one write. Completions (a fetch, a WAL sync, a body from peers)
+//! and the ticker are served before the queue: they are cheap and only plan work, so a queue
+//! that never empties cannot starve them. Every tick runs the prunes, whether L1 answers or
+//! not. Every committed prune is broadcast right after its write, whatever happens next. Reads
+//! go through [`ArchiverReader`], never through the queue. A fatal error (corruption, a
+//! finalized checkpoint reorganised away) stops the actor: `run` returns it for the node's
+//! supervisor.
+
+mod handle;
 
 use std::{
     collections::{BTreeSet, VecDeque},
@@ -14,144 +19,30 @@ use std::{
     time::Duration,
 };
 
-use futures::future::BoxFuture;
 use tandem_proto::{
-    B256, CheckpointHeader, L2Tips,
-    time::{Clock, ConsensusWindows, Slot, SlotClock},
+    L2Tips,
+    time::{Clock, ConsensusWindows, SlotClock},
 };
 use tokio::{
-    sync::{broadcast, mpsc, oneshot, watch},
+    sync::{broadcast, mpsc, watch},
     task::JoinHandle,
 };
 use tokio_util::sync::CancellationToken;
 
+pub use self::handle::{
+    ArchiverHandle, COMMAND_QUEUE_CAPACITY, CheckpointBodySource, FetchedCheckpointBody,
+    PRUNE_EVENTS_CAPACITY,
+};
+use self::handle::{Command, Reply};
 use crate::{
     error::{ArchiverError, ArchiverResult},
     prune::PruneEvent,
-    reader::ArchiverReader,
-    records::{ProposedCheckpoint, StoredHeader},
-    store::{Added, ArchiverStore, ProposedBlock, ProposedCheckpointInput},
+    store::ArchiverStore,
     sync::{
         L1Source, L1Step, L1Update, PruneContext, SyncConfig, SyncReport, apply_l1_step,
         fetch_l1_update,
     },
 };
-
-/// Capacity of the command queue; senders wait when it is full.
-pub const COMMAND_QUEUE_CAPACITY: usize = 256;
-/// Prune events kept for slow subscribers (they get `Lagged` beyond it, and reconcile against
-/// the store: see [`PruneEvent`]).
-pub const PRUNE_EVENTS_CAPACITY: usize = 64;
-
-/// A checkpoint's header and body, as a peer sends them.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct FetchedCheckpointBody {
-    /// The checkpoint header.
-    pub header: CheckpointHeader,
-    /// The body.
-    pub body: Vec<u8>,
-    /// The fee-asset price modifier the peer reports (not checkable against L1's event).
-    pub fee_asset_price_modifier: i64,
-}
-
-/// Where bodies of L1 checkpoints whose calldata could not be read come from (the node
-/// implements it with p2p requests). Whatever it returns is checked against L1 before use.
-pub trait CheckpointBodySource: Send + Sync + 'static {
-    /// Header and body of L1 checkpoint `number` whose header hash is `header_hash`; `None`
-    /// if no peer had it.
-    fn fetch(&self, number: u64, header_hash: B256)
-    -> BoxFuture<'_, Option<FetchedCheckpointBody>>;
-}
-
-type Reply<T> = oneshot::Sender<Result<T, ArchiverError>>;
-
-enum Command {
-    AddBlock(ProposedBlock, Reply<Added<StoredHeader>>),
-    AddProposedCheckpoint(ProposedCheckpointInput, Reply<Added<ProposedCheckpoint>>),
-    SyncNow(Reply<SyncReport>),
-    ProposalSeen(u64),
-}
-
-impl std::fmt::Debug for Command {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(match self {
-            Self::AddBlock(..) => "AddBlock",
-            Self::AddProposedCheckpoint(..) => "AddProposedCheckpoint",
-            Self::SyncNow(..) => "SyncNow",
-            Self::ProposalSeen(..) => "ProposalSeen",
-        })
-    }
-}
-
-/// Cloneable access to the archiver: writes through the queue, reads through the reader.
-#[derive(Debug, Clone)]
-pub struct ArchiverHandle {
-    commands: mpsc::Sender<Command>,
-    tips: watch::Receiver<L2Tips>,
-    prunes: broadcast::Sender<PruneEvent>,
-    reader: ArchiverReader,
-}
-
-impl ArchiverHandle {
-    async fn request<T>(&self, make: impl FnOnce(Reply<T>) -> Command) -> Result<T, ArchiverError> {
-        let (tx, rx) = oneshot::channel();
-        self.commands
-            .send(make(tx))
-            .await
-            .map_err(|_| ArchiverError::Stopped)?;
-        metrics::gauge!("archiver_queue_depth")
-            .set((COMMAND_QUEUE_CAPACITY - self.commands.capacity()) as f64);
-        rx.await.map_err(|_| ArchiverError::Stopped)?
-    }
-
-    /// The current tips (no round trip).
-    pub fn tips(&self) -> L2Tips {
-        *self.tips.borrow()
-    }
-
-    /// A receiver that changes whenever the tips do.
-    pub fn watch_tips(&self) -> watch::Receiver<L2Tips> {
-        self.tips.clone()
-    }
-
-    /// Prune events from now on.
-    pub fn subscribe_prunes(&self) -> broadcast::Receiver<PruneEvent> {
-        self.prunes.subscribe()
-    }
-
-    /// Reads, off the writer's queue.
-    pub const fn reader(&self) -> &ArchiverReader {
-        &self.reader
-    }
-
-    /// Queues a block from a validated proposal, or built here.
-    pub async fn add_block(&self, block: ProposedBlock) -> ArchiverResult<Added<StoredHeader>> {
-        self.request(|reply| Command::AddBlock(block, reply)).await
-    }
-
-    /// Queues a validated proposed checkpoint (its blocks must be stored).
-    pub async fn add_proposed_checkpoint(
-        &self,
-        input: ProposedCheckpointInput,
-    ) -> ArchiverResult<Added<ProposedCheckpoint>> {
-        self.request(|reply| Command::AddProposedCheckpoint(input, reply))
-            .await
-    }
-
-    /// Runs a complete L1 sync started after this call and returns what it did.
-    pub async fn sync_now(&self) -> ArchiverResult<SyncReport> {
-        self.request(Command::SyncNow).await
-    }
-
-    /// Records that a valid checkpoint proposal for `slot` was seen on gossip: the blocks of that
-    /// slot then get until the synced deadline before the orphan prune removes them.
-    pub async fn note_checkpoint_proposal_seen(&self, slot: Slot) -> ArchiverResult<()> {
-        self.commands
-            .send(Command::ProposalSeen(slot.0))
-            .await
-            .map_err(|_| ArchiverError::Stopped)
-    }
-}
 
 /// Slots behind the current one whose checkpoint-proposal sightings are kept.
 const PROPOSALS_SEEN_RETAINED_SLOTS: u64 = 4;
@@ -284,6 +175,25 @@ impl ArchiverActor {
             tokio::select! {
                 biased;
                 _ = cancel.cancelled() => return Ok(()),
+                // Completions and the ticker first: cheap, they only plan work (steps, a fetch,
+                // a prune), and a queue that never empties must not starve them.
+                fetched = join(self.cycle.as_mut().and_then(|cycle| cycle.fetch.as_mut())),
+                    if fetching => self.on_fetched(fetched)?,
+                synced = join(self.wal_sync.as_mut()), if self.wal_sync.is_some() => {
+                    self.wal_sync = None;
+                    match synced {
+                        Ok(result) => result?,
+                        Err(_) => return Err(ArchiverError::Corrupt("the WAL sync task failed")),
+                    }
+                    self.maybe_sync_wal();
+                }
+                body = join(self.body_fetch.as_mut()), if self.body_fetch.is_some() => {
+                    self.body_fetch = None;
+                    if let Ok(Some((number, body))) = body {
+                        self.on_body(number, body)?;
+                    }
+                }
+                _ = ticker.tick() => self.on_tick()?,
                 // A step waiting since before the last command goes first: a command waits for
                 // at most one L1 write, and L1 is never starved by a busy queue.
                 () = std::future::ready(()), if has_step && self.step_turn => {
@@ -298,28 +208,47 @@ impl ArchiverActor {
                     None => return Ok(()),
                 },
                 () = std::future::ready(()), if has_step => self.apply_step()?,
-                fetched = join(self.cycle.as_mut().and_then(|cycle| cycle.fetch.as_mut())),
-                    if fetching => self.on_fetched(fetched)?,
-                body = join(self.body_fetch.as_mut()), if self.body_fetch.is_some() => {
-                    self.body_fetch = None;
-                    if let Ok(Some((number, body))) = body {
-                        self.on_body(number, body)?;
-                    }
-                }
-                synced = join(self.wal_sync.as_mut()), if self.wal_sync.is_some() => {
-                    self.wal_sync = None;
-                    match synced {
-                        Ok(result) => result?,
-                        Err(_) => return Err(ArchiverError::Corrupt("the WAL sync task failed")),
-                    }
-                    self.maybe_sync_wal();
-                }
-                _ = ticker.tick() => {
-                    if self.cycle.is_none() {
-                        self.start_cycle(Vec::new());
-                    }
-                    self.maybe_fetch_body()?;
-                }
+            }
+        }
+    }
+
+    /// Every poll: the prunes (they need nothing from L1), an L1 sync if none runs, a body
+    /// fetch if one is wanted.
+    fn on_tick(&mut self) -> ArchiverResult<()> {
+        self.prune(crate::sync::prune)?;
+        if self.cycle.is_none() {
+            self.start_cycle(Vec::new());
+        }
+        self.maybe_fetch_body()
+    }
+
+    /// Runs a prune now (one or two store writes) and publishes what it did; only a fatal error
+    /// is returned (others are logged: the next tick tries again).
+    fn prune<T>(
+        &mut self,
+        prune: impl FnOnce(&mut ArchiverStore, &PruneContext<'_>) -> ArchiverResult<T>,
+    ) -> ArchiverResult<()> {
+        let now = self.timing.clock.now();
+        if let Some(current) = self.timing.slot_clock.slot_at(now) {
+            // Sightings older than any block that could still be an orphan are not needed.
+            let keep_from = current.0.saturating_sub(PROPOSALS_SEEN_RETAINED_SLOTS);
+            self.proposals_seen = self.proposals_seen.split_off(&keep_from);
+        }
+        let context = PruneContext {
+            slot_clock: &self.timing.slot_clock,
+            windows: &self.timing.windows,
+            orphan_prune_tolerance: self.sync.orphan_prune_tolerance,
+            proposals_seen: &self.proposals_seen,
+            now,
+        };
+        let result = prune(&mut self.store, &context);
+        self.publish();
+        match result {
+            Ok(_) => Ok(()),
+            Err(err) if err.is_fatal() => Err(err),
+            Err(err) => {
+                tracing::warn!(target: "archiver", error = %err, "prune failed; retrying next poll");
+                Ok(())
             }
         }
     }
@@ -374,20 +303,16 @@ impl ArchiverActor {
                 cycle.head = Some(update.head);
                 cycle.steps = update.steps.into();
                 if cycle.steps.is_empty() {
-                    self.finish_cycle(Ok(()));
+                    self.finish_cycle(Ok(()))?;
                 }
                 Ok(())
             }
             Ok(Err(err)) if err.is_fatal() => Err(err),
-            Ok(Err(err)) => {
-                self.finish_cycle(Err(err));
-                Ok(())
-            }
+            Ok(Err(err)) => self.finish_cycle(Err(err)),
             Err(join) => {
                 // The fetch task panicked or was aborted: report it and try again next tick.
                 tracing::error!(target: "archiver", error = %join, "L1 fetch task failed");
-                self.finish_cycle(Err(ArchiverError::Stopped));
-                Ok(())
+                self.finish_cycle(Err(ArchiverError::Stopped))
             }
         }
     }
@@ -400,20 +325,7 @@ impl ArchiverActor {
         else {
             return Ok(());
         };
-        let now = self.timing.clock.now();
-        if let Some(current) = self.timing.slot_clock.slot_at(now) {
-            // Sightings older than any block that could still be an orphan are not needed.
-            let keep_from = current.0.saturating_sub(PROPOSALS_SEEN_RETAINED_SLOTS);
-            self.proposals_seen = self.proposals_seen.split_off(&keep_from);
-        }
-        let context = PruneContext {
-            slot_clock: &self.timing.slot_clock,
-            windows: &self.timing.windows,
-            orphan_prune_tolerance: self.sync.orphan_prune_tolerance,
-            proposals_seen: &self.proposals_seen,
-            now,
-        };
-        let result = apply_l1_step(&mut self.store, step, &context);
+        let result = apply_l1_step(&mut self.store, step);
         self.publish();
         match result {
             Ok(outcome) => {
@@ -425,23 +337,23 @@ impl ArchiverActor {
                     cycle.steps.push_front(L1Step::ResolveAwaiting);
                 }
                 if cycle.steps.is_empty() {
-                    self.finish_cycle(Ok(()));
+                    self.finish_cycle(Ok(()))?;
                     self.maybe_fetch_body()?;
                 }
                 Ok(())
             }
             Err(err) if err.is_fatal() => Err(err),
-            Err(err) => {
-                self.finish_cycle(Err(err));
-                Ok(())
-            }
+            Err(err) => self.finish_cycle(Err(err)),
         }
     }
 
-    fn finish_cycle(&mut self, result: ArchiverResult<()>) {
+    /// Ends the cycle: prunes (whatever L1 did: a failed sync must not hold them up), reports
+    /// to its waiters, and starts the next one if someone waits for it.
+    fn finish_cycle(&mut self, result: ArchiverResult<()>) -> ArchiverResult<()> {
+        self.prune(crate::sync::prune)?;
         // Prunes of commands handled during the cycle are in its report too: it is what changed.
         let Some(cycle) = self.cycle.take() else {
-            return;
+            return Ok(());
         };
         self.maybe_sync_wal();
         match &result {
@@ -469,6 +381,7 @@ impl ArchiverActor {
             let waiters = std::mem::take(&mut self.next_waiters);
             self.start_cycle(waiters);
         }
+        Ok(())
     }
 
     /// Starts fetching the body of the first awaiting L1 checkpoint, if it needs one.
@@ -554,6 +467,18 @@ impl ArchiverActor {
     fn handle(&mut self, command: Command) -> ArchiverResult<()> {
         let fatal = match command {
             Command::AddBlock(block, reply) => {
+                let tips = self.store.tips();
+                let number = block.header.block_number;
+                if number > tips.proposed_checkpoint.block.number
+                    && number <= tips.proposed.block.number
+                {
+                    // It collides with a block no proposal covers: if that one's deadline
+                    // passed since the last tick, it goes first and this one fits.
+                    if let Err(fatal) = self.prune(crate::sync::prune_orphans) {
+                        let _ = reply.send(Err(fatal.clone()));
+                        return Err(fatal);
+                    }
+                }
                 let result = self
                     .check_slot(block.header.slot)
                     .and_then(|()| self.store.add_proposed_block(block));
