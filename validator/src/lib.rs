@@ -1,2 +1,43 @@
-//! Proposal handlers: the all-nodes checkpoint handler (re-execute, validate, then store as a proposed
-//! checkpoint), the validator handler that signs attestations, and slashing protection.
+//! What turns gossip into chain on every node.
+//!
+//! - [`StateService`]: the one owner (and only writer) of the world state and the tx pool; its
+//!   chain follower keeps both equal to the archiver's proposed chain.
+//! - [`BlockProposalProcessor`] (p2p's block handler, every node): re-executes a block
+//!   proposal on a fork of its parent, hands the executed block to the state service and
+//!   stores the block as a proposed block.
+//! - [`AllNodesCheckpointProcessor`] (every node): validates a checkpoint proposal against the
+//!   stored blocks and only then stores it as a proposed checkpoint.
+//! - [`AttestingProcessor`] (validators): attests a validated proposal through a
+//!   slashing-protected [`AttestationSigner`].
+//! - [`TxGossipHandler`]: gossiped txs into the pool.
+//!
+//! The handlers share a [`ValidatorContext`] (stores, network, clock, windows) and report every
+//! verdict as a [`ValidatorEvent`].
+#![cfg_attr(not(test), warn(unused_crate_dependencies))]
+
+mod archive;
+mod attest;
+mod block;
+mod checkpoint;
+mod context;
+mod error;
+mod metrics;
+mod state;
+mod txs;
+mod wait;
+
+pub use archive::{ChainArchive, PeerNetwork};
+pub use attest::{AttestationSigner, AttestingProcessor};
+pub use block::{BlockProposalProcessor, BlockRejection, StateMismatch};
+pub use checkpoint::{
+    AllNodesCheckpointProcessor, CheckpointAccepted, CheckpointRejection, CheckpointRules,
+    CheckpointVerdict, RebuildError, checkpoint_header,
+};
+pub use context::{BlockOutcome, VALIDATOR_EVENTS_CAPACITY, ValidatorContext, ValidatorEvent};
+pub use error::{ValidatorError, ValidatorResult};
+pub use state::{
+    EXECUTED_BLOCKS_CAPACITY, FollowerStatus, GOSSIP_TX_QUEUE_CAPACITY, Readiness,
+    STATE_COMMAND_CAPACITY, StallReason, StateHandle, StateReader, StateService,
+    StateServiceConfig,
+};
+pub use txs::TxGossipHandler;
