@@ -25,7 +25,8 @@ pub trait ChainArchive: Send + Sync + 'static {
     /// Prune events from now on (a wake-up: the store stays the source of truth).
     fn subscribe_prunes(&self) -> broadcast::Receiver<PruneEvent>;
     /// Stores a validated proposed block.
-    fn add_block(&self, block: ProposedBlock) -> BoxFuture<'_, ArchiverResult<Added<StoredHeader>>>;
+    fn add_block(&self, block: ProposedBlock)
+    -> BoxFuture<'_, ArchiverResult<Added<StoredHeader>>>;
     /// Stores a validated proposed checkpoint.
     fn add_proposed_checkpoint(
         &self,
@@ -48,7 +49,10 @@ impl ChainArchive for ArchiverHandle {
         ArchiverHandle::subscribe_prunes(self)
     }
 
-    fn add_block(&self, block: ProposedBlock) -> BoxFuture<'_, ArchiverResult<Added<StoredHeader>>> {
+    fn add_block(
+        &self,
+        block: ProposedBlock,
+    ) -> BoxFuture<'_, ArchiverResult<Added<StoredHeader>>> {
         ArchiverHandle::add_block(self, block).boxed()
     }
 

@@ -128,8 +128,7 @@ impl AttestingProcessor {
             }
             match inner.signer.attest(attester, proposal).await {
                 Ok(attestation) => {
-                    self.attested()
-                        .insert(attester, (slot, payload_hash));
+                    self.attested().insert(attester, (slot, payload_hash));
                     self.decided(slot, attester, None);
                     attestations.push(attestation);
                 }

@@ -22,6 +22,7 @@ mod checkpoint;
 mod context;
 mod error;
 mod metrics;
+mod provider;
 mod state;
 mod txs;
 mod wait;
@@ -35,8 +36,9 @@ pub use checkpoint::{
 };
 pub use context::{BlockOutcome, VALIDATOR_EVENTS_CAPACITY, ValidatorContext, ValidatorEvent};
 pub use error::{ValidatorError, ValidatorResult};
+pub use provider::ArchiverChainProvider;
 pub use state::{
-    EXECUTED_BLOCKS_CAPACITY, FollowerStatus, GOSSIP_TX_QUEUE_CAPACITY, Readiness,
+    EXECUTED_BLOCKS_CAPACITY, FollowerCounts, FollowerStatus, GOSSIP_TX_QUEUE_CAPACITY, Readiness,
     STATE_COMMAND_CAPACITY, StallReason, StateHandle, StateReader, StateService,
     StateServiceConfig,
 };

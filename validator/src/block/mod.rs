@@ -234,13 +234,11 @@ impl BlockProposalProcessor {
             }
             .into());
         }
-        let number = parent
-            .header
-            .block_number
-            .checked_add(1)
-            .ok_or(BlockRejection::GlobalVariablesMismatch {
+        let number = parent.header.block_number.checked_add(1).ok_or(
+            BlockRejection::GlobalVariablesMismatch {
                 field: "block_number",
-            })?;
+            },
+        )?;
         if header.block_number != number {
             return Err(BlockRejection::GlobalVariablesMismatch {
                 field: "block_number",
@@ -273,11 +271,12 @@ impl BlockProposalProcessor {
             }
             .into());
         }
-        let fork = reader
-            .fork(parent_id.number)
-            .map_err(|_| BlockRejection::InitialStateMismatch {
-                parent: parent_id.number,
-            })?;
+        let fork =
+            reader
+                .fork(parent_id.number)
+                .map_err(|_| BlockRejection::InitialStateMismatch {
+                    parent: parent_id.number,
+                })?;
         let (executed, recovered) = self
             .reexecute(fork, proposal, txs, expected, deadline)
             .await??;
@@ -382,8 +381,7 @@ impl BlockProposalProcessor {
             return Ok(proposal.txs.clone());
         }
         let context = &self.inner.context;
-        let embedded: HashMap<B256, &Tx> =
-            proposal.txs.iter().map(|tx| (tx.hash(), tx)).collect();
+        let embedded: HashMap<B256, &Tx> = proposal.txs.iter().map(|tx| (tx.hash(), tx)).collect();
         let reader = context.state.reader();
         let mut txs: Vec<Option<Tx>> = proposal
             .tx_hashes
@@ -499,12 +497,11 @@ impl BlockProposalProcessor {
         let parent = fork.block_number();
         tokio::task::spawn_blocking(move || {
             let recovered = recover_txs(txs, &domain, &|hash| known.get(hash).cloned(), threads);
-            let recovered = recovered.map_err(|(index, error)| {
-                BlockRejection::InvalidEmbeddedTxs {
+            let recovered =
+                recovered.map_err(|(index, error)| BlockRejection::InvalidEmbeddedTxs {
                     index: Some(index),
                     error: Some(error),
-                }
-            })?;
+                })?;
             let executed = reexecute(
                 &mut fork,
                 &header,

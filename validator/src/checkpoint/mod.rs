@@ -33,8 +33,8 @@ use futures::{FutureExt, future::BoxFuture};
 use tandem_archiver::{Added, ArchiverError, Disposition, ProposedCheckpointInput, StoredHeader};
 use tandem_p2p::{AllNodesCheckpointHandler, PeerId, Verified};
 use tandem_proto::{
-    Address, B256, Block, CheckpointProposal, MAX_BLOCKS_PER_CHECKPOINT,
-    DEFAULT_MAX_CHECKPOINT_BODY_BYTES, MAX_FEE_ASSET_PRICE_MODIFIER_BPS,
+    Address, B256, Block, CheckpointProposal, DEFAULT_MAX_CHECKPOINT_BODY_BYTES,
+    MAX_BLOCKS_PER_CHECKPOINT, MAX_FEE_ASSET_PRICE_MODIFIER_BPS,
     time::{Slot, Timestamp},
 };
 
@@ -280,9 +280,9 @@ impl AllNodesCheckpointProcessor {
         };
         let mut blocks: Vec<Block> = Vec::new();
         for (index, number) in (start..=last_number).enumerate() {
-            let stored = view
-                .block(number)?
-                .ok_or(ArchiverError::Corrupt("a block below a stored block is missing"))?;
+            let stored = view.block(number)?.ok_or(ArchiverError::Corrupt(
+                "a block below a stored block is missing",
+            ))?;
             let header = &stored.block.header;
             if header.checkpoint_number != last.header.checkpoint_number
                 || u64::from(header.index_within_checkpoint) != index as u64

@@ -1,7 +1,9 @@
 //! The checkpoint header its blocks make: what a validator compares a proposal with, and what a
 //! proposer (the sequencer) puts in its own.
 
-use tandem_proto::{Block, CheckpointHeader, block_headers_hash, encode_checkpoint_body, keccak256};
+use tandem_proto::{
+    Block, CheckpointHeader, block_headers_hash, encode_checkpoint_body, keccak256,
+};
 
 /// Why blocks cannot make one checkpoint header.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
@@ -64,7 +66,10 @@ pub(crate) fn first_difference(
         (claimed.slot == rebuilt.slot, "slot"),
         (claimed.timestamp == rebuilt.timestamp, "timestamp"),
         (claimed.coinbase == rebuilt.coinbase, "coinbase"),
-        (claimed.fee_recipient == rebuilt.fee_recipient, "fee_recipient"),
+        (
+            claimed.fee_recipient == rebuilt.fee_recipient,
+            "fee_recipient",
+        ),
         (claimed.fee_per_mana == rebuilt.fee_per_mana, "fee_per_mana"),
         (
             claimed.total_mana_used == rebuilt.total_mana_used,

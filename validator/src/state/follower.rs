@@ -25,7 +25,7 @@ use tokio::sync::watch;
 use super::{
     EXECUTED_BLOCKS_CAPACITY, StateServiceConfig,
     reader::read,
-    status::{FollowerStatus, StallReason},
+    status::{FollowerStats, FollowerStatus, StallReason},
 };
 use crate::{
     archive::ChainArchive,
@@ -90,6 +90,7 @@ pub(super) struct Follower {
     stalled: Option<(u64, B256)>,
     /// Txs of prune events, returned to the pool after the next complete reconcile.
     pruned_txs: Vec<RecoveredTx>,
+    stats: Arc<FollowerStats>,
 }
 
 impl Follower {
@@ -100,6 +101,7 @@ impl Follower {
         config: StateServiceConfig,
         tip: watch::Sender<StateTip>,
         status: watch::Sender<FollowerStatus>,
+        stats: Arc<FollowerStats>,
     ) -> Self {
         Self {
             world,
@@ -113,6 +115,7 @@ impl Follower {
             block_txs: BTreeMap::new(),
             stalled: None,
             pruned_txs: Vec::new(),
+            stats,
         }
     }
 
@@ -305,6 +308,7 @@ impl Follower {
         drop(world);
         tracing::warn!(target: "validator::state", from, to = ancestor, returned, "rolled back to the archiver's chain");
         metrics::follower_rollback(from - ancestor);
+        self.stats.rolled_back(from - ancestor);
         self.executed
             .retain(|_, executed| executed.block.block().header.block_number > ancestor);
         self.publish_tip(tip);
@@ -332,14 +336,12 @@ impl Follower {
         };
         self.apply(executed)?;
         metrics::follower_applied(source);
+        self.stats.applied(source == "given");
         Ok(true)
     }
 
     /// Executes a stored block on a fork of the tip (off the async workers).
-    async fn execute(
-        &self,
-        stored: StoredBlock,
-    ) -> ValidatorResult<Result<Executed, StallReason>> {
+    async fn execute(&self, stored: StoredBlock) -> ValidatorResult<Result<Executed, StallReason>> {
         let (fork, known) = {
             let world = read(&self.world);
             let fork = world.fork(world.tip().number)?;
@@ -348,7 +350,10 @@ impl Follower {
                 .block
                 .txs
                 .iter()
-                .filter_map(|tx| pool.get(&tx.hash()).map(|found| (found.hash(), found.clone())))
+                .filter_map(|tx| {
+                    pool.get(&tx.hash())
+                        .map(|found| (found.hash(), found.clone()))
+                })
                 .collect();
             (fork, known)
         };
@@ -387,9 +392,8 @@ impl Follower {
         let number = executed.block.block().header.block_number;
         let mut world = write(&self.world);
         let tip = world.apply_block(&executed.block)?;
-        write(&self.pool).on_block_applied(executed.txs.iter(), |address| {
-            world.account(address).nonce
-        });
+        write(&self.pool)
+            .on_block_applied(executed.txs.iter(), |address| world.account(address).nonce);
         drop(world);
         self.block_txs.insert(number, executed.txs);
         while self.block_txs.len() > TRACKED_BLOCKS {

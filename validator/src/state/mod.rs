@@ -25,7 +25,8 @@ mod reader;
 mod status;
 
 pub use reader::StateReader;
-pub use status::{FollowerStatus, Readiness, StallReason};
+use status::FollowerStats;
+pub use status::{FollowerCounts, FollowerStatus, Readiness, StallReason};
 
 use std::{
     num::NonZeroUsize,
@@ -98,6 +99,7 @@ pub struct StateHandle {
     reader: StateReader,
     status: watch::Receiver<FollowerStatus>,
     domain: SigningDomain,
+    stats: Arc<FollowerStats>,
 }
 
 impl std::fmt::Debug for StateHandle {
@@ -117,6 +119,11 @@ impl StateHandle {
     /// The follower's status (the node's readiness).
     pub fn readiness(&self) -> Readiness {
         Readiness(self.status.clone())
+    }
+
+    /// The follower's counters since start.
+    pub fn follower_counts(&self) -> FollowerCounts {
+        self.stats.counts()
     }
 
     async fn send(&self, command: Command) -> ValidatorResult<()> {
@@ -139,8 +146,8 @@ impl StateHandle {
 
     /// Adds a tx from RPC: the stateless rules and its signature here, then the pool.
     pub async fn submit_tx(&self, tx: Tx) -> ValidatorResult<AddOutcome> {
-        let recovered =
-            tandem_state::validate_stateless(tx, &self.domain).map_err(ValidatorError::InvalidTx)?;
+        let recovered = tandem_state::validate_stateless(tx, &self.domain)
+            .map_err(ValidatorError::InvalidTx)?;
         self.add_recovered_tx(recovered).await
     }
 
@@ -177,7 +184,9 @@ impl StateHandle {
     pub async fn reconcile(&self) -> ValidatorResult<FollowerStatus> {
         let (reply, status) = oneshot::channel();
         self.send(Command::Reconcile(reply)).await?;
-        status.await.map_err(|_| ValidatorError::StateServiceStopped)
+        status
+            .await
+            .map_err(|_| ValidatorError::StateServiceStopped)
     }
 }
 
@@ -215,8 +224,17 @@ impl StateService {
             reader,
             status: status_rx,
             domain: config.domain,
+            stats: Arc::default(),
         };
-        let follower = Follower::new(world, pool, Arc::clone(&archive), config, tip_tx, status_tx);
+        let follower = Follower::new(
+            world,
+            pool,
+            Arc::clone(&archive),
+            config,
+            tip_tx,
+            status_tx,
+            Arc::clone(&handle.stats),
+        );
         metrics::describe();
         (
             handle,

@@ -121,6 +121,57 @@ impl Readiness {
     /// Waits until the status satisfies `done`; `None` if the state service stopped.
     pub async fn wait_for(&self, done: impl Fn(&FollowerStatus) -> bool) -> Option<FollowerStatus> {
         let mut rx = self.0.clone();
-        rx.wait_for(|status| done(status)).await.ok().map(|s| s.clone())
+        rx.wait_for(|status| done(status))
+            .await
+            .ok()
+            .map(|s| s.clone())
+    }
+}
+
+/// Counters of the chain follower since start (also exported as metrics).
+#[derive(Debug, Default)]
+pub(crate) struct FollowerStats {
+    given: std::sync::atomic::AtomicU64,
+    executed_here: std::sync::atomic::AtomicU64,
+    rolled_back: std::sync::atomic::AtomicU64,
+}
+
+/// A reading of [`FollowerStats`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct FollowerCounts {
+    /// Blocks applied from an executed block handed over (never executed again).
+    pub given: u64,
+    /// Blocks the follower executed itself (from L1 bodies, after a restart, or blocks stored
+    /// without their executed block).
+    pub executed_here: u64,
+    /// Blocks rolled back.
+    pub rolled_back: u64,
+}
+
+impl FollowerStats {
+    pub(crate) fn applied(&self, given: bool) {
+        let counter = if given {
+            &self.given
+        } else {
+            &self.executed_here
+        };
+        counter.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    }
+
+    pub(crate) fn rolled_back(&self, blocks: u64) {
+        self.rolled_back
+            .fetch_add(blocks, std::sync::atomic::Ordering::Relaxed);
+    }
+
+    /// The counts now.
+    pub(crate) fn counts(&self) -> FollowerCounts {
+        let load = |counter: &std::sync::atomic::AtomicU64| {
+            counter.load(std::sync::atomic::Ordering::Relaxed)
+        };
+        FollowerCounts {
+            given: load(&self.given),
+            executed_here: load(&self.executed_here),
+            rolled_back: load(&self.rolled_back),
+        }
     }
 }
