@@ -14,8 +14,8 @@
 //!    proposal to be stored first).
 //!
 //! Verdicts are cached by payload hash for the validator handler. Invalid proposals become a
-//! metric (`validator_checkpoint_validation_total{result}`) and a log line with the evidence;
-//! this handler takes no other action.
+//! metric (`validator_checkpoint_validation_total{result}`) and a log line with the evidence,
+//! and a slashable one charges the peer that sent it; this handler takes no other action.
 
 mod rebuild;
 mod rejection;
@@ -31,7 +31,7 @@ use std::{
 
 use futures::{FutureExt, future::BoxFuture};
 use tandem_archiver::{Added, ArchiverError, Disposition, ProposedCheckpointInput, StoredHeader};
-use tandem_p2p::{AllNodesCheckpointHandler, PeerId, Verified};
+use tandem_p2p::{AllNodesCheckpointHandler, PeerId, Verified, scoring::PeerAction};
 use tandem_proto::{
     Address, B256, Block, CheckpointProposal, DEFAULT_MAX_CHECKPOINT_BODY_BYTES,
     MAX_BLOCKS_PER_CHECKPOINT, MAX_FEE_ASSET_PRICE_MODIFIER_BPS,
@@ -210,6 +210,17 @@ impl AllNodesCheckpointProcessor {
                     peer = ?source,
                     "checkpoint proposal invalid"
                 );
+                // One fault, one charge: a refused last block was charged by the block handler.
+                let charged = matches!(rejection, CheckpointRejection::LastBlockInvalid { .. });
+                if rejection.is_slashable()
+                    && !charged
+                    && let Some(peer) = source
+                {
+                    context
+                        .network
+                        .report_peer(peer, PeerAction::MidToleranceError)
+                        .await;
+                }
             }
         }
         lock(&self.inner.verdicts).insert(slot, payload_hash, verdict.clone());
