@@ -10,6 +10,8 @@
 //! - [`AttestingProcessor`] (validators): attests a validated proposal through a
 //!   slashing-protected [`AttestationSigner`].
 //! - [`TxGossipHandler`]: gossiped txs into the pool.
+//! - [`catch_up`]: a node that starts late fetches the proposed chain from peers and runs it
+//!   through the block handler.
 //!
 //! The handlers share a [`ValidatorContext`] (stores, network, clock, windows) and report every
 //! verdict as a [`ValidatorEvent`].
@@ -18,6 +20,7 @@
 mod archive;
 mod attest;
 mod block;
+mod catchup;
 mod checkpoint;
 mod context;
 mod error;
@@ -30,6 +33,7 @@ mod wait;
 pub use archive::{ChainArchive, PeerNetwork};
 pub use attest::{AttestationSigner, AttestingProcessor};
 pub use block::{BlockProposalProcessor, BlockRejection, StateMismatch};
+pub use catchup::{CatchUpReport, MAX_CATCH_UP_ROUNDS, catch_up};
 pub use checkpoint::{
     AllNodesCheckpointProcessor, CheckpointAccepted, CheckpointRejection, CheckpointRules,
     CheckpointVerdict, RebuildError, checkpoint_header,

@@ -456,3 +456,59 @@ async fn a_block_never_gossiped_is_fetched_from_the_proposers_store() {
         proposer.state().reader().tip()
     );
 }
+
+#[tokio::test]
+async fn a_node_that_starts_late_catches_up_from_peers_and_validates_the_next_proposal() {
+    let net = Net::new();
+    let (proposer, mut validator) = rig(&net).await;
+    let proposal = build(
+        &net,
+        &proposer.stores,
+        TARGET,
+        vec![
+            vec![net.transfer(5, 0, 1)],
+            vec![net.transfer(5, 1, 1)],
+            vec![net.transfer(5, 2, 1)],
+        ],
+    );
+    for block in &proposal.blocks[..2] {
+        proposer
+            .p2p
+            .publish_block_proposal(block.clone())
+            .await
+            .unwrap();
+    }
+    for index in 0..2 {
+        assert!(matches!(
+            block_verdict(&mut validator, TARGET, index).await,
+            BlockOutcome::Stored(_)
+        ));
+    }
+    validator.stores.wait_synced_at(2).await;
+
+    // A node that missed that gossip joins and asks the validator for the proposed chain.
+    let mut late = Node::start(&net, None, vec![validator.addr.clone()]).await;
+    late.wait_for_mesh(1).await;
+    validator.wait_for_mesh(1).await;
+    let report = tandem_validator::catch_up(&late.context, &late.blocks)
+        .await
+        .unwrap();
+    assert_eq!((report.stored, report.stopped), (2, None), "{report:?}");
+    late.stores.wait_synced_at(2).await;
+    assert_eq!(
+        late.state().reader().tip(),
+        validator.state().reader().tip()
+    );
+
+    // It can validate the next proposal on top of what it caught up with.
+    proposer.publish_checkpoint(&proposal).await;
+    assert!(matches!(
+        block_verdict(&mut late, TARGET, 2).await,
+        BlockOutcome::Stored(_)
+    ));
+    let verdict = checkpoint_verdict(&mut late, TARGET).await;
+    assert!(
+        matches!(verdict, Ok(CheckpointAccepted::Stored { number: 1 })),
+        "{verdict:?}"
+    );
+}
