@@ -206,7 +206,8 @@ fn one_block(net: &Net, proposer: &Node, slot: Slot, user: usize) -> Proposal {
 async fn tampered_blocks_are_refused_unattested_and_their_sender_penalised() {
     let net = Net::new();
     let (proposer, mut validator) = rig(&net).await;
-    let cases: [(&str, Slot, fn(&Net, &mut Proposal)); 3] = [
+    type Tamper = fn(&Net, &mut Proposal);
+    let cases: [(&str, Slot, Tamper); 3] = [
         ("state root", Slot(10), |net, p| {
             p.blocks[0].header.state_root = B256::repeat_byte(0x42);
             p.resign_block(net, 0);
@@ -273,7 +274,8 @@ async fn tampered_blocks_are_refused_unattested_and_their_sender_penalised() {
 async fn tampered_checkpoints_are_refused_unattested_and_their_sender_penalised() {
     let net = Net::new();
     let (proposer, mut validator) = rig(&net).await;
-    let cases: [(&str, Slot, &str, fn(&mut Proposal)); 2] = [
+    type Tamper = fn(&mut Proposal);
+    let cases: [(&str, Slot, &str, Tamper); 2] = [
         ("header", Slot(10), "total_mana_used", |p| {
             p.checkpoint.payload.header.total_mana_used += 1;
         }),

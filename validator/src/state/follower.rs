@@ -63,10 +63,19 @@ enum Plan {
     },
     Apply {
         rollback_to: Option<u64>,
-        blocks: Vec<StoredBlock>,
+        /// The archiver's blocks to apply: number and hash.
+        blocks: Vec<BlockId>,
         archiver_tip: u64,
         finalized: u64,
     },
+}
+
+/// What applying one of the archiver's blocks did.
+enum Applied {
+    Yes,
+    /// The archiver no longer holds the planned block.
+    Moved,
+    Stalled,
 }
 
 struct Executed {
@@ -195,8 +204,11 @@ impl Follower {
                     self.rollback(ancestor)?;
                 }
                 for block in blocks {
-                    if !self.apply_stored(block).await? {
-                        return Ok(false);
+                    match self.apply_stored(block).await? {
+                        Applied::Yes => {}
+                        // The archiver changed under the plan: look again.
+                        Applied::Moved => return Ok(true),
+                        Applied::Stalled => return Ok(false),
                     }
                 }
                 self.set_finalized(finalized)?;
@@ -262,9 +274,10 @@ impl Follower {
         let last = theirs.number.min(ancestor.saturating_add(APPLY_BATCH));
         let mut blocks = Vec::new();
         for number in ancestor + 1..=last {
-            blocks.push(view.block(number)?.ok_or(ValidatorError::Archiver(
+            let hash = view.block_hash(number)?.ok_or(ValidatorError::Archiver(
                 ArchiverError::Corrupt("a block below the proposed tip is missing"),
-            ))?);
+            ))?;
+            blocks.push(BlockId { number, hash });
         }
         Ok(Plan::Apply {
             rollback_to,
@@ -315,29 +328,34 @@ impl Follower {
         Ok(())
     }
 
-    /// Applies the archiver's next block; `false` when it could not (the follower stalled).
-    async fn apply_stored(&mut self, stored: StoredBlock) -> ValidatorResult<bool> {
-        let hash = stored.block.hash();
-        let number = stored.block.header.block_number;
+    /// Applies the archiver's block `id` (the next one): the executed block given for it, or
+    /// the stored block executed here (read only then).
+    async fn apply_stored(&mut self, id: BlockId) -> ValidatorResult<Applied> {
         let tip = *self.tip.borrow();
         let cached = self
             .executed
-            .remove(&hash)
+            .remove(&id.hash)
             .filter(|executed| executed.block.block().header.last_archive_root == tip.archive_root);
         let (executed, source) = match cached {
             Some(executed) => (executed, "given"),
-            None => match self.execute(stored).await? {
-                Ok(executed) => (executed, "executed_here"),
-                Err(reason) => {
-                    self.stall(number, hash, reason);
-                    return Ok(false);
+            None => {
+                let stored = self.archive.reader().view()?.block(id.number)?;
+                let Some(stored) = stored.filter(|stored| stored.block.hash() == id.hash) else {
+                    return Ok(Applied::Moved);
+                };
+                match self.execute(stored).await? {
+                    Ok(executed) => (executed, "executed_here"),
+                    Err(reason) => {
+                        self.stall(id.number, id.hash, reason);
+                        return Ok(Applied::Stalled);
+                    }
                 }
-            },
+            }
         };
         self.apply(executed)?;
         metrics::follower_applied(source);
         self.stats.applied(source == "given");
-        Ok(true)
+        Ok(Applied::Yes)
     }
 
     /// Executes a stored block on a fork of the tip (off the async workers).

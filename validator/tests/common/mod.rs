@@ -67,6 +67,8 @@ pub struct Net {
     pub spec: ChainSpec,
     pub users: Vec<SigningKey>,
     pub params: NetworkParams,
+    /// The protocol's `max_checkpoint_body_bytes` (builders and the all-nodes handler).
+    pub max_body_bytes: usize,
 }
 
 impl Net {
@@ -107,6 +109,7 @@ impl Net {
             keys,
             users,
             spec,
+            max_body_bytes: DEFAULT_MAX_CHECKPOINT_BODY_BYTES,
         }
     }
 
@@ -138,7 +141,10 @@ impl Net {
     }
 
     pub fn checkpoint_rules(&self) -> CheckpointRules {
-        CheckpointRules::default()
+        CheckpointRules {
+            max_body_bytes: self.max_body_bytes,
+            ..CheckpointRules::default()
+        }
     }
 }
 
@@ -680,7 +686,7 @@ pub fn build_on(
     assert_eq!(parent.hash, tip.hash, "world state and archiver differ");
     let mut archive = archive_at(stores.archiver.reader(), tip.number);
     let timestamp = net.windows.slot_clock().slot_start(slot).as_secs();
-    let mut budget = CheckpointBodyBudget::new(DEFAULT_MAX_CHECKPOINT_BODY_BYTES);
+    let mut budget = CheckpointBodyBudget::new(net.max_body_bytes);
     let mut blocks = Vec::new();
     let mut executed = Vec::new();
     let mut archives = Vec::new();
@@ -793,7 +799,7 @@ impl Proposal {
 }
 
 /// Runs `f` until it returns `true`, waking on every tip change of `stores`'s world state or
-/// archiver; fails after [`PATIENCE`].
+/// archiver, and every 20 ms for what no tip announces (the pool); fails after [`PATIENCE`].
 pub async fn until(stores: &Stores, what: &str, mut f: impl FnMut() -> bool) {
     let mut state = stores.state.reader().watch_tip();
     let mut tips = stores.archiver.watch_tips();
@@ -807,6 +813,7 @@ pub async fn until(stores: &Stores, what: &str, mut f: impl FnMut() -> bool) {
         tokio::select! {
             _ = state.changed() => {}
             _ = tips.changed() => {}
+            () = tokio::time::sleep(Duration::from_millis(20)) => {}
             () = tokio::time::sleep_until(deadline) => panic!("timed out waiting for {what}"),
         }
     }
