@@ -150,6 +150,15 @@ impl BlockProposalProcessor {
                 return BlockOutcome::Failed;
             }
         };
+        if matches!(outcome, BlockOutcome::Refused(_)) {
+            // What a refused proposal protected may be evicted and replaced again.
+            let _ = self
+                .inner
+                .context
+                .state
+                .release(proposal.tx_hashes.clone())
+                .await;
+        }
         self.report(proposal, proposer, source, &outcome, started)
             .await;
         outcome

@@ -286,6 +286,8 @@ impl StateService {
                         false
                     }
                 };
+                // Never hog the worker between steps, whatever a step reports.
+                tokio::task::yield_now().await;
                 if !dirty {
                     self.follower.return_pruned_txs();
                     let status = self.follower.status();
