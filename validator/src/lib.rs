@@ -36,7 +36,7 @@ pub use block::{BlockProposalProcessor, BlockRejection, StateMismatch};
 pub use catchup::{CatchUpReport, MAX_CATCH_UP_ROUNDS, catch_up};
 pub use checkpoint::{
     AllNodesCheckpointProcessor, CheckpointAccepted, CheckpointRejection, CheckpointRules,
-    CheckpointVerdict, RebuildError, checkpoint_header,
+    CheckpointVerdict,
 };
 pub use context::{BlockOutcome, VALIDATOR_EVENTS_CAPACITY, ValidatorContext, ValidatorEvent};
 pub use error::{ValidatorError, ValidatorResult};

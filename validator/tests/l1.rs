@@ -17,7 +17,7 @@ use tandem_state::{
     BlockGlobals, BuildLimits, ChainSpec, CheckpointBodyBudget, PoolConfig, TxPool, WorldState,
     WorldStateConfig, build_block, validate_stateless,
 };
-use tandem_validator::{FollowerStatus, StateService, StateServiceConfig, checkpoint_header};
+use tandem_validator::{FollowerStatus, StateService, StateServiceConfig};
 use tokio_util::sync::CancellationToken;
 
 const SLOT: u64 = 4;
@@ -165,7 +165,9 @@ async fn a_full_node_with_no_peers_follows_l1_and_its_state_root_matches_at_ever
             builder.apply_block(&executed).unwrap();
             blocks.push(executed.block().clone());
         }
-        let (header, body) = checkpoint_header(&blocks).unwrap();
+        let (header, body) =
+            tandem_proto::checkpoint_header_of(blocks[0].header.last_archive_root, &blocks)
+                .unwrap();
         assert_eq!(body, encode_checkpoint_body(&blocks));
         let payload = ConsensusPayload {
             header,

@@ -20,7 +20,6 @@
 mod rebuild;
 mod rejection;
 
-pub use rebuild::{RebuildError, checkpoint_header};
 pub use rejection::{CheckpointAccepted, CheckpointRejection};
 
 use std::{
@@ -34,7 +33,7 @@ use tandem_archiver::{Added, ArchiverError, Disposition, ProposedCheckpointInput
 use tandem_p2p::{AllNodesCheckpointHandler, PeerId, Verified, scoring::PeerAction};
 use tandem_proto::{
     Address, B256, Block, CheckpointProposal, DEFAULT_MAX_CHECKPOINT_BODY_BYTES,
-    MAX_BLOCKS_PER_CHECKPOINT, MAX_FEE_ASSET_PRICE_MODIFIER_BPS,
+    MAX_BLOCKS_PER_CHECKPOINT, MAX_FEE_ASSET_PRICE_MODIFIER_BPS, checkpoint_header_of,
     time::{Slot, Timestamp},
 };
 
@@ -304,13 +303,12 @@ impl AllNodesCheckpointProcessor {
             blocks.push(stored.block);
         }
         drop(view);
-        let (rebuilt, body) = match checkpoint_header(&blocks) {
-            Ok(rebuilt) => rebuilt,
-            Err(_) => {
-                return Ok(Err(CheckpointRejection::CheckpointHeaderMismatch {
-                    field: "total_mana_used",
-                }));
-            }
+        let parent_archive = blocks[0].header.last_archive_root;
+        let Some((rebuilt, body)) = checkpoint_header_of(parent_archive, &blocks) else {
+            // The blocks' mana or fees overflow: no header can claim them.
+            return Ok(Err(CheckpointRejection::CheckpointHeaderMismatch {
+                field: "total_mana_used",
+            }));
         };
         if body.len() > self.inner.rules.max_body_bytes {
             return Ok(Err(CheckpointRejection::BodyTooLarge {

@@ -1,52 +1,7 @@
-//! The checkpoint header its blocks make: what a validator compares a proposal with, and what a
-//! proposer (the sequencer) puts in its own.
+//! Which header field a proposal got wrong, against the header its blocks make
+//! ([`tandem_proto::checkpoint_header_of`]).
 
-use tandem_proto::{
-    Block, CheckpointHeader, block_headers_hash, encode_checkpoint_body, keccak256,
-};
-
-/// Why blocks cannot make one checkpoint header.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
-pub enum RebuildError {
-    /// No blocks.
-    #[error("a checkpoint has at least one block")]
-    NoBlocks,
-    /// Mana or fees overflow.
-    #[error("the blocks' {0} overflows")]
-    Overflow(&'static str),
-}
-
-/// The checkpoint header of `blocks` (in order, all of one checkpoint) and its body: globals
-/// from the first block (all blocks of a checkpoint share them), the parent archive before the
-/// first block, the hash of the block hashes and of the body, mana and fees summed.
-pub fn checkpoint_header(blocks: &[Block]) -> Result<(CheckpointHeader, Vec<u8>), RebuildError> {
-    let first = &blocks.first().ok_or(RebuildError::NoBlocks)?.header;
-    let mut mana: u64 = 0;
-    let mut fees: u128 = 0;
-    for block in blocks {
-        mana = mana
-            .checked_add(block.header.total_mana_used)
-            .ok_or(RebuildError::Overflow("mana"))?;
-        fees = fees
-            .checked_add(block.header.total_fees)
-            .ok_or(RebuildError::Overflow("fees"))?;
-    }
-    let hashes: Vec<_> = blocks.iter().map(Block::hash).collect();
-    let body = encode_checkpoint_body(blocks);
-    let header = CheckpointHeader {
-        last_archive_root: first.last_archive_root,
-        block_headers_hash: block_headers_hash(&hashes),
-        body_hash: keccak256(&body),
-        slot: first.slot,
-        timestamp: first.timestamp,
-        coinbase: first.coinbase,
-        fee_recipient: first.fee_recipient,
-        fee_per_mana: first.fee_per_mana,
-        total_mana_used: mana,
-        accumulated_fees: fees,
-    };
-    Ok((header, body))
-}
+use tandem_proto::CheckpointHeader;
 
 /// The first field in which `claimed` differs from `rebuilt`.
 pub(crate) fn first_difference(
@@ -88,7 +43,7 @@ pub(crate) fn first_difference(
 
 #[cfg(test)]
 mod tests {
-    use tandem_proto::{Address, BlockHeader};
+    use tandem_proto::{Address, B256, Block, BlockHeader, checkpoint_header_of, keccak256};
 
     use super::*;
 
@@ -108,7 +63,7 @@ mod tests {
             txs: vec![],
         };
         let blocks = [block(1, 10), block(2, 20)];
-        let (header, body) = checkpoint_header(&blocks).unwrap();
+        let (header, body) = checkpoint_header_of(B256::ZERO, &blocks).unwrap();
         assert_eq!(header.total_mana_used, 30);
         assert_eq!(header.accumulated_fees, 90);
         assert_eq!(header.body_hash, keccak256(&body));
@@ -122,6 +77,6 @@ mod tests {
             first_difference(&tampered, &header),
             Some("accumulated_fees")
         );
-        assert_eq!(checkpoint_header(&[]), Err(RebuildError::NoBlocks));
+        assert_eq!(checkpoint_header_of(B256::ZERO, &[]), None);
     }
 }

@@ -37,7 +37,7 @@ use tandem_validator::{
     AllNodesCheckpointProcessor, ArchiverChainProvider, AttestationSigner, AttestingProcessor,
     BlockProposalProcessor, CheckpointRules, PeerNetwork, StateHandle, StateService,
     StateServiceConfig, TxGossipHandler, ValidatorContext, ValidatorError, ValidatorEvent,
-    ValidatorResult, checkpoint_header,
+    ValidatorResult,
 };
 use tokio::{sync::broadcast, task::JoinHandle};
 use tokio_util::sync::CancellationToken;
@@ -739,7 +739,8 @@ pub fn build_on(
     }
     let headers: Vec<tandem_proto::Block> =
         executed.iter().map(|(e, _)| e.block().clone()).collect();
-    let (header, _) = checkpoint_header(&headers).unwrap();
+    let (header, _) =
+        tandem_proto::checkpoint_header_of(headers[0].header.last_archive_root, &headers).unwrap();
     let payload = ConsensusPayload {
         header,
         archive: archive.root(),
@@ -779,7 +780,9 @@ impl Proposal {
                 txs: b.txs.clone(),
             })
             .collect();
-        let (header, _) = checkpoint_header(&blocks).unwrap();
+        let (header, _) =
+            tandem_proto::checkpoint_header_of(blocks[0].header.last_archive_root, &blocks)
+                .unwrap();
         self.checkpoint.payload.header = header;
         self.checkpoint.payload.archive = self.blocks.last().unwrap().archive_root;
         self.resign_checkpoint(net);
