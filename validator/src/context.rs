@@ -1,10 +1,7 @@
 //! What the handlers share: the stores, the network, the clock and the windows, the block
 //! verdicts the checkpoint handler reads, and the event stream.
 
-use std::{
-    collections::{BTreeMap, HashMap},
-    sync::{Arc, Mutex, PoisonError},
-};
+use std::sync::{Arc, Mutex, PoisonError};
 
 use tandem_proto::{
     Address, B256, BlockId, SigningDomain,
@@ -16,6 +13,7 @@ use crate::{
     archive::{ChainArchive, PeerNetwork},
     block::BlockRejection,
     checkpoint::{CheckpointAccepted, CheckpointRejection},
+    recent::RecentBySlot,
     state::StateHandle,
 };
 
@@ -77,34 +75,7 @@ pub enum ValidatorEvent {
 
 /// Block verdicts by the archive root after the block, so a checkpoint whose last block was
 /// refused fails at once instead of waiting for it until the deadline.
-#[derive(Default)]
-pub(crate) struct BlockVerdicts {
-    by_archive: HashMap<B256, (Slot, Result<BlockId, BlockRejection>)>,
-    by_slot: BTreeMap<Slot, Vec<B256>>,
-}
-
-impl BlockVerdicts {
-    fn insert(&mut self, slot: Slot, archive: B256, verdict: Result<BlockId, BlockRejection>) {
-        self.by_archive.insert(archive, (slot, verdict));
-        self.by_slot.entry(slot).or_default().push(archive);
-        if let Some((newest, _)) = self.by_slot.last_key_value() {
-            let keep = Slot(newest.0.saturating_sub(VERDICT_RETAINED_SLOTS));
-            let kept = self.by_slot.split_off(&keep);
-            for archive in std::mem::replace(&mut self.by_slot, kept)
-                .into_values()
-                .flatten()
-            {
-                self.by_archive.remove(&archive);
-            }
-        }
-    }
-
-    fn get(&self, archive: &B256) -> Option<Result<BlockId, BlockRejection>> {
-        self.by_archive
-            .get(archive)
-            .map(|(_, verdict)| verdict.clone())
-    }
-}
+type BlockVerdicts = RecentBySlot<Result<BlockId, BlockRejection>>;
 
 /// Shared by the handlers; build one per node with [`ValidatorContext::new`].
 #[derive(Clone)]
@@ -147,7 +118,7 @@ impl ValidatorContext {
             clock,
             windows,
             domain,
-            verdicts: Arc::default(),
+            verdicts: Arc::new(Mutex::new(RecentBySlot::new(VERDICT_RETAINED_SLOTS))),
             verdicts_changed: Arc::new(watch::channel(0).0),
             events,
         }

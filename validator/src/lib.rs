@@ -26,6 +26,7 @@ mod context;
 mod error;
 mod metrics;
 mod provider;
+mod recent;
 mod state;
 mod txs;
 mod wait;

@@ -23,9 +23,7 @@ struct Rig {
 impl Rig {
     async fn new() -> Self {
         let net = Net::new();
-        let dirs = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
-        let proposer = Stores::start(&net, dirs.0.path());
-        let validator = Stores::start(&net, dirs.1.path());
+        let (proposer, validator, dirs) = common::two_stores(&net);
         validator.wait_synced_at(0).await;
         let processor = BlockProposalProcessor::new(&validator.context(&net));
         Self {
@@ -369,11 +367,7 @@ async fn a_parent_the_world_state_cannot_reach_is_an_initial_state_mismatch() {
     bad.resign_block(&rig.net, 0);
     rig.validator
         .archiver
-        .add_block(tandem_archiver::ProposedBlock {
-            header: bad.blocks[0].header.clone(),
-            txs: two.executed[0].1.clone(),
-            proposer_signature: bad.blocks[0].signature,
-        })
+        .add_block(bad.stored_block(0))
         .await
         .unwrap();
     // Block 2 builds on the stored block 1 (the proposer's own header tampered the same way).

@@ -7,8 +7,7 @@ mod common;
 
 use std::time::Duration;
 
-use common::{Net, PATIENCE, Stores, TARGET, build};
-use tandem_archiver::ProposedBlock;
+use common::{Net, PATIENCE, Stores, TARGET, build, two_stores};
 use tandem_proto::{B256, time::Slot};
 use tandem_validator::{BlockOutcome, BlockProposalProcessor, FollowerStatus, StallReason};
 
@@ -26,10 +25,7 @@ async fn orphan_prune(net: &Net, stores: &Stores, slot: Slot) {
 #[tokio::test]
 async fn blocks_from_the_block_handler_are_applied_without_executing_again() {
     let net = Net::new();
-    let (proposer_dir, validator_dir) =
-        (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
-    let proposer = Stores::start(&net, proposer_dir.path());
-    let validator = Stores::start(&net, validator_dir.path());
+    let (proposer, validator, _dirs) = two_stores(&net);
     proposer.wait_synced_at(0).await;
     let proposal = build(
         &net,
@@ -70,9 +66,7 @@ async fn blocks_from_the_block_handler_are_applied_without_executing_again() {
 #[tokio::test]
 async fn blocks_stored_without_their_executed_block_are_executed_by_the_follower() {
     let net = Net::new();
-    let (proposer_dir, follower_dir) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
-    let proposer = Stores::start(&net, proposer_dir.path());
-    let follower = Stores::start(&net, follower_dir.path());
+    let (proposer, follower, _dirs) = two_stores(&net);
     let proposal = build(
         &net,
         &proposer,
@@ -82,14 +76,10 @@ async fn blocks_stored_without_their_executed_block_are_executed_by_the_follower
             vec![net.transfer(2, 1, 3)],
         ],
     );
-    for (block, (_, txs)) in proposal.blocks.iter().zip(&proposal.executed) {
+    for index in 0..proposal.blocks.len() {
         follower
             .archiver
-            .add_block(ProposedBlock {
-                header: block.header.clone(),
-                txs: txs.clone(),
-                proposer_signature: block.signature,
-            })
+            .add_block(proposal.stored_block(index))
             .await
             .unwrap();
     }
@@ -105,10 +95,7 @@ async fn blocks_stored_without_their_executed_block_are_executed_by_the_follower
 #[tokio::test]
 async fn a_prune_rolls_back_world_state_and_returns_txs_to_the_pool() {
     let net = Net::new();
-    let (proposer_dir, validator_dir) =
-        (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
-    let proposer = Stores::start(&net, proposer_dir.path());
-    let validator = Stores::start(&net, validator_dir.path());
+    let (proposer, validator, _dirs) = two_stores(&net);
     let txs = vec![
         net.transfer(4, 0, 1),
         net.transfer(4, 1, 1),
@@ -161,10 +148,7 @@ async fn a_prune_rolls_back_world_state_and_returns_txs_to_the_pool() {
 #[tokio::test]
 async fn the_follower_catches_up_after_a_missed_prune_event() {
     let net = Net::new();
-    let (proposer_dir, validator_dir) =
-        (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
-    let proposer = Stores::start(&net, proposer_dir.path());
-    let validator = Stores::start(&net, validator_dir.path());
+    let (proposer, validator, dirs) = two_stores(&net);
     let proposal = build(
         &net,
         &proposer,
@@ -186,7 +170,7 @@ async fn the_follower_catches_up_after_a_missed_prune_event() {
     // The state service is down while the archiver prunes: nobody receives the event.
     let (clock, windows) = (net.clock.clone(), net.windows);
     let validator = validator
-        .restart_state(&net, validator_dir.path(), |archiver| async move {
+        .restart_state(&net, dirs.1.path(), |archiver| async move {
             let deadline = windows.checkpoint_proposal_receive_deadline(TARGET);
             clock.set(deadline.saturating_add(Duration::from_secs(2)));
             archiver.sync_now().await.unwrap();
@@ -206,23 +190,18 @@ async fn the_follower_catches_up_after_a_missed_prune_event() {
 #[tokio::test]
 async fn a_block_that_does_not_execute_to_its_header_stalls_the_follower_until_pruned() {
     let net = Net::new();
-    let (proposer_dir, follower_dir) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
-    let proposer = Stores::start(&net, proposer_dir.path());
-    let follower = Stores::start(&net, follower_dir.path());
+    let (proposer, follower, _dirs) = two_stores(&net);
     follower.wait_synced_at(0).await;
     let proposal = build(&net, &proposer, TARGET, vec![vec![net.transfer(7, 0, 1)]]);
-    let mut header = proposal.blocks[0].header.clone();
-    header.state_root = B256::repeat_byte(0x66);
-    let (_, txs) = &proposal.executed[0];
+    let mut bad = proposal.clone();
+    bad.blocks[0].header.state_root = B256::repeat_byte(0x66);
+    bad.resign_block(&net, 0);
+    let header = bad.blocks[0].header.clone();
     // The archiver does not execute: a block from a careless source (L1 with a bad body, a
     // bug) can reach it.
     follower
         .archiver
-        .add_block(ProposedBlock {
-            header: header.clone(),
-            txs: txs.clone(),
-            proposer_signature: proposal.blocks[0].signature,
-        })
+        .add_block(bad.stored_block(0))
         .await
         .unwrap();
     let status = tokio::time::timeout(

@@ -23,7 +23,6 @@ mod rejection;
 pub use rejection::{CheckpointAccepted, CheckpointRejection};
 
 use std::{
-    collections::{BTreeMap, HashMap},
     sync::{Arc, Mutex, PoisonError},
     time::Instant,
 };
@@ -40,6 +39,7 @@ use tandem_proto::{
 use crate::{
     context::{ValidatorContext, ValidatorEvent},
     metrics,
+    recent::RecentBySlot,
     wait::{next_change, wait_until},
 };
 use rebuild::first_difference;
@@ -69,34 +69,7 @@ impl Default for CheckpointRules {
 pub type CheckpointVerdict = Result<CheckpointAccepted, CheckpointRejection>;
 
 /// Verdicts by payload hash, shared with the validator handler.
-#[derive(Default)]
-pub(crate) struct CheckpointVerdicts {
-    by_hash: HashMap<B256, (Slot, CheckpointVerdict)>,
-    by_slot: BTreeMap<Slot, Vec<B256>>,
-}
-
-impl CheckpointVerdicts {
-    fn insert(&mut self, slot: Slot, payload_hash: B256, verdict: CheckpointVerdict) {
-        self.by_hash.insert(payload_hash, (slot, verdict));
-        self.by_slot.entry(slot).or_default().push(payload_hash);
-        if let Some((newest, _)) = self.by_slot.last_key_value() {
-            let keep = Slot(newest.0.saturating_sub(VERDICT_RETAINED_SLOTS));
-            let kept = self.by_slot.split_off(&keep);
-            for hash in std::mem::replace(&mut self.by_slot, kept)
-                .into_values()
-                .flatten()
-            {
-                self.by_hash.remove(&hash);
-            }
-        }
-    }
-
-    pub(crate) fn get(&self, payload_hash: &B256) -> Option<CheckpointVerdict> {
-        self.by_hash
-            .get(payload_hash)
-            .map(|(_, verdict)| verdict.clone())
-    }
-}
+pub(crate) type CheckpointVerdicts = RecentBySlot<CheckpointVerdict>;
 
 pub(crate) type SharedVerdicts = Arc<Mutex<CheckpointVerdicts>>;
 
@@ -135,7 +108,7 @@ impl AllNodesCheckpointProcessor {
                 context: context.clone(),
                 rules,
                 own,
-                verdicts: SharedVerdicts::default(),
+                verdicts: Arc::new(Mutex::new(RecentBySlot::new(VERDICT_RETAINED_SLOTS))),
             }),
         }
     }

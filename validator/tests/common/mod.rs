@@ -331,6 +331,14 @@ pub fn start_state(
     (state, cancel, task)
 }
 
+/// A proposer's and a validator's stores, each in its own temp dir (the dirs go last).
+pub fn two_stores(net: &Net) -> (Stores, Stores, (tempfile::TempDir, tempfile::TempDir)) {
+    let dirs = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let proposer = Stores::start(net, dirs.0.path());
+    let validator = Stores::start(net, dirs.1.path());
+    (proposer, validator, dirs)
+}
+
 impl Stores {
     /// Stores following an empty L1.
     pub fn start(net: &Net, dir: &Path) -> Self {
@@ -401,17 +409,13 @@ impl Stores {
     /// Stores an honest proposal the way a sequencer does: executed blocks to the state
     /// service, blocks and the checkpoint to the archiver.
     pub async fn store_own(&self, proposal: &Proposal) {
-        for ((executed, txs), block) in proposal.executed.iter().zip(&proposal.blocks) {
+        for (index, (executed, txs)) in proposal.executed.iter().enumerate() {
             self.state
                 .submit_executed(executed.clone(), txs.clone())
                 .await
                 .unwrap();
             self.archiver
-                .add_block(ProposedBlock {
-                    header: block.header.clone(),
-                    txs: txs.clone(),
-                    proposer_signature: block.signature,
-                })
+                .add_block(proposal.stored_block(index))
                 .await
                 .unwrap();
         }
@@ -757,6 +761,15 @@ pub fn build_on(
 }
 
 impl Proposal {
+    /// Block `index` as the archiver stores it (its header as it is now, txs with senders).
+    pub fn stored_block(&self, index: usize) -> ProposedBlock {
+        ProposedBlock {
+            header: self.blocks[index].header.clone(),
+            txs: self.executed[index].1.clone(),
+            proposer_signature: self.blocks[index].signature,
+        }
+    }
+
     /// Re-signs block `index` after a change to its header (its archive root recomputed).
     pub fn resign_block(&mut self, net: &Net, index: usize) {
         let block = &mut self.blocks[index];
