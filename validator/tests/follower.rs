@@ -7,7 +7,7 @@ mod common;
 
 use std::time::Duration;
 
-use common::{Net, PATIENCE, Stores, TARGET, build, two_stores};
+use common::{Net, PATIENCE, Stores, TARGET, build, receive_all, two_stores};
 use tandem_proto::{B256, time::Slot};
 use tandem_validator::{BlockOutcome, BlockProposalProcessor, FollowerStatus, StallReason};
 
@@ -40,12 +40,7 @@ async fn blocks_from_the_block_handler_are_applied_without_executing_again() {
     proposer.store_own(&proposal).await;
     proposer.wait_synced_at(3).await;
 
-    let processor = BlockProposalProcessor::new(&validator.context(&net));
-    let deadline = net.windows.attestation_deadline(TARGET);
-    for block in &proposal.blocks {
-        let outcome = processor.process_unverified(block, None, deadline).await;
-        assert!(matches!(outcome, BlockOutcome::Stored(_)), "{outcome:?}");
-    }
+    receive_all(&net, &validator, &proposal).await;
     validator.wait_synced_at(3).await;
     let counts = validator.state.follower_counts();
     assert_eq!((counts.given, counts.executed_here), (3, 0));
@@ -57,8 +52,12 @@ async fn blocks_from_the_block_handler_are_applied_without_executing_again() {
     // The proposer's own blocks were never executed twice either.
     assert_eq!(proposer.state.follower_counts().executed_here, 0);
     // A copy of a stored block is recognised, not executed again.
-    let again = processor
-        .process_unverified(&proposal.blocks[1], None, deadline)
+    let again = BlockProposalProcessor::new(&validator.context(&net))
+        .process_unverified(
+            &proposal.blocks[1],
+            None,
+            net.windows.attestation_deadline(TARGET),
+        )
         .await;
     assert!(matches!(again, BlockOutcome::AlreadyStored(_)), "{again:?}");
 }
@@ -111,12 +110,7 @@ async fn a_prune_rolls_back_world_state_and_returns_txs_to_the_pool() {
         TARGET,
         vec![txs[..2].to_vec(), txs[2..].to_vec()],
     );
-    let processor = BlockProposalProcessor::new(&validator.context(&net));
-    let deadline = net.windows.attestation_deadline(TARGET);
-    for block in &proposal.blocks {
-        let outcome = processor.process_unverified(block, None, deadline).await;
-        assert!(matches!(outcome, BlockOutcome::Stored(_)), "{outcome:?}");
-    }
+    receive_all(&net, &validator, &proposal).await;
     validator.wait_synced_at(2).await;
     assert_eq!(
         validator.state.reader().pool_len(),
@@ -155,14 +149,7 @@ async fn the_follower_catches_up_after_a_missed_prune_event() {
         TARGET,
         vec![vec![net.transfer(6, 0, 1)], vec![net.transfer(6, 1, 1)]],
     );
-    {
-        let processor = BlockProposalProcessor::new(&validator.context(&net));
-        let deadline = net.windows.attestation_deadline(TARGET);
-        for block in &proposal.blocks {
-            let outcome = processor.process_unverified(block, None, deadline).await;
-            assert!(matches!(outcome, BlockOutcome::Stored(_)), "{outcome:?}");
-        }
-    }
+    receive_all(&net, &validator, &proposal).await;
     validator.wait_synced_at(2).await;
     let before = validator.state.reader().tip();
     assert_eq!(before.number, 2);

@@ -64,6 +64,26 @@ async fn attestation_decision(node: &mut Node, slot: Slot) -> Option<&'static st
     .await
 }
 
+/// The validator did not attest `slot`'s proposal and charged `sender` (its score fell below
+/// `before`).
+async fn unattested_and_charged(
+    validator: &mut Node,
+    sender: &Node,
+    slot: Slot,
+    before: f64,
+    what: &str,
+) {
+    assert_eq!(
+        attestation_decision(validator, slot).await,
+        Some("invalid_proposal"),
+        "{what}"
+    );
+    eventually(&format!("{what}: sender penalised"), || async {
+        score_of(validator, sender).await < before
+    })
+    .await;
+}
+
 async fn score_of(node: &Node, peer: &Node) -> f64 {
     node.p2p
         .peer_reputation(peer.p2p.local_peer_id())
@@ -253,15 +273,7 @@ async fn tampered_blocks_are_refused_unattested_and_their_sender_penalised() {
             }) => {}
             other => panic!("{what}: {other:?}"),
         }
-        assert_eq!(
-            attestation_decision(&mut validator, slot).await,
-            Some("invalid_proposal"),
-            "{what}"
-        );
-        eventually(&format!("{what}: sender penalised"), || async {
-            score_of(&validator, &proposer).await < before
-        })
-        .await;
+        unattested_and_charged(&mut validator, &proposer, slot, before, what).await;
         assert_eq!(
             validator.archiver().tips().proposed.block.number,
             0,
@@ -305,15 +317,7 @@ async fn tampered_checkpoints_are_refused_unattested_and_their_sender_penalised(
             }
             other => panic!("{what}: {other:?}"),
         }
-        assert_eq!(
-            attestation_decision(&mut validator, slot).await,
-            Some("invalid_proposal"),
-            "{what}"
-        );
-        eventually(&format!("{what}: sender penalised"), || async {
-            score_of(&validator, &proposer).await < before
-        })
-        .await;
+        unattested_and_charged(&mut validator, &proposer, slot, before, what).await;
         let tips = validator.archiver().tips();
         assert_eq!(
             tips.proposed_checkpoint.checkpoint.number, 0,

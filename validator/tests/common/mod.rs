@@ -331,6 +331,22 @@ pub fn start_state(
     (state, cancel, task)
 }
 
+/// Hands every block of `proposal` to a block handler on `stores` (no peers) and asserts it
+/// stored them.
+pub async fn receive_all(net: &Net, stores: &Stores, proposal: &Proposal) {
+    let processor = BlockProposalProcessor::new(&stores.context(net));
+    let deadline = net
+        .windows
+        .attestation_deadline(Slot(proposal.blocks[0].header.slot));
+    for block in &proposal.blocks {
+        let outcome = processor.process_unverified(block, None, deadline).await;
+        assert!(
+            matches!(outcome, tandem_validator::BlockOutcome::Stored(_)),
+            "{outcome:?}"
+        );
+    }
+}
+
 /// A proposer's and a validator's stores, each in its own temp dir (the dirs go last).
 pub fn two_stores(net: &Net) -> (Stores, Stores, (tempfile::TempDir, tempfile::TempDir)) {
     let dirs = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
