@@ -18,7 +18,7 @@ use tandem_validator::{
 
 struct Rig {
     net: Net,
-    validator: Stores,
+    _validator: Stores,
     context: ValidatorContext,
     all_nodes: AllNodesCheckpointProcessor,
     key: SigningKey,
@@ -62,7 +62,7 @@ impl Rig {
         let signer = Arc::new(TestSigner::new(vec![key.clone()], net.domain));
         Self {
             net,
-            validator,
+            _validator: validator,
             context,
             all_nodes,
             key,
