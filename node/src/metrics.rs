@@ -54,6 +54,7 @@ pub(crate) fn install(listen: SocketAddr) -> eyre::Result<Exporter> {
 
 /// Descriptions and zero values, so dashboards show series from the first scrape.
 fn describe() {
+    tandem_publisher::describe_metrics();
     metrics::describe_gauge!(
         "node_info",
         "Constant 1, labelled with the node's version and role"

@@ -65,6 +65,9 @@ async fn supervise(config: Config) -> eyre::Result<()> {
             };
         let key = crate::keys::load_keystore(keystore, password)?;
         info!(target: "node", address = %key.address(), "validator key loaded");
+        // Decrypted now, so a wrong password or a shared account stops the node at once.
+        let publisher_keys = config.publisher.load_keys(&[key.address()])?;
+        info!(target: "node", keys = ?publisher_keys, "publisher keys loaded");
     }
 
     metrics::gauge!("node_ready").set(0.0);

@@ -14,6 +14,10 @@ pub struct SlotDuty {
     pub proposer: Option<Address>,
     /// The attesters, in L1's committee order.
     pub committee: Arc<[Address]>,
+    /// Read before L1 fixed it (bootstrap epochs, or the next epoch in the first L1 slot of
+    /// the current one): it may still change, so gossip that disagrees with it is ignored, not
+    /// rejected (the sender may know a newer committee).
+    pub provisional: bool,
 }
 
 impl SlotDuty {
@@ -61,6 +65,7 @@ impl CommitteeSource for StaticCommittee {
         Some(SlotDuty {
             proposer,
             committee: Arc::clone(&self.members),
+            provisional: false,
         })
     }
 }

@@ -399,6 +399,7 @@ fn unknown_committee_is_ignored_and_empty_committee_rejects_attestations() {
     let empty = SlotDuty {
         proposer: None,
         committee: Vec::new().into(),
+        provisional: false,
     };
     let mut open = pipeline_with(Some(empty));
     // Anyone may propose when the committee is empty...
@@ -440,6 +441,103 @@ fn unknown_committee_is_ignored_and_empty_committee_rejects_attestations() {
         now,
     );
     assert_eq!(result.unwrap_err(), GossipInvalid::NoCommittee(TARGET));
+}
+
+/// Every slot's duty is `duty`.
+struct FixedDuty(SlotDuty);
+
+impl tandem_p2p::CommitteeSource for FixedDuty {
+    fn duty(&self, _: Slot) -> Option<SlotDuty> {
+        Some(self.0.clone())
+    }
+}
+
+/// A pipeline of `net` whose committee source answers `duty` for every slot.
+fn pipeline_with_duty(net: &Net, duty: SlotDuty) -> GossipPipeline {
+    let validator = GossipValidator::new(
+        net.domain,
+        net.windows,
+        std::sync::Arc::new(FixedDuty(duty)),
+        net.params.tx_rules,
+        net.params.max_txs_per_block,
+    );
+    GossipPipeline::new(validator)
+}
+
+#[test]
+fn gossip_disagreeing_with_a_provisional_duty_is_ignored_without_penalty() {
+    let (net, _, now) = setup();
+    let pipeline_with = |duty: SlotDuty| pipeline_with_duty(&net, duty);
+    let proposer = net.proposer(TARGET);
+    let checkpoint = net.checkpoint(TARGET, net.block(TARGET, 0, vec![], proposer), 0, proposer);
+    let attestation = net.attestation(&checkpoint, &net.keys[0]);
+    // This node's committee: someone else proposes, and the attester is not on it.
+    let stale = |provisional| SlotDuty {
+        proposer: Some(net.outsider.address()),
+        committee: vec![net.outsider.address()].into(),
+        provisional,
+    };
+    let empty = |provisional| SlotDuty {
+        proposer: None,
+        committee: Vec::new().into(),
+        provisional,
+    };
+    let cases = [
+        (
+            stale(true),
+            GossipKind::CheckpointProposal,
+            checkpoint.to_wire_bytes(),
+        ),
+        (
+            stale(true),
+            GossipKind::BlockProposal,
+            checkpoint.last_block.clone().unwrap().to_wire_bytes(),
+        ),
+        (
+            stale(true),
+            GossipKind::CheckpointAttestation,
+            attestation.to_wire_bytes(),
+        ),
+        (
+            empty(true),
+            GossipKind::CheckpointAttestation,
+            attestation.to_wire_bytes(),
+        ),
+    ];
+    for (duty, kind, bytes) in cases {
+        let result = pipeline_with(duty).accept(kind, &bytes, now);
+        assert_eq!(
+            result.as_ref().err(),
+            Some(&GossipInvalid::CommitteeUnknown(TARGET)),
+            "{kind:?}"
+        );
+        assert_eq!(verdict(&result), IGNORE, "{kind:?}");
+    }
+    // The same disagreements with a fixed duty are the sender's fault.
+    let wrong_proposer = pipeline_with(stale(false)).accept(
+        GossipKind::CheckpointProposal,
+        &checkpoint.to_wire_bytes(),
+        now,
+    );
+    assert!(matches!(
+        wrong_proposer,
+        Err(GossipInvalid::WrongProposer { .. })
+    ));
+    assert_eq!(verdict(&wrong_proposer), REJECT_MID);
+    let outsider = pipeline_with(SlotDuty {
+        proposer: Some(proposer.address()),
+        ..stale(false)
+    })
+    .accept(
+        GossipKind::CheckpointAttestation,
+        &attestation.to_wire_bytes(),
+        now,
+    );
+    assert!(matches!(
+        outsider,
+        Err(GossipInvalid::NotInCommittee { .. })
+    ));
+    assert_eq!(verdict(&outsider).0, MessageAcceptance::Reject);
 }
 
 #[test]

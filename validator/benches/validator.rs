@@ -11,8 +11,8 @@
 //!    until the validator's attestation is back in the proposer's pool. It spans both nodes'
 //!    gossip validation, the block handler re-executing the last block on arrival, the
 //!    all-nodes handler (header and archive rebuilt, proposed checkpoint stored), the validator
-//!    handler signing (an in-memory signer: the fsync of the slashing-protected one, ~0.3 ms
-//!    idle, is left out) and two loopback hops. Target p99 ≤ 100 ms.
+//!    handler signing (the real slashing-protected signer, its record fsynced in a temp dir)
+//!    and two loopback hops. Target p99 ≤ 100 ms.
 //!
 //! Inputs (keys, signed txs, the proposals, built on the proposer's own world state) are made
 //! before the clocks start. Each block sits in its own slot and checkpoint, on top of the

@@ -2,7 +2,7 @@
 //! all-nodes handler's cached verdict is valid, the proposal is not this node's own, the key is
 //! on the slot's committee, it is before the slot's attestation deadline, and the key has not
 //! attested another proposal of this slot or any proposal of a later one. Signing goes through
-//! the slashing-protected [`AttestationSigner`] only, which enforces the last rule durably;
+//! the slashing-protected [`DutySigner`] only, which enforces the last rule durably;
 //! the in-memory record here only spares it requests it would refuse.
 
 use std::{
@@ -20,23 +20,9 @@ use tandem_proto::{
 use crate::{
     checkpoint::{AllNodesCheckpointProcessor, CheckpointAccepted, SharedVerdicts, lock},
     context::{ValidatorContext, ValidatorEvent},
-    error::ValidatorResult,
     metrics,
+    protection::DutySigner,
 };
-
-/// What the validator handler signs with: the node's slashing-protected signer (it records
-/// every signed duty durably before the signature leaves it, and refuses a conflicting one).
-pub trait AttestationSigner: Send + Sync + 'static {
-    /// The validator addresses it holds keys for.
-    fn addresses(&self) -> &[Address];
-    /// Attests `proposal` as `signer`. A refusal of slashing protection is an error for which
-    /// [`crate::ValidatorError::is_slashing_refusal`] holds.
-    fn attest(
-        &self,
-        signer: Address,
-        proposal: &CheckpointProposal,
-    ) -> BoxFuture<'static, ValidatorResult<CheckpointAttestation>>;
-}
 
 /// Attests validated proposals; cheap to clone. Register it with p2p as the validator
 /// checkpoint handler (validators only).
@@ -48,7 +34,7 @@ pub struct AttestingProcessor {
 struct Inner {
     context: ValidatorContext,
     verdicts: SharedVerdicts,
-    signer: Arc<dyn AttestationSigner>,
+    signer: Arc<dyn DutySigner>,
     committee: Arc<dyn CommitteeSource>,
     /// Per local key, the latest attested slot and payload.
     attested: Mutex<HashMap<Address, (Slot, B256)>>,
@@ -68,7 +54,7 @@ impl AttestingProcessor {
     pub fn new(
         context: &ValidatorContext,
         all_nodes: &AllNodesCheckpointProcessor,
-        signer: Arc<dyn AttestationSigner>,
+        signer: Arc<dyn DutySigner>,
         committee: Arc<dyn CommitteeSource>,
     ) -> Self {
         Self {

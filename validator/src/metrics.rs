@@ -1,16 +1,99 @@
 //! Metrics of the validator crate (exported with the node's `tandem_` prefix). Labels are
-//! bounded: reasons and outcomes are fixed sets of names. Re-execution verdicts and seconds are
-//! the state crate's `state_reexecutions_total{verdict}` and `state_reexecution_seconds`: one
-//! name for one thing.
+//! bounded: duty kinds, origins, reasons and outcomes are fixed sets of names. Re-execution
+//! verdicts and seconds are the state crate's `state_reexecutions_total{verdict}` and
+//! `state_reexecution_seconds`: one name for one thing.
 
 use std::time::Duration;
 
+use metrics::{counter, gauge, histogram};
 use tandem_state::PoolError;
 
-use crate::state::{FollowerStatus, StallReason};
+use crate::{
+    protection::Duty,
+    state::{FollowerStatus, StallReason},
+};
 
-/// Registers descriptions (once per process is enough; repeating is harmless).
-pub(crate) fn describe() {
+/// Where a returned signature came from.
+#[derive(Debug, Clone, Copy)]
+pub(crate) enum SignatureOrigin {
+    /// Signed now and recorded.
+    New,
+    /// The duty was recorded with the same digest: the recorded signature was returned.
+    Recorded,
+}
+
+impl SignatureOrigin {
+    const fn label(self) -> &'static str {
+        match self {
+            Self::New => "new",
+            Self::Recorded => "recorded",
+        }
+    }
+}
+
+const DUTY_LABELS: [&str; 3] = ["block_proposal", "checkpoint_proposal", "attestation"];
+
+pub(crate) fn signature(duty: Duty, origin: SignatureOrigin) {
+    counter!("validator_signatures_total", "duty" => duty.label(), "origin" => origin.label())
+        .increment(1);
+}
+
+pub(crate) fn slashing_refusal(duty: Duty) {
+    counter!("validator_slashing_refusals_total", "duty" => duty.label()).increment(1);
+}
+
+pub(crate) fn record_written(elapsed: Duration) {
+    histogram!("validator_signing_record_write_seconds").record(elapsed.as_secs_f64());
+}
+
+/// Outcome of one refresh pass of the epoch cache.
+#[derive(Debug, Clone, Copy)]
+pub(crate) enum RefreshResult {
+    Ok,
+    TransientError,
+    PermanentError,
+}
+
+impl RefreshResult {
+    const fn label(self) -> &'static str {
+        match self {
+            Self::Ok => "ok",
+            Self::TransientError => "transient_error",
+            Self::PermanentError => "permanent_error",
+        }
+    }
+}
+
+pub(crate) fn epoch_cache_refresh(result: RefreshResult, elapsed: Duration) {
+    counter!("validator_epoch_cache_refreshes_total", "result" => result.label()).increment(1);
+    histogram!("validator_epoch_cache_refresh_seconds").record(elapsed.as_secs_f64());
+}
+
+pub(crate) fn epoch_cache_committee_read() {
+    counter!("validator_epoch_cache_committee_reads_total").increment(1);
+}
+
+pub(crate) fn epoch_cache_reorged_read(changed: bool) {
+    let result = if changed { "changed" } else { "unchanged" };
+    counter!("validator_epoch_cache_reorged_reads_total", "result" => result).increment(1);
+}
+
+pub(crate) fn epoch_cache_miss() {
+    counter!("validator_epoch_cache_misses_total").increment(1);
+}
+
+pub(crate) fn epoch_cache_state(epochs: usize, current: u8, next: u8) {
+    gauge!("validator_epoch_cache_epochs").set(epochs as f64);
+    gauge!("validator_epoch_cache_epoch_state", "epoch" => "current").set(f64::from(current));
+    gauge!("validator_epoch_cache_epoch_state", "epoch" => "next").set(f64::from(next));
+}
+
+/// Describes every validator metric (handlers, state service, signer, epoch cache) and zeroes
+/// the signer's and the epoch cache's counters, so dashboards show those series from the first
+/// scrape (registering a counter with zero never resets one; no gauge is set here, so calling it
+/// late changes no value). Call after installing the recorder; [`crate::StateService::new`]
+/// calls it too.
+pub fn describe_metrics() {
     metrics::describe_counter!(
         "validator_block_proposals_total",
         "Block proposals handled, by result (valid, already_stored, or the refusal reason)"
@@ -60,7 +143,66 @@ pub(crate) fn describe() {
         "validator_prune_events_missed_total",
         "Prune events the state service missed (it reconciled by block hash instead)"
     );
-    metrics::gauge!("validator_ready").set(0.0);
+    metrics::describe_counter!(
+        "validator_signatures_total",
+        "Duty signatures returned by the slashing-protected signer, by duty (block_proposal, \
+         checkpoint_proposal, attestation) and origin (new, recorded: the same duty and digest \
+         signed again)"
+    );
+    metrics::describe_counter!(
+        "validator_slashing_refusals_total",
+        "Duties the slashing-protection record refused to sign (conflicting digest, attestation \
+         behind the latest one, below the pruning watermark), by duty"
+    );
+    metrics::describe_histogram!(
+        "validator_signing_record_write_seconds",
+        "Time to write and fsync one signed duty to the slashing-protection record"
+    );
+    metrics::describe_counter!(
+        "validator_epoch_cache_refreshes_total",
+        "Refresh passes of the epoch cache against L1, by result (ok, transient_error, \
+         permanent_error)"
+    );
+    metrics::describe_histogram!(
+        "validator_epoch_cache_refresh_seconds",
+        "Duration of one refresh pass of the epoch cache"
+    );
+    metrics::describe_counter!(
+        "validator_epoch_cache_committee_reads_total",
+        "Committee reads from L1 (getEpochCommitteeAndSeed)"
+    );
+    metrics::describe_counter!(
+        "validator_epoch_cache_reorged_reads_total",
+        "Cached committees re-read because the L1 block they were read at left the canonical \
+         chain, by result (changed, unchanged)"
+    );
+    metrics::describe_counter!(
+        "validator_epoch_cache_misses_total",
+        "Duty lookups for a slot whose epoch is not cached (gossip for it is ignored)"
+    );
+    metrics::describe_gauge!(
+        "validator_epoch_cache_epochs",
+        "Epochs held by the epoch cache"
+    );
+    metrics::describe_gauge!(
+        "validator_epoch_cache_epoch_state",
+        "Committee state of the current and next epoch: 0 unknown, 1 provisional (read before \
+         L1 fixed it, re-read every pass), 2 fixed"
+    );
+    for duty in DUTY_LABELS {
+        for origin in [SignatureOrigin::New, SignatureOrigin::Recorded] {
+            counter!("validator_signatures_total", "duty" => duty, "origin" => origin.label())
+                .increment(0);
+        }
+        counter!("validator_slashing_refusals_total", "duty" => duty).increment(0);
+    }
+    for result in [
+        RefreshResult::Ok,
+        RefreshResult::TransientError,
+        RefreshResult::PermanentError,
+    ] {
+        counter!("validator_epoch_cache_refreshes_total", "result" => result.label()).increment(0);
+    }
 }
 
 pub(crate) fn block_proposal(result: &'static str, elapsed: Duration) {
@@ -79,6 +221,11 @@ pub(crate) fn checkpoint_proposed(elapsed: Duration) {
 
 pub(crate) fn attestation(result: &'static str) {
     metrics::counter!("validator_attestations_total", "result" => result).increment(1);
+}
+
+/// The world state does not follow the archiver yet (a new state service).
+pub(crate) fn not_ready() {
+    metrics::gauge!("validator_ready").set(0.0);
 }
 
 pub(crate) fn follower_status(status: &FollowerStatus) {

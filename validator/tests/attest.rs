@@ -8,12 +8,12 @@ mod common;
 
 use std::{sync::Arc, time::Duration};
 
-use common::{Net, Proposal, Stores, TARGET, TestSigner, build, receive_all, two_stores};
+use common::{Net, Proposal, Stores, TARGET, build, protected_signer, receive_all, two_stores};
 use tandem_p2p::StaticCommittee;
 use tandem_proto::{SigningKey, time::Slot};
 use tandem_validator::{
-    AllNodesCheckpointProcessor, AttestingProcessor, CheckpointAccepted, ValidatorContext,
-    ValidatorEvent,
+    AllNodesCheckpointProcessor, AttestingProcessor, CheckpointAccepted, ProtectedSigner,
+    ValidatorContext, ValidatorEvent,
 };
 
 struct Rig {
@@ -22,7 +22,7 @@ struct Rig {
     context: ValidatorContext,
     all_nodes: AllNodesCheckpointProcessor,
     key: SigningKey,
-    signer: Arc<TestSigner>,
+    signer: Arc<ProtectedSigner>,
     /// Two valid checkpoints, of slots 10 and 11, the second on the first.
     proposals: Vec<Proposal>,
     _dirs: (tempfile::TempDir, tempfile::TempDir),
@@ -59,7 +59,7 @@ impl Rig {
         }
         // Key 1 proposes neither slot 10 nor 11.
         let key = net.keys[1].clone();
-        let signer = Arc::new(TestSigner::new(vec![key.clone()], net.domain));
+        let signer = Arc::new(protected_signer(&net, vec![key.clone()], dirs.1.path()));
         Self {
             net,
             _validator: validator,

@@ -14,15 +14,17 @@ use serde::{Deserialize, Serialize};
 use tandem_proto::time::{ConsensusWindows, SequencerBudgets, SlotClock, Timestamp, Timetable};
 
 mod protocol;
+mod publisher;
 mod sections;
 mod validate;
 
 #[cfg(test)]
 pub(crate) use protocol::GenesisAccount;
 pub(crate) use protocol::{L1Config, ProtocolConfig};
+pub(crate) use publisher::PublisherConfig;
 pub(crate) use sections::{
-    ArchiverConfig, MetricsConfig, NodeConfig, P2pConfig, PublisherConfig, Role, RpcConfig,
-    SequencerConfig, ValidatorConfig,
+    ArchiverConfig, MetricsConfig, NodeConfig, P2pConfig, Role, RpcConfig, SequencerConfig,
+    ValidatorConfig,
 };
 
 /// Prefix of environment overrides: `TANDEM__P2P__MAX_PEERS=80`.

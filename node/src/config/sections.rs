@@ -1,5 +1,6 @@
 //! The sections of the configuration that are not about the deployment: role and data dir,
-//! p2p, sequencer budgets, keys, publisher, archiver, RPC and metrics, each with its defaults.
+//! p2p, sequencer budgets, keys, archiver, RPC and metrics, each with its defaults (the
+//! publisher's is in `publisher.rs`).
 
 use std::{net::SocketAddr, path::PathBuf, time::Duration};
 
@@ -189,28 +190,6 @@ impl Default for ValidatorConfig {
             keystore: None,
             password_file: None,
             attest: true,
-        }
-    }
-}
-
-/// `[publisher]`
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(default, deny_unknown_fields)]
-pub(crate) struct PublisherConfig {
-    /// Keystore of the L1 account paying for `propose` txs; the validator key when absent.
-    pub(crate) keystore: Option<PathBuf>,
-    /// Its password file.
-    pub(crate) password_file: Option<PathBuf>,
-    /// Fee increase per replacement when a tx is not mined, in percent (L1 requires ≥ 10).
-    pub(crate) fee_bump_percent: u32,
-}
-
-impl Default for PublisherConfig {
-    fn default() -> Self {
-        Self {
-            keystore: None,
-            password_file: None,
-            fee_bump_percent: 20,
         }
     }
 }

@@ -125,6 +125,8 @@ impl Config {
                 ),
             );
         }
+        self.publisher
+            .protocol_problems(self.protocol.l1_slot_duration(), &mut *problem);
         let validator = self.node.role == Role::Validator;
         let windows = match self.windows() {
             Ok(windows) => windows,
@@ -253,15 +255,11 @@ impl Config {
             problem("sequencer.max_txs_per_block", "must be at least 1".into());
         }
         self.p2p.problems(&mut problem);
-        if self.publisher.fee_bump_percent < 10 {
-            problem(
-                "publisher.fee_bump_percent",
-                format!(
-                    "{} is below 10: L1 nodes refuse replacements bumped by less",
-                    self.publisher.fee_bump_percent
-                ),
-            );
-        }
+        self.publisher.problems(
+            self.node.role,
+            self.validator.keystore.as_deref(),
+            &mut problem,
+        );
         if self.archiver.l1_batch_size == 0 {
             problem("archiver.l1_batch_size", "must be at least 1".into());
         }

@@ -187,13 +187,24 @@ async fn run_checks_the_budgets_against_the_deployment_after_binding() {
         .arg("--password-file")
         .arg(&password));
     assert!(created.status.success(), "{}", stderr(&created));
+    // A validator pays for its proposes from a separate publisher account.
+    let publisher = dir.path().join("publisher.json");
+    let created = run(tandem()
+        .args(["keys", "new", "--out"])
+        .arg(&publisher)
+        .arg("--password-file")
+        .arg(&password));
+    assert!(created.status.success(), "{}", stderr(&created));
     let section = format!(
         "[protocol]\n{ALLOCATION}[l1]\nrpc_url = \"{}\"\ndeployment_file = \"{}\"\n\
          [sequencer]\ncheckpoint_init_time = \"5s\"\n\
-         [validator]\nkeystore = \"{}\"\npassword_file = \"{}\"\n",
+         [validator]\nkeystore = \"{}\"\npassword_file = \"{}\"\n\
+         [publisher]\nkeystores = [\"{}\"]\npassword_file = \"{}\"\n",
         anvil.endpoint(),
         deployment.display(),
         keystore.display(),
+        password.display(),
+        publisher.display(),
         password.display()
     );
     let config = write_run_config(dir.path(), &section, free_port());

@@ -288,10 +288,18 @@ impl GossipValidator {
             .duty(slot)
             .ok_or(GossipInvalid::CommitteeUnknown(slot))?;
         if duty.committee.is_empty() {
-            return Err(GossipInvalid::NoCommittee(slot));
+            return Err(unless_provisional(
+                &duty,
+                slot,
+                GossipInvalid::NoCommittee(slot),
+            ));
         }
         if !duty.is_member(attester) {
-            return Err(GossipInvalid::NotInCommittee { slot, attester });
+            return Err(unless_provisional(
+                &duty,
+                slot,
+                GossipInvalid::NotInCommittee { slot, attester },
+            ));
         }
         let proposer = self
             .recover_checkpoint_proposer(payload_hash, attestation.proposer_signature)
@@ -299,11 +307,15 @@ impl GossipValidator {
         if let Some(expected) = duty.proposer
             && expected != proposer
         {
-            return Err(GossipInvalid::WrongProposer {
+            return Err(unless_provisional(
+                &duty,
                 slot,
-                expected,
-                got: proposer,
-            });
+                GossipInvalid::WrongProposer {
+                    slot,
+                    expected,
+                    got: proposer,
+                },
+            ));
         }
         Ok(Verified::new(attestation, attester, now))
     }
@@ -356,13 +368,27 @@ impl GossipValidator {
             .duty(slot)
             .ok_or(GossipInvalid::CommitteeUnknown(slot))?;
         match duty.proposer {
-            Some(expected) if expected != signer => Err(GossipInvalid::WrongProposer {
+            Some(expected) if expected != signer => Err(unless_provisional(
+                &duty,
                 slot,
-                expected,
-                got: signer,
-            }),
+                GossipInvalid::WrongProposer {
+                    slot,
+                    expected,
+                    got: signer,
+                },
+            )),
             _ => Ok(()),
         }
+    }
+}
+
+/// A disagreement with a provisional duty is not the sender's fault (its committee may be the
+/// newer one): it counts as a committee not known yet, ignored without a penalty.
+fn unless_provisional(duty: &SlotDuty, slot: Slot, error: GossipInvalid) -> GossipInvalid {
+    if duty.provisional {
+        GossipInvalid::CommitteeUnknown(slot)
+    } else {
+        error
     }
 }
 

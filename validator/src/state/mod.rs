@@ -235,7 +235,8 @@ impl StateService {
             status_tx,
             Arc::clone(&handle.stats),
         );
-        metrics::describe();
+        metrics::describe_metrics();
+        metrics::not_ready();
         (
             handle,
             Self {

@@ -1,15 +1,14 @@
 //! Shared fixtures for the validator's tests: a network on a shared `ManualClock` whose slot-10
 //! proposal window is open at the start, funded users, nodes (real archiver and world state on
 //! RocksDB in a temp dir, the state service, the handlers, optionally a real libp2p swarm on
-//! 127.0.0.1), and a proposer that builds real blocks on its own world state.
+//! 127.0.0.1), a proposer that builds real blocks on its own world state, the node's real
+//! slashing-protected signer in a temp dir, and ([`duties`]) duties signed through it with a
+//! chosen digest variant.
 #![allow(dead_code, unreachable_pub)]
 
-use std::{
-    collections::HashMap,
-    path::Path,
-    sync::{Arc, Mutex},
-    time::Duration,
-};
+pub mod duties;
+
+use std::{path::Path, sync::Arc, time::Duration};
 
 use futures::{FutureExt, future::BoxFuture};
 use tandem_archiver::{
@@ -23,7 +22,7 @@ use tandem_p2p::{
     scoring::PeerAction,
 };
 use tandem_proto::{
-    Address, B256, BlockProposal, CheckpointAttestation, CheckpointProposal, ConsensusPayload,
+    Address, B256, BlockProposal, CheckpointProposal, ConsensusPayload,
     DEFAULT_MAX_CHECKPOINT_BODY_BYTES, RecoveredTx, SignatureKind, SigningDomain, SigningKey, Tx,
     TxPayload,
     archive::ArchiveTree,
@@ -34,10 +33,9 @@ use tandem_state::{
     WorldState, WorldStateConfig, build_block, validate_stateless,
 };
 use tandem_validator::{
-    AllNodesCheckpointProcessor, ArchiverChainProvider, AttestationSigner, AttestingProcessor,
-    BlockProposalProcessor, CheckpointRules, PeerNetwork, StateHandle, StateService,
-    StateServiceConfig, TxGossipHandler, ValidatorContext, ValidatorError, ValidatorEvent,
-    ValidatorResult,
+    AllNodesCheckpointProcessor, ArchiverChainProvider, AttestingProcessor, BlockProposalProcessor,
+    CheckpointRules, OpenMode, PeerNetwork, ProtectedSigner, StateHandle, StateService,
+    StateServiceConfig, TxGossipHandler, ValidatorContext, ValidatorEvent, ValidatorResult,
 };
 use tokio::{sync::broadcast, task::JoinHandle};
 use tokio_util::sync::CancellationToken;
@@ -206,61 +204,18 @@ impl PeerNetwork for NoPeers {
     }
 }
 
-/// An in-memory stand-in for the slashing-protected signer (test code only): one signature per
-/// (key, slot), never an attestation for an earlier slot than one signed.
-pub struct TestSigner {
-    keys: Vec<SigningKey>,
-    addresses: Vec<Address>,
-    domain: SigningDomain,
-    signed: Mutex<HashMap<Address, (u64, B256)>>,
-}
-
-impl TestSigner {
-    pub fn new(keys: Vec<SigningKey>, domain: SigningDomain) -> Self {
-        Self {
-            addresses: keys.iter().map(SigningKey::address).collect(),
-            keys,
-            domain,
-            signed: Mutex::new(HashMap::new()),
-        }
-    }
-}
-
-impl AttestationSigner for TestSigner {
-    fn addresses(&self) -> &[Address] {
-        &self.addresses
-    }
-
-    fn attest(
-        &self,
-        signer: Address,
-        proposal: &CheckpointProposal,
-    ) -> BoxFuture<'static, ValidatorResult<CheckpointAttestation>> {
-        let slot = proposal.payload.header.slot;
-        let hash = proposal.payload.payload_hash();
-        let result = match self.keys.iter().find(|key| key.address() == signer) {
-            None => Err(ValidatorError::UnknownKey(signer)),
-            Some(key) => {
-                let mut signed = self.signed.lock().unwrap();
-                match signed.get(&signer) {
-                    Some((latest, signed_hash))
-                        if *latest > slot || (*latest == slot && *signed_hash != hash) =>
-                    {
-                        Err(ValidatorError::AttestationRefused {
-                            signer,
-                            slot: Slot(slot),
-                            reason: "a conflicting attestation is signed",
-                        })
-                    }
-                    _ => {
-                        signed.insert(signer, (slot, hash));
-                        Ok(CheckpointAttestation::sign(proposal, &self.domain, key))
-                    }
-                }
-            }
-        };
-        async move { result }.boxed()
-    }
+/// The node's slashing-protected signer holding `keys`, over a new record in `dir`
+/// (created in init mode from slot 0, so every duty of the tests is its to sign).
+pub fn protected_signer(net: &Net, keys: Vec<SigningKey>, dir: &Path) -> ProtectedSigner {
+    ProtectedSigner::open(
+        &dir.join("slashing-protection"),
+        net.domain,
+        keys,
+        OpenMode::Initialize {
+            first_slot: Slot(0),
+        },
+    )
+    .unwrap()
 }
 
 /// Archiver, world state and state service of one node, over RocksDB in `dir`.
@@ -536,7 +491,7 @@ impl Node {
             .all_nodes_checkpoint(Arc::new(all_nodes.clone()))
             .tx(Arc::new(TxGossipHandler::new(stores.state.clone())));
         if let Some(key) = &key {
-            let signer = Arc::new(TestSigner::new(vec![key.clone()], net.domain));
+            let signer = Arc::new(protected_signer(net, vec![key.clone()], dir.path()));
             handlers = handlers.validator_checkpoint(Arc::new(AttestingProcessor::new(
                 &context,
                 &all_nodes,
