@@ -11,8 +11,8 @@
 //!   checkpoint it is a fatal error.
 
 use tandem_proto::{
-    B256, Block, CheckpointHeader, ConsensusPayload, MAX_CHECKPOINT_SIZE, block_headers_hash,
-    decode_checkpoint_body, encode_checkpoint_body, keccak256,
+    B256, Block, CheckpointHeader, ConsensusPayload, MAX_CHECKPOINT_SIZE, decode_checkpoint_body,
+    keccak256,
 };
 
 use crate::{
@@ -54,32 +54,12 @@ pub enum L1SyncStatus {
     },
 }
 
-/// The checkpoint header `blocks` make on top of the block whose archive is `parent_archive`:
-/// every field of a checkpoint header derives from its blocks.
+/// The checkpoint header `blocks` make on top of the block whose archive is `parent_archive`.
 pub(crate) fn rebuild_checkpoint_header(
     parent_archive: B256,
     blocks: &[Block],
 ) -> Option<CheckpointHeader> {
-    let first = &blocks.first()?.header;
-    let hashes: Vec<B256> = blocks.iter().map(Block::hash).collect();
-    let mut mana: u64 = 0;
-    let mut fees: u128 = 0;
-    for block in blocks {
-        mana = mana.checked_add(block.header.total_mana_used)?;
-        fees = fees.checked_add(block.header.total_fees)?;
-    }
-    Some(CheckpointHeader {
-        last_archive_root: parent_archive,
-        block_headers_hash: block_headers_hash(&hashes),
-        body_hash: keccak256(encode_checkpoint_body(blocks)),
-        slot: first.slot,
-        timestamp: first.timestamp,
-        coinbase: first.coinbase,
-        fee_recipient: first.fee_recipient,
-        fee_per_mana: first.fee_per_mana,
-        total_mana_used: mana,
-        accumulated_fees: fees,
-    })
+    tandem_proto::checkpoint_header_of(parent_archive, blocks).map(|(header, _)| header)
 }
 
 /// Whether `event` is the stored L1 checkpoint `record` (what L1 committed to, and where).
@@ -399,7 +379,7 @@ impl ArchiverStore {
 
 #[cfg(test)]
 mod tests {
-    use tandem_proto::block_body_hash;
+    use tandem_proto::{block_body_hash, encode_checkpoint_body};
 
     use super::*;
 

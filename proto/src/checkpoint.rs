@@ -53,6 +53,39 @@ pub fn block_headers_hash<'a>(block_hashes: impl IntoIterator<Item = &'a B256>) 
     keccak_of_concatenation(block_hashes)
 }
 
+/// The checkpoint header `blocks` (in order, all of one checkpoint) make on top of the block
+/// whose archive is `parent_archive`, with the body it commits to: every field of a checkpoint
+/// header derives from its blocks (globals from the first block, which all share; mana and
+/// fees summed). `None` without blocks, or when mana or fees overflow. What a proposer puts in
+/// its header and what validators and the archiver compare a header with.
+pub fn checkpoint_header_of(
+    parent_archive: B256,
+    blocks: &[Block],
+) -> Option<(CheckpointHeader, Vec<u8>)> {
+    let first = &blocks.first()?.header;
+    let mut mana: u64 = 0;
+    let mut fees: u128 = 0;
+    for block in blocks {
+        mana = mana.checked_add(block.header.total_mana_used)?;
+        fees = fees.checked_add(block.header.total_fees)?;
+    }
+    let hashes: Vec<B256> = blocks.iter().map(Block::hash).collect();
+    let body = encode_checkpoint_body(blocks);
+    let header = CheckpointHeader {
+        last_archive_root: parent_archive,
+        block_headers_hash: block_headers_hash(&hashes),
+        body_hash: keccak256(&body),
+        slot: first.slot,
+        timestamp: first.timestamp,
+        coinbase: first.coinbase,
+        fee_recipient: first.fee_recipient,
+        fee_per_mana: first.fee_per_mana,
+        total_mana_used: mana,
+        accumulated_fees: fees,
+    };
+    Some((header, body))
+}
+
 /// Largest fee-asset price modifier, in basis points, either way (±1 % per checkpoint). Decoders,
 /// the fee model and the contract all refuse anything outside.
 pub const MAX_FEE_ASSET_PRICE_MODIFIER_BPS: i64 = 100;

@@ -22,7 +22,7 @@ pub use checkpoint::{
     CHECKPOINT_BODY_BYTES_PER_BLOCK, CHECKPOINT_BODY_BYTES_PER_TX, CHECKPOINT_BODY_PREFIX_BYTES,
     CHECKPOINT_BODY_VERSION, Checkpoint, CheckpointBodyError, CheckpointHeader, ConsensusPayload,
     DEFAULT_MAX_CHECKPOINT_BODY_BYTES, MAX_FEE_ASSET_PRICE_MODIFIER_BPS, block_headers_hash,
-    checkpoint_body_len, decode_checkpoint_body, encode_checkpoint_body,
+    checkpoint_body_len, checkpoint_header_of, decode_checkpoint_body, encode_checkpoint_body,
     max_txs_in_checkpoint_body,
 };
 pub use proposal::{BlockProposal, CheckpointAttestation, CheckpointProposal, ProposalTxsError};

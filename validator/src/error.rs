@@ -1,15 +1,39 @@
 //! Errors of the validator crate.
+//!
+//! Verdicts on proposals are not errors: a refused block or checkpoint is a
+//! [`crate::BlockRejection`] or [`crate::CheckpointRejection`] (a metric, a log line with the
+//! evidence, maybe a peer penalty). Errors are what stops a component or fails a request.
 
 use std::path::PathBuf;
 
+use tandem_archiver::ArchiverError;
 use tandem_l1::L1Error;
 use tandem_proto::{Address, B256, SigningDomain, time::Slot};
+use tandem_state::{PoolError, StateError, TxError};
 
 use crate::protection::Duty;
 
 /// Errors of the validator crate.
 #[derive(Debug, thiserror::Error)]
 pub enum ValidatorError {
+    /// The world state failed (disk, corruption): the state service stops.
+    #[error(transparent)]
+    State(#[from] StateError),
+    /// The archiver failed.
+    #[error(transparent)]
+    Archiver(#[from] ArchiverError),
+    /// The state service has stopped.
+    #[error("the state service has stopped")]
+    StateServiceStopped,
+    /// A submitted tx fails the stateless rules (chain, signature, mana limit, fee cap).
+    #[error("tx refused: {0}")]
+    InvalidTx(TxError),
+    /// The pool refused a submitted tx.
+    #[error("tx refused by the pool: {0}")]
+    Pool(#[from] PoolError),
+    /// A blocking task (execution) panicked.
+    #[error("the {0} task failed")]
+    TaskFailed(&'static str),
     /// Slashing protection: `signer` already signed `duty` over another digest.
     #[error(
         "slashing protection refused to sign the {duty} for {signer}: digest {recorded} is \
@@ -170,6 +194,38 @@ pub enum ValidatorError {
 }
 
 impl ValidatorError {
+    /// Whether the node must stop: the world state, the archiver or the signing record is
+    /// damaged or cannot be used, a configuration is invalid, or a task died. No catch-all arm:
+    /// a new variant must be classified.
+    pub const fn is_fatal(&self) -> bool {
+        match self {
+            Self::State(err) => matches!(err, StateError::Db(_) | StateError::Corrupt(_)),
+            Self::Archiver(err) => err.is_fatal(),
+            Self::TaskFailed(_)
+            | Self::SigningTask(_)
+            | Self::RecordMissing { .. }
+            | Self::UnregisteredKey { .. }
+            | Self::RecordLocked { .. }
+            | Self::DomainMismatch { .. }
+            | Self::Io { .. }
+            | Self::Db(_)
+            | Self::Corrupt(_)
+            | Self::EpochCacheConfig { .. } => true,
+            Self::StateServiceStopped
+            | Self::InvalidTx(_)
+            | Self::Pool(_)
+            | Self::ConflictingDuty { .. }
+            | Self::AttestationBehind { .. }
+            | Self::BelowWatermark { .. }
+            | Self::BeforeFirstSlot { .. }
+            | Self::UnknownKey(_)
+            | Self::LastBlockMismatch { .. }
+            | Self::L1(_)
+            | Self::EpochCacheTimeout(_)
+            | Self::EpochCacheStopped => false,
+        }
+    }
+
     /// Whether slashing protection refused the duty (as opposed to failing to check it). A
     /// refusal is the record doing its job: the caller drops the duty, it never retries it.
     pub const fn is_slashing_refusal(&self) -> bool {
@@ -178,7 +234,13 @@ impl ValidatorError {
             | Self::AttestationBehind { .. }
             | Self::BelowWatermark { .. }
             | Self::BeforeFirstSlot { .. } => true,
-            Self::UnknownKey(_)
+            Self::State(_)
+            | Self::Archiver(_)
+            | Self::StateServiceStopped
+            | Self::InvalidTx(_)
+            | Self::Pool(_)
+            | Self::TaskFailed(_)
+            | Self::UnknownKey(_)
             | Self::RecordMissing { .. }
             | Self::UnregisteredKey { .. }
             | Self::LastBlockMismatch { .. }

@@ -33,7 +33,7 @@ use std::{
 };
 
 use alloy::primitives::hex;
-use common::{digest, domain, init, key, sign};
+use common::duties::{digest, domain, init, key, sign};
 use tandem_proto::{Signature, time::Slot};
 use tandem_validator::{Duty, OpenMode, ProtectedSigner, ValidatorError};
 use tracing::{

@@ -7,7 +7,7 @@ mod common;
 
 use std::{collections::HashMap, path::Path};
 
-use common::{block, domain, init, key, payload, proposal, sign};
+use common::duties::{block, domain, init, key, payload, proposal, sign};
 use proptest::prelude::*;
 use tandem_proto::{Address, B256, Signature, SigningDomain, time::Slot};
 use tandem_validator::{Duty, DutySigner, OpenMode, ProtectedSigner, ValidatorError};

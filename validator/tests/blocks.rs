@@ -1,0 +1,386 @@
+//! The block proposal handler's checks, one reason each, on real stores: a proposer builds real
+//! blocks on its own world state, a test tampers with them and re-signs, the validator's
+//! handler refuses with the matching reason and stores nothing.
+
+mod common;
+
+use common::{Net, Proposal, Stores, TARGET, build, build_on};
+use tandem_proto::{
+    B256, BlockProposal, Signature, block_body_hash,
+    time::{Slot, Timestamp},
+};
+use tandem_state::{ReexecutionError, TxError};
+use tandem_validator::{BlockOutcome, BlockProposalProcessor, BlockRejection, StateMismatch};
+
+struct Rig {
+    net: Net,
+    proposer: Stores,
+    validator: Stores,
+    processor: BlockProposalProcessor,
+    _dirs: (tempfile::TempDir, tempfile::TempDir),
+}
+
+impl Rig {
+    async fn new() -> Self {
+        let net = Net::new();
+        let (proposer, validator, dirs) = common::two_stores(&net);
+        validator.wait_synced_at(0).await;
+        let processor = BlockProposalProcessor::new(&validator.context(&net));
+        Self {
+            net,
+            proposer,
+            validator,
+            processor,
+            _dirs: dirs,
+        }
+    }
+
+    fn deadline(&self) -> Timestamp {
+        self.net.windows.attestation_deadline(TARGET)
+    }
+
+    /// The deadline is now: every wait is a single look.
+    fn no_wait(&self) -> Timestamp {
+        common::clock_now(&self.net)
+    }
+
+    async fn process(&self, block: &BlockProposal, deadline: Timestamp) -> BlockOutcome {
+        self.processor
+            .process_unverified(block, None, deadline)
+            .await
+    }
+
+    async fn refused(&self, block: &BlockProposal, deadline: Timestamp) -> BlockRejection {
+        match self.process(block, deadline).await {
+            BlockOutcome::Refused(rejection) => {
+                assert_eq!(
+                    self.validator.archiver.tips().proposed.block.number,
+                    0,
+                    "a refused block is not stored"
+                );
+                rejection
+            }
+            other => panic!("expected a refusal, got {other:?}"),
+        }
+    }
+
+    /// A one-block proposal for slot 10 with two transfers.
+    fn proposal(&self) -> Proposal {
+        build(
+            &self.net,
+            &self.proposer,
+            TARGET,
+            vec![vec![self.net.transfer(0, 0, 5), self.net.transfer(1, 0, 6)]],
+        )
+    }
+}
+
+/// Sets the txs of block 0 and the header's body hash to match, then re-signs.
+fn set_txs(net: &Net, proposal: &mut Proposal, txs: Vec<tandem_proto::Tx>) {
+    let block = &mut proposal.blocks[0];
+    let hashes: Vec<B256> = txs.iter().map(tandem_proto::Tx::hash).collect();
+    block.header.body_hash = block_body_hash(&hashes);
+    block.txs = txs;
+    proposal.resign_block(net, 0);
+}
+
+#[tokio::test]
+async fn a_valid_block_is_stored_and_a_repeated_tx_is_refused() {
+    let rig = Rig::new().await;
+    let mut proposal = rig.proposal();
+    let valid = proposal.blocks[0].clone();
+    let tx = valid.txs[0].clone();
+    set_txs(&rig.net, &mut proposal, vec![tx.clone(), tx]);
+    let rejection = rig.refused(&proposal.blocks[0], rig.deadline()).await;
+    assert!(
+        matches!(rejection, BlockRejection::DuplicateTxs { .. }),
+        "{rejection}"
+    );
+    assert!(rejection.is_slashable());
+    assert!(matches!(
+        rig.process(&valid, rig.deadline()).await,
+        BlockOutcome::Stored(_)
+    ));
+}
+
+#[tokio::test]
+async fn embedded_txs_that_do_not_recover_are_refused() {
+    let rig = Rig::new().await;
+    let mut proposal = rig.proposal();
+    let mut txs = proposal.blocks[0].txs.clone();
+    txs[1].signature = Signature::from_bytes([0xff; 65]);
+    set_txs(&rig.net, &mut proposal, txs);
+    let rejection = rig.refused(&proposal.blocks[0], rig.deadline()).await;
+    assert!(
+        matches!(
+            rejection,
+            BlockRejection::InvalidEmbeddedTxs {
+                index: Some(1),
+                error: Some(TxError::BadSignature(_))
+            }
+        ),
+        "{rejection}"
+    );
+    assert!(rejection.is_slashable());
+}
+
+#[tokio::test]
+async fn a_failing_tx_is_refused() {
+    let rig = Rig::new().await;
+    let mut proposal = rig.proposal();
+    // User 0's nonce is 0: nonce 3 cannot run.
+    let txs = vec![rig.net.transfer(0, 3, 5), proposal.blocks[0].txs[1].clone()];
+    set_txs(&rig.net, &mut proposal, txs);
+    let rejection = rig.refused(&proposal.blocks[0], rig.deadline()).await;
+    assert!(
+        matches!(
+            rejection,
+            BlockRejection::FailedTxs {
+                index: 0,
+                error: TxError::NonceGap { .. }
+            }
+        ),
+        "{rejection}"
+    );
+    assert!(rejection.is_slashable());
+}
+
+#[tokio::test]
+async fn a_tampered_state_root_fee_total_or_archive_is_a_state_mismatch() {
+    let rig = Rig::new().await;
+    let mut state_root = rig.proposal();
+    state_root.blocks[0].header.state_root = B256::repeat_byte(0x42);
+    state_root.resign_block(&rig.net, 0);
+    let rejection = rig.refused(&state_root.blocks[0], rig.deadline()).await;
+    assert!(
+        matches!(
+            rejection,
+            BlockRejection::StateMismatch(StateMismatch::Execution(
+                ReexecutionError::StateMismatch { .. }
+            ))
+        ),
+        "{rejection}"
+    );
+
+    let mut fees = rig.proposal();
+    fees.blocks[0].header.total_fees += 1;
+    fees.resign_block(&rig.net, 0);
+    let rejection = rig.refused(&fees.blocks[0], rig.deadline()).await;
+    assert!(
+        matches!(
+            rejection,
+            BlockRejection::StateMismatch(StateMismatch::Execution(
+                ReexecutionError::AccountingMismatch {
+                    field: "total_fees",
+                    ..
+                }
+            ))
+        ),
+        "{rejection}"
+    );
+
+    // The header is right, the archive the proposer claims after it is not.
+    let mut archive = rig.proposal();
+    let block = &mut archive.blocks[0];
+    block.archive_root = B256::repeat_byte(0x43);
+    block.signature = archive.key.sign(
+        &rig.net.domain,
+        tandem_proto::SignatureKind::BlockProposal,
+        block.payload_hash(),
+    );
+    let rejection = rig.refused(&archive.blocks[0], rig.deadline()).await;
+    assert!(
+        matches!(
+            rejection,
+            BlockRejection::StateMismatch(StateMismatch::Archive { .. })
+        ),
+        "{rejection}"
+    );
+    assert!(rejection.is_slashable());
+}
+
+#[tokio::test]
+async fn globals_that_do_not_follow_the_parent_and_slot_are_refused() {
+    let rig = Rig::new().await;
+    let mut timestamp = rig.proposal();
+    timestamp.blocks[0].header.timestamp += 1;
+    timestamp.resign_block(&rig.net, 0);
+    let rejection = rig.refused(&timestamp.blocks[0], rig.deadline()).await;
+    assert!(
+        matches!(
+            rejection,
+            BlockRejection::GlobalVariablesMismatch { field: "timestamp" }
+        ),
+        "{rejection}"
+    );
+
+    // The second block of a checkpoint must keep its checkpoint's coinbase.
+    let two = build(
+        &rig.net,
+        &rig.proposer,
+        TARGET,
+        vec![
+            vec![rig.net.transfer(2, 0, 1)],
+            vec![rig.net.transfer(2, 1, 1)],
+        ],
+    );
+    let mut second = two.clone();
+    second.blocks[1].header.coinbase = tandem_proto::Address::repeat_byte(0x99);
+    second.resign_block(&rig.net, 1);
+    assert!(matches!(
+        rig.process(&two.blocks[0], rig.deadline()).await,
+        BlockOutcome::Stored(_)
+    ));
+    match rig.process(&second.blocks[1], rig.deadline()).await {
+        BlockOutcome::Refused(BlockRejection::GlobalVariablesMismatch { field: "coinbase" }) => {}
+        other => panic!("{other:?}"),
+    }
+}
+
+#[tokio::test]
+async fn a_missing_parent_a_parent_of_a_later_slot_and_a_taken_number_are_refused() {
+    let rig = Rig::new().await;
+    let deadline = rig.no_wait();
+    // Block 2 without block 1.
+    let two = build(
+        &rig.net,
+        &rig.proposer,
+        TARGET,
+        vec![
+            vec![rig.net.transfer(3, 0, 1)],
+            vec![rig.net.transfer(3, 1, 1)],
+        ],
+    );
+    let rejection = rig.refused(&two.blocks[1], deadline).await;
+    assert!(
+        matches!(rejection, BlockRejection::ParentBlockNotFound { .. }),
+        "{rejection}"
+    );
+    assert!(!rejection.is_slashable());
+
+    // Block 1 of slot 11 stored; a block of slot 10 on top of it.
+    let later = build(
+        &rig.net,
+        &rig.proposer,
+        Slot(11),
+        vec![vec![rig.net.transfer(4, 0, 1)]],
+    );
+    rig.proposer.store_own(&later).await;
+    rig.proposer.wait_synced_at(1).await;
+    assert!(matches!(
+        rig.process(&later.blocks[0], rig.deadline()).await,
+        BlockOutcome::Stored(_)
+    ));
+    let earlier = build(
+        &rig.net,
+        &rig.proposer,
+        TARGET,
+        vec![vec![rig.net.transfer(4, 1, 1)]],
+    );
+    match rig.process(&earlier.blocks[0], rig.deadline()).await {
+        BlockOutcome::Refused(BlockRejection::ParentBlockWrongSlot {
+            parent_slot: 11,
+            slot: 10,
+        }) => {}
+        other => panic!("{other:?}"),
+    }
+
+    // Another block 1 (other txs, other proposer state) while ours is stored.
+    let other_dir = tempfile::tempdir().unwrap();
+    let other = Stores::start(&rig.net, other_dir.path());
+    let rival = build_on(
+        &rig.net,
+        &other,
+        Slot(11),
+        vec![vec![rig.net.transfer(5, 0, 1)]],
+        rig.net.proposer(Slot(11)).clone(),
+    );
+    match rig.process(&rival.blocks[0], deadline).await {
+        BlockOutcome::Refused(BlockRejection::BlockNumberAlreadyExists { number: 1, stored }) => {
+            assert_eq!(stored, later.blocks[0].header.hash());
+        }
+        other => panic!("{other:?}"),
+    }
+}
+
+#[tokio::test]
+async fn txs_neither_embedded_pooled_nor_served_are_not_available() {
+    let rig = Rig::new().await;
+    let proposal = rig.proposal();
+    let mut stripped = proposal.blocks[0].clone();
+    let kept = stripped.txs.remove(0);
+    stripped.txs.clear();
+    // One of the two is in the pool, the other nowhere (no peers).
+    rig.validator.state.submit_tx(kept).await.unwrap();
+    let rejection = rig.refused(&stripped, rig.deadline()).await;
+    assert!(
+        matches!(rejection, BlockRejection::TxsNotAvailable { missing: 1 }),
+        "{rejection}"
+    );
+    // With both pooled it goes through.
+    rig.validator
+        .state
+        .submit_tx(proposal.blocks[0].txs[1].clone())
+        .await
+        .unwrap();
+    assert!(matches!(
+        rig.process(&stripped, rig.deadline()).await,
+        BlockOutcome::Stored(_)
+    ));
+}
+
+#[tokio::test]
+async fn a_block_not_re_executed_by_the_deadline_times_out() {
+    let rig = Rig::new().await;
+    let proposal = rig.proposal();
+    let rejection = rig.refused(&proposal.blocks[0], rig.no_wait()).await;
+    assert!(
+        matches!(
+            rejection,
+            BlockRejection::Timeout {
+                processed: 0,
+                total: 2
+            }
+        ),
+        "{rejection}"
+    );
+    assert!(!rejection.is_slashable());
+}
+
+#[tokio::test]
+async fn a_parent_the_world_state_cannot_reach_is_an_initial_state_mismatch() {
+    let rig = Rig::new().await;
+    let two = build(
+        &rig.net,
+        &rig.proposer,
+        TARGET,
+        vec![
+            vec![rig.net.transfer(6, 0, 1)],
+            vec![rig.net.transfer(6, 1, 1)],
+        ],
+    );
+    // Block 1 stored with a wrong state root: the validator's follower stalls on it.
+    let mut header = two.blocks[0].header.clone();
+    header.state_root = B256::repeat_byte(0x13);
+    let mut bad = two.clone();
+    bad.blocks[0].header = header;
+    bad.resign_block(&rig.net, 0);
+    rig.validator
+        .archiver
+        .add_block(bad.stored_block(0))
+        .await
+        .unwrap();
+    // Block 2 builds on the stored block 1 (the proposer's own header tampered the same way).
+    let mut on_bad = two.clone();
+    on_bad.blocks[1].header.last_archive_root = bad.blocks[0].archive_root;
+    on_bad.archives[1] = {
+        let mut archive = bad.archives[0].clone();
+        archive.append(bad.blocks[0].header.hash()).unwrap();
+        archive
+    };
+    on_bad.resign_block(&rig.net, 1);
+    match rig.process(&on_bad.blocks[1], rig.no_wait()).await {
+        BlockOutcome::Refused(BlockRejection::InitialStateMismatch { parent: 1 }) => {}
+        other => panic!("{other:?}"),
+    }
+}
