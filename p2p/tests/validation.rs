@@ -533,25 +533,41 @@ fn cheap_checks_come_before_the_tx_hash_check() {
         matches!(result, Err(GossipInvalid::WrongProposer { .. })),
         "{result:?}"
     );
-    // An index no checkpoint reaches is refused before any signature work.
-    let mut header = net.header(TARGET, 0, &[]);
-    header.index_within_checkpoint = MAX_BLOCKS_PER_CHECKPOINT as u32;
-    let far = tandem_proto::BlockProposal::sign(
-        header,
-        Default::default(),
-        vec![],
-        &net.domain,
-        net.proposer(TARGET),
+    // An index no checkpoint reaches under the time model (⌈S / D⌉ = 10 blocks here, far
+    // below the protocol's hard cap) is refused before any signature work.
+    let per_slot = net.windows.max_blocks_per_checkpoint();
+    assert_eq!(per_slot, 10);
+    assert!((per_slot as usize) < MAX_BLOCKS_PER_CHECKPOINT);
+    let far_block = |index| {
+        let mut header = net.header(TARGET, 0, &[]);
+        header.index_within_checkpoint = index;
+        tandem_proto::BlockProposal::sign(
+            header,
+            Default::default(),
+            vec![],
+            &net.domain,
+            net.proposer(TARGET),
+        )
+    };
+    let result = pipeline.accept(
+        GossipKind::BlockProposal,
+        &far_block(per_slot).to_wire_bytes(),
+        now,
     );
-    let result = pipeline.accept(GossipKind::BlockProposal, &far.to_wire_bytes(), now);
     assert_eq!(
         result.as_ref().unwrap_err(),
         &GossipInvalid::IndexTooLarge {
-            index: MAX_BLOCKS_PER_CHECKPOINT as u32,
-            limit: MAX_BLOCKS_PER_CHECKPOINT
+            index: per_slot,
+            limit: per_slot as usize
         }
     );
     assert_eq!(verdict(&result), REJECT_MID);
+    let last = pipeline.accept(
+        GossipKind::BlockProposal,
+        &far_block(per_slot - 1).to_wire_bytes(),
+        now,
+    );
+    assert!(last.is_ok(), "{last:?}");
 }
 
 #[test]

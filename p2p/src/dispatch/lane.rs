@@ -9,6 +9,11 @@ use tandem_proto::{BlockProposal, CheckpointProposal, time::Timestamp};
 
 use crate::verified::Verified;
 
+/// Most missing blocks a lane asks for at once: the next few from where it stands. The lane
+/// can only move on with its next index, so asking for a whole gap at once (up to a checkpoint's
+/// last index) only multiplies requests; the rest is asked for once those arrive.
+pub(super) const MAX_FETCH_AHEAD: u32 = 4;
+
 /// Work for a handler.
 #[derive(Debug)]
 pub(super) enum Work {
@@ -128,7 +133,7 @@ impl Lane {
     }
 
     /// Block indices the lane waits for: from the next one up to (not including) the first
-    /// block it holds, or up to the checkpoint's last block.
+    /// block it holds, or up to the checkpoint's last block; at most [`MAX_FETCH_AHEAD`].
     pub(super) fn missing(&self) -> Option<std::ops::Range<u32>> {
         if self.busy || self.done || self.blocks.contains_key(&self.next_index) {
             return None;
@@ -138,7 +143,7 @@ impl Lane {
             (None, Some((last_index, _))) if *last_index >= self.next_index => last_index + 1,
             _ => return None,
         };
-        Some(self.next_index..upper)
+        Some(self.next_index..upper.min(self.next_index.saturating_add(MAX_FETCH_AHEAD)))
     }
 
     /// Accepted proposals still waiting: blocks, and whether the checkpoint is among them.
@@ -195,6 +200,11 @@ mod tests {
         assert_eq!(lane.missing(), Some(0..1));
         assert!(lane.push_block(block(0)));
         assert_eq!(lane.missing(), None);
+
+        // A far gap is asked for a few blocks at a time, never all at once.
+        let mut far = Lane::new(Timestamp(1));
+        assert!(far.push_block(block(900)));
+        assert_eq!(far.missing(), Some(0..MAX_FETCH_AHEAD));
         assert_eq!(
             run(&mut lane),
             ["block 0", "block 1", "block 2", "checkpoint"]

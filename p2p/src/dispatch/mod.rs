@@ -389,10 +389,12 @@ async fn fetch_missing(
     peer: Option<PeerId>,
 ) {
     let (slot, proposer) = key;
-    let requests = missing.map(|index| async move {
+    // The first index goes to the peer that sent a later proposal; the others to whichever
+    // peers have room (the swarm spreads them and keeps within this node's budget per peer).
+    let requests = missing.enumerate().map(|(position, index)| async move {
         let (reply, response) = oneshot::channel();
         let command = SwarmCommand::RequestBlockProposals {
-            peer,
+            peer: peer.filter(|_| position == 0),
             query: BlockQuery::SlotIndex { slot, index },
             reply,
         };

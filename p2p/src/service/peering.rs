@@ -231,8 +231,8 @@ impl P2pService {
     }
 
     pub(super) fn on_connection_closed(&mut self, peer: PeerId) {
+        // Rate-limit budgets are kept: a reconnect must not refill them.
         self.peering.directions.remove(&peer);
-        self.limiters.remove(&peer);
     }
 
     pub(super) fn on_identify(&mut self, event: identify::Event) {

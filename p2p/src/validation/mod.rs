@@ -68,6 +68,9 @@ pub struct GossipValidator {
     committee: Arc<dyn CommitteeSource>,
     tx_rules: TxRules,
     max_txs_per_block: usize,
+    /// Indices at or above this are refused: more blocks than the time model lets a
+    /// checkpoint hold (and than a lane would buffer or fetch).
+    max_blocks_per_checkpoint: usize,
 }
 
 impl std::fmt::Debug for GossipValidator {
@@ -96,6 +99,9 @@ impl GossipValidator {
             committee,
             tx_rules,
             max_txs_per_block,
+            max_blocks_per_checkpoint: usize::try_from(windows.max_blocks_per_checkpoint())
+                .unwrap_or(usize::MAX)
+                .min(MAX_BLOCKS_PER_CHECKPOINT),
         }
     }
 
@@ -209,11 +215,9 @@ impl GossipValidator {
             });
         }
         let index = proposal.header.index_within_checkpoint;
-        if usize::try_from(index).map_or(true, |index| index >= MAX_BLOCKS_PER_CHECKPOINT) {
-            return Err(GossipInvalid::IndexTooLarge {
-                index,
-                limit: MAX_BLOCKS_PER_CHECKPOINT,
-            });
+        let limit = self.max_blocks_per_checkpoint;
+        if usize::try_from(index).map_or(true, |index| index >= limit) {
+            return Err(GossipInvalid::IndexTooLarge { index, limit });
         }
         if proposal.tx_hashes.len() > self.max_txs_per_block {
             return Err(GossipInvalid::TooManyTxs {

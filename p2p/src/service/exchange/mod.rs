@@ -13,7 +13,7 @@ use libp2p::{
     PeerId,
     request_response::{self, InboundFailure, OutboundRequestId, ResponseChannel},
 };
-use tandem_proto::{B256, Tx};
+use tandem_proto::{B256, Tx, time::Timestamp};
 use tokio::sync::oneshot;
 
 use super::{Answer, Behaviour, P2pService, SwarmCommand};
@@ -23,9 +23,10 @@ use crate::{
     metrics,
     recent::RecentProposals,
     reqresp::{
-        BlockQuery, BlocksByRangeRequest, ChainProvider, Frame, FrameCodec, ProposedChainRequest,
-        RateLimiter, Response, ResponseItem, ResponseStatus, ServedBlock, TxsByHashRequest,
-        cap_response,
+        BlockQuery, BlocksByRangeRequest, CLIENT_BLOCKS_RATE_LIMIT, CLIENT_TXS_RATE_LIMIT,
+        ChainProvider, FREE_REFUSALS, Frame, FrameCodec, MAX_OUTSTANDING_PER_PEER,
+        ProposedChainRequest, RateLimiter, Response, ResponseItem, ResponseStatus, ServedBlock,
+        TxsByHashRequest, cap_response,
     },
     scoring::PeerAction,
 };
@@ -53,6 +54,8 @@ pub(super) trait Exchange: Sized + 'static {
         behaviour: &mut Behaviour,
     ) -> &mut request_response::Behaviour<FrameCodec<Self::Request, Self::Item>>;
     fn limiter(limiters: &mut Limiters) -> &mut RateLimiter;
+    /// This node's own budget for asking one peer (below any honest server's).
+    fn client_limiter(limiters: &mut Limiters) -> &mut RateLimiter;
     fn pending(pending: &mut PendingRequests) -> &mut HashMap<OutboundRequestId, Pending<Self>>;
     fn valid(request: &Self::Request) -> bool;
     /// Budget taken from the asking peer's bucket.
@@ -84,11 +87,27 @@ pub(super) struct PendingRequests {
     chain: HashMap<OutboundRequestId, Pending<ChainExchange>>,
 }
 
-/// Per-peer budgets: gossiped txs, and requests this node serves.
+impl PendingRequests {
+    /// Requests outstanding at `peer` (all protocols).
+    fn outstanding(&self, peer: PeerId) -> usize {
+        let at = |peers: &mut dyn Iterator<Item = PeerId>| peers.filter(|p| *p == peer).count();
+        at(&mut self.txs.values().map(|pending| pending.peer))
+            + at(&mut self.blocks.values().map(|pending| pending.peer))
+            + at(&mut self.proposals.values().map(|pending| pending.peer))
+            + at(&mut self.chain.values().map(|pending| pending.peer))
+    }
+}
+
+/// Per-peer budgets: gossiped txs, requests this node serves, what this node asks of each
+/// peer, and refusals a requester gets for free. All outlive disconnects (see
+/// [`RateLimiter`]), so reconnecting does not refill a budget.
 pub(super) struct Limiters {
     pub(super) tx_gossip: RateLimiter,
     txs: RateLimiter,
     blocks: RateLimiter,
+    client_txs: RateLimiter,
+    client_blocks: RateLimiter,
+    free_refusals: RateLimiter,
 }
 
 impl Limiters {
@@ -97,13 +116,10 @@ impl Limiters {
             tx_gossip: RateLimiter::new(config.tx_gossip_rate_limit),
             txs: RateLimiter::new(config.txs_rate_limit),
             blocks: RateLimiter::new(config.blocks_rate_limit),
+            client_txs: RateLimiter::new(CLIENT_TXS_RATE_LIMIT),
+            client_blocks: RateLimiter::new(CLIENT_BLOCKS_RATE_LIMIT),
+            free_refusals: RateLimiter::new(FREE_REFUSALS),
         }
-    }
-
-    pub(super) fn remove(&mut self, peer: &PeerId) {
-        self.tx_gossip.remove(peer);
-        self.txs.remove(peer);
-        self.blocks.remove(peer);
     }
 }
 
@@ -159,8 +175,21 @@ impl P2pService {
             )));
             return;
         }
-        let Some(peer) = peer.or_else(|| self.pick_peer()) else {
-            let _ = reply.send(Err(RequestError::NoPeers));
+        // The chosen peer if it has room for one more request from this node, else the next
+        // one that has: requests spread over peers and stay inside every peer's budget.
+        let now = self.now();
+        let cost = E::cost(&request);
+        let chosen = match peer {
+            Some(peer) if self.may_ask::<E>(peer, cost, now) => Some(peer),
+            _ => self.pick_peer::<E>(cost, now),
+        };
+        let Some(peer) = chosen else {
+            let error = if self.swarm.connected_peers().next().is_none() {
+                RequestError::NoPeers
+            } else {
+                RequestError::Throttled
+            };
+            let _ = reply.send(Err(error));
             return;
         };
         let id = E::behaviour(self.swarm.behaviour_mut()).send_request(&peer, request);
@@ -174,16 +203,25 @@ impl P2pService {
         );
     }
 
-    /// A connected peer, round robin, so requests spread over peers.
-    fn pick_peer(&mut self) -> Option<PeerId> {
-        let count = self.swarm.connected_peers().count();
-        if count == 0 {
+    /// Whether this node may send `peer` one more request of `cost` (and takes the budget).
+    fn may_ask<E: Exchange>(&mut self, peer: PeerId, cost: f64, now: Timestamp) -> bool {
+        self.swarm.is_connected(&peer)
+            && self.pending.outstanding(peer) < MAX_OUTSTANDING_PER_PEER
+            && E::client_limiter(&mut self.limiters).allow(peer, cost, now)
+    }
+
+    /// A connected peer with room for the request, round robin from the last one asked, so
+    /// requests spread over peers.
+    fn pick_peer<E: Exchange>(&mut self, cost: f64, now: Timestamp) -> Option<PeerId> {
+        let peers: Vec<PeerId> = self.swarm.connected_peers().copied().collect();
+        if peers.is_empty() {
             return None;
         }
         self.next_peer = self.next_peer.wrapping_add(1);
-        self.swarm
-            .connected_peers()
-            .nth(self.next_peer % count)
+        let start = self.next_peer % peers.len();
+        let mut order = peers[start..].iter().chain(&peers[..start]);
+        order
+            .find(|peer| self.may_ask::<E>(**peer, cost, now))
             .copied()
     }
 
@@ -247,13 +285,16 @@ impl P2pService {
         let refusal = if !E::valid(&request) {
             Some((
                 ResponseStatus::InvalidRequest,
-                PeerAction::MidToleranceError,
+                Some(PeerAction::MidToleranceError),
                 "invalid",
             ))
         } else if !E::limiter(&mut self.limiters).allow(peer, E::cost(&request), now) {
+            // A well-formed request over budget is refused; it costs the requester points only
+            // once it has used up its free refusals (it keeps asking far past its budget).
+            let free = self.limiters.free_refusals.allow(peer, 1.0, now);
             Some((
                 ResponseStatus::RateLimited,
-                PeerAction::HighToleranceError,
+                (!free).then_some(PeerAction::HighToleranceError),
                 "rate_limited",
             ))
         } else {
@@ -261,7 +302,9 @@ impl P2pService {
         };
         if let Some((status, action, label)) = refusal {
             metrics::request(E::NAME, "inbound", label);
-            self.penalize(peer, action);
+            if let Some(action) = action {
+                self.penalize(peer, action);
+            }
             let _ = E::behaviour(self.swarm.behaviour_mut())
                 .send_response(channel, Response::error(status));
             return;
@@ -276,7 +319,11 @@ impl P2pService {
         // The store may be slow: answer from a (supervised) task, then hand the response back.
         self.servers.spawn(async move {
             let mut response = serving.await;
-            response.items = cap_response(response.items);
+            // Encoding every item to cap the response is CPU work: off the async workers.
+            let items = std::mem::take(&mut response.items);
+            response.items = tokio::task::spawn_blocking(move || cap_response(items))
+                .await
+                .unwrap_or_default();
             let _ = respond.send(E::respond(channel, response)).await;
         });
     }

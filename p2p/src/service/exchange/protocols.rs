@@ -1,7 +1,10 @@
 //! The four request/response protocols as [`Exchange`]s: what each serves, what it costs the
 //! asking peer, and which answers are lawful.
 
-use std::collections::{HashMap, HashSet};
+use std::{
+    collections::{HashMap, HashSet},
+    sync::Arc,
+};
 
 use futures::{FutureExt, future::BoxFuture};
 use libp2p::request_response::{self, OutboundRequestId, ResponseChannel};
@@ -47,6 +50,10 @@ impl Exchange for TxsExchange {
 
     fn limiter(limiters: &mut Limiters) -> &mut RateLimiter {
         &mut limiters.txs
+    }
+
+    fn client_limiter(limiters: &mut Limiters) -> &mut RateLimiter {
+        &mut limiters.client_txs
     }
 
     fn pending(pending: &mut PendingRequests) -> &mut HashMap<OutboundRequestId, Pending<Self>> {
@@ -122,6 +129,10 @@ impl Exchange for BlocksExchange {
         &mut limiters.blocks
     }
 
+    fn client_limiter(limiters: &mut Limiters) -> &mut RateLimiter {
+        &mut limiters.client_blocks
+    }
+
     fn pending(pending: &mut PendingRequests) -> &mut HashMap<OutboundRequestId, Pending<Self>> {
         &mut pending.blocks
     }
@@ -176,6 +187,10 @@ impl Exchange for ProposalsExchange {
         &mut limiters.blocks
     }
 
+    fn client_limiter(limiters: &mut Limiters) -> &mut RateLimiter {
+        &mut limiters.client_blocks
+    }
+
     fn pending(pending: &mut PendingRequests) -> &mut HashMap<OutboundRequestId, Pending<Self>> {
         &mut pending.proposals
     }
@@ -184,26 +199,35 @@ impl Exchange for ProposalsExchange {
         true
     }
 
+    /// Charged for the most it may return (a proposal per proposer of the slot), not 1: a
+    /// 40-byte query may be answered with several large proposals.
     fn cost(_: &BlockQuery) -> f64 {
-        1.0
+        MAX_PROPOSALS_PER_RESPONSE as f64
     }
 
     fn serve(
         context: &ServeContext,
         query: BlockQuery,
     ) -> BoxFuture<'static, Response<ServedBlock>> {
-        // Recent gossip first: it may not be stored anywhere yet.
-        let recent: Vec<ServedBlock> = lock(&context.recent)
-            .find(&query)
-            .iter()
-            .map(|proposal| ServedBlock::from_proposal(proposal))
-            .collect();
-        if !recent.is_empty() {
-            return async move { Response::ok(recent) }.boxed();
-        }
-        let stored = from_store(context.provider.block_proposals(query));
+        let recent = Arc::clone(&context.recent);
+        let provider = Arc::clone(&context.provider);
+        // The lookup and the copies of recent proposals happen in the server task, off the
+        // swarm task.
         async move {
-            let mut response = stored.await;
+            // Recent gossip first: it may not be stored anywhere yet.
+            let found = lock(&recent).find(&query);
+            if !found.is_empty() {
+                let recent = tokio::task::spawn_blocking(move || {
+                    found
+                        .iter()
+                        .map(|proposal| ServedBlock::from_proposal(proposal))
+                        .collect()
+                })
+                .await
+                .unwrap_or_default();
+                return Response::ok(recent);
+            }
+            let mut response = from_store(provider.block_proposals(query)).await;
             response.items.truncate(MAX_PROPOSALS_PER_RESPONSE);
             response
         }
@@ -257,6 +281,10 @@ impl Exchange for ChainExchange {
 
     fn limiter(limiters: &mut Limiters) -> &mut RateLimiter {
         &mut limiters.blocks
+    }
+
+    fn client_limiter(limiters: &mut Limiters) -> &mut RateLimiter {
+        &mut limiters.client_blocks
     }
 
     fn pending(pending: &mut PendingRequests) -> &mut HashMap<OutboundRequestId, Pending<Self>> {
