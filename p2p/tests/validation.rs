@@ -623,3 +623,46 @@ fn equivocation_evidence_can_be_verified_by_anyone() {
     };
     assert!(evidence[0].verify(&other).is_err());
 }
+
+#[test]
+fn a_re_encoded_copy_is_rejected_so_it_cannot_pose_as_a_new_message() {
+    let (net, mut pipeline, now) = setup();
+    let proposer = net.proposer(TARGET);
+    let block = net.block(TARGET, 0, vec![net.tx(0)], proposer);
+    let checkpoint = net.checkpoint(TARGET, block.clone(), 0, proposer);
+    let attestation = net.attestation(&checkpoint, &net.attesters(TARGET)[0]);
+    // An unknown field (number 15, varint 1) appended: prost decodes it to the same message,
+    // but the bytes — and so the message id — differ.
+    let padded = |mut bytes: Vec<u8>| {
+        bytes.extend_from_slice(&[0x78, 0x01]);
+        bytes
+    };
+    for (kind, bytes, name) in [
+        (GossipKind::Tx, net.tx(1).to_wire_bytes(), "Tx"),
+        (
+            GossipKind::BlockProposal,
+            block.to_wire_bytes(),
+            "BlockProposal",
+        ),
+        (
+            GossipKind::CheckpointProposal,
+            checkpoint.to_wire_bytes(),
+            "CheckpointProposal",
+        ),
+        (
+            GossipKind::CheckpointAttestation,
+            attestation.to_wire_bytes(),
+            "CheckpointAttestation",
+        ),
+    ] {
+        let result = pipeline.accept(kind, &padded(bytes.clone()), now);
+        assert!(
+            matches!(&result, Err(GossipInvalid::NonCanonical(message)) if message.contains(name)),
+            "{kind:?}: {result:?}"
+        );
+        assert_eq!(verdict(&result), REJECT_LOW, "{kind:?}");
+        // The canonical bytes themselves are accepted.
+        let canonical = pipeline.accept(kind, &bytes, now);
+        assert!(canonical.is_ok(), "{kind:?}: {canonical:?}");
+    }
+}
