@@ -122,6 +122,10 @@ pub(crate) fn connection_denied() {
     counter!("p2p_connections_denied_total").increment(1);
 }
 
+pub(crate) fn discovery_dial_failed() {
+    counter!("p2p_discovery_dial_failures_total").increment(1);
+}
+
 pub(crate) fn discovery_dial() {
     counter!("p2p_discovery_dials_total").increment(1);
 }

@@ -113,7 +113,10 @@ pub(super) fn build_swarm(
     let mut kad_config = kad::Config::new(protocols.kad.clone());
     kad_config
         .set_query_timeout(KAD_QUERY_TIMEOUT)
-        .set_periodic_bootstrap_interval(None);
+        .set_periodic_bootstrap_interval(None)
+        // The node keeps no DHT records or providers: inbound ones are handed to the behaviour's
+        // events, which drop them, instead of filling the store (and being re-replicated).
+        .set_record_filtering(kad::StoreInserts::FilterBoth);
     if let Some(parallelism) = NonZeroUsize::new(3) {
         kad_config.set_parallelism(parallelism);
     }
