@@ -9,6 +9,7 @@ use tandem_proto::{
 };
 
 use crate::{
+    error::P2pError,
     reqresp::{BLOCKS_RATE_LIMIT, RateLimit, TXS_RATE_LIMIT},
     scoring::DEFAULT_BAN_DURATION,
     topics::GossipKind,
@@ -136,6 +137,37 @@ pub struct P2pConfig {
     pub ip_colocation_whitelist: HashSet<IpAddr>,
 }
 
+impl P2pConfig {
+    /// Refuses settings the service cannot run with (they would panic a channel or a timer, or
+    /// leave no room for inbound peers), naming the setting.
+    pub fn validate(&self) -> Result<(), P2pError> {
+        if self.outbound_peers >= self.max_peers {
+            return Err(P2pError::InvalidConfig(
+                "outbound_peers must be less than max_peers (the rest is for inbound peers)",
+            ));
+        }
+        if self.handler_queue_capacity == 0 {
+            return Err(P2pError::InvalidConfig(
+                "handler_queue_capacity must be at least 1",
+            ));
+        }
+        if self.maintenance_interval.is_zero() || self.heartbeat_interval.is_zero() {
+            return Err(P2pError::InvalidConfig(
+                "maintenance_interval and heartbeat_interval must be above zero",
+            ));
+        }
+        if GossipKind::ALL
+            .iter()
+            .any(|kind| self.queues.get(*kind).messages == 0)
+        {
+            return Err(P2pError::InvalidConfig(
+                "every gossip queue must hold at least one message",
+            ));
+        }
+        Ok(())
+    }
+}
+
 impl Default for P2pConfig {
     fn default() -> Self {
         Self {
@@ -192,5 +224,40 @@ impl NetworkParams {
             tx_rules,
             max_txs_per_block: MAX_TXS_PER_BLOCK,
         }
+    }
+}
+
+#[cfg(test)]
+mod validation_tests {
+    use super::*;
+
+    #[test]
+    fn settings_that_would_panic_or_starve_the_service_are_refused() {
+        assert!(P2pConfig::default().validate().is_ok());
+        let refused =
+            |config: P2pConfig| matches!(config.validate(), Err(P2pError::InvalidConfig(_)));
+        assert!(refused(P2pConfig {
+            handler_queue_capacity: 0,
+            ..P2pConfig::default()
+        }));
+        assert!(refused(P2pConfig {
+            maintenance_interval: Duration::ZERO,
+            ..P2pConfig::default()
+        }));
+        assert!(refused(P2pConfig {
+            heartbeat_interval: Duration::ZERO,
+            ..P2pConfig::default()
+        }));
+        assert!(refused(P2pConfig {
+            max_peers: 10,
+            outbound_peers: 10,
+            ..P2pConfig::default()
+        }));
+        let mut queues = QueueLimits::default();
+        queues.attestation.messages = 0;
+        assert!(refused(P2pConfig {
+            queues,
+            ..P2pConfig::default()
+        }));
     }
 }

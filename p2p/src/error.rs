@@ -92,6 +92,10 @@ pub enum RequestError {
     /// No connected peer to ask.
     #[error("no connected peer to ask")]
     NoPeers,
+    /// Every connected peer already has as many requests from this node as it may take (this
+    /// node's own budget per peer); try again later.
+    #[error("every peer has as many requests from this node as it may take")]
+    Throttled,
     /// The request broke a local rule before being sent.
     #[error("invalid request: {0}")]
     Invalid(&'static str),

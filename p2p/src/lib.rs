@@ -38,7 +38,7 @@ pub use config::{
     DEFAULT_HANDLER_QUEUE_CAPACITY, NetworkParams, P2pConfig, PROCESSOR_COMMAND_CAPACITY,
     QueueLimit, QueueLimits, SWARM_COMMAND_CAPACITY, TX_GOSSIP_RATE_LIMIT,
 };
-pub use dispatch::MISSING_BLOCK_GRACE;
+pub use dispatch::{MAX_DISPATCH_BYTES, MISSING_BLOCK_GRACE};
 pub use error::{P2pError, PublishError, RequestError};
 pub use events::{HandlerKind, P2pEvent};
 pub use evidence::{Duty, Equivocation, EvidenceError, SignedMessage};

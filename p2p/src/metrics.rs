@@ -87,6 +87,16 @@ pub(crate) fn handler_expired(count: usize) {
     counter!("p2p_handler_expired_total").increment(count as u64);
 }
 
+/// A block a lane could not hold within its byte bounds (it is fetched again when due).
+pub(crate) fn dispatch_over_budget() {
+    counter!("p2p_dispatch_over_budget_total").increment(1);
+}
+
+/// Bytes of blocks the lanes hold.
+pub(crate) fn dispatch_bytes(bytes: usize) {
+    gauge!("p2p_dispatch_held_bytes").set(bytes as f64);
+}
+
 pub(crate) fn dispatch_lanes(count: usize) {
     gauge!("p2p_dispatch_lanes").set(count as f64);
 }
@@ -110,6 +120,10 @@ pub(crate) fn peer_directions(outbound: usize, inbound: usize) {
 
 pub(crate) fn connection_denied() {
     counter!("p2p_connections_denied_total").increment(1);
+}
+
+pub(crate) fn discovery_dial_failed() {
+    counter!("p2p_discovery_dial_failures_total").increment(1);
 }
 
 pub(crate) fn discovery_dial() {

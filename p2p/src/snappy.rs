@@ -1,7 +1,8 @@
 //! Snappy on gossip payloads. Compression happens where a message is published (off the swarm
 //! task); decompression happens in validation, where the forwarding peer is known, so a bad
 //! frame or a decompression bomb costs that peer points like any other undecodable message.
-//! Message ids are computed over the compressed bytes gossipsub carries.
+//! Message ids are computed over the decompressed bytes (`service::build`), so a re-compressed
+//! copy is the same message.
 
 use crate::topics::GossipKind;
 

@@ -631,25 +631,41 @@ fn cheap_checks_come_before_the_tx_hash_check() {
         matches!(result, Err(GossipInvalid::WrongProposer { .. })),
         "{result:?}"
     );
-    // An index no checkpoint reaches is refused before any signature work.
-    let mut header = net.header(TARGET, 0, &[]);
-    header.index_within_checkpoint = MAX_BLOCKS_PER_CHECKPOINT as u32;
-    let far = tandem_proto::BlockProposal::sign(
-        header,
-        Default::default(),
-        vec![],
-        &net.domain,
-        net.proposer(TARGET),
+    // An index no checkpoint reaches under the time model (⌈S / D⌉ = 10 blocks here, far
+    // below the protocol's hard cap) is refused before any signature work.
+    let per_slot = net.windows.max_blocks_per_checkpoint();
+    assert_eq!(per_slot, 10);
+    assert!((per_slot as usize) < MAX_BLOCKS_PER_CHECKPOINT);
+    let far_block = |index| {
+        let mut header = net.header(TARGET, 0, &[]);
+        header.index_within_checkpoint = index;
+        tandem_proto::BlockProposal::sign(
+            header,
+            Default::default(),
+            vec![],
+            &net.domain,
+            net.proposer(TARGET),
+        )
+    };
+    let result = pipeline.accept(
+        GossipKind::BlockProposal,
+        &far_block(per_slot).to_wire_bytes(),
+        now,
     );
-    let result = pipeline.accept(GossipKind::BlockProposal, &far.to_wire_bytes(), now);
     assert_eq!(
         result.as_ref().unwrap_err(),
         &GossipInvalid::IndexTooLarge {
-            index: MAX_BLOCKS_PER_CHECKPOINT as u32,
-            limit: MAX_BLOCKS_PER_CHECKPOINT
+            index: per_slot,
+            limit: per_slot as usize
         }
     );
     assert_eq!(verdict(&result), REJECT_MID);
+    let last = pipeline.accept(
+        GossipKind::BlockProposal,
+        &far_block(per_slot - 1).to_wire_bytes(),
+        now,
+    );
+    assert!(last.is_ok(), "{last:?}");
 }
 
 #[test]
@@ -704,4 +720,47 @@ fn equivocation_evidence_can_be_verified_by_anyone() {
         ..net.domain
     };
     assert!(evidence[0].verify(&other).is_err());
+}
+
+#[test]
+fn a_re_encoded_copy_is_rejected_so_it_cannot_pose_as_a_new_message() {
+    let (net, mut pipeline, now) = setup();
+    let proposer = net.proposer(TARGET);
+    let block = net.block(TARGET, 0, vec![net.tx(0)], proposer);
+    let checkpoint = net.checkpoint(TARGET, block.clone(), 0, proposer);
+    let attestation = net.attestation(&checkpoint, &net.attesters(TARGET)[0]);
+    // An unknown field (number 15, varint 1) appended: prost decodes it to the same message,
+    // but the bytes — and so the message id — differ.
+    let padded = |mut bytes: Vec<u8>| {
+        bytes.extend_from_slice(&[0x78, 0x01]);
+        bytes
+    };
+    for (kind, bytes, name) in [
+        (GossipKind::Tx, net.tx(1).to_wire_bytes(), "Tx"),
+        (
+            GossipKind::BlockProposal,
+            block.to_wire_bytes(),
+            "BlockProposal",
+        ),
+        (
+            GossipKind::CheckpointProposal,
+            checkpoint.to_wire_bytes(),
+            "CheckpointProposal",
+        ),
+        (
+            GossipKind::CheckpointAttestation,
+            attestation.to_wire_bytes(),
+            "CheckpointAttestation",
+        ),
+    ] {
+        let result = pipeline.accept(kind, &padded(bytes.clone()), now);
+        assert!(
+            matches!(&result, Err(GossipInvalid::NonCanonical(message)) if message.contains(name)),
+            "{kind:?}: {result:?}"
+        );
+        assert_eq!(verdict(&result), REJECT_LOW, "{kind:?}");
+        // The canonical bytes themselves are accepted.
+        let canonical = pipeline.accept(kind, &bytes, now);
+        assert!(canonical.is_ok(), "{kind:?}: {canonical:?}");
+    }
 }

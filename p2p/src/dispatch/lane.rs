@@ -9,6 +9,33 @@ use tandem_proto::{BlockProposal, CheckpointProposal, time::Timestamp};
 
 use crate::verified::Verified;
 
+/// Most missing blocks a lane asks for at once: the next few from where it stands. The lane
+/// can only move on with its next index, so asking for a whole gap at once (up to a checkpoint's
+/// last index) only multiplies requests; the rest is asked for once those arrive.
+pub(super) const MAX_FETCH_AHEAD: u32 = 4;
+
+/// Most bytes of blocks one lane holds while they wait for the blocks before them (a few
+/// full-size proposals). The block the lane needs next is always taken.
+pub(super) const MAX_LANE_BYTES: usize = 48 * 1024 * 1024;
+
+/// Memory a block proposal holds (txs are fixed size).
+pub(super) fn held_bytes(block: &BlockProposal) -> usize {
+    std::mem::size_of::<BlockProposal>()
+        + block.tx_hashes.len() * std::mem::size_of::<tandem_proto::B256>()
+        + block.txs.len() * std::mem::size_of::<tandem_proto::Tx>()
+}
+
+/// What became of a block offered to a lane.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Push {
+    Queued,
+    /// Its index was passed, or the checkpoint was handled already.
+    TooLate,
+    /// Holding it would pass the lane's or the dispatcher's byte bound: dropped, and fetched
+    /// again once the lane gets near it.
+    OverBudget,
+}
+
 /// Work for a handler.
 #[derive(Debug)]
 pub(super) enum Work {
@@ -40,6 +67,8 @@ pub(super) struct Lane {
     next_index: u32,
     blocks: BTreeMap<u32, Verified<BlockProposal>>,
     checkpoint: Option<(u32, Verified<CheckpointProposal>)>,
+    /// What `blocks` holds, by [`held_bytes`].
+    bytes: usize,
     busy: bool,
     done: bool,
     /// A peer that sent a later proposal, so likely has the missing one.
@@ -55,6 +84,7 @@ impl Lane {
             next_index: 0,
             blocks: BTreeMap::new(),
             checkpoint: None,
+            bytes: 0,
             busy: false,
             done: false,
             hint: None,
@@ -62,18 +92,31 @@ impl Lane {
         }
     }
 
-    /// Queues a block; `false` when it comes too late to be handled (its index was passed, or
-    /// the checkpoint was handled already).
-    pub(super) fn push_block(&mut self, block: Verified<BlockProposal>) -> bool {
+    /// Queues a block, unless it comes too late or holding it would pass [`MAX_LANE_BYTES`] or
+    /// the `room` the dispatcher has left over all lanes. The block the lane needs next is
+    /// always taken: it is handed out at once.
+    pub(super) fn push_block(&mut self, block: Verified<BlockProposal>, room: usize) -> Push {
         let index = block.header.index_within_checkpoint;
         if self.done || index < self.next_index || self.blocks.contains_key(&index) {
-            return false;
+            return Push::TooLate;
+        }
+        let size = held_bytes(&block);
+        if index != self.next_index
+            && (self.bytes.saturating_add(size) > MAX_LANE_BYTES || size > room)
+        {
+            return Push::OverBudget;
         }
         if block.source().is_some() {
             self.hint = block.source();
         }
+        self.bytes += size;
         self.blocks.insert(index, block);
-        true
+        Push::Queued
+    }
+
+    /// Bytes of blocks the lane holds.
+    pub(super) const fn bytes(&self) -> usize {
+        self.bytes
     }
 
     /// Queues the checkpoint, whose last block has index `last_index`.
@@ -98,6 +141,7 @@ impl Lane {
             return None;
         }
         if let Some(block) = self.blocks.remove(&self.next_index) {
+            self.bytes = self.bytes.saturating_sub(held_bytes(&block));
             self.busy = true;
             self.fetch = None;
             return Some(Work::Block(block));
@@ -123,12 +167,13 @@ impl Lane {
                 // Blocks past the checkpoint's last one are not part of it: never handled.
                 self.done = true;
                 self.blocks.clear();
+                self.bytes = 0;
             }
         }
     }
 
     /// Block indices the lane waits for: from the next one up to (not including) the first
-    /// block it holds, or up to the checkpoint's last block.
+    /// block it holds, or up to the checkpoint's last block; at most [`MAX_FETCH_AHEAD`].
     pub(super) fn missing(&self) -> Option<std::ops::Range<u32>> {
         if self.busy || self.done || self.blocks.contains_key(&self.next_index) {
             return None;
@@ -138,7 +183,7 @@ impl Lane {
             (None, Some((last_index, _))) if *last_index >= self.next_index => last_index + 1,
             _ => return None,
         };
-        Some(self.next_index..upper)
+        Some(self.next_index..upper.min(self.next_index.saturating_add(MAX_FETCH_AHEAD)))
     }
 
     /// Accepted proposals still waiting: blocks, and whether the checkpoint is among them.
@@ -187,28 +232,33 @@ mod tests {
     #[test]
     fn a_checkpoint_waits_for_the_blocks_before_it() {
         let mut lane = Lane::new(Timestamp(1));
-        assert!(lane.push_block(block(2)));
+        assert_eq!(Push::Queued, lane.push_block(block(2), usize::MAX));
         assert!(lane.push_checkpoint(2, checkpoint()));
         assert!(run(&mut lane).is_empty());
         assert_eq!(lane.missing(), Some(0..2));
-        assert!(lane.push_block(block(1)));
+        assert_eq!(Push::Queued, lane.push_block(block(1), usize::MAX));
         assert_eq!(lane.missing(), Some(0..1));
-        assert!(lane.push_block(block(0)));
+        assert_eq!(Push::Queued, lane.push_block(block(0), usize::MAX));
         assert_eq!(lane.missing(), None);
+
+        // A far gap is asked for a few blocks at a time, never all at once.
+        let mut far = Lane::new(Timestamp(1));
+        assert_eq!(Push::Queued, far.push_block(block(900), usize::MAX));
+        assert_eq!(far.missing(), Some(0..MAX_FETCH_AHEAD));
         assert_eq!(
             run(&mut lane),
             ["block 0", "block 1", "block 2", "checkpoint"]
         );
         assert_eq!(lane.unhandled(), (0, false));
         // Nothing more for this lane once its checkpoint was handled.
-        assert!(!lane.push_block(block(3)));
+        assert_eq!(Push::TooLate, lane.push_block(block(3), usize::MAX));
     }
 
     #[test]
     fn one_piece_of_work_at_a_time() {
         let mut lane = Lane::new(Timestamp(1));
-        lane.push_block(block(0));
-        lane.push_block(block(1));
+        let _ = lane.push_block(block(0), usize::MAX);
+        let _ = lane.push_block(block(1), usize::MAX);
         let Some(Work::Block(first)) = lane.next_work() else {
             panic!("block 0 first");
         };
@@ -222,18 +272,58 @@ mod tests {
         lane.finish(Finished::Block { index: 0 });
         assert_eq!(run(&mut lane), ["block 1"]);
         // A late copy of a handled block is not handled twice.
-        assert!(!lane.push_block(block(0)));
+        assert_eq!(Push::TooLate, lane.push_block(block(0), usize::MAX));
     }
 
     #[test]
     fn a_checkpoint_whose_blocks_were_handled_goes_at_once_and_later_blocks_are_dropped() {
         let mut lane = Lane::new(Timestamp(1));
-        lane.push_block(block(0));
-        lane.push_block(block(2));
+        let _ = lane.push_block(block(0), usize::MAX);
+        let _ = lane.push_block(block(2), usize::MAX);
         assert_eq!(run(&mut lane), ["block 0"]);
         assert_eq!(lane.missing(), Some(1..2));
         lane.push_checkpoint(0, checkpoint());
         assert_eq!(run(&mut lane), ["checkpoint"]);
         assert_eq!(lane.unhandled(), (0, false));
+    }
+}
+
+#[cfg(test)]
+mod bytes_tests {
+    use super::*;
+    use tandem_proto::{Address, Tx};
+
+    fn big_block(index: u32, txs: usize) -> Verified<BlockProposal> {
+        let mut proposal = BlockProposal::default();
+        proposal.header.index_within_checkpoint = index;
+        proposal.txs = vec![Tx::default(); txs];
+        Verified::new(proposal, Address::ZERO, Timestamp(0))
+    }
+
+    #[test]
+    fn a_lane_holds_a_bounded_number_of_bytes_but_always_takes_its_next_block() {
+        let txs = 4096;
+        let size = held_bytes(big_block(0, txs).message());
+        let fit = MAX_LANE_BYTES / size;
+        let mut lane = Lane::new(Timestamp(1));
+        // Block 0 is withheld: later blocks pile up only to the bound, and are counted.
+        let mut over = 0;
+        for index in 1..=u32::try_from(fit + 3).unwrap() {
+            match lane.push_block(big_block(index, txs), usize::MAX) {
+                Push::Queued => {}
+                Push::OverBudget => over += 1,
+                Push::TooLate => panic!("not late"),
+            }
+        }
+        assert_eq!(over, 3);
+        assert!(lane.bytes() <= MAX_LANE_BYTES);
+        assert_eq!(lane.unhandled().0, fit);
+        // The dispatcher's room over all lanes bounds it too.
+        assert_eq!(lane.push_block(big_block(900, 1), 0), Push::OverBudget);
+        // The block the lane waits for is taken even so, and handing it out frees its bytes.
+        assert_eq!(lane.push_block(big_block(0, txs), 0), Push::Queued);
+        let held = lane.bytes();
+        assert!(matches!(lane.next_work(), Some(Work::Block(_))));
+        assert_eq!(lane.bytes(), held - size);
     }
 }

@@ -42,7 +42,11 @@ use crate::{
     validation::GossipValidator,
     verified::Verified,
 };
-use lane::{Fetch, Finished, Lane, Work};
+use lane::{Fetch, Finished, Lane, Push, Work};
+
+/// Most bytes of accepted blocks all lanes together hold while they wait for earlier blocks;
+/// beyond it later blocks are dropped (and fetched again when their lane reaches them).
+pub const MAX_DISPATCH_BYTES: usize = 192 * 1024 * 1024;
 
 /// How long a lane waits for a missing block to arrive by gossip before asking peers.
 pub const MISSING_BLOCK_GRACE: Duration = Duration::from_millis(500);
@@ -146,26 +150,38 @@ impl Dispatcher {
             metrics::handler_expired(1);
             return;
         }
+        let held: usize = self.lanes.values().map(Lane::bytes).sum();
+        let room = MAX_DISPATCH_BYTES.saturating_sub(held);
         let lane = self.lanes.entry(key).or_insert_with(|| Lane::new(deadline));
-        let queued = match item {
-            DispatchItem::Block(block) => lane.push_block(block),
+        let (pushed, checkpoint_queued) = match item {
+            DispatchItem::Block(block) => (Some(lane.push_block(block, room)), true),
             DispatchItem::Checkpoint {
                 last_index,
                 last_block,
                 checkpoint,
             } => {
-                if let Some(block) = last_block {
-                    lane.push_block(block);
-                }
-                lane.push_checkpoint(last_index, checkpoint)
+                let pushed = last_block.map(|block| lane.push_block(block, room));
+                (pushed, lane.push_checkpoint(last_index, checkpoint))
             }
         };
-        if !queued {
-            tracing::debug!(slot = %slot, "proposal too late for its lane, not handled");
+        match pushed {
+            Some(Push::OverBudget) => {
+                tracing::debug!(slot = %slot, "lane over its byte bound: block dropped, fetched again when due");
+                metrics::dispatch_over_budget();
+            }
+            Some(Push::TooLate) => {
+                tracing::debug!(slot = %slot, "block too late for its lane, not handled");
+                metrics::handler_expired(1);
+            }
+            Some(Push::Queued) | None => {}
+        }
+        if !checkpoint_queued {
+            tracing::debug!(slot = %slot, "checkpoint too late for its lane, not handled");
             metrics::handler_expired(1);
         }
         self.schedule(key);
         metrics::dispatch_lanes(self.lanes.len());
+        metrics::dispatch_bytes(self.lanes.values().map(Lane::bytes).sum());
     }
 
     /// Starts the lane's next piece of work, if it is idle and has one.
@@ -389,10 +405,12 @@ async fn fetch_missing(
     peer: Option<PeerId>,
 ) {
     let (slot, proposer) = key;
-    let requests = missing.map(|index| async move {
+    // The first index goes to the peer that sent a later proposal; the others to whichever
+    // peers have room (the swarm spreads them and keeps within this node's budget per peer).
+    let requests = missing.enumerate().map(|(position, index)| async move {
         let (reply, response) = oneshot::channel();
         let command = SwarmCommand::RequestBlockProposals {
-            peer,
+            peer: peer.filter(|_| position == 0),
             query: BlockQuery::SlotIndex { slot, index },
             reply,
         };

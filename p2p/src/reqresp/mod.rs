@@ -225,8 +225,35 @@ pub const BLOCKS_RATE_LIMIT: RateLimit = RateLimit {
     per_second: 16.0,
 };
 
+/// What this node allows itself when asking one peer for txs: half the protocol's default
+/// server budget, so an honest requester stays inside a peer's limit with room to spare.
+pub const CLIENT_TXS_RATE_LIMIT: RateLimit = RateLimit {
+    burst: TXS_RATE_LIMIT.burst / 2.0,
+    per_second: TXS_RATE_LIMIT.per_second / 2.0,
+};
+/// What this node allows itself when asking one peer for blocks (see [`CLIENT_TXS_RATE_LIMIT`]).
+pub const CLIENT_BLOCKS_RATE_LIMIT: RateLimit = RateLimit {
+    burst: BLOCKS_RATE_LIMIT.burst / 2.0,
+    per_second: BLOCKS_RATE_LIMIT.per_second / 2.0,
+};
+/// Well-formed requests a server refuses for its rate limit without charging the requester:
+/// a peer with a lower limit than ours, or a burst of honest catch-up, is not misbehaving. Only
+/// a requester that keeps asking far past its budget loses points.
+pub const FREE_REFUSALS: RateLimit = RateLimit {
+    burst: 64.0,
+    per_second: 2.0,
+};
+/// Most requests this node has outstanding at one peer, per protocol family, so fetches spread
+/// over peers instead of piling onto one.
+pub const MAX_OUTSTANDING_PER_PEER: usize = 2;
+/// Most buckets one limiter keeps. Buckets outlive disconnects (a reconnect must not refill a
+/// budget), so they are bounded: full buckets are dropped first (a full bucket is the same as
+/// none), then the fullest.
+pub const MAX_RATE_BUCKETS: usize = 4096;
+
 /// Per-peer token buckets on the injected clock. Hand-written rather than a crate (governor):
-/// twenty lines, and it runs on `proto::time::Clock`, so tests drive it with a `ManualClock`.
+/// a few lines, and it runs on `proto::time::Clock`, so tests drive it with a `ManualClock`.
+/// Buckets are kept after a peer disconnects, so reconnecting does not reset a budget.
 #[derive(Debug)]
 pub(crate) struct RateLimiter {
     limit: RateLimit,
@@ -241,24 +268,45 @@ impl RateLimiter {
         }
     }
 
+    fn refilled(limit: RateLimit, (tokens, updated): (f64, Timestamp), now: Timestamp) -> f64 {
+        let elapsed = now.millis_since(updated).max(0) as f64 / 1000.0;
+        (tokens + elapsed * limit.per_second).min(limit.burst)
+    }
+
     /// Takes `cost` tokens from `peer`'s bucket if it has them.
     pub(crate) fn allow(&mut self, peer: PeerId, cost: f64, now: Timestamp) -> bool {
+        if !self.buckets.contains_key(&peer) && self.buckets.len() >= MAX_RATE_BUCKETS {
+            self.make_room(now);
+        }
         let limit = self.limit;
-        let (tokens, updated) = self.buckets.entry(peer).or_insert((limit.burst, now));
-        let elapsed = now.millis_since(*updated).max(0) as f64 / 1000.0;
-        *tokens = (*tokens + elapsed * limit.per_second).min(limit.burst);
-        *updated = now;
-        if *tokens >= cost {
-            *tokens -= cost;
-            true
-        } else {
-            false
+        let bucket = self.buckets.entry(peer).or_insert((limit.burst, now));
+        let tokens = Self::refilled(limit, *bucket, now);
+        let allowed = tokens >= cost;
+        *bucket = (if allowed { tokens - cost } else { tokens }, now);
+        allowed
+    }
+
+    /// Drops full buckets; if none is full, the fullest one.
+    fn make_room(&mut self, now: Timestamp) {
+        let limit = self.limit;
+        self.buckets
+            .retain(|_, bucket| Self::refilled(limit, *bucket, now) < limit.burst);
+        if self.buckets.len() >= MAX_RATE_BUCKETS
+            && let Some(fullest) = self
+                .buckets
+                .iter()
+                .max_by(|a, b| {
+                    Self::refilled(limit, *a.1, now).total_cmp(&Self::refilled(limit, *b.1, now))
+                })
+                .map(|(peer, _)| *peer)
+        {
+            self.buckets.remove(&fullest);
         }
     }
 
-    /// Forgets a disconnected peer.
-    pub(crate) fn remove(&mut self, peer: &PeerId) {
-        self.buckets.remove(peer);
+    #[cfg(test)]
+    fn len(&self) -> usize {
+        self.buckets.len()
     }
 }
 
@@ -293,6 +341,27 @@ mod tests {
         assert!(!limiter.allow(peer, 1.0, t0));
         assert!(limiter.allow(peer, 5.0, t0.saturating_add(Duration::from_secs(1))));
         assert!(limiter.allow(PeerId::random(), 10.0, t0));
+    }
+
+    #[test]
+    fn rate_limiter_keeps_budgets_bounded_and_drops_full_buckets_first() {
+        let mut limiter = RateLimiter::new(RateLimit {
+            burst: 10.0,
+            per_second: 1.0,
+        });
+        let t0 = Timestamp::from_secs(100);
+        let drained = PeerId::random();
+        assert!(limiter.allow(drained, 10.0, t0));
+        // Many peers that spent a little: the limiter never holds more than its cap, and the
+        // drained peer's bucket is the last to go.
+        for _ in 0..MAX_RATE_BUCKETS + 10 {
+            assert!(limiter.allow(PeerId::random(), 1.0, t0));
+        }
+        assert!(limiter.len() <= MAX_RATE_BUCKETS);
+        assert!(
+            !limiter.allow(drained, 1.0, t0),
+            "the drained budget survived"
+        );
     }
 
     #[test]

@@ -101,11 +101,16 @@ pub(crate) enum SegmentFault {
     Unverifiable(&'static str),
 }
 
-/// Blocks of one checkpoint served without signatures: checked against L1 as a whole.
+/// Consecutive served blocks of one checkpoint: checked against L1 as a whole when this node
+/// knows that checkpoint from L1, whatever the server attached.
 struct Group {
     checkpoint: u64,
     start: usize,
     end: usize,
+    /// Index within its checkpoint of the group's first block.
+    first_index: u32,
+    /// Whether every block carried a (valid) proposer signature.
+    signed: bool,
 }
 
 /// Checks a run of served blocks starting at `first_number` (right after the block whose
@@ -126,13 +131,26 @@ pub(crate) async fn verify_segment(
     let group_count = groups.len();
     for (position, group) in groups.into_iter().enumerate() {
         let trailing = position + 1 == group_count && group.end == blocks.len();
+        // Which blocks are checkpointed is decided by what this node knows from L1, not by
+        // whether the server attached signatures: an orphaned proposed block (its checkpoint
+        // never landed; the next slot reused its numbers) carries a valid signature too.
         let commitment = provider
             .l1_checkpoint(group.checkpoint)
             .await
-            .map_err(|_| SegmentFault::Unverifiable("the chain store could not answer"))?
-            .ok_or(SegmentFault::Unverifiable(
+            .map_err(|_| SegmentFault::Unverifiable("the chain store could not answer"))?;
+        let Some(commitment) = commitment else {
+            if group.signed {
+                continue;
+            }
+            return Err(SegmentFault::Unverifiable(
                 "a checkpoint served without signatures is not known from L1 here",
-            ))?;
+            ));
+        };
+        if group.first_index != 0 {
+            return Err(SegmentFault::Unverifiable(
+                "blocks start inside a checkpoint L1 has; ask from its first block",
+            ));
+        }
         let members = &blocks[group.start..group.end];
         let hashes: Vec<B256> = members.iter().map(|block| block.block().hash()).collect();
         let last_archive = members.last().map(ChainBlock::archive_root);
@@ -141,12 +159,13 @@ pub(crate) async fn verify_segment(
         {
             continue;
         }
-        if trailing {
+        if trailing && last_archive != Some(commitment.archive) {
+            // Possibly a checkpoint cut short by the range: not returned, not blamed.
             blocks.truncate(group.start);
             break;
         }
         return Err(SegmentFault::Bad(
-            "blocks served without signatures do not match L1's checkpoint",
+            "blocks do not match the checkpoint L1 committed to",
         ));
     }
     Ok(blocks)
@@ -186,30 +205,32 @@ fn check_links_and_signatures(
         }
         let proposer = match served.proposer_signature {
             Some(signature) => Some(check_proposer(validator, &served, signature)?),
-            None => {
-                let checkpoint = header.checkpoint_number;
-                let index = header.index_within_checkpoint;
-                match groups.last_mut() {
-                    Some(group) if group.checkpoint == checkpoint && group.end == position => {
-                        if index as usize != position - group.start {
-                            return Err(SegmentFault::Bad("block indices not consecutive"));
-                        }
-                        group.end = position + 1;
-                    }
-                    _ if index == 0 => groups.push(Group {
-                        checkpoint,
-                        start: position,
-                        end: position + 1,
-                    }),
-                    _ => {
-                        return Err(SegmentFault::Unverifiable(
-                            "blocks without signatures start inside a checkpoint; ask from its first block",
-                        ));
-                    }
-                }
-                None
-            }
+            None => None,
         };
+        let checkpoint = header.checkpoint_number;
+        let index = header.index_within_checkpoint;
+        match groups.last_mut() {
+            Some(group) if group.checkpoint == checkpoint => {
+                if index as usize != position - group.start + group.first_index as usize {
+                    return Err(SegmentFault::Bad("block indices not consecutive"));
+                }
+                group.end = position + 1;
+                group.signed &= proposer.is_some();
+            }
+            // Only the first group may start inside its checkpoint (the range started there).
+            Some(_) if index != 0 => {
+                return Err(SegmentFault::Bad(
+                    "a checkpoint that does not start at index 0",
+                ));
+            }
+            _ => groups.push(Group {
+                checkpoint,
+                start: position,
+                end: position + 1,
+                first_index: index,
+                signed: proposer.is_some(),
+            }),
+        }
         blocks.push(ChainBlock { served, proposer });
     }
     Ok((blocks, groups))

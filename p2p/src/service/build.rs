@@ -19,6 +19,7 @@ use crate::{
     error::P2pError,
     reqresp::{Protocols, REQUEST_TIMEOUT},
     scoring::{Colocation, peer_score_params, peer_score_thresholds},
+    snappy,
     topics::{GossipKind, Topics},
 };
 
@@ -37,14 +38,24 @@ fn history_length(heartbeat: Duration) -> usize {
     usize::try_from(heartbeats).unwrap_or(usize::MAX).max(5)
 }
 
-/// Content-addressed message id over the bytes gossipsub carries (compressed): the same message
-/// from any path is one message. SHA-256 (with the CPU's SHA extensions) because it runs on the
-/// swarm task over every message; keccak there cost ~2 ms per MiB.
+/// Content-addressed message id over the decompressed bytes: the same message from any path,
+/// however it was (re-)compressed, is one message, so gossipsub's duplicate cache drops copies
+/// before validation; validation refuses non-canonical protobuf, so the decompressed bytes are
+/// the content. A frame that does not decompress (within the largest topic's limit) gets an id
+/// over its raw bytes under another domain, and validation rejects it. SHA-256 (with the CPU's
+/// SHA extensions) because it runs on the swarm task over every message; keccak there cost
+/// ~2 ms per MiB.
 fn message_id(message: &gossipsub::Message) -> MessageId {
     use sha2::{Digest, Sha256};
+    let decompressed = snappy::decompress(GossipKind::CheckpointProposal, &message.data).ok();
+    let (domain, body): (&[u8], &[u8]) = match &decompressed {
+        Some(data) => (b"valid_snappy", data),
+        None => (b"invalid_snappy", &message.data),
+    };
     let digest = Sha256::new()
+        .chain_update(domain)
         .chain_update(message.topic.as_str().as_bytes())
-        .chain_update(&message.data)
+        .chain_update(body)
         .finalize();
     MessageId::from(&digest[..20])
 }
@@ -102,7 +113,10 @@ pub(super) fn build_swarm(
     let mut kad_config = kad::Config::new(protocols.kad.clone());
     kad_config
         .set_query_timeout(KAD_QUERY_TIMEOUT)
-        .set_periodic_bootstrap_interval(None);
+        .set_periodic_bootstrap_interval(None)
+        // The node keeps no DHT records or providers: inbound ones are handed to the behaviour's
+        // events, which drop them, instead of filling the store (and being re-replicated).
+        .set_record_filtering(kad::StoreInserts::FilterBoth);
     if let Some(parallelism) = NonZeroUsize::new(3) {
         kad_config.set_parallelism(parallelism);
     }
@@ -160,5 +174,56 @@ mod tests {
         assert_eq!(history_length(Duration::from_millis(700)), 5);
         assert_eq!(history_length(Duration::from_millis(200)), 20);
         assert_eq!(history_length(Duration::ZERO), 4000);
+    }
+
+    /// A valid snappy frame for `data` made of literal chunks only: not what the encoder emits,
+    /// the same bytes once decompressed.
+    fn literal_frame(data: &[u8]) -> Vec<u8> {
+        let mut frame = Vec::new();
+        let mut len = data.len();
+        loop {
+            let byte = (len & 0x7f) as u8;
+            len >>= 7;
+            if len == 0 {
+                frame.push(byte);
+                break;
+            }
+            frame.push(byte | 0x80);
+        }
+        for chunk in data.chunks(60) {
+            frame.push(((chunk.len() - 1) as u8) << 2);
+            frame.extend_from_slice(chunk);
+        }
+        frame
+    }
+
+    fn message(topic: &str, data: Vec<u8>) -> gossipsub::Message {
+        gossipsub::Message {
+            source: None,
+            data,
+            sequence_number: None,
+            topic: gossipsub::TopicHash::from_raw(topic),
+        }
+    }
+
+    #[test]
+    fn a_recompressed_copy_is_the_same_message() {
+        let payload: Vec<u8> = (0..500u32).map(|i| (i * 7 % 256) as u8).collect();
+        let canonical = snappy::compress(&payload);
+        let recompressed = literal_frame(&payload);
+        assert_ne!(canonical, recompressed);
+        assert_eq!(
+            snappy::decompress(GossipKind::Tx, &recompressed).unwrap(),
+            payload
+        );
+        let id = |data: &[u8]| message_id(&message("t", data.to_vec()));
+        assert_eq!(id(&canonical), id(&recompressed));
+        // Other content, or the same content on another topic, is another message.
+        let mut other = payload.clone();
+        other[0] ^= 1;
+        assert_ne!(id(&canonical), id(&snappy::compress(&other)));
+        assert_ne!(id(&canonical), message_id(&message("u", canonical.clone())));
+        // A frame that does not decompress is not confused with the payload it carries.
+        assert_ne!(id(&payload), id(&canonical));
     }
 }

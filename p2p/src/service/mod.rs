@@ -289,11 +289,7 @@ impl P2pService {
         network: NetworkParams,
         deps: P2pDeps,
     ) -> Result<(P2pHandle, Self), P2pError> {
-        if config.outbound_peers >= config.max_peers {
-            return Err(P2pError::InvalidConfig(
-                "outbound_peers must be less than max_peers (the rest is for inbound peers)",
-            ));
-        }
+        config.validate()?;
         let key = match &config.node_key_path {
             Some(path) => load_or_create_node_key(path)?,
             None => Keypair::generate_ed25519(),

@@ -34,8 +34,13 @@ pub(super) struct Peering {
     directions: HashMap<PeerId, bool>,
     /// Peers refused at the connection level (on the block list) because of their score.
     refused: HashSet<PeerId>,
-    candidates: HashMap<PeerId, Vec<Multiaddr>>,
+    /// Dial candidates and when each was last discovered (a sequence number): a failed dial
+    /// drops one, a full map evicts the stalest, a walk refreshes them.
+    candidates: HashMap<PeerId, (Vec<Multiaddr>, u64)>,
+    discovered: u64,
     walking: bool,
+    /// Salt of the random order candidates are tried in.
+    salt: PeerId,
     ticks: u32,
     outbound_target: usize,
     discovery: bool,
@@ -51,7 +56,9 @@ impl Peering {
             directions: HashMap::new(),
             refused: HashSet::new(),
             candidates: HashMap::new(),
+            discovered: 0,
             walking: false,
+            salt: PeerId::random(),
             ticks: 0,
             outbound_target: config.outbound_peers as usize,
             discovery: config.discovery,
@@ -77,6 +84,15 @@ impl Peering {
         let outbound = self.directions.values().filter(|dialed| **dialed).count();
         (outbound, self.directions.len() - outbound)
     }
+}
+
+/// A candidate's place in this tick's random order.
+fn shuffle_key(salt: &PeerId, peer: &PeerId) -> u64 {
+    use std::hash::{DefaultHasher, Hash, Hasher};
+    let mut hasher = DefaultHasher::new();
+    salt.hash(&mut hasher);
+    peer.hash(&mut hasher);
+    hasher.finish()
 }
 
 fn peer_of(addr: &Multiaddr) -> Option<PeerId> {
@@ -173,7 +189,7 @@ impl P2pService {
         if deficit > 0 {
             let local = *self.swarm.local_peer_id();
             let now = self.now();
-            let picks: Vec<(PeerId, Vec<Multiaddr>)> = self
+            let mut eligible: Vec<(u64, PeerId, Vec<Multiaddr>)> = self
                 .peering
                 .candidates
                 .iter()
@@ -183,9 +199,18 @@ impl P2pService {
                         && !self.peering.refused.contains(*peer)
                         && !self.peering.peers.is_banned(peer, now)
                 })
-                .take(deficit)
-                .map(|(peer, addrs)| (*peer, addrs.clone()))
+                .map(|(peer, (addrs, _))| {
+                    (shuffle_key(&self.peering.salt, peer), *peer, addrs.clone())
+                })
                 .collect();
+            // A fresh random order every tick (a hash under a new random salt), so a few
+            // unreachable candidates cannot take every attempt.
+            self.peering.salt = PeerId::random();
+            eligible.sort_unstable_by_key(|(key, _, _)| *key);
+            let picks = eligible
+                .into_iter()
+                .take(deficit)
+                .map(|(_, peer, addrs)| (peer, addrs));
             for (peer, addrs) in picks {
                 let opts = DialOpts::peer_id(peer)
                     .addresses(addrs)
@@ -231,8 +256,8 @@ impl P2pService {
     }
 
     pub(super) fn on_connection_closed(&mut self, peer: PeerId) {
+        // Rate-limit budgets are kept: a reconnect must not refill them.
         self.peering.directions.remove(&peer);
-        self.limiters.remove(&peer);
     }
 
     pub(super) fn on_identify(&mut self, event: identify::Event) {
@@ -280,11 +305,25 @@ impl P2pService {
         {
             return;
         }
-        if self.peering.candidates.len() >= MAX_CANDIDATES
-            && !self.peering.candidates.contains_key(&peer)
+        let candidates = &mut self.peering.candidates;
+        if candidates.len() >= MAX_CANDIDATES
+            && !candidates.contains_key(&peer)
+            && let Some(stalest) = candidates
+                .iter()
+                .min_by_key(|(_, (_, discovered))| *discovered)
+                .map(|(peer, _)| *peer)
         {
-            return;
+            candidates.remove(&stalest);
         }
-        self.peering.candidates.insert(peer, addrs);
+        self.peering.discovered += 1;
+        candidates.insert(peer, (addrs, self.peering.discovered));
+    }
+
+    /// A dial that failed (gone, refused, another peer id at the address): the candidate is
+    /// dropped until a walk finds it again.
+    pub(super) fn on_dial_failed(&mut self, peer: PeerId) {
+        if self.peering.candidates.remove(&peer).is_some() {
+            metrics::discovery_dial_failed();
+        }
     }
 }

@@ -62,6 +62,10 @@ impl P2pService {
             SwarmEvent::Behaviour(BehaviourEvent::Chain(event)) => {
                 self.on_exchange_event::<ChainExchange>(event);
             }
+            SwarmEvent::OutgoingConnectionError {
+                peer_id: Some(peer),
+                ..
+            } => self.on_dial_failed(peer),
             _ => {}
         }
     }

@@ -37,6 +37,17 @@ use caches::{KnownTxs, ProposerCache};
 /// peer with a slightly skewed clock or a slow path is not at fault. Beyond this it is rejected.
 pub const LATE_OR_EARLY_IGNORE_MARGIN: Duration = Duration::from_secs(2);
 
+/// Decodes `data` and refuses it unless it is the canonical encoding of what it decodes to, so
+/// that nobody can mint new message ids (and new validation work) from one message by
+/// re-encoding it: message ids are over these bytes.
+fn decode_canonical<T: WireMessage>(data: &[u8]) -> Result<T, GossipInvalid> {
+    let decoded = T::from_wire_bytes(data)?;
+    if decoded.to_wire_bytes() != data {
+        return Err(GossipInvalid::NonCanonical(T::NAME));
+    }
+    Ok(decoded)
+}
+
 /// Stateless tx rules checked at the gossip edge (the same ones pool admission starts with).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct TxRules {
@@ -68,6 +79,9 @@ pub struct GossipValidator {
     committee: Arc<dyn CommitteeSource>,
     tx_rules: TxRules,
     max_txs_per_block: usize,
+    /// Indices at or above this are refused: more blocks than the time model lets a
+    /// checkpoint hold (and than a lane would buffer or fetch).
+    max_blocks_per_checkpoint: usize,
 }
 
 impl std::fmt::Debug for GossipValidator {
@@ -96,6 +110,9 @@ impl GossipValidator {
             committee,
             tx_rules,
             max_txs_per_block,
+            max_blocks_per_checkpoint: usize::try_from(windows.max_blocks_per_checkpoint())
+                .unwrap_or(usize::MAX)
+                .min(MAX_BLOCKS_PER_CHECKPOINT),
         }
     }
 
@@ -138,21 +155,21 @@ impl GossipValidator {
         now: Timestamp,
     ) -> Result<Checked, GossipInvalid> {
         Ok(match kind {
-            GossipKind::Tx => Checked::Tx(self.validate_tx(Tx::from_wire_bytes(data)?, now)?),
-            GossipKind::BlockProposal => Checked::Block(
-                self.validate_block_proposal(BlockProposal::from_wire_bytes(data)?, now)?,
-            ),
+            GossipKind::Tx => Checked::Tx(self.validate_tx(decode_canonical(data)?, now)?),
+            GossipKind::BlockProposal => {
+                Checked::Block(self.validate_block_proposal(decode_canonical(data)?, now)?)
+            }
             GossipKind::CheckpointProposal => {
-                let proposal = CheckpointProposal::from_wire_bytes(data)?;
+                let proposal: CheckpointProposal = decode_canonical(data)?;
                 let (checkpoint, last_block) = self.validate_checkpoint_proposal(proposal, now)?;
                 Checked::Checkpoint {
                     checkpoint,
                     last_block,
                 }
             }
-            GossipKind::CheckpointAttestation => Checked::Attestation(
-                self.validate_attestation(CheckpointAttestation::from_wire_bytes(data)?, now)?,
-            ),
+            GossipKind::CheckpointAttestation => {
+                Checked::Attestation(self.validate_attestation(decode_canonical(data)?, now)?)
+            }
         })
     }
 
@@ -209,11 +226,9 @@ impl GossipValidator {
             });
         }
         let index = proposal.header.index_within_checkpoint;
-        if usize::try_from(index).map_or(true, |index| index >= MAX_BLOCKS_PER_CHECKPOINT) {
-            return Err(GossipInvalid::IndexTooLarge {
-                index,
-                limit: MAX_BLOCKS_PER_CHECKPOINT,
-            });
+        let limit = self.max_blocks_per_checkpoint;
+        if usize::try_from(index).map_or(true, |index| index >= limit) {
+            return Err(GossipInvalid::IndexTooLarge { index, limit });
         }
         if proposal.tx_hashes.len() > self.max_txs_per_block {
             return Err(GossipInvalid::TooManyTxs {

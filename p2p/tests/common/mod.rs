@@ -377,6 +377,8 @@ pub struct MemoryProvider {
     pub txs: HashMap<B256, Tx>,
     pub blocks: BTreeMap<u64, ServedBlock>,
     pub checkpoints: HashMap<u64, CheckpointCommitment>,
+    /// Block-proposal queries that reached the store (recent gossip did not answer them).
+    pub proposal_queries: std::sync::atomic::AtomicUsize,
 }
 
 impl MemoryProvider {
@@ -415,6 +417,8 @@ impl ChainProvider for MemoryProvider {
         &self,
         query: BlockQuery,
     ) -> BoxFuture<'static, Result<Vec<ServedBlock>, ProviderError>> {
+        self.proposal_queries
+            .fetch_add(1, std::sync::atomic::Ordering::SeqCst);
         let found: Vec<ServedBlock> = self
             .blocks
             .values()

@@ -1,9 +1,12 @@
 //! Dispatch: in-order lanes per slot, concurrency across slots, deadlines on the injected
 //! clock, fetching a missed block, and supervision.
 
-use std::collections::HashSet;
+use std::{
+    collections::HashSet,
+    sync::{Arc, atomic::Ordering},
+};
 
-use tandem_p2p::{GossipKind, HandlerKind, P2pError, P2pEvent, QueueLimit};
+use tandem_p2p::{GossipKind, HandlerKind, P2pError, P2pEvent, QueueLimit, reqresp::RateLimit};
 use tandem_proto::time::Slot;
 
 use crate::common::{Behaviour, Net, NodeOptions, PATIENCE, TARGET, eventually, line, next_event};
@@ -117,6 +120,52 @@ async fn a_block_that_could_not_be_queued_is_fetched_from_a_peer() {
         **starved.recorder.blocks.lock().unwrap()[0].message(),
         block0
     );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn fetching_a_far_gap_stays_within_the_servers_budget_and_costs_no_points() {
+    let net = Net::new();
+    let proposer = net.proposer(TARGET).clone();
+    // Node 0, the only peer with data, serves block proposals sparingly: one query at once (a
+    // query costs a response's worth of proposals, 4), refilled on the injected clock.
+    let mut options: Vec<NodeOptions> = (0..2).map(|_| NodeOptions::default()).collect();
+    options[0].config.blocks_rate_limit = RateLimit {
+        burst: 4.0,
+        per_second: 4.0,
+    };
+    let server_store = Arc::clone(&options[0].provider);
+    let nodes = line(&net, options).await;
+    let (server, requester) = (&nodes[0], &nodes[1]);
+    let queries = || server_store.proposal_queries.load(Ordering::SeqCst);
+
+    // Only the last block the time model allows (index 9) is gossiped: node 1's lane waits
+    // for 0..9 and asks node 0 for a few indices per round (two at a time at one peer).
+    let last = net.windows.max_blocks_per_checkpoint() - 1;
+    let block = net.block(TARGET, last, vec![net.tx(0)], &proposer);
+    server.handle.publish_block_proposal(block).await.unwrap();
+    assert!(eventually(PATIENCE, || async { queries() >= 1 }).await);
+    // A second's refill: the next round gets one more query served, and one refused again.
+    net.clock.advance(std::time::Duration::from_secs(1));
+    assert!(
+        eventually(PATIENCE, || async { queries() >= 2 }).await,
+        "node 1 kept asking: {} queries, {:?}",
+        queries(),
+        requester
+            .handle
+            .status()
+            .await
+            .unwrap()
+            .gossip(GossipKind::BlockProposal)
+    );
+    // Some of those were over node 0's limit and refused, but a well-formed request refused
+    // for the server's rate limit costs nothing within a generous allowance.
+    let reputation = server
+        .handle
+        .peer_reputation(requester.handle.local_peer_id())
+        .await
+        .unwrap();
+    assert_eq!(reputation.score, 0.0, "{reputation:?}");
+    assert!(reputation.connected);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

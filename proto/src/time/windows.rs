@@ -132,6 +132,13 @@ impl ConsensusWindows {
         self.mode
     }
 
+    /// Most blocks one checkpoint can hold under this time model: one per D over a slot,
+    /// `⌈S / D⌉` (the timetable's own maximum is lower, as it keeps time for the checkpoint).
+    pub fn max_blocks_per_checkpoint(&self) -> u32 {
+        let slot_ms = u64::try_from(self.clock.slot_duration().as_millis()).unwrap_or(u64::MAX);
+        u32::try_from(slot_ms.div_ceil(self.block_ms.max(1))).unwrap_or(u32::MAX)
+    }
+
     /// D.
     pub const fn block_duration(&self) -> Duration {
         Duration::from_millis(self.block_ms)
