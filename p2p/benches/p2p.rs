@@ -1,19 +1,22 @@
-//! p2p figures. Run: `cargo bench -p tandem-p2p`.
+//! p2p figures. Run: `cargo bench -p tandem-p2p [-- SCENARIO...]`, scenarios `attestations`,
+//! `validation`, `propagation`, `spam`, `star` (all without arguments).
 //!
-//! 1. Gossip validation throughput on one core: attestations through decode, validation
-//!    (attester recovery, committee, cached proposer recovery) and pool admission.
-//! 2. One hop's CPU work on a 1 MiB block proposal, with and without its txs known.
-//! 3. Propagation of ~1 MiB block proposals over 8 nodes on loopback, publish → block handler
-//!    on every other node; also with its txs gossiped first (each node's own cache, filled by
-//!    real tx gossip) and with 1,000 tx/s of tx spam on the same mesh.
-//! 4. Checkpoint proposals, publish → all-nodes handler on every other node (the verdict plus
-//!    one hop plus dispatch), unloaded and with 3 peers each spraying 1,000 tx/s.
+//! 1. `attestations`: gossip validation throughput on one core: decode, validation (attester
+//!    recovery, committee, cached proposer recovery) and pool admission.
+//! 2. `validation`: one hop's CPU work on a 1 MiB block proposal, with and without its txs known.
+//! 3. `propagation`: ~1 MiB block proposals over a pair and 8 nodes on loopback, publish → block
+//!    handler on every other node, one proposal per slot.
+//! 4. `spam`: on one 8-node mesh, the proposals' txs gossiped first (each node's own cache,
+//!    filled by real tx gossip), then propagation and checkpoint proposals (publish → all-nodes
+//!    handler on the 7 others), unloaded and with 1,000 tx/s of tx spam from one node.
+//! 5. `star`: checkpoint proposals from one peer to a node, unloaded and while 3 more peers
+//!    (bare gossipsub, no tandem node behind them) each spray 1,000 tx/s at it.
 //!
 //! Latencies count a delivery that never came (within 2 s) as a failure: it sorts above every
 //! real one, so a p99 with more than 1 % missing reads "missing". Left out: real network
 //! latency and bandwidth (loopback), and other node work competing for the cores (the handlers
-//! only record). The nodes share this machine's cores, so every figure includes the other
-//! nodes' work.
+//! only record). All nodes run in this one process on this machine's cores, so every figure
+//! includes the other nodes' work (and whatever else runs on the machine).
 
 use std::{
     collections::HashMap,
@@ -269,7 +272,8 @@ fn big_proposal_validation() {
 /// What a bench node's handlers saw, and when.
 #[derive(Default)]
 struct Arrivals {
-    blocks: Mutex<HashMap<u32, Instant>>,
+    /// First block proposal handled per slot.
+    blocks: Mutex<HashMap<u64, Instant>>,
     checkpoints: Mutex<HashMap<u64, Instant>>,
     txs: Mutex<usize>,
     notify: Notify,
@@ -288,7 +292,8 @@ impl BlockProposalHandler for Recording {
             .blocks
             .lock()
             .expect("lock")
-            .insert(proposal.header.index_within_checkpoint, at);
+            .entry(proposal.header.slot)
+            .or_insert(at);
         self.0.notify.notify_waiters();
         async {}.boxed()
     }
@@ -485,27 +490,137 @@ async fn build_mesh(
     }
 }
 
-/// Sprays pre-signed txs from `node` at `per_second` until cancelled.
-fn spray(mesh: &Mesh, node: usize, sender: u8, per_second: u64) -> CancellationToken {
+/// A running tx sprayer.
+struct Sprayer {
+    stop: CancellationToken,
+    task: tokio::task::JoinHandle<(u64, HashMap<String, u64>)>,
+}
+
+impl Sprayer {
+    /// Stops it; returns how many txs it published and why the others were refused.
+    async fn stop(self) -> (u64, HashMap<String, u64>) {
+        self.stop.cancel();
+        self.task.await.expect("sprayer")
+    }
+}
+
+/// Sprays pre-signed txs from `node` at `per_second` (in bursts every 10 ms) until stopped.
+fn spray(mesh: &Mesh, node: usize, sender: u8, per_second: u64) -> Sprayer {
     let stop = CancellationToken::new();
     let handle = mesh.nodes[node].0.clone();
     let spam = txs(&mesh.params.domain, sender, per_second * 30);
     let stopping = stop.clone();
-    tokio::spawn(async move {
-        // In bursts of 10 every 10 ms (1,000/s): steady, not one huge burst.
+    let task = tokio::spawn(async move {
+        let mut published = 0;
+        let mut refused: HashMap<String, u64> = HashMap::new();
         let mut tick = tokio::time::interval(Duration::from_millis(10));
         let per_tick = (per_second / 100).max(1) as usize;
         for burst in spam.chunks(per_tick) {
             tokio::select! {
-                () = stopping.cancelled() => return,
+                () = stopping.cancelled() => break,
                 _ = tick.tick() => {}
             }
             for tx in burst {
-                let _ = handle.publish_tx(tx).await;
+                match handle.publish_tx(tx).await {
+                    Ok(()) => published += 1,
+                    Err(err) => *refused.entry(err.to_string()).or_default() += 1,
+                }
             }
         }
+        (published, refused)
     });
-    stop
+    Sprayer { stop, task }
+}
+
+/// An attacker's node: bare gossipsub on the tx topic (no validation, no tandem node behind
+/// it, so the bench's CPU goes to the node under attack), dialing `target` and publishing
+/// pre-signed txs at `per_second` until stopped.
+async fn bare_spammer(
+    target: tandem_p2p::Multiaddr,
+    domain: SigningDomain,
+    sender: u8,
+    per_second: u64,
+) -> Sprayer {
+    use libp2p::{
+        SwarmBuilder,
+        gossipsub::{self, MessageAuthenticity, ValidationMode},
+        noise, tcp, yamux,
+    };
+    let config = gossipsub::ConfigBuilder::default()
+        .validation_mode(ValidationMode::Anonymous)
+        // Without sources and sequence numbers, messages need content ids to differ.
+        .message_id_fn(|message| {
+            use sha2::{Digest, Sha256};
+            gossipsub::MessageId::from(&Sha256::digest(&message.data)[..20])
+        })
+        .build()
+        .expect("gossipsub config");
+    let mut behaviour: gossipsub::Behaviour =
+        gossipsub::Behaviour::new(MessageAuthenticity::Anonymous, config).expect("gossipsub");
+    let topic = tandem_p2p::GossipTopic::new(domain.chain_id, GossipKind::Tx).ident();
+    behaviour.subscribe(&topic).expect("subscribe");
+    let mut swarm = SwarmBuilder::with_new_identity()
+        .with_tokio()
+        .with_tcp(
+            tcp::Config::default().nodelay(true),
+            noise::Config::new,
+            yamux::Config::default,
+        )
+        .expect("transport")
+        .with_behaviour(|_| behaviour)
+        .expect("behaviour")
+        .with_swarm_config(|config| config.with_idle_connection_timeout(Duration::from_secs(60)))
+        .build();
+    swarm.dial(target).expect("dial");
+    let frames: Vec<Vec<u8>> = txs(&domain, sender, per_second * 30)
+        .iter()
+        .map(|tx| {
+            snap::raw::Encoder::new()
+                .compress_vec(&tx.to_wire_bytes())
+                .expect("snappy")
+        })
+        .collect();
+    let stop = CancellationToken::new();
+    let stopping = stop.clone();
+    let task = tokio::spawn(async move {
+        use futures::StreamExt;
+        let mut published = 0;
+        let mut refused: HashMap<String, u64> = HashMap::new();
+        let mut tick = tokio::time::interval(Duration::from_millis(10));
+        let per_tick = (per_second / 100).max(1) as usize;
+        let mut frames = frames.chunks(per_tick);
+        loop {
+            tokio::select! {
+                () = stopping.cancelled() => break,
+                _ = swarm.select_next_some() => {}
+                _ = tick.tick() => {
+                    let Some(burst) = frames.next() else { break };
+                    for frame in burst {
+                        match swarm.behaviour_mut().publish(topic.clone(), frame.clone()) {
+                            Ok(_) => published += 1,
+                            Err(err) => *refused.entry(err.to_string()).or_default() += 1,
+                        }
+                    }
+                }
+            }
+        }
+        (published, refused)
+    });
+    Sprayer { stop, task }
+}
+
+/// Stops the sprayers and prints what they sent.
+async fn stop_all(sprayers: Vec<Sprayer>) {
+    let mut published = 0;
+    let mut refused: HashMap<String, u64> = HashMap::new();
+    for sprayer in sprayers {
+        let (sent, errors) = sprayer.stop().await;
+        published += sent;
+        for (error, count) in errors {
+            *refused.entry(error).or_default() += count;
+        }
+    }
+    println!("  spammers published {published} txs; refused locally: {refused:?}");
 }
 
 /// Percentiles where a missing delivery counts as the slowest possible.
@@ -532,16 +647,19 @@ fn summary(mut delays: Vec<Duration>, missing: usize) -> String {
     )
 }
 
-/// Publishes `ROUNDS` block proposals carrying `block_txs` from node 0, one at a time.
-async fn propagation(mesh: &Mesh, block_txs: &[Tx], label: &str) {
-    let proposer = &mesh.keys[(TARGET.0 % 4) as usize];
+/// Publishes `ROUNDS` block proposals carrying `block_txs` from node 0, one per slot from
+/// `first_slot` (so a proposal lost on the way does not hold up the next rounds in its slot's
+/// lane), one at a time.
+async fn propagation(mesh: &Mesh, block_txs: &[Tx], first_slot: u64, label: &str) {
     let mut delays = Vec::new();
     let mut missing = 0;
     let mut size = 0;
-    for round in 0..ROUNDS {
-        // Every round early in slot 10's window, however long the rounds before took.
-        mesh.clock.set(window_opening(TARGET));
-        let block = proposal(&mesh.params.domain, block_txs, TARGET, round, proposer);
+    for round in 0..u64::from(ROUNDS) {
+        let slot = Slot(first_slot + round);
+        // Early in the slot's window, however long the rounds before took.
+        mesh.clock.set(window_opening(slot));
+        let proposer = &mesh.keys[(slot.0 % 4) as usize];
+        let block = proposal(&mesh.params.domain, block_txs, slot, 0, proposer);
         size = block.to_wire_bytes().len();
         let sent = Instant::now();
         mesh.nodes[0]
@@ -551,12 +669,12 @@ async fn propagation(mesh: &Mesh, block_txs: &[Tx], label: &str) {
             .expect("publish");
         let round_end = tokio::time::Instant::now() + ROUND_TIMEOUT;
         for (_, arrivals) in &mesh.nodes[1..] {
+            let seen =
+                |arrivals: &Arrivals| arrivals.blocks.lock().expect("lock").get(&slot.0).copied();
             arrivals
-                .wait_until(round_end, |arrivals| {
-                    arrivals.blocks.lock().expect("lock").contains_key(&round)
-                })
+                .wait_until(round_end, |arrivals| seen(arrivals).is_some())
                 .await;
-            match arrivals.blocks.lock().expect("lock").get(&round) {
+            match seen(arrivals) {
                 Some(at) => delays.push(at.duration_since(sent)),
                 None => missing += 1,
             }
@@ -580,8 +698,13 @@ async fn print_drops(mesh: &Mesh) {
         let of = |kind| {
             let counters = status.gossip(kind);
             format!(
-                "{kind}: {} received, {} accepted, {} queue-dropped, {} rate-limited",
-                counters.received, counters.accepted, counters.queue_dropped, counters.rate_limited
+                "{kind}: {} received, {} accepted, {} ignored, {} rejected ({} queue-dropped, {} rate-limited)",
+                counters.received,
+                counters.accepted,
+                counters.ignored,
+                counters.rejected,
+                counters.queue_dropped,
+                counters.rate_limited
             )
         };
         println!(
@@ -621,11 +744,19 @@ async fn checkpoint_latency(
         let checkpoint =
             CheckpointProposal::sign(payload, Some(last), &mesh.params.domain, proposer);
         let sent = Instant::now();
-        mesh.nodes[from]
+        if let Err(err) = mesh.nodes[from]
             .0
             .publish_checkpoint_proposal(checkpoint)
             .await
-            .expect("publish");
+        {
+            let handle = &mesh.nodes[from].0;
+            let status = handle.status().await.expect("status");
+            for peer in &status.connected {
+                let reputation = handle.peer_reputation(*peer).await.expect("reputation");
+                println!("  publisher's view of {peer}: {reputation:?}");
+            }
+            panic!("publish in round {round}: {err}; publisher's network: {status:?}");
+        }
         let round_end = tokio::time::Instant::now() + ROUND_TIMEOUT;
         for (_, arrivals) in at.iter().map(|position| &mesh.nodes[*position]) {
             let seen = |arrivals: &Arrivals| {
@@ -642,6 +773,22 @@ async fn checkpoint_latency(
             match seen(arrivals) {
                 Some(at) => delays.push(at.duration_since(sent)),
                 None => missing += 1,
+            }
+        }
+        // The other nodes handle it too before the clock moves on: a copy still on its way
+        // when the clock jumps a slot would arrive after its window and cost its honest
+        // forwarder points, which a real network's clock never does.
+        for (position, (_, arrivals)) in mesh.nodes.iter().enumerate() {
+            if position != from && !at.contains(&position) {
+                arrivals
+                    .wait_until(round_end, |arrivals| {
+                        arrivals
+                            .checkpoints
+                            .lock()
+                            .expect("lock")
+                            .contains_key(&slot.0)
+                    })
+                    .await;
             }
         }
     }
@@ -665,78 +812,125 @@ async fn checkpoint_latency(
     (p(0.5), p(0.99))
 }
 
+/// Block propagation over a pair and over 8 nodes, proposals of unknown txs.
 async fn propagation_figures() {
     let domain = network(&keys(4)).0.domain;
     let block_txs = txs(&domain, 9, 6_000);
     let empty = mesh(2, 1).await;
-    propagation(&empty, &[], "one hop, empty proposal").await;
+    propagation(&empty, &[], 100, "one hop, empty proposal").await;
     drop(empty);
     let one_hop = mesh(2, 1).await;
-    propagation(&one_hop, &block_txs, "one hop").await;
+    propagation(&one_hop, &block_txs, 100, "one hop").await;
     drop(one_hop);
     let line = mesh(8, 2).await;
-    propagation(&line, &block_txs, "each dials the 2 before it").await;
+    propagation(&line, &block_txs, 100, "each dials the 2 before it").await;
     drop(line);
     let full = mesh(8, 7).await;
-    propagation(&full, &block_txs, "all connected").await;
-    drop(full);
+    propagation(&full, &block_txs, 100, "all connected").await;
+}
 
-    // Its txs gossiped first, as usual (proposers take them from the public pool): every
-    // node's own cache fills from real tx gossip before the proposals.
-    for spam in [false, true] {
-        let line = mesh(8, 2).await;
-        // Paced at 1,000 tx/s (bursts of 100 every 100 ms), as a proposer's txs would trickle
-        // in over a slot, not in one burst past every queue and rate limit.
-        let mut tick = tokio::time::interval(Duration::from_millis(100));
-        for burst in block_txs.chunks(100) {
-            tick.tick().await;
-            for tx in burst {
-                line.nodes[0].0.publish_tx(tx).await.expect("publish tx");
-            }
-        }
-        let mut least = usize::MAX;
-        for (_, arrivals) in &line.nodes[1..] {
-            arrivals
-                .wait(Duration::from_secs(10), |arrivals| {
-                    *arrivals.txs.lock().expect("lock") >= block_txs.len()
-                })
-                .await;
-            least = least.min(*arrivals.txs.lock().expect("lock"));
-        }
-        let mut dropped = 0;
-        for (handle, _) in &line.nodes[1..] {
-            let txs = handle
-                .status()
-                .await
-                .expect("status")
-                .gossip(GossipKind::Tx);
-            dropped += txs.queue_dropped + txs.rate_limited;
-        }
-        println!(
-            "  txs gossiped first: every node knows >= {least} of {} ({dropped} tx messages dropped at queues or rate limits)",
-            block_txs.len()
-        );
-        let spraying = spam.then(|| spray(&line, 7, 21, 1_000));
-        let label = if spam {
-            "each dials the 2 before it, txs gossiped first, 1,000 tx/s of spam"
-        } else {
-            "each dials the 2 before it, txs gossiped first"
-        };
-        propagation(&line, &block_txs, label).await;
-        if let Some(stop) = spraying {
-            stop.cancel();
+/// Gossips `block_txs` from node 0 at 1,000 tx/s and waits until every node's own cache has
+/// them (or 10 s pass).
+async fn gossip_txs_first(mesh: &Mesh, block_txs: &[Tx]) {
+    // Paced (bursts of 100 every 100 ms), as a proposer's txs would trickle in over a slot,
+    // not in one burst past every queue and rate limit.
+    let mut tick = tokio::time::interval(Duration::from_millis(100));
+    for burst in block_txs.chunks(100) {
+        tick.tick().await;
+        for tx in burst {
+            mesh.nodes[0].0.publish_tx(tx).await.expect("publish tx");
         }
     }
+    let mut least = usize::MAX;
+    for (_, arrivals) in &mesh.nodes[1..] {
+        arrivals
+            .wait(Duration::from_secs(10), |arrivals| {
+                *arrivals.txs.lock().expect("lock") >= block_txs.len()
+            })
+            .await;
+        least = least.min(*arrivals.txs.lock().expect("lock"));
+    }
+    let mut dropped = 0;
+    for (handle, _) in &mesh.nodes[1..] {
+        let txs = handle
+            .status()
+            .await
+            .expect("status")
+            .gossip(GossipKind::Tx);
+        dropped += txs.queue_dropped + txs.rate_limited;
+    }
+    println!(
+        "  txs gossiped first: every node knows >= {least} of {} ({dropped} tx messages dropped at queues or rate limits)",
+        block_txs.len()
+    );
+}
 
-    // Checkpoint verdicts at one node, unloaded and while 3 of its peers each spray 1,000
-    // tx/s at it: node 0 is the receiver, node 1 the proposer, nodes 2–4 the spammers (a star
-    // around node 0, so the spammers do not also load each other).
-    let star = star(5).await;
+/// Block propagation over 8 nodes with the txs known (gossiped first, each node's own cache),
+/// then with 1,000 tx/s of spam on the same mesh; checkpoint verdicts on that mesh, unloaded and
+/// under the same spam.
+async fn spam_figures() {
+    let domain = network(&keys(4)).0.domain;
+    let block_txs = txs(&domain, 9, 6_000);
+    let line = mesh(8, 2).await;
+    gossip_txs_first(&line, &block_txs).await;
+    propagation(
+        &line,
+        &block_txs,
+        100,
+        "each dials the 2 before it, txs gossiped first",
+    )
+    .await;
+    let everyone: Vec<usize> = (1..8).collect();
+    let (_, unloaded) = checkpoint_latency(&line, 0, &everyone, 1000, "8 nodes, unloaded").await;
+
+    let spraying = vec![spray(&line, 7, 21, 1_000)];
+    propagation(
+        &line,
+        &block_txs,
+        2000,
+        "each dials the 2 before it, txs gossiped first, 1,000 tx/s of spam from node 7",
+    )
+    .await;
+    let (_, loaded) = checkpoint_latency(
+        &line,
+        0,
+        &everyone,
+        3000,
+        "8 nodes, 1,000 tx/s of spam from node 7",
+    )
+    .await;
+    stop_all(spraying).await;
+    print_ratio(loaded, unloaded);
+}
+
+fn print_ratio(loaded: Duration, unloaded: Duration) {
+    println!(
+        "  checkpoint p99 under spam / unloaded: {:.2}x   (target: p99 <= 50 ms and <= 2x unloaded)",
+        loaded.as_secs_f64() / unloaded.as_secs_f64()
+    );
+}
+
+/// Checkpoint verdicts at one node, unloaded and while 3 peers each spray 1,000 tx/s at it:
+/// node 0 is the receiver, node 1 the proposer, and the spammers are bare gossipsub nodes.
+async fn star_figures() {
+    let star = star(2).await;
     let (_, unloaded) = checkpoint_latency(&star, 1, &[0], 1000, "one hop, unloaded").await;
-    let spraying: Vec<_> = [(2, 31), (3, 32), (4, 33)]
-        .into_iter()
-        .map(|(node, sender)| spray(&star, node, sender, 1_000))
-        .collect();
+    let receiver = star.nodes[0].0.listen_addrs().await.expect("listening")[0]
+        .clone()
+        .with(Protocol::P2p(star.nodes[0].0.local_peer_id()));
+    let mut spraying = Vec::new();
+    for sender in [31, 32, 33] {
+        spraying.push(bare_spammer(receiver.clone(), star.params.domain, sender, 1_000).await);
+    }
+    // Until the spam arrives.
+    let spammed = star.nodes[0].1.wait(Duration::from_secs(10), |arrivals| {
+        *arrivals.txs.lock().expect("lock") >= 1_000
+    });
+    if !spammed.await {
+        stop_all(spraying).await;
+        let status = star.nodes[0].0.status().await.expect("status");
+        panic!("the spam never reached the receiver: {status:?}");
+    }
     let (_, loaded) = checkpoint_latency(
         &star,
         1,
@@ -745,53 +939,48 @@ async fn propagation_figures() {
         "one hop, 3 peers x 1,000 tx/s at the receiver",
     )
     .await;
-    for stop in spraying {
-        stop.cancel();
-    }
-    let txs = star.nodes[0]
-        .0
-        .status()
-        .await
-        .expect("status")
-        .gossip(GossipKind::Tx);
+    stop_all(spraying).await;
+    let status = star.nodes[0].0.status().await.expect("status");
+    let txs = status.gossip(GossipKind::Tx);
     println!(
-        "  receiver's tx topic meanwhile: {} received, {} accepted, {} queue-dropped, {} rate-limited",
-        txs.received, txs.accepted, txs.queue_dropped, txs.rate_limited
+        "  receiver's tx topic meanwhile: {} received, {} accepted, {} ignored, {} rejected ({} queue-dropped, {} rate-limited); {} peers",
+        txs.received,
+        txs.accepted,
+        txs.ignored,
+        txs.rejected,
+        txs.queue_dropped,
+        txs.rate_limited,
+        status.connected.len()
     );
-    println!(
-        "  checkpoint p99 under spam / unloaded: {:.2}x   (target: p99 <= 50 ms and <= 2x unloaded)",
-        loaded.as_secs_f64() / unloaded.as_secs_f64()
-    );
-    drop(star);
-
-    // The same across the 8-node mesh (every node validates every spam tx, all on this
-    // machine's cores).
-    let line = mesh(8, 2).await;
-    let everyone: Vec<usize> = (1..8).collect();
-    checkpoint_latency(&line, 0, &everyone, 3000, "8 nodes, unloaded").await;
-    let spraying: Vec<_> = [(5, 41), (6, 42), (7, 43)]
-        .into_iter()
-        .map(|(node, sender)| spray(&line, node, sender, 1_000))
-        .collect();
-    checkpoint_latency(
-        &line,
-        0,
-        &everyone,
-        4000,
-        "8 nodes, 3 of them spraying 1,000 tx/s",
-    )
-    .await;
-    for stop in spraying {
-        stop.cancel();
-    }
+    print_ratio(loaded, unloaded);
 }
 
+/// Runs the scenarios whose name contains one of the arguments (all without arguments):
+/// `cargo bench -p tandem-p2p -- star`.
 fn main() {
-    attestation_throughput();
-    big_proposal_validation();
+    let filters: Vec<String> = std::env::args()
+        .skip(1)
+        .filter(|arg| !arg.starts_with("--"))
+        .collect();
+    let wanted =
+        |name: &str| filters.is_empty() || filters.iter().any(|f| name.contains(f.as_str()));
+    if wanted("attestations") {
+        attestation_throughput();
+    }
+    if wanted("validation") {
+        big_proposal_validation();
+    }
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
         .expect("runtime");
-    runtime.block_on(propagation_figures());
+    if wanted("propagation") {
+        runtime.block_on(propagation_figures());
+    }
+    if wanted("spam") {
+        runtime.block_on(spam_figures());
+    }
+    if wanted("star") {
+        runtime.block_on(star_figures());
+    }
 }

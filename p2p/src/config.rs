@@ -22,6 +22,9 @@ use crate::{
 pub const DEFAULT_HANDLER_QUEUE_CAPACITY: usize = 256;
 /// Capacity of the command channel into the swarm actor.
 pub const SWARM_COMMAND_CAPACITY: usize = 1024;
+/// Capacity of the consensus processor's own channel into the swarm actor (its verdicts and
+/// publishes), which the swarm actor serves first.
+pub const CONSENSUS_COMMAND_CAPACITY: usize = 256;
 /// Capacity of the command channel into the consensus processor (publishing, quorum waits).
 pub const PROCESSOR_COMMAND_CAPACITY: usize = 256;
 

@@ -5,6 +5,7 @@
 use std::{sync::Arc, time::Instant};
 
 use libp2p::{PeerId, gossipsub::MessageId};
+use tandem_proto::time::Timestamp;
 use tokio::sync::{OwnedSemaphorePermit, Semaphore, mpsc};
 
 use crate::{config::QueueLimits, topics::GossipKind};
@@ -18,8 +19,12 @@ pub(crate) struct Inbound {
     pub(crate) kind: GossipKind,
     /// Compressed, as received.
     pub(crate) data: Vec<u8>,
-    /// When the swarm received it.
+    /// When the swarm received it (for latency metrics).
     pub(crate) received: Instant,
+    /// When the swarm received it, by the injected clock: its time window is checked against
+    /// this, so time it spent in this node's queues never makes a timely message late (and
+    /// never costs the honest peer that forwarded it).
+    pub(crate) received_at: Timestamp,
     _bytes: OwnedSemaphorePermit,
 }
 
@@ -77,6 +82,7 @@ impl GossipQueues {
         id: MessageId,
         source: PeerId,
         data: Vec<u8>,
+        received_at: Timestamp,
     ) -> Result<(), QueueFull> {
         let sender = &self.senders[kind as usize];
         let permit = u32::try_from(data.len())
@@ -93,6 +99,7 @@ impl GossipQueues {
                 kind,
                 data,
                 received: Instant::now(),
+                received_at,
                 _bytes: permit,
             })
             .map_err(|err| {
@@ -130,6 +137,7 @@ mod tests {
                     MessageId::from(vec![1]),
                     PeerId::random(),
                     vec![0; len],
+                    Timestamp(0),
                 )
                 .is_ok()
         };

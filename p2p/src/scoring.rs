@@ -176,6 +176,12 @@ pub(crate) fn peer_score_params(
         ip_colocation_factor_weight: IP_COLOCATION_WEIGHT,
         ip_colocation_factor_threshold: f64::from(colocation.threshold),
         ip_colocation_factor_whitelist: colocation.whitelist,
+        // A peer our send queue could not keep up with is not misbehaving (under tx spam the
+        // queue that overflows is ours), and any negative score prunes it from our meshes: its
+        // messages then go by IHAVE/IWANT, whose late answers count as broken promises (P7),
+        // until an honest peer sinks below the publish threshold and a proposer cannot publish.
+        // Slow-peer drops stay visible in `p2p_gossip_send_dropped_total`.
+        slow_peer_weight: 0.0,
         behaviour_penalty_weight: -10.0,
         behaviour_penalty_threshold: 6.0,
         behaviour_penalty_decay: decay_per_interval(slot_duration * 10, decay_interval),
@@ -268,6 +274,7 @@ mod tests {
         );
         assert!(params.ip_colocation_factor_weight < 0.0);
         assert_eq!(params.ip_colocation_factor_threshold, 8.0);
+        assert_eq!(params.slow_peer_weight, 0.0);
         params.validate().unwrap();
         thresholds.validate().unwrap();
     }

@@ -137,10 +137,10 @@ impl ConsensusProcessor {
     fn check(&self, inbound: Inbound) -> Validation {
         metrics::gossip_queue_depth(inbound.kind, self.queue_len(inbound.kind));
         let validator = self.pipeline.validator().clone();
-        let now = self.clock.now();
         tokio::task::spawn_blocking(move || {
             let started = Instant::now();
-            let result = validator.check_compressed(inbound.kind, &inbound.data, now);
+            let result =
+                validator.check_compressed(inbound.kind, &inbound.data, inbound.received_at);
             (inbound, result, started)
         })
     }
@@ -425,5 +425,105 @@ impl ConsensusProcessor {
             }
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use libp2p::gossipsub::{MessageAcceptance, MessageId};
+    use tandem_proto::{
+        Address, B256, BlockHeader, BlockProposal, SigningDomain, SigningKey, block_body_hash,
+        time::{ConsensusWindows, ManualClock, SlotClock},
+    };
+
+    use super::*;
+    use crate::{
+        committee::StaticCommittee,
+        config::QueueLimits,
+        queues::GossipQueues,
+        validation::{GossipValidator, TxRules},
+    };
+
+    /// A message that waited in this node's queue past its window is judged by when it came.
+    #[tokio::test]
+    async fn the_window_is_checked_at_receipt_not_after_queueing() {
+        let slot_clock = SlotClock::new(
+            Timestamp::from_secs(1_000_000),
+            Duration::from_secs(60),
+            Duration::from_secs(12),
+            32,
+        )
+        .unwrap();
+        let windows = ConsensusWindows::new(slot_clock, Duration::from_secs(6));
+        let domain = SigningDomain {
+            chain_id: 5,
+            rollup: Address::repeat_byte(1),
+        };
+        let key = SigningKey::from_bytes(&[7; 32]).unwrap();
+        let committee = Arc::new(StaticCommittee::new(vec![key.address()]));
+        let validator = GossipValidator::new(
+            domain,
+            windows,
+            committee,
+            TxRules { min_mana_limit: 0 },
+            16,
+        );
+        let slot = Slot(10);
+        let header = BlockHeader {
+            chain_id: domain.chain_id,
+            slot: slot.0,
+            body_hash: block_body_hash(&[]),
+            ..BlockHeader::default()
+        };
+        let block = BlockProposal::sign(header, B256::repeat_byte(3), vec![], &domain, &key);
+        let window = windows.block_proposal(slot);
+        let clock = ManualClock::new(window.end);
+
+        let (queues, receivers) = GossipQueues::new(&QueueLimits::default());
+        let (_commands_tx, commands) = mpsc::channel(1);
+        let (swarm_tx, mut swarm_rx) = mpsc::channel(4);
+        let (dispatch_tx, mut dispatch_rx) = mpsc::channel(4);
+        let processor = ConsensusProcessor::new(
+            GossipPipeline::new(validator),
+            Arc::new(clock.clone()),
+            commands,
+            ConsensusQueues {
+                block_proposal: receivers.block_proposal,
+                checkpoint_proposal: receivers.checkpoint_proposal,
+                attestation: receivers.attestation,
+            },
+            swarm_tx,
+            dispatch_tx,
+            broadcast::channel(4).0,
+            Arc::default(),
+        );
+        // Received at the last instant of its window; validated a minute later.
+        assert!(
+            queues
+                .push(
+                    GossipKind::BlockProposal,
+                    MessageId::from(vec![1]),
+                    PeerId::random(),
+                    snappy::compress(&block.to_wire_bytes()),
+                    window.end,
+                )
+                .is_ok()
+        );
+        clock.advance(Duration::from_secs(60));
+        let cancel = CancellationToken::new();
+        let running = tokio::spawn(processor.run(cancel.clone()));
+
+        let Some(SwarmCommand::Validated { acceptance, .. }) = swarm_rx.recv().await else {
+            panic!("no verdict");
+        };
+        assert_eq!(acceptance, MessageAcceptance::Accept);
+        let Some(DispatchItem::Block(dispatched)) = dispatch_rx.recv().await else {
+            panic!("not dispatched");
+        };
+        assert_eq!(dispatched.received_at(), window.end);
+        cancel.cancel();
+        running.await.unwrap().unwrap();
     }
 }

@@ -1,9 +1,9 @@
 //! The tx processor: validates gossiped txs in batches on the blocking pool and hands accepted
 //! ones to the tx lane.
 
-use std::{sync::Arc, time::Instant};
+use std::time::Instant;
 
-use tandem_proto::{RecoveredTx, time::Clock};
+use tandem_proto::RecoveredTx;
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
@@ -24,7 +24,6 @@ pub(crate) const TX_LANE: &str = "tx";
 
 pub(crate) struct TxProcessor {
     pub(crate) validator: GossipValidator,
-    pub(crate) clock: Arc<dyn Clock>,
     pub(crate) queue: mpsc::Receiver<Inbound>,
     pub(crate) swarm: mpsc::Sender<SwarmCommand>,
     pub(crate) lane: mpsc::Sender<Verified<RecoveredTx>>,
@@ -50,13 +49,16 @@ impl TxProcessor {
             }
             metrics::gossip_queue_depth(GossipKind::Tx, self.queue.len());
             let validator = self.validator.clone();
-            let now = self.clock.now();
             let started = Instant::now();
             let checked = tokio::task::spawn_blocking(move || {
                 batch
                     .into_iter()
                     .map(|inbound| {
-                        let result = validator.check_compressed(GossipKind::Tx, &inbound.data, now);
+                        let result = validator.check_compressed(
+                            GossipKind::Tx,
+                            &inbound.data,
+                            inbound.received_at,
+                        );
                         (inbound, result)
                     })
                     .collect::<Vec<_>>()

@@ -43,7 +43,10 @@ use tokio_util::sync::CancellationToken;
 
 use crate::{
     committee::CommitteeSource,
-    config::{NetworkParams, P2pConfig, PROCESSOR_COMMAND_CAPACITY, SWARM_COMMAND_CAPACITY},
+    config::{
+        CONSENSUS_COMMAND_CAPACITY, NetworkParams, P2pConfig, PROCESSOR_COMMAND_CAPACITY,
+        SWARM_COMMAND_CAPACITY,
+    },
     dispatch::{DispatchContext, DispatchItem, Dispatcher, run_tx_lane},
     error::{P2pError, PublishError, RequestError},
     events::P2pEvent,
@@ -243,6 +246,8 @@ impl std::fmt::Debug for P2pDeps {
 struct TaskParts {
     queues: QueueReceivers,
     processor_rx: mpsc::Receiver<ProcessorCommand>,
+    /// The consensus processor's priority channel into the swarm actor.
+    consensus_swarm: mpsc::Sender<SwarmCommand>,
     dispatch_tx: mpsc::Sender<DispatchItem>,
     dispatch_rx: mpsc::Receiver<DispatchItem>,
     tx_lane_tx: mpsc::Sender<Verified<RecoveredTx>>,
@@ -257,6 +262,10 @@ pub struct P2pService {
     config: P2pConfig,
     commands: mpsc::Receiver<SwarmCommand>,
     self_commands: mpsc::Sender<SwarmCommand>,
+    /// The consensus processor's verdicts and publishes, served before everything else: under
+    /// tx spam `commands` holds a thousand tx verdicts, and a checkpoint's verdict (its
+    /// forwarding, then its dispatch) must not queue behind them.
+    consensus_commands: mpsc::Receiver<SwarmCommand>,
     processor_tx: mpsc::Sender<ProcessorCommand>,
     events: broadcast::Sender<P2pEvent>,
     queues: GossipQueues,
@@ -320,6 +329,7 @@ impl P2pService {
         peering.add_bootnodes(&mut swarm, &config.bootnodes);
 
         let (swarm_tx, swarm_rx) = mpsc::channel(SWARM_COMMAND_CAPACITY);
+        let (consensus_tx, consensus_rx) = mpsc::channel(CONSENSUS_COMMAND_CAPACITY);
         let (processor_tx, processor_rx) = mpsc::channel(PROCESSOR_COMMAND_CAPACITY);
         let (queues, queue_rx) = GossipQueues::new(&config.queues);
         let (dispatch_tx, dispatch_rx) = mpsc::channel(config.handler_queue_capacity);
@@ -353,12 +363,14 @@ impl P2pService {
             config,
             commands: swarm_rx,
             self_commands: swarm_tx,
+            consensus_commands: consensus_rx,
             processor_tx,
             events,
             queues,
             parts: Some(TaskParts {
                 queues: queue_rx,
                 processor_rx,
+                consensus_swarm: consensus_tx,
                 dispatch_tx,
                 dispatch_rx,
                 tx_lane_tx,
@@ -409,6 +421,12 @@ impl P2pService {
                         });
                     }
                 }
+                Some(command) = self.consensus_commands.recv() => {
+                    self.on_command(command);
+                    if let Some(Some(event)) = self.swarm.next().now_or_never() {
+                        self.on_swarm_event(event);
+                    }
+                }
                 Some(command) = self.commands.recv() => {
                     self.on_command(command);
                     // Commands (verdicts, publishes) come in floods under load: let the swarm
@@ -453,14 +471,13 @@ impl P2pService {
                 checkpoint_proposal,
                 attestation,
             },
-            self.self_commands.clone(),
+            parts.consensus_swarm,
             parts.dispatch_tx,
             self.events.clone(),
             Arc::clone(&self.recent),
         );
         let txs = TxProcessor {
             validator: self.validator.clone(),
-            clock: Arc::clone(&self.clock),
             queue: tx,
             swarm: self.self_commands.clone(),
             lane: parts.tx_lane_tx,

@@ -112,7 +112,7 @@ impl P2pService {
         }
         if let Err(full) = self
             .queues
-            .push(kind, message_id, propagation_source, message.data)
+            .push(kind, message_id, propagation_source, message.data, now)
         {
             // Validation is saturated: not the peer's fault, so ignored without a penalty.
             self.counters(kind).queue_dropped += 1;
