@@ -35,8 +35,9 @@ mod verified;
 
 pub use committee::{CommitteeSource, SlotDuty, StaticCommittee};
 pub use config::{
-    CONSENSUS_COMMAND_CAPACITY, DEFAULT_HANDLER_QUEUE_CAPACITY, NetworkParams, P2pConfig, PROCESSOR_COMMAND_CAPACITY,
-    QueueLimit, QueueLimits, SWARM_COMMAND_CAPACITY, TX_GOSSIP_RATE_LIMIT,
+    CONSENSUS_COMMAND_CAPACITY, DEFAULT_HANDLER_QUEUE_CAPACITY, NetworkParams, P2pConfig,
+    PROCESSOR_COMMAND_CAPACITY, QueueLimit, QueueLimits, SWARM_COMMAND_CAPACITY,
+    TX_GOSSIP_RATE_LIMIT,
 };
 pub use dispatch::{MAX_DISPATCH_BYTES, MISSING_BLOCK_GRACE};
 pub use error::{P2pError, PublishError, RequestError};

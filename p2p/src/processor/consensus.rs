@@ -456,7 +456,12 @@ mod tests {
             32,
         )
         .unwrap();
-        let windows = ConsensusWindows::new(slot_clock, Duration::from_secs(6));
+        let windows = ConsensusWindows::new(
+            slot_clock,
+            Duration::from_secs(6),
+            tandem_proto::time::PipeliningMode::Pipelined,
+            Duration::from_secs(6),
+        );
         let domain = SigningDomain {
             chain_id: 5,
             rollup: Address::repeat_byte(1),
