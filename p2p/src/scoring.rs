@@ -108,9 +108,7 @@ pub fn judge(error: &GossipInvalid) -> (MessageAcceptance, Option<PeerAction>) {
         | E::TooManyProposers(_) => (Ignore, None),
         // Honest peers validate before forwarding: undecodable data, a bomb or a stripped copy
         // of a proposal is the forwarder's doing.
-        E::Snappy(_) | E::Decode(_) | E::NonCanonical(_) | E::MissingLastBlock => {
-            (Reject, Some(Low))
-        }
+        E::Snappy(_) | E::Decode(_) | E::MissingLastBlock => (Reject, Some(Low)),
         // The forwarding peer may never have seen the first block: not its fault.
         E::LastBlockEquivocated => (Reject, None),
         E::WrongSlot { .. } | E::PoolCapExceeded(_) | E::NotInCommittee { .. } => {

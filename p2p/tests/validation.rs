@@ -12,7 +12,7 @@ use tandem_p2p::{
     scoring::{PeerAction, judge},
 };
 use tandem_proto::{
-    MAX_BLOCKS_PER_CHECKPOINT, ProposalTxsError, Signature, Tx, WireMessage,
+    MAX_BLOCKS_PER_CHECKPOINT, ProposalTxsError, Signature, Tx, WireError, WireMessage,
     time::{Slot, Timestamp},
 };
 
@@ -755,7 +755,7 @@ fn a_re_encoded_copy_is_rejected_so_it_cannot_pose_as_a_new_message() {
     ] {
         let result = pipeline.accept(kind, &padded(bytes.clone()), now);
         assert!(
-            matches!(&result, Err(GossipInvalid::NonCanonical(message)) if message.contains(name)),
+            matches!(&result, Err(GossipInvalid::Decode(WireError::NonCanonical { message, .. })) if *message == name),
             "{kind:?}: {result:?}"
         );
         assert_eq!(verdict(&result), REJECT_LOW, "{kind:?}");

@@ -16,11 +16,6 @@ pub enum GossipInvalid {
     /// The bytes do not decode (after snappy) into the topic's message.
     #[error("undecodable: {0}")]
     Decode(#[from] WireError),
-    /// The bytes decode, but are not the one encoding of what they decode to (unknown fields,
-    /// overlong varints, a different field order): a copy re-encoded to look like a new
-    /// message. Honest peers forward the proposer's bytes verbatim.
-    #[error("{0}: not the canonical encoding of its content")]
-    NonCanonical(&'static str),
     /// A little outside the slot's window.
     #[error("slot {slot}: {by:?} before its window opens")]
     SlightlyEarly {

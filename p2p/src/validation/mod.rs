@@ -37,15 +37,11 @@ use caches::{KnownTxs, ProposerCache};
 /// peer with a slightly skewed clock or a slow path is not at fault. Beyond this it is rejected.
 pub const LATE_OR_EARLY_IGNORE_MARGIN: Duration = Duration::from_secs(2);
 
-/// Decodes `data` and refuses it unless it is the canonical encoding of what it decodes to, so
-/// that nobody can mint new message ids (and new validation work) from one message by
-/// re-encoding it: message ids are over these bytes.
+/// Decodes `data`. proto's decoder refuses any but the canonical encoding of what it decodes
+/// to (`WireError::NonCanonical`), so nobody can mint new message ids (and new validation work)
+/// from one message by re-encoding it: message ids are over these bytes.
 fn decode_canonical<T: WireMessage>(data: &[u8]) -> Result<T, GossipInvalid> {
-    let decoded = T::from_wire_bytes(data)?;
-    if decoded.to_wire_bytes() != data {
-        return Err(GossipInvalid::NonCanonical(T::NAME));
-    }
-    Ok(decoded)
+    Ok(T::from_wire_bytes(data)?)
 }
 
 /// Stateless tx rules checked at the gossip edge (the same ones pool admission starts with).
