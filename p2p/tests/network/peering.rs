@@ -29,9 +29,13 @@ async fn nodes_that_know_only_a_bootnode_find_each_other_and_outlive_it() {
             .await,
         );
     }
+    // ≥ 4 peers each, the bootnode among them: every node has ≥ 3 neighbours among the other
+    // seven, so each component without the bootnode has ≥ 4 of the 7 nodes — there is one.
+    // (With ≥ 3 peers each the seven could split into two components and the bootnode's
+    // departure would partition the network: the test failed that way about one run in three.)
     for node in &nodes {
         assert!(
-            eventually(PATIENCE, || async { peers_of(node).await >= 3 }).await,
+            eventually(PATIENCE, || async { peers_of(node).await >= 4 }).await,
             "a node found only {} peers",
             peers_of(node).await
         );
@@ -47,7 +51,7 @@ async fn nodes_that_know_only_a_bootnode_find_each_other_and_outlive_it() {
     drop(bootnode);
     for node in &nodes {
         assert!(
-            eventually(PATIENCE, || async { peers_of(node).await >= 2 }).await,
+            eventually(PATIENCE, || async { peers_of(node).await >= 3 }).await,
             "a node lost its peers with the bootnode"
         );
         wait_for_mesh(node, 1, PATIENCE).await;
