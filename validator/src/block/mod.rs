@@ -19,7 +19,9 @@
 //! 7. the executed block to the state service (so it is never executed twice), then the block
 //!    to the archiver with its proposer signature.
 //!
-//! A slashable refusal penalises the sending peer. Every verdict is a metric, a log line with
+//! A slashable refusal is recorded against the proposer (metric, log with its address and the
+//! evidence), not charged to the peer that relayed it: gossip forwards a correctly signed
+//! proposal before re-execution, so an honest relay cannot have known. Every verdict is a metric, a log line with
 //! the evidence and a [`crate::ValidatorEvent`].
 
 mod rejection;
@@ -35,7 +37,7 @@ use std::{
 
 use futures::{FutureExt, future::BoxFuture};
 use tandem_archiver::{Added, ArchiverError, ProposedBlock, StoredHeader};
-use tandem_p2p::{BlockProposalHandler, PeerId, Verified, scoring::PeerAction};
+use tandem_p2p::{BlockProposalHandler, PeerId, Verified};
 use tandem_proto::{
     Address, B256, BlockId, BlockProposal, RecoveredTx, Tx,
     time::{Slot, Timestamp},
@@ -204,11 +206,12 @@ impl BlockProposalProcessor {
                     peer = ?source,
                     "block proposal refused"
                 );
-                if slashable && let Some(peer) = source {
-                    context
-                        .network
-                        .report_peer(peer, PeerAction::MidToleranceError)
-                        .await;
+                // The fault is the proposer's (its signature is the evidence), found after
+                // gossip accepted and relayed the proposal: the relaying peer could not have
+                // re-executed before forwarding, so it is not charged (p2p charges what it
+                // checks at gossip).
+                if slashable {
+                    metrics::proposer_fault("block", rejection.as_str());
                 }
             }
         }
