@@ -522,6 +522,56 @@ async fn a_node_that_starts_late_catches_up_from_peers_and_validates_the_next_pr
     );
 }
 
+/// The normal case for a late node: the blocks it fetches are of a slot whose attestation
+/// deadline has passed. Catch-up has its own budget per block, so it still waits for each
+/// parent to be applied and re-executes every block.
+#[tokio::test]
+async fn a_late_node_catches_up_blocks_of_a_slot_whose_deadline_has_passed() {
+    let net = Net::new();
+    let (proposer, mut validator) = rig(&net).await;
+    let proposal = build(
+        &net,
+        &proposer.stores,
+        TARGET,
+        vec![
+            vec![net.transfer(5, 0, 1)],
+            vec![net.transfer(5, 1, 1), net.transfer(6, 0, 1)],
+            vec![net.transfer(5, 2, 1)],
+        ],
+    );
+    proposer.publish(&proposal).await;
+    let verdict = checkpoint_verdict(&mut validator, TARGET).await;
+    assert!(
+        matches!(verdict, Ok(CheckpointAccepted::Stored { number: 1 })),
+        "{verdict:?}"
+    );
+    validator.stores.wait_synced_at(3).await;
+
+    // Past the slot's attestation deadline (its checkpoint can still land on L1).
+    let deadline = net.windows.attestation_deadline(TARGET);
+    net.clock
+        .set(deadline.saturating_add(Duration::from_millis(1)));
+    // Catch-up cannot fetch the blocks' proposed checkpoint yet (see the note), so the late
+    // node's archiver would orphan-prune what it catches up: its tolerance keeps them for the
+    // test.
+    let sync = tandem_archiver::SyncConfig {
+        orphan_prune_tolerance: Duration::from_secs(3600),
+        ..common::sync_config()
+    };
+    let late = Node::start_with(&net, None, vec![validator.addr.clone()], sync).await;
+    late.wait_for_mesh(1).await;
+    validator.wait_for_mesh(1).await;
+    let report = tandem_validator::catch_up(&late.context, &late.blocks)
+        .await
+        .unwrap();
+    assert_eq!((report.stored, report.stopped), (3, None), "{report:?}");
+    late.stores.wait_synced_at(3).await;
+    assert_eq!(
+        late.state().reader().tip(),
+        validator.state().reader().tip()
+    );
+}
+
 /// Three nodes in a line, A (proposer) → B (relay) → C (validator): C gets A's invalid
 /// proposals from B only. B relayed them honestly (gossip accepts a correctly signed proposal
 /// before any handler re-executes it), so C refuses them but does not charge B.

@@ -462,8 +462,21 @@ pub fn p2p_config(bootnodes: Vec<Multiaddr>) -> P2pConfig {
 impl Node {
     /// A node; a validator (attesting with `key`) when `key` is given, else a full node.
     pub async fn start(net: &Net, key: Option<SigningKey>, bootnodes: Vec<Multiaddr>) -> Self {
+        Self::start_with(net, key, bootnodes, sync_config()).await
+    }
+
+    /// A node whose archiver follows the empty L1 with `sync`.
+    pub async fn start_with(
+        net: &Net,
+        key: Option<SigningKey>,
+        bootnodes: Vec<Multiaddr>,
+        sync: SyncConfig,
+    ) -> Self {
         let dir = tempfile::tempdir().unwrap();
-        let stores = Stores::start(net, dir.path());
+        let source = Arc::new(EmptyL1 {
+            genesis_secs: net.windows.slot_clock().genesis().as_secs(),
+        });
+        let stores = Stores::start_with(net, dir.path(), source, sync);
         let provider = Arc::new(ArchiverChainProvider::new(
             stores.archiver.reader().clone(),
             stores.state.reader().clone(),
