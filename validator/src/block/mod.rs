@@ -495,7 +495,7 @@ impl BlockProposalProcessor {
         let context = &self.inner.context;
         // Senders the pool knows (gossiped txs) need no recovery; copied out so the pool is
         // not locked while the rest are recovered.
-        let known: HashMap<B256, RecoveredTx> = context.state.reader().with_pool(|pool| {
+        let known: HashMap<B256, RecoveredTx> = context.state.reader().with_pool(|pool, _world| {
             proposal
                 .tx_hashes
                 .iter()
