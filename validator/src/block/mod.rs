@@ -13,11 +13,11 @@
 //! 5. global variables from the parent: index 0 opens the next checkpoint in a later slot,
 //!    others continue the parent's checkpoint with its globals; timestamp = slot start
 //!    (`global_variables_mismatch`);
-//! 5b. the rest of the txs: pooled, else fetched from the sending peer (`txs_not_available`);
+//! 6. the rest of the txs: pooled, else fetched from the sending peer (`txs_not_available`);
 //!    all of them protected in the pool;
-//! 6. the world state at the parent (waiting for the follower to apply it), fork, re-execute
+//! 7. the world state at the parent (waiting for the follower to apply it), fork, re-execute
 //!    with the deadline (`initial_state_mismatch`, `failed_txs`, `timeout`, `state_mismatch`);
-//! 7. the executed block to the state service (so it is never executed twice), then the block
+//! 8. the executed block to the state service (so it is never executed twice), then the block
 //!    to the archiver with its proposer signature.
 //!
 //! A slashable refusal is recorded against the proposer (metric, log with its address and the
