@@ -496,18 +496,8 @@ async fn a_node_that_starts_late_catches_up_from_peers_and_validates_the_next_pr
     validator.stores.wait_synced_at(2).await;
 
     // A node that missed that gossip joins and asks the validator for the proposed chain.
-    let mut late = Node::start(&net, None, vec![validator.addr.clone()]).await;
-    late.wait_for_mesh(1).await;
-    validator.wait_for_mesh(1).await;
-    let report = tandem_validator::catch_up(&late.context, &late.blocks)
-        .await
-        .unwrap();
-    assert_eq!((report.stored, report.stopped), (2, None), "{report:?}");
-    late.stores.wait_synced_at(2).await;
-    assert_eq!(
-        late.state().reader().tip(),
-        validator.state().reader().tip()
-    );
+    let late = Node::start(&net, None, vec![validator.addr.clone()]).await;
+    let mut late = catch_up_from(&validator, late, 2).await;
 
     // It can validate the next proposal on top of what it caught up with.
     proposer.publish_checkpoint(&proposal).await;
@@ -559,17 +549,25 @@ async fn a_late_node_catches_up_blocks_of_a_slot_whose_deadline_has_passed() {
         ..common::sync_config()
     };
     let late = Node::start_with(&net, None, vec![validator.addr.clone()], sync).await;
+    catch_up_from(&validator, late, 3).await;
+}
+
+/// `late` (dialling `peer`) catches up: `blocks` re-executed and stored, no early stop, and its
+/// world state ends where `peer`'s does.
+async fn catch_up_from(peer: &Node, late: Node, blocks: u64) -> Node {
     late.wait_for_mesh(1).await;
-    validator.wait_for_mesh(1).await;
+    peer.wait_for_mesh(1).await;
     let report = tandem_validator::catch_up(&late.context, &late.blocks)
         .await
         .unwrap();
-    assert_eq!((report.stored, report.stopped), (3, None), "{report:?}");
-    late.stores.wait_synced_at(3).await;
     assert_eq!(
-        late.state().reader().tip(),
-        validator.state().reader().tip()
+        (report.stored, report.stopped),
+        (blocks, None),
+        "{report:?}"
     );
+    late.stores.wait_synced_at(blocks).await;
+    assert_eq!(late.state().reader().tip(), peer.state().reader().tip());
+    late
 }
 
 /// Three nodes in a line, A (proposer) → B (relay) → C (validator): C gets A's invalid
