@@ -43,6 +43,30 @@ pub struct BlockGlobals {
     pub fee_per_mana: u128,
 }
 
+impl BlockGlobals {
+    /// The first field `header` carries differently from these globals, if any (in the
+    /// order re-execution checks them).
+    pub fn first_mismatch(&self, header: &BlockHeader) -> Option<&'static str> {
+        [
+            (
+                header.checkpoint_number == self.checkpoint_number,
+                "checkpoint_number",
+            ),
+            (
+                header.index_within_checkpoint == self.index_within_checkpoint,
+                "index_within_checkpoint",
+            ),
+            (header.slot == self.slot, "slot"),
+            (header.timestamp == self.timestamp, "timestamp"),
+            (header.coinbase == self.coinbase, "coinbase"),
+            (header.fee_recipient == self.fee_recipient, "fee_recipient"),
+            (header.fee_per_mana == self.fee_per_mana, "fee_per_mana"),
+        ]
+        .into_iter()
+        .find_map(|(equal, field)| (!equal).then_some(field))
+    }
+}
+
 /// Limits of one block.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct BuildLimits {

@@ -135,23 +135,8 @@ fn run(
         header.rollup_version == fork.rollup_version(),
         "rollup_version",
     )?;
-    if let Some(globals) = expected {
-        check(
-            header.checkpoint_number == globals.checkpoint_number,
-            "checkpoint_number",
-        )?;
-        check(
-            header.index_within_checkpoint == globals.index_within_checkpoint,
-            "index_within_checkpoint",
-        )?;
-        check(header.slot == globals.slot, "slot")?;
-        check(header.timestamp == globals.timestamp, "timestamp")?;
-        check(header.coinbase == globals.coinbase, "coinbase")?;
-        check(
-            header.fee_recipient == globals.fee_recipient,
-            "fee_recipient",
-        )?;
-        check(header.fee_per_mana == globals.fee_per_mana, "fee_per_mana")?;
+    if let Some(field) = expected.and_then(|globals| globals.first_mismatch(header)) {
+        return Err(ReexecutionError::GlobalVariablesMismatch { field });
     }
     let hashes: Vec<B256> = txs.iter().map(RecoveredTx::hash).collect();
     if block_body_hash(&hashes) != header.body_hash {

@@ -44,7 +44,7 @@ mod wait;
 pub use archive::{ChainArchive, PeerNetwork};
 pub use attest::AttestingProcessor;
 pub use block::{BlockProposalProcessor, BlockRejection, StateMismatch};
-pub use catchup::{CatchUpReport, MAX_CATCH_UP_ROUNDS, catch_up};
+pub use catchup::{CATCH_UP_BLOCK_BUDGET, CatchUpReport, MAX_CATCH_UP_ROUNDS, catch_up};
 pub use checkpoint::{
     AllNodesCheckpointProcessor, CheckpointAccepted, CheckpointRejection, CheckpointRules,
     CheckpointVerdict,

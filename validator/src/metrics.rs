@@ -106,6 +106,11 @@ pub fn describe_metrics() {
         "validator_checkpoint_validation_total",
         "Checkpoint proposals validated by the all-nodes handler, by result"
     );
+    metrics::describe_counter!(
+        "validator_proposer_faults_total",
+        "Slashable faults of signed proposals found after gossip (re-execution, checkpoint \
+         rebuild), by proposal kind and reason; the proposer's address is in the log"
+    );
     metrics::describe_histogram!(
         "validator_checkpoint_proposal_to_proposed_seconds",
         "Checkpoint proposal received to stored as a proposed checkpoint"
@@ -212,6 +217,14 @@ pub(crate) fn block_proposal(result: &'static str, elapsed: Duration) {
 
 pub(crate) fn checkpoint_validation(result: &'static str) {
     metrics::counter!("validator_checkpoint_validation_total", "result" => result).increment(1);
+}
+
+/// A slashable fault of a proposer, found after gossip accepted (and relayed) its signed
+/// proposal: recorded against the proposer (its address is in the structured log with the
+/// evidence), never charged to the peer that relayed it.
+pub(crate) fn proposer_fault(proposal: &'static str, reason: &'static str) {
+    metrics::counter!("validator_proposer_faults_total", "proposal" => proposal, "reason" => reason)
+        .increment(1);
 }
 
 pub(crate) fn checkpoint_proposed(elapsed: Duration) {

@@ -124,6 +124,45 @@ async fn embedded_txs_that_do_not_recover_are_refused() {
     assert!(rejection.is_slashable());
 }
 
+/// §7.1 order: a bad embedded tx is `invalid_embedded_txs` (slashable) even when another tx of
+/// the block is missing, and wrong globals are refused before the missing tx is looked for.
+#[tokio::test]
+async fn embedded_txs_and_globals_are_checked_before_missing_txs() {
+    let rig = Rig::new().await;
+    let mut proposal = rig.proposal();
+    let mut txs = proposal.blocks[0].txs.clone();
+    txs[1].signature = Signature::from_bytes([0xff; 65]);
+    set_txs(&rig.net, &mut proposal, txs);
+    // Tx 0 is neither embedded, pooled nor served (no peers).
+    let mut both = proposal.blocks[0].clone();
+    both.txs.remove(0);
+    let rejection = rig.refused(&both, rig.deadline()).await;
+    assert!(
+        matches!(
+            rejection,
+            BlockRejection::InvalidEmbeddedTxs {
+                index: Some(1),
+                error: Some(TxError::BadSignature(_))
+            }
+        ),
+        "{rejection}"
+    );
+
+    let mut timestamp = rig.proposal();
+    timestamp.blocks[0].header.timestamp += 1;
+    timestamp.resign_block(&rig.net, 0);
+    let mut stripped = timestamp.blocks[0].clone();
+    stripped.txs.remove(0);
+    let rejection = rig.refused(&stripped, rig.deadline()).await;
+    assert!(
+        matches!(
+            rejection,
+            BlockRejection::GlobalVariablesMismatch { field: "timestamp" }
+        ),
+        "{rejection}"
+    );
+}
+
 #[tokio::test]
 async fn a_failing_tx_is_refused() {
     let rig = Rig::new().await;

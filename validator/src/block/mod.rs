@@ -8,18 +8,21 @@
 //!    (`parent_block_not_found`); its slot not after the proposal's (`parent_block_wrong_slot`);
 //! 3. the block number free, or waiting for a prune (`block_number_already_exists`); the same
 //!    block stored already is done;
-//! 4. txs: embedded, else pooled, else fetched from the sending peer (`txs_not_available`);
-//!    senders recovered, the pool's known ones reused (`invalid_embedded_txs`); pooled ones
-//!    protected;
+//! 4. the embedded txs' senders recovered, the pool's known ones reused
+//!    (`invalid_embedded_txs`);
 //! 5. global variables from the parent: index 0 opens the next checkpoint in a later slot,
 //!    others continue the parent's checkpoint with its globals; timestamp = slot start
 //!    (`global_variables_mismatch`);
-//! 6. the world state at the parent (waiting for the follower to apply it), fork, re-execute
+//! 6. the rest of the txs: pooled, else fetched from the sending peer (`txs_not_available`);
+//!    all of them protected in the pool;
+//! 7. the world state at the parent (waiting for the follower to apply it), fork, re-execute
 //!    with the deadline (`initial_state_mismatch`, `failed_txs`, `timeout`, `state_mismatch`);
-//! 7. the executed block to the state service (so it is never executed twice), then the block
+//! 8. the executed block to the state service (so it is never executed twice), then the block
 //!    to the archiver with its proposer signature.
 //!
-//! A slashable refusal penalises the sending peer. Every verdict is a metric, a log line with
+//! A slashable refusal is recorded against the proposer (metric, log with its address and the
+//! evidence), not charged to the peer that relayed it: gossip forwards a correctly signed
+//! proposal before re-execution, so an honest relay cannot have known. Every verdict is a metric, a log line with
 //! the evidence and a [`crate::ValidatorEvent`].
 
 mod rejection;
@@ -35,7 +38,7 @@ use std::{
 
 use futures::{FutureExt, future::BoxFuture};
 use tandem_archiver::{Added, ArchiverError, ProposedBlock, StoredHeader};
-use tandem_p2p::{BlockProposalHandler, PeerId, Verified, scoring::PeerAction};
+use tandem_p2p::{BlockProposalHandler, PeerId, Verified};
 use tandem_proto::{
     Address, B256, BlockId, BlockProposal, RecoveredTx, Tx,
     time::{Slot, Timestamp},
@@ -204,11 +207,12 @@ impl BlockProposalProcessor {
                     peer = ?source,
                     "block proposal refused"
                 );
-                if slashable && let Some(peer) = source {
-                    context
-                        .network
-                        .report_peer(peer, PeerAction::MidToleranceError)
-                        .await;
+                // The fault is the proposer's (its signature is the evidence), found after
+                // gossip accepted and relayed the proposal: the relaying peer could not have
+                // re-executed before forwarding, so it is not charged (p2p charges what it
+                // checks at gossip).
+                if slashable {
+                    metrics::proposer_fault("block", rejection.as_str());
                 }
             }
         }
@@ -256,10 +260,17 @@ impl BlockProposalProcessor {
         }
         self.await_number_free(proposal, deadline).await?;
 
+        // §7.1 order: the embedded txs (stateless), then the globals, and only then the fetch
+        // of what is missing — a bad embedded tx is slashable whatever else is missing, and a
+        // cheap globals refusal does not wait behind a req/resp round.
+        let embedded = self.recover_embedded(proposal).await??;
+        let expected = self.expected_globals(proposal, &parent.header)?;
+        if let Some(field) = expected.first_mismatch(header) {
+            return Err(BlockRejection::GlobalVariablesMismatch { field }.into());
+        }
         let txs = self.collect_txs(proposal, source).await?;
         let hashes: Vec<B256> = proposal.tx_hashes.clone();
         context.state.protect(hashes).await?;
-        let expected = self.expected_globals(proposal, &parent.header)?;
 
         let parent_id = BlockId {
             number: parent.header.block_number,
@@ -287,7 +298,7 @@ impl BlockProposalProcessor {
                     parent: parent_id.number,
                 })?;
         let (executed, recovered) = self
-            .reexecute(fork, proposal, txs, expected, deadline)
+            .reexecute(fork, proposal, txs, embedded, expected, deadline)
             .await??;
         if executed.archive_root() != proposal.archive_root {
             return Err(BlockRejection::StateMismatch(StateMismatch::Archive {
@@ -479,25 +490,71 @@ impl BlockProposalProcessor {
         }
     }
 
-    /// Recovers the senders (the pool's known ones reused) and re-executes on the fork, off the
-    /// async workers.
+    /// Recovers the senders of the embedded txs (the pool's known ones reused), off the async
+    /// workers: `invalid_embedded_txs` with the tx's position in the block.
+    async fn recover_embedded(
+        &self,
+        proposal: &BlockProposal,
+    ) -> Result<Result<HashMap<B256, RecoveredTx>, BlockRejection>, Stop> {
+        let context = &self.inner.context;
+        // Senders the pool knows (gossiped txs) need no recovery; copied out so the pool is
+        // not locked while the rest are recovered.
+        let known: HashMap<B256, RecoveredTx> = context.state.reader().with_pool(|pool, _world| {
+            proposal
+                .txs
+                .iter()
+                .filter_map(|tx| {
+                    let hash = tx.hash();
+                    pool.get(&hash).map(|tx| (hash, tx.clone()))
+                })
+                .collect()
+        });
+        let txs = proposal.txs.clone();
+        let positions = proposal.tx_hashes.clone();
+        let domain = context.domain;
+        let threads = self.inner.threads;
+        tokio::task::spawn_blocking(move || {
+            let hashes: Vec<B256> = txs.iter().map(Tx::hash).collect();
+            match recover_txs(txs, &domain, &|hash| known.get(hash).cloned(), threads) {
+                Ok(recovered) => Ok(hashes.into_iter().zip(recovered).collect()),
+                Err((index, error)) => {
+                    let position = hashes
+                        .get(index)
+                        .and_then(|hash| positions.iter().position(|h| h == hash))
+                        .unwrap_or(index);
+                    Err(BlockRejection::InvalidEmbeddedTxs {
+                        index: Some(position),
+                        error: Some(error),
+                    })
+                }
+            }
+        })
+        .await
+        .map_err(|_| Stop::Failed(ValidatorError::TaskFailed("embedded tx recovery")))
+    }
+
+    /// Recovers the senders of the txs not recovered yet (pooled and fetched ones) and
+    /// re-executes on the fork, off the async workers.
     async fn reexecute(
         &self,
         mut fork: tandem_state::Fork,
         proposal: &BlockProposal,
         txs: Vec<Tx>,
+        mut known: HashMap<B256, RecoveredTx>,
         expected: BlockGlobals,
         deadline: Timestamp,
     ) -> Result<Result<(ExecutedBlock, Vec<RecoveredTx>), BlockRejection>, Stop> {
         let context = &self.inner.context;
-        // Senders the pool knows (gossiped txs) need no recovery; copied out so the pool is
-        // not locked while the rest are recovered.
-        let known: HashMap<B256, RecoveredTx> = context.state.reader().with_pool(|pool| {
-            proposal
-                .tx_hashes
-                .iter()
-                .filter_map(|hash| pool.get(hash).map(|tx| (*hash, tx.clone())))
-                .collect()
+        // Pooled senders need no recovery either; copied out so the pool is not locked while
+        // the rest are recovered.
+        context.state.reader().with_pool(|pool, _world| {
+            for hash in &proposal.tx_hashes {
+                if !known.contains_key(hash)
+                    && let Some(tx) = pool.get(hash)
+                {
+                    known.insert(*hash, tx.clone());
+                }
+            }
         });
         let domain = context.domain;
         let threads = self.inner.threads;

@@ -15,7 +15,8 @@
 //!
 //! Verdicts are cached by payload hash for the validator handler. Invalid proposals become a
 //! metric (`validator_checkpoint_validation_total{result}`) and a log line with the evidence,
-//! and a slashable one charges the peer that sent it; this handler takes no other action.
+//! and a slashable one is recorded against the proposer (never charged to the relaying peer,
+//! which could not rebuild the header before forwarding); this handler takes no other action.
 
 mod rebuild;
 mod rejection;
@@ -29,7 +30,7 @@ use std::{
 
 use futures::{FutureExt, future::BoxFuture};
 use tandem_archiver::{Added, ArchiverError, Disposition, ProposedCheckpointInput, StoredHeader};
-use tandem_p2p::{AllNodesCheckpointHandler, PeerId, Verified, scoring::PeerAction};
+use tandem_p2p::{AllNodesCheckpointHandler, PeerId, Verified};
 use tandem_proto::{
     Address, B256, Block, CheckpointProposal, DEFAULT_MAX_CHECKPOINT_BODY_BYTES,
     MAX_BLOCKS_PER_CHECKPOINT, MAX_FEE_ASSET_PRICE_MODIFIER_BPS, checkpoint_header_of,
@@ -182,16 +183,12 @@ impl AllNodesCheckpointProcessor {
                     peer = ?source,
                     "checkpoint proposal invalid"
                 );
-                // One fault, one charge: a refused last block was charged by the block handler.
-                let charged = matches!(rejection, CheckpointRejection::LastBlockInvalid { .. });
-                if rejection.is_slashable()
-                    && !charged
-                    && let Some(peer) = source
-                {
-                    context
-                        .network
-                        .report_peer(peer, PeerAction::MidToleranceError)
-                        .await;
+                // The proposer's fault, not the relaying peer's (it could not rebuild the
+                // header before forwarding). One fault, one record: a refused last block was
+                // recorded by the block handler.
+                let recorded = matches!(rejection, CheckpointRejection::LastBlockInvalid { .. });
+                if rejection.is_slashable() && !recorded {
+                    metrics::proposer_fault("checkpoint", rejection.as_str());
                 }
             }
         }

@@ -1,5 +1,10 @@
 //! [`StateReader`]: cheap reads of the world state and the pool from any task. Only the state
 //! service holds the write side; every lock here is held for the duration of one read.
+//!
+//! Lock order: world, then pool — the follower holds the world's write lock while it takes the
+//! pool's (apply, rollback). A reader taking pool then world could deadlock with it (std's
+//! `RwLock` queues readers behind a waiting writer), so the only method holding both,
+//! [`StateReader::with_pool`], takes them in that order and hands both to its closure.
 
 use std::sync::{Arc, PoisonError, RwLock, RwLockReadGuard};
 
@@ -77,11 +82,15 @@ impl StateReader {
         read(&self.pool).len()
     }
 
-    /// Runs `f` on the pool under its read lock. The state service cannot change the pool
-    /// meanwhile (its gossip and RPC txs wait): keep `f` short — a block build is the longest
-    /// it should be.
-    pub fn with_pool<R>(&self, f: impl FnOnce(&TxPool) -> R) -> R {
-        f(&read(&self.pool))
+    /// Runs `f` on the pool and the world state under their read locks, taken in the one lock
+    /// order (world, then pool). The state service cannot change either meanwhile: keep `f`
+    /// short — a block build is the longest it should be. Read the world through the
+    /// `&WorldState` given, never through this reader inside `f` (a second read lock on the
+    /// world behind a waiting writer deadlocks).
+    pub fn with_pool<R>(&self, f: impl FnOnce(&TxPool, &WorldState) -> R) -> R {
+        let world = read(&self.world);
+        let pool = read(&self.pool);
+        f(&pool, &world)
     }
 
     /// Waits until the world state holds block `number` with `hash` (its parent chain applied),
