@@ -35,8 +35,9 @@ mod verified;
 
 pub use committee::{CommitteeSource, SlotDuty, StaticCommittee};
 pub use config::{
-    CONSENSUS_COMMAND_CAPACITY, DEFAULT_HANDLER_QUEUE_CAPACITY, NetworkParams, P2pConfig, PROCESSOR_COMMAND_CAPACITY,
-    QueueLimit, QueueLimits, SWARM_COMMAND_CAPACITY, TX_GOSSIP_RATE_LIMIT,
+    CONSENSUS_COMMAND_CAPACITY, DEFAULT_HANDLER_QUEUE_CAPACITY, NetworkParams, P2pConfig,
+    PROCESSOR_COMMAND_CAPACITY, QueueLimit, QueueLimits, SWARM_COMMAND_CAPACITY,
+    TX_GOSSIP_RATE_LIMIT,
 };
 pub use dispatch::MISSING_BLOCK_GRACE;
 pub use error::{P2pError, PublishError, RequestError};
@@ -59,7 +60,9 @@ pub use service::{
     TopicCounters,
 };
 pub use snappy::SnappyError;
-pub use topics::{GossipKind, GossipTopic, TOPIC_PREFIX, TOPIC_VERSION, TopicError};
+pub use topics::{
+    GossipKind, GossipTopic, TOPIC_PREFIX, TOPIC_VERSION, TopicError, tx_gossip_protocol_prefix,
+};
 pub use validation::{
     GossipInvalid, GossipValidator, KNOWN_TXS_CAPACITY, LATE_OR_EARLY_IGNORE_MARGIN, TxRules,
 };
