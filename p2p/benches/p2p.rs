@@ -548,6 +548,7 @@ async fn bare_spammer(
     };
     let config = gossipsub::ConfigBuilder::default()
         .validation_mode(ValidationMode::Anonymous)
+        .protocol_id_prefix(tandem_p2p::tx_gossip_protocol_prefix(domain.chain_id))
         // Without sources and sequence numbers, messages need content ids to differ.
         .message_id_fn(|message| {
             use sha2::{Digest, Sha256};

@@ -60,7 +60,9 @@ pub use service::{
     TopicCounters,
 };
 pub use snappy::SnappyError;
-pub use topics::{GossipKind, GossipTopic, TOPIC_PREFIX, TOPIC_VERSION, TopicError};
+pub use topics::{
+    GossipKind, GossipTopic, TOPIC_PREFIX, TOPIC_VERSION, TopicError, tx_gossip_protocol_prefix,
+};
 pub use validation::{
     GossipInvalid, GossipValidator, KNOWN_TXS_CAPACITY, LATE_OR_EARLY_IGNORE_MARGIN, TxRules,
 };

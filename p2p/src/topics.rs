@@ -24,6 +24,13 @@ pub enum GossipKind {
 }
 
 impl GossipKind {
+    /// The consensus topics (everything but txs).
+    pub const CONSENSUS: [Self; 3] = [
+        Self::BlockProposal,
+        Self::CheckpointProposal,
+        Self::CheckpointAttestation,
+    ];
+
     /// Every kind, in a fixed order.
     pub const ALL: [Self; 4] = [
         Self::Tx,
@@ -152,6 +159,13 @@ impl FromStr for GossipTopic {
             kind,
         })
     }
+}
+
+/// The protocol prefix of the tx topic's gossipsub instance (`<prefix>/1.1.0`): txs travel on
+/// their own substreams, so tx spam never queues in front of consensus messages. The consensus
+/// topics use gossipsub's default protocol (`/meshsub/1.2.0`).
+pub fn tx_gossip_protocol_prefix(chain_id: u64) -> String {
+    format!("/{TOPIC_PREFIX}/{chain_id}/txsub")
 }
 
 /// The four topics of one network, with hash lookup for incoming messages.

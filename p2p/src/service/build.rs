@@ -20,7 +20,7 @@ use crate::{
     reqresp::{Protocols, REQUEST_TIMEOUT},
     scoring::{Colocation, peer_score_params, peer_score_thresholds},
     snappy,
-    topics::{GossipKind, Topics},
+    topics::{GossipKind, Topics, tx_gossip_protocol_prefix},
 };
 
 /// Most pending (handshaking) inbound connections.
@@ -60,14 +60,17 @@ fn message_id(message: &gossipsub::Message) -> MessageId {
     MessageId::from(&digest[..20])
 }
 
-pub(super) fn build_swarm(
-    key: Keypair,
+/// One gossipsub instance for `kinds`. Txs get their own (own protocol id, so their own
+/// substreams and send queues): under tx spam the queue to a slow peer fills with txs and drops
+/// them, while consensus messages to that peer still go out on theirs.
+fn gossip_behaviour(
     config: &P2pConfig,
     network: &NetworkParams,
     topics: &Topics,
-    protocols: &Protocols,
-) -> Result<Swarm<Behaviour>, P2pError> {
-    let chain_id = network.domain.chain_id;
+    kinds: &[GossipKind],
+    protocol_prefix: Option<String>,
+    colocation: Colocation,
+) -> Result<gossipsub::Behaviour, P2pError> {
     let mut gossip_config = gossipsub::ConfigBuilder::default();
     gossip_config
         .validate_messages()
@@ -75,11 +78,19 @@ pub(super) fn build_swarm(
         .message_id_fn(message_id)
         .heartbeat_interval(config.heartbeat_interval)
         .history_length(history_length(config.heartbeat_interval))
-        .duplicate_cache_time(network.slot_duration.max(Duration::from_secs(30)) * 2)
-        .max_transmit_size(GossipKind::CheckpointProposal.max_transmit_size());
-    for kind in GossipKind::ALL {
+        .duplicate_cache_time(network.slot_duration.max(Duration::from_secs(30)) * 2);
+    if let Some(prefix) = protocol_prefix {
+        gossip_config.protocol_id_prefix(prefix);
+    }
+    let largest = kinds
+        .iter()
+        .map(|kind| kind.max_transmit_size())
+        .max()
+        .unwrap_or_default();
+    gossip_config.max_transmit_size(largest);
+    for kind in kinds {
         gossip_config
-            .max_transmit_size_for_topic(kind.max_transmit_size(), topics.hash(kind).clone());
+            .max_transmit_size_for_topic(kind.max_transmit_size(), topics.hash(*kind).clone());
     }
     let gossip_config = gossip_config
         .build()
@@ -91,16 +102,44 @@ pub(super) fn build_swarm(
     gossipsub
         .with_peer_score(
             peer_score_params(
-                GossipKind::ALL.map(|kind| (kind, topics.hash(kind).clone())),
+                kinds.iter().map(|kind| (*kind, topics.hash(*kind).clone())),
                 network.slot_duration,
-                Colocation {
-                    threshold: config.ip_colocation_threshold,
-                    whitelist: config.ip_colocation_whitelist.clone(),
-                },
+                colocation,
             ),
             peer_score_thresholds(),
         )
         .map_err(|err| P2pError::Build(format!("gossipsub scoring: {err}")))?;
+    Ok(gossipsub)
+}
+
+pub(super) fn build_swarm(
+    key: Keypair,
+    config: &P2pConfig,
+    network: &NetworkParams,
+    topics: &Topics,
+    protocols: &Protocols,
+) -> Result<Swarm<Behaviour>, P2pError> {
+    let chain_id = network.domain.chain_id;
+    let colocation = Colocation {
+        threshold: config.ip_colocation_threshold,
+        whitelist: config.ip_colocation_whitelist.clone(),
+    };
+    let gossipsub = gossip_behaviour(
+        config,
+        network,
+        topics,
+        &GossipKind::CONSENSUS,
+        None,
+        colocation.clone(),
+    )?;
+    let tx_gossip = gossip_behaviour(
+        config,
+        network,
+        topics,
+        &[GossipKind::Tx],
+        Some(tx_gossip_protocol_prefix(chain_id)),
+        colocation,
+    )?;
 
     let reqresp_config = request_response::Config::default().with_request_timeout(REQUEST_TIMEOUT);
     // Inbound peers may take at most `max_peers − outbound_peers`: the rest is kept for peers
@@ -133,6 +172,7 @@ pub(super) fn build_swarm(
             blocked: allow_block_list::Behaviour::default(),
             limits: connection_limits::Behaviour::new(limits),
             gossipsub,
+            tx_gossip,
             identify: identify::Behaviour::new(
                 identify::Config::new(format!("/tandem/{chain_id}/1"), key.public())
                     .with_agent_version(format!("tandem/{}", env!("CARGO_PKG_VERSION"))),

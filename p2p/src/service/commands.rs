@@ -27,7 +27,7 @@ impl P2pService {
                 }
                 self.swarm
                     .behaviour_mut()
-                    .gossipsub
+                    .gossip(kind)
                     .report_message_validation_result(&id, &source, acceptance);
                 if let Some(action) = penalty {
                     self.penalize(source, action);
@@ -114,7 +114,7 @@ impl P2pService {
         let topic = self.topics.hash(kind).clone();
         self.swarm
             .behaviour_mut()
-            .gossipsub
+            .gossip(kind)
             .publish(topic, bytes)
             .map(|_| ())
             .map_err(|err| {
@@ -130,9 +130,14 @@ impl P2pService {
     }
 
     fn status(&self) -> super::NetworkStatus {
-        let gossipsub = &self.swarm.behaviour().gossipsub;
+        let behaviour = self.swarm.behaviour();
         let mesh_peers = GossipKind::ALL
-            .map(|kind| (kind, gossipsub.mesh_peers(self.topics.hash(kind)).count()))
+            .map(|kind| {
+                let mesh = behaviour
+                    .gossip_ref(kind)
+                    .mesh_peers(self.topics.hash(kind));
+                (kind, mesh.count())
+            })
             .to_vec();
         let gossip = GossipKind::ALL
             .map(|kind| (kind, self.counters.get(&kind).copied().unwrap_or_default()))

@@ -74,13 +74,60 @@ struct Behaviour {
     // Deny banned and refused peers and excess connections before anything else sees them.
     blocked: allow_block_list::Behaviour<allow_block_list::BlockedPeers>,
     limits: connection_limits::Behaviour,
+    /// Consensus topics.
     gossipsub: gossipsub::Behaviour,
+    /// The tx topic, on its own protocol and send queues.
+    tx_gossip: gossipsub::Behaviour,
     identify: identify::Behaviour,
     kad: kad::Behaviour<kad::store::MemoryStore>,
     txs: request_response::Behaviour<TxsCodec>,
     blocks: request_response::Behaviour<BlocksCodec>,
     proposals: request_response::Behaviour<ProposalsCodec>,
     chain: request_response::Behaviour<ChainCodec>,
+}
+
+/// Which gossipsub instance: consensus topics, or txs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum GossipInstance {
+    Consensus,
+    Tx,
+}
+
+impl GossipInstance {
+    const fn of(kind: GossipKind) -> Self {
+        match kind {
+            GossipKind::Tx => Self::Tx,
+            GossipKind::BlockProposal
+            | GossipKind::CheckpointProposal
+            | GossipKind::CheckpointAttestation => Self::Consensus,
+        }
+    }
+}
+
+impl Behaviour {
+    fn gossip_instance(&mut self, instance: GossipInstance) -> &mut gossipsub::Behaviour {
+        match instance {
+            GossipInstance::Consensus => &mut self.gossipsub,
+            GossipInstance::Tx => &mut self.tx_gossip,
+        }
+    }
+
+    /// The gossipsub instance carrying `kind`'s topic.
+    fn gossip(&mut self, kind: GossipKind) -> &mut gossipsub::Behaviour {
+        self.gossip_instance(GossipInstance::of(kind))
+    }
+
+    fn gossip_ref(&self, kind: GossipKind) -> &gossipsub::Behaviour {
+        match GossipInstance::of(kind) {
+            GossipInstance::Consensus => &self.gossipsub,
+            GossipInstance::Tx => &self.tx_gossip,
+        }
+    }
+
+    /// Both gossipsub instances.
+    fn gossips(&mut self) -> [&mut gossipsub::Behaviour; 2] {
+        [&mut self.gossipsub, &mut self.tx_gossip]
+    }
 }
 
 /// A peer's answer, with the peer.
@@ -220,8 +267,8 @@ pub struct PeerReputation {
     pub refused: bool,
     /// Connected now.
     pub connected: bool,
-    /// Gossipsub's score of the peer (app score × weight, topic scores, IP colocation), while
-    /// connected.
+    /// Gossipsub's score of the peer on the consensus topics (app score × weight, topic
+    /// scores, IP colocation), while connected.
     pub gossip_score: Option<f64>,
 }
 
@@ -321,7 +368,7 @@ impl P2pService {
         for kind in GossipKind::ALL {
             swarm
                 .behaviour_mut()
-                .gossipsub
+                .gossip(kind)
                 .subscribe(&topics.topic(kind).ident())
                 .map_err(|err| P2pError::Build(format!("subscribe to {kind}: {err}")))?;
         }

@@ -108,10 +108,9 @@ impl P2pService {
         let now = self.now();
         let decision = self.peering.peers.report(peer, action, now);
         let score = self.peering.peers.score(&peer, now);
-        self.swarm
-            .behaviour_mut()
-            .gossipsub
-            .set_application_score(&peer, score);
+        for gossip in self.swarm.behaviour_mut().gossips() {
+            gossip.set_application_score(&peer, score);
+        }
         match decision {
             PeerDecision::Keep => {}
             PeerDecision::Disconnect => {
@@ -124,7 +123,9 @@ impl P2pService {
                 tracing::warn!(%peer, score, until = until.as_secs(), "banning peer");
                 metrics::peer_removed("banned");
                 self.refuse(peer);
-                self.swarm.behaviour_mut().gossipsub.blacklist_peer(&peer);
+                for gossip in self.swarm.behaviour_mut().gossips() {
+                    gossip.blacklist_peer(&peer);
+                }
                 let _ = self.swarm.disconnect_peer_id(peer);
             }
         }
@@ -142,10 +143,9 @@ impl P2pService {
         let now = self.now();
         for peer in self.peering.peers.expire(now) {
             tracing::info!(%peer, "ban expired");
-            self.swarm
-                .behaviour_mut()
-                .gossipsub
-                .remove_blacklisted_peer(&peer);
+            for gossip in self.swarm.behaviour_mut().gossips() {
+                gossip.remove_blacklisted_peer(&peer);
+            }
         }
         // Release refused peers whose score recovered (or whose ban ended).
         let released: Vec<PeerId> = self
@@ -163,10 +163,9 @@ impl P2pService {
         let connected: Vec<PeerId> = self.swarm.connected_peers().copied().collect();
         for peer in &connected {
             let score = self.peering.peers.score(peer, now);
-            self.swarm
-                .behaviour_mut()
-                .gossipsub
-                .set_application_score(peer, score);
+            for gossip in self.swarm.behaviour_mut().gossips() {
+                gossip.set_application_score(peer, score);
+            }
         }
         metrics::peers(connected.len());
         let (outbound, inbound) = self.peering.directions();
@@ -248,10 +247,9 @@ impl P2pService {
             .or_insert_with(|| endpoint.is_dialer());
         let score = self.peering.peers.score(&peer, now);
         if score != 0.0 {
-            self.swarm
-                .behaviour_mut()
-                .gossipsub
-                .set_application_score(&peer, score);
+            for gossip in self.swarm.behaviour_mut().gossips() {
+                gossip.set_application_score(&peer, score);
+            }
         }
     }
 

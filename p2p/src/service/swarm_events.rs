@@ -9,7 +9,7 @@ use libp2p::{
 };
 
 use super::{
-    BehaviourEvent, P2pService,
+    BehaviourEvent, GossipInstance, P2pService,
     exchange::{BlocksExchange, ChainExchange, ProposalsExchange, TxsExchange},
 };
 use crate::{metrics, topics::GossipKind};
@@ -47,7 +47,12 @@ impl P2pService {
                 self.peering.denied_connections += 1;
                 metrics::connection_denied();
             }
-            SwarmEvent::Behaviour(BehaviourEvent::Gossipsub(event)) => self.on_gossip(event),
+            SwarmEvent::Behaviour(BehaviourEvent::Gossipsub(event)) => {
+                self.on_gossip(event, GossipInstance::Consensus);
+            }
+            SwarmEvent::Behaviour(BehaviourEvent::TxGossip(event)) => {
+                self.on_gossip(event, GossipInstance::Tx);
+            }
             SwarmEvent::Behaviour(BehaviourEvent::Identify(event)) => self.on_identify(event),
             SwarmEvent::Behaviour(BehaviourEvent::Kad(event)) => self.on_kad(event),
             SwarmEvent::Behaviour(BehaviourEvent::Txs(event)) => {
@@ -70,7 +75,7 @@ impl P2pService {
         }
     }
 
-    fn on_gossip(&mut self, event: gossipsub::Event) {
+    fn on_gossip(&mut self, event: gossipsub::Event, instance: GossipInstance) {
         let (propagation_source, message_id, message) = match event {
             gossipsub::Event::Message {
                 propagation_source,
@@ -90,10 +95,15 @@ impl P2pService {
             }
             _ => return,
         };
-        let Some(kind) = self.topics.kind_of(&message.topic) else {
+        // A topic we do not know, or one carried by the other instance, is not a message of ours.
+        let kind = self
+            .topics
+            .kind_of(&message.topic)
+            .filter(|kind| GossipInstance::of(*kind) == instance);
+        let Some(kind) = kind else {
             self.swarm
                 .behaviour_mut()
-                .gossipsub
+                .gossip_instance(instance)
                 .report_message_validation_result(
                     &message_id,
                     &propagation_source,
@@ -126,7 +136,7 @@ impl P2pService {
         self.counters(kind).ignored += 1;
         self.swarm
             .behaviour_mut()
-            .gossipsub
+            .gossip(kind)
             .report_message_validation_result(id, source, MessageAcceptance::Ignore);
     }
 }
