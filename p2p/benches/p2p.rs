@@ -9,8 +9,11 @@
 //! 4. `spam`: on one 8-node mesh, the proposals' txs gossiped first (each node's own cache,
 //!    filled by real tx gossip), then propagation and checkpoint proposals (publish → all-nodes
 //!    handler on the 7 others), unloaded and with 1,000 tx/s of tx spam from one node.
-//! 5. `star`: checkpoint proposals from one peer to a node, unloaded and while 3 more peers
-//!    (bare gossipsub, no tandem node behind them) each spray 1,000 tx/s at it.
+//! 5. `star` (`p2p/star.rs`): checkpoint proposals from one peer to a node, unloaded and while
+//!    3 more peers (bare gossipsub, no tandem node behind them, txs signed before any
+//!    measurement) each spray 1,000 tx/s at it; one checkpoint every 20 ms (a run spans 2 s of
+//!    spam); 5 alternating runs, median p99s, the attackers' CPU and the load average printed
+//!    with each loaded run.
 //!
 //! Latencies count a delivery that never came (within 2 s) as a failure: it sorts above every
 //! real one, so a p99 with more than 1 % missing reads "missing". Left out: real network
@@ -41,6 +44,9 @@ use tandem_proto::{
 };
 use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
+
+#[path = "p2p/star.rs"]
+mod star;
 
 const SLOT: Duration = Duration::from_secs(60);
 const TARGET: Slot = Slot(10);
@@ -158,8 +164,13 @@ fn attestation_throughput() {
 
 /// `count` txs of ~170 bytes encoded (6,000 ≈ 1 MiB), from `sender`.
 fn txs(domain: &SigningDomain, sender: u8, count: u64) -> Vec<Tx> {
+    txs_from(domain, sender, 0, count)
+}
+
+/// `count` txs from `sender`, nonces from `first`.
+fn txs_from(domain: &SigningDomain, sender: u8, first: u64, count: u64) -> Vec<Tx> {
     let key = SigningKey::from_bytes(&[sender; 32]).expect("key");
-    (0..count)
+    (first..first + count)
         .map(|nonce| {
             Tx::sign(
                 TxPayload {
@@ -274,6 +285,7 @@ fn big_proposal_validation() {
 struct Arrivals {
     /// First block proposal handled per slot.
     blocks: Mutex<HashMap<u64, Instant>>,
+    /// First checkpoint proposal handled per slot.
     checkpoints: Mutex<HashMap<u64, Instant>>,
     txs: Mutex<usize>,
     notify: Notify,
@@ -287,14 +299,7 @@ impl BlockProposalHandler for Recording {
         proposal: Verified<BlockProposal>,
         _: Timestamp,
     ) -> BoxFuture<'static, ()> {
-        let at = Instant::now();
-        self.0
-            .blocks
-            .lock()
-            .expect("lock")
-            .entry(proposal.header.slot)
-            .or_insert(at);
-        self.0.notify.notify_waiters();
+        self.0.arrived(&self.0.blocks, proposal.header.slot);
         async {}.boxed()
     }
 }
@@ -305,13 +310,8 @@ impl AllNodesCheckpointHandler for Recording {
         proposal: Verified<CheckpointProposal>,
         _: Timestamp,
     ) -> BoxFuture<'static, ()> {
-        let at = Instant::now();
         self.0
-            .checkpoints
-            .lock()
-            .expect("lock")
-            .insert(proposal.payload.header.slot, at);
-        self.0.notify.notify_waiters();
+            .arrived(&self.0.checkpoints, proposal.payload.header.slot);
         async {}.boxed()
     }
 }
@@ -324,6 +324,15 @@ impl TxHandler for Recording {
 }
 
 impl Arrivals {
+    /// Records the first arrival for `slot` in `map`.
+    fn arrived(&self, map: &Mutex<HashMap<u64, Instant>>, slot: u64) {
+        map.lock()
+            .expect("lock")
+            .entry(slot)
+            .or_insert_with(Instant::now);
+        self.notify.notify_waiters();
+    }
+
     /// Waits until `done` holds or `timeout` passes.
     async fn wait(&self, timeout: Duration, done: impl Fn(&Self) -> bool) -> bool {
         self.wait_until(tokio::time::Instant::now() + timeout, done)
@@ -448,7 +457,7 @@ async fn build_mesh(
                 .collect(),
             heartbeat_interval: Duration::from_millis(200),
             // Keep the topology close to the one dialed.
-            outbound_peers,
+            outbound_peers: Some(outbound_peers),
             discovery,
             ..P2pConfig::default()
         };
@@ -532,86 +541,8 @@ fn spray(mesh: &Mesh, node: usize, sender: u8, per_second: u64) -> Sprayer {
     Sprayer { stop, task }
 }
 
-/// An attacker's node: bare gossipsub on the tx topic (no validation, no tandem node behind
-/// it, so the bench's CPU goes to the node under attack), dialing `target` and publishing
-/// pre-signed txs at `per_second` until stopped.
-async fn bare_spammer(
-    target: tandem_p2p::Multiaddr,
-    domain: SigningDomain,
-    sender: u8,
-    per_second: u64,
-) -> Sprayer {
-    use libp2p::{
-        SwarmBuilder,
-        gossipsub::{self, MessageAuthenticity, ValidationMode},
-        noise, tcp, yamux,
-    };
-    let config = gossipsub::ConfigBuilder::default()
-        .validation_mode(ValidationMode::Anonymous)
-        .protocol_id_prefix(tandem_p2p::tx_gossip_protocol_prefix(domain.chain_id))
-        // Without sources and sequence numbers, messages need content ids to differ.
-        .message_id_fn(|message| {
-            use sha2::{Digest, Sha256};
-            gossipsub::MessageId::from(&Sha256::digest(&message.data)[..20])
-        })
-        .build()
-        .expect("gossipsub config");
-    let mut behaviour: gossipsub::Behaviour =
-        gossipsub::Behaviour::new(MessageAuthenticity::Anonymous, config).expect("gossipsub");
-    let topic = tandem_p2p::GossipTopic::new(domain.chain_id, GossipKind::Tx).ident();
-    behaviour.subscribe(&topic).expect("subscribe");
-    let mut swarm = SwarmBuilder::with_new_identity()
-        .with_tokio()
-        .with_tcp(
-            tcp::Config::default().nodelay(true),
-            noise::Config::new,
-            yamux::Config::default,
-        )
-        .expect("transport")
-        .with_behaviour(|_| behaviour)
-        .expect("behaviour")
-        .with_swarm_config(|config| config.with_idle_connection_timeout(Duration::from_secs(60)))
-        .build();
-    swarm.dial(target).expect("dial");
-    let frames: Vec<Vec<u8>> = txs(&domain, sender, per_second * 30)
-        .iter()
-        .map(|tx| {
-            snap::raw::Encoder::new()
-                .compress_vec(&tx.to_wire_bytes())
-                .expect("snappy")
-        })
-        .collect();
-    let stop = CancellationToken::new();
-    let stopping = stop.clone();
-    let task = tokio::spawn(async move {
-        use futures::StreamExt;
-        let mut published = 0;
-        let mut refused: HashMap<String, u64> = HashMap::new();
-        let mut tick = tokio::time::interval(Duration::from_millis(10));
-        let per_tick = (per_second / 100).max(1) as usize;
-        let mut frames = frames.chunks(per_tick);
-        loop {
-            tokio::select! {
-                () = stopping.cancelled() => break,
-                _ = swarm.select_next_some() => {}
-                _ = tick.tick() => {
-                    let Some(burst) = frames.next() else { break };
-                    for frame in burst {
-                        match swarm.behaviour_mut().publish(topic.clone(), frame.clone()) {
-                            Ok(_) => published += 1,
-                            Err(err) => *refused.entry(err.to_string()).or_default() += 1,
-                        }
-                    }
-                }
-            }
-        }
-        (published, refused)
-    });
-    Sprayer { stop, task }
-}
-
-/// Stops the sprayers and prints what they sent.
-async fn stop_all(sprayers: Vec<Sprayer>) {
+/// Stops the sprayers and prints what they sent; returns how many txs they tried to publish.
+async fn stop_all(sprayers: Vec<Sprayer>) -> u64 {
     let mut published = 0;
     let mut refused: HashMap<String, u64> = HashMap::new();
     for sprayer in sprayers {
@@ -622,6 +553,7 @@ async fn stop_all(sprayers: Vec<Sprayer>) {
         }
     }
     println!("  spammers published {published} txs; refused locally: {refused:?}");
+    published + refused.values().sum::<u64>()
 }
 
 /// Percentiles where a missing delivery counts as the slowest possible.
@@ -729,10 +661,28 @@ async fn checkpoint_latency(
     first_slot: u64,
     label: &str,
 ) -> (Duration, Duration) {
+    paced_checkpoint_latency(mesh, from, at, first_slot, label, Duration::ZERO).await
+}
+
+/// [`checkpoint_latency`] with rounds started at most every `spacing` (so a run spans a
+/// known stretch of whatever load runs beside it).
+async fn paced_checkpoint_latency(
+    mesh: &Mesh,
+    from: usize,
+    at: &[usize],
+    first_slot: u64,
+    label: &str,
+    spacing: Duration,
+) -> (Duration, Duration) {
     let block_txs = txs(&mesh.params.domain, 11, 100);
     let mut delays = Vec::new();
     let mut missing = 0;
+    let mut pace = tokio::time::interval(spacing.max(Duration::from_nanos(1)));
+    pace.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     for round in 0..u64::from(ROUNDS) {
+        if !spacing.is_zero() {
+            pace.tick().await;
+        }
         let slot = Slot(first_slot + round);
         mesh.clock.set(inside_window(slot));
         let proposer = &mesh.keys[(slot.0 % 4) as usize];
@@ -911,51 +861,6 @@ fn print_ratio(loaded: Duration, unloaded: Duration) {
     );
 }
 
-/// Checkpoint verdicts at one node, unloaded and while 3 peers each spray 1,000 tx/s at it:
-/// node 0 is the receiver, node 1 the proposer, and the spammers are bare gossipsub nodes.
-async fn star_figures() {
-    let star = star(2).await;
-    let (_, unloaded) = checkpoint_latency(&star, 1, &[0], 1000, "one hop, unloaded").await;
-    let receiver = star.nodes[0].0.listen_addrs().await.expect("listening")[0]
-        .clone()
-        .with(Protocol::P2p(star.nodes[0].0.local_peer_id()));
-    let mut spraying = Vec::new();
-    for sender in [31, 32, 33] {
-        spraying.push(bare_spammer(receiver.clone(), star.params.domain, sender, 1_000).await);
-    }
-    // Until the spam arrives.
-    let spammed = star.nodes[0].1.wait(Duration::from_secs(10), |arrivals| {
-        *arrivals.txs.lock().expect("lock") >= 1_000
-    });
-    if !spammed.await {
-        stop_all(spraying).await;
-        let status = star.nodes[0].0.status().await.expect("status");
-        panic!("the spam never reached the receiver: {status:?}");
-    }
-    let (_, loaded) = checkpoint_latency(
-        &star,
-        1,
-        &[0],
-        2000,
-        "one hop, 3 peers x 1,000 tx/s at the receiver",
-    )
-    .await;
-    stop_all(spraying).await;
-    let status = star.nodes[0].0.status().await.expect("status");
-    let txs = status.gossip(GossipKind::Tx);
-    println!(
-        "  receiver's tx topic meanwhile: {} received, {} accepted, {} ignored, {} rejected ({} queue-dropped, {} rate-limited); {} peers",
-        txs.received,
-        txs.accepted,
-        txs.ignored,
-        txs.rejected,
-        txs.queue_dropped,
-        txs.rate_limited,
-        status.connected.len()
-    );
-    print_ratio(loaded, unloaded);
-}
-
 /// Runs the scenarios whose name contains one of the arguments (all without arguments):
 /// `cargo bench -p tandem-p2p -- star`.
 fn main() {
@@ -982,6 +887,13 @@ fn main() {
         runtime.block_on(spam_figures());
     }
     if wanted("star") {
-        runtime.block_on(star_figures());
+        let attackers = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(1)
+            .thread_name(star::ATTACKER_THREAD)
+            .enable_all()
+            .build()
+            .expect("attackers' runtime");
+        runtime.block_on(star::star_figures(attackers.handle().clone()));
+        attackers.shutdown_background();
     }
 }

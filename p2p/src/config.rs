@@ -20,6 +20,9 @@ use crate::{
 /// lane → the accepted tx is not handled locally (counted in `p2p_handler_dropped_total`); the
 /// consensus dispatcher never drops (its producer waits, see `dispatch`).
 pub const DEFAULT_HANDLER_QUEUE_CAPACITY: usize = 256;
+/// Outbound slots reserved when `outbound_peers` is not set (and `max_peers` is at least twice
+/// this).
+pub const DEFAULT_OUTBOUND_PEERS: u32 = 10;
 /// Capacity of the command channel into the swarm actor.
 pub const SWARM_COMMAND_CAPACITY: usize = 1024;
 /// Capacity of the consensus processor's own channel into the swarm actor (its verdicts and
@@ -109,8 +112,10 @@ pub struct P2pConfig {
     /// Most established connections.
     pub max_peers: u32,
     /// Connections reserved for peers this node dials itself (inbound peers may use at most
-    /// `max_peers − outbound_peers`); discovery dials until this many outbound peers.
-    pub outbound_peers: u32,
+    /// `max_peers − outbound_peers`); discovery dials until this many outbound peers. `None`:
+    /// [`DEFAULT_OUTBOUND_PEERS`], at most half of `max_peers` (see
+    /// [`Self::effective_outbound_peers`]).
+    pub outbound_peers: Option<u32>,
     /// Below this many peers, bootnodes are redialed.
     pub min_peers: u32,
     /// Find peers beyond the bootnodes (Kademlia) and dial them into the outbound slots. Off:
@@ -141,10 +146,21 @@ pub struct P2pConfig {
 }
 
 impl P2pConfig {
+    /// The outbound slots reserved: the configured number, or when unset
+    /// [`DEFAULT_OUTBOUND_PEERS`] capped at half of `max_peers` (so a small `max_peers` keeps
+    /// room for inbound peers without the operator having to set both).
+    pub fn effective_outbound_peers(&self) -> u32 {
+        self.outbound_peers
+            .unwrap_or_else(|| DEFAULT_OUTBOUND_PEERS.min(self.max_peers / 2))
+    }
+
     /// Refuses settings the service cannot run with (they would panic a channel or a timer, or
     /// leave no room for inbound peers), naming the setting.
     pub fn validate(&self) -> Result<(), P2pError> {
-        if self.outbound_peers >= self.max_peers {
+        if self.max_peers == 0 {
+            return Err(P2pError::InvalidConfig("max_peers must be at least 1"));
+        }
+        if self.effective_outbound_peers() >= self.max_peers {
             return Err(P2pError::InvalidConfig(
                 "outbound_peers must be less than max_peers (the rest is for inbound peers)",
             ));
@@ -167,6 +183,16 @@ impl P2pConfig {
                 "every gossip queue must hold at least one message",
             ));
         }
+        for kind in GossipKind::ALL {
+            let (bytes, largest) = (self.queues.get(kind).bytes, kind.max_transmit_size());
+            if bytes < largest {
+                return Err(P2pError::QueueBelowLargestMessage {
+                    topic: kind.name(),
+                    bytes,
+                    largest,
+                });
+            }
+        }
         Ok(())
     }
 }
@@ -178,7 +204,7 @@ impl Default for P2pConfig {
             announce_addrs: Vec::new(),
             bootnodes: Vec::new(),
             max_peers: 50,
-            outbound_peers: 10,
+            outbound_peers: None,
             min_peers: 1,
             discovery: true,
             node_key_path: None,
@@ -235,6 +261,33 @@ mod validation_tests {
     use super::*;
 
     #[test]
+    fn outbound_slots_are_derived_from_a_small_max_peers_unless_set() {
+        let small = P2pConfig {
+            max_peers: 5,
+            ..P2pConfig::default()
+        };
+        assert_eq!(small.effective_outbound_peers(), 2);
+        assert!(small.validate().is_ok());
+        assert_eq!(
+            P2pConfig::default().effective_outbound_peers(),
+            DEFAULT_OUTBOUND_PEERS
+        );
+        let one = P2pConfig {
+            max_peers: 1,
+            ..P2pConfig::default()
+        };
+        assert_eq!(one.effective_outbound_peers(), 0);
+        assert!(one.validate().is_ok());
+        let explicit = P2pConfig {
+            max_peers: 5,
+            outbound_peers: Some(4),
+            ..P2pConfig::default()
+        };
+        assert_eq!(explicit.effective_outbound_peers(), 4);
+        assert!(explicit.validate().is_ok());
+    }
+
+    #[test]
     fn settings_that_would_panic_or_starve_the_service_are_refused() {
         assert!(P2pConfig::default().validate().is_ok());
         let refused =
@@ -251,9 +304,14 @@ mod validation_tests {
             heartbeat_interval: Duration::ZERO,
             ..P2pConfig::default()
         }));
+        // An explicit outbound reservation that leaves no inbound slot, and no peers at all.
         assert!(refused(P2pConfig {
             max_peers: 10,
-            outbound_peers: 10,
+            outbound_peers: Some(10),
+            ..P2pConfig::default()
+        }));
+        assert!(refused(P2pConfig {
+            max_peers: 0,
             ..P2pConfig::default()
         }));
         let mut queues = QueueLimits::default();
@@ -262,5 +320,35 @@ mod validation_tests {
             queues,
             ..P2pConfig::default()
         }));
+    }
+
+    #[test]
+    fn a_queue_smaller_than_its_topics_largest_message_is_refused() {
+        for kind in GossipKind::ALL {
+            let largest = kind.max_transmit_size();
+            let with_bytes = |bytes| {
+                let mut config = P2pConfig::default();
+                match kind {
+                    GossipKind::Tx => config.queues.tx.bytes = bytes,
+                    GossipKind::BlockProposal => config.queues.block_proposal.bytes = bytes,
+                    GossipKind::CheckpointProposal => {
+                        config.queues.checkpoint_proposal.bytes = bytes;
+                    }
+                    GossipKind::CheckpointAttestation => config.queues.attestation.bytes = bytes,
+                }
+                config.validate()
+            };
+            assert!(with_bytes(largest).is_ok(), "{kind:?}");
+            let err = with_bytes(largest - 1).unwrap_err();
+            assert!(
+                matches!(
+                    err,
+                    P2pError::QueueBelowLargestMessage { topic, bytes, largest: reported }
+                        if topic == kind.name() && bytes == largest - 1 && reported == largest
+                ),
+                "{kind:?}: {err}"
+            );
+            assert!(err.to_string().contains(kind.name()), "{err}");
+        }
     }
 }

@@ -4,6 +4,8 @@ use std::{io, path::PathBuf};
 
 use libp2p::{Multiaddr, TransportError};
 
+use crate::validation::GossipInvalid;
+
 /// Why the p2p service could not start or a request failed.
 #[derive(Debug, thiserror::Error)]
 pub enum P2pError {
@@ -19,6 +21,20 @@ pub enum P2pError {
     /// The p2p configuration is inconsistent.
     #[error("invalid p2p configuration: {0}")]
     InvalidConfig(&'static str),
+    /// A topic's validation queue holds fewer bytes than the topic's largest message: such
+    /// messages would always be dropped, without a word.
+    #[error(
+        "invalid p2p configuration: the {topic} gossip queue holds {bytes} bytes, below the \
+         topic's largest message ({largest} bytes compressed); raise it to at least that"
+    )]
+    QueueBelowLargestMessage {
+        /// The topic.
+        topic: &'static str,
+        /// The configured byte bound.
+        bytes: usize,
+        /// The topic's largest message as carried.
+        largest: usize,
+    },
     /// The node key file could not be read or written.
     #[error("node key {path}: {source}")]
     NodeKeyIo {
@@ -78,6 +94,16 @@ pub enum PublishError {
     /// Our own message's signature does not recover.
     #[error("the message's signature does not recover")]
     BadSignature,
+    /// Peers would reject our own message (and charge this node for it): the gossip
+    /// validation every node runs refused it. Not published, not pooled.
+    #[error("peers would reject it: {0}")]
+    WouldBeRejected(GossipInvalid),
+    /// This node already sent a different message for the same duty (a second proposal for a
+    /// slot and index, a second attestation for a slot): sending this one would hand every
+    /// peer verifiable equivocation evidence against this node's key. Not published, not
+    /// pooled.
+    #[error("this node already sent a different message for the same duty")]
+    OwnEquivocation,
     /// Gossipsub failed otherwise.
     #[error("gossipsub: {0}")]
     Gossipsub(String),

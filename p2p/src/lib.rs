@@ -4,8 +4,12 @@
 //!
 //! Tasks, all started and supervised by [`P2pService::run`]: the swarm actor owns the swarm and
 //! routes gossip into per-topic queues bounded by count and bytes; the consensus processor
-//! (proposals, attestations, own publishing, quorum waits) and the tx processor validate on the
-//! blocking pool and send exactly one verdict per message back; the dispatcher hands accepted
+//! (proposals, attestations, own publishing, quorum waits) and the tx processor validate off the
+//! async workers (the blocking pool; txs on a low-priority thread of their own) and send exactly
+//! one verdict per message back (the consensus processor on a
+//! channel the swarm actor serves first, so its verdicts never queue behind tx verdicts); txs
+//! travel on a gossipsub instance of their own, so tx spam never shares a send queue with
+//! consensus messages; the dispatcher hands accepted
 //! proposals to the [`Handlers`] in per-slot lanes with deadlines; the tx lane feeds the tx
 //! handler. Everything else talks to the service through [`P2pHandle`].
 
@@ -35,9 +39,9 @@ mod verified;
 
 pub use committee::{CommitteeSource, SlotDuty, StaticCommittee};
 pub use config::{
-    CONSENSUS_COMMAND_CAPACITY, DEFAULT_HANDLER_QUEUE_CAPACITY, NetworkParams, P2pConfig,
-    PROCESSOR_COMMAND_CAPACITY, QueueLimit, QueueLimits, SWARM_COMMAND_CAPACITY,
-    TX_GOSSIP_RATE_LIMIT,
+    CONSENSUS_COMMAND_CAPACITY, DEFAULT_HANDLER_QUEUE_CAPACITY, DEFAULT_OUTBOUND_PEERS,
+    NetworkParams, P2pConfig, PROCESSOR_COMMAND_CAPACITY, QueueLimit, QueueLimits,
+    SWARM_COMMAND_CAPACITY, TX_GOSSIP_RATE_LIMIT,
 };
 pub use dispatch::{MAX_DISPATCH_BYTES, MISSING_BLOCK_GRACE};
 pub use error::{P2pError, PublishError, RequestError};
@@ -56,8 +60,8 @@ pub use pool::{
     MAX_CHECKPOINT_PROPOSALS_PER_SLOT, MAX_PROPOSERS_PER_SLOT, POOL_RETAINED_SLOTS, ProposalPool,
 };
 pub use service::{
-    CollectedAttestation, NetworkStatus, P2pDeps, P2pHandle, P2pService, PeerReputation,
-    TopicCounters,
+    CollectedAttestation, DiscoveryStatus, NetworkStatus, P2pDeps, P2pHandle, P2pService,
+    PeerReputation, TopicCounters,
 };
 pub use snappy::SnappyError;
 pub use topics::{

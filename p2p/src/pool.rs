@@ -44,6 +44,31 @@ struct Seen {
     hashes: Vec<B256>,
 }
 
+/// What admitting a message would do, without admitting it (this node's own messages are
+/// classified first, so one the pool would flag is never sent).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Classification {
+    /// First message for its key.
+    New,
+    /// This exact message was admitted before.
+    Duplicate,
+    /// A second, different message for its key: an equivocation.
+    Equivocation,
+    /// The key already holds as many distinct messages as it may: peers reject it.
+    CapExceeded(usize),
+    /// The slot already has as many proposers as it may keep: peers reject it.
+    TooManyProposers(usize),
+}
+
+fn classify(seen: Option<&Seen>, hash: &B256, cap: usize) -> Classification {
+    match seen {
+        None => Classification::New,
+        Some(seen) if seen.hashes.contains(hash) => Classification::Duplicate,
+        Some(seen) if seen.hashes.len() >= cap => Classification::CapExceeded(cap),
+        Some(_) => Classification::Equivocation,
+    }
+}
+
 fn admit(
     entry: Entry<'_, impl Ord, Seen>,
     hash: B256,
@@ -139,6 +164,64 @@ impl ProposalPool {
             MAX_CHECKPOINT_PROPOSALS_PER_SLOT,
             signer,
         )
+    }
+
+    /// What [`Self::admit_block_proposal`] would do, without changing the pool.
+    pub fn classify_block_proposal(
+        &self,
+        proposal: &BlockProposal,
+        signer: Address,
+    ) -> Classification {
+        let slot = Slot(proposal.header.slot);
+        if let Some(full) = self.proposers_full(slot, signer) {
+            return full;
+        }
+        let key = (slot, proposal.header.index_within_checkpoint, signer);
+        classify(
+            self.blocks.get(&key),
+            &proposal.payload_hash(),
+            MAX_BLOCK_PROPOSALS_PER_KEY,
+        )
+    }
+
+    /// What [`Self::admit_checkpoint_proposal`] would do, without changing the pool.
+    pub fn classify_checkpoint_proposal(
+        &self,
+        proposal: &CheckpointProposal,
+        signer: Address,
+    ) -> Classification {
+        let slot = Slot(proposal.payload.header.slot);
+        if let Some(full) = self.proposers_full(slot, signer) {
+            return full;
+        }
+        classify(
+            self.checkpoints.get(&(slot, signer)),
+            &proposal.payload.payload_hash(),
+            MAX_CHECKPOINT_PROPOSALS_PER_SLOT,
+        )
+    }
+
+    /// What [`Self::admit_attestation`] would do, without changing the pool.
+    pub fn classify_attestation(
+        &self,
+        attestation: &CheckpointAttestation,
+        attester: Address,
+    ) -> Classification {
+        let seen = self
+            .attestations
+            .get(&Slot(attestation.payload.header.slot))
+            .and_then(|entry| entry.by_signer.get(&attester));
+        classify(
+            seen,
+            &attestation.payload.payload_hash(),
+            MAX_ATTESTATIONS_PER_SLOT_AND_SIGNER,
+        )
+    }
+
+    fn proposers_full(&self, slot: Slot, signer: Address) -> Option<Classification> {
+        let proposers = self.proposers.get(&slot)?;
+        (!proposers.contains(&signer) && proposers.len() >= MAX_PROPOSERS_PER_SLOT)
+            .then_some(Classification::TooManyProposers(MAX_PROPOSERS_PER_SLOT))
     }
 
     fn note_proposer(&mut self, slot: Slot, signer: Address) -> Result<(), GossipInvalid> {
@@ -300,6 +383,74 @@ mod tests {
         assert_eq!(
             pool.admit_block_proposal(&block, signer),
             Ok(Admission::New)
+        );
+    }
+
+    #[test]
+    fn classification_predicts_admission_and_changes_nothing() {
+        let mut pool = ProposalPool::new();
+        let signer = Address::repeat_byte(9);
+        for (modifier, expected) in [
+            (1, Classification::New),
+            (1, Classification::Duplicate),
+            (2, Classification::Equivocation),
+            (3, Classification::CapExceeded(2)),
+        ] {
+            let proposal = checkpoint(10, modifier);
+            let predicted = pool.classify_checkpoint_proposal(&proposal, signer);
+            assert_eq!(predicted, expected);
+            // Classifying twice gives the same answer: the first call pooled nothing.
+            assert_eq!(
+                pool.classify_checkpoint_proposal(&proposal, signer),
+                expected
+            );
+            let admitted = pool.admit_checkpoint_proposal(&proposal, signer);
+            let matches = matches!(
+                (expected, &admitted),
+                (Classification::New, Ok(Admission::New))
+                    | (Classification::Duplicate, Err(GossipInvalid::Duplicate))
+                    | (Classification::Equivocation, Ok(Admission::Equivocation(_)))
+                    | (
+                        Classification::CapExceeded(2),
+                        Err(GossipInvalid::PoolCapExceeded(2))
+                    )
+            );
+            assert!(matches, "{expected:?} predicted, {admitted:?} admitted");
+        }
+        let mut attestation = CheckpointAttestation::default();
+        attestation.payload.header.slot = 20;
+        assert_eq!(
+            pool.classify_attestation(&attestation, signer),
+            Classification::New
+        );
+        assert_eq!(
+            pool.attestation_count(Slot(20), &attestation.payload.payload_hash()),
+            0
+        );
+        pool.admit_attestation(&attestation, signer).unwrap();
+        attestation.payload.fee_asset_price_modifier = 5;
+        assert_eq!(
+            pool.classify_attestation(&attestation, signer),
+            Classification::Equivocation
+        );
+        let mut block = BlockProposal::default();
+        block.header.slot = 10;
+        assert_eq!(
+            pool.classify_block_proposal(&block, signer),
+            Classification::New
+        );
+        pool.admit_block_proposal(&block, signer).unwrap();
+        assert_eq!(
+            pool.classify_block_proposal(&block, signer),
+            Classification::Duplicate
+        );
+        for other in 0..3u8 {
+            pool.admit_checkpoint_proposal(&checkpoint(10, 0), Address::repeat_byte(other))
+                .unwrap();
+        }
+        assert_eq!(
+            pool.classify_block_proposal(&block, Address::repeat_byte(0xee)),
+            Classification::TooManyProposers(MAX_PROPOSERS_PER_SLOT)
         );
     }
 

@@ -4,15 +4,18 @@
 //! quorum waiters; hands accepted proposals to the dispatcher.
 
 use std::{
-    collections::HashMap,
     sync::{Arc, Mutex},
     time::Instant,
 };
 
-use futures::{StreamExt, stream::FuturesUnordered};
-use libp2p::PeerId;
+use futures::{
+    FutureExt, StreamExt,
+    future::BoxFuture,
+    stream::{FuturesOrdered, FuturesUnordered},
+};
+use libp2p::{PeerId, gossipsub::MessageAcceptance};
 use tandem_proto::{
-    B256, CheckpointAttestation, WireMessage,
+    BlockProposal, WireMessage,
     time::{Clock, Slot, Timestamp},
 };
 use tokio::{
@@ -21,20 +24,22 @@ use tokio::{
 };
 use tokio_util::sync::CancellationToken;
 
-use super::{AttestationList, OwnMessage, ProcessorCommand, blocking_failed, report_verdict};
+use super::{AttestationBook, OwnMessage, ProcessorCommand, blocking_failed, report_verdict};
 use crate::{
     dispatch::DispatchItem,
     error::{P2pError, PublishError},
     events::P2pEvent,
     metrics,
     pipeline::{Accepted, GossipPipeline},
-    pool::{Admission, POOL_RETAINED_SLOTS},
+    pool::{Admission, Classification, POOL_RETAINED_SLOTS},
     queues::Inbound,
     recent::RecentProposals,
+    scoring::judge,
     service::SwarmCommand,
     snappy,
     topics::GossipKind,
     validation::{Checked, GossipInvalid, lock},
+    verified::Verified,
 };
 
 /// Consensus messages validated at once on the blocking pool.
@@ -44,16 +49,24 @@ const COMPRESS_INLINE_LIMIT: usize = 64 * 1024;
 
 type Validation = JoinHandle<(Inbound, Result<Checked, GossipInvalid>, Instant)>;
 
+/// An own message whose checks ran (on the blocking pool, or inline when small).
+struct OwnChecked {
+    message: OwnMessage,
+    kind: GossipKind,
+    checked: Result<Checked, GossipInvalid>,
+    compressed: Vec<u8>,
+    reply: oneshot::Sender<Result<(), PublishError>>,
+}
+
+/// Own checks finish in the order they were asked for (a block before the checkpoint that
+/// embeds it), while the processor serves everything else.
+type OwnCheck = BoxFuture<'static, Result<OwnChecked, tokio::task::JoinError>>;
+
 /// The three consensus queues.
 pub(crate) struct ConsensusQueues {
     pub(crate) block_proposal: mpsc::Receiver<Inbound>,
     pub(crate) checkpoint_proposal: mpsc::Receiver<Inbound>,
     pub(crate) attestation: mpsc::Receiver<Inbound>,
-}
-
-struct QuorumWaiter {
-    quorum: usize,
-    reply: oneshot::Sender<AttestationList>,
 }
 
 pub(crate) struct ConsensusProcessor {
@@ -65,7 +78,8 @@ pub(crate) struct ConsensusProcessor {
     pub(crate) dispatch: mpsc::Sender<DispatchItem>,
     pub(crate) events: broadcast::Sender<P2pEvent>,
     pub(crate) recent: Arc<Mutex<RecentProposals>>,
-    waiters: HashMap<(Slot, B256), Vec<QuorumWaiter>>,
+    /// The admitted attestations, for quorum waiters.
+    book: Arc<AttestationBook>,
     last_pruned: Option<Slot>,
 }
 
@@ -83,6 +97,7 @@ impl ConsensusProcessor {
         dispatch: mpsc::Sender<DispatchItem>,
         events: broadcast::Sender<P2pEvent>,
         recent: Arc<Mutex<RecentProposals>>,
+        book: Arc<AttestationBook>,
     ) -> Self {
         Self {
             pipeline,
@@ -93,13 +108,14 @@ impl ConsensusProcessor {
             dispatch,
             events,
             recent,
-            waiters: HashMap::new(),
+            book,
             last_pruned: None,
         }
     }
 
     pub(crate) async fn run(mut self, cancel: CancellationToken) -> Result<(), P2pError> {
         let mut in_flight: FuturesUnordered<Validation> = FuturesUnordered::new();
+        let mut own_checks: FuturesOrdered<OwnCheck> = FuturesOrdered::new();
         loop {
             self.prune();
             let room = in_flight.len() < MAX_IN_FLIGHT;
@@ -108,7 +124,21 @@ impl ConsensusProcessor {
             let keep_going = tokio::select! {
                 biased;
                 () = cancel.cancelled() => return Ok(()),
-                Some(command) = self.commands.recv() => self.on_command(command).await?,
+                Some(command) = self.commands.recv() => match command {
+                    ProcessorCommand::PublishOwn { message, reply } => {
+                        if let Some(check) = self.check_own(message, reply) {
+                            own_checks.push_back(check);
+                        }
+                        true
+                    }
+                    ProcessorCommand::AdmitFetched { block, peer } => {
+                        self.admit_fetched(block, peer).await?
+                    }
+                },
+                Some(done) = own_checks.next(), if !own_checks.is_empty() => {
+                    let done = done.map_err(|err| blocking_failed("own message check", &err))?;
+                    self.on_own_checked(done).await?
+                }
                 Some(done) = in_flight.next(), if !in_flight.is_empty() => {
                     let (inbound, result, started) =
                         done.map_err(|err| blocking_failed("consensus validation", &err))?;
@@ -160,7 +190,18 @@ impl ConsensusProcessor {
         checked: Result<Checked, GossipInvalid>,
         started: Instant,
     ) -> KeepGoing {
+        let attestation = match &checked {
+            Ok(Checked::Attestation(attestation)) => Some(attestation.clone()),
+            _ => None,
+        };
         let result = checked.and_then(|checked| self.pipeline.admit(checked));
+        // Admitted (new, or an equivocator's second, which the pool keeps under its payload
+        // too): in the book before the verdict goes out.
+        if let (Some(attestation), Ok(Accepted::Attestation(_) | Accepted::Equivocated { .. })) =
+            (&attestation, &result)
+        {
+            self.book.record(attestation.signer(), attestation);
+        }
         if !report_verdict(&self.swarm, &inbound, &result, started).await {
             return Ok(false);
         }
@@ -182,10 +223,7 @@ impl ConsensusProcessor {
         self.pipeline.pool_mut().prune(current);
         let oldest = Slot(current.0.saturating_sub(POOL_RETAINED_SLOTS));
         lock(&self.recent).prune(oldest);
-        self.waiters.retain(|(slot, _), waiters| {
-            waiters.retain(|waiter| !waiter.reply.is_closed());
-            *slot >= oldest && !waiters.is_empty()
-        });
+        self.book.prune(oldest);
     }
 
     fn publish_equivocations(&mut self) {
@@ -205,10 +243,7 @@ impl ConsensusProcessor {
         let now = self.clock.now();
         let item = match accepted {
             Accepted::Tx(_) => return Ok(true),
-            Accepted::Attestation(attestation) => {
-                self.notify_waiters(&attestation);
-                return Ok(true);
-            }
+            Accepted::Attestation(_) => return Ok(true),
             Accepted::Block(block) => {
                 self.record_margin(GossipKind::BlockProposal, Slot(block.header.slot), now);
                 lock(&self.recent).insert(Arc::clone(block.message()));
@@ -254,88 +289,37 @@ impl ConsensusProcessor {
         metrics::deadline_margin(kind, deadline.millis_since(now) as f64 / 1000.0);
     }
 
-    fn notify_waiters(&mut self, attestation: &CheckpointAttestation) {
-        // Only a proposer waits; everyone else skips hashing the payload.
-        if self.waiters.is_empty() {
-            return;
+    /// A block fetched from a peer (a lane's missing block): pooled and dispatched like gossip.
+    async fn admit_fetched(&mut self, block: Verified<BlockProposal>, peer: PeerId) -> KeepGoing {
+        let admitted = self.pipeline.admit_block(&block);
+        self.publish_equivocations();
+        if !matches!(admitted, Ok(Admission::New)) {
+            return Ok(true);
         }
-        let slot = Slot(attestation.payload.header.slot);
-        let key = (slot, attestation.payload.payload_hash());
-        let Some(waiters) = self.waiters.remove(&key) else {
-            return;
-        };
-        let count = self.pipeline.pool().attestation_count(slot, &key.1);
-        let (ready, pending): (Vec<_>, Vec<_>) = waiters
-            .into_iter()
-            .partition(|waiter| count >= waiter.quorum);
-        if !ready.is_empty() {
-            let collected = self.pipeline.pool().attestations_for(slot, &key.1);
-            for waiter in ready {
-                let _ = waiter.reply.send(collected.clone());
-            }
-        }
-        if !pending.is_empty() {
-            self.waiters.insert(key, pending);
-        }
+        let (slot, index) = (
+            Slot(block.header.slot),
+            block.header.index_within_checkpoint,
+        );
+        lock(&self.recent).insert(Arc::clone(block.message()));
+        let _ = self
+            .events
+            .send(P2pEvent::BlockFetched { slot, index, peer });
+        Ok(self
+            .dispatch
+            .send(DispatchItem::Block(block.with_source(peer)))
+            .await
+            .is_ok())
     }
 
-    async fn on_command(&mut self, command: ProcessorCommand) -> KeepGoing {
-        match command {
-            ProcessorCommand::PublishOwn { message, reply } => {
-                self.on_publish_own(message, reply).await
-            }
-            ProcessorCommand::AwaitQuorum {
-                slot,
-                payload_hash,
-                quorum,
-                reply,
-            } => {
-                if self.pipeline.pool().attestation_count(slot, &payload_hash) >= quorum {
-                    let _ = reply.send(self.pipeline.pool().attestations_for(slot, &payload_hash));
-                } else {
-                    self.waiters
-                        .entry((slot, payload_hash))
-                        .or_default()
-                        .push(QuorumWaiter { quorum, reply });
-                }
-                Ok(true)
-            }
-            ProcessorCommand::Attestations {
-                slot,
-                payload_hash,
-                reply,
-            } => {
-                let _ = reply.send(self.pipeline.pool().attestations_for(slot, &payload_hash));
-                Ok(true)
-            }
-            ProcessorCommand::AdmitFetched { block, peer } => {
-                let admitted = self.pipeline.admit_block(&block);
-                self.publish_equivocations();
-                if !matches!(admitted, Ok(Admission::New)) {
-                    return Ok(true);
-                }
-                let (slot, index) = (
-                    Slot(block.header.slot),
-                    block.header.index_within_checkpoint,
-                );
-                lock(&self.recent).insert(Arc::clone(block.message()));
-                let _ = self
-                    .events
-                    .send(P2pEvent::BlockFetched { slot, index, peer });
-                Ok(self
-                    .dispatch
-                    .send(DispatchItem::Block(block.with_source(peer)))
-                    .await
-                    .is_ok())
-            }
-        }
-    }
-
-    async fn on_publish_own(
-        &mut self,
+    /// Starts the checks every peer runs on an own message, before anything is pooled: a
+    /// message they would reject is refused (a sequencer bug must not cost this node its
+    /// peers' trust); what they would only ignore (slightly late, say) still goes out. `None`:
+    /// answered at once.
+    fn check_own(
+        &self,
         message: OwnMessage,
         reply: oneshot::Sender<Result<(), PublishError>>,
-    ) -> KeepGoing {
+    ) -> Option<OwnCheck> {
         let (kind, bytes) = match &message {
             OwnMessage::BlockProposal(block) => (GossipKind::BlockProposal, block.to_wire_bytes()),
             OwnMessage::CheckpointProposal(checkpoint) => {
@@ -348,19 +332,52 @@ impl ConsensusProcessor {
         };
         if bytes.len() > kind.max_message_size() {
             let _ = reply.send(Err(PublishError::TooLarge));
-            return Ok(true);
+            return None;
         }
-        if let Err(err) = self.admit_own(message) {
+        let validator = self.pipeline.validator().clone();
+        let now = self.clock.now();
+        // Attestations cost two signature recoveries, large proposals their tx hashes: never
+        // on the processor's worker.
+        let inline =
+            bytes.len() <= COMPRESS_INLINE_LIMIT && kind != GossipKind::CheckpointAttestation;
+        let check = move || OwnChecked {
+            checked: validator.check(kind, &bytes, now),
+            compressed: snappy::compress(&bytes),
+            message,
+            kind,
+            reply,
+        };
+        Some(if inline {
+            futures::future::ready(Ok(check())).boxed()
+        } else {
+            tokio::task::spawn_blocking(check).boxed()
+        })
+    }
+
+    async fn on_own_checked(&mut self, done: OwnChecked) -> KeepGoing {
+        let OwnChecked {
+            message,
+            kind,
+            checked,
+            compressed,
+            reply,
+        } = done;
+        let signer = match checked {
+            Ok(Checked::Tx(tx)) => Some(tx.signer()),
+            Ok(Checked::Block(block)) => Some(block.signer()),
+            Ok(Checked::Checkpoint { checkpoint, .. }) => Some(checkpoint.signer()),
+            Ok(Checked::Attestation(attestation)) => Some(attestation.signer()),
+            Err(invalid) if judge(&invalid).0 == MessageAcceptance::Reject => {
+                let _ = reply.send(Err(PublishError::WouldBeRejected(invalid)));
+                return Ok(true);
+            }
+            // Peers would only ignore it (slightly late, committee unknown): it still goes out.
+            Err(_) => None,
+        };
+        if let Err(err) = self.admit_own(message, signer) {
             let _ = reply.send(Err(err));
             return Ok(true);
         }
-        let compressed = if bytes.len() > COMPRESS_INLINE_LIMIT {
-            tokio::task::spawn_blocking(move || snappy::compress(&bytes))
-                .await
-                .map_err(|err| blocking_failed("compression", &err))?
-        } else {
-            snappy::compress(&bytes)
-        };
         Ok(self
             .swarm
             .send(SwarmCommand::Publish {
@@ -372,10 +389,17 @@ impl ConsensusProcessor {
             .is_ok())
     }
 
-    /// Pools this node's own message, so a copy coming back is a duplicate (and an own
-    /// attestation counts towards quorum), and refuses what every peer would reject. Own
-    /// proposals are never dispatched: the proposer stored them before publishing.
-    fn admit_own(&mut self, message: OwnMessage) -> Result<(), PublishError> {
+    /// Pools this node's own message (checked as peers check it), so a copy coming back is a
+    /// duplicate (and an own attestation counts towards quorum). The pool's verdict comes first
+    /// and nothing is pooled unless every part of the message would be: peers run the same pool
+    /// stage, and an own equivocation, a capped duty or an equivocating last block must never
+    /// leave this node. Own proposals are never dispatched: the proposer stored them before
+    /// publishing. `signer` is what validation recovered, when it got that far.
+    fn admit_own(
+        &mut self,
+        message: OwnMessage,
+        signer: Option<tandem_proto::Address>,
+    ) -> Result<(), PublishError> {
         let domain = *self.pipeline.validator().domain();
         let embeds_txs = |block: &tandem_proto::BlockProposal| {
             if block.txs.len() == block.tx_hashes.len() {
@@ -389,13 +413,15 @@ impl ConsensusProcessor {
         match message {
             OwnMessage::BlockProposal(block) => {
                 embeds_txs(&block)?;
-                let signer = block
-                    .recover_proposer(&domain)
-                    .map_err(|_| PublishError::BadSignature)?;
-                let _ = self
-                    .pipeline
-                    .pool_mut()
-                    .admit_block_proposal(&block, signer);
+                let signer = match signer {
+                    Some(signer) => signer,
+                    None => block
+                        .recover_proposer(&domain)
+                        .map_err(|_| PublishError::BadSignature)?,
+                };
+                let pool = self.pipeline.pool_mut();
+                own_verdict(pool.classify_block_proposal(&block, signer))?;
+                let _ = pool.admit_block_proposal(&block, signer);
                 lock(&self.recent).insert(Arc::new(*block));
             }
             OwnMessage::CheckpointProposal(mut checkpoint) => {
@@ -403,24 +429,48 @@ impl ConsensusProcessor {
                     "a checkpoint proposal must carry its last block",
                 ))?;
                 embeds_txs(&block)?;
-                let signer = checkpoint
-                    .recover_proposer(&domain)
-                    .map_err(|_| PublishError::BadSignature)?;
+                let signer = match signer {
+                    Some(signer) => signer,
+                    None => checkpoint
+                        .recover_proposer(&domain)
+                        .map_err(|_| PublishError::BadSignature)?,
+                };
                 let pool = self.pipeline.pool_mut();
+                // As peers judge it (`GossipPipeline::admit`): the embedded block first, and
+                // an already published last block is fine.
+                match pool.classify_block_proposal(&block, signer) {
+                    Classification::New
+                    | Classification::Duplicate
+                    | Classification::TooManyProposers(_) => {}
+                    Classification::Equivocation => {
+                        return Err(PublishError::WouldBeRejected(
+                            GossipInvalid::LastBlockEquivocated,
+                        ));
+                    }
+                    Classification::CapExceeded(cap) => {
+                        return Err(PublishError::WouldBeRejected(
+                            GossipInvalid::LastBlockInvalid(Box::new(
+                                GossipInvalid::PoolCapExceeded(cap),
+                            )),
+                        ));
+                    }
+                }
+                own_verdict(pool.classify_checkpoint_proposal(&checkpoint, signer))?;
                 let _ = pool.admit_block_proposal(&block, signer);
                 let _ = pool.admit_checkpoint_proposal(&checkpoint, signer);
                 lock(&self.recent).insert(Arc::new(block));
             }
             OwnMessage::Attestation(attestation) => {
-                let attester = attestation
-                    .recover_attester(&domain)
-                    .map_err(|_| PublishError::BadSignature)?;
-                if let Ok(Admission::New) = self
-                    .pipeline
-                    .pool_mut()
-                    .admit_attestation(&attestation, attester)
-                {
-                    self.notify_waiters(&attestation);
+                let attester = match signer {
+                    Some(attester) => attester,
+                    None => attestation
+                        .recover_attester(&domain)
+                        .map_err(|_| PublishError::BadSignature)?,
+                };
+                let pool = self.pipeline.pool_mut();
+                own_verdict(pool.classify_attestation(&attestation, attester))?;
+                if let Ok(Admission::New) = pool.admit_attestation(&attestation, attester) {
+                    self.book.record(attester, &attestation);
                 }
             }
         }
@@ -428,11 +478,24 @@ impl ConsensusProcessor {
     }
 }
 
+/// The pool's verdict on an own message: a new one may be sent, and one peers would only
+/// ignore (a slot with too many proposers already) too, as with the gossip checks.
+fn own_verdict(classification: Classification) -> Result<(), PublishError> {
+    match classification {
+        Classification::New | Classification::TooManyProposers(_) => Ok(()),
+        Classification::Duplicate => Err(PublishError::Duplicate),
+        Classification::Equivocation => Err(PublishError::OwnEquivocation),
+        Classification::CapExceeded(cap) => Err(PublishError::WouldBeRejected(
+            GossipInvalid::PoolCapExceeded(cap),
+        )),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use std::time::Duration;
 
-    use libp2p::gossipsub::{MessageAcceptance, MessageId};
+    use libp2p::gossipsub::MessageId;
     use tandem_proto::{
         Address, B256, BlockHeader, BlockProposal, SigningDomain, SigningKey, block_body_hash,
         time::{ConsensusWindows, ManualClock, SlotClock},
@@ -502,6 +565,7 @@ mod tests {
             swarm_tx,
             dispatch_tx,
             broadcast::channel(4).0,
+            Arc::default(),
             Arc::default(),
         );
         // Received at the last instant of its window; validated a minute later.

@@ -1,19 +1,20 @@
 //! Gossip processing: decode (stage 1), validate (stage 2), pool admission, and the verdict back
 //! to the swarm — exactly one per message. Two tasks: the consensus processor owns the pools
 //! and serves the three consensus topics (plus this node's own publishing and quorum waits);
-//! the tx processor serves the tx topic. Both run the CPU-heavy checks on the blocking pool, so
-//! the async workers (and the swarm) never wait on a signature recovery or a tx-hash check.
+//! the tx processor serves the tx topic. The CPU-heavy checks run off the async workers, so the
+//! swarm never waits on a signature recovery or a tx-hash check: consensus messages on the
+//! blocking pool, txs on a thread of their own at a lower OS priority (background work).
 
+mod book;
 mod consensus;
 mod txs;
 
+pub(crate) use book::AttestationBook;
 pub(crate) use consensus::{ConsensusProcessor, ConsensusQueues};
 pub(crate) use txs::{TX_LANE, TxProcessor};
 
 use libp2p::PeerId;
-use tandem_proto::{
-    Address, B256, BlockProposal, CheckpointAttestation, CheckpointProposal, time::Slot,
-};
+use tandem_proto::{Address, BlockProposal, CheckpointAttestation, CheckpointProposal};
 use tokio::sync::oneshot;
 
 use crate::{error::PublishError, verified::Verified};
@@ -33,19 +34,6 @@ pub(crate) enum ProcessorCommand {
     PublishOwn {
         message: OwnMessage,
         reply: oneshot::Sender<Result<(), PublishError>>,
-    },
-    /// Reply once `quorum` attesters attested the payload.
-    AwaitQuorum {
-        slot: Slot,
-        payload_hash: B256,
-        quorum: usize,
-        reply: oneshot::Sender<AttestationList>,
-    },
-    /// Reply with what there is now.
-    Attestations {
-        slot: Slot,
-        payload_hash: B256,
-        reply: oneshot::Sender<AttestationList>,
     },
     /// A block proposal fetched (and verified) after its gossip was missed: admit and dispatch
     /// it like gossip.

@@ -6,7 +6,7 @@ use std::{io, marker::PhantomData};
 use futures::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use libp2p::{StreamProtocol, request_response};
 use prost::Message;
-use tandem_proto::{B256, Signature, Tx, WireError, WireMessage, time::Slot};
+use tandem_proto::{B256, CheckpointProposal, Signature, Tx, WireError, WireMessage, time::Slot};
 
 use super::{
     BlockQuery, BlocksByRangeRequest, ChainPoint, MAX_BLOCKS_RESPONSE_SIZE, MAX_REQUEST_SIZE,
@@ -75,6 +75,10 @@ struct ServedBlockPb {
     /// Empty when the serving node holds no proposer signature for the block.
     #[prost(bytes = "vec", tag = "3")]
     proposer_signature: Vec<u8>,
+    /// The proposed checkpoint the block ends, as a checkpoint proposal in its wire encoding;
+    /// empty when none.
+    #[prost(bytes = "vec", tag = "4")]
+    checkpoint: Vec<u8>,
 }
 
 /// A request or response body with a size limit.
@@ -241,6 +245,11 @@ impl ResponseItem for ServedBlock {
                 .proposer_signature
                 .map(|signature| signature.as_bytes().to_vec())
                 .unwrap_or_default(),
+            checkpoint: self
+                .checkpoint
+                .as_ref()
+                .map(WireMessage::to_wire_bytes)
+                .unwrap_or_default(),
         }
         .encode_to_vec()
     }
@@ -260,10 +269,16 @@ impl ResponseItem for ServedBlock {
                 },
             )?)
         };
+        let checkpoint = if proto.checkpoint.is_empty() {
+            None
+        } else {
+            Some(CheckpointProposal::from_wire_bytes(&proto.checkpoint)?)
+        };
         Ok(Self {
             block: tandem_proto::Block::from_wire_bytes(&proto.block)?,
             archive_root: hash(NAME, "archive_root", &proto.archive_root)?,
             proposer_signature,
+            checkpoint,
         })
     }
 }
@@ -512,11 +527,23 @@ mod tests {
 
         let mut block = Block::default();
         block.header.block_number = 3;
-        for proposer_signature in [None, Some(Signature::from_bytes([1; 65]))] {
+        let mut checkpoint = CheckpointProposal {
+            payload: Default::default(),
+            signature: Signature::from_bytes([2; 65]),
+            last_block: None,
+        };
+        checkpoint.payload.archive = B256::repeat_byte(5);
+        checkpoint.payload.fee_asset_price_modifier = -7;
+        for (proposer_signature, checkpoint) in [
+            (None, None),
+            (Some(Signature::from_bytes([1; 65])), None),
+            (Some(Signature::from_bytes([1; 65])), Some(checkpoint)),
+        ] {
             let served = ServedBlock {
                 block: block.clone(),
                 archive_root: B256::repeat_byte(5),
                 proposer_signature,
+                checkpoint,
             };
             assert_eq!(ServedBlock::decode_item(&served.encode_item()), Ok(served));
         }
@@ -524,6 +551,7 @@ mod tests {
             block: block.to_wire_bytes(),
             archive_root: vec![0; 32],
             proposer_signature: vec![1; 64],
+            checkpoint: Vec::new(),
         };
         assert!(matches!(
             ServedBlock::decode_item(&bad_signature.encode_to_vec()),

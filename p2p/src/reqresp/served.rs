@@ -5,7 +5,8 @@
 use std::sync::Arc;
 
 use tandem_proto::{
-    Address, B256, Block, BlockProposal, Signature, SignatureKind, block_headers_hash,
+    Address, B256, Block, BlockProposal, CheckpointProposal, Signature, SignatureKind,
+    block_headers_hash,
     time::{Slot, Timestamp},
 };
 
@@ -27,6 +28,11 @@ pub struct ServedBlock {
     /// which nodes keep for blocks they received as proposals; `None` for blocks known from L1
     /// only.
     pub proposer_signature: Option<Signature>,
+    /// When the block is the last block of a checkpoint the serving node holds as a proposed
+    /// checkpoint (validated, not on L1 yet): that checkpoint's proposal (payload and proposer
+    /// signature, no last block), so a node catching up stores the checkpoint after its blocks
+    /// and does not orphan-prune them. `None` otherwise.
+    pub checkpoint: Option<CheckpointProposal>,
 }
 
 impl ServedBlock {
@@ -39,6 +45,7 @@ impl ServedBlock {
             },
             archive_root: proposal.archive_root,
             proposer_signature: Some(proposal.signature),
+            checkpoint: None,
         }
     }
 
@@ -84,6 +91,13 @@ impl ChainBlock {
     /// The proposer its signature recovered to; `None` when it was checked against L1.
     pub const fn proposer(&self) -> Option<Address> {
         self.proposer
+    }
+
+    /// The proposed checkpoint this block ends, as served: checked to end at this block (its
+    /// archive and slot), to carry no last block, and to be signed by this block's proposer.
+    /// Its contents are not validated here (the all-nodes handler does that).
+    pub const fn checkpoint(&self) -> Option<&CheckpointProposal> {
+        self.served.checkpoint.as_ref()
     }
 
     /// The served block.
@@ -207,6 +221,9 @@ fn check_links_and_signatures(
             Some(signature) => Some(check_proposer(validator, &served, signature)?),
             None => None,
         };
+        if let Some(checkpoint) = &served.checkpoint {
+            check_served_checkpoint(validator, &served, checkpoint, proposer)?;
+        }
         let checkpoint = header.checkpoint_number;
         let index = header.index_within_checkpoint;
         match groups.last_mut() {
@@ -261,6 +278,42 @@ fn check_proposer(
         )),
         _ => Ok(signer),
     }
+}
+
+/// A checkpoint proposal served with its last block: it ends at that block and its proposer
+/// signed both.
+fn check_served_checkpoint(
+    validator: &GossipValidator,
+    served: &ServedBlock,
+    checkpoint: &CheckpointProposal,
+    block_proposer: Option<Address>,
+) -> Result<(), SegmentFault> {
+    let Some(block_proposer) = block_proposer else {
+        return Err(SegmentFault::Bad(
+            "a checkpoint proposal served on a block without a signature",
+        ));
+    };
+    if checkpoint.last_block.is_some() {
+        return Err(SegmentFault::Bad(
+            "a served checkpoint proposal carries a last block",
+        ));
+    }
+    if checkpoint.payload.archive != served.archive_root
+        || checkpoint.payload.header.slot != served.block.header.slot
+    {
+        return Err(SegmentFault::Bad(
+            "a served checkpoint proposal does not end at its block",
+        ));
+    }
+    let signer = checkpoint
+        .recover_proposer(validator.domain())
+        .map_err(|_| SegmentFault::Bad("a checkpoint proposal signature does not recover"))?;
+    if signer != block_proposer {
+        return Err(SegmentFault::Bad(
+            "a checkpoint proposal signed by someone other than its blocks' proposer",
+        ));
+    }
+    Ok(())
 }
 
 /// Checks block proposals fetched by query: each a valid proposal of its slot's proposer.

@@ -41,13 +41,16 @@ fn history_length(heartbeat: Duration) -> usize {
 /// Content-addressed message id over the decompressed bytes: the same message from any path,
 /// however it was (re-)compressed, is one message, so gossipsub's duplicate cache drops copies
 /// before validation; validation refuses non-canonical protobuf, so the decompressed bytes are
-/// the content. A frame that does not decompress (within the largest topic's limit) gets an id
-/// over its raw bytes under another domain, and validation rejects it. SHA-256 (with the CPU's
+/// the content. A frame that does not decompress within its own topic's limit (a tx frame that
+/// would expand to megabytes is never expanded here, on the swarm task, before any rate limit)
+/// gets an id over its raw bytes under another domain, and validation rejects it. SHA-256 (with the CPU's
 /// SHA extensions) because it runs on the swarm task over every message; keccak there cost
 /// ~2 ms per MiB.
-fn message_id(message: &gossipsub::Message) -> MessageId {
+fn message_id(topics: &Topics, message: &gossipsub::Message) -> MessageId {
     use sha2::{Digest, Sha256};
-    let decompressed = snappy::decompress(GossipKind::CheckpointProposal, &message.data).ok();
+    let decompressed = topics
+        .kind_of(&message.topic)
+        .and_then(|kind| snappy::decompress(kind, &message.data).ok());
     let (domain, body): (&[u8], &[u8]) = match &decompressed {
         Some(data) => (b"valid_snappy", data),
         None => (b"invalid_snappy", &message.data),
@@ -75,7 +78,10 @@ fn gossip_behaviour(
     gossip_config
         .validate_messages()
         .validation_mode(ValidationMode::Anonymous)
-        .message_id_fn(message_id)
+        .message_id_fn({
+            let topics = topics.clone();
+            move |message| message_id(&topics, message)
+        })
         .heartbeat_interval(config.heartbeat_interval)
         .history_length(history_length(config.heartbeat_interval))
         .duplicate_cache_time(network.slot_duration.max(Duration::from_secs(30)) * 2);
@@ -146,7 +152,7 @@ pub(super) fn build_swarm(
     // this node chooses, so a flood of inbound connections cannot eclipse it.
     let limits = connection_limits::ConnectionLimits::default()
         .with_max_established(Some(config.max_peers))
-        .with_max_established_incoming(Some(config.max_peers - config.outbound_peers))
+        .with_max_established_incoming(Some(config.max_peers - config.effective_outbound_peers()))
         .with_max_pending_incoming(Some(MAX_PENDING_INBOUND))
         .with_max_established_per_peer(Some(2));
     let mut kad_config = kad::Config::new(protocols.kad.clone());
@@ -237,13 +243,34 @@ mod tests {
         frame
     }
 
-    fn message(topic: &str, data: Vec<u8>) -> gossipsub::Message {
+    fn message(topic: GossipKind, data: Vec<u8>) -> gossipsub::Message {
         gossipsub::Message {
             source: None,
             data,
             sequence_number: None,
-            topic: gossipsub::TopicHash::from_raw(topic),
+            topic: Topics::new(1).hash(topic).clone(),
         }
+    }
+
+    fn id_on(topic: GossipKind, data: &[u8]) -> MessageId {
+        message_id(&Topics::new(1), &message(topic, data.to_vec()))
+    }
+
+    #[test]
+    fn a_frame_is_decompressed_only_within_its_own_topics_limit() {
+        // Just over a tx's limit, well within a checkpoint's.
+        let payload = vec![7u8; GossipKind::Tx.max_message_size() + 1];
+        let (canonical, recompressed) = (snappy::compress(&payload), literal_frame(&payload));
+        // On the checkpoint topic both frames decompress: one message.
+        assert_eq!(
+            id_on(GossipKind::CheckpointProposal, &canonical),
+            id_on(GossipKind::CheckpointProposal, &recompressed)
+        );
+        // On the tx topic neither is expanded: ids over the raw frames, which differ.
+        assert_ne!(
+            id_on(GossipKind::Tx, &canonical),
+            id_on(GossipKind::Tx, &recompressed)
+        );
     }
 
     #[test]
@@ -256,13 +283,13 @@ mod tests {
             snappy::decompress(GossipKind::Tx, &recompressed).unwrap(),
             payload
         );
-        let id = |data: &[u8]| message_id(&message("t", data.to_vec()));
+        let id = |data: &[u8]| id_on(GossipKind::Tx, data);
         assert_eq!(id(&canonical), id(&recompressed));
         // Other content, or the same content on another topic, is another message.
         let mut other = payload.clone();
         other[0] ^= 1;
         assert_ne!(id(&canonical), id(&snappy::compress(&other)));
-        assert_ne!(id(&canonical), message_id(&message("u", canonical.clone())));
+        assert_ne!(id(&canonical), id_on(GossipKind::BlockProposal, &canonical));
         // A frame that does not decompress is not confused with the payload it carries.
         assert_ne!(id(&payload), id(&canonical));
     }

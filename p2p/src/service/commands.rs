@@ -151,6 +151,7 @@ impl P2pService {
             gossip,
             denied_connections: self.peering.denied_connections,
             send_dropped: self.peering.send_dropped,
+            discovery: self.peering.discovery_status(),
         }
     }
 }

@@ -1,6 +1,6 @@
 //! [`P2pHandle`]: how the rest of the node talks to the p2p service.
 
-use std::{sync::Arc, time::Duration};
+use std::sync::Arc;
 
 use libp2p::{Multiaddr, PeerId};
 use tandem_proto::{
@@ -15,7 +15,7 @@ use crate::{
     deadline,
     error::{P2pError, PublishError, RequestError},
     events::P2pEvent,
-    processor::{AttestationList, OwnMessage, ProcessorCommand},
+    processor::{AttestationBook, AttestationList, OwnMessage, ProcessorCommand},
     reqresp::{
         BlockQuery, BlocksByRangeRequest, ChainBlock, ChainPoint, ChainProvider,
         ProposedChainRequest, SegmentFault, ServedBlock, verify_proposals, verify_segment,
@@ -26,9 +26,6 @@ use crate::{
     validation::GossipValidator,
     verified::Verified,
 };
-
-/// How long the final look at the pool may take once a quorum wait reached its deadline.
-const SNAPSHOT_TIMEOUT: Duration = Duration::from_secs(1);
 
 /// An attestation with the committee member who signed it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -51,6 +48,7 @@ pub struct P2pHandle {
     pub(super) clock: Arc<dyn Clock>,
     pub(super) validator: GossipValidator,
     pub(super) provider: Arc<dyn ChainProvider>,
+    pub(super) book: Arc<AttestationBook>,
 }
 
 impl std::fmt::Debug for P2pHandle {
@@ -82,10 +80,21 @@ impl P2pHandle {
         self.events.subscribe()
     }
 
-    /// Gossips a tx.
+    /// Gossips a tx after the checks every peer runs on it (on the blocking pool: a signature
+    /// recovery): one they would reject is refused with [`PublishError::WouldBeRejected`], so
+    /// a bad submission never costs this node its peers' trust.
     pub async fn publish_tx(&self, tx: &Tx) -> Result<(), PublishError> {
-        self.publish_frame(GossipKind::Tx, snappy::compress(&tx.to_wire_bytes()))
-            .await
+        let validator = self.validator.clone();
+        let now = self.clock.now();
+        let tx = tx.clone();
+        let frame = tokio::task::spawn_blocking(move || {
+            validator.validate_tx(tx.clone(), now)?;
+            Ok(snappy::compress(&tx.to_wire_bytes()))
+        })
+        .await
+        .map_err(|_| PublishError::Stopped)?
+        .map_err(PublishError::WouldBeRejected)?;
+        self.publish_frame(GossipKind::Tx, frame).await
     }
 
     /// Gossips this node's block proposal, which must carry all its txs (pooled first, so a
@@ -118,8 +127,9 @@ impl P2pHandle {
 
     /// Attestations for `payload` (own included), with their attesters in the slot's committee
     /// order, ready for L1's `propose`: returned as soon as `quorum` attesters attested, or at
-    /// `deadline` (of the injected clock; time spent queueing counts) with whatever arrived. An
-    /// attester counts once, equivocating or not; attesters off the committee are left out.
+    /// `deadline` (of the injected clock; time spent queueing counts) with whatever arrived —
+    /// at once, however busy the service is. An attester counts once, equivocating or not;
+    /// attesters off the committee are left out. `Stopped` only when the service stopped.
     pub async fn collect_attestations(
         &self,
         payload: &ConsensusPayload,
@@ -127,28 +137,16 @@ impl P2pHandle {
         deadline: Timestamp,
     ) -> Result<Vec<CollectedAttestation>, P2pError> {
         let slot = Slot(payload.header.slot);
-        let payload_hash = payload.payload_hash();
-        let waiting = ask(&self.processor, |reply| ProcessorCommand::AwaitQuorum {
+        let collected = wait_for_quorum(
+            self.clock.as_ref(),
+            &self.book,
+            &self.processor,
             slot,
-            payload_hash,
+            payload.payload_hash(),
             quorum,
-            reply,
-        });
-        let collected = match deadline::before(self.clock.as_ref(), deadline, waiting).await {
-            Some(Some(collected)) => collected,
-            Some(None) => return Err(P2pError::Stopped),
-            None => {
-                let snapshot = ask(&self.processor, |reply| ProcessorCommand::Attestations {
-                    slot,
-                    payload_hash,
-                    reply,
-                });
-                tokio::time::timeout(SNAPSHOT_TIMEOUT, snapshot)
-                    .await
-                    .map_err(|_| P2pError::Stopped)?
-                    .ok_or(P2pError::Stopped)?
-            }
-        };
+            deadline,
+        )
+        .await?;
         Ok(self.in_committee_order(slot, collected))
     }
 
@@ -252,6 +250,19 @@ impl P2pHandle {
         after: ChainPoint,
         max_blocks: u32,
     ) -> Result<Vec<ChainBlock>, RequestError> {
+        self.request_proposed_chain_from(peer, after, max_blocks)
+            .await
+            .map(|(_, blocks)| blocks)
+    }
+
+    /// [`Self::request_proposed_chain`], also saying which peer answered (so a caller that
+    /// later finds a served block invalid can charge that peer).
+    pub async fn request_proposed_chain_from(
+        &self,
+        peer: Option<PeerId>,
+        after: ChainPoint,
+        max_blocks: u32,
+    ) -> Result<(PeerId, Vec<ChainBlock>), RequestError> {
         let first = after.number.checked_add(1).ok_or(RequestError::Invalid(
             "no block after the last possible one",
         ))?;
@@ -262,8 +273,10 @@ impl P2pHandle {
                 reply,
             })
             .await?;
-        self.verified_segment(peer, first, Some(after.archive), served)
-            .await
+        let blocks = self
+            .verified_segment(peer, first, Some(after.archive), served)
+            .await?;
+        Ok((peer, blocks))
     }
 
     async fn verified_segment(
@@ -385,6 +398,38 @@ impl P2pHandle {
     }
 }
 
+/// The attestations of `payload_hash` once `quorum` attesters attested it, or those there are
+/// at `deadline`. They are read from the book the processor writes as it admits them, never
+/// asked of the processor, so one busy at that moment (a verdict flood, a full dispatcher)
+/// neither makes the caller late nor turns a partial answer into an error.
+async fn wait_for_quorum(
+    clock: &dyn Clock,
+    book: &AttestationBook,
+    processor: &mpsc::Sender<ProcessorCommand>,
+    slot: Slot,
+    payload_hash: B256,
+    quorum: usize,
+    deadline: Timestamp,
+) -> Result<AttestationList, P2pError> {
+    let mut watching = book.watch(slot, payload_hash);
+    let reached = deadline::before(clock, deadline, async {
+        tokio::select! {
+            biased;
+            reached = watching.wait_for(|list| list.len() >= quorum) => {
+                Some(reached.map(|list| list.clone()))
+            }
+            () = processor.closed() => None,
+        }
+    })
+    .await;
+    match reached {
+        Some(Some(Ok(list))) => Ok(list),
+        Some(None) => Err(P2pError::Stopped),
+        // The deadline, or the slot left the pool: what there is.
+        Some(Some(Err(_))) | None => Ok(watching.borrow().clone()),
+    }
+}
+
 /// Sends a command carrying a reply channel and waits for the reply; `None` when the service
 /// stopped before answering.
 async fn ask<C, T>(
@@ -394,4 +439,126 @@ async fn ask<C, T>(
     let (reply, response) = oneshot::channel();
     commands.send(command(reply)).await.ok()?;
     response.await.ok()
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use tandem_proto::time::ManualClock;
+
+    use super::*;
+
+    const PATIENCE: Duration = Duration::from_secs(10);
+    /// The slot of the default payload.
+    const SLOT: Slot = Slot(0);
+
+    /// An attestation of the default payload by `signer`.
+    fn attestation(signer: u8) -> (Address, CheckpointAttestation) {
+        (
+            Address::repeat_byte(signer),
+            CheckpointAttestation::default(),
+        )
+    }
+
+    fn recorded(book: &AttestationBook, signers: &[u8]) -> AttestationList {
+        signers
+            .iter()
+            .map(|signer| {
+                let (attester, attestation) = attestation(*signer);
+                book.record(attester, &attestation);
+                (attester, attestation)
+            })
+            .collect()
+    }
+
+    fn payload_hash() -> B256 {
+        CheckpointAttestation::default().payload.payload_hash()
+    }
+
+    fn waiter(
+        clock: &ManualClock,
+        book: &Arc<AttestationBook>,
+        processor: &mpsc::Sender<ProcessorCommand>,
+        quorum: usize,
+        deadline: Timestamp,
+    ) -> tokio::task::JoinHandle<Result<AttestationList, P2pError>> {
+        let (clock, book, processor) = (clock.clone(), Arc::clone(book), processor.clone());
+        tokio::spawn(async move {
+            let hash = payload_hash();
+            wait_for_quorum(&clock, &book, &processor, SLOT, hash, quorum, deadline).await
+        })
+    }
+
+    /// Until `count` waiters watch the test payload (they subscribed: what is recorded from
+    /// now on has to wake them).
+    async fn subscribed(book: &AttestationBook, count: usize) {
+        tokio::time::timeout(PATIENCE, async {
+            while book.watchers(SLOT, payload_hash()) < count {
+                tokio::task::yield_now().await;
+            }
+        })
+        .await
+        .expect("the waiter never subscribed");
+    }
+
+    #[tokio::test]
+    async fn a_busy_processor_at_the_deadline_still_yields_what_was_collected() {
+        let clock = ManualClock::new(Timestamp::from_secs(1_000));
+        let book = Arc::new(AttestationBook::default());
+        // A processor that never reads its commands (stuck behind a full dispatcher, say).
+        let (processor, mut commands) = mpsc::channel(1);
+        let deadline = Timestamp::from_secs(1_001);
+        let expected = recorded(&book, &[1, 2]);
+        let waiting = waiter(&clock, &book, &processor, 3, deadline);
+        subscribed(&book, 1).await;
+        let passed = std::time::Instant::now();
+        clock.advance(Duration::from_secs(2));
+        // Within a clock poll or so, not after a grace for a processor that does not answer
+        // (the processor was never asked), and not an error: the service runs.
+        let collected = tokio::time::timeout(PATIENCE, waiting)
+            .await
+            .expect("waited past the deadline")
+            .unwrap();
+        let waited = passed.elapsed();
+        assert!(waited < Duration::from_secs(1), "{waited:?}");
+        assert!(commands.try_recv().is_err(), "the processor was asked");
+        assert_eq!(collected.unwrap(), expected);
+    }
+
+    #[tokio::test]
+    async fn a_quorum_returns_before_the_deadline() {
+        let clock = ManualClock::new(Timestamp::from_secs(1_000));
+        let book = Arc::new(AttestationBook::default());
+        let (processor, _commands) = mpsc::channel(1);
+        let waiting = waiter(&clock, &book, &processor, 2, Timestamp::from_secs(2_000));
+        // Recorded after the waiter looked: only the wake-up on record can end its wait.
+        subscribed(&book, 1).await;
+        let expected = recorded(&book, &[1, 2]);
+        let collected = tokio::time::timeout(PATIENCE, waiting).await.unwrap();
+        assert_eq!(collected.unwrap().unwrap(), expected);
+    }
+
+    #[tokio::test]
+    async fn only_a_stopped_processor_is_an_error() {
+        let clock = ManualClock::new(Timestamp::from_secs(1_000));
+        let deadline = Timestamp::from_secs(2_000);
+        let book = Arc::new(AttestationBook::default());
+        let (processor, commands) = mpsc::channel(1);
+        let expected = recorded(&book, &[1]);
+        // The slot left the pool: what there was, and the processor runs on.
+        let waiting = waiter(&clock, &book, &processor, 3, deadline);
+        subscribed(&book, 1).await;
+        book.prune(Slot(SLOT.0 + 1));
+        let pruned = tokio::time::timeout(PATIENCE, waiting).await.unwrap();
+        assert_eq!(pruned.unwrap().unwrap(), expected);
+        // The processor ended.
+        let waiting = waiter(&clock, &book, &processor, 3, deadline);
+        drop(commands);
+        let stopped = tokio::time::timeout(PATIENCE, waiting)
+            .await
+            .unwrap()
+            .unwrap();
+        assert!(matches!(stopped, Err(P2pError::Stopped)), "{stopped:?}");
+    }
 }

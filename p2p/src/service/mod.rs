@@ -11,6 +11,7 @@ mod peering;
 mod swarm_events;
 
 pub use handle::{CollectedAttestation, P2pHandle};
+pub use peering::DiscoveryStatus;
 
 use build::build_swarm;
 use exchange::{Limiters, PendingRequests};
@@ -53,7 +54,9 @@ use crate::{
     handlers::Handlers,
     keys::load_or_create_node_key,
     pipeline::GossipPipeline,
-    processor::{ConsensusProcessor, ConsensusQueues, ProcessorCommand, TxProcessor},
+    processor::{
+        AttestationBook, ConsensusProcessor, ConsensusQueues, ProcessorCommand, TxProcessor,
+    },
     queues::{GossipQueues, QueueReceivers},
     recent::RecentProposals,
     reqresp::{
@@ -234,6 +237,8 @@ pub struct NetworkStatus {
     pub denied_connections: u64,
     /// Messages gossipsub dropped because a peer did not take them in time.
     pub send_dropped: u64,
+    /// Discovery's candidates, dials and walks.
+    pub discovery: DiscoveryStatus,
 }
 
 impl NetworkStatus {
@@ -320,6 +325,7 @@ pub struct P2pService {
     validator: GossipValidator,
     provider: Arc<dyn ChainProvider>,
     recent: Arc<Mutex<RecentProposals>>,
+    book: Arc<AttestationBook>,
     clock: Arc<dyn Clock>,
     peering: Peering,
     limiters: Limiters,
@@ -391,6 +397,7 @@ impl P2pService {
             network.tx_rules,
             network.max_txs_per_block,
         );
+        let book = Arc::new(AttestationBook::default());
         let handle = P2pHandle {
             swarm: swarm_tx.clone(),
             processor: processor_tx.clone(),
@@ -400,6 +407,7 @@ impl P2pService {
             clock: Arc::clone(&deps.clock),
             validator: validator.clone(),
             provider: Arc::clone(&deps.provider),
+            book: Arc::clone(&book),
         };
         let service = Self {
             swarm,
@@ -426,6 +434,7 @@ impl P2pService {
             validator,
             provider: deps.provider,
             recent: Arc::default(),
+            book,
             clock: deps.clock,
             pending: PendingRequests::default(),
             servers: JoinSet::new(),
@@ -522,6 +531,7 @@ impl P2pService {
             parts.dispatch_tx,
             self.events.clone(),
             Arc::clone(&self.recent),
+            Arc::clone(&self.book),
         );
         let txs = TxProcessor {
             validator: self.validator.clone(),

@@ -25,7 +25,44 @@ use crate::{
 const MAX_CANDIDATES: usize = 1024;
 /// A random walk every this many maintenance ticks even when outbound slots are full, to keep
 /// the routing table fresh.
-const WALK_EVERY_TICKS: u32 = 12;
+const WALK_EVERY_TICKS: u64 = 12;
+/// A candidate whose dial failed `n` times in a row waits `2^min(n, this)` maintenance ticks
+/// before it is dialed again (64 ticks, about 5 minutes at the default 5 s interval).
+const MAX_BACKOFF_DOUBLINGS: u32 = 6;
+
+/// A peer discovery found, and when it may be dialed.
+struct Candidate {
+    addrs: Vec<Multiaddr>,
+    /// When it was last discovered (a sequence number): a full map evicts the stalest.
+    discovered: u64,
+    /// Dials that failed since it last connected.
+    failures: u32,
+    /// The maintenance tick from which it may be dialed again (after a failure).
+    retry_tick: u64,
+}
+
+impl Candidate {
+    fn backed_off(&self, tick: u64) -> bool {
+        tick < self.retry_tick
+    }
+}
+
+/// What discovery did so far (for the status and tests).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct DiscoveryStatus {
+    /// Peers remembered as dial candidates.
+    pub candidates: usize,
+    /// Candidates not dialed for now because their last dials failed.
+    pub backed_off: usize,
+    /// Dials discovery started.
+    pub dials: u64,
+    /// Dials to a candidate that failed (unreachable, or another peer id at its address).
+    pub dial_failures: u64,
+    /// Random walks started.
+    pub walks: u64,
+    /// Maintenance ticks so far (the unit backoffs are counted in).
+    pub ticks: u64,
+}
 
 /// Connection bookkeeping of the swarm actor.
 pub(super) struct Peering {
@@ -34,14 +71,22 @@ pub(super) struct Peering {
     directions: HashMap<PeerId, bool>,
     /// Peers refused at the connection level (on the block list) because of their score.
     refused: HashSet<PeerId>,
-    /// Dial candidates and when each was last discovered (a sequence number): a failed dial
-    /// drops one, a full map evicts the stalest, a walk refreshes them.
-    candidates: HashMap<PeerId, (Vec<Multiaddr>, u64)>,
+    /// Dial candidates: a failed dial backs one off (it is never forgotten for that: it may be
+    /// the only peer this node knows besides its bootnodes), a full map evicts failed ones
+    /// first and then the stalest, a walk refreshes their addresses.
+    candidates: HashMap<PeerId, Candidate>,
+    /// Connected peers that have not completed identify yet: a candidate that closes the
+    /// connection before that (a peer at its inbound cap accepts the handshake, then drops
+    /// it) was not reached, and its backoff is not reset.
+    unconfirmed: HashSet<PeerId>,
     discovered: u64,
     walking: bool,
     /// Salt of the random order candidates are tried in.
     salt: PeerId,
-    ticks: u32,
+    ticks: u64,
+    dials: u64,
+    dial_failures: u64,
+    walks: u64,
     outbound_target: usize,
     discovery: bool,
     pub(super) denied_connections: u64,
@@ -56,11 +101,15 @@ impl Peering {
             directions: HashMap::new(),
             refused: HashSet::new(),
             candidates: HashMap::new(),
+            unconfirmed: HashSet::new(),
             discovered: 0,
             walking: false,
             salt: PeerId::random(),
             ticks: 0,
-            outbound_target: config.outbound_peers as usize,
+            dials: 0,
+            dial_failures: 0,
+            walks: 0,
+            outbound_target: config.effective_outbound_peers() as usize,
             discovery: config.discovery,
             denied_connections: 0,
             send_dropped: 0,
@@ -83,6 +132,21 @@ impl Peering {
     pub(super) fn directions(&self) -> (usize, usize) {
         let outbound = self.directions.values().filter(|dialed| **dialed).count();
         (outbound, self.directions.len() - outbound)
+    }
+
+    pub(super) fn discovery_status(&self) -> DiscoveryStatus {
+        DiscoveryStatus {
+            candidates: self.candidates.len(),
+            backed_off: self
+                .candidates
+                .values()
+                .filter(|candidate| candidate.backed_off(self.ticks))
+                .count(),
+            dials: self.dials,
+            dial_failures: self.dial_failures,
+            ticks: self.ticks,
+            walks: self.walks,
+        }
     }
 }
 
@@ -188,18 +252,24 @@ impl P2pService {
         if deficit > 0 {
             let local = *self.swarm.local_peer_id();
             let now = self.now();
+            let tick = self.peering.ticks;
             let mut eligible: Vec<(u64, PeerId, Vec<Multiaddr>)> = self
                 .peering
                 .candidates
                 .iter()
-                .filter(|(peer, _)| {
+                .filter(|(peer, candidate)| {
                     **peer != local
+                        && !candidate.backed_off(tick)
                         && !self.swarm.is_connected(peer)
                         && !self.peering.refused.contains(*peer)
                         && !self.peering.peers.is_banned(peer, now)
                 })
-                .map(|(peer, (addrs, _))| {
-                    (shuffle_key(&self.peering.salt, peer), *peer, addrs.clone())
+                .map(|(peer, candidate)| {
+                    (
+                        shuffle_key(&self.peering.salt, peer),
+                        *peer,
+                        candidate.addrs.clone(),
+                    )
                 })
                 .collect();
             // A fresh random order every tick (a hash under a new random salt), so a few
@@ -215,10 +285,10 @@ impl P2pService {
                     .addresses(addrs)
                     .condition(PeerCondition::DisconnectedAndNotDialing)
                     .build();
+                // A refusal here (already dialing it, say) is no reason to forget it.
                 if self.swarm.dial(opts).is_ok() {
+                    self.peering.dials += 1;
                     metrics::discovery_dial();
-                } else {
-                    self.peering.candidates.remove(&peer);
                 }
             }
         }
@@ -229,6 +299,7 @@ impl P2pService {
                 .kad
                 .get_closest_peers(PeerId::random());
             self.peering.walking = true;
+            self.peering.walks += 1;
             metrics::discovery_walk();
         }
     }
@@ -245,6 +316,7 @@ impl P2pService {
             .directions
             .entry(peer)
             .or_insert_with(|| endpoint.is_dialer());
+        self.peering.unconfirmed.insert(peer);
         let score = self.peering.peers.score(&peer, now);
         if score != 0.0 {
             for gossip in self.swarm.behaviour_mut().gossips() {
@@ -256,12 +328,18 @@ impl P2pService {
     pub(super) fn on_connection_closed(&mut self, peer: PeerId) {
         // Rate-limit budgets are kept: a reconnect must not refill them.
         self.peering.directions.remove(&peer);
+        if self.peering.unconfirmed.remove(&peer) {
+            self.on_dial_failed(peer);
+        }
     }
 
     pub(super) fn on_identify(&mut self, event: identify::Event) {
         let identify::Event::Received { peer_id, info, .. } = event else {
             return;
         };
+        if self.peering.unconfirmed.remove(&peer_id) {
+            self.on_candidate_reached(&peer_id);
+        }
         if !self.peering.discovery {
             return;
         }
@@ -303,25 +381,57 @@ impl P2pService {
         {
             return;
         }
+        self.peering.discovered += 1;
+        let discovered = self.peering.discovered;
         let candidates = &mut self.peering.candidates;
         if candidates.len() >= MAX_CANDIDATES
             && !candidates.contains_key(&peer)
-            && let Some(stalest) = candidates
+            && let Some(evicted) = candidates
                 .iter()
-                .min_by_key(|(_, (_, discovered))| *discovered)
+                .min_by_key(|(_, candidate)| (candidate.failures == 0, candidate.discovered))
                 .map(|(peer, _)| *peer)
         {
-            candidates.remove(&stalest);
+            candidates.remove(&evicted);
         }
-        self.peering.discovered += 1;
-        candidates.insert(peer, (addrs, self.peering.discovered));
+        // Rediscovery refreshes the addresses but not the backoff: the DHT keeps returning a
+        // peer that went away long after it stopped answering.
+        candidates
+            .entry(peer)
+            .and_modify(|candidate| {
+                candidate.addrs.clone_from(&addrs);
+                candidate.discovered = discovered;
+            })
+            .or_insert(Candidate {
+                addrs,
+                discovered,
+                failures: 0,
+                retry_tick: 0,
+            });
     }
 
-    /// A dial that failed (gone, refused, another peer id at the address): the candidate is
-    /// dropped until a walk finds it again.
+    /// A candidate we could not reach (gone, connection refused, another peer id at its
+    /// address) is backed off, doubling with each failure, so the next attempts pick other
+    /// candidates instead of redialing a dead one every tick — but it is kept, and tried again.
     pub(super) fn on_dial_failed(&mut self, peer: PeerId) {
-        if self.peering.candidates.remove(&peer).is_some() {
-            metrics::discovery_dial_failed();
+        let tick = self.peering.ticks;
+        let Some(candidate) = self.peering.candidates.get_mut(&peer) else {
+            return;
+        };
+        candidate.failures = candidate.failures.saturating_add(1);
+        let wait = 1u64 << candidate.failures.min(MAX_BACKOFF_DOUBLINGS);
+        candidate.retry_tick = tick.saturating_add(wait);
+        self.peering.dial_failures += 1;
+        // Out of Kademlia's routing table too, or every lookup would try it again (a walk
+        // that hears of it from another peer puts it back, and the next failure takes it out).
+        self.swarm.behaviour_mut().kad.remove_peer(&peer);
+        metrics::discovery_dial_failed();
+    }
+
+    /// A candidate that connected and identified itself is good again.
+    fn on_candidate_reached(&mut self, peer: &PeerId) {
+        if let Some(candidate) = self.peering.candidates.get_mut(peer) {
+            candidate.failures = 0;
+            candidate.retry_tick = 0;
         }
     }
 }

@@ -5,7 +5,7 @@
 use libp2p::{
     PeerId,
     gossipsub::{self, MessageAcceptance, MessageId},
-    swarm::{ListenError, SwarmEvent},
+    swarm::{DialError, ListenError, SwarmEvent},
 };
 
 use super::{
@@ -38,6 +38,23 @@ impl P2pService {
                 }
                 metrics::peers(self.swarm.connected_peers().count());
             }
+            SwarmEvent::OutgoingConnectionError {
+                peer_id: Some(peer),
+                error,
+                ..
+            } => {
+                tracing::debug!(%peer, %error, "dial failed");
+                // Unreachable or not who it claimed: not worth redialing soon. (Denied by a
+                // limit or aborted: it may be fine at the next attempt.)
+                if matches!(
+                    error,
+                    DialError::Transport(_)
+                        | DialError::WrongPeerId { .. }
+                        | DialError::NoAddresses
+                ) {
+                    self.on_dial_failed(peer);
+                }
+            }
             SwarmEvent::IncomingConnectionError {
                 error: ListenError::Denied { cause },
                 peer_id,
@@ -67,10 +84,6 @@ impl P2pService {
             SwarmEvent::Behaviour(BehaviourEvent::Chain(event)) => {
                 self.on_exchange_event::<ChainExchange>(event);
             }
-            SwarmEvent::OutgoingConnectionError {
-                peer_id: Some(peer),
-                ..
-            } => self.on_dial_failed(peer),
             _ => {}
         }
     }

@@ -1,12 +1,14 @@
 //! Propagation, handler order, attestation collection, equivocation, stripped relays,
 //! penalties, refusals and bans.
 
-use std::time::Duration;
+use std::{sync::Arc, time::Duration};
 
 use tandem_p2p::{
-    CollectedAttestation, GossipKind, HandlersBuilder, P2pError, P2pEvent, scoring::PeerAction,
+    CollectedAttestation, GossipInvalid, GossipKind, HandlersBuilder, P2pError, P2pEvent,
+    PublishError, scoring::PeerAction,
 };
-use tandem_proto::time::Clock;
+use tandem_proto::{B256, CheckpointProposal, Signature, WireMessage, time::Clock};
+use tokio::sync::Notify;
 
 use crate::common::{
     Net, NodeOptions, PATIENCE, TARGET, TestNode, eventually, line, next_event, spawn_node,
@@ -150,9 +152,18 @@ async fn equivocating_checkpoint_is_forwarded_with_evidence_but_not_processed() 
     for node in &nodes[1..] {
         node.recorder.wait_for(2, PATIENCE).await;
     }
+    // The proposer's node would refuse to send it (an own equivocation): it goes out raw, as
+    // from a second machine holding the same key.
+    assert_eq!(
+        nodes[0]
+            .handle
+            .publish_checkpoint_proposal(second.clone())
+            .await,
+        Err(PublishError::OwnEquivocation)
+    );
     nodes[0]
         .handle
-        .publish_checkpoint_proposal(second)
+        .publish_raw(GossipKind::CheckpointProposal, second.to_wire_bytes())
         .await
         .unwrap();
 
@@ -193,7 +204,6 @@ async fn judged(node: &TestNode, kind: GossipKind, count: u64) -> bool {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_stripped_relay_first_cannot_shadow_the_honest_proposal() {
-    use tandem_proto::WireMessage;
     let net = Net::new();
     let proposer = net.proposer(TARGET).clone();
     // A full mesh of five: 0 proposes; 1 and 2 got the proposals first and relay stripped
@@ -213,7 +223,9 @@ async fn a_stripped_relay_first_cannot_shadow_the_honest_proposal() {
         );
     }
     for node in &nodes {
-        wait_for_mesh(node, 3, PATIENCE).await;
+        // Every pair meshed: the relays reach the honest nodes directly (nobody else would
+        // forward what they send).
+        wait_for_mesh(node, 4, PATIENCE).await;
     }
     let block0 = net.block(TARGET, 0, vec![net.tx(0), net.tx(1)], &proposer);
     let block1 = net.block(TARGET, 1, vec![net.tx(2)], &proposer);
@@ -287,14 +299,17 @@ async fn bad_gossip_is_penalized_disconnected_refused_until_recovered_and_banned
     )
     .await;
     let attacker_id = attacker.handle.local_peer_id();
+    // Both ends: the attacker publishes only once it knows the victim's subscriptions.
     wait_for_mesh(&victim, 1, PATIENCE).await;
+    wait_for_mesh(&attacker, 1, PATIENCE).await;
     let reputation = || async { victim.handle.peer_reputation(attacker_id).await.unwrap() };
 
     // A proposal signed by someone who is not the slot's proposer: Reject, Mid (10 points).
+    // (Raw: its own node would refuse to publish it.)
     let outsider_block = net.block(TARGET, 0, vec![], &net.outsider);
     attacker
         .handle
-        .publish_block_proposal(outsider_block)
+        .publish_raw(GossipKind::BlockProposal, outsider_block.to_wire_bytes())
         .await
         .unwrap();
     assert!(
@@ -371,17 +386,37 @@ async fn bad_gossip_is_penalized_disconnected_refused_until_recovered_and_banned
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn gossiped_txs_reach_the_tx_handler() {
+async fn gossiped_txs_reach_the_tx_handler_and_bad_own_txs_are_refused() {
     let net = Net::new();
     let nodes = line(&net, (0..2).map(|_| NodeOptions::default()).collect()).await;
+    // A submitted tx whose signature does not recover: peers would reject it (and charge
+    // this node); it is refused here and never sent.
+    let mut forged = net.tx(41);
+    forged.signature = Signature::default();
+    assert!(matches!(
+        nodes[0].handle.publish_tx(&forged).await,
+        Err(PublishError::WouldBeRejected(GossipInvalid::BadSignature(
+            _
+        )))
+    ));
     let tx = net.tx(42);
     nodes[0].handle.publish_tx(&tx).await.unwrap();
     assert_eq!(nodes[1].recorder.wait_for_txs(1, PATIENCE).await, 1);
     assert_eq!(*nodes[1].recorder.txs.lock().unwrap(), vec![tx.hash()]);
+    // One topic from one peer arrives in order: the forged tx would have come first.
+    let status = nodes[1].handle.status().await.unwrap();
+    assert_eq!(status.gossip(GossipKind::Tx).received, 1);
+    assert_eq!(status.gossip(GossipKind::Tx).rejected, 0);
+    let reputation = nodes[1]
+        .handle
+        .peer_reputation(nodes[0].handle.local_peer_id())
+        .await
+        .unwrap();
+    assert_eq!(reputation.score, 0.0);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn an_attestation_that_cannot_be_gossiped_is_reported() {
+async fn an_attestation_peers_would_reject_is_reported() {
     let net = Net::new();
     let proposer = net.proposer(TARGET).clone();
     let mut options: Vec<NodeOptions> = (0..2).map(|_| NodeOptions::default()).collect();
@@ -399,8 +434,207 @@ async fn an_attestation_that_cannot_be_gossiped_is_reported() {
         _ => None,
     })
     .await;
+    // Refused by the checks every peer would run, before it was pooled or sent.
+    assert!(
+        matches!(
+            failure,
+            Some((
+                TARGET,
+                PublishError::WouldBeRejected(GossipInvalid::BadSignature(_))
+            ))
+        ),
+        "{failure:?}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_attestation_without_peers_until_its_deadline_is_reported() {
+    let net = Net::new();
+    let proposer = net.proposer(TARGET).clone();
+    let gate = Arc::new(Notify::new());
+    let mut options: Vec<NodeOptions> = (0..2).map(|_| NodeOptions::default()).collect();
+    options[1].attester = Some(net.attesters(TARGET)[0].clone());
+    options[1].behaviour.attestation_gate = Some(Arc::clone(&gate));
+    let mut nodes = line(&net, options).await;
+    let mut events = nodes[1].handle.subscribe();
+    nodes[0]
+        .handle
+        .publish_checkpoint_proposal(net.bare_checkpoint(TARGET, 0, &proposer))
+        .await
+        .unwrap();
+    nodes[1].recorder.wait_for(3, PATIENCE).await;
+    // Its only peer goes away while the validator handler works.
+    drop(nodes.remove(0));
+    let validator = &nodes[0];
+    assert!(
+        eventually(PATIENCE, || async {
+            validator
+                .handle
+                .status()
+                .await
+                .unwrap()
+                .connected
+                .is_empty()
+        })
+        .await
+    );
+    gate.notify_one();
+    let log = validator.recorder.wait_for(4, PATIENCE).await;
     assert_eq!(
-        failure,
-        Some((TARGET, tandem_p2p::PublishError::BadSignature))
+        log,
+        [
+            "block:10:0",
+            "all_nodes:10:0",
+            "validator:10",
+            "attested:10"
+        ]
+    );
+    // No peer on the attestation topic until the slot's attestation deadline passes.
+    net.clock.set(
+        net.windows
+            .attestation_deadline(TARGET)
+            .saturating_add(Duration::from_secs(1)),
+    );
+    let failure = next_event(&mut events, PATIENCE, |event| match event {
+        P2pEvent::AttestationNotPublished { slot, error } => Some((slot, error)),
+        _ => None,
+    })
+    .await;
+    assert_eq!(failure, Some((TARGET, PublishError::NoPeers)));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_own_checkpoint_peers_would_reject_is_refused_before_it_is_pooled_or_sent() {
+    let net = Net::new();
+    let proposer = net.proposer(TARGET).clone();
+    let nodes = line(&net, vec![NodeOptions::default(), NodeOptions::default()]).await;
+    // A sequencer bug: the checkpoint's archive is not its last block's.
+    let mut payload = net.bare_checkpoint(TARGET, 0, &proposer).payload;
+    payload.archive = B256::repeat_byte(7);
+    let mismatched = CheckpointProposal::sign(
+        payload,
+        Some(net.block(TARGET, 0, vec![], &proposer)),
+        &net.domain,
+        &proposer,
+    );
+    let refused = nodes[0]
+        .handle
+        .publish_checkpoint_proposal(mismatched)
+        .await;
+    assert_eq!(
+        refused,
+        Err(PublishError::WouldBeRejected(
+            GossipInvalid::LastBlockMismatch("archive differs")
+        ))
+    );
+    // Not pooled (had it been, the honest one would be refused as an own equivocation) and
+    // never sent (the peer rejected nothing and holds nothing against this node).
+    nodes[0]
+        .handle
+        .publish_checkpoint_proposal(net.bare_checkpoint(TARGET, 0, &proposer))
+        .await
+        .unwrap();
+    let log = nodes[1].recorder.wait_for(2, PATIENCE).await;
+    assert_eq!(log, ["block:10:0", "all_nodes:10:0"]);
+    let status = nodes[1].handle.status().await.unwrap();
+    assert_eq!(status.gossip(GossipKind::CheckpointProposal).rejected, 0);
+    let reputation = nodes[1]
+        .handle
+        .peer_reputation(nodes[0].handle.local_peer_id())
+        .await
+        .unwrap();
+    assert_eq!(reputation.score, 0.0);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn own_messages_the_pool_would_flag_are_refused_and_never_sent() {
+    let net = Net::new();
+    let proposer = net.proposer(TARGET).clone();
+    let attesters = net.attesters(TARGET);
+    let nodes = line(&net, vec![NodeOptions::default(), NodeOptions::default()]).await;
+    let publisher = &nodes[0].handle;
+    let block = net.block(TARGET, 0, vec![], &proposer);
+    publisher.publish_block_proposal(block).await.unwrap();
+
+    // A checkpoint whose last block is a different block (10, 0): every peer would reject it
+    // as a last-block equivocation, and the slot would be lost.
+    let other_block = net.block(TARGET, 0, vec![net.tx(0)], &proposer);
+    let sunk = net.checkpoint(TARGET, other_block.clone(), 0, &proposer);
+    assert_eq!(
+        publisher.publish_checkpoint_proposal(sunk).await,
+        Err(PublishError::WouldBeRejected(
+            GossipInvalid::LastBlockEquivocated
+        ))
+    );
+    // That block alone: an own equivocation.
+    assert_eq!(
+        publisher.publish_block_proposal(other_block).await,
+        Err(PublishError::OwnEquivocation)
+    );
+    // Neither was pooled: the honest checkpoint (last block already published) goes out.
+    let honest = net.bare_checkpoint(TARGET, 0, &proposer);
+    publisher
+        .publish_checkpoint_proposal(honest.clone())
+        .await
+        .unwrap();
+
+    // Attestations: a second one for the slot by the same key is refused; one by another key
+    // after it shows what went out.
+    let other = net.checkpoint(
+        TARGET,
+        net.block(TARGET, 0, vec![], &proposer),
+        1,
+        &proposer,
+    );
+    publisher
+        .publish_attestation(net.attestation(&honest, &attesters[0]))
+        .await
+        .unwrap();
+    assert_eq!(
+        publisher
+            .publish_attestation(net.attestation(&other, &attesters[0]))
+            .await,
+        Err(PublishError::OwnEquivocation)
+    );
+    publisher
+        .publish_attestation(net.attestation(&honest, &attesters[1]))
+        .await
+        .unwrap();
+
+    let log = nodes[1].recorder.wait_for(2, PATIENCE).await;
+    assert_eq!(log, ["block:10:0", "all_nodes:10:0"]);
+    let peer = &nodes[1].handle;
+    assert!(
+        eventually(PATIENCE, || async {
+            peer.status()
+                .await
+                .unwrap()
+                .gossip(GossipKind::CheckpointAttestation)
+                .accepted
+                == 2
+        })
+        .await
+    );
+    // Gossip from one peer on one topic arrives in order: anything refused above would have
+    // arrived before what followed it.
+    let status = peer.status().await.unwrap();
+    for kind in [
+        GossipKind::BlockProposal,
+        GossipKind::CheckpointProposal,
+        GossipKind::CheckpointAttestation,
+    ] {
+        let counters = status.gossip(kind);
+        assert_eq!(counters.rejected, 0, "{kind:?}");
+        assert_eq!(counters.ignored, 0, "{kind:?}");
+    }
+    assert_eq!(status.gossip(GossipKind::BlockProposal).received, 1);
+    assert_eq!(status.gossip(GossipKind::CheckpointProposal).received, 1);
+    assert_eq!(status.gossip(GossipKind::CheckpointAttestation).received, 2);
+    assert_eq!(
+        peer.peer_reputation(publisher.local_peer_id())
+            .await
+            .unwrap()
+            .score,
+        0.0
     );
 }

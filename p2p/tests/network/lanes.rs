@@ -4,10 +4,11 @@
 use std::{
     collections::HashSet,
     sync::{Arc, atomic::Ordering},
+    time::Duration,
 };
 
-use tandem_p2p::{GossipKind, HandlerKind, P2pError, P2pEvent, QueueLimit, reqresp::RateLimit};
-use tandem_proto::time::Slot;
+use tandem_p2p::{GossipKind, HandlerKind, P2pError, P2pEvent, reqresp::RateLimit};
+use tandem_proto::time::{Clock, ManualClock, Slot};
 
 use crate::common::{Behaviour, Net, NodeOptions, PATIENCE, TARGET, eventually, line, next_event};
 
@@ -62,16 +63,21 @@ async fn a_checkpoint_that_arrives_before_its_blocks_is_handled_once_they_arrive
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_block_that_could_not_be_queued_is_fetched_from_a_peer() {
+async fn a_block_ignored_as_early_is_fetched_from_a_peer() {
     let net = Net::new();
     let proposer = net.proposer(TARGET).clone();
-    // Node 2's block-proposal queue holds nothing: every gossiped block is dropped (ignored)
-    // there, and gossipsub will never deliver it again.
+    // Node 2's clock runs a second behind the block window's opening when block 0 comes: it
+    // ignores the block (slightly early: no penalty), and gossipsub will never deliver it
+    // again. (Its clock then only moves forward, into the window, as a real one would.)
+    let behind = ManualClock::new(
+        net.windows
+            .block_proposal(TARGET)
+            .start
+            .saturating_sub(Duration::from_millis(1_200)),
+    );
+    assert!(behind.now() < net.clock.now());
     let mut options: Vec<NodeOptions> = (0..3).map(|_| NodeOptions::default()).collect();
-    options[2].config.queues.block_proposal = QueueLimit {
-        messages: 1,
-        bytes: 16,
-    };
+    options[2].clock = Some(behind.clone());
     let nodes = line(&net, options).await;
     let starved = &nodes[2];
     let block0 = net.block(TARGET, 0, vec![net.tx(0)], &proposer);
@@ -88,12 +94,14 @@ async fn a_block_that_could_not_be_queued_is_fetched_from_a_peer() {
                 .await
                 .unwrap()
                 .gossip(GossipKind::BlockProposal)
-                .queue_dropped
+                .ignored
                 >= 1
         })
         .await
     );
     assert!(starved.recorder.entries().is_empty());
+    // In step with the network for the checkpoint: its clock catches up (forward).
+    behind.set(net.clock.now());
 
     // The checkpoint (last block 1) arrives: its lane waits for block 0 and asks a peer.
     let mut events = starved.handle.subscribe();

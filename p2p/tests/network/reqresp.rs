@@ -48,6 +48,7 @@ fn checkpointed(
                 block: Block { header, txs },
                 archive_root,
                 proposer_signature: None,
+                checkpoint: None,
             }
         })
         .collect()
@@ -356,4 +357,57 @@ async fn signed_orphans_of_a_checkpoint_l1_has_are_refused() {
         .map(|block| block.block().header.block_number)
         .collect();
     assert_eq!(numbers, [3, 4]);
+}
+
+/// A proposed checkpoint served with its last block (so a late node can store it): kept when
+/// it ends at that block and its blocks' proposer signed it; an answer carrying one signed by
+/// someone else, or one that does not end at its block, is false.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn proposed_checkpoints_served_with_their_last_block_are_checked() {
+    let net = Net::new();
+    let chain = net.chain(1, 1, B256::ZERO, 4);
+    let checkpoint_of = |block: &ServedBlock, key: &tandem_proto::SigningKey| {
+        let mut payload = tandem_proto::ConsensusPayload::default();
+        payload.header.slot = block.block.header.slot;
+        payload.archive = block.archive_root;
+        tandem_proto::CheckpointProposal::sign(payload, None, &net.domain, key)
+    };
+    let after = ChainPoint {
+        number: 1,
+        archive: chain[0].archive_root,
+    };
+    let mut honest = chain.clone();
+    honest[1].checkpoint = Some(checkpoint_of(&honest[1], net.proposer(Slot(2))));
+    let mut forged = chain.clone();
+    forged[1].checkpoint = Some(checkpoint_of(&forged[1], &net.outsider));
+    let mut misplaced = chain.clone();
+    misplaced[1].checkpoint = Some(checkpoint_of(&misplaced[2], net.proposer(Slot(2))));
+    for (served, fault) in [
+        (honest, None),
+        (forged, Some("someone other")),
+        (misplaced, Some("does not end")),
+    ] {
+        let (server, client) = pair(
+            &net,
+            MemoryProvider::with_blocks(served.clone()),
+            MemoryProvider::default(),
+        )
+        .await;
+        let server_id = Some(server.handle.local_peer_id());
+        let answer = client
+            .handle
+            .request_proposed_chain(server_id, after, 8)
+            .await;
+        match (answer, fault) {
+            (Ok(blocks), None) => {
+                assert_eq!(numbers(&blocks), vec![2, 3, 4]);
+                assert_eq!(blocks[0].checkpoint(), served[1].checkpoint.as_ref());
+                assert!(blocks[1].checkpoint().is_none());
+            }
+            (Err(RequestError::BadResponse { reason, .. }), Some(fault)) => {
+                assert!(reason.contains(fault), "{reason}");
+            }
+            (answer, fault) => panic!("expected {fault:?}, got {answer:?}"),
+        }
+    }
 }

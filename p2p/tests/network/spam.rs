@@ -13,12 +13,13 @@ use crate::common::{
 async fn consensus_gossip_is_all_judged_and_handled_under_tx_spam() {
     let net = Net::new();
     let proposer = net.proposer(TARGET).clone();
-    // A node with a tiny tx queue and a tx budget of 200 per peer (the frozen clock never
-    // refills it), fed by three spammers and the proposer.
+    // A node with a tiny tx queue (32 messages; bytes for one largest tx, the least it may
+    // hold) and a tx budget of 200 per peer (the frozen clock never refills it), fed by three
+    // spammers and the proposer.
     let mut queues = test_config().queues;
     queues.tx = QueueLimit {
         messages: 32,
-        bytes: 64 * 1024,
+        bytes: GossipKind::Tx.max_transmit_size(),
     };
     let victim = spawn_node(
         &net,

@@ -361,6 +361,7 @@ mod tests {
                 block,
                 archive_root: B256::repeat_byte(archive),
                 proposer_signature: signed.then(|| Signature::from_bytes([1; 65])),
+                checkpoint: None,
             }
         };
         let request = BlocksByRangeRequest { from: 5, count: 2 };
