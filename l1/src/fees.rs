@@ -62,8 +62,9 @@ pub enum FeeError {
     /// deployment accepts).
     #[error("fee exponent denominator (fee_update_fraction) is zero")]
     ZeroDenominator,
-    /// `fake_exponential` overflowed 256 bits (the contract reverts on the same inputs).
-    #[error("fee exponential overflows 256 bits")]
+    /// `fake_exponential` overflowed 256 bits (the contract reverts on the same inputs), or the
+    /// fee does not fit the header's uint128 `feePerMana` (no checkpoint could carry it).
+    #[error("fee overflows (256-bit exponential, or a fee above uint128)")]
     Overflow,
 }
 
@@ -98,8 +99,13 @@ impl FeeParams {
             excess,
             U256::from(self.fee_update_fraction),
         )?;
-        let fee = fee_in_eth * U256::from(PRICE_PRECISION) / U256::from(parent.eth_per_fee_asset);
-        Ok(u128::try_from(fee).unwrap_or(u128::MAX))
+        let fee = fee_in_eth
+            .checked_mul(U256::from(PRICE_PRECISION))
+            .ok_or(FeeError::Overflow)?
+            / U256::from(parent.eth_per_fee_asset);
+        // No uint128 `feePerMana` can equal a larger uint256 fee: L1 would refuse every
+        // checkpoint, so a validator must not accept a saturated one.
+        u128::try_from(fee).map_err(|_| FeeError::Overflow)
     }
 
     /// The fee header the contract stores for a child of `parent` using `mana_used`.
@@ -273,7 +279,7 @@ mod tests {
     }
 
     #[test]
-    fn huge_excess_saturates_instead_of_overflowing() {
+    fn a_fee_above_u128_is_an_error_not_saturated() {
         let p = FeeParams {
             mana_target: 1,
             min_fee_per_mana: u64::MAX,
@@ -284,6 +290,6 @@ mod tests {
             excess_mana: u64::MAX,
             eth_per_fee_asset: MIN_ETH_PER_FEE_ASSET,
         };
-        assert_eq!(p.min_fee_per_mana(&parent), Ok(u128::MAX));
+        assert_eq!(p.min_fee_per_mana(&parent), Err(FeeError::Overflow));
     }
 }

@@ -9,7 +9,11 @@
 //! the next chunk only starts if, at the slowest cost per tx seen so far, it and its tree update
 //! end before the deadline; sealing then has nothing left to do.
 
-use std::{sync::OnceLock, time::Duration};
+use std::{
+    collections::{HashSet, VecDeque},
+    sync::OnceLock,
+    time::Duration,
+};
 
 use tandem_proto::{
     Address, B256, Block, BlockHeader, PACKED_TX_LENGTH, RecoveredTx, block_body_hash,
@@ -168,13 +172,76 @@ impl CheckpointBodyBudget {
     }
 }
 
+/// Where a build takes its txs from, best first: the pool itself ([`BestTxs`], under the pool's
+/// lock) or [`CandidateTxs`] taken from it beforehand, so a proposer builds without holding the
+/// lock for the whole sub-slot.
+pub trait TxSource {
+    /// The next tx to try.
+    fn next_tx(&mut self) -> Option<RecoveredTx>;
+    /// Skips the rest of `sender`'s txs (its last tx failed, so later nonces cannot run).
+    fn skip_sender(&mut self, sender: Address);
+}
+
+impl TxSource for BestTxs<'_> {
+    fn next_tx(&mut self) -> Option<RecoveredTx> {
+        self.next()
+    }
+
+    fn skip_sender(&mut self, sender: Address) {
+        BestTxs::skip_sender(self, sender);
+    }
+}
+
+/// Txs copied out of the pool (in [`BestTxs`] order) for a build that runs without the pool's
+/// lock.
+#[derive(Debug, Default)]
+pub struct CandidateTxs {
+    txs: VecDeque<RecoveredTx>,
+    skipped: HashSet<Address>,
+}
+
+impl CandidateTxs {
+    /// Candidates in the order given.
+    pub fn new(txs: Vec<RecoveredTx>) -> Self {
+        Self {
+            txs: txs.into(),
+            skipped: HashSet::new(),
+        }
+    }
+
+    /// Candidates left.
+    pub fn len(&self) -> usize {
+        self.txs.len()
+    }
+
+    /// Whether none is left.
+    pub fn is_empty(&self) -> bool {
+        self.txs.is_empty()
+    }
+}
+
+impl TxSource for CandidateTxs {
+    fn next_tx(&mut self) -> Option<RecoveredTx> {
+        while let Some(tx) = self.txs.pop_front() {
+            if !self.skipped.contains(&tx.sender()) {
+                return Some(tx);
+            }
+        }
+        None
+    }
+
+    fn skip_sender(&mut self, sender: Address) {
+        self.skipped.insert(sender);
+    }
+}
+
 /// Builds the next block on `fork` from `txs`, in order, until the deadline or a limit. Failed
 /// txs are dropped (their senders' later txs skipped) and change nothing. The fork is not
 /// touched: commit the result with [`Fork::commit`].
 pub fn build_block(
     fork: &Fork,
     globals: &BlockGlobals,
-    txs: &mut BestTxs<'_>,
+    txs: &mut dyn TxSource,
     limits: &BuildLimits,
     clock: &dyn Clock,
 ) -> Result<BuiltBlock, StateError> {
@@ -234,7 +301,7 @@ pub fn build_block(
             chunk_begin = (attempts, now);
         }
         attempts += 1;
-        let Some(tx) = txs.next() else {
+        let Some(tx) = txs.next_tx() else {
             stop = Some(BuildStop::OutOfTxs);
             break;
         };

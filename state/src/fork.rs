@@ -124,6 +124,7 @@ impl Fork {
             block,
             changes: sealed.changes,
             parent_archive_root,
+            tree: self.version.tree.clone(),
         })
     }
 }

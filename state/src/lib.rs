@@ -29,12 +29,12 @@ mod world;
 
 pub use account::Account;
 pub use builder::{
-    BlockGlobals, BuildLimits, BuildStop, BuiltBlock, CheckpointBodyBudget, DEADLINE_CHECK_EVERY,
-    block_body_bytes, build_block,
+    BlockGlobals, BuildLimits, BuildStop, BuiltBlock, CandidateTxs, CheckpointBodyBudget,
+    DEADLINE_CHECK_EVERY, TxSource, block_body_bytes, build_block,
 };
 pub use exec::{TX_MANA, TxError, max_cost, validate_stateful, validate_stateless};
 pub use fork::Fork;
-pub use pool::{AddOutcome, BestTxs, PoolConfig, PoolError, TxPool};
+pub use pool::{AddOutcome, BestTxs, PoolConfig, PoolError, ProtectionGuard, Protections, TxPool};
 pub use reexec::{ReexecutionError, recover_txs, reexecute};
 pub use world::{
     ChainSpec, DEFAULT_HISTORY_MARGIN, ExecutedBlock, StateError, StateTip, WorldState,

@@ -140,6 +140,9 @@ pub struct ExecutedBlock {
     /// Changed accounts, sorted by tree key.
     pub(crate) changes: Vec<(B256, AccountLeaf)>,
     pub(crate) parent_archive_root: B256,
+    /// The account tree after the block, as execution sealed it (nodes shared with the
+    /// parent's tree), so applying the block does not hash the changes into the tree again.
+    pub(crate) tree: Smt<AccountLeaf>,
 }
 
 impl ExecutedBlock {
@@ -499,17 +502,43 @@ impl WorldState {
                 leaf.account.encode(),
             );
         }
-        let changes: Vec<(B256, Option<AccountLeaf>)> = executed
+        // Sealed on a fork of this parent (same archive root, so the same tree): reused, not
+        // recomputed from the changes. What is written to disk is `changes`, so they are
+        // checked against the reused tree (which execution checked against the header's
+        // root) without hashing: every change is in it, and it holds no account the
+        // changes do not add. A changed value missing from `changes` would need the full
+        // recomputation, done in debug builds.
+        let tree = executed.tree.clone();
+        let added = executed
             .changes
             .iter()
-            .map(|(key, leaf)| (*key, Some(*leaf)))
-            .collect();
-        let tree = tip_version.tree.update(&changes);
-        if tree.root() != executed.block.header.state_root {
+            .filter(|(key, _)| tip_version.tree.get(key).is_none())
+            .count();
+        if tree.root() != executed.block.header.state_root
+            || tree.len() != tip_version.tree.len().saturating_add(added)
+            || !executed
+                .changes
+                .iter()
+                .all(|(key, leaf)| tree.get(key) == Some(leaf))
+        {
             return Err(StateError::Corrupt(
                 "an executed block's changes do not give its state root",
             ));
         }
+        debug_assert_eq!(
+            tip_version
+                .tree
+                .update(
+                    &executed
+                        .changes
+                        .iter()
+                        .map(|(key, leaf)| (*key, Some(*leaf)))
+                        .collect::<Vec<_>>()
+                )
+                .root(),
+            executed.block.header.state_root,
+            "an executed block's changes do not give its state root"
+        );
         let mut archive = tip_version.archive.clone();
         archive
             .append(executed.block.hash())
@@ -602,5 +631,96 @@ impl WorldState {
         self.versions = self.versions.split_off(&block);
         metrics::gauge!("state_retained_blocks").set(self.versions.len() as f64);
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use tandem_proto::{
+        Address, SigningDomain, SigningKey, Tx, TxPayload,
+        time::{ManualClock, Timestamp},
+    };
+
+    use super::*;
+    use crate::{BlockGlobals, BuildLimits, PoolConfig, TX_MANA, TxPool, build_block};
+
+    const DOMAIN: SigningDomain = SigningDomain {
+        chain_id: 31,
+        rollup: Address::ZERO,
+    };
+
+    /// Block 1: a funded account pays a new one (one changed, one added account).
+    fn executed_block(state: &WorldState, sender: &SigningKey) -> ExecutedBlock {
+        let payload = TxPayload {
+            chain_id: DOMAIN.chain_id,
+            nonce: 0,
+            to: Address::repeat_byte(0x55),
+            amount: 10,
+            max_fee_per_mana: 3,
+            mana_limit: TX_MANA,
+        };
+        let tx = Tx::sign(payload, &DOMAIN, sender)
+            .into_recovered(&DOMAIN)
+            .unwrap();
+        let mut pool = TxPool::new(PoolConfig::default());
+        pool.add(tx, &state.account(&sender.address())).unwrap();
+        let mut fork = state.fork(0).unwrap();
+        let globals = BlockGlobals {
+            checkpoint_number: 1,
+            index_within_checkpoint: 0,
+            slot: 10,
+            timestamp: 1_000,
+            coinbase: Address::repeat_byte(0xcb),
+            fee_recipient: Address::repeat_byte(0xfe),
+            fee_per_mana: 3,
+        };
+        let limits = BuildLimits {
+            max_txs: 10,
+            max_mana: u64::MAX,
+            max_body_bytes: usize::MAX,
+            deadline: Timestamp(u64::MAX),
+        };
+        let mut best = pool.best(|address| fork.account(address).nonce);
+        let clock = ManualClock::new(Timestamp(0));
+        let built = build_block(&fork, &globals, &mut best, &limits, &clock).unwrap();
+        drop(best);
+        fork.commit(built).unwrap().0
+    }
+
+    /// What is written to disk (`changes`) must agree with the reused sealed tree: a changed
+    /// value or a missing added account is refused, not written.
+    #[test]
+    fn changes_that_disagree_with_the_sealed_tree_are_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let sender = SigningKey::from_bytes(&[7u8; 32]).unwrap();
+        let spec = ChainSpec {
+            chain_id: DOMAIN.chain_id,
+            rollup_version: 1,
+            genesis_allocation: vec![(sender.address(), 1_000_000_000)],
+        };
+        let mut state = WorldState::open(dir.path(), spec, WorldStateConfig::default()).unwrap();
+        let executed = executed_block(&state, &sender);
+        assert_eq!(
+            executed.changes.len(),
+            3,
+            "sender, recipient, fee recipient"
+        );
+
+        let mut changed = executed.clone();
+        changed.changes[0].1.account.balance += 1;
+        assert!(matches!(
+            state.apply_block(&changed),
+            Err(StateError::Corrupt(_))
+        ));
+        let mut missing = executed.clone();
+        let recipient = Address::repeat_byte(0x55);
+        missing
+            .changes
+            .retain(|(_, leaf)| leaf.address != recipient);
+        assert!(matches!(
+            state.apply_block(&missing),
+            Err(StateError::Corrupt(_))
+        ));
+        state.apply_block(&executed).unwrap();
     }
 }

@@ -373,3 +373,20 @@ fn the_body_budget_counts_what_the_checkpoint_body_encoding_writes() {
         })
         .unwrap();
 }
+
+#[test]
+fn candidates_copied_out_of_the_pool_build_the_same_block_without_its_lock() {
+    let dir = tempfile::tempdir().unwrap();
+    let state = open(dir.path(), spec(8));
+    let pool = many_transfers(&state, 16);
+    let fork = state.fork(0).unwrap();
+    let mut best = pool.best(|a| fork.account(a).nonce);
+    let from_pool = build_block(&fork, &globals(0), &mut best, &limits(), &clock()).unwrap();
+    drop(best);
+    let copied: Vec<RecoveredTx> = pool.best(|a| fork.account(a).nonce).collect();
+    drop(pool);
+    let mut candidates = tandem_state::CandidateTxs::new(copied);
+    let from_copy = build_block(&fork, &globals(0), &mut candidates, &limits(), &clock()).unwrap();
+    assert_eq!(from_copy.header, from_pool.header);
+    assert!(candidates.is_empty());
+}

@@ -15,7 +15,8 @@
 //! - A tx with the same sender and nonce replaces the old one only with a fee at least
 //!   [`PoolConfig::replacement_bump_percent`] higher, and never a protected one.
 //! - Txs referenced by a received proposal can be protected (from eviction and replacement):
-//!   the proposal is re-executed with exactly them.
+//!   the proposal is re-executed with exactly them. Protections are counted per holder and
+//!   released by dropping a [`ProtectionGuard`] ([`Protections`]).
 //! - Mined txs are removed when a block is applied; pruned blocks' txs are re-inserted.
 
 use std::{
@@ -160,7 +161,7 @@ pub struct TxPool {
     /// Eviction candidates, each sender's highest nonce: cheapest first, newest first among
     /// equal fees.
     tails: BTreeSet<EvictionKey>,
-    protected: HashSet<B256>,
+    protected: Protections,
     next_seq: u64,
 }
 
@@ -172,7 +173,7 @@ impl TxPool {
             by_hash: HashMap::new(),
             by_sender: HashMap::new(),
             tails: BTreeSet::new(),
-            protected: HashSet::new(),
+            protected: Protections::default(),
             next_seq: 0,
         }
     }
@@ -366,7 +367,6 @@ impl TxPool {
     /// Removes a tx; returns it if it was there.
     pub fn remove(&mut self, hash: &B256) -> Option<RecoveredTx> {
         let entry = self.by_hash.remove(hash)?;
-        self.protected.remove(hash);
         let sender = entry.tx.sender();
         let was_tail = self.tails.remove(&entry.eviction_key());
         if let Some(txs) = self.by_sender.get_mut(&sender) {
@@ -381,21 +381,16 @@ impl TxPool {
         Some(entry.tx)
     }
 
-    /// Protects txs referenced by a received proposal from eviction and replacement (until mined
-    /// or released).
-    pub fn protect<'a>(&mut self, hashes: impl IntoIterator<Item = &'a B256>) {
-        for hash in hashes {
-            if self.by_hash.contains_key(hash) {
-                self.protected.insert(*hash);
-            }
-        }
+    /// The pool's protection table: guards taken from it protect txs (pooled now or later)
+    /// from eviction and replacement until dropped; a clone can be kept and used without the
+    /// pool.
+    pub fn protections(&self) -> &Protections {
+        &self.protected
     }
 
-    /// Lifts the protection.
-    pub fn release<'a>(&mut self, hashes: impl IntoIterator<Item = &'a B256>) {
-        for hash in hashes {
-            self.protected.remove(hash);
-        }
+    /// Whether `hash` is protected.
+    pub fn is_protected(&self, hash: &B256) -> bool {
+        self.protected.contains(hash)
     }
 
     /// After a block is applied: drops its txs and every tx whose nonce is now used.
@@ -475,7 +470,9 @@ impl TxPool {
 }
 
 mod best;
+mod protect;
 #[cfg(test)]
 mod tests;
 
 pub use best::BestTxs;
+pub use protect::{ProtectionGuard, Protections};

@@ -236,13 +236,10 @@ fn protected_txs_survive_a_replacement_storm() {
     for t in &proposal {
         pool.add(t.clone(), &RICH).unwrap();
     }
-    pool.protect(
-        proposal
-            .iter()
-            .map(RecoveredTx::hash)
-            .collect::<Vec<_>>()
-            .iter(),
-    );
+    let mut guards: Vec<_> = proposal
+        .iter()
+        .map(|t| pool.protections().protect(vec![t.hash()]))
+        .collect();
     // The senders try to replace them with ever higher fees, and a flood of others fills
     // the pool with richer txs.
     for round in 1..=5u128 {
@@ -265,7 +262,7 @@ fn protected_txs_survive_a_replacement_storm() {
     }
     assert_eq!(pool.len(), 32);
     // Released, they can be replaced.
-    pool.release([proposal[0].hash()].iter());
+    drop(guards.remove(0));
     assert!(matches!(
         pool.add(tx(&key(1), 0, 20_000), &RICH),
         Ok(AddOutcome::Replaced(_))
@@ -279,7 +276,7 @@ fn eviction_takes_the_cheapest_unprotected() {
     let mid = tx(&key(2), 0, 5);
     pool.add(cheap.clone(), &RICH).unwrap();
     pool.add(mid.clone(), &RICH).unwrap();
-    pool.protect([&cheap.hash()]);
+    let _guard = pool.protections().protect(vec![cheap.hash()]);
     pool.add(tx(&key(3), 0, 9), &RICH).unwrap();
     assert!(pool.contains(&cheap.hash()), "protected tx survives");
     assert!(!pool.contains(&mid.hash()), "cheapest unprotected evicted");
@@ -346,7 +343,7 @@ fn a_gap_filling_nonce_is_admitted_at_the_sender_cap_and_evicts_the_highest() {
     for nonce in 1..65 {
         pool.add(tx(&b, nonce, 7), &RICH).unwrap();
     }
-    pool.protect([&tx(&b, 64, 7).hash()]);
+    let _guard = pool.protections().protect(vec![tx(&b, 64, 7).hash()]);
     assert_eq!(
         pool.add(tx(&b, 0, 7), &RICH),
         Err(PoolError::SenderFull(64))
