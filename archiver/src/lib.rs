@@ -39,7 +39,7 @@ mod txindex;
 
 pub use actor::{
     ArchiverActor, ArchiverHandle, ArchiverTiming, COMMAND_QUEUE_CAPACITY, CheckpointBodySource,
-    FetchedCheckpointBody, PRUNE_EVENTS_CAPACITY,
+    FetchedCheckpointBody, MAX_ORPHAN_HOLD, MAX_ORPHAN_HOLDS, PRUNE_EVENTS_CAPACITY,
 };
 pub use awaiting::{L1EventOutcome, L1SyncStatus};
 pub use error::{ArchiverError, ArchiverResult, Disposition};

@@ -9,7 +9,10 @@
 //! can no longer get its checkpoint), the orphan prune by the consensus deadlines and the wall
 //! clock. The actor runs them on every tick, whether L1 answers or not.
 
-use std::{collections::BTreeSet, time::Duration};
+use std::{
+    collections::{BTreeMap, BTreeSet},
+    time::Duration,
+};
 
 use futures::future::BoxFuture;
 use tandem_proto::{
@@ -147,6 +150,9 @@ pub struct PruneContext<'a> {
     pub orphan_prune_tolerance: Duration,
     /// Slots with a checkpoint proposal seen on gossip.
     pub proposals_seen: &'a BTreeSet<u64>,
+    /// Slots whose blocks are held from the orphan prune until the given time (catch-up
+    /// storing a checkpoint's blocks before the checkpoint itself).
+    pub orphan_holds: &'a BTreeMap<u64, Timestamp>,
     /// Wall-clock time (orphan prune only).
     pub now: Timestamp,
 }
@@ -234,13 +240,17 @@ pub fn prune_orphans(
     context: &PruneContext<'_>,
 ) -> ArchiverResult<Option<PruneEvent>> {
     let deadline = |slot: u64| {
-        orphan_deadline(
+        let deadline = orphan_deadline(
             context.windows,
             context.orphan_prune_tolerance,
             context.proposals_seen.contains(&slot),
             Slot(slot),
-        )
-        .as_millis()
+        );
+        context
+            .orphan_holds
+            .get(&slot)
+            .map_or(deadline, |&hold| deadline.max(hold))
+            .as_millis()
     };
     store.prune_orphans(context.now.as_millis(), deadline)
 }

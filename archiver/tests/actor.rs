@@ -510,3 +510,69 @@ async fn a_queue_that_never_empties_does_not_starve_the_l1_sync() {
     }
     running.stop().await;
 }
+
+#[tokio::test]
+async fn held_orphans_are_kept_past_their_deadline_until_the_hold_expires() {
+    let dir = tempfile::tempdir().unwrap();
+    let l1 = l1();
+    // No tick after the first: only the collision triggers the prune.
+    let running = spawn(open_store(dir.path()), &l1, None, Duration::from_secs(3600));
+    let honest = orphans_while_l1_is_down(&running, &l1).await;
+    assert!(matches!(
+        running.handle.sync_now().await,
+        Err(ArchiverError::L1(_))
+    ));
+    let deadline = orphan_deadline(&running.windows, Duration::from_secs(1), false, Slot(2));
+    // Short enough to expire while slot 3's block is still accepted.
+    let until = deadline.saturating_add(Duration::from_millis(50));
+    running.handle.hold_orphans(Slot(2), until).await.unwrap();
+    pass_orphan_deadline(&running);
+    // Held: the orphans stay, the number is still taken.
+    let err = running
+        .handle
+        .add_block(honest.proposed_block(0))
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(err, ArchiverError::BlockNumberHeldByUncovered { number: 1 }),
+        "held orphans were pruned: {err}"
+    );
+    // The hold expires by itself: then they go.
+    running
+        .clock
+        .set(until.saturating_add(Duration::from_millis(1)));
+    let added = running
+        .handle
+        .add_block(honest.proposed_block(0))
+        .await
+        .unwrap();
+    assert!(added.is_new());
+    running.stop().await;
+}
+
+#[tokio::test]
+async fn an_orphan_hold_is_cut_to_its_maximum() {
+    let dir = tempfile::tempdir().unwrap();
+    let l1 = l1();
+    let running = spawn(open_store(dir.path()), &l1, None, Duration::from_millis(5));
+    let mut prunes = running.handle.subscribe_prunes();
+    orphans_while_l1_is_down(&running, &l1).await;
+    let now = tandem_proto::time::Clock::now(&running.clock);
+    running
+        .handle
+        .hold_orphans(Slot(2), now.saturating_add(Duration::from_secs(86_400)))
+        .await
+        .unwrap();
+    let deadline = orphan_deadline(&running.windows, Duration::from_secs(1), false, Slot(2));
+    let cut = now.saturating_add(tandem_archiver::MAX_ORPHAN_HOLD);
+    running
+        .clock
+        .set(deadline.max(cut).saturating_add(Duration::from_millis(1)));
+    let event = tokio::time::timeout(DEADLINE, prunes.recv())
+        .await
+        .expect("a day-long hold outlived its maximum")
+        .unwrap();
+    assert_eq!(event.kind, PruneKind::Orphan);
+    assert_eq!((event.first_removed_block, event.removed_blocks), (1, 2));
+    running.stop().await;
+}

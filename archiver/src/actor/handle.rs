@@ -1,7 +1,10 @@
 //! The actor's handle: the command queue, tips, prune events and the reader.
 
 use futures::future::BoxFuture;
-use tandem_proto::{B256, CheckpointHeader, L2Tips, time::Slot};
+use tandem_proto::{
+    B256, CheckpointHeader, L2Tips,
+    time::{Slot, Timestamp},
+};
 use tokio::sync::{broadcast, mpsc, oneshot, watch};
 
 use crate::{
@@ -46,6 +49,11 @@ pub(super) enum Command {
     AddProposedCheckpoint(ProposedCheckpointInput, Reply<Added<ProposedCheckpoint>>),
     SyncNow(Reply<SyncReport>),
     ProposalSeen(u64),
+    HoldOrphans {
+        slot: u64,
+        until: Timestamp,
+        reply: Reply<()>,
+    },
 }
 
 impl std::fmt::Debug for Command {
@@ -55,6 +63,7 @@ impl std::fmt::Debug for Command {
             Self::AddProposedCheckpoint(..) => "AddProposedCheckpoint",
             Self::SyncNow(..) => "SyncNow",
             Self::ProposalSeen(..) => "ProposalSeen",
+            Self::HoldOrphans { .. } => "HoldOrphans",
         })
     }
 }
@@ -126,5 +135,18 @@ impl ArchiverHandle {
             .send(Command::ProposalSeen(slot.0))
             .await
             .map_err(|_| ArchiverError::Stopped)
+    }
+
+    /// Keeps the blocks of `slot` from the orphan prune until `until` (cut to
+    /// [`MAX_ORPHAN_HOLD`](super::MAX_ORPHAN_HOLD) from now), for a caller that stores a
+    /// checkpoint's blocks one by one before the checkpoint (catch-up). Commands run in order,
+    /// so blocks queued after this returns are covered; the hold ends by itself.
+    pub async fn hold_orphans(&self, slot: Slot, until: Timestamp) -> ArchiverResult<()> {
+        self.request(|reply| Command::HoldOrphans {
+            slot: slot.0,
+            until,
+            reply,
+        })
+        .await
     }
 }

@@ -14,14 +14,14 @@
 mod handle;
 
 use std::{
-    collections::{BTreeSet, VecDeque},
+    collections::{BTreeMap, BTreeSet, VecDeque},
     sync::Arc,
     time::Duration,
 };
 
 use tandem_proto::{
     L2Tips,
-    time::{Clock, ConsensusWindows, SlotClock},
+    time::{Clock, ConsensusWindows, SlotClock, Timestamp},
 };
 use tokio::{
     sync::{broadcast, mpsc, watch},
@@ -46,6 +46,14 @@ use crate::{
 
 /// Slots behind the current one whose checkpoint-proposal sightings are kept.
 const PROPOSALS_SEEN_RETAINED_SLOTS: u64 = 4;
+
+/// Most slots held from the orphan prune at once (the lowest slot's hold goes first): catch-up
+/// holds one slot at a time, a few are in flight at most.
+pub const MAX_ORPHAN_HOLDS: usize = 16;
+
+/// Longest a hold may last from the moment it is taken; a longer `until` is cut to it, so a
+/// caller cannot keep a slot's orphans for ever.
+pub const MAX_ORPHAN_HOLD: Duration = Duration::from_secs(300);
 
 /// Timing the actor needs.
 #[derive(Clone)]
@@ -83,6 +91,9 @@ pub struct ArchiverActor {
     tips: watch::Sender<L2Tips>,
     prunes: broadcast::Sender<PruneEvent>,
     proposals_seen: BTreeSet<u64>,
+    /// Slot → time until which its blocks are not orphan-pruned; bounded by
+    /// [`MAX_ORPHAN_HOLDS`], expired holds dropped at each prune.
+    orphan_holds: BTreeMap<u64, Timestamp>,
     cycle: Option<Cycle>,
     /// `sync_now` callers waiting for a cycle that starts after their call.
     next_waiters: Vec<Reply<SyncReport>>,
@@ -128,6 +139,7 @@ impl ArchiverActor {
                 tips,
                 prunes,
                 proposals_seen: BTreeSet::new(),
+                orphan_holds: BTreeMap::new(),
                 cycle: None,
                 next_waiters: Vec::new(),
                 step_turn: false,
@@ -234,11 +246,13 @@ impl ArchiverActor {
             let keep_from = current.0.saturating_sub(PROPOSALS_SEEN_RETAINED_SLOTS);
             self.proposals_seen = self.proposals_seen.split_off(&keep_from);
         }
+        self.orphan_holds.retain(|_, until| *until > now);
         let context = PruneContext {
             slot_clock: &self.timing.slot_clock,
             windows: &self.timing.windows,
             orphan_prune_tolerance: self.sync.orphan_prune_tolerance,
             proposals_seen: &self.proposals_seen,
+            orphan_holds: &self.orphan_holds,
             now,
         };
         let result = prune(&mut self.store, &context);
@@ -504,8 +518,27 @@ impl ArchiverActor {
                 self.proposals_seen.insert(slot);
                 None
             }
+            Command::HoldOrphans { slot, until, reply } => {
+                self.hold_orphans(slot, until);
+                let _ = reply.send(Ok(()));
+                None
+            }
         };
         fatal.map_or(Ok(()), Err)
+    }
+}
+
+impl ArchiverActor {
+    /// Holds `slot`'s blocks from the orphan prune until `until` (at most [`MAX_ORPHAN_HOLD`]
+    /// from now; a later hold of the same slot extends it).
+    fn hold_orphans(&mut self, slot: u64, until: Timestamp) {
+        let now = self.timing.clock.now();
+        let until = until.min(now.saturating_add(MAX_ORPHAN_HOLD));
+        let hold = self.orphan_holds.entry(slot).or_insert(until);
+        *hold = (*hold).max(until);
+        while self.orphan_holds.len() > MAX_ORPHAN_HOLDS {
+            self.orphan_holds.pop_first();
+        }
     }
 }
 

@@ -74,6 +74,7 @@ impl Setup {
             windows: &windows,
             orphan_prune_tolerance: Duration::from_secs(1),
             proposals_seen: &seen,
+            orphan_holds: &std::collections::BTreeMap::new(),
             now: Timestamp::from_secs(now),
         };
         sync_step(&mut self.store, &self.l1, &self.config, &context).await
