@@ -12,7 +12,10 @@ use tandem_p2p::{
     reqresp::{ChainBlock, ChainPoint},
     scoring::PeerAction,
 };
-use tandem_proto::{B256, L2Tips, Tx, time::Slot};
+use tandem_proto::{
+    B256, L2Tips, Tx,
+    time::{Slot, Timestamp},
+};
 use tokio::sync::{broadcast, watch};
 
 /// The chain store: reads off the writer's queue, change notifications, and the two writes the
@@ -34,6 +37,9 @@ pub trait ChainArchive: Send + Sync + 'static {
     ) -> BoxFuture<'_, ArchiverResult<Added<ProposedCheckpoint>>>;
     /// Records that a checkpoint proposal for `slot` was seen (its blocks are no orphans yet).
     fn note_checkpoint_proposal_seen(&self, slot: Slot) -> BoxFuture<'_, ArchiverResult<()>>;
+    /// Keeps the blocks of `slot` from the orphan prune until `until` (bounded by the
+    /// archiver); writes queued after it returns are covered.
+    fn hold_orphans(&self, slot: Slot, until: Timestamp) -> BoxFuture<'_, ArchiverResult<()>>;
 }
 
 impl ChainArchive for ArchiverHandle {
@@ -66,6 +72,10 @@ impl ChainArchive for ArchiverHandle {
     fn note_checkpoint_proposal_seen(&self, slot: Slot) -> BoxFuture<'_, ArchiverResult<()>> {
         ArchiverHandle::note_checkpoint_proposal_seen(self, slot).boxed()
     }
+
+    fn hold_orphans(&self, slot: Slot, until: Timestamp) -> BoxFuture<'_, ArchiverResult<()>> {
+        ArchiverHandle::hold_orphans(self, slot, until).boxed()
+    }
 }
 
 /// The peers: fetch what a proposal lacks, catch up, and charge a peer for a fault found after
@@ -79,12 +89,12 @@ pub trait PeerNetwork: Send + Sync + 'static {
         peer: Option<PeerId>,
         hashes: Vec<B256>,
     ) -> BoxFuture<'_, Result<Vec<Tx>, RequestError>>;
-    /// The proposed chain after `after` from some peer, checked.
+    /// The proposed chain after `after` from some peer, checked, with the peer that served it.
     fn request_proposed_chain(
         &self,
         after: ChainPoint,
         max_blocks: u32,
-    ) -> BoxFuture<'_, Result<Vec<ChainBlock>, RequestError>>;
+    ) -> BoxFuture<'_, Result<(PeerId, Vec<ChainBlock>), RequestError>>;
 }
 
 impl PeerNetwork for P2pHandle {
@@ -108,7 +118,7 @@ impl PeerNetwork for P2pHandle {
         &self,
         after: ChainPoint,
         max_blocks: u32,
-    ) -> BoxFuture<'_, Result<Vec<ChainBlock>, RequestError>> {
-        P2pHandle::request_proposed_chain(self, None, after, max_blocks).boxed()
+    ) -> BoxFuture<'_, Result<(PeerId, Vec<ChainBlock>), RequestError>> {
+        P2pHandle::request_proposed_chain_from(self, None, after, max_blocks).boxed()
     }
 }

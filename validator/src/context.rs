@@ -13,6 +13,7 @@ use crate::{
     archive::{ChainArchive, PeerNetwork},
     block::BlockRejection,
     checkpoint::{CheckpointAccepted, CheckpointRejection},
+    fees::FeeOracle,
     recent::RecentBySlot,
     state::StateHandle,
 };
@@ -86,6 +87,7 @@ pub struct ValidatorContext {
     pub(crate) clock: Arc<dyn Clock>,
     pub(crate) windows: ConsensusWindows,
     pub(crate) domain: SigningDomain,
+    pub(crate) fees: Arc<dyn FeeOracle>,
     verdicts: Arc<Mutex<BlockVerdicts>>,
     verdicts_changed: Arc<watch::Sender<u64>>,
     events: broadcast::Sender<ValidatorEvent>,
@@ -101,7 +103,8 @@ impl std::fmt::Debug for ValidatorContext {
 
 impl ValidatorContext {
     /// The context of one node: its archiver, its state service, its p2p handle, the clock
-    /// deadlines are read on, the network's windows and signing domain.
+    /// deadlines are read on, the network's windows and signing domain, and L1's fee model
+    /// (the fee every checkpoint's first block must carry is checked against it).
     pub fn new(
         archive: Arc<dyn ChainArchive>,
         state: StateHandle,
@@ -109,6 +112,7 @@ impl ValidatorContext {
         clock: Arc<dyn Clock>,
         windows: ConsensusWindows,
         domain: SigningDomain,
+        fees: Arc<dyn FeeOracle>,
     ) -> Self {
         let (events, _) = broadcast::channel(VALIDATOR_EVENTS_CAPACITY);
         Self {
@@ -118,6 +122,7 @@ impl ValidatorContext {
             clock,
             windows,
             domain,
+            fees,
             verdicts: Arc::new(Mutex::new(RecentBySlot::new(VERDICT_RETAINED_SLOTS))),
             verdicts_changed: Arc::new(watch::channel(0).0),
             events,

@@ -191,6 +191,9 @@ pub enum ValidatorError {
     /// The epoch cache actor has stopped.
     #[error("the epoch cache has stopped")]
     EpochCacheStopped,
+    /// The fee a checkpoint must carry cannot be derived from what L1 and the archiver hold.
+    #[error("required fee unknown: {0}")]
+    FeeUnknown(crate::fees::FeeUnknown),
 }
 
 impl ValidatorError {
@@ -222,7 +225,8 @@ impl ValidatorError {
             | Self::LastBlockMismatch { .. }
             | Self::L1(_)
             | Self::EpochCacheTimeout(_)
-            | Self::EpochCacheStopped => false,
+            | Self::EpochCacheStopped
+            | Self::FeeUnknown(_) => false,
         }
     }
 
@@ -253,7 +257,8 @@ impl ValidatorError {
             | Self::SigningTask(_)
             | Self::L1(_)
             | Self::EpochCacheTimeout(_)
-            | Self::EpochCacheStopped => false,
+            | Self::EpochCacheStopped
+            | Self::FeeUnknown(_) => false,
         }
     }
 }

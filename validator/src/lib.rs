@@ -12,7 +12,12 @@
 //!   slashing-protected [`DutySigner`].
 //! - [`TxGossipHandler`]: gossiped txs into the pool.
 //! - [`catch_up`]: a node that starts late fetches the proposed chain from peers and runs it
-//!   through the block handler.
+//!   through the block handler, and the proposed checkpoints served with it through the
+//!   all-nodes handler.
+//! - Fees ([`FeeBasis`], [`required_fee_per_mana`], over a [`FeeOracle`] such as
+//!   [`L1FeeOracle`]): the fee per mana L1 will require of a checkpoint, predicted over proposed
+//!   parents as the publisher's simulation plan does; the block handler checks it, the sequencer
+//!   builds with it.
 //! - Slashing protection ([`ProtectedSigner`]): the signer every duty signature of the node goes
 //!   through (block proposals, checkpoint proposals, attestations), backed by an fsynced,
 //!   locked RocksDB record. The sequencer and the validator handler sign through
@@ -33,6 +38,7 @@ mod checkpoint;
 mod context;
 mod epochs;
 mod error;
+mod fees;
 mod metrics;
 mod protection;
 mod provider;
@@ -56,6 +62,10 @@ pub use epochs::{
     MIN_EPOCH_CACHE_INTERVAL,
 };
 pub use error::{ValidatorError, ValidatorResult};
+pub use fees::{
+    FEE_HEADER_CACHE_CAPACITY, FEE_READ_ATTEMPTS, FEE_READ_RETRY_DELAY, FEE_READ_TIMEOUT, FeeBasis,
+    FeeOracle, FeeUnknown, L1FeeOracle, MAX_PROPOSED_FEE_DEPTH, required_fee_per_mana,
+};
 pub use metrics::describe_metrics;
 pub use protection::{Duty, DutySigner, OpenMode, ProtectedSigner, SignedDuty};
 pub use provider::ArchiverChainProvider;

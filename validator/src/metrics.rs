@@ -124,6 +124,11 @@ pub fn describe_metrics() {
         "1 when the world state follows the archiver's proposed chain to its tip"
     );
     metrics::describe_counter!(
+        "validator_reconcile_failures_total",
+        "Reconcile steps of the chain follower that failed without a fatal error (the node is \
+         not ready until a step succeeds)"
+    );
+    metrics::describe_counter!(
         "validator_follower_stalls_total",
         "Times the chain follower stopped on an archiver block it could not apply, by reason"
     );
@@ -180,6 +185,12 @@ pub fn describe_metrics() {
         "validator_epoch_cache_reorged_reads_total",
         "Cached committees re-read because the L1 block they were read at left the canonical \
          chain, by result (changed, unchanged)"
+    );
+    metrics::describe_counter!(
+        "validator_fee_unavailable_total",
+        "Checkpoint-opening blocks refused as fee_unavailable: L1 unreadable (after bounded, \
+         timed-out retries) or behind the archiver, so the node neither validates nor attests \
+         that checkpoint"
     );
     metrics::describe_counter!(
         "validator_epoch_cache_misses_total",
@@ -243,6 +254,15 @@ pub(crate) fn not_ready() {
 
 pub(crate) fn follower_status(status: &FollowerStatus) {
     metrics::gauge!("validator_ready").set(if status.is_ready() { 1.0 } else { 0.0 });
+}
+
+/// A block refused because its required fee could not be derived from L1.
+pub(crate) fn fee_unavailable() {
+    metrics::counter!("validator_fee_unavailable_total").increment(1);
+}
+
+pub(crate) fn reconcile_failed() {
+    metrics::counter!("validator_reconcile_failures_total").increment(1);
 }
 
 pub(crate) fn follower_mismatch(reason: &StallReason) {

@@ -4,12 +4,14 @@
 //! RocksDB reads.
 
 use futures::{FutureExt, future::BoxFuture};
-use tandem_archiver::{ArchiverReader, ArchiverResult, StoredBlock};
+use std::collections::HashMap;
+
+use tandem_archiver::{ArchiverReader, ArchiverResult, ProposedCheckpoint, ReadView, StoredBlock};
 use tandem_p2p::reqresp::{
     BlockQuery, ChainPoint, ChainProvider, CheckpointCommitment, MAX_BLOCKS_PER_REQUEST,
     ProviderError, ServedBlock,
 };
-use tandem_proto::{B256, RecoveredTx, Tx};
+use tandem_proto::{B256, CheckpointProposal, RecoveredTx, Tx};
 
 use crate::state::StateReader;
 
@@ -49,7 +51,38 @@ fn served(block: StoredBlock) -> ServedBlock {
         block: block.block,
         archive_root: block.archive_root,
         proposer_signature: block.proposer_signature,
+        checkpoint: None,
     }
+}
+
+/// Consecutive blocks from `from` (at most `count`) as served, the last block of each
+/// proposed checkpoint carrying that checkpoint's proposal (a late node stores it after the
+/// blocks, so they are not orphan-pruned).
+fn served_range(view: &ReadView<'_>, from: u64, count: u32) -> ArchiverResult<Vec<ServedBlock>> {
+    let proposed: HashMap<u64, ProposedCheckpoint> = view
+        .proposed_checkpoints()?
+        .into_iter()
+        .map(|checkpoint| (checkpoint.last_block(), checkpoint))
+        .collect();
+    let mut blocks = Vec::new();
+    for number in (from..).take(count as usize) {
+        let Some(block) = view.block(number)? else {
+            break;
+        };
+        let mut block = served(block);
+        if let Some(checkpoint) = proposed.get(&number)
+            && checkpoint.payload.archive == block.archive_root
+            && block.proposer_signature.is_some()
+        {
+            block.checkpoint = Some(CheckpointProposal {
+                payload: checkpoint.payload.clone(),
+                signature: checkpoint.proposer_signature,
+                last_block: None,
+            });
+        }
+        blocks.push(block);
+    }
+    Ok(blocks)
 }
 
 impl ChainProvider for ArchiverChainProvider {
@@ -97,17 +130,7 @@ impl ChainProvider for ArchiverChainProvider {
         count: u32,
     ) -> BoxFuture<'static, Result<Vec<ServedBlock>, ProviderError>> {
         let count = count.min(MAX_BLOCKS_PER_REQUEST);
-        self.read(move |archive| {
-            let view = archive.view()?;
-            let mut blocks = Vec::new();
-            for number in (from..).take(count as usize) {
-                match view.block(number)? {
-                    Some(block) => blocks.push(served(block)),
-                    None => break,
-                }
-            }
-            Ok(blocks)
-        })
+        self.read(move |archive| served_range(&archive.view()?, from, count))
     }
 
     fn block_proposals(
@@ -148,14 +171,11 @@ impl ChainProvider for ArchiverChainProvider {
             if !on_chain {
                 return Ok(None);
             }
-            let mut blocks = Vec::new();
-            for number in (after.number.saturating_add(1)..).take(max_blocks as usize) {
-                match view.block(number)? {
-                    Some(block) => blocks.push(served(block)),
-                    None => break,
-                }
-            }
-            Ok(Some(blocks))
+            Ok(Some(served_range(
+                &view,
+                after.number.saturating_add(1),
+                max_blocks,
+            )?))
         })
     }
 

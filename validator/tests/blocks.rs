@@ -423,3 +423,313 @@ async fn a_parent_the_world_state_cannot_reach_is_an_initial_state_mismatch() {
         other => panic!("{other:?}"),
     }
 }
+
+/// A network whose tx fetch never answers (the handler's future is cancelled while fetching).
+struct SilentPeers;
+
+impl tandem_validator::PeerNetwork for SilentPeers {
+    fn report_peer(
+        &self,
+        _peer: tandem_p2p::PeerId,
+        _action: tandem_p2p::scoring::PeerAction,
+    ) -> futures::future::BoxFuture<'_, ()> {
+        Box::pin(async {})
+    }
+
+    fn request_txs(
+        &self,
+        _peer: Option<tandem_p2p::PeerId>,
+        _hashes: Vec<B256>,
+    ) -> futures::future::BoxFuture<'_, Result<Vec<tandem_proto::Tx>, tandem_p2p::RequestError>>
+    {
+        Box::pin(std::future::pending())
+    }
+
+    fn request_proposed_chain(
+        &self,
+        _after: tandem_p2p::reqresp::ChainPoint,
+        _max_blocks: u32,
+    ) -> futures::future::BoxFuture<
+        '_,
+        Result<
+            (tandem_p2p::PeerId, Vec<tandem_p2p::reqresp::ChainBlock>),
+            tandem_p2p::RequestError,
+        >,
+    > {
+        Box::pin(std::future::pending())
+    }
+}
+
+/// A proposal's tx protection ends whichever way its processing ends — cancelled at the
+/// lane deadline while fetching, refused — and is counted per holder: a refusal does not
+/// unprotect a tx another proposal still uses; a stored block's protection ends once applied.
+#[tokio::test]
+async fn tx_protection_is_counted_per_proposal_and_released_on_every_exit() {
+    let rig = Rig::new().await;
+    let proposal = rig.proposal();
+    let mut stripped = proposal.blocks[0].clone();
+    let pooled = stripped.txs.remove(0);
+    stripped.txs.clear();
+    let hash = pooled.hash();
+    rig.validator.state.submit_tx(pooled.clone()).await.unwrap();
+    let protected = || {
+        rig.validator
+            .state
+            .reader()
+            .with_pool(|pool, _| pool.is_protected(&hash))
+    };
+
+    // Cancelled while the missing tx is being fetched.
+    let context = tandem_validator::ValidatorContext::new(
+        std::sync::Arc::new(rig.validator.archiver.clone()),
+        rig.validator.state.clone(),
+        std::sync::Arc::new(SilentPeers),
+        std::sync::Arc::new(rig.net.clock.clone()),
+        rig.net.windows,
+        rig.net.domain,
+        rig.net.fees(),
+    );
+    let silent = BlockProposalProcessor::new(&context);
+    let deadline = rig.deadline();
+    let task = {
+        let block = stripped.clone();
+        tokio::spawn(async move { silent.process_unverified(&block, None, deadline).await })
+    };
+    common::until(&rig.validator, "the pooled tx protected", protected).await;
+    task.abort();
+    assert!(task.await.unwrap_err().is_cancelled());
+    assert!(!protected(), "a cancelled proposal still protects its txs");
+
+    // Refused while a twin still uses the tx: it stays protected until the twin is done.
+    let twin = rig.validator.state.protect(vec![hash]);
+    let rejection = rig.refused(&stripped, rig.no_wait()).await;
+    assert!(matches!(rejection, BlockRejection::TxsNotAvailable { .. }));
+    assert!(protected(), "a refusal released the twin's protection");
+    drop(twin);
+    assert!(!protected());
+
+    // Stored: protected until applied, then gone with the tx.
+    let outcome = rig.process(&proposal.blocks[0], rig.deadline()).await;
+    assert!(matches!(outcome, BlockOutcome::Stored(_)), "{outcome:?}");
+    rig.validator.wait_synced_at(1).await;
+    assert!(!protected());
+    assert_eq!(
+        rig.validator
+            .state
+            .reader()
+            .with_pool(|pool, _| pool.protections().len()),
+        0,
+        "protections outlived the applied block"
+    );
+}
+
+/// How the unit-test L1 answers fee-header reads: scripted answers first, then `then`.
+#[derive(Clone, Copy, Debug)]
+enum FeeRead {
+    Fails,
+    Lags,
+    Hangs,
+    Answers,
+}
+
+/// [`common::GenesisFees`] behind a scripted L1 that fails, lags or hangs; counts reads.
+struct ScriptedFees {
+    inner: common::GenesisFees,
+    script: std::sync::Mutex<std::collections::VecDeque<FeeRead>>,
+    then: FeeRead,
+    reads: std::sync::atomic::AtomicU32,
+}
+
+impl tandem_validator::FeeOracle for ScriptedFees {
+    fn params(&self) -> tandem_l1::FeeParams {
+        self.inner.params()
+    }
+
+    fn l1_fee_header(
+        &self,
+        number: u64,
+        archive: B256,
+        header_hash: B256,
+    ) -> futures::future::BoxFuture<
+        '_,
+        tandem_validator::ValidatorResult<Option<tandem_l1::FeeHeader>>,
+    > {
+        use futures::FutureExt;
+        self.reads.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        let read = self.script.lock().unwrap().pop_front().unwrap_or(self.then);
+        match read {
+            FeeRead::Fails => async {
+                Err(tandem_validator::ValidatorError::TaskFailed(
+                    "scripted L1 error",
+                ))
+            }
+            .boxed(),
+            FeeRead::Lags => async { Ok(None) }.boxed(),
+            FeeRead::Hangs => futures::future::pending().boxed(),
+            FeeRead::Answers => self.inner.l1_fee_header(number, archive, header_hash),
+        }
+    }
+}
+
+impl Rig {
+    /// Block 0 of the usual proposal through a handler whose L1 answers as `script`, then
+    /// `then`; the outcome and the number of L1 reads.
+    async fn with_fees(&self, script: Vec<FeeRead>, then: FeeRead) -> (BlockOutcome, u32) {
+        let fees = std::sync::Arc::new(ScriptedFees {
+            inner: common::GenesisFees {
+                genesis_archive: self.net.spec.genesis_archive_root(),
+            },
+            script: std::sync::Mutex::new(script.into()),
+            then,
+            reads: Default::default(),
+        });
+        let context = self.validator.context_with_fees(&self.net, fees.clone());
+        let processor = BlockProposalProcessor::new(&context);
+        let outcome = processor
+            .process_unverified(&self.proposal().blocks[0], None, self.deadline())
+            .await;
+        (
+            outcome,
+            fees.reads.load(std::sync::atomic::Ordering::SeqCst),
+        )
+    }
+}
+
+/// A transient L1 error or an L1 node behind the archiver costs a retry, not the checkpoint.
+#[tokio::test]
+async fn a_fee_read_that_fails_or_lags_once_is_retried_and_the_block_stored() {
+    let rig = Rig::new().await;
+    let (outcome, reads) = rig
+        .with_fees(vec![FeeRead::Fails, FeeRead::Lags], FeeRead::Answers)
+        .await;
+    assert!(matches!(outcome, BlockOutcome::Stored(_)), "{outcome:?}");
+    assert_eq!(reads, 3);
+}
+
+/// An L1 that keeps failing is read a bounded number of times; the block is refused as
+/// `fee_unavailable` (a verdict, not slashable), not dropped without one.
+#[tokio::test]
+async fn a_fee_that_l1_cannot_give_refuses_the_block_as_fee_unavailable_not_slashable() {
+    let rig = Rig::new().await;
+    let (outcome, reads) = rig.with_fees(vec![], FeeRead::Fails).await;
+    let BlockOutcome::Refused(rejection) = outcome else {
+        panic!("{outcome:?}");
+    };
+    assert!(
+        matches!(
+            rejection,
+            BlockRejection::FeeUnavailable(tandem_validator::FeeUnknown::L1Unavailable {
+                number: 0,
+                attempts: tandem_validator::FEE_READ_ATTEMPTS,
+            })
+        ),
+        "{rejection:?}"
+    );
+    assert_eq!(rejection.as_str(), "fee_unavailable");
+    assert!(!rejection.is_slashable());
+    assert_eq!(reads, tandem_validator::FEE_READ_ATTEMPTS);
+    assert_eq!(rig.validator.archiver.tips().proposed.block.number, 0);
+
+    // An L1 node that stays behind the archiver: refused as disagreeing.
+    let (outcome, _) = rig.with_fees(vec![], FeeRead::Lags).await;
+    assert!(
+        matches!(
+            outcome,
+            BlockOutcome::Refused(BlockRejection::FeeUnavailable(
+                tandem_validator::FeeUnknown::L1Disagrees { number: 0, .. }
+            ))
+        ),
+        "{outcome:?}"
+    );
+}
+
+/// A hung L1 read is cut by the timeout and retried.
+#[tokio::test]
+async fn a_hung_fee_read_times_out_and_is_retried() {
+    let rig = Rig::new().await;
+    let (outcome, reads) = rig.with_fees(vec![FeeRead::Hangs], FeeRead::Answers).await;
+    assert!(matches!(outcome, BlockOutcome::Stored(_)), "{outcome:?}");
+    assert_eq!(reads, 2);
+}
+
+/// A refused block's children are refused at once (`parent_block_invalid`, not slashable),
+/// not left waiting for it until the attestation deadline.
+#[tokio::test]
+async fn a_child_of_a_refused_block_is_refused_at_once() {
+    let rig = Rig::new().await;
+    let proposal = build(
+        &rig.net,
+        &rig.proposer,
+        TARGET,
+        vec![
+            vec![rig.net.transfer(0, 0, 5)],
+            vec![rig.net.transfer(1, 0, 6)],
+        ],
+    );
+    // Block 0 without its txs (no peer has them): refused, header and archive unchanged.
+    let mut stripped = proposal.blocks[0].clone();
+    stripped.txs.clear();
+    let rejection = rig.refused(&stripped, rig.no_wait()).await;
+    assert!(matches!(rejection, BlockRejection::TxsNotAvailable { .. }));
+    // The manual clock never reaches the deadline: only the parent's verdict can end the wait.
+    let child = tokio::time::timeout(
+        common::PATIENCE,
+        rig.refused(&proposal.blocks[1], rig.deadline()),
+    )
+    .await
+    .expect("the child of a refused block waited for it");
+    assert!(
+        matches!(
+            child,
+            BlockRejection::ParentBlockInvalid {
+                parent_reason: "txs_not_available",
+                ..
+            }
+        ),
+        "{child:?}"
+    );
+    assert!(!child.is_slashable());
+}
+
+/// A block re-executed but refused by the archiver does not keep its txs protected (the
+/// guard stays with the handler until the block is stored).
+#[tokio::test]
+async fn a_block_the_archiver_refuses_releases_its_tx_protection_at_once() {
+    let rig = Rig::new().await;
+    let proposal = rig.proposal();
+    let hash = proposal.blocks[0].txs[0].hash();
+    rig.validator
+        .state
+        .submit_tx(proposal.blocks[0].txs[0].clone())
+        .await
+        .unwrap();
+    let context = tandem_validator::ValidatorContext::new(
+        std::sync::Arc::new(common::TestArchive(
+            rig.validator.archiver.clone(),
+            common::OnAddBlock::Refuse,
+        )),
+        rig.validator.state.clone(),
+        std::sync::Arc::new(common::NoPeers),
+        std::sync::Arc::new(rig.net.clock.clone()),
+        rig.net.windows,
+        rig.net.domain,
+        rig.net.fees(),
+    );
+    let outcome = BlockProposalProcessor::new(&context)
+        .process_unverified(&proposal.blocks[0], None, rig.deadline())
+        .await;
+    assert!(
+        matches!(
+            outcome,
+            BlockOutcome::Refused(BlockRejection::StoreRefused(_))
+        ),
+        "{outcome:?}"
+    );
+    assert!(
+        !rig.validator
+            .state
+            .reader()
+            .with_pool(|pool, _| pool.is_protected(&hash)),
+        "a refused block's txs stayed protected"
+    );
+}

@@ -3,105 +3,44 @@
 //! world-state root equals the proposer's (the root every validator re-executed to) at every
 //! checkpoint.
 
-use std::{sync::Arc, time::Duration};
+mod common;
 
-use alloy::{eips::BlockId, primitives::Bytes, providers::DynProvider};
-use tandem_archiver::{ArchiverActor, ArchiverStore, ArchiverTiming, SyncConfig};
-use tandem_l1::{L1Reader, RollupParams, harness::AnvilHarness};
+use std::time::Duration;
+
+use alloy::{eips::BlockId, primitives::Bytes};
+use common::anvil::{L1_VALIDATORS as VALIDATORS, L1Chain};
 use tandem_proto::{
-    Address, ConsensusPayload, DEFAULT_MAX_CHECKPOINT_BODY_BYTES, SigningDomain, SigningKey, Tx,
-    TxPayload, encode_checkpoint_body,
-    time::{ConsensusWindows, PipeliningMode, SlotClock, SystemClock, Timestamp},
+    Address, ConsensusPayload, DEFAULT_MAX_CHECKPOINT_BODY_BYTES, Tx, TxPayload,
+    encode_checkpoint_body,
+    time::{SystemClock, Timestamp},
 };
 use tandem_state::{
-    BlockGlobals, BuildLimits, ChainSpec, CheckpointBodyBudget, PoolConfig, TxPool, WorldState,
+    BlockGlobals, BuildLimits, CheckpointBodyBudget, PoolConfig, TxPool, WorldState,
     WorldStateConfig, build_block, validate_stateless,
 };
-use tandem_validator::{FollowerStatus, StateService, StateServiceConfig};
-use tokio_util::sync::CancellationToken;
+use tandem_validator::FollowerStatus;
 
 const SLOT: u64 = 4;
-const VALIDATORS: usize = 4;
 const CHECKPOINTS: u64 = 6;
-
-fn key(seed: u8, i: usize) -> SigningKey {
-    let mut secret = [seed; 32];
-    secret[31] = i as u8 + 1;
-    SigningKey::from_bytes(&secret).unwrap()
-}
 
 #[tokio::test]
 async fn a_full_node_with_no_peers_follows_l1_and_its_state_root_matches_at_every_checkpoint() {
-    let harness = AnvilHarness::start(None);
-    let now = harness.latest_timestamp().await.unwrap();
-    let users: Vec<SigningKey> = (0..4).map(|i| key(0x31, i)).collect();
-    let mut params = RollupParams::with_genesis(now);
-    let spec = ChainSpec {
-        chain_id: params.l2_chain_id,
-        rollup_version: params.rollup_version,
-        genesis_allocation: users.iter().map(|u| (u.address(), 1u128 << 100)).collect(),
-    };
-    params.slot_duration = SLOT;
-    params.l1_slot_duration = 2;
-    params.epoch_duration = 8;
-    params.committee_size = VALIDATORS as u64;
-    params.block_duration_ms = 1_000;
-    params.last_block_reexecution_budget_ms = 1_000;
-    params.genesis_archive = spec.genesis_archive_root();
-    let validators: Vec<SigningKey> = (0..VALIDATORS).map(|i| key(0x21, i)).collect();
-    let addresses: Vec<Address> = validators.iter().map(SigningKey::address).collect();
-    let deployment = harness.deploy(&params, &addresses).await.unwrap();
-    let domain = SigningDomain {
-        chain_id: params.l2_chain_id,
-        rollup: deployment.rollup,
-    };
-    let reader: L1Reader<DynProvider> = L1Reader::new(harness.provider(), deployment.rollup);
-
     // The full node: archiver on the L1 reader, world state, state service. No p2p at all.
-    let dir = tempfile::tempdir().unwrap();
-    let slot_clock = SlotClock::new(
-        Timestamp::from_secs(params.genesis_time),
-        Duration::from_secs(SLOT),
-        Duration::from_secs(2),
-        8,
-    )
-    .unwrap();
-    let timing = ArchiverTiming {
-        clock: Arc::new(SystemClock),
-        slot_clock,
-        windows: ConsensusWindows::new(
-            slot_clock,
-            Duration::from_secs(1),
-            PipeliningMode::Pipelined,
-            Duration::from_secs(1),
-        ),
-        poll_interval: Duration::from_millis(100),
-    };
-    let sync = SyncConfig {
-        deployment_block: deployment.deployment_block,
-        confirmations: 0,
-        batch_size: 50,
-        max_batches_per_step: 100,
-        orphan_prune_tolerance: Duration::from_secs(1),
-    };
-    let store =
-        ArchiverStore::open(&dir.path().join("archiver"), &spec.genesis_header(), domain).unwrap();
-    let (archiver, actor) = ArchiverActor::new(store, Arc::new(reader.clone()), None, sync, timing);
-    let cancel = CancellationToken::new();
-    let _guard = cancel.clone().drop_guard();
-    let archiver_task = tokio::spawn(actor.run(cancel.clone()));
-    let world = WorldState::open(
-        &dir.path().join("world"),
-        spec.clone(),
-        WorldStateConfig::default(),
-    )
-    .unwrap();
-    let (state, service) = StateService::new(
-        world,
-        StateServiceConfig::new(domain),
-        Arc::new(archiver.clone()),
+    let chain = L1Chain::start(0x31, 4, SLOT, 1_000, Duration::from_secs(1), |_| {}).await;
+    let (harness, params, spec, deployment, domain, reader) = (
+        &chain.harness,
+        &chain.params,
+        &chain.spec,
+        &chain.deployment,
+        chain.domain,
+        &chain.reader,
     );
-    let state_task = tokio::spawn(service.run(cancel.clone()));
+    let (users, validators, archiver, state) = (
+        &chain.users,
+        &chain.validators,
+        &chain.archiver,
+        &chain.state,
+    );
 
     // The proposer builds real blocks on its own world state and lands them on L1.
     let builder_dir = tempfile::tempdir().unwrap();
@@ -176,8 +115,8 @@ async fn a_full_node_with_no_peers_follows_l1_and_its_state_root_matches_at_ever
         };
         harness
             .land_checkpoint(
-                &deployment,
-                &validators,
+                deployment,
+                validators,
                 number,
                 payload,
                 Bytes::from(body),
@@ -222,7 +161,5 @@ async fn a_full_node_with_no_peers_follows_l1_and_its_state_root_matches_at_ever
             .unwrap();
         assert_eq!(root, tip.state_root);
     }
-    cancel.cancel();
-    archiver_task.await.unwrap().unwrap();
-    state_task.await.unwrap().unwrap();
+    chain.stop().await;
 }

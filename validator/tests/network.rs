@@ -6,9 +6,11 @@
 
 mod common;
 
-use std::time::Duration;
+use std::{sync::Arc, time::Duration};
 
-use common::{Net, Node, PATIENCE, Proposal, TARGET, build, build_on, star};
+use common::{
+    Net, Node, OnAddBlock, PATIENCE, Proposal, TARGET, TestArchive, build, build_on, star,
+};
 use tandem_p2p::{GossipKind, P2pEvent};
 use tandem_proto::{Address, B256, WireMessage, time::Slot};
 use tandem_validator::{
@@ -497,7 +499,7 @@ async fn a_node_that_starts_late_catches_up_from_peers_and_validates_the_next_pr
 
     // A node that missed that gossip joins and asks the validator for the proposed chain.
     let late = Node::start(&net, None, vec![validator.addr.clone()]).await;
-    let mut late = catch_up_from(&validator, late, 2).await;
+    let mut late = catch_up_from(&validator, late, 2, 0).await;
 
     // It can validate the next proposal on top of what it caught up with.
     proposer.publish_checkpoint(&proposal).await;
@@ -512,15 +514,60 @@ async fn a_node_that_starts_late_catches_up_from_peers_and_validates_the_next_pr
     );
 }
 
-/// The normal case for a late node: the blocks it fetches are of a slot whose attestation
-/// deadline has passed. Catch-up has its own budget per block, so it still waits for each
-/// parent to be applied and re-executes every block.
+/// The normal case for a late node: the blocks it fetches are of the checkpoint in flight to
+/// L1, whose attestation and orphan deadlines (default tolerance) have passed. Catch-up has its
+/// own budget per block, so it still waits for each parent to be applied and re-executes every
+/// block; and it holds the slot from the orphan prune, which here runs after every stored block,
+/// so the blocks survive until their checkpoint is stored (without the hold the prune removes
+/// block 1 before block 2 is stored).
 #[tokio::test]
-async fn a_late_node_catches_up_blocks_of_a_slot_whose_deadline_has_passed() {
+async fn a_late_node_catches_up_a_checkpoint_past_its_deadlines_though_orphans_are_pruned_after_each_block()
+ {
     let net = Net::new();
-    let (proposer, mut validator) = rig(&net).await;
-    let proposal = build(
+    let (_proposer, validator, proposal) = one_checkpoint_of_three_blocks(&net).await;
+    let deadline = net.windows.attestation_deadline(TARGET);
+    net.clock
+        .set(deadline.saturating_add(Duration::from_millis(1)));
+    let late = Node::start_wrapped(
         &net,
+        None,
+        vec![validator.addr.clone()],
+        common::sync_config(),
+        |archiver| Arc::new(TestArchive(archiver, OnAddBlock::StoreThenPrune)),
+    )
+    .await;
+    let late = catch_up_from(&validator, late, 3, 1).await;
+    // Long after the hold expired, a sync pass keeps the blocks: their checkpoint is stored.
+    net.clock
+        .set(deadline.saturating_add(Duration::from_secs(3600)));
+    late.archiver().sync_now().await.unwrap();
+    let tips = late.archiver().tips();
+    assert_eq!(
+        (
+            tips.proposed.block.number,
+            tips.proposed_checkpoint.block.number
+        ),
+        (3, 3),
+        "caught-up blocks pruned"
+    );
+    let stored = late
+        .archiver()
+        .reader()
+        .view()
+        .unwrap()
+        .proposed_checkpoint(1)
+        .unwrap()
+        .expect("the proposed checkpoint was caught up");
+    assert_eq!(stored.payload, proposal.checkpoint.payload);
+    assert_eq!(stored.proposer_signature, proposal.checkpoint.signature);
+}
+
+/// A proposer and a validator; the proposer publishes a checkpoint of three blocks for
+/// [`TARGET`] and the validator stores it.
+async fn one_checkpoint_of_three_blocks(net: &Net) -> (Node, Node, Proposal) {
+    let (proposer, mut validator) = rig(net).await;
+    let proposal = build(
+        net,
         &proposer.stores,
         TARGET,
         vec![
@@ -536,33 +583,21 @@ async fn a_late_node_catches_up_blocks_of_a_slot_whose_deadline_has_passed() {
         "{verdict:?}"
     );
     validator.stores.wait_synced_at(3).await;
-
-    // Past the slot's attestation deadline (its checkpoint can still land on L1).
-    let deadline = net.windows.attestation_deadline(TARGET);
-    net.clock
-        .set(deadline.saturating_add(Duration::from_millis(1)));
-    // Catch-up cannot fetch the blocks' proposed checkpoint yet (see the note), so the late
-    // node's archiver would orphan-prune what it catches up: its tolerance keeps them for the
-    // test.
-    let sync = tandem_archiver::SyncConfig {
-        orphan_prune_tolerance: Duration::from_secs(3600),
-        ..common::sync_config()
-    };
-    let late = Node::start_with(&net, None, vec![validator.addr.clone()], sync).await;
-    catch_up_from(&validator, late, 3).await;
+    (proposer, validator, proposal)
 }
 
-/// `late` (dialling `peer`) catches up: `blocks` re-executed and stored, no early stop, and its
-/// world state ends where `peer`'s does.
-async fn catch_up_from(peer: &Node, late: Node, blocks: u64) -> Node {
+/// `late` (dialling `peer`) catches up: `blocks` re-executed and stored, `checkpoints`
+/// proposed checkpoints validated and stored, no early stop, and its world state ends where
+/// `peer`'s does.
+async fn catch_up_from(peer: &Node, late: Node, blocks: u64, checkpoints: u64) -> Node {
     late.wait_for_mesh(1).await;
     peer.wait_for_mesh(1).await;
-    let report = tandem_validator::catch_up(&late.context, &late.blocks)
+    let report = tandem_validator::catch_up(&late.context, &late.blocks, &late.all_nodes)
         .await
         .unwrap();
     assert_eq!(
-        (report.stored, report.stopped),
-        (blocks, None),
+        (report.stored, report.checkpoints, report.stopped),
+        (blocks, checkpoints, None),
         "{report:?}"
     );
     late.stores.wait_synced_at(blocks).await;

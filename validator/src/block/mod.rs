@@ -5,7 +5,8 @@
 //! 1. duplicate tx hashes (`duplicate_txs`);
 //! 2. the parent by `last_archive_root`, waiting (until the slot's attestation deadline) for it
 //!    to be stored — woken by the archiver's tips, never by polling L1
-//!    (`parent_block_not_found`); its slot not after the proposal's (`parent_block_wrong_slot`);
+//!    (`parent_block_not_found`; at once `parent_block_invalid` when that parent was refused
+//!    here); its slot not after the proposal's (`parent_block_wrong_slot`);
 //! 3. the block number free, or waiting for a prune (`block_number_already_exists`); the same
 //!    block stored already is done;
 //! 4. the embedded txs' senders recovered, the pool's known ones reused
@@ -13,8 +14,12 @@
 //! 5. global variables from the parent: index 0 opens the next checkpoint in a later slot,
 //!    others continue the parent's checkpoint with its globals; timestamp = slot start
 //!    (`global_variables_mismatch`);
-//! 6. the rest of the txs: pooled, else fetched from the sending peer (`txs_not_available`);
-//!    all of them protected in the pool;
+//!    and for a checkpoint's first block the fee per mana L1's fee model requires after the
+//!    parent checkpoint (`fee_per_mana_mismatch`; `parent_checkpoint_not_found` when that
+//!    checkpoint is neither on L1 nor proposed by the deadline);
+//! 6. all the txs protected in the pool (a guard: released whichever way processing ends,
+//!    cancellation included, or once a stored block is applied); the rest of the txs pooled,
+//!    else fetched from the sending peer (`txs_not_available`);
 //! 7. the world state at the parent (waiting for the follower to apply it), fork, re-execute
 //!    with the deadline (`initial_state_mismatch`, `failed_txs`, `timeout`, `state_mismatch`);
 //! 8. the executed block to the state service (so it is never executed twice), then the block
@@ -26,6 +31,7 @@
 //! the evidence and a [`crate::ValidatorEvent`].
 
 mod rejection;
+mod waits;
 
 pub use rejection::{BlockRejection, StateMismatch};
 
@@ -37,7 +43,7 @@ use std::{
 };
 
 use futures::{FutureExt, future::BoxFuture};
-use tandem_archiver::{Added, ArchiverError, ProposedBlock, StoredHeader};
+use tandem_archiver::{Added, ArchiverError, ProposedBlock};
 use tandem_p2p::{BlockProposalHandler, PeerId, Verified};
 use tandem_proto::{
     Address, B256, BlockId, BlockProposal, RecoveredTx, Tx,
@@ -49,7 +55,6 @@ use crate::{
     context::{BlockOutcome, ValidatorContext, ValidatorEvent},
     error::ValidatorError,
     metrics,
-    wait::wait_until,
 };
 
 /// Handles block proposals; cheap to clone. Register it with p2p as the block proposal handler.
@@ -153,15 +158,6 @@ impl BlockProposalProcessor {
                 return BlockOutcome::Failed;
             }
         };
-        if matches!(outcome, BlockOutcome::Refused(_)) {
-            // What a refused proposal protected may be evicted and replaced again.
-            let _ = self
-                .inner
-                .context
-                .state
-                .release(proposal.tx_hashes.clone())
-                .await;
-        }
         self.report(proposal, proposer, source, &outcome, started)
             .await;
         outcome
@@ -268,9 +264,16 @@ impl BlockProposalProcessor {
         if let Some(field) = expected.first_mismatch(header) {
             return Err(BlockRejection::GlobalVariablesMismatch { field }.into());
         }
+        if header.index_within_checkpoint == 0 {
+            // Later blocks carry index 0's fee (a global, compared above).
+            self.check_fee(proposal, parent.header.checkpoint_number, deadline)
+                .await?;
+        }
+        // Protected from here (pooled ones cannot be evicted or replaced while the rest are
+        // fetched) until the guard drops: on any early return or if this future is cancelled
+        // at the lane deadline; a stored block hands it to the state service until applied.
+        let protection = context.state.protect(proposal.tx_hashes.clone());
         let txs = self.collect_txs(proposal, source).await?;
-        let hashes: Vec<B256> = proposal.tx_hashes.clone();
-        context.state.protect(hashes).await?;
 
         let parent_id = BlockId {
             number: parent.header.block_number,
@@ -326,7 +329,15 @@ impl BlockProposalProcessor {
             })
             .await;
         match stored {
-            Ok(Added::Stored(_)) => Ok(id),
+            // Stored: the state service protects the txs until it applies the block. Every
+            // other exit drops the guard here.
+            Ok(Added::Stored(_)) => {
+                context
+                    .state
+                    .hand_over_protection(id.hash, protection)
+                    .await;
+                Ok(id)
+            }
             Ok(Added::AlreadyStored(_)) => Err(Stop::AlreadyStored(id)),
             Err(ArchiverError::BlockNumberAlreadyExists { number }) => {
                 let stored = context
@@ -339,55 +350,6 @@ impl BlockProposalProcessor {
             }
             Err(err) if err.is_fatal() => Err(err.into()),
             Err(err) => Err(BlockRejection::StoreRefused(err).into()),
-        }
-    }
-
-    /// The parent by archive, waiting for the archiver to store it.
-    async fn await_parent(
-        &self,
-        proposal: &BlockProposal,
-        deadline: Timestamp,
-    ) -> Result<StoredHeader, Stop> {
-        let context = &self.inner.context;
-        let archive = proposal.header.last_archive_root;
-        let reader = context.archive.reader();
-        let mut found = None;
-        let mut tips = context.archive.watch_tips();
-        wait_until(context.clock.as_ref(), deadline, &mut tips, || {
-            found = reader.view()?.header_by_archive(&archive)?;
-            Ok::<_, ArchiverError>(found.is_some())
-        })
-        .await?;
-        found.ok_or_else(|| {
-            BlockRejection::ParentBlockNotFound {
-                last_archive_root: archive,
-            }
-            .into()
-        })
-    }
-
-    /// Waits until no other block holds the proposal's number (a prune may remove it); the
-    /// same block stored already stops processing as done.
-    async fn await_number_free(
-        &self,
-        proposal: &BlockProposal,
-        deadline: Timestamp,
-    ) -> Result<(), Stop> {
-        let context = &self.inner.context;
-        let number = proposal.header.block_number;
-        let hash = proposal.header.hash();
-        let reader = context.archive.reader();
-        let mut stored = None;
-        let mut tips = context.archive.watch_tips();
-        wait_until(context.clock.as_ref(), deadline, &mut tips, || {
-            stored = reader.view()?.block_hash(number)?;
-            Ok::<_, ArchiverError>(stored.is_none_or(|stored| stored == hash))
-        })
-        .await?;
-        match stored {
-            None => Ok(()),
-            Some(stored) if stored == hash => Err(Stop::AlreadyStored(BlockId { number, hash })),
-            Some(stored) => Err(BlockRejection::BlockNumberAlreadyExists { number, stored }.into()),
         }
     }
 

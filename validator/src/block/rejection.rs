@@ -25,6 +25,16 @@ pub enum BlockRejection {
         /// The proposal's parent archive.
         last_archive_root: B256,
     },
+    /// The parent block (by `last_archive_root`) was refused here: this block can never be
+    /// stored, so it is refused at once instead of waiting until the deadline. Not slashable:
+    /// the parent's verdict carries the fault.
+    #[error("parent block with archive {last_archive_root} was refused ({parent_reason})")]
+    ParentBlockInvalid {
+        /// The proposal's parent archive.
+        last_archive_root: B256,
+        /// The parent's reason.
+        parent_reason: &'static str,
+    },
     /// The parent is of a later slot.
     #[error("parent block is of slot {parent_slot}, the proposal of slot {slot}")]
     ParentBlockWrongSlot {
@@ -57,6 +67,29 @@ pub enum BlockRejection {
         /// The field.
         field: &'static str,
     },
+    /// The first block of a checkpoint does not carry the fee per mana L1's fee model
+    /// requires after its parent checkpoint (predicted as the publisher's plan does when the
+    /// parent is not on L1 yet).
+    #[error("fee per mana is {claimed}, L1 will require {expected}")]
+    FeePerManaMismatch {
+        /// What the fee model requires.
+        expected: u128,
+        /// What the block carries.
+        claimed: u128,
+    },
+    /// The parent checkpoint is neither on L1 nor stored as a proposed checkpoint by the
+    /// deadline, so the required fee cannot be derived.
+    #[error("parent checkpoint {number} is not known (neither on L1 nor proposed)")]
+    ParentCheckpointNotFound {
+        /// Its number.
+        number: u64,
+    },
+    /// The required fee could not be derived: L1 could not be read (errors or timeouts after
+    /// bounded retries), does not hold the checkpoint the archiver has from it (a lagging L1
+    /// node, a reorg), or the fee model fails on it. Not the proposer's fault, so not
+    /// slashable; recorded as a verdict (logged, counted) rather than left unvalidated.
+    #[error("the required fee is unavailable: {0}")]
+    FeeUnavailable(crate::fees::FeeUnknown),
     /// Txs neither embedded, pooled nor served by peers.
     #[error("{missing} txs are not available")]
     TxsNotAvailable {
@@ -117,10 +150,14 @@ impl BlockRejection {
             Self::InvalidSignature => "invalid_signature",
             Self::DuplicateTxs { .. } => "duplicate_txs",
             Self::ParentBlockNotFound { .. } => "parent_block_not_found",
+            Self::ParentBlockInvalid { .. } => "parent_block_invalid",
             Self::ParentBlockWrongSlot { .. } => "parent_block_wrong_slot",
             Self::BlockNumberAlreadyExists { .. } => "block_number_already_exists",
             Self::InvalidEmbeddedTxs { .. } => "invalid_embedded_txs",
             Self::GlobalVariablesMismatch { .. } => "global_variables_mismatch",
+            Self::FeePerManaMismatch { .. } => "fee_per_mana_mismatch",
+            Self::ParentCheckpointNotFound { .. } => "parent_checkpoint_not_found",
+            Self::FeeUnavailable(_) => "fee_unavailable",
             Self::TxsNotAvailable { .. } => "txs_not_available",
             Self::InitialStateMismatch { .. } => "initial_state_mismatch",
             Self::FailedTxs { .. } => "failed_txs",
@@ -138,10 +175,14 @@ impl BlockRejection {
             | Self::ParentBlockWrongSlot { .. }
             | Self::InvalidEmbeddedTxs { .. }
             | Self::GlobalVariablesMismatch { .. }
+            | Self::FeePerManaMismatch { .. }
             | Self::FailedTxs { .. }
             | Self::StateMismatch(_) => true,
             Self::InvalidSignature
             | Self::ParentBlockNotFound { .. }
+            | Self::ParentBlockInvalid { .. }
+            | Self::ParentCheckpointNotFound { .. }
+            | Self::FeeUnavailable(_)
             | Self::BlockNumberAlreadyExists { .. }
             | Self::TxsNotAvailable { .. }
             | Self::InitialStateMismatch { .. }

@@ -227,11 +227,25 @@ impl AllNodesCheckpointProcessor {
                 modifier: payload.fee_asset_price_modifier,
             }));
         }
-        let last = match self.await_last_block(payload.archive, deadline).await? {
-            Ok(last) => last,
-            Err(rejection) => return Ok(Err(rejection)),
+        // The last block and its blocks are read from one view: a prune between two views
+        // could put other blocks at those numbers, and rebuilding from them would give a
+        // wrong (slashable) header mismatch. If the chain moved since the block was found,
+        // wait for it again.
+        let (last, view) = loop {
+            if let Err(rejection) = self.await_last_block(payload.archive, deadline).await? {
+                return Ok(Err(rejection));
+            }
+            let view = reader.view()?;
+            if let Some(last) = view.header_by_archive(&payload.archive)? {
+                break (last, view);
+            }
+            drop(view);
+            if context.clock.now() >= deadline {
+                return Ok(Err(CheckpointRejection::LastBlockNotFound {
+                    archive: payload.archive,
+                }));
+            }
         };
-        let view = reader.view()?;
         if let Some(record) = view.checkpoint_by_slot(slot)? {
             return Ok(Err(CheckpointRejection::CheckpointAlreadyPublished {
                 number: record.number,
@@ -260,6 +274,7 @@ impl AllNodesCheckpointProcessor {
         };
         let mut blocks: Vec<Block> = Vec::new();
         for (index, number) in (start..=last_number).enumerate() {
+            // One snapshot holds the last block, so it holds every block below it.
             let stored = view.block(number)?.ok_or(ArchiverError::Corrupt(
                 "a block below a stored block is missing",
             ))?;

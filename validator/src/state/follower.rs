@@ -18,7 +18,8 @@ use tandem_proto::{
     time::{SystemClock, Timestamp},
 };
 use tandem_state::{
-    AddOutcome, ExecutedBlock, PoolError, StateTip, TxPool, WorldState, recover_txs, reexecute,
+    AddOutcome, ExecutedBlock, PoolError, ProtectionGuard, StateTip, TxPool, WorldState,
+    recover_txs, reexecute,
 };
 use tokio::sync::watch;
 
@@ -81,6 +82,9 @@ enum Applied {
 struct Executed {
     block: ExecutedBlock,
     txs: Vec<RecoveredTx>,
+    /// The block handler's protection of the block's txs, held until the block is applied
+    /// (then its txs leave the pool) or the entry is dropped (rolled back, evicted).
+    protection: Option<ProtectionGuard>,
 }
 
 pub(super) struct Follower {
@@ -96,7 +100,7 @@ pub(super) struct Follower {
     /// Txs of applied blocks by number, for rollbacks.
     block_txs: BTreeMap<u64, Vec<RecoveredTx>>,
     /// The archiver's block the follower could not apply (number, hash).
-    stalled: Option<(u64, B256)>,
+    stalled: Option<(u64, B256, StallReason)>,
     /// Txs of prune events, returned to the pool after the next complete reconcile.
     pruned_txs: Vec<RecoveredTx>,
     stats: Arc<FollowerStats>,
@@ -155,10 +159,21 @@ impl Follower {
                 } => {
                     tracing::warn!(target: "validator::state", finalized, archiver, "archiver is behind the world state's final block; waiting");
                 }
+                FollowerStatus::ReconcileFailed { error } => {
+                    tracing::warn!(target: "validator::state", %error, "reconcile failed; not ready until a step succeeds");
+                }
                 FollowerStatus::Starting | FollowerStatus::Syncing { .. } => {}
             }
             *current = status;
             true
+        });
+    }
+
+    /// A reconcile step failed (not fatally): not ready until a step succeeds.
+    pub(super) fn step_failed(&self, err: &ValidatorError) {
+        metrics::reconcile_failed();
+        self.set_status(FollowerStatus::ReconcileFailed {
+            error: err.to_string(),
         });
     }
 
@@ -174,7 +189,18 @@ impl Follower {
                 self.set_status(FollowerStatus::InSync { tip });
                 Ok(false)
             }
-            Plan::Stalled => Ok(false),
+            Plan::Stalled => {
+                // Still stalled on the same block: say so again (a failed step in between
+                // replaced the status).
+                if let Some((number, hash, reason)) = self.stalled.clone() {
+                    self.set_status(FollowerStatus::Stalled {
+                        number,
+                        hash,
+                        reason,
+                    });
+                }
+                Ok(false)
+            }
             Plan::Waiting {
                 finalized,
                 archiver,
@@ -258,9 +284,9 @@ impl Follower {
                 finalized: tips_finalized,
             });
         }
-        if let Some((number, hash)) = self.stalled
-            && number == ancestor + 1
-            && view.block_hash(number)? == Some(hash)
+        if let Some((number, hash, _)) = &self.stalled
+            && *number == ancestor + 1
+            && view.block_hash(*number)? == Some(*hash)
         {
             return Ok(Plan::Stalled);
         }
@@ -289,7 +315,7 @@ impl Follower {
 
     fn stall(&mut self, number: u64, hash: B256, reason: StallReason) {
         metrics::follower_mismatch(&reason);
-        self.stalled = Some((number, hash));
+        self.stalled = Some((number, hash, reason.clone()));
         self.set_status(FollowerStatus::Stalled {
             number,
             hash,
@@ -324,6 +350,11 @@ impl Follower {
         self.stats.rolled_back(from - ancestor);
         self.executed
             .retain(|_, executed| executed.block.block().header.block_number > ancestor);
+        // Entries above the ancestor are the pruned blocks (kept: the archiver may store them
+        // again); their txs are not in a stored block any more, so they lose the protection.
+        for executed in self.executed.values_mut() {
+            executed.protection = None;
+        }
         self.publish_tip(tip);
         Ok(())
     }
@@ -398,6 +429,7 @@ impl Follower {
             )
             .map_err(StallReason::Mismatch)?;
             Ok(Executed {
+                protection: None,
                 block: executed,
                 txs,
             })
@@ -424,7 +456,20 @@ impl Follower {
         Ok(())
     }
 
-    pub(super) fn cache_executed(&mut self, block: ExecutedBlock, txs: Vec<RecoveredTx>) {
+    /// Keeps `protection` with the executed block `block` until it is applied or dropped;
+    /// drops it at once when no such entry waits (applied already, evicted, never given).
+    pub(super) fn keep_protection(&mut self, block: B256, protection: ProtectionGuard) {
+        if let Some(executed) = self.executed.get_mut(&block) {
+            executed.protection = Some(protection);
+        }
+    }
+
+    pub(super) fn cache_executed(
+        &mut self,
+        block: ExecutedBlock,
+        txs: Vec<RecoveredTx>,
+        protection: Option<ProtectionGuard>,
+    ) {
         let hash = block.block().hash();
         if self.executed.len() >= EXECUTED_BLOCKS_CAPACITY
             && !self.executed.contains_key(&hash)
@@ -436,7 +481,14 @@ impl Follower {
         {
             self.executed.remove(&lowest);
         }
-        self.executed.insert(hash, Executed { block, txs });
+        self.executed.insert(
+            hash,
+            Executed {
+                block,
+                txs,
+                protection,
+            },
+        );
     }
 
     pub(super) fn on_prune(&mut self, event: PruneEvent) {
@@ -469,13 +521,5 @@ impl Follower {
                 metrics::gossip_tx_refused(&err);
             }
         }
-    }
-
-    pub(super) fn protect(&mut self, hashes: &[B256]) {
-        write(&self.pool).protect(hashes);
-    }
-
-    pub(super) fn release(&mut self, hashes: &[B256]) {
-        write(&self.pool).release(hashes);
     }
 }

@@ -23,6 +23,8 @@
 mod follower;
 mod reader;
 mod status;
+#[cfg(test)]
+mod tests;
 
 pub use reader::StateReader;
 use status::FollowerStats;
@@ -35,7 +37,10 @@ use std::{
 };
 
 use tandem_proto::{B256, RecoveredTx, SigningDomain, Tx};
-use tandem_state::{AddOutcome, ExecutedBlock, PoolConfig, PoolError, TxPool, WorldState};
+use tandem_state::{
+    AddOutcome, ExecutedBlock, PoolConfig, PoolError, ProtectionGuard, Protections, TxPool,
+    WorldState,
+};
 use tokio::sync::{broadcast, mpsc, oneshot, watch};
 use tokio_util::sync::CancellationToken;
 
@@ -83,11 +88,25 @@ impl StateServiceConfig {
     }
 }
 
+/// What a reconcile step left.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Settled {
+    /// More work: step again.
+    More,
+    /// In step with the archiver (or stalled with a status): a complete reconcile.
+    Done,
+    /// The step failed (not fatal): retried on the next change.
+    Failed,
+}
+
 enum Command {
-    Executed(Box<ExecutedBlock>, Vec<RecoveredTx>),
+    Executed(
+        Box<ExecutedBlock>,
+        Vec<RecoveredTx>,
+        Option<ProtectionGuard>,
+    ),
     AddTx(RecoveredTx, oneshot::Sender<Result<AddOutcome, PoolError>>),
-    Protect(Vec<B256>),
-    Release(Vec<B256>),
+    Protection(B256, ProtectionGuard),
     Reconcile(oneshot::Sender<FollowerStatus>),
 }
 
@@ -100,6 +119,7 @@ pub struct StateHandle {
     status: watch::Receiver<FollowerStatus>,
     domain: SigningDomain,
     stats: Arc<FollowerStats>,
+    protections: Protections,
 }
 
 impl std::fmt::Debug for StateHandle {
@@ -141,7 +161,17 @@ impl StateHandle {
         executed: ExecutedBlock,
         txs: Vec<RecoveredTx>,
     ) -> ValidatorResult<()> {
-        self.send(Command::Executed(Box::new(executed), txs)).await
+        self.send(Command::Executed(Box::new(executed), txs, None))
+            .await
+    }
+
+    /// Hands over the protection of a block's txs once the archiver stored the block (submitted
+    /// with [`StateHandle::submit_executed`] before): held until the block is applied (its txs
+    /// then leave the pool), rolled back or evicted; dropped at once when the block is applied
+    /// already or was never submitted. Until then the caller's guard protects them.
+    pub async fn hand_over_protection(&self, block: B256, protection: ProtectionGuard) {
+        // A stopped service drops the guard with the command: nothing is left to protect for.
+        let _ = self.send(Command::Protection(block, protection)).await;
     }
 
     /// Adds a tx from RPC: the stateless rules and its signature here, then the pool.
@@ -170,14 +200,12 @@ impl StateHandle {
         queued
     }
 
-    /// Protects pooled txs a proposal uses from eviction and replacement.
-    pub async fn protect(&self, hashes: Vec<B256>) -> ValidatorResult<()> {
-        self.send(Command::Protect(hashes)).await
-    }
-
-    /// Lifts the protection.
-    pub async fn release(&self, hashes: Vec<B256>) -> ValidatorResult<()> {
-        self.send(Command::Release(hashes)).await
+    /// Protects the txs a proposal uses (pooled now or later) from eviction and replacement
+    /// until the guard is dropped; counted per holder, so two proposals using one tx each
+    /// keep it protected until both are done. Takes effect at once (no message to the
+    /// service).
+    pub fn protect(&self, hashes: Vec<B256>) -> ProtectionGuard {
+        self.protections.protect(hashes)
     }
 
     /// Reconciles with the archiver now and returns the status once nothing is left to do.
@@ -210,7 +238,9 @@ impl StateService {
         let (tip_tx, tip_rx) = watch::channel(world.tip());
         let (status_tx, status_rx) = watch::channel(FollowerStatus::Starting);
         let world = Arc::new(RwLock::new(world));
-        let pool = Arc::new(RwLock::new(TxPool::new(config.pool)));
+        let pool = TxPool::new(config.pool);
+        let protections = pool.protections().clone();
+        let pool = Arc::new(RwLock::new(pool));
         let (commands_tx, commands) = mpsc::channel(STATE_COMMAND_CAPACITY);
         let (gossip_tx, gossip) = mpsc::channel(GOSSIP_TX_QUEUE_CAPACITY);
         let reader = StateReader {
@@ -225,6 +255,7 @@ impl StateService {
             status: status_rx,
             domain: config.domain,
             stats: Arc::default(),
+            protections,
         };
         let follower = Follower::new(
             world,
@@ -277,25 +308,12 @@ impl StateService {
                 while let Ok(command) = self.commands.try_recv() {
                     self.handle(command);
                 }
-                dirty = match self.follower.step().await {
-                    Ok(more) => more,
-                    Err(err) if err.is_fatal() => return Err(err),
-                    Err(err) => {
-                        // Transient (the archiver busy or a block not retained): the timer
-                        // tries again.
-                        tracing::warn!(target: "validator::state", error = %err, "reconcile failed");
-                        false
-                    }
-                };
+                let step = self.follower.step().await;
+                let settled = self.settle(step)?;
+                dirty = settled == Settled::More;
                 // Never hog the worker between steps, whatever a step reports.
                 tokio::task::yield_now().await;
-                if !dirty {
-                    self.follower.return_pruned_txs();
-                    let status = self.follower.status();
-                    for waiter in self.waiters.drain(..) {
-                        let _ = waiter.send(status.clone());
-                    }
-                }
+                self.finish_step(settled);
                 continue;
             }
             tokio::select! {
@@ -340,23 +358,50 @@ impl StateService {
         }
     }
 
+    /// The outcome of a reconcile step: whether more work is left. A fatal error stops the
+    /// service; any other marks the node not ready (the world state may no longer follow the
+    /// archiver) until a later step succeeds and sets the status again — the timer retries.
+    /// After a step that left no more work: pruned txs back to the pool (only after a
+    /// complete reconcile: after a failed step the world state may still hold the pruned
+    /// blocks, and their txs would look mined), and the reconcile waiters answered.
+    fn finish_step(&mut self, settled: Settled) {
+        if settled == Settled::More {
+            return;
+        }
+        if settled == Settled::Done {
+            self.follower.return_pruned_txs();
+        }
+        let status = self.follower.status();
+        for waiter in self.waiters.drain(..) {
+            let _ = waiter.send(status.clone());
+        }
+    }
+
+    fn settle(&mut self, step: ValidatorResult<bool>) -> ValidatorResult<Settled> {
+        match step {
+            Ok(true) => Ok(Settled::More),
+            Ok(false) => Ok(Settled::Done),
+            Err(err) if err.is_fatal() => Err(err),
+            Err(err) => {
+                self.follower.step_failed(&err);
+                Ok(Settled::Failed)
+            }
+        }
+    }
+
     /// Handles a command; `true` when the follower should look at the store again.
     fn handle(&mut self, command: Command) -> bool {
         match command {
-            Command::Executed(executed, txs) => {
-                self.follower.cache_executed(*executed, txs);
+            Command::Executed(executed, txs, protection) => {
+                self.follower.cache_executed(*executed, txs, protection);
                 true
             }
             Command::AddTx(tx, reply) => {
                 let _ = reply.send(self.follower.add_tx(tx));
                 false
             }
-            Command::Protect(hashes) => {
-                self.follower.protect(&hashes);
-                false
-            }
-            Command::Release(hashes) => {
-                self.follower.release(&hashes);
+            Command::Protection(block, protection) => {
+                self.follower.keep_protection(block, protection);
                 false
             }
             Command::Reconcile(reply) => {

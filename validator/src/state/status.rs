@@ -73,6 +73,14 @@ pub enum FollowerStatus {
         /// The archiver's proposed tip.
         archiver: u64,
     },
+    /// A reconcile step failed without a fatal error (the archiver or the world state could
+    /// not be read, say): the world state may no longer follow the archiver, so the node is
+    /// not ready until a later step (retried every second and on every archiver change)
+    /// succeeds.
+    ReconcileFailed {
+        /// The step's error.
+        error: String,
+    },
     /// Applying stopped at `block` (the archiver's block there); it resumes only when the
     /// archiver's chain no longer holds that block.
     Stalled {
@@ -99,6 +107,7 @@ impl FollowerStatus {
             Self::InSync { .. } => "in_sync",
             Self::WaitingForArchiver { .. } => "waiting_for_archiver",
             Self::Stalled { .. } => "stalled",
+            Self::ReconcileFailed { .. } => "reconcile_failed",
         }
     }
 }

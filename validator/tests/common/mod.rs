@@ -7,6 +7,7 @@
 // Each test binary uses part of the fixtures: unused items and re-exports are expected.
 #![allow(dead_code, unreachable_pub, unused_imports)]
 
+pub mod anvil;
 pub mod duties;
 mod net;
 mod node;
@@ -25,6 +26,7 @@ use tandem_archiver::{
     ArchiverActor, ArchiverHandle, ArchiverReader, ArchiverStore, ArchiverTiming, L1Block,
     L1CheckpointEvent, L1Future, L1Source, ProposedBlock, ProposedCheckpointInput, SyncConfig,
 };
+use tandem_l1::{FeeHeader, FeeParams};
 use tandem_p2p::{
     GossipKind, HandlersBuilder, Multiaddr, NetworkParams, P2pConfig, P2pDeps, P2pHandle,
     P2pService, PeerId, RequestError, StaticCommittee, TxRules,
@@ -44,7 +46,7 @@ use tandem_state::{
 };
 use tandem_validator::{
     AllNodesCheckpointProcessor, ArchiverChainProvider, AttestingProcessor, BlockProposalProcessor,
-    CheckpointRules, OpenMode, PeerNetwork, ProtectedSigner, StateHandle, StateService,
+    CheckpointRules, FeeOracle, OpenMode, PeerNetwork, ProtectedSigner, StateHandle, StateService,
     StateServiceConfig, TxGossipHandler, ValidatorContext, ValidatorEvent, ValidatorResult,
 };
 use tokio::{sync::broadcast, task::JoinHandle};

@@ -101,6 +101,13 @@ impl Net {
         )
     }
 
+    /// L1's fee model on a chain with only genesis on L1 ([`GenesisFees`]).
+    pub fn fees(&self) -> Arc<dyn FeeOracle> {
+        Arc::new(GenesisFees {
+            genesis_archive: self.spec.genesis_archive_root(),
+        })
+    }
+
     pub fn checkpoint_rules(&self) -> CheckpointRules {
         CheckpointRules {
             max_body_bytes: self.max_body_bytes,
@@ -142,6 +149,41 @@ impl L1Source for EmptyL1 {
     }
 }
 
+/// The fee side of [`EmptyL1`]: L1 holds genesis only, with the contract's fee parameters
+/// set so that the fee never moves from [`FEE`] (a mana target nobody reaches, price 1.0), so
+/// the tests' proposals carry [`FEE`] in every checkpoint. The fee rule itself is tested on a
+/// real contract (`tests/fees.rs`).
+pub struct GenesisFees {
+    pub genesis_archive: B256,
+}
+
+impl FeeOracle for GenesisFees {
+    fn params(&self) -> FeeParams {
+        FeeParams {
+            mana_target: u64::MAX,
+            min_fee_per_mana: FEE as u64,
+            fee_update_fraction: 1,
+        }
+    }
+
+    fn l1_fee_header(
+        &self,
+        number: u64,
+        archive: B256,
+        _header_hash: B256,
+    ) -> BoxFuture<'_, ValidatorResult<Option<FeeHeader>>> {
+        let genesis = number == 0 && archive == self.genesis_archive;
+        async move {
+            Ok(genesis.then_some(FeeHeader {
+                mana_used: 0,
+                excess_mana: 0,
+                eth_per_fee_asset: tandem_l1::PRICE_PRECISION,
+            }))
+        }
+        .boxed()
+    }
+}
+
 /// A network without peers (for processors driven directly).
 pub struct NoPeers;
 
@@ -162,7 +204,7 @@ impl PeerNetwork for NoPeers {
         &self,
         _after: ChainPoint,
         _max_blocks: u32,
-    ) -> BoxFuture<'_, Result<Vec<ChainBlock>, RequestError>> {
+    ) -> BoxFuture<'_, Result<(PeerId, Vec<ChainBlock>), RequestError>> {
         async { Err(RequestError::Stopped) }.boxed()
     }
 }

@@ -41,6 +41,17 @@ impl Node {
         bootnodes: Vec<Multiaddr>,
         sync: SyncConfig,
     ) -> Self {
+        Self::start_wrapped(net, key, bootnodes, sync, |archiver| Arc::new(archiver)).await
+    }
+
+    /// A node whose handlers reach the archiver through `archive` (a test wrapper).
+    pub async fn start_wrapped(
+        net: &Net,
+        key: Option<SigningKey>,
+        bootnodes: Vec<Multiaddr>,
+        sync: SyncConfig,
+        archive: impl FnOnce(ArchiverHandle) -> Arc<dyn tandem_validator::ChainArchive>,
+    ) -> Self {
         let dir = tempfile::tempdir().unwrap();
         let source = Arc::new(EmptyL1 {
             genesis_secs: net.windows.slot_clock().genesis().as_secs(),
@@ -57,12 +68,13 @@ impl Node {
         };
         let (p2p, service) = P2pService::new(p2p_config(bootnodes), net.params, deps).unwrap();
         let context = ValidatorContext::new(
-            Arc::new(stores.archiver.clone()),
+            archive(stores.archiver.clone()),
             stores.state.clone(),
             Arc::new(p2p.clone()),
             Arc::new(net.clock.clone()),
             net.windows,
             net.domain,
+            net.fees(),
         );
         let events = context.subscribe();
         let own: Vec<Address> = key.iter().map(SigningKey::address).collect();
@@ -193,4 +205,83 @@ pub async fn star(net: &Net, keys: Vec<Option<SigningKey>>) -> Vec<Node> {
         node.wait_for_mesh(1).await;
     }
     nodes
+}
+
+/// What [`TestArchive`] does with a block to store.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OnAddBlock {
+    /// Stores it, then runs a complete sync pass (and with it the orphan prune) before the
+    /// writer hears back: the prune the actor runs on each tick, forced between two writes.
+    StoreThenPrune,
+    /// Refuses it, as the archiver does for a slot that ended meanwhile.
+    Refuse,
+}
+
+/// The real archiver behind a [`tandem_validator::ChainArchive`] whose `add_block` does
+/// [`OnAddBlock`]; everything else goes straight through.
+pub struct TestArchive(pub ArchiverHandle, pub OnAddBlock);
+
+impl tandem_validator::ChainArchive for TestArchive {
+    fn reader(&self) -> &ArchiverReader {
+        self.0.reader()
+    }
+
+    fn watch_tips(&self) -> tokio::sync::watch::Receiver<tandem_proto::L2Tips> {
+        self.0.watch_tips()
+    }
+
+    fn subscribe_prunes(&self) -> broadcast::Receiver<tandem_archiver::PruneEvent> {
+        self.0.subscribe_prunes()
+    }
+
+    fn add_block(
+        &self,
+        block: ProposedBlock,
+    ) -> BoxFuture<
+        '_,
+        tandem_archiver::ArchiverResult<tandem_archiver::Added<tandem_archiver::StoredHeader>>,
+    > {
+        async move {
+            match self.1 {
+                OnAddBlock::StoreThenPrune => {
+                    let added = self.0.add_block(block).await;
+                    // The empty L1 answers: a failed pass would mean the prune did not run.
+                    self.0.sync_now().await.expect("forced sync pass");
+                    added
+                }
+                OnAddBlock::Refuse => Err(tandem_archiver::ArchiverError::SlotExpired {
+                    slot: block.header.slot,
+                    current: block.header.slot + 1,
+                }),
+            }
+        }
+        .boxed()
+    }
+
+    fn add_proposed_checkpoint(
+        &self,
+        input: ProposedCheckpointInput,
+    ) -> BoxFuture<
+        '_,
+        tandem_archiver::ArchiverResult<
+            tandem_archiver::Added<tandem_archiver::ProposedCheckpoint>,
+        >,
+    > {
+        self.0.add_proposed_checkpoint(input).boxed()
+    }
+
+    fn note_checkpoint_proposal_seen(
+        &self,
+        slot: Slot,
+    ) -> BoxFuture<'_, tandem_archiver::ArchiverResult<()>> {
+        self.0.note_checkpoint_proposal_seen(slot).boxed()
+    }
+
+    fn hold_orphans(
+        &self,
+        slot: Slot,
+        until: tandem_proto::time::Timestamp,
+    ) -> BoxFuture<'_, tandem_archiver::ArchiverResult<()>> {
+        self.0.hold_orphans(slot, until).boxed()
+    }
 }

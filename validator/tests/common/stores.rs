@@ -190,6 +190,11 @@ impl Stores {
 
     /// A handler context without peers.
     pub fn context(&self, net: &Net) -> ValidatorContext {
+        self.context_with_fees(net, net.fees())
+    }
+
+    /// A handler context without peers whose fee reads go to `fees`.
+    pub fn context_with_fees(&self, net: &Net, fees: Arc<dyn FeeOracle>) -> ValidatorContext {
         ValidatorContext::new(
             Arc::new(self.archiver.clone()),
             self.state.clone(),
@@ -197,6 +202,7 @@ impl Stores {
             Arc::new(net.clock.clone()),
             net.windows,
             net.domain,
+            fees,
         )
     }
 
