@@ -1,0 +1,182 @@
+//! The background pipeline: reference §9 scenario 15 (parent checks) and the non-pipelined
+//! path.
+
+use std::sync::Arc;
+
+use tandem_proto::{
+    B256,
+    time::{PipeliningMode, Slot, Timestamp},
+};
+use tokio_util::sync::CancellationToken;
+
+use super::*;
+use crate::{
+    SequencerEvent,
+    context::Ctx,
+    job::{BuiltCheckpoint, ParentRef, propose_checkpoint},
+    pipeline::{self, DiscardReason, PipelineEnd},
+    prepare::{Attempts, Prepared, Snapshot, prepare},
+};
+
+/// A checkpoint for slot 3 built on genesis (one block), and the context that built it.
+async fn built(f: &Fixture) -> (Arc<Ctx>, BuiltCheckpoint) {
+    let (ctx, _, state) = f.ctx_with_state();
+    let _clock = f.drive_clock(state);
+    let snap = Snapshot::at(&ctx, tandem_proto::time::Clock::now(&f.clock)).unwrap();
+    let Prepared::Job(job) = prepare(&ctx, &mut Attempts::default(), snap).await.unwrap() else {
+        panic!("not prepared");
+    };
+    let built = propose_checkpoint(&ctx, *job).await.unwrap().unwrap();
+    ctx.tracker.set(crate::SequencerState::Idle).unwrap();
+    (ctx, built)
+}
+
+/// Marks `built` as built on a proposed checkpoint 1 (header hash `0x01…`).
+fn on_proposed_parent(built: &mut BuiltCheckpoint) {
+    built.parent = ParentRef {
+        number: 1,
+        header_hash: B256::repeat_byte(1),
+        proposed: true,
+    };
+}
+
+/// L1 holds checkpoint 1 with header hash `0x<byte>…`, synced past the build slot.
+fn landed_on_l1(f: &Fixture, byte: u8) {
+    f.chain.set_tips(0, 0, 1, 1);
+    f.chain
+        .checkpointed_hashes
+        .lock()
+        .unwrap()
+        .insert(1, B256::repeat_byte(byte));
+    *f.chain.synced_slot.lock().unwrap() = Some(Slot(2));
+}
+
+fn fixture(mode: PipeliningMode) -> Fixture {
+    let mut f = Fixture::new(mode, &[]);
+    f.blocks_cap = Some(1);
+    *f.publisher.landing.lock().unwrap() = true;
+    f
+}
+
+/// Runs the pipeline of `built` and returns its end and its discard event, if any.
+async fn run(ctx: Arc<Ctx>, built: BuiltCheckpoint) -> (PipelineEnd, Option<DiscardReason>) {
+    let mut events = ctx.events.subscribe();
+    let end = tokio::time::timeout(
+        std::time::Duration::from_secs(30),
+        pipeline::run(ctx, built, CancellationToken::new()),
+    )
+    .await
+    .expect("the pipeline ended");
+    let discard = drain(&mut events)
+        .into_iter()
+        .find_map(|event| match event {
+            SequencerEvent::PipelineDiscarded { reason, .. } => Some(reason),
+            _ => None,
+        });
+    (end, discard)
+}
+
+#[tokio::test]
+async fn scenario_15_a_proposed_parent_that_never_landed_is_parent_not_on_l1() {
+    let f = fixture(PipeliningMode::Pipelined);
+    f.ready_for(Slot(3), 2);
+    let (ctx, mut built) = built(&f).await;
+    on_proposed_parent(&mut built);
+    // L1 synced past the build slot (2), still nothing checkpointed.
+    *f.chain.synced_slot.lock().unwrap() = Some(Slot(2));
+    let (end, discard) = run(ctx, built).await;
+    assert_eq!(end, PipelineEnd::Finished("discarded"));
+    assert_eq!(discard, Some(DiscardReason::ParentNotOnL1));
+    assert!(
+        f.publisher.enqueued.lock().unwrap().is_empty(),
+        "no propose enqueued"
+    );
+}
+
+#[tokio::test]
+async fn scenario_15_another_checkpoint_landed_as_the_parent_is_parent_hash_mismatch() {
+    let f = fixture(PipeliningMode::Pipelined);
+    f.ready_for(Slot(3), 2);
+    let (ctx, mut built) = built(&f).await;
+    on_proposed_parent(&mut built);
+    landed_on_l1(&f, 2);
+    let (end, discard) = run(ctx, built).await;
+    assert_eq!(end, PipelineEnd::Finished("discarded"));
+    assert_eq!(discard, Some(DiscardReason::ParentHashMismatch));
+    assert!(f.publisher.enqueued.lock().unwrap().is_empty());
+}
+
+#[tokio::test]
+async fn scenario_15_a_checkpoint_landing_above_an_l1_parent_is_unexpected() {
+    let f = fixture(PipeliningMode::Pipelined);
+    f.ready_for(Slot(3), 2);
+    let (ctx, built) = built(&f).await;
+    assert!(!built.parent.proposed, "built on L1's tip (genesis)");
+    // Meanwhile a checkpoint 1 landed (we were cut off from gossip).
+    f.chain.set_tips(0, 0, 1, 1);
+    *f.chain.synced_slot.lock().unwrap() = Some(Slot(2));
+    let (end, discard) = run(ctx, built).await;
+    assert_eq!(end, PipelineEnd::Finished("discarded"));
+    assert_eq!(discard, Some(DiscardReason::UnexpectedParentAppeared));
+    assert!(f.publisher.enqueued.lock().unwrap().is_empty());
+}
+
+#[tokio::test]
+async fn scenario_15_an_archiver_that_never_syncs_times_out() {
+    let f = fixture(PipeliningMode::Pipelined);
+    f.ready_for(Slot(3), 2);
+    let (ctx, built) = built(&f).await;
+    // Past the end of the target slot + 2 E: the wait gives up at once.
+    let clock = slot_clock();
+    f.clock.set(Timestamp(
+        clock.slot_start(Slot(4)).0 + 2 * E.as_millis() as u64,
+    ));
+    let (end, discard) = run(ctx, built).await;
+    assert_eq!(end, PipelineEnd::Finished("discarded"));
+    assert_eq!(discard, Some(DiscardReason::ArchiverSyncTimeout));
+    assert!(f.publisher.enqueued.lock().unwrap().is_empty());
+}
+
+#[tokio::test]
+async fn scenario_15_a_parent_that_landed_as_built_on_is_submitted() {
+    let f = fixture(PipeliningMode::Pipelined);
+    f.ready_for(Slot(3), 2);
+    let (ctx, mut built) = built(&f).await;
+    on_proposed_parent(&mut built);
+    landed_on_l1(&f, 1);
+    let (end, discard) = run(ctx, built).await;
+    assert_eq!(discard, None);
+    // The fake publisher's outcome: the target slot's window closed.
+    assert_eq!(end, PipelineEnd::Finished("expired"));
+    assert_eq!(*f.publisher.enqueued.lock().unwrap(), vec![Slot(3)]);
+}
+
+#[tokio::test]
+async fn the_skip_publishing_test_hook_keeps_the_checkpoint_from_the_publisher() {
+    let mut f = fixture(PipeliningMode::Pipelined);
+    f.config.skip_publishing_slots.insert(3);
+    f.ready_for(Slot(3), 2);
+    let (ctx, built) = built(&f).await;
+    *f.chain.synced_slot.lock().unwrap() = Some(Slot(2));
+    let (end, _) = run(ctx, built).await;
+    assert_eq!(end, PipelineEnd::Finished("skipped_by_test_hook"));
+    assert!(f.publisher.enqueued.lock().unwrap().is_empty());
+}
+
+#[tokio::test]
+async fn non_pipelined_builds_for_the_current_slot_and_submits_without_a_parent_wait() {
+    let f = fixture(PipeliningMode::NonPipelined);
+    // Non-pipelined frame of slot 3 opens at T − E, inside slot 2's last L1 slot: the next L1
+    // block is slot 3's, the target.
+    f.ready_for(Slot(3), 2);
+    // The archiver has not synced slot 2: a pipelined parent check would wait for it.
+    *f.chain.synced_slot.lock().unwrap() = Some(Slot(2));
+    let (ctx, built) = built(&f).await;
+    assert_eq!(built.target, Slot(3));
+    assert_eq!(built.build_slot, Slot(3), "built in its own slot");
+    *f.chain.synced_slot.lock().unwrap() = None;
+    let (end, discard) = run(ctx, built).await;
+    assert_eq!(discard, None);
+    assert_eq!(end, PipelineEnd::Finished("expired"));
+    assert_eq!(*f.publisher.enqueued.lock().unwrap(), vec![Slot(3)]);
+}
