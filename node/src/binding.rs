@@ -8,7 +8,7 @@ use std::time::Duration;
 use alloy::{
     eips::BlockId,
     primitives::Address,
-    providers::{DynProvider, Provider, ProviderBuilder},
+    providers::{DynProvider, Provider},
 };
 use eyre::{WrapErr, bail, eyre};
 use tandem_l1::{Deployment, L1Error, L1Reader, RollupParams};
@@ -75,12 +75,7 @@ pub(crate) async fn bind(
         }
         _ => bail!("exactly one of l1.rollup_address and l1.deployment_file is required"),
     };
-    let url = config
-        .l1
-        .rpc_url
-        .parse()
-        .map_err(|_| eyre!("l1.rpc_url: {:?} is not a URL", config.l1.rpc_url))?;
-    let provider = ProviderBuilder::new().connect_http(url).erased();
+    let provider = crate::run::l1_provider(&config.l1.rpc_url)?;
     let max_backoff = config.l1.max_retry_interval;
     let mut backoff = FIRST_BACKOFF.min(max_backoff);
     loop {

@@ -30,6 +30,12 @@ enum Command {
     /// L1 operations.
     #[command(subcommand)]
     L1(L1Command),
+    /// Run a local network: anvil, the rollup, validators and full nodes, a tx generator.
+    Devnet(crate::devnet::DevnetArgs),
+    /// Send signed transfers from the funded devnet accounts at a steady rate.
+    Spam(crate::spam::SpamArgs),
+    /// Show a node's tips, sync state, peers and last checkpoints.
+    Status(crate::status::StatusArgs),
 }
 
 #[derive(Debug, Subcommand)]
@@ -61,6 +67,15 @@ pub(crate) struct RunArgs {
     /// Overrides `protocol.genesis_time` (L1 timestamp of slot 0, in seconds).
     #[arg(long)]
     genesis_time: Option<u64>,
+    /// Create the slashing-protection record (`<data_dir>/validator/slashing-protection`), or
+    /// register a new validator key in it, starting past every duty a lost record could have
+    /// signed. Without it a validator refuses to start when its record is missing: a missing
+    /// record after a data loss is how a validator double-signs.
+    #[arg(long)]
+    init_slashing_protection: bool,
+    /// Log lines as human-readable text or as JSON objects.
+    #[arg(long, value_enum, default_value_t)]
+    log_format: crate::logging::LogFormat,
 }
 
 impl RunArgs {
@@ -92,6 +107,10 @@ enum ConfigCommand {
     Check {
         /// The file.
         file: PathBuf,
+        /// Treat key files that do not exist as errors (what `tandem run` does); without it
+        /// they are warnings with the command that creates them.
+        #[arg(long)]
+        strict: bool,
     },
     /// Print the effective configuration as TOML: defaults, then the file, then the environment.
     Dump {
@@ -128,21 +147,62 @@ pub(crate) fn load_config(
     Ok(Config::load(file, std::env::vars(), cli)?)
 }
 
+/// `tandem config check`: problems are errors; key files that do not exist are warnings with
+/// their fix, or errors with `--strict`.
+fn config_check(file: &std::path::Path, strict: bool) -> eyre::Result<()> {
+    let config = load_config(Some(file), &CliOverrides::default())?;
+    let (mut problems, missing) = config.check();
+    for gap in &missing {
+        if !strict {
+            eprintln!(
+                "warning: {}: {} does not exist yet: {}",
+                gap.key,
+                gap.path.display(),
+                gap.fix()
+            );
+        }
+    }
+    if strict {
+        problems.extend(missing.iter().map(|gap| crate::config::Problem {
+            key: gap.key,
+            message: format!(
+                "{} is not a readable file ({})",
+                gap.path.display(),
+                gap.fix()
+            ),
+        }));
+    }
+    if !problems.is_empty() {
+        return Err(crate::config::ConfigError::Invalid(problems))
+            .wrap_err_with(|| format!("{} is invalid", file.display()));
+    }
+    if missing.is_empty() || strict {
+        println!("{}: ok", file.display());
+    } else {
+        println!(
+            "{}: ok, except {} key file(s) that do not exist yet (see the warnings; --strict \
+             makes them errors)",
+            file.display(),
+            missing.len()
+        );
+    }
+    Ok(())
+}
+
 pub(crate) fn dispatch(cli: Cli) -> eyre::Result<()> {
     match cli.command {
         Command::Run(args) => {
             let config = load_config(args.config.as_deref(), &args.overrides())?;
             config.validate_for_run()?;
-            crate::run::run(config)
+            crate::logging::init(&config.node.log_filter, args.log_format)?;
+            crate::run::run(
+                config,
+                crate::run::RunOptions {
+                    init_slashing_protection: args.init_slashing_protection,
+                },
+            )
         }
-        Command::Config(ConfigCommand::Check { file }) => {
-            let config = load_config(Some(&file), &CliOverrides::default())?;
-            config
-                .validate()
-                .wrap_err_with(|| format!("{} is invalid", file.display()))?;
-            println!("{}: ok", file.display());
-            Ok(())
-        }
+        Command::Config(ConfigCommand::Check { file, strict }) => config_check(&file, strict),
         Command::Config(ConfigCommand::Dump { config }) => {
             let config = load_config(config.as_deref(), &CliOverrides::default())?;
             print!("{}", toml::to_string_pretty(&config)?);
@@ -159,5 +219,8 @@ pub(crate) fn dispatch(cli: Cli) -> eyre::Result<()> {
             crate::keys::print_p2p_id(&config.node.data_dir)
         }
         Command::L1(L1Command::Deploy(args)) => crate::l1_deploy::run(&args),
+        Command::Devnet(args) => crate::devnet::run(&args),
+        Command::Spam(args) => crate::spam::run(&args),
+        Command::Status(args) => crate::status::run(&args),
     }
 }

@@ -38,19 +38,20 @@ pub(crate) fn new_key(args: &NewKeyArgs) -> eyre::Result<()> {
     if password.is_empty() {
         bail!("the keystore password is empty");
     }
-    if args.out.exists() {
-        bail!(
-            "{} already exists; refusing to overwrite a key",
-            args.out.display()
-        );
-    }
     let key = create_keystore(&args.out, &password)?;
     println!("{}", key.address());
     Ok(())
 }
 
-/// Creates a random key in a keystore at `path` and returns it.
-fn create_keystore(path: &Path, password: &str) -> eyre::Result<SigningKey> {
+/// Creates a random key in a keystore at `path` and returns it; refuses an existing file (a
+/// key is never overwritten: funds or a registration may hang on it).
+pub(crate) fn create_keystore(path: &Path, password: &str) -> eyre::Result<SigningKey> {
+    if path.exists() {
+        bail!(
+            "{} already exists; refusing to overwrite a key",
+            path.display()
+        );
+    }
     let (dir, name) = split_path(path)?;
     std::fs::create_dir_all(dir).wrap_err_with(|| format!("creating {}", dir.display()))?;
     let (signer, _uuid) =
@@ -102,6 +103,16 @@ pub(crate) fn load_keystore(keystore: &Path, password_file: &Path) -> eyre::Resu
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn an_existing_keystore_is_never_overwritten() {
+        let dir = tempfile::tempdir().unwrap();
+        let keystore = dir.path().join("key.json");
+        std::fs::write(&keystore, "precious").unwrap();
+        let err = create_keystore(&keystore, "pw").unwrap_err().to_string();
+        assert!(err.contains("refusing to overwrite a key"), "{err}");
+        assert_eq!(std::fs::read_to_string(&keystore).unwrap(), "precious");
+    }
 
     #[test]
     fn keystore_round_trip_and_wrong_password() {

@@ -1,12 +1,21 @@
 //! `tandem`: the node binary. Parses the CLI, loads configuration, and runs the chosen command.
 
+mod accounts;
 mod binding;
 mod cli;
+mod client;
 mod config;
+mod datadir;
+mod devnet;
 mod keys;
 mod l1_deploy;
+mod logging;
 mod metrics;
+mod rpc;
 mod run;
+mod signals;
+mod spam;
+mod status;
 mod timetable;
 
 use std::process::ExitCode;

@@ -1,7 +1,7 @@
 //! The Prometheus exporter: every metric of every crate is served at `/metrics` with the
 //! `tandem_` prefix. Installed once per process.
 
-use std::{net::SocketAddr, time::Duration};
+use std::time::Duration;
 
 use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
 use metrics_util::layers::{Layer, PrefixLayer};
@@ -25,16 +25,14 @@ const DEADLINE_MARGIN_BUCKETS: &[f64] = &[
 /// How often histogram buckets are compacted when nobody scrapes.
 pub(crate) const UPKEEP_INTERVAL: Duration = Duration::from_secs(5);
 
-/// The running exporter: a future serving HTTP and a handle for upkeep.
-pub(crate) struct Exporter {
-    pub(crate) serve: metrics_exporter_prometheus::ExporterFuture,
-    pub(crate) handle: PrometheusHandle,
-}
+/// The recorder's handle, for rendering and upkeep (the recorder is process-global anyway).
+static HANDLE: std::sync::OnceLock<PrometheusHandle> = std::sync::OnceLock::new();
 
-/// Installs the global recorder and binds the HTTP listener. Must run inside a tokio runtime.
-pub(crate) fn install(listen: SocketAddr) -> eyre::Result<Exporter> {
-    let (recorder, serve) = PrometheusBuilder::new()
-        .with_http_listener(listen)
+/// Installs the global recorder. The exporter's own HTTP listener is not used: it answers
+/// every path but `/health` with the metrics, so the node serves `/metrics` itself (see
+/// `rpc::http`), next to `/health` and `/ready`.
+pub(crate) fn install() -> eyre::Result<()> {
+    let recorder = PrometheusBuilder::new()
         .set_buckets_for_metric(Matcher::Suffix("_seconds".into()), DURATION_BUCKETS)?
         // Full matchers take precedence over suffixes.
         .set_buckets_for_metric(
@@ -43,18 +41,33 @@ pub(crate) fn install(listen: SocketAddr) -> eyre::Result<Exporter> {
             )),
             DEADLINE_MARGIN_BUCKETS,
         )?
-        .build()
-        .map_err(|err| eyre::eyre!("metrics.listen_addr {listen}: {err}"))?;
+        .build_recorder();
     let handle = recorder.handle();
     metrics::set_global_recorder(PrefixLayer::new(METRICS_PREFIX).layer(recorder))
         .map_err(|_| eyre::eyre!("a metrics recorder is already installed in this process"))?;
+    let _ = HANDLE.set(handle);
     describe();
-    Ok(Exporter { serve, handle })
+    Ok(())
+}
+
+/// The metrics in the Prometheus text format; `None` when no recorder is installed
+/// (`metrics.enabled = false`).
+pub(crate) fn render() -> Option<String> {
+    HANDLE.get().map(PrometheusHandle::render)
+}
+
+/// Compacts histogram buckets (when nobody scrapes for a while).
+pub(crate) fn upkeep() {
+    if let Some(handle) = HANDLE.get() {
+        handle.run_upkeep();
+    }
 }
 
 /// Descriptions and zero values, so dashboards show series from the first scrape.
 fn describe() {
     tandem_publisher::describe_metrics();
+    tandem_validator::describe_metrics();
+    crate::run::health::describe_metrics();
     metrics::describe_gauge!(
         "node_info",
         "Constant 1, labelled with the node's version and role"
@@ -67,8 +80,13 @@ fn describe() {
     );
     metrics::describe_gauge!(
         "node_ready",
+        "1 when /ready says ready: bound to the deployment, synced to L1's head, world state at the archiver's tip, enough peers, clock within 500 ms of L1"
+    );
+    metrics::describe_gauge!(
+        "node_bound",
         "1 once the node is bound to its rollup deployment (constants read from L1 and checked)"
     );
+    metrics::gauge!("node_bound").set(0.0);
     metrics::describe_counter!(
         "node_l1_bind_attempts_total",
         "Attempts to read the rollup deployment at start, by result (ok, unreachable, refused)"

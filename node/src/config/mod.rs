@@ -16,6 +16,7 @@ use tandem_proto::time::{ConsensusWindows, SequencerBudgets, SlotClock, Timestam
 mod protocol;
 mod publisher;
 mod sections;
+mod sequencer;
 mod validate;
 
 #[cfg(test)]
@@ -23,9 +24,9 @@ pub(crate) use protocol::GenesisAccount;
 pub(crate) use protocol::{L1Config, ProtocolConfig};
 pub(crate) use publisher::PublisherConfig;
 pub(crate) use sections::{
-    ArchiverConfig, MetricsConfig, NodeConfig, P2pConfig, Role, RpcConfig, SequencerConfig,
-    ValidatorConfig,
+    ArchiverConfig, MetricsConfig, NodeConfig, P2pConfig, Role, RpcConfig, ValidatorConfig,
 };
+pub(crate) use sequencer::SequencerConfig;
 
 /// Prefix of environment overrides: `TANDEM__P2P__MAX_PEERS=80`.
 pub(crate) const ENV_PREFIX: &str = "TANDEM__";
@@ -350,12 +351,25 @@ mod tests {
             let path = write(&dir, name, text);
             let config = Config::load(Some(&path), no_env(), &CliOverrides::default())
                 .unwrap_or_else(|err| panic!("{name}: {err}"));
-            // Key files are referenced, not shipped: drop them to check every other rule.
-            let mut config = config;
-            config.node.role = Role::FullNode;
-            config
-                .validate()
-                .unwrap_or_else(|err| panic!("{name}: {err}"));
+            // Key files are referenced, not shipped: every other rule holds.
+            let (problems, missing) = config.check();
+            assert_eq!(problems, Vec::new(), "{name}");
+            let keys: Vec<&str> = missing.iter().map(|gap| gap.key).collect();
+            if config.node.role == Role::Validator {
+                assert_eq!(
+                    keys,
+                    [
+                        "publisher.keystores",
+                        "publisher.keystores",
+                        "publisher.password_file",
+                        "validator.keystore",
+                        "validator.password_file"
+                    ],
+                    "{name}"
+                );
+            } else {
+                assert_eq!(keys, Vec::<&str>::new(), "{name}");
+            }
         }
     }
 

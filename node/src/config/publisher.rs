@@ -207,6 +207,7 @@ impl PublisherConfig {
         role: Role,
         validator_keystore: Option<&Path>,
         mut problem: impl FnMut(&'static str, String),
+        mut missing: impl FnMut(&'static str, &Path),
     ) {
         if let Some(validator) = validator_keystore
             && self.keystores.iter().any(|path| path == validator)
@@ -231,10 +232,7 @@ impl PublisherConfig {
             }
             for path in &self.keystores {
                 if !path.is_file() {
-                    problem(
-                        "publisher.keystores",
-                        format!("{} is not a readable file", path.display()),
-                    );
+                    missing("publisher.keystores", path);
                 }
             }
             match &self.password_file {
@@ -242,12 +240,16 @@ impl PublisherConfig {
                     "publisher.password_file",
                     "required when node.role = \"validator\"".into(),
                 ),
-                Some(path) if !path.is_file() => problem(
-                    "publisher.password_file",
-                    format!("{} is not a readable file", path.display()),
-                ),
+                Some(path) if !path.is_file() => missing("publisher.password_file", path),
                 Some(_) => {}
             }
+        } else if !self.keystores.is_empty() || self.password_file.is_some() {
+            problem(
+                "publisher.keystores",
+                "a full node publishes nothing: remove [publisher] keystores and password_file, \
+                 or set node.role = \"validator\""
+                    .into(),
+            );
         }
     }
 
@@ -440,9 +442,12 @@ mod tests {
         config.protocol_problems(Duration::from_secs(12), |key, message| {
             problems.push((key, message))
         });
-        config.problems(Role::Validator, None, |key, message| {
-            problems.push((key, message))
-        });
+        config.problems(
+            Role::Validator,
+            None,
+            |key, message| problems.push((key, message)),
+            |_, _| {},
+        );
         let keys: Vec<&str> = problems.iter().map(|(key, _)| *key).collect();
         assert_eq!(
             keys,
@@ -453,7 +458,12 @@ mod tests {
             ]
         );
         let mut problems = Vec::new();
-        PublisherConfig::default().problems(Role::FullNode, None, |key, _| problems.push(key));
+        PublisherConfig::default().problems(
+            Role::FullNode,
+            None,
+            |key, _| problems.push(key),
+            |_, _| {},
+        );
         PublisherConfig::default()
             .protocol_problems(Duration::from_secs(12), |key, _| problems.push(key));
         assert!(problems.is_empty());
@@ -462,12 +472,32 @@ mod tests {
             keystores: vec![PathBuf::from("keys/validator.json")],
             ..Default::default()
         };
+        let mut missing = Vec::new();
         shared.problems(
-            Role::FullNode,
+            Role::Validator,
             Some(Path::new("keys/validator.json")),
             |key, message| problems.push((key, message)),
+            |key, path| missing.push((key, path.to_path_buf())),
         );
-        assert_eq!(problems.len(), 1);
+        assert_eq!(problems.len(), 2, "{problems:?}");
         assert!(problems[0].1.contains("must be separate"), "{problems:?}");
+        assert_eq!(problems[1].0, "publisher.password_file");
+        assert_eq!(
+            missing,
+            vec![("publisher.keystores", PathBuf::from("keys/validator.json"))]
+        );
+        // A full node given publisher keys is refused: it publishes nothing.
+        let mut problems = Vec::new();
+        shared.problems(
+            Role::FullNode,
+            None,
+            |key, message| problems.push((key, message)),
+            |_, _| {},
+        );
+        assert_eq!(problems.len(), 1, "{problems:?}");
+        assert!(
+            problems[0].1.starts_with("a full node publishes nothing"),
+            "{problems:?}"
+        );
     }
 }

@@ -1,11 +1,10 @@
 //! The sections of the configuration that are not about the deployment: role and data dir,
-//! p2p, sequencer budgets, keys, archiver, RPC and metrics, each with its defaults (the
-//! publisher's is in `publisher.rs`).
+//! p2p, keys, archiver, RPC and metrics, each with its defaults (the
+//! publisher's is in `publisher.rs`, the sequencer's in `sequencer.rs`).
 
 use std::{net::SocketAddr, path::PathBuf, time::Duration};
 
 use serde::{Deserialize, Serialize};
-use tandem_proto::{Address, time::SequencerBudgets};
 
 /// What the node does.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -123,55 +122,6 @@ impl P2pConfig {
     }
 }
 
-/// `[sequencer]`: local budgets; they shape this proposer's schedule, never consensus deadlines.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(default, deny_unknown_fields)]
-pub(crate) struct SequencerConfig {
-    /// L1 address credited for this node's checkpoints (defaults to the validator address).
-    pub(crate) coinbase: Option<Address>,
-    /// L2 address receiving fees (defaults to the validator address).
-    pub(crate) fee_recipient: Option<Address>,
-    /// Sync, proposer check and fork before the first block.
-    #[serde(with = "humantime_serde")]
-    pub(crate) checkpoint_init_time: Duration,
-    /// Shortest block worth building.
-    #[serde(with = "humantime_serde")]
-    pub(crate) min_block_duration: Duration,
-    /// Expected gossip propagation time.
-    #[serde(with = "humantime_serde")]
-    pub p2p_propagation_time: Duration,
-    /// Assembling and signing the checkpoint after its last block.
-    #[serde(with = "humantime_serde")]
-    pub(crate) checkpoint_prepare_time: Duration,
-    /// Time kept for the L1 tx in the non-pipelined mode.
-    #[serde(with = "humantime_serde")]
-    pub l1_publishing_time: Duration,
-    /// Cap on blocks per checkpoint below what the timetable allows.
-    pub(crate) max_blocks_per_checkpoint: Option<u32>,
-    /// Most txs in one block. Unset: the most that keep a checkpoint of the timetable's full
-    /// block count within the deployment's body cap (`Config::max_txs_per_block`), so the
-    /// default fits every S, E, D and R.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub(crate) max_txs_per_block: Option<u32>,
-}
-
-impl Default for SequencerConfig {
-    fn default() -> Self {
-        let budgets = SequencerBudgets::default();
-        Self {
-            coinbase: None,
-            fee_recipient: None,
-            checkpoint_init_time: budgets.checkpoint_init_time,
-            min_block_duration: budgets.min_block_duration,
-            p2p_propagation_time: budgets.p2p_propagation_time,
-            checkpoint_prepare_time: budgets.checkpoint_prepare_time,
-            l1_publishing_time: budgets.l1_publishing_time,
-            max_blocks_per_checkpoint: None,
-            max_txs_per_block: None,
-        }
-    }
-}
-
 /// `[validator]`
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
@@ -223,8 +173,18 @@ impl Default for ArchiverConfig {
 pub(crate) struct RpcConfig {
     /// Serve JSON-RPC, `/health` and `/ready`.
     pub(crate) enabled: bool,
-    /// Address to listen on.
+    /// Address to listen on (HTTP and WebSocket on the same port).
     pub(crate) listen_addr: SocketAddr,
+    /// Largest request body, in bytes; a larger one is refused before it is parsed.
+    pub(crate) max_request_bytes: u32,
+    /// Largest response body, in bytes.
+    pub(crate) max_response_bytes: u32,
+    /// Most calls in one batch request.
+    pub(crate) max_batch_size: u32,
+    /// Most simultaneous connections (HTTP and WebSocket).
+    pub(crate) max_connections: u32,
+    /// Most subscriptions one WebSocket connection may hold.
+    pub(crate) max_subscriptions_per_connection: u32,
 }
 
 impl Default for RpcConfig {
@@ -232,7 +192,68 @@ impl Default for RpcConfig {
         Self {
             enabled: true,
             listen_addr: SocketAddr::from(([127, 0, 0, 1], 8080)),
+            // A tx is ~200 bytes; a batch of 100 of them fits many times over.
+            max_request_bytes: 256 * 1024,
+            // A block with its txs can be large (up to the body cap of its checkpoint).
+            max_response_bytes: 16 * 1024 * 1024,
+            max_batch_size: 100,
+            max_connections: 256,
+            max_subscriptions_per_connection: 16,
         }
+    }
+}
+
+impl RpcConfig {
+    pub(super) fn problems(&self, mut problem: impl FnMut(&'static str, String)) {
+        for (key, value) in [
+            ("rpc.max_request_bytes", self.max_request_bytes),
+            ("rpc.max_response_bytes", self.max_response_bytes),
+            ("rpc.max_batch_size", self.max_batch_size),
+            ("rpc.max_connections", self.max_connections),
+            (
+                "rpc.max_subscriptions_per_connection",
+                self.max_subscriptions_per_connection,
+            ),
+        ] {
+            if value == 0 {
+                problem(key, "must be at least 1".into());
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod rpc_tests {
+    use super::*;
+
+    #[test]
+    fn every_rpc_limit_must_be_at_least_one() {
+        let config = RpcConfig {
+            max_request_bytes: 0,
+            max_response_bytes: 0,
+            max_batch_size: 0,
+            max_connections: 0,
+            max_subscriptions_per_connection: 0,
+            ..RpcConfig::default()
+        };
+        let mut keys = Vec::new();
+        config.problems(|key, message| {
+            assert_eq!(message, "must be at least 1");
+            keys.push(key);
+        });
+        assert_eq!(
+            keys,
+            [
+                "rpc.max_request_bytes",
+                "rpc.max_response_bytes",
+                "rpc.max_batch_size",
+                "rpc.max_connections",
+                "rpc.max_subscriptions_per_connection",
+            ]
+        );
+        let mut none = true;
+        RpcConfig::default().problems(|_, _| none = false);
+        assert!(none);
     }
 }
 

@@ -10,6 +10,39 @@ use tandem_proto::time::{ReservedPart, Timetable, TimetableError};
 
 use super::{Config, ConfigError, Problem, Role};
 
+/// A key file the configuration names that does not exist (yet).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct MissingFile {
+    /// The key naming it.
+    pub(crate) key: &'static str,
+    /// The file.
+    pub(crate) path: std::path::PathBuf,
+}
+
+impl MissingFile {
+    /// How to create it.
+    pub(crate) fn fix(&self) -> String {
+        if self.key.ends_with("password_file") {
+            format!(
+                "write the keystore password into {} (one line)",
+                self.path.display()
+            )
+        } else {
+            format!(
+                "create it with `tandem keys new --out {} --password-file <file>`",
+                self.path.display()
+            )
+        }
+    }
+
+    fn into_problem(self) -> Problem {
+        Problem {
+            key: self.key,
+            message: format!("{} is not a readable file", self.path.display()),
+        }
+    }
+}
+
 fn human_ms(ms: u64) -> humantime::FormattedDuration {
     humantime::format_duration(Duration::from_millis(ms))
 }
@@ -188,9 +221,29 @@ impl Config {
         }
     }
 
-    /// Checks the rules that span several keys. Reports every problem, not just the first.
+    /// Checks the rules that span several keys, key files included. Reports every problem,
+    /// not just the first.
     pub(crate) fn validate(&self) -> Result<(), ConfigError> {
+        let (mut problems, missing) = self.check();
+        problems.extend(missing.into_iter().map(MissingFile::into_problem));
+        if problems.is_empty() {
+            Ok(())
+        } else {
+            Err(ConfigError::Invalid(problems))
+        }
+    }
+
+    /// Every rule: the problems, and separately the key files that do not exist (an example
+    /// config names files an operator creates with `tandem keys new`).
+    pub(crate) fn check(&self) -> (Vec<Problem>, Vec<MissingFile>) {
         let mut problems = Vec::new();
+        let mut missing = Vec::new();
+        let mut missing_file = |key: &'static str, path: &std::path::Path| {
+            missing.push(MissingFile {
+                key,
+                path: path.to_path_buf(),
+            });
+        };
         let mut problem = |key, message: String| problems.push(Problem { key, message });
 
         if self.protocol.chain_id == Some(0) {
@@ -254,11 +307,14 @@ impl Config {
         if self.sequencer.max_txs_per_block == Some(0) {
             problem("sequencer.max_txs_per_block", "must be at least 1".into());
         }
+        self.sequencer.problems(&mut problem);
         self.p2p.problems(&mut problem);
+        self.rpc.problems(&mut problem);
         self.publisher.problems(
             self.node.role,
             self.validator.keystore.as_deref(),
             &mut problem,
+            &mut missing_file,
         );
         if self.archiver.l1_batch_size == 0 {
             problem("archiver.l1_batch_size", "must be at least 1".into());
@@ -270,12 +326,17 @@ impl Config {
             ] {
                 match path {
                     None => problem(key, "required when node.role = \"validator\"".into()),
-                    Some(path) if !path.is_file() => {
-                        problem(key, format!("{} is not a readable file", path.display()));
-                    }
+                    Some(path) if !path.is_file() => missing_file(key, path),
                     Some(_) => {}
                 }
             }
+        } else if self.validator.keystore.is_some() || self.validator.password_file.is_some() {
+            problem(
+                "validator.keystore",
+                "a full node signs nothing: remove [validator] keystore and password_file, or \
+                 set node.role = \"validator\""
+                    .into(),
+            );
         }
         let mut listeners = vec![("p2p.listen_addr", self.p2p.listen_addr)];
         if self.rpc.enabled {
@@ -297,12 +358,7 @@ impl Config {
                 }
             }
         }
-
-        if problems.is_empty() {
-            Ok(())
-        } else {
-            Err(ConfigError::Invalid(problems))
-        }
+        (problems, missing)
     }
 
     /// Rules that only matter when the node starts (not for `timetable` or `config dump`).
@@ -343,6 +399,23 @@ mod tests {
         assert!(keys.contains(&"validator.keystore"), "{keys:?}");
         assert!(keys.contains(&"validator.password_file"), "{keys:?}");
         assert!(keys.contains(&"metrics.listen_addr"), "{keys:?}");
+    }
+
+    #[test]
+    fn a_full_node_given_validator_keys_is_refused() {
+        let mut config = Config::default();
+        assert_eq!(config.node.role, Role::FullNode);
+        config.validator.keystore = Some("validator.json".into());
+        let err = config.validate().unwrap_err().to_string();
+        assert!(
+            err.contains("validator.keystore") && err.contains("a full node signs nothing"),
+            "{err}"
+        );
+        config.validator.keystore = None;
+        config.validator.password_file = Some("password".into());
+        assert!(config.validate().is_err());
+        config.validator.password_file = None;
+        assert!(config.validate().is_ok());
     }
 
     #[test]

@@ -234,3 +234,61 @@ pub(crate) fn stop(node: &mut Running) -> std::process::ExitStatus {
     assert!(status.success());
     wait_exit(node, Duration::from_secs(20))
 }
+
+/// The address `[rpc] listen_addr` of the config file at `config` names.
+pub(crate) fn rpc_addr_of(config: &Path) -> SocketAddr {
+    let table: toml::Table = std::fs::read_to_string(config).unwrap().parse().unwrap();
+    table["rpc"]["listen_addr"]
+        .as_str()
+        .unwrap()
+        .parse()
+        .unwrap()
+}
+
+/// An HTTP request with a body; the whole response (status line, headers, body).
+pub(crate) fn http_post(addr: SocketAddr, path: &str, body: &str) -> Option<String> {
+    let mut stream = TcpStream::connect_timeout(&addr, Duration::from_secs(2)).ok()?;
+    stream
+        .set_read_timeout(Some(Duration::from_secs(10)))
+        .ok()?;
+    write!(
+        stream,
+        "POST {path} HTTP/1.1\r\nHost: {addr}\r\nContent-Type: application/json\r\n\
+         Content-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        body.len()
+    )
+    .ok()?;
+    let mut response = String::new();
+    stream.read_to_string(&mut response).ok()?;
+    Some(response)
+}
+
+/// The body of an HTTP response.
+pub(crate) fn body_of(response: &str) -> &str {
+    response.split_once("\r\n\r\n").map_or("", |(_, body)| body)
+}
+
+/// Polls `GET path` until `predicate` holds for the whole response.
+pub(crate) fn wait_for_http(
+    addr: SocketAddr,
+    path: &str,
+    what: &str,
+    within: Duration,
+    predicate: impl Fn(&str) -> bool,
+) -> String {
+    let deadline = Instant::now() + within;
+    let mut last = None;
+    loop {
+        if let Some(response) = http_get(addr, path) {
+            if predicate(&response) {
+                return response;
+            }
+            last = Some(response);
+        }
+        assert!(
+            Instant::now() < deadline,
+            "no {what} at {addr}{path} within {within:?}; last answer: {last:?}"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}

@@ -2,6 +2,8 @@
 
 mod common;
 mod deploy;
+mod devnet;
 mod offline;
 mod proxy;
+mod rpc;
 mod run;

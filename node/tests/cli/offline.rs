@@ -203,3 +203,79 @@ fn keys_new_writes_a_keystore_and_prints_its_address() {
     assert!(!output.status.success());
     assert!(stderr(&output).contains("already exists"));
 }
+
+/// Every `tandem …` line of the README's "Using the binary" block runs as written (from a
+/// directory holding the files the lines name), except those that need a running L1
+/// (`run`, `l1 deploy`; tested in `run.rs` and `deploy.rs`).
+#[test]
+fn the_readme_commands_run_as_written() {
+    let readme = include_str!("../../../README.md");
+    let block = readme
+        .split("## Using the binary")
+        .nth(1)
+        .and_then(|rest| rest.split("```sh\n").nth(1))
+        .and_then(|rest| rest.split("```").next())
+        .expect("the README has a \"Using the binary\" sh block");
+    let dir = tempfile::tempdir().unwrap();
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .unwrap();
+    std::fs::create_dir_all(dir.path().join("deploy")).unwrap();
+    copy_dir(
+        &root.join("deploy/config"),
+        &dir.path().join("deploy/config"),
+    );
+    std::fs::write(dir.path().join("node.toml"), "[p2p]\nmax_peers = 20\n").unwrap();
+    std::fs::write(dir.path().join("pw"), "correct horse\n").unwrap();
+    let mut ran = 0;
+    for line in block.lines() {
+        let command = line.split(" # ").next().unwrap().trim();
+        let Some(args) = command.strip_prefix("tandem ") else {
+            continue;
+        };
+        if args.starts_with("run ") || args.starts_with("l1 ") {
+            continue;
+        }
+        let args: Vec<&str> = args.split_whitespace().collect();
+        let output = run(tandem().current_dir(dir.path()).args(&args));
+        assert!(
+            output.status.success(),
+            "`{command}` failed: {}{}",
+            stdout(&output),
+            stderr(&output)
+        );
+        ran += 1;
+    }
+    assert!(ran >= 7, "only {ran} README commands found");
+    // The example validator config checks, naming its missing key files with the fix; strict
+    // mode refuses them.
+    let example = dir.path().join("deploy/config/validator.example.toml");
+    let output = run(tandem().args(["config", "check"]).arg(&example));
+    assert!(output.status.success(), "{}", stderr(&output));
+    let warnings = stderr(&output);
+    assert!(
+        warnings.contains(
+            "warning: validator.keystore: ./keys/validator.json does not exist yet: create it \
+             with `tandem keys new --out ./keys/validator.json --password-file <file>`"
+        ),
+        "{warnings}"
+    );
+    let output = run(tandem().args(["config", "check", "--strict"]).arg(&example));
+    assert!(!output.status.success());
+    assert!(
+        stderr(&output)
+            .contains("validator.keystore: ./keys/validator.json is not a readable file"),
+        "{}",
+        stderr(&output)
+    );
+}
+
+fn copy_dir(from: &std::path::Path, to: &std::path::Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for entry in std::fs::read_dir(from).unwrap() {
+        let entry = entry.unwrap();
+        if entry.file_type().unwrap().is_file() {
+            std::fs::copy(entry.path(), to.join(entry.file_name())).unwrap();
+        }
+    }
+}

@@ -15,6 +15,10 @@ pub(crate) struct SwitchedProxy {
     port: u16,
     target: Arc<Mutex<Option<SocketAddr>>>,
     stop: Arc<AtomicBool>,
+    /// Black hole: accept and hold connections, never answer (an L1 that hangs, not refuses).
+    hang: Arc<AtomicBool>,
+    /// Client sockets: forwarded ones (cut when the proxy starts hanging) and held ones.
+    clients: Arc<Mutex<Vec<TcpStream>>>,
 }
 
 impl SwitchedProxy {
@@ -23,13 +27,23 @@ impl SwitchedProxy {
         let port = listener.local_addr().unwrap().port();
         let target: Arc<Mutex<Option<SocketAddr>>> = Arc::default();
         let stop = Arc::new(AtomicBool::new(false));
+        let hang = Arc::new(AtomicBool::new(false));
+        let clients: Arc<Mutex<Vec<TcpStream>>> = Arc::default();
         let (accept_target, accept_stop) = (target.clone(), stop.clone());
+        let (accept_hang, accept_clients) = (hang.clone(), clients.clone());
         std::thread::spawn(move || {
             for client in listener.incoming() {
                 if accept_stop.load(Ordering::SeqCst) {
                     return;
                 }
                 let Ok(client) = client else { continue };
+                if accept_hang.load(Ordering::SeqCst) {
+                    accept_clients.lock().unwrap().push(client);
+                    continue;
+                }
+                if let Ok(clone) = client.try_clone() {
+                    accept_clients.lock().unwrap().push(clone);
+                }
                 let Some(addr) = *accept_target.lock().unwrap() else {
                     // Down: the client sees its connection reset.
                     let _ = client.shutdown(Shutdown::Both);
@@ -49,7 +63,31 @@ impl SwitchedProxy {
                 }
             }
         });
-        Self { port, target, stop }
+        Self {
+            port,
+            target,
+            stop,
+            hang,
+            clients,
+        }
+    }
+
+    /// From now on connections are accepted and never answered; the open ones are cut, so
+    /// clients must reconnect into the black hole.
+    pub(crate) fn hang(&self) {
+        self.hang.store(true, Ordering::SeqCst);
+        for client in self.clients.lock().unwrap().drain(..) {
+            let _ = client.shutdown(Shutdown::Both);
+        }
+    }
+
+    /// Forwards again (after [`Self::hang`]). The held connections are reset, as an L1 node
+    /// that restarts would; otherwise a request on one would wait for its client's timeout.
+    pub(crate) fn resume(&self) {
+        self.hang.store(false, Ordering::SeqCst);
+        for client in self.clients.lock().unwrap().drain(..) {
+            let _ = client.shutdown(Shutdown::Both);
+        }
     }
 
     pub(crate) fn url(&self) -> String {

@@ -3,6 +3,7 @@
 use std::{
     net::{Ipv4Addr, SocketAddr, TcpListener},
     process::Command,
+    time::Duration,
 };
 
 use crate::common::*;
@@ -33,7 +34,7 @@ async fn run_serves_prefixed_metrics_and_stops_on_sigterm() {
     let slot = sample(&body, "tandem_node_current_slot").expect("current slot sample");
     // Genesis was 800 s ago with 8 s slots; allow generous skew for a slow machine.
     assert!((99.0..=110.0).contains(&slot), "current slot {slot}");
-    assert_eq!(sample(&body, "tandem_node_ready"), Some(1.0), "{body}");
+    assert_eq!(sample(&body, "tandem_node_bound"), Some(1.0), "{body}");
     assert!(body.contains("tandem_node_info{"), "{body}");
     assert!(body.contains("role=\"full_node\""), "{body}");
 
@@ -72,7 +73,8 @@ async fn run_waits_for_an_unreachable_l1_and_binds_once_it_is_there() {
     // runs behind it. Retries are at most 1 s apart, so binding follows L1 within a second.
     let proxy = SwitchedProxy::start();
     let metrics_port = free_port();
-    let anvil = tandem_l1::harness::AnvilHarness::start(None);
+    // One block a second, as on a real L1: readiness needs fresh heads to measure the clock.
+    let anvil = tandem_l1::harness::AnvilHarness::start(Some(1.0));
     let rollup = anvil.dev_key(1).address().create(0);
     let section = format!(
         "{}[l1]\nrpc_url = \"{}\"\nrollup_address = \"{rollup}\"\nmax_retry_interval = \"1s\"\n",
@@ -80,24 +82,94 @@ async fn run_waits_for_an_unreachable_l1_and_binds_once_it_is_there() {
         proxy.url()
     );
     let config = write_run_config(dir.path(), &section, metrics_port);
-    let mut node = spawn_node(&config);
+    // Alone on its network: no peers needed to be ready.
+    let mut node = spawn(
+        tandem()
+            .env("TANDEM__P2P__MIN_PEERS", "0")
+            .args(["run", "--config"])
+            .arg(&config),
+    );
     let addr = SocketAddr::from((Ipv4Addr::LOCALHOST, metrics_port));
+    let rpc = rpc_addr_of(&config);
     let body = wait_for_metrics(addr, "a failed L1 attempt", |body| {
         body.contains("tandem_node_l1_bind_attempts_total{result=\"unreachable\"}")
     });
     assert_eq!(sample(&body, "tandem_node_ready"), Some(0.0), "{body}");
+    assert_eq!(sample(&body, "tandem_node_bound"), Some(0.0), "{body}");
     assert!(
         node.0.try_wait().unwrap().is_none(),
         "the node exited without L1"
     );
+    // Alive but not ready, on both ports, saying why.
+    for port in [addr, rpc] {
+        let health = http_get(port, "/health").unwrap();
+        assert!(health.starts_with("HTTP/1.1 200"), "{health}");
+        assert_eq!(body_of(&health), r#"{"status":"ok"}"#);
+        let ready = http_get(port, "/ready").unwrap();
+        assert!(ready.starts_with("HTTP/1.1 503"), "{ready}");
+        let report: serde_json::Value = serde_json::from_str(body_of(&ready)).unwrap();
+        assert_eq!(report["ready"], false);
+        assert_eq!(
+            report["reasons"][0],
+            "not bound to the rollup deployment yet (L1 unreachable or still starting)"
+        );
+    }
 
     // The rollup is deployed and L1 comes up behind the proxy: the node binds on a later attempt.
     deploy_network(&anvil, &config, &dir.path().join("deployment.json"));
     proxy.connect_to(&anvil.endpoint());
-    let body = wait_for_metrics(addr, "the node ready", |body| {
+    // Bound, and the slot ticker (started after binding) running.
+    wait_for_metrics(addr, "the node bound", |body| {
+        sample(body, "tandem_node_bound") == Some(1.0) && body.contains("tandem_node_current_slot")
+    });
+    // Synced to L1 (anvil mines a block per second), world state at genesis, clock measured.
+    let ready = wait_for_http(rpc, "/ready", "readiness", Duration::from_secs(30), |r| {
+        r.starts_with("HTTP/1.1 200")
+    });
+    let report: serde_json::Value = serde_json::from_str(body_of(&ready)).unwrap();
+    assert_eq!(report["ready"], true, "{report}");
+    assert_eq!(report["reasons"], serde_json::json!([]), "{report}");
+    // Measured; how far it may be off is unit-tested in `run::health` (whole-second L1
+    // timestamps put the estimate within ±500 ms of the truth, so no tighter claim holds here).
+    assert!(report["clockOffsetMs"].is_i64(), "{report}");
+    assert!(report["l1Synced"].as_u64().is_some(), "{report}");
+    let body = wait_for_metrics(addr, "the ready gauge", |body| {
         sample(body, "tandem_node_ready") == Some(1.0)
     });
-    assert!(body.contains("tandem_node_current_slot"), "{body}");
+    assert!(
+        sample(&body, "tandem_node_l1_head_block").unwrap() >= 1.0,
+        "{body}"
+    );
+    assert!(body.contains("tandem_node_clock_offset_seconds"), "{body}");
+
+    // L1 hangs (accepts, never answers): the verdict must not freeze on "ready". The health
+    // probe gives up after min(E, 2 s), the reason holds for the 2 s grace, then 503.
+    proxy.hang();
+    let outage = wait_for_http(
+        rpc,
+        "/ready",
+        "not ready while L1 hangs",
+        Duration::from_secs(20),
+        |r| r.starts_with("HTTP/1.1 503"),
+    );
+    let report: serde_json::Value = serde_json::from_str(body_of(&outage)).unwrap();
+    assert!(
+        report["reasons"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|r| r.as_str().unwrap().starts_with("L1 does not answer")),
+        "{report}"
+    );
+    // L1 is back (its held connections reset, as a restarted L1 node would): ready again.
+    proxy.resume();
+    wait_for_http(
+        rpc,
+        "/ready",
+        "ready after the outage",
+        Duration::from_secs(45),
+        |r| r.starts_with("HTTP/1.1 200"),
+    );
 
     let exit = stop(&mut node);
     assert!(exit.success(), "exit status {exit:?}");
@@ -178,23 +250,7 @@ async fn run_checks_the_budgets_against_the_deployment_after_binding() {
     std::fs::write(&network, protocol_section(now_secs())).unwrap();
     deploy_network(&anvil, &network, &deployment);
 
-    let keystore = dir.path().join("validator.json");
-    let password = dir.path().join("password");
-    std::fs::write(&password, "hunter2\n").unwrap();
-    let created = run(tandem()
-        .args(["keys", "new", "--out"])
-        .arg(&keystore)
-        .arg("--password-file")
-        .arg(&password));
-    assert!(created.status.success(), "{}", stderr(&created));
-    // A validator pays for its proposes from a separate publisher account.
-    let publisher = dir.path().join("publisher.json");
-    let created = run(tandem()
-        .args(["keys", "new", "--out"])
-        .arg(&publisher)
-        .arg("--password-file")
-        .arg(&password));
-    assert!(created.status.success(), "{}", stderr(&created));
+    let [keystore, publisher, password] = validator_keys(dir.path());
     let section = format!(
         "[protocol]\n{ALLOCATION}[l1]\nrpc_url = \"{}\"\ndeployment_file = \"{}\"\n\
          [sequencer]\ncheckpoint_init_time = \"5s\"\n\
@@ -230,4 +286,121 @@ async fn run_checks_the_budgets_against_the_deployment_after_binding() {
         ),
         "{err}"
     );
+}
+
+#[tokio::test]
+async fn run_refuses_a_data_dir_of_another_deployment() {
+    let anvil = tandem_l1::harness::AnvilHarness::start(None);
+    let dir = tempfile::tempdir().unwrap();
+    let deployment = dir.path().join("deployment.json");
+    let network = dir.path().join("network.toml");
+    std::fs::write(&network, protocol_section(now_secs())).unwrap();
+    deploy_network(&anvil, &network, &deployment);
+    // The node's [protocol] is the deployed network's.
+    let section = format!(
+        "{}[l1]\nrpc_url = \"{}\"\ndeployment_file = \"{}\"\n",
+        std::fs::read_to_string(&network).unwrap(),
+        anvil.endpoint(),
+        deployment.display()
+    );
+    let config = write_run_config(dir.path(), &section, free_port());
+    let marker = dir.path().join("data").join("datadir.json");
+    let first_rollup = {
+        let text = std::fs::read_to_string(&deployment).unwrap();
+        let json: serde_json::Value = serde_json::from_str(&text).unwrap();
+        json["rollup"].as_str().unwrap().to_lowercase()
+    };
+    let mut node = spawn_node(&config);
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    while !std::fs::read_to_string(&marker)
+        .unwrap_or_default()
+        .to_lowercase()
+        .contains(&first_rollup)
+    {
+        if let Some(exit) = node.0.try_wait().unwrap() {
+            panic!(
+                "the node exited ({exit:?}) before binding: {}",
+                node.stderr()
+            );
+        }
+        // (Its stderr is read only once it exited: reading it now would block.)
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the data dir was not bound within 30 s"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let stopped = stop(&mut node);
+    assert!(stopped.success(), "{stopped:?}: {}", node.stderr());
+
+    // Same parameters, same genesis, a new contract: the old stores must not be resumed.
+    std::fs::remove_file(&deployment).unwrap();
+    deploy_network(&anvil, &network, &deployment);
+    let err = refused(tandem().args(["run", "--config"]).arg(&config));
+    assert!(
+        err.to_lowercase().contains(&format!(
+            "belongs to rollup {first_rollup} on l1 chain 31337"
+        )),
+        "{err}"
+    );
+    assert!(err.contains("use another data dir"), "{err}");
+}
+
+#[tokio::test]
+async fn a_validator_without_a_signing_record_refuses_to_start_unless_told_to_create_one() {
+    let anvil = tandem_l1::harness::AnvilHarness::start(None);
+    let dir = tempfile::tempdir().unwrap();
+    let deployment = dir.path().join("deployment.json");
+    let network = dir.path().join("network.toml");
+    std::fs::write(&network, protocol_section(now_secs())).unwrap();
+    deploy_network(&anvil, &network, &deployment);
+    let [keystore, publisher, password] = validator_keys(dir.path());
+    let section = format!(
+        "{}[l1]\nrpc_url = \"{}\"\ndeployment_file = \"{}\"\n\
+         [validator]\nkeystore = \"{}\"\npassword_file = \"{}\"\n\
+         [publisher]\nkeystores = [\"{}\"]\npassword_file = \"{}\"\n",
+        std::fs::read_to_string(&network).unwrap(),
+        anvil.endpoint(),
+        deployment.display(),
+        keystore.display(),
+        password.display(),
+        publisher.display(),
+        password.display()
+    );
+    let config = write_run_config(dir.path(), &section, free_port());
+    let err = refused(
+        tandem()
+            .env("TANDEM__NODE__ROLE", "validator")
+            .args(["run", "--config"])
+            .arg(&config),
+    );
+    assert!(
+        err.contains("no slashing protection record at")
+            && err.contains("--init-slashing-protection"),
+        "{err}"
+    );
+    assert!(
+        !dir.path()
+            .join("data/validator/slashing-protection")
+            .join("CURRENT")
+            .exists(),
+        "a record was created without init mode"
+    );
+}
+
+/// A validator keystore, a publisher keystore and their password file in `dir`.
+fn validator_keys(dir: &std::path::Path) -> [std::path::PathBuf; 3] {
+    let password = dir.join("password");
+    std::fs::write(&password, "hunter2\n").unwrap();
+    let [keystore, publisher] = ["validator.json", "publisher.json"].map(|name| {
+        let path = dir.join(name);
+        let created = run(tandem()
+            .args(["keys", "new", "--out"])
+            .arg(&path)
+            .arg("--password-file")
+            .arg(&password));
+        assert!(created.status.success(), "{}", stderr(&created));
+        path
+    });
+    [keystore, publisher, password]
 }

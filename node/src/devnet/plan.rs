@@ -1,0 +1,274 @@
+//! What a devnet is made of, on disk: profiles, ports, keys, the network's `[protocol]`
+//! section, per-node configs and `devnet.json`. Re-running with the same data dir reads
+//! `devnet.json` back and reuses everything (ports, keys, deployment).
+
+use std::{
+    net::{Ipv4Addr, TcpListener},
+    path::{Path, PathBuf},
+};
+
+use eyre::{WrapErr, bail, eyre};
+use serde::{Deserialize, Serialize};
+use tandem_proto::Address;
+
+use crate::accounts::{DEVNET_ACCOUNTS, DEVNET_BALANCE, devnet_key};
+
+/// A named set of protocol constants (DESIGN.md "Profiles").
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub(crate) struct Profile {
+    pub(crate) name: &'static str,
+    pub(crate) slot_secs: u64,
+    pub(crate) l1_slot_secs: u64,
+    pub(crate) block_ms: u64,
+    pub(crate) epoch_slots: u64,
+    /// Committee size; `None` = every validator.
+    pub(crate) committee: Option<u64>,
+}
+
+/// The profiles `--profile` accepts.
+pub(crate) const PROFILES: &[Profile] = &[
+    Profile {
+        name: "devnet",
+        slot_secs: 24,
+        l1_slot_secs: 2,
+        block_ms: 2_000,
+        epoch_slots: 8,
+        committee: None,
+    },
+    Profile {
+        name: "ci",
+        slot_secs: 12,
+        l1_slot_secs: 1,
+        block_ms: 1_000,
+        epoch_slots: 4,
+        committee: Some(3),
+    },
+];
+
+impl Profile {
+    pub(crate) fn named(name: &str) -> eyre::Result<Self> {
+        PROFILES
+            .iter()
+            .find(|profile| profile.name == name)
+            .copied()
+            .ok_or_else(|| {
+                eyre!(
+                    "--profile {name:?}: expected one of {}",
+                    PROFILES
+                        .iter()
+                        .map(|p| p.name)
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                )
+            })
+    }
+
+    /// The committee of a network of `validators`.
+    pub(crate) fn committee_size(&self, validators: usize) -> u64 {
+        let all = validators as u64;
+        self.committee.map_or(all, |size| size.min(all))
+    }
+}
+
+/// A node of the devnet as `devnet.json` lists it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub(crate) struct NodeEntry {
+    pub(crate) name: String,
+    /// `validator` or `full_node`.
+    pub(crate) role: String,
+    pub(crate) rpc_url: String,
+    pub(crate) metrics_url: String,
+    /// Dialable multiaddr with `/p2p/<peer id>`.
+    pub(crate) p2p_addr: String,
+    pub(crate) data_dir: PathBuf,
+    pub(crate) config: PathBuf,
+    pub(crate) log_file: PathBuf,
+    /// The validator address (validators).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub(crate) validator: Option<Address>,
+    /// The publisher's L1 account (validators).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub(crate) publisher: Option<Address>,
+    /// While running.
+    #[serde(default)]
+    pub(crate) pid: Option<u32>,
+    pub(crate) ports: Ports,
+}
+
+/// The ports of one node.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub(crate) struct Ports {
+    pub(crate) p2p: u16,
+    pub(crate) rpc: u16,
+    pub(crate) metrics: u16,
+}
+
+/// `<data-dir>/devnet.json`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub(crate) struct DevnetFile {
+    pub(crate) profile: String,
+    pub(crate) l1_rpc_url: String,
+    /// Whether the devnet runs its own anvil (and its pid while running).
+    pub(crate) anvil_pid: Option<u32>,
+    pub(crate) own_l1: bool,
+    pub(crate) rollup: Option<Address>,
+    pub(crate) deployment_file: PathBuf,
+    pub(crate) nodes: Vec<NodeEntry>,
+}
+
+impl DevnetFile {
+    pub(crate) fn path(data: &Path) -> PathBuf {
+        data.join("devnet.json")
+    }
+
+    pub(crate) fn load(data: &Path) -> eyre::Result<Option<Self>> {
+        let path = Self::path(data);
+        match std::fs::read_to_string(&path) {
+            Ok(text) => {
+                let file: Self = serde_json::from_str(&text)
+                    .wrap_err_with(|| format!("{}: not a devnet file", path.display()))?;
+                Ok(Some(file))
+            }
+            Err(err) if err.kind() == std::io::ErrorKind::NotFound => Ok(None),
+            Err(err) => Err(err).wrap_err_with(|| format!("reading {}", path.display())),
+        }
+    }
+
+    pub(crate) fn save(&self, data: &Path) -> eyre::Result<()> {
+        let path = Self::path(data);
+        let tmp = data.join("devnet.json.tmp");
+        std::fs::write(&tmp, serde_json::to_string_pretty(self)?)
+            .and_then(|()| std::fs::rename(&tmp, &path))
+            .wrap_err_with(|| format!("writing {}", path.display()))
+    }
+}
+
+/// A free TCP port on 127.0.0.1 (the OS picks; the listener is closed at once).
+pub(crate) fn free_port() -> eyre::Result<u16> {
+    Ok(TcpListener::bind((Ipv4Addr::LOCALHOST, 0))?
+        .local_addr()?
+        .port())
+}
+
+/// The `[protocol]` section every node and the deployment share.
+pub(crate) fn protocol_section(profile: &Profile, validators: usize) -> String {
+    let mut text = format!(
+        "[protocol]\nslot_duration = \"{}s\"\nl1_slot_duration = \"{}s\"\nblock_duration = \"{}ms\"\n\
+         epoch_duration = {}\ncommittee_size = {}\ngenesis_allocation = [\n",
+        profile.slot_secs,
+        profile.l1_slot_secs,
+        profile.block_ms,
+        profile.epoch_slots,
+        profile.committee_size(validators),
+    );
+    for index in 0..DEVNET_ACCOUNTS {
+        text.push_str(&format!(
+            "  {{ address = \"{}\", balance = \"{DEVNET_BALANCE}\" }},\n",
+            devnet_key(index).address()
+        ));
+    }
+    text.push_str("]\n");
+    text
+}
+
+/// What one node's config needs.
+pub(crate) struct NodeConfigInputs<'a> {
+    pub(crate) node: &'a NodeEntry,
+    pub(crate) protocol: &'a str,
+    pub(crate) l1_rpc_url: &'a str,
+    pub(crate) deployment_file: &'a Path,
+    pub(crate) bootnodes: Vec<String>,
+    pub(crate) min_peers: usize,
+    pub(crate) password_file: &'a Path,
+    pub(crate) l1_poll_ms: u64,
+}
+
+/// A node's TOML configuration.
+pub(crate) fn node_config(inputs: &NodeConfigInputs<'_>) -> String {
+    let node = inputs.node;
+    let quoted = |path: &Path| format!("{:?}", path.display().to_string());
+    let bootnodes = inputs
+        .bootnodes
+        .iter()
+        .map(|addr| format!("{addr:?}"))
+        .collect::<Vec<_>>()
+        .join(", ");
+    let mut text = format!(
+        "# Written by `tandem devnet`; rewritten on every devnet start.\n\
+         [node]\nrole = \"{role}\"\ndata_dir = {data}\n\n{protocol}\n\
+         [l1]\nrpc_url = \"{l1}\"\ndeployment_file = {deployment}\n\n\
+         [p2p]\nlisten_addr = \"127.0.0.1:{p2p}\"\nbootnodes = [{bootnodes}]\nmin_peers = {min_peers}\n\n\
+         [archiver]\nl1_poll_interval = \"{poll}ms\"\n\n\
+         [rpc]\nlisten_addr = \"127.0.0.1:{rpc}\"\n\n\
+         [metrics]\nlisten_addr = \"127.0.0.1:{metrics}\"\n",
+        role = node.role,
+        data = quoted(&node.data_dir),
+        protocol = inputs.protocol,
+        l1 = inputs.l1_rpc_url,
+        deployment = quoted(inputs.deployment_file),
+        p2p = node.ports.p2p,
+        min_peers = inputs.min_peers,
+        poll = inputs.l1_poll_ms,
+        rpc = node.ports.rpc,
+        metrics = node.ports.metrics,
+    );
+    if node.role == "validator" {
+        text.push_str(&format!(
+            "\n[validator]\nkeystore = {}\npassword_file = {}\n\n[publisher]\nkeystores = [{}]\npassword_file = {}\n",
+            quoted(&validator_keystore(&node.data_dir)),
+            quoted(inputs.password_file),
+            quoted(&publisher_keystore(&node.data_dir)),
+            quoted(inputs.password_file),
+        ));
+    }
+    text
+}
+
+pub(crate) fn validator_keystore(node_dir: &Path) -> PathBuf {
+    node_dir.join("keys").join("validator.json")
+}
+
+pub(crate) fn publisher_keystore(node_dir: &Path) -> PathBuf {
+    node_dir.join("keys").join("publisher.json")
+}
+
+/// The devnet's keystore password: created once (random), kept in the data dir.
+pub(crate) fn password_file(data: &Path) -> eyre::Result<PathBuf> {
+    let path = data.join("keys").join("password");
+    if !path.exists() {
+        std::fs::create_dir_all(data.join("keys"))?;
+        let password = alloy::hex::encode(rand::random::<[u8; 16]>());
+        std::fs::write(&path, format!("{password}\n"))
+            .wrap_err_with(|| format!("writing {}", path.display()))?;
+        restrict(&path)?;
+    }
+    Ok(path)
+}
+
+/// Owner-only permissions for a secret.
+pub(crate) fn restrict(path: &Path) -> eyre::Result<()> {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600))
+        .wrap_err_with(|| format!("restricting {}", path.display()))
+}
+
+/// Checks a re-run asks for the devnet the data dir holds.
+pub(crate) fn check_same(
+    file: &DevnetFile,
+    profile: &Profile,
+    validators: usize,
+    fullnodes: usize,
+) -> eyre::Result<()> {
+    let have_validators = file.nodes.iter().filter(|n| n.role == "validator").count();
+    let have_full = file.nodes.len() - have_validators;
+    if file.profile != profile.name || have_validators != validators || have_full != fullnodes {
+        bail!(
+            "the data dir holds a devnet of profile {} with {have_validators} validators and \
+             {have_full} full nodes; run it with those, or use another --data-dir",
+            file.profile
+        );
+    }
+    Ok(())
+}

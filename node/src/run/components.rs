@@ -1,0 +1,502 @@
+//! Builds the node's components once it is bound to its deployment, and hands them to the
+//! supervisor as named futures. Every node: archiver (writer + readers + L1 sync), world state,
+//! state service with the chain follower, epoch cache, p2p with the all-nodes handlers.
+//! Validators also: the slashing-protected signer, the validator (attesting) handler and the
+//! publisher. [`start_sequencer`] is where the sequencer goes once its crate exists.
+
+use std::{net::SocketAddr, sync::Arc, time::Duration};
+
+use alloy::providers::{DynProvider, Provider, ProviderBuilder};
+use eyre::{WrapErr, eyre};
+use tandem_archiver::{ArchiverActor, ArchiverHandle, ArchiverStore, ArchiverTiming, SyncConfig};
+use tandem_l1::L1Reader;
+use tandem_p2p::{
+    CommitteeSource, HandlersBuilder, Multiaddr, NetworkParams, P2pDeps, P2pHandle, P2pService,
+    TxRules,
+};
+use tandem_proto::{SigningDomain, SigningKey, time::Clock};
+use tandem_publisher::{Publisher, PublisherDeps, PublisherHandle, PublisherKeys};
+use tandem_state::{ChainSpec, WorldState, WorldStateConfig};
+use tandem_validator::{
+    AllNodesCheckpointProcessor, ArchiverChainProvider, AttestingProcessor, BlockProposalProcessor,
+    CheckpointRules, DutySigner, EpochCacheActor, EpochCacheConfig, EpochCacheHandle, L1FeeOracle,
+    OpenMode, ProtectedSigner, StateHandle, StateService, StateServiceConfig, TxGossipHandler,
+    ValidatorContext,
+};
+use tokio_util::sync::CancellationToken;
+use tracing::{info, warn};
+
+use super::{Component, RunOptions, component};
+use crate::{
+    binding::Bound,
+    config::{Config, Role},
+    datadir::{DataDir, DeploymentBinding},
+};
+
+/// Most L1 ranges one archiver fetch reads (bounds a catch-up step).
+const MAX_L1_BATCHES_PER_STEP: u32 = 10;
+/// How often a node with at least one peer asks its peers for proposed blocks it lacks.
+const CATCH_UP_INTERVAL: Duration = Duration::from_secs(5);
+
+/// The keys a validator signs with, decrypted at start.
+pub(crate) struct NodeKeys {
+    /// The validator (attester and proposer) key.
+    validator: Option<SigningKey>,
+    /// The L1 accounts paying for propose txs.
+    publisher: Option<PublisherKeys>,
+}
+
+impl NodeKeys {
+    /// Decrypts the keys `config` names: a validator needs both kinds, a full node none.
+    pub(crate) fn load(config: &Config) -> eyre::Result<Self> {
+        if config.node.role == Role::FullNode {
+            return Ok(Self {
+                validator: None,
+                publisher: None,
+            });
+        }
+        let (keystore, password) =
+            match (&config.validator.keystore, &config.validator.password_file) {
+                (Some(keystore), Some(password)) => (keystore, password),
+                _ => eyre::bail!(
+                    "validator.keystore and validator.password_file are required for a validator"
+                ),
+            };
+        let key = crate::keys::load_keystore(keystore, password).wrap_err("validator.keystore")?;
+        info!(target: "node", address = %key.address(), "validator key loaded");
+        let publisher = config.publisher.load_keys(&[key.address()])?;
+        info!(target: "node", keys = ?publisher, "publisher keys loaded");
+        Ok(Self {
+            validator: Some(key),
+            publisher: Some(publisher),
+        })
+    }
+}
+
+/// What the RPC methods and the health monitor use.
+pub(crate) struct Services {
+    /// The deployment.
+    pub(crate) bound: Bound,
+    /// Signing domain of the deployment.
+    pub(crate) domain: SigningDomain,
+    /// Chain store.
+    pub(crate) archiver: ArchiverHandle,
+    /// World state and pool.
+    pub(crate) state: StateHandle,
+    /// Gossip.
+    pub(crate) p2p: P2pHandle,
+    /// Committees.
+    pub(crate) epochs: EpochCacheHandle,
+    /// The publisher (validators); held because the publisher stops once every handle is gone.
+    pub(crate) _publisher: Option<PublisherHandle>,
+    /// The validator address (validators).
+    pub(crate) validator: Option<tandem_proto::Address>,
+    /// L1 RPC.
+    pub(crate) l1: DynProvider,
+}
+
+/// Opens the stores and builds every component; returns what the RPC needs and the
+/// components to supervise. Nothing runs until the supervisor spawns them.
+#[allow(clippy::too_many_arguments)]
+pub(crate) async fn build(
+    config: &Config,
+    bound: &Bound,
+    data: &DataDir,
+    keys: NodeKeys,
+    options: RunOptions,
+    clock: &Arc<dyn Clock>,
+    cancel: &CancellationToken,
+) -> eyre::Result<(Services, Vec<Component>)> {
+    let mut components = Vec::new();
+    let domain = bound.domain();
+    let slot_clock = config.slot_clock()?;
+    let windows = config.windows()?;
+    let l1 = l1_provider(&config.l1.rpc_url)?;
+    let reader = L1Reader::new(l1.clone(), bound.rollup);
+    let spec = ChainSpec {
+        chain_id: bound.params.l2_chain_id,
+        rollup_version: bound.params.rollup_version,
+        genesis_allocation: config.protocol.allocation(),
+    };
+
+    let genesis = spec.genesis_header();
+    data.bind(&DeploymentBinding {
+        l1_chain_id: bound.l1_chain_id,
+        rollup: bound.rollup,
+        l2_chain_id: bound.params.l2_chain_id,
+        genesis_hash: genesis.hash(),
+    })?;
+
+    // Archiver: the single writer of chain data, following L1.
+    let store = ArchiverStore::open(&data.archiver(), &genesis, domain)
+        .wrap_err_with(|| format!("opening the chain store in {}", data.archiver().display()))?;
+    let sync = SyncConfig {
+        deployment_block: bound.deployment_block.unwrap_or(0),
+        confirmations: config.archiver.l1_confirmations,
+        batch_size: config.archiver.l1_batch_size,
+        max_batches_per_step: MAX_L1_BATCHES_PER_STEP,
+        orphan_prune_tolerance: config.protocol.l1_slot_duration(),
+    };
+    let timing = ArchiverTiming {
+        clock: Arc::clone(clock),
+        slot_clock,
+        windows,
+        poll_interval: config.archiver.l1_poll_interval,
+    };
+    // Bodies of L1 checkpoints whose calldata cannot be read wait for local data: p2p has no
+    // request for a checkpoint body yet.
+    let (archiver, archiver_actor) =
+        ArchiverActor::new(store, Arc::new(reader.clone()), None, sync, timing);
+    components.push(component("archiver", archiver_actor.run(cancel.clone())));
+
+    // World state + pool behind the state service, kept equal to the archiver by the follower.
+    let world = WorldState::open(&data.state(), spec.clone(), WorldStateConfig::default())
+        .wrap_err_with(|| format!("opening the world state in {}", data.state().display()))?;
+    let (state, state_service) = StateService::new(
+        world,
+        StateServiceConfig::new(domain),
+        Arc::new(archiver.clone()),
+    );
+    components.push(component(
+        "state service",
+        state_service.run(cancel.clone()),
+    ));
+
+    // Committees from L1, for gossip validation, attesting and (later) proposing.
+    let epoch_config = EpochCacheConfig {
+        poll_interval: config.protocol.l1_slot_duration(),
+        ..EpochCacheConfig::default()
+    };
+    let (epochs, epoch_actor) =
+        EpochCacheActor::new(epoch_config, slot_clock, Arc::clone(clock), reader.clone())?;
+    let run_epochs = epoch_actor.run(cancel.clone());
+    components.push(component("epoch cache", async move {
+        run_epochs.await;
+        Ok::<(), eyre::Report>(())
+    }));
+    let committee: Arc<dyn CommitteeSource> = Arc::new(epochs.cache());
+
+    // p2p with the handlers.
+    let provider = Arc::new(ArchiverChainProvider::new(
+        archiver.reader().clone(),
+        state.reader().clone(),
+    ));
+    let timetable = config.timetable().ok();
+    let mut params = NetworkParams::new(
+        domain,
+        windows,
+        config.protocol.slot_duration(),
+        TxRules {
+            min_mana_limit: tandem_state::TX_MANA,
+        },
+    );
+    if let Some(table) = &timetable {
+        // Only what the deployment's schedule can hold; larger blocks are refused at gossip.
+        params.max_txs_per_block = params
+            .max_txs_per_block
+            .min(usize::try_from(config.max_txs_per_block(table)).unwrap_or(usize::MAX));
+    }
+    let (p2p, p2p_service) = P2pService::new(
+        p2p_config(config, data)?,
+        params,
+        P2pDeps {
+            committee: Arc::clone(&committee),
+            provider,
+            clock: Arc::clone(clock),
+        },
+    )
+    .wrap_err_with(|| format!("p2p.listen_addr {}", config.p2p.listen_addr))?;
+    info!(target: "node", peer_id = %p2p.local_peer_id(), "p2p identity");
+    let context = ValidatorContext::new(
+        Arc::new(archiver.clone()),
+        state.clone(),
+        Arc::new(p2p.clone()),
+        Arc::clone(clock),
+        windows,
+        domain,
+        // Binding read (and checked) the contract's parameters: no second L1 call at start.
+        Arc::new(L1FeeOracle::new(reader.clone(), bound.params.fee_params())),
+    );
+    let rules = CheckpointRules {
+        max_blocks_per_checkpoint: timetable.as_ref().map_or_else(
+            || CheckpointRules::default().max_blocks_per_checkpoint,
+            |table| u64::from(table.max_blocks_per_checkpoint()),
+        ),
+        max_body_bytes: usize::try_from(config.protocol.max_checkpoint_body_bytes())
+            .unwrap_or(usize::MAX),
+    };
+    let own: Vec<_> = keys.validator.iter().map(SigningKey::address).collect();
+    let blocks = BlockProposalProcessor::new(&context);
+    let all_nodes = AllNodesCheckpointProcessor::new(&context, rules, own);
+    let mut handlers = HandlersBuilder::default()
+        .block_proposal(Arc::new(blocks.clone()))
+        .all_nodes_checkpoint(Arc::new(all_nodes.clone()))
+        .tx(Arc::new(TxGossipHandler::new(state.clone())));
+
+    let mut publisher = None;
+    let mut signer = None;
+    if let (Some(key), Some(publisher_keys)) = (keys.validator.clone(), keys.publisher) {
+        let mode = if options.init_slashing_protection {
+            OpenMode::initialize_at(&windows, clock.now())
+        } else {
+            OpenMode::Existing
+        };
+        let protected = ProtectedSigner::open(&data.slashing_protection(), domain, [key], mode)
+            .wrap_err("opening the slashing-protection record")?;
+        let duty_signer: Arc<dyn DutySigner> = Arc::new(protected);
+        if config.validator.attest {
+            handlers = handlers.validator_checkpoint(Arc::new(AttestingProcessor::new(
+                &context,
+                &all_nodes,
+                Arc::clone(&duty_signer),
+                Arc::clone(&committee),
+            )));
+        } else {
+            warn!(target: "node", "validator.attest = false: this validator does not attest");
+        }
+        let settings = config
+            .publisher
+            .settings()
+            .map_err(|problem| eyre!("{problem}"))?;
+        // It reads L1 (chain id, nonces) as it opens: an L1 blip right after binding is
+        // retried like the binding was, not a failed start.
+        let mut backoff = Duration::from_secs(1);
+        let (handle, actor) = loop {
+            let opened = Publisher::open(PublisherDeps {
+                config: settings.clone(),
+                keys: publisher_keys.clone(),
+                provider: l1.clone(),
+                rollup: bound.rollup,
+                slot_clock,
+                clock: Arc::clone(clock),
+                store_path: data.publisher(),
+                hooks: None,
+            })
+            .await;
+            match opened {
+                Ok(opened) => break opened,
+                Err(err) if err.is_transient() && !cancel.is_cancelled() => {
+                    warn!(target: "node", error = %err, retry_in = ?backoff, "opening the publisher: L1 did not answer; retrying");
+                    tokio::select! {
+                        biased;
+                        () = cancel.cancelled() => {}
+                        () = tokio::time::sleep(backoff) => {}
+                    }
+                    backoff = (backoff * 2).min(config.l1.max_retry_interval);
+                }
+                Err(err) => return Err(eyre!(err)).wrap_err("opening the publisher"),
+            }
+        };
+        components.push(component("publisher", actor.run(cancel.clone())));
+        publisher = Some(handle);
+        signer = Some(duty_signer);
+    }
+    let handlers = handlers.build().wrap_err("registering the p2p handlers")?;
+    components.push(component("p2p", p2p_service.run(handlers, cancel.clone())));
+    components.push(component(
+        "catch-up",
+        catch_up_loop(
+            context.clone(),
+            blocks.clone(),
+            all_nodes.clone(),
+            p2p.clone(),
+            cancel.clone(),
+        ),
+    ));
+
+    if let (Some(signer), Some(publisher), Some(validator)) = (
+        signer,
+        publisher.clone(),
+        keys.validator.as_ref().map(SigningKey::address),
+    ) {
+        components.extend(start_sequencer(SequencerParts {
+            config: config.sequencer.clone(),
+            budgets: config.sequencer_budgets(),
+            timetable,
+            validator,
+            coinbase: config.sequencer.coinbase.unwrap_or(validator),
+            fee_recipient: config.sequencer.fee_recipient.unwrap_or(validator),
+            context: context.clone(),
+            archiver: archiver.clone(),
+            state: state.clone(),
+            p2p: p2p.clone(),
+            epochs: epochs.clone(),
+            signer,
+            publisher,
+            l1: reader.clone(),
+            clock: Arc::clone(clock),
+            windows,
+            domain,
+            cancel: cancel.clone(),
+        }));
+    }
+
+    let services = Services {
+        bound: bound.clone(),
+        domain,
+        archiver,
+        state,
+        p2p,
+        epochs,
+        _publisher: publisher,
+        validator: keys.validator.as_ref().map(SigningKey::address),
+        l1,
+    };
+    Ok((services, components))
+}
+
+/// Everything the sequencer (issue 15) is built from, gathered where the node has it.
+#[allow(dead_code)]
+struct SequencerParts {
+    /// `[sequencer]` (coinbase, fee recipient, budgets, block caps).
+    config: crate::config::SequencerConfig,
+    /// The proposer's local budgets.
+    budgets: tandem_proto::time::SequencerBudgets,
+    /// The schedule for the deployment's constants and these budgets (checked at bind).
+    timetable: Option<tandem_proto::time::Timetable>,
+    /// This validator.
+    validator: tandem_proto::Address,
+    /// `sequencer.coinbase`, default the validator address.
+    coinbase: tandem_proto::Address,
+    /// `sequencer.fee_recipient`, default the validator address.
+    fee_recipient: tandem_proto::Address,
+    /// The handlers' context (archiver, state service, p2p, clock, windows, domain).
+    context: ValidatorContext,
+    /// Chain store: `add_block`, `add_proposed_checkpoint`, tips, reader.
+    archiver: ArchiverHandle,
+    /// World state and pool: `reader().fork_tip()`, `submit_executed`, `protect`/`release`.
+    state: StateHandle,
+    /// Gossip: publish block and checkpoint proposals, `collect_attestations`.
+    p2p: P2pHandle,
+    /// Proposer and committee per slot.
+    epochs: EpochCacheHandle,
+    /// Slashing-protected signer, shared with the attesting handler.
+    signer: Arc<dyn DutySigner>,
+    /// Simulation (`simulator()`) and submission (`enqueue`).
+    publisher: PublisherHandle,
+    /// L1 reads (`simulation_base`, fee headers).
+    l1: L1Reader<DynProvider>,
+    clock: Arc<dyn Clock>,
+    windows: tandem_proto::time::ConsensusWindows,
+    domain: SigningDomain,
+    cancel: CancellationToken,
+}
+
+/// THE place where the sequencer is constructed once the `sequencer` crate exists: build the
+/// actor from `parts` and return `vec![component("sequencer", actor.run(parts.cancel))]`.
+/// Until then a validator attests but does not propose when elected, and says so at start.
+fn start_sequencer(parts: SequencerParts) -> Vec<Component> {
+    drop(parts);
+    warn!(
+        target: "node",
+        "this build has no sequencer yet: the validator attests but does not propose when elected"
+    );
+    Vec::new()
+}
+
+/// Longest wait for one L1 request (a `getLogs` batch included). Without it a connection that
+/// black-holes (a dead provider behind a load balancer, a dropped route) would hang its caller
+/// for good: the archiver, the epoch cache and the publisher would stop without an error.
+pub(crate) const L1_REQUEST_TIMEOUT: Duration = Duration::from_secs(20);
+
+/// The node's L1 provider: HTTP with [`L1_REQUEST_TIMEOUT`] on every request.
+pub(crate) fn l1_provider(url: &str) -> eyre::Result<DynProvider> {
+    let url: alloy::transports::http::reqwest::Url = url
+        .parse()
+        .map_err(|_| eyre!("l1.rpc_url: {url:?} is not a URL"))?;
+    let client = alloy::transports::http::reqwest::Client::builder()
+        .timeout(L1_REQUEST_TIMEOUT)
+        .build()
+        .wrap_err("building the L1 HTTP client")?;
+    let is_local = alloy::transports::utils::guess_local_url(url.as_str());
+    let transport = alloy::transports::http::Http::with_client(client, url);
+    Ok(ProviderBuilder::new()
+        .connect_client(alloy::rpc::client::RpcClient::new(transport, is_local))
+        .erased())
+}
+
+fn multiaddr_of(addr: SocketAddr) -> Multiaddr {
+    let ip = match addr.ip() {
+        std::net::IpAddr::V4(ip) => tandem_p2p::Protocol::Ip4(ip),
+        std::net::IpAddr::V6(ip) => tandem_p2p::Protocol::Ip6(ip),
+    };
+    Multiaddr::empty()
+        .with(ip)
+        .with(tandem_p2p::Protocol::Tcp(addr.port()))
+}
+
+fn parse_addrs(key: &str, addrs: &[String]) -> eyre::Result<Vec<Multiaddr>> {
+    addrs
+        .iter()
+        .map(|addr| {
+            addr.parse()
+                .map_err(|err| eyre!("{key}: {addr:?} is not a multiaddr: {err}"))
+        })
+        .collect()
+}
+
+/// The p2p library's settings from `[p2p]`.
+fn p2p_config(config: &Config, data: &DataDir) -> eyre::Result<tandem_p2p::P2pConfig> {
+    let p2p = &config.p2p;
+    let defaults = tandem_p2p::P2pConfig::default();
+    let mut whitelist = std::collections::HashSet::new();
+    if p2p.listen_addr.ip().is_loopback() {
+        // Every peer of a local devnet shares this host.
+        whitelist.insert(p2p.listen_addr.ip());
+    }
+    Ok(tandem_p2p::P2pConfig {
+        listen_addrs: vec![multiaddr_of(p2p.listen_addr)],
+        announce_addrs: parse_addrs("p2p.announce_addrs", &p2p.announce_addrs)?,
+        bootnodes: parse_addrs("p2p.bootnodes", &p2p.bootnodes)?,
+        max_peers: p2p.max_peers,
+        min_peers: p2p.min_peers,
+        node_key_path: Some(data.p2p_key()),
+        ban_duration: p2p.ban_duration,
+        ip_colocation_whitelist: whitelist,
+        ..defaults
+    })
+}
+
+/// Asks peers for the proposed chain after our tip whenever the archiver has nothing newer
+/// than L1 to offer (at start, and after a gap); the block handler validates what comes back.
+async fn catch_up_loop(
+    context: ValidatorContext,
+    blocks: BlockProposalProcessor,
+    checkpoints: AllNodesCheckpointProcessor,
+    p2p: P2pHandle,
+    cancel: CancellationToken,
+) -> eyre::Result<()> {
+    let mut interval = super::every(CATCH_UP_INTERVAL);
+    while super::tick(&mut interval, &cancel).await {
+        let connected = match p2p.status().await {
+            Ok(status) => status.connected.len(),
+            Err(_) => continue,
+        };
+        if connected == 0 {
+            continue;
+        }
+        let run = tandem_validator::catch_up(&context, &blocks, &checkpoints);
+        let report = tokio::select! {
+            biased;
+            () = cancel.cancelled() => return Ok(()),
+            report = run => report,
+        };
+        match report {
+            Ok(report) => tracing::debug!(target: "node", ?report, "catch-up from peers"),
+            Err(err) if err.is_fatal() => return Err(err.into()),
+            Err(err) => {
+                tracing::debug!(target: "node", error = %err, "catch-up failed; retrying later")
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Reads the L1 head, for the health monitor (number, timestamp in seconds).
+pub(crate) async fn l1_head(l1: &DynProvider) -> Option<(u64, u64)> {
+    let block = l1
+        .get_block_by_number(alloy::eips::BlockNumberOrTag::Latest)
+        .await
+        .ok()??;
+    Some((block.header.number, block.header.timestamp))
+}
