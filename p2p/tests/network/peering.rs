@@ -241,8 +241,11 @@ async fn gossipsub_follows_the_app_score_as_it_decays() {
 async fn a_node_that_loses_its_outbound_peers_dials_others_it_discovered() {
     let net = Net::new();
     let bootnode = spawn_node(&net, NodeOptions::default()).await;
-    // Quiet peers (content with one outbound peer, so they do not keep dialing around), enough
-    // of them that some it knows are left to dial whatever it is connected to.
+    // Quiet peers: they dial only the bootnode and never walk the DHT, so none of them dials
+    // the chooser. (When they did, the peers it had not dialed could all be connected to it
+    // inbound already, leaving it nobody to dial into a freed outbound slot.) Enough of them
+    // that some it knows are left to dial whatever it is connected to; they still answer DHT
+    // queries, so the chooser discovers them through the bootnode.
     let mut others = Vec::new();
     for _ in 0..8 {
         others.push(
@@ -251,7 +254,7 @@ async fn a_node_that_loses_its_outbound_peers_dials_others_it_discovered() {
                 NodeOptions {
                     bootnodes: vec![bootnode.addr.clone()],
                     config: P2pConfig {
-                        outbound_peers: Some(1),
+                        discovery: false,
                         ..test_config()
                     },
                     ..NodeOptions::default()
