@@ -539,3 +539,42 @@ pub(crate) async fn l1_head(l1: &DynProvider) -> Option<(u64, u64)> {
         .ok()??;
     Some((block.header.number, block.header.timestamp))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The stages of the shutdown: the next one starts once this one ended, however it ended
+    /// (an error, a panic), and not before.
+    #[tokio::test]
+    async fn the_next_stage_is_cancelled_once_this_one_ends_however_it_ends() {
+        let next = CancellationToken::new();
+        let (finish, finished) = tokio::sync::oneshot::channel::<()>();
+        let stage = tokio::spawn(then_cancel(
+            async move {
+                let _ = finished.await;
+                Err::<(), _>(eyre!("disk full"))
+            },
+            next.clone(),
+        ));
+        tokio::task::yield_now().await;
+        assert!(!next.is_cancelled(), "cancelled while the stage still ran");
+        finish.send(()).unwrap();
+        let ended = stage.await.unwrap().unwrap_err();
+        assert_eq!(ended.to_string(), "disk full");
+        assert!(next.is_cancelled());
+
+        let next = CancellationToken::new();
+        let panicked = tokio::spawn(then_cancel(
+            async {
+                panic!("index out of bounds");
+                #[allow(unreachable_code)]
+                Ok::<(), eyre::Report>(())
+            },
+            next.clone(),
+        ))
+        .await;
+        assert!(panicked.unwrap_err().is_panic());
+        assert!(next.is_cancelled(), "a panicked stage held the next one back");
+    }
+}
