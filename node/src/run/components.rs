@@ -575,6 +575,9 @@ mod tests {
         ))
         .await;
         assert!(panicked.unwrap_err().is_panic());
-        assert!(next.is_cancelled(), "a panicked stage held the next one back");
+        assert!(
+            next.is_cancelled(),
+            "a panicked stage held the next one back"
+        );
     }
 }

@@ -238,11 +238,12 @@ fn metrics_of(node: &Value) -> String {
     http_get(addr(node["metricsUrl"].as_str().unwrap()), "/metrics").unwrap_or_default()
 }
 
-/// Attestations a node signed since it started.
+/// Other proposers' checkpoints a node's validator handler attested to since it started (its
+/// sequencer's attestations to its own checkpoints are not counted here).
 fn attestations_signed(node: &Value) -> f64 {
     sample(
         &metrics_of(node),
-        "tandem_validator_signatures_total{duty=\"attestation\",origin=\"new\"}",
+        "tandem_validator_attestations_total{result=\"attested\"}",
     )
     .unwrap_or(0.0)
 }
