@@ -209,6 +209,9 @@ def render(uid, title, panels):
 
 
 if __name__ == "__main__":
+    import sys
+    if len(sys.argv) == 3 and sys.argv[1] == "--out":
+        OUT = sys.argv[2]
     for uid, (title, panels) in DASHBOARDS.items():
         path = os.path.join(OUT, uid + ".json")
         with open(path, "w") as f:
