@@ -219,7 +219,7 @@ pub fn dashboard_files(root: &Path) -> eyre::Result<Vec<PathBuf>> {
 
 /// The alert and recording rule files (not their unit tests).
 pub fn rule_files(root: &Path) -> eyre::Result<Vec<PathBuf>> {
-    Ok(files_with(root.join("deploy/prometheus/rules"), ".rules.yml")?)
+    files_with(root.join("deploy/prometheus/rules"), ".rules.yml")
 }
 
 /// Files in `dir` whose name ends with `suffix`, sorted.
@@ -275,7 +275,11 @@ pub fn dashboard_expressions(path: &Path) -> eyre::Result<Vec<Expression>> {
         }
     }
     let label_values = Regex::new(r"^label_values\((.+),\s*[a-zA-Z_]+\)$")?;
-    for variable in dashboard["templating"]["list"].as_array().into_iter().flatten() {
+    for variable in dashboard["templating"]["list"]
+        .as_array()
+        .into_iter()
+        .flatten()
+    {
         if variable["type"] != "query" {
             continue;
         }
@@ -283,9 +287,12 @@ pub fn dashboard_expressions(path: &Path) -> eyre::Result<Vec<Expression>> {
             .as_str()
             .or_else(|| variable["query"].as_str())
             .unwrap_or_default();
-        let selector = label_values
-            .captures(query)
-            .ok_or_else(|| eyre!("{file}: variable {}: {query:?} is not label_values(SELECTOR, LABEL)", variable["name"]))?;
+        let selector = label_values.captures(query).ok_or_else(|| {
+            eyre!(
+                "{file}: variable {}: {query:?} is not label_values(SELECTOR, LABEL)",
+                variable["name"]
+            )
+        })?;
         out.push(Expression {
             source: format!("{file}: variable {}", variable["name"]),
             raw: selector[1].to_string(),

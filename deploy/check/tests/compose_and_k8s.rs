@@ -10,7 +10,13 @@ use tandem_deploy_check::repo_root;
 const P2P: u64 = 40400;
 const RPC: u64 = 8080;
 const METRICS: u64 = 9464;
-const NODES: [&str; 5] = ["validator-0", "validator-1", "validator-2", "validator-3", "fullnode-0"];
+const NODES: [&str; 5] = [
+    "validator-0",
+    "validator-1",
+    "validator-2",
+    "validator-3",
+    "fullnode-0",
+];
 
 fn yaml(path: &Path) -> Value {
     let mut value: Value = serde_yaml::from_str(&std::fs::read_to_string(path).unwrap())
@@ -66,28 +72,45 @@ fn compose_stack_is_consistent() {
         compose["services"]["deploy"]["build"]["dockerfile"],
         "deploy/docker/Dockerfile"
     );
-    assert!(dir.join(compose["services"]["deploy"]["build"]["context"].as_str().unwrap())
+    assert!(
+        dir.join(
+            compose["services"]["deploy"]["build"]["context"]
+                .as_str()
+                .unwrap()
+        )
         .join("deploy/docker/Dockerfile")
-        .is_file());
+        .is_file()
+    );
     let mut addresses = BTreeSet::new();
     for (name, service) in services {
         let name = name.as_str().unwrap();
-        let address = service["networks"]["tandem"]["ipv4_address"].as_str().unwrap();
+        let address = service["networks"]["tandem"]["ipv4_address"]
+            .as_str()
+            .unwrap();
         assert!(address.starts_with("172.30.0."), "{name}: {address}");
-        assert!(addresses.insert(address.to_string()), "{name}: {address} twice");
+        assert!(
+            addresses.insert(address.to_string()),
+            "{name}: {address} twice"
+        );
         for volume in strs(&service["volumes"]) {
             let source = volume.split(':').next().unwrap();
             if source.starts_with("..") {
                 assert!(dir.join(source).exists(), "{name}: mounts missing {source}");
             } else if !source.starts_with('$') {
                 assert!(
-                    compose["volumes"].as_mapping().unwrap().contains_key(source),
+                    compose["volumes"]
+                        .as_mapping()
+                        .unwrap()
+                        .contains_key(source),
                     "{name}: volume {source} is not declared"
                 );
             }
         }
     }
-    assert_eq!(compose["networks"]["tandem"]["ipam"]["config"][0]["subnet"], "172.30.0.0/24");
+    assert_eq!(
+        compose["networks"]["tandem"]["ipam"]["config"][0]["subnet"],
+        "172.30.0.0/24"
+    );
     for node in NODES {
         let service = &compose["services"][node];
         assert_eq!(service["image"], image, "{node}: one image for every node");
@@ -101,11 +124,20 @@ fn compose_stack_is_consistent() {
             format!("/devnet/{node}/p2p/node.key").as_str()
         );
         let volumes = strs(&service["volumes"]);
-        assert!(volumes.contains(&format!("{node}-data:/data")), "{node}: {volumes:?}");
+        assert!(
+            volumes.contains(&format!("{node}-data:/data")),
+            "{node}: {volumes:?}"
+        );
         assert!(volumes.iter().any(|v| v.ends_with(":/devnet:ro")), "{node}");
-        assert!(volumes.contains(&"deployment:/shared:ro".to_string()), "{node}");
+        assert!(
+            volumes.contains(&"deployment:/shared:ro".to_string()),
+            "{node}"
+        );
         let check = strs(&service["healthcheck"]["test"]).join(" ");
-        assert!(check.contains(&format!("127.0.0.1:{METRICS}/health")), "{node}: {check}");
+        assert!(
+            check.contains(&format!("127.0.0.1:{METRICS}/health")),
+            "{node}: {check}"
+        );
     }
 
     // Prometheus scrapes exactly the nodes, on the metrics port, with the rules mounted.
@@ -124,14 +156,19 @@ fn compose_stack_is_consistent() {
 
     // Grafana's provisioning points at the mounted dashboards and the compose Prometheus.
     let provider = yaml(&root.join("deploy/grafana/provisioning/dashboards/tandem.yml"));
-    let path = provider["providers"][0]["options"]["path"].as_str().unwrap();
+    let path = provider["providers"][0]["options"]["path"]
+        .as_str()
+        .unwrap();
     let grafana_volumes = strs(&compose["services"]["grafana"]["volumes"]);
     assert!(
         grafana_volumes.contains(&format!("../grafana/dashboards:{path}:ro")),
         "{grafana_volumes:?}"
     );
     let datasource = yaml(&root.join("deploy/grafana/provisioning/datasources/compose.yml"));
-    assert_eq!(datasource["datasources"][0]["url"], "http://prometheus:9090");
+    assert_eq!(
+        datasource["datasources"][0]["url"],
+        "http://prometheus:9090"
+    );
 
     // `docker compose config` where the compose plugin exists (not on every CI machine).
     let available = Command::new("docker")
@@ -148,7 +185,11 @@ fn compose_stack_is_consistent() {
             .env("TANDEM_COMPOSE_DIR", generated.path())
             .output()
             .unwrap();
-        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
     } else {
         eprintln!("docker compose is not installed: `docker compose config` not run");
     }
@@ -191,23 +232,47 @@ fn kubernetes_manifests_are_consistent() {
             .as_sequence()
             .unwrap()
             .iter()
-            .map(|p| (p["name"].as_str().unwrap().to_string(), p["containerPort"].as_u64().unwrap()))
+            .map(|p| {
+                (
+                    p["name"].as_str().unwrap().to_string(),
+                    p["containerPort"].as_u64().unwrap(),
+                )
+            })
             .collect();
         assert_eq!(
             ports,
-            BTreeSet::from([("p2p".into(), P2P), ("rpc".into(), RPC), ("metrics".into(), METRICS)]),
+            BTreeSet::from([
+                ("p2p".into(), P2P),
+                ("rpc".into(), RPC),
+                ("metrics".into(), METRICS)
+            ]),
             "{name}"
         );
         assert_eq!(ports.iter().map(|p| p.1).collect::<BTreeSet<_>>(), exposed);
-        assert_eq!(container["readinessProbe"]["httpGet"]["path"], "/ready", "{name}");
-        assert_eq!(container["livenessProbe"]["httpGet"]["path"], "/health", "{name}");
-        assert_eq!(container["readinessProbe"]["httpGet"]["port"], "metrics", "{name}");
-        assert_eq!(container["livenessProbe"]["httpGet"]["port"], "metrics", "{name}");
+        assert_eq!(
+            container["readinessProbe"]["httpGet"]["path"], "/ready",
+            "{name}"
+        );
+        assert_eq!(
+            container["livenessProbe"]["httpGet"]["path"], "/health",
+            "{name}"
+        );
+        assert_eq!(
+            container["readinessProbe"]["httpGet"]["port"], "metrics",
+            "{name}"
+        );
+        assert_eq!(
+            container["livenessProbe"]["httpGet"]["port"], "metrics",
+            "{name}"
+        );
         // Config from the generated ConfigMap, a file it holds; keys from a Secret; data on a PVC.
         let args = strs(&container["args"]);
         let config = args.last().unwrap();
         let file = config.strip_prefix("/etc/tandem/").unwrap();
-        assert!(config_files.iter().any(|f| f.ends_with(file)), "{name}: {config}");
+        assert!(
+            config_files.iter().any(|f| f.ends_with(file)),
+            "{name}: {config}"
+        );
         let volumes = pod["spec"]["volumes"].as_sequence().unwrap();
         let config_map = volumes.iter().find(|v| v["name"] == "config").unwrap();
         assert!(generated.contains(config_map["configMap"]["name"].as_str().unwrap()));
@@ -216,9 +281,20 @@ fn kubernetes_manifests_are_consistent() {
         let claim = &set["spec"]["volumeClaimTemplates"][0];
         assert_eq!(claim["metadata"]["name"], "data", "{name}");
         let mounts = container["volumeMounts"].as_sequence().unwrap();
-        assert!(mounts.iter().any(|m| m["name"] == "data" && m["mountPath"] == "/data"));
-        assert!(mounts.iter().any(|m| m["name"] == "keys" && m["mountPath"] == "/keys"));
-        assert_eq!(pod["spec"]["securityContext"]["runAsNonRoot"], true, "{name}");
+        assert!(
+            mounts
+                .iter()
+                .any(|m| m["name"] == "data" && m["mountPath"] == "/data")
+        );
+        assert!(
+            mounts
+                .iter()
+                .any(|m| m["name"] == "keys" && m["mountPath"] == "/keys")
+        );
+        assert_eq!(
+            pod["spec"]["securityContext"]["runAsNonRoot"], true,
+            "{name}"
+        );
         // The governing Service is headless and exists; a p2p and an RPC/metrics Service
         // select these pods.
         let governing = set["spec"]["serviceName"].as_str().unwrap();
@@ -247,7 +323,10 @@ fn kubernetes_manifests_are_consistent() {
     assert_eq!(images.len(), 1, "one image: {images:?}");
     // The ConfigMap's TOML listens where the pods' ports are.
     for file in &config_files {
-        let config: toml::Table = std::fs::read_to_string(dir.join(file)).unwrap().parse().unwrap();
+        let config: toml::Table = std::fs::read_to_string(dir.join(file))
+            .unwrap()
+            .parse()
+            .unwrap();
         for (section, port) in [("p2p", P2P), ("rpc", RPC), ("metrics", METRICS)] {
             let addr = config[section]["listen_addr"].as_str().unwrap();
             assert_eq!(addr, format!("0.0.0.0:{port}"), "{file}: {section}");

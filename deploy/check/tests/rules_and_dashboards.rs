@@ -14,7 +14,9 @@ fn promtool(args: &[&str], dir: &Path) {
         .current_dir(dir)
         .output()
         .unwrap_or_else(|err| {
-            panic!("promtool: {err} (scripts/install-tools.sh installs Debian's prometheus package)")
+            panic!(
+                "promtool: {err} (scripts/install-tools.sh installs Debian's prometheus package)"
+            )
         });
     assert!(
         output.status.success(),
@@ -32,9 +34,18 @@ fn promtool_checks_every_config_rule_file_and_unit_test() {
     let configs = files_with(dir.clone(), ".yml").unwrap();
     let configs: Vec<_> = configs
         .iter()
-        .filter(|path| path.file_name().unwrap().to_string_lossy().starts_with("prometheus."))
+        .filter(|path| {
+            path.file_name()
+                .unwrap()
+                .to_string_lossy()
+                .starts_with("prometheus.")
+        })
         .collect();
-    assert_eq!(configs.len(), 2, "devnet and compose scrape configs: {configs:?}");
+    assert_eq!(
+        configs.len(),
+        2,
+        "devnet and compose scrape configs: {configs:?}"
+    );
     for config in configs {
         // --syntax-only: the devnet config's file_sd targets are written at run time.
         promtool(
@@ -45,12 +56,18 @@ fn promtool_checks_every_config_rule_file_and_unit_test() {
     let rules = rule_files(&root).unwrap();
     assert!(!rules.is_empty());
     for file in &rules {
-        promtool(&["check", "rules", file.to_str().unwrap()], &dir.join("rules"));
+        promtool(
+            &["check", "rules", file.to_str().unwrap()],
+            &dir.join("rules"),
+        );
     }
     let tests = files_with(dir.join("rules"), ".test.yml").unwrap();
     assert!(!tests.is_empty());
     for file in &tests {
-        promtool(&["test", "rules", file.to_str().unwrap()], &dir.join("rules"));
+        promtool(
+            &["test", "rules", file.to_str().unwrap()],
+            &dir.join("rules"),
+        );
     }
 }
 
@@ -67,7 +84,10 @@ fn every_alert_has_a_runbook_a_unit_test_and_a_readme_entry() {
     let mut fired = BTreeSet::new();
     for test in tests["tests"].as_sequence().unwrap() {
         for case in test["alert_rule_test"].as_sequence().into_iter().flatten() {
-            if case["exp_alerts"].as_sequence().is_some_and(|a| !a.is_empty()) {
+            if case["exp_alerts"]
+                .as_sequence()
+                .is_some_and(|a| !a.is_empty())
+            {
                 fired.insert(case["alertname"].as_str().unwrap().to_string());
             }
         }
@@ -88,8 +108,14 @@ fn every_alert_has_a_runbook_a_unit_test_and_a_readme_entry() {
                     !runbook.trim().is_empty() && !runbook.contains('\n'),
                     "{name}: needs a one-line runbook annotation"
                 );
-                assert!(rule["annotations"]["summary"].as_str().is_some(), "{name}: summary");
-                assert!(fired.contains(name), "{name}: no promtool unit test fires it");
+                assert!(
+                    rule["annotations"]["summary"].as_str().is_some(),
+                    "{name}: summary"
+                );
+                assert!(
+                    fired.contains(name),
+                    "{name}: no promtool unit test fires it"
+                );
                 assert!(
                     readme.contains(&format!("`{name}`")),
                     "{name}: deploy/README.md does not explain it"
@@ -141,8 +167,8 @@ fn every_expression_parses_and_uses_only_metrics_the_code_defines() {
 fn a_renamed_metric_is_reported() {
     let root = repo_root();
     let known = known_names(&root).unwrap();
-    let mut expressions = rule_expressions(&root.join("deploy/prometheus/rules/tandem.rules.yml"))
-        .unwrap();
+    let mut expressions =
+        rule_expressions(&root.join("deploy/prometheus/rules/tandem.rules.yml")).unwrap();
     assert!(unknown_metrics(&expressions, &known).is_empty());
     // A metric renamed in the code looks, from the rules, like a name nobody defines.
     let mut known_without = known.clone();
@@ -167,7 +193,10 @@ fn dashboards_filter_by_instance_and_offer_role_and_instance_variables() {
         let dashboard: serde_json::Value =
             serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
         let name = path.display().to_string();
-        assert!(uids.insert(dashboard["uid"].as_str().unwrap().to_string()), "{name}");
+        assert!(
+            uids.insert(dashboard["uid"].as_str().unwrap().to_string()),
+            "{name}"
+        );
         let variables: Vec<&str> = dashboard["templating"]["list"]
             .as_array()
             .unwrap()
@@ -201,7 +230,11 @@ fn committed_dashboards_are_what_the_generator_writes() {
         .arg(out.path())
         .output()
         .expect("python3 runs the dashboard generator");
-    assert!(status.status.success(), "{}", String::from_utf8_lossy(&status.stderr));
+    assert!(
+        status.status.success(),
+        "{}",
+        String::from_utf8_lossy(&status.stderr)
+    );
     for path in dashboard_files(&root).unwrap() {
         let generated = out.path().join(path.file_name().unwrap());
         assert_eq!(

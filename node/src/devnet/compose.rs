@@ -322,8 +322,9 @@ mod tests {
             assert_eq!(problems, Vec::new(), "{name}");
             // Every key file is a container path whose emitted file exists.
             for gap in &missing {
-                let host = host_path(dir.path(), &gap.path)
-                    .unwrap_or_else(|| panic!("{name}: {} is not under /devnet", gap.path.display()));
+                let host = host_path(dir.path(), &gap.path).unwrap_or_else(|| {
+                    panic!("{name}: {} is not under /devnet", gap.path.display())
+                });
                 assert!(host.is_file(), "{name}: {} missing", host.display());
             }
             assert_eq!(
@@ -345,7 +346,11 @@ mod tests {
                     } else {
                         "full_node"
                     };
-                    let role_index = if role == "validator" { other } else { other - 4 };
+                    let role_index = if role == "validator" {
+                        other
+                    } else {
+                        other - 4
+                    };
                     format!(
                         "/ip4/{}/tcp/{P2P_PORT}/p2p/{}",
                         node_ip(role, role_index),
@@ -417,7 +422,11 @@ mod tests {
             assert_eq!(problems, Vec::new(), "{name}");
             // Key files come from Secrets mounted at /keys.
             for gap in &missing {
-                assert!(gap.path.starts_with("/keys"), "{name}: {}", gap.path.display());
+                assert!(
+                    gap.path.starts_with("/keys"),
+                    "{name}: {}",
+                    gap.path.display()
+                );
             }
             assert_eq!(config.node.data_dir, Path::new("/data"), "{name}");
             assert_eq!(config.p2p.listen_addr.port(), P2P_PORT, "{name}");
