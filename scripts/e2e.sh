@@ -6,6 +6,7 @@
 # HTTP API (see deploy/README.md "Dashboards against a devnet"). Not part of CI (~5 min).
 #
 #   scripts/e2e.sh            # E2E_KEEP=1 keeps the work dir (logs, devnet, Prometheus data)
+#                             # E2E_TANDEM=BIN E2E_DEPLOY_CHECK=BIN skip the build
 set -euo pipefail
 
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -38,11 +39,15 @@ wait_for() {
   done
 }
 
-log "building tandem and deploy-check"
-cargo build -q -p tandem-node -p tandem-deploy-check
-# A private copy: other checkouts sharing the target dir may rebuild the shared binary.
+# E2E_TANDEM / E2E_DEPLOY_CHECK: use these binaries instead of building them.
 mkdir -p "$work/bin"
-cp "$CARGO_TARGET_DIR/debug/tandem" "$CARGO_TARGET_DIR/debug/deploy-check" "$work/bin/"
+if [ -z "${E2E_TANDEM:-}" ] || [ -z "${E2E_DEPLOY_CHECK:-}" ]; then
+  log "building tandem and deploy-check"
+  cargo build -q -p tandem-node -p tandem-deploy-check
+fi
+# Private copies: other checkouts sharing the target dir may rebuild the shared binaries.
+cp "${E2E_TANDEM:-$CARGO_TARGET_DIR/debug/tandem}" "$work/bin/tandem"
+cp "${E2E_DEPLOY_CHECK:-$CARGO_TARGET_DIR/debug/deploy-check}" "$work/bin/deploy-check"
 tandem="$work/bin/tandem"
 
 data="$work/devnet"
