@@ -50,6 +50,13 @@ cp "${E2E_TANDEM:-$CARGO_TARGET_DIR/debug/tandem}" "$work/bin/tandem"
 cp "${E2E_DEPLOY_CHECK:-$CARGO_TARGET_DIR/debug/deploy-check}" "$work/bin/deploy-check"
 tandem="$work/bin/tandem"
 
+# The compose stack's configs, through the real CLI: emitted, then `tandem config check`ed.
+log "checking the configs of --emit-compose"
+"$tandem" devnet --emit-compose "$work/compose" >/dev/null
+for config in "$work"/compose/*/node.toml; do
+  "$tandem" config check "$config" >/dev/null 2>&1 || { "$tandem" config check "$config"; exit 1; }
+done
+
 data="$work/devnet"
 log "starting the devnet in $data"
 "$tandem" devnet --profile ci --data-dir "$data" --tx-rate 5 >"$work/devnet.log" 2>&1 &
