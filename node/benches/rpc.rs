@@ -1,19 +1,22 @@
-//! JSON-RPC throughput of a real node: `tandem run` (this build of the binary) pinned to one
-//! core with `taskset`, following a local anvil; a load generator on the other cores keeps
-//! `CONNECTIONS` HTTP/1.1 keep-alive connections busy with one method at a time and counts
-//! answered requests per second.
+//! JSON-RPC throughput of a real node on a real chain: `tandem devnet --validators 1
+//! --fullnodes 0 --profile ci` (this build of the binary, its own anvil), the validator pinned to
+//! one core with `taskset`; a load generator on the other cores keeps `CONNECTIONS` HTTP/1.1
+//! keep-alive connections busy with one method at a time and counts answered requests per
+//! second.
 //!
-//! What it leaves out: the chain is the genesis chain (the block read is the genesis block,
-//! without txs; no sequencer exists yet to fill blocks), so `tandem_getBlock` measures the
-//! request path plus one snapshot read and a small header, not the encoding of a large block.
-//! The node's own background work (L1 polling, health checks, p2p maintenance) shares its core.
+//! The block read is a real block of `BLOCK_TXS` transfers the validator built: its sequencer is
+//! told (through the `TANDEM__SEQUENCER__*` variables its devnet child inherits) to wait for that
+//! many txs and to put one block in each checkpoint. 1,000 txs do not fit one checkpoint's body
+//! (`max_checkpoint_body_bytes`, 120 KiB: ~860 transfers), so the largest round figure that fits
+//! is used. The node's own background work (L1 polling, health checks, p2p maintenance, its
+//! sequencer) shares its core.
 //!
 //! `cargo bench -p tandem-node --bench rpc` (needs anvil: scripts/install-tools.sh), or
 //! `TANDEM_BIN=target/release/tandem cargo bench --profile dev -p tandem-node --bench rpc`.
 
 use std::{
     io::{Read, Write},
-    net::{Ipv4Addr, SocketAddr, TcpListener, TcpStream},
+    net::{SocketAddr, TcpStream},
     process::{Child, Command, Stdio},
     sync::{
         Arc,
@@ -26,19 +29,14 @@ const CONNECTIONS: usize = 8;
 const WARMUP: Duration = Duration::from_secs(2);
 const MEASURE: Duration = Duration::from_secs(8);
 
-fn free_port() -> u16 {
-    TcpListener::bind((Ipv4Addr::LOCALHOST, 0))
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
+/// The devnet: SIGINT on drop, so it stops its node and anvil (a kill would orphan them).
+struct Devnet(Child);
 
-struct Kill(Child);
-
-impl Drop for Kill {
+impl Drop for Devnet {
     fn drop(&mut self) {
-        let _ = self.0.kill();
+        let _ = Command::new("kill")
+            .args(["-INT", &self.0.id().to_string()])
+            .status();
         let _ = self.0.wait();
     }
 }
@@ -127,68 +125,156 @@ fn load(rpc: SocketAddr, body: &str) -> f64 {
     answered.load(Ordering::Relaxed) as f64 / elapsed.as_secs_f64()
 }
 
+/// Transfers in the block read by `tandem_getBlock`.
+const BLOCK_TXS: usize = 800;
+/// Devnet accounts sending them (the pool takes at most 64 txs per sender).
+const SENDERS: usize = 50;
+
+/// One HTTP request on a new connection; the response body.
+fn post(rpc: SocketAddr, body: &str) -> serde_json::Value {
+    let mut stream = TcpStream::connect(rpc).unwrap();
+    write!(
+        stream,
+        "POST / HTTP/1.1\r\nHost: {rpc}\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
+        body.len()
+    )
+    .unwrap();
+    let mut buffer = Vec::new();
+    let body = read_response(&mut stream, &mut buffer).expect("an answer");
+    serde_json::from_slice(&body).unwrap()
+}
+
+fn call(rpc: SocketAddr, method: &str, params: serde_json::Value) -> serde_json::Value {
+    let request =
+        serde_json::json!({"jsonrpc": "2.0", "id": 1, "method": method, "params": params});
+    let answer = post(rpc, &request.to_string());
+    assert!(answer.get("error").is_none(), "{method}: {answer}");
+    answer["result"].clone()
+}
+
+fn quantity(value: &serde_json::Value) -> u64 {
+    u64::from_str_radix(value.as_str().unwrap().trim_start_matches("0x"), 16).unwrap()
+}
+
+/// Devnet account `index`'s key, derived as `tandem devnet` derives it.
+fn devnet_key(index: usize) -> tandem_proto::SigningKey {
+    (0u32..)
+        .find_map(|counter| {
+            tandem_proto::SigningKey::from_bytes(
+                &tandem_proto::keccak256(format!("tandem devnet account {index} {counter}")).0,
+            )
+            .ok()
+        })
+        .unwrap()
+}
+
+/// Sends `BLOCK_TXS` transfers and returns the number of the block that holds them.
+fn fill_a_block(rpc: SocketAddr) -> u64 {
+    use tandem_proto::WireMessage;
+    let info = call(rpc, "tandem_nodeInfo", serde_json::json!([]));
+    let domain = tandem_proto::SigningDomain {
+        chain_id: quantity(&info["deployment"]["l2ChainId"]),
+        rollup: info["deployment"]["rollup"]
+            .as_str()
+            .unwrap()
+            .parse()
+            .unwrap(),
+    };
+    let keys: Vec<_> = (0..SENDERS).map(devnet_key).collect();
+    for i in 0..BLOCK_TXS {
+        let tx = tandem_proto::Tx::sign(
+            tandem_proto::TxPayload {
+                chain_id: domain.chain_id,
+                nonce: (i / SENDERS) as u64,
+                to: tandem_proto::Address::repeat_byte(0x77),
+                amount: 1,
+                max_fee_per_mana: 1_000_000_000,
+                mana_limit: tandem_state::TX_MANA,
+            },
+            &domain,
+            &keys[i % SENDERS],
+        );
+        let raw = format!("0x{}", alloy::hex::encode(tx.to_wire_bytes()));
+        let sent = call(rpc, "tandem_sendTx", serde_json::json!([raw]));
+        assert_eq!(sent["outcome"], "added", "{sent}");
+    }
+    let deadline = Instant::now() + Duration::from_secs(120);
+    loop {
+        let tips = call(rpc, "tandem_getL2Tips", serde_json::json!([]));
+        let tip = quantity(&tips["proposed"]["block"]["number"]);
+        for number in 1..=tip {
+            let block = call(
+                rpc,
+                "tandem_getBlock",
+                serde_json::json!([format!("{number:#x}"), false]),
+            );
+            if quantity(&block["txCount"]) as usize == BLOCK_TXS {
+                return number;
+            }
+        }
+        assert!(
+            Instant::now() < deadline,
+            "no block of {BLOCK_TXS} txs within 120 s (tips {tips})"
+        );
+        std::thread::sleep(Duration::from_millis(500));
+    }
+}
+
 fn main() {
     // `TANDEM_BIN` measures another build of the node (e.g. the release binary while this
     // harness is built in the dev profile).
     let tandem =
         std::env::var("TANDEM_BIN").unwrap_or_else(|_| env!("CARGO_BIN_EXE_tandem").into());
-    let tandem = tandem.as_str();
-    let anvil = tandem_l1::harness::AnvilHarness::start(Some(1.0));
     let dir = tempfile::tempdir().unwrap();
-    let key = dir.path().join("deployer.key");
-    std::fs::write(
-        &key,
-        format!("0x{}\n", alloy::hex::encode(anvil.dev_key(1).to_bytes())),
-    )
-    .unwrap();
-    let rpc = SocketAddr::from((Ipv4Addr::LOCALHOST, free_port()));
-    let now = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_secs();
-    let config = dir.path().join("node.toml");
-    std::fs::write(
-        &config,
-        format!(
-            "[node]\ndata_dir = \"{}\"\nlog_filter = \"warn\"\n[protocol]\ngenesis_time = {now}\n\
-             slot_duration = \"8s\"\nl1_slot_duration = \"2s\"\nblock_duration = \"2s\"\n\
-             epoch_duration = 4\ncommittee_size = 1\n[l1]\nrpc_url = \"{}\"\ndeployment_file = \"{}\"\n\
-             [p2p]\nlisten_addr = \"127.0.0.1:{}\"\nmin_peers = 0\n[rpc]\nlisten_addr = \"{rpc}\"\n\
-             [metrics]\nlisten_addr = \"127.0.0.1:{}\"\n",
-            dir.path().join("data").display(),
-            anvil.endpoint(),
-            dir.path().join("deployment.json").display(),
-            free_port(),
-            free_port()
-        ),
-    )
-    .unwrap();
-    let deployed = Command::new(tandem)
-        .args(["l1", "deploy", "--rpc", &anvil.endpoint(), "--validators"])
-        .arg("0x1111111111111111111111111111111111111111")
-        .arg("--key")
-        .arg(&key)
-        .arg("--config")
-        .arg(&config)
-        .arg("--out")
-        .arg(dir.path().join("deployment.json"))
-        .output()
-        .unwrap();
-    assert!(
-        deployed.status.success(),
-        "{}",
-        String::from_utf8_lossy(&deployed.stderr)
-    );
-    // The node on core 0; this process (the load) elsewhere.
-    let _node = Kill(
-        Command::new("taskset")
-            .args(["-c", "0", tandem, "run", "--config"])
-            .arg(&config)
+    let data = dir.path().join("devnet");
+    let min_txs = BLOCK_TXS.to_string();
+    let _devnet = Devnet(
+        Command::new(&tandem)
+            .args([
+                "devnet",
+                "--validators",
+                "1",
+                "--fullnodes",
+                "0",
+                "--profile",
+                "ci",
+                "--tx-rate",
+                "0",
+                "--anvil",
+            ])
+            .arg(tandem_l1::harness::anvil_path())
+            .arg("--data-dir")
+            .arg(&data)
+            .env("TANDEM__SEQUENCER__MAX_BLOCKS_PER_CHECKPOINT", "1")
+            .env("TANDEM__SEQUENCER__MIN_TXS_PER_BLOCK", &min_txs)
+            .env("TANDEM__NODE__LOG_FILTER", "warn")
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()
-            .expect("taskset (util-linux) runs"),
+            .unwrap(),
     );
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let (rpc, pid) = loop {
+        let file = std::fs::read_to_string(data.join("devnet.json"))
+            .ok()
+            .and_then(|text| serde_json::from_str::<serde_json::Value>(&text).ok());
+        if let Some(node) = file.as_ref().map(|file| &file["nodes"][0])
+            && let Some(pid) = node["pid"].as_u64()
+        {
+            let url = node["rpcUrl"].as_str().unwrap();
+            let rpc: SocketAddr = url.trim_start_matches("http://").parse().unwrap();
+            break (rpc, pid);
+        }
+        assert!(Instant::now() < deadline, "no devnet.json with a pid");
+        std::thread::sleep(Duration::from_millis(200));
+    };
+    // The node (every thread) on core 0; this process (the load) elsewhere.
+    let pinned = Command::new("taskset")
+        .args(["-a", "-p", "-c", "0", &pid.to_string()])
+        .stdout(Stdio::null())
+        .status()
+        .expect("taskset (util-linux) runs");
+    assert!(pinned.success());
     let deadline = Instant::now() + Duration::from_secs(60);
     loop {
         let ready = TcpStream::connect(rpc).ok().and_then(|mut stream| {
@@ -207,18 +293,33 @@ fn main() {
         assert!(Instant::now() < deadline, "the node never became ready");
         std::thread::sleep(Duration::from_millis(200));
     }
+    let full = fill_a_block(rpc);
     let tips = r#"{"jsonrpc":"2.0","id":1,"method":"tandem_getL2Tips","params":[]}"#;
-    let block = r#"{"jsonrpc":"2.0","id":1,"method":"tandem_getBlock","params":["0x0",true]}"#;
+    let genesis = r#"{"jsonrpc":"2.0","id":1,"method":"tandem_getBlock","params":["0x0",true]}"#;
+    let hashes = format!(
+        r#"{{"jsonrpc":"2.0","id":1,"method":"tandem_getBlock","params":["{full:#x}",false]}}"#
+    );
+    let txs = format!(
+        r#"{{"jsonrpc":"2.0","id":1,"method":"tandem_getBlock","params":["{full:#x}",true]}}"#
+    );
     println!(
         "rpc (node on 1 core, {CONNECTIONS} keep-alive connections, {}s each):",
         MEASURE.as_secs()
     );
     println!(
-        "  tandem_getL2Tips          {:>9.0} requests/s",
+        "  tandem_getL2Tips                      {:>9.0} requests/s",
         load(rpc, tips)
     );
     println!(
-        "  tandem_getBlock(0x0,true) {:>9.0} requests/s",
-        load(rpc, block)
+        "  tandem_getBlock(genesis, txs)         {:>9.0} requests/s",
+        load(rpc, genesis)
+    );
+    println!(
+        "  tandem_getBlock({BLOCK_TXS}-tx block, hashes) {:>9.0} requests/s",
+        load(rpc, &hashes)
+    );
+    println!(
+        "  tandem_getBlock({BLOCK_TXS}-tx block, txs)    {:>9.0} requests/s",
+        load(rpc, &txs)
     );
 }

@@ -67,6 +67,7 @@ pub(crate) fn upkeep() {
 fn describe() {
     tandem_publisher::describe_metrics();
     tandem_validator::describe_metrics();
+    tandem_sequencer::describe_metrics();
     crate::run::health::describe_metrics();
     metrics::describe_gauge!(
         "node_info",

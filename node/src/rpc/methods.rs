@@ -16,10 +16,13 @@ use serde_json::{Value, json};
 use tandem_proto::{Tx, WireMessage};
 use tandem_validator::ValidatorError;
 
-use super::json::{
-    AccountJson, BlockJson, BlockRef, CheckpointJson, INTERNAL, NOT_FOUND, Positional, Status,
-    TX_REJECTED, Tip, TipsJson, TxJson, TxStatusJson, UNAVAILABLE, bad_param, error, parse_address,
-    parse_block_ref, parse_bool, parse_data, parse_hash, parse_quantity, parse_tip, quantity,
+use super::{
+    json::{AccountJson, BlockJson, CheckpointJson, Status, TipsJson, TxJson, TxStatusJson},
+    params::{
+        BlockRef, INTERNAL, NOT_FOUND, Positional, TX_REJECTED, Tip, UNAVAILABLE, bad_param, error,
+        parse_address, parse_block_ref, parse_bool, parse_data, parse_hash, parse_quantity,
+        parse_tip, quantity,
+    },
 };
 use crate::{
     config::Role,
@@ -268,30 +271,39 @@ fn get_account(params: &Params<'_>, view: &NodeView) -> RpcResult<Value> {
         .unwrap_or(Tip::Proposed);
     let services = services(view)?;
     let state = services.state.reader();
-    if tip == Tip::Proposed {
-        // The world state's own tip: one read, no fork.
-        let at = state.tip();
-        let account = state.account(&address);
-        return to_value(AccountJson::new(
-            address,
-            account,
-            tandem_proto::BlockId {
-                number: at.number,
-                hash: at.hash,
-            },
-        ));
-    }
-    let tips = services.archiver.reader().tips().map_err(internal)?;
-    let at = tip.of(&tips).block;
-    let fork = state.fork(at.number).map_err(|err| {
-        error(
-            NOT_FOUND,
-            format!(
-                "the world state has no state at block {} yet ({err})",
-                quantity(at.number)
-            ),
-        )
-    })?;
+    // One read: the account comes from a fork whose block is the one reported (a tip read
+    // apart from the account could name a block the account is not from).
+    let fork = if tip == Tip::Proposed {
+        // The world state's own tip, under one lock.
+        state.fork_tip().map_err(internal)?.0
+    } else {
+        let tips = services.archiver.reader().tips().map_err(internal)?;
+        let at = tip.of(&tips).block;
+        let missing = |why: String| {
+            error(
+                NOT_FOUND,
+                format!(
+                    "the world state has no state at block {} {} yet ({why})",
+                    quantity(at.number),
+                    at.hash
+                ),
+            )
+        };
+        let fork = state
+            .fork(at.number)
+            .map_err(|err| missing(err.to_string()))?;
+        if fork.block_hash() != at.hash {
+            return Err(missing(format!(
+                "it holds block {} there",
+                fork.block_hash()
+            )));
+        }
+        fork
+    };
+    let at = tandem_proto::BlockId {
+        number: fork.block_number(),
+        hash: fork.block_hash(),
+    };
     to_value(AccountJson::new(address, fork.account(&address), at))
 }
 
@@ -317,7 +329,8 @@ async fn node_info(params: &Params<'static>, view: &NodeView) -> RpcResult<Value
         "peerId": services.p2p.local_peer_id().to_string(),
         "p2pAddrs": listen.iter().map(ToString::to_string).collect::<Vec<_>>(),
         "validator": services.validator,
-        "proposing": false,
+        "proposing": services.sequencer.is_some(),
+        "sequencerState": services.sequencer.as_ref().map(|sequencer| sequencer.state().as_str()),
         "deployment": {
             "rollup": bound.rollup,
             "l1ChainId": quantity(bound.l1_chain_id),

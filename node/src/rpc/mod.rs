@@ -4,6 +4,7 @@
 pub(crate) mod http;
 mod json;
 mod methods;
+mod params;
 
 use std::{net::SocketAddr, sync::Arc};
 

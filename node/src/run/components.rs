@@ -2,7 +2,7 @@
 //! supervisor as named futures. Every node: archiver (writer + readers + L1 sync), world state,
 //! state service with the chain follower, epoch cache, p2p with the all-nodes handlers.
 //! Validators also: the slashing-protected signer, the validator (attesting) handler and the
-//! publisher. [`start_sequencer`] is where the sequencer goes once its crate exists.
+//! publisher and the sequencer. Shutdown runs in stages: sequencer, publisher, stores.
 
 use std::{net::SocketAddr, sync::Arc, time::Duration};
 
@@ -16,6 +16,7 @@ use tandem_p2p::{
 };
 use tandem_proto::{SigningDomain, SigningKey, time::Clock};
 use tandem_publisher::{Publisher, PublisherDeps, PublisherHandle, PublisherKeys};
+use tandem_sequencer::{ArchiverChain, ProtocolParams, Sequencer, SequencerDeps, SequencerHandle};
 use tandem_state::{ChainSpec, WorldState, WorldStateConfig};
 use tandem_validator::{
     AllNodesCheckpointProcessor, ArchiverChainProvider, AttestingProcessor, BlockProposalProcessor,
@@ -89,6 +90,8 @@ pub(crate) struct Services {
     pub(crate) epochs: EpochCacheHandle,
     /// The publisher (validators); held because the publisher stops once every handle is gone.
     pub(crate) _publisher: Option<PublisherHandle>,
+    /// The sequencer (validators with publisher keys).
+    pub(crate) sequencer: Option<SequencerHandle>,
     /// The validator address (validators).
     pub(crate) validator: Option<tandem_proto::Address>,
     /// L1 RPC.
@@ -108,6 +111,15 @@ pub(crate) async fn build(
     cancel: &CancellationToken,
 ) -> eyre::Result<(Services, Vec<Component>)> {
     let mut components = Vec::new();
+    // Shutdown in stages: the sequencer stops on `cancel` (awaiting its pending submission,
+    // bounded), then the publisher flushes, then the stores close. Without a sequencer the
+    // stages collapse onto `cancel`.
+    let proposes = keys.validator.is_some() && keys.publisher.is_some();
+    let (publisher_cancel, stores_cancel) = if proposes {
+        (CancellationToken::new(), CancellationToken::new())
+    } else {
+        (cancel.clone(), cancel.clone())
+    };
     let domain = bound.domain();
     let slot_clock = config.slot_clock()?;
     let windows = config.windows()?;
@@ -147,7 +159,10 @@ pub(crate) async fn build(
     // request for a checkpoint body yet.
     let (archiver, archiver_actor) =
         ArchiverActor::new(store, Arc::new(reader.clone()), None, sync, timing);
-    components.push(component("archiver", archiver_actor.run(cancel.clone())));
+    components.push(component(
+        "archiver",
+        archiver_actor.run(stores_cancel.clone()),
+    ));
 
     // World state + pool behind the state service, kept equal to the archiver by the follower.
     let world = WorldState::open(&data.state(), spec.clone(), WorldStateConfig::default())
@@ -159,10 +174,10 @@ pub(crate) async fn build(
     );
     components.push(component(
         "state service",
-        state_service.run(cancel.clone()),
+        state_service.run(stores_cancel.clone()),
     ));
 
-    // Committees from L1, for gossip validation, attesting and (later) proposing.
+    // Committees from L1, for gossip validation, attesting and proposing.
     let epoch_config = EpochCacheConfig {
         poll_interval: config.protocol.l1_slot_duration(),
         ..EpochCacheConfig::default()
@@ -287,7 +302,10 @@ pub(crate) async fn build(
                 Err(err) => return Err(eyre!(err)).wrap_err("opening the publisher"),
             }
         };
-        components.push(component("publisher", actor.run(cancel.clone())));
+        components.push(component(
+            "publisher",
+            then_cancel(actor.run(publisher_cancel.clone()), stores_cancel.clone()),
+        ));
         publisher = Some(handle);
         signer = Some(duty_signer);
     }
@@ -304,31 +322,32 @@ pub(crate) async fn build(
         ),
     ));
 
-    if let (Some(signer), Some(publisher), Some(validator)) = (
-        signer,
-        publisher.clone(),
-        keys.validator.as_ref().map(SigningKey::address),
-    ) {
-        components.extend(start_sequencer(SequencerParts {
+    let mut sequencer = None;
+    if let (Some(signer), Some(publisher)) = (signer, publisher.clone()) {
+        let timetable = config
+            .timetable()
+            .map_err(|problem| eyre!("{}: {}", problem.key, problem.message))?;
+        let (handle, actor) = start_sequencer(SequencerParts {
             config: config.sequencer.clone(),
-            budgets: config.sequencer_budgets(),
+            max_txs_per_block: config.max_txs_per_block(&timetable),
             timetable,
-            validator,
-            coinbase: config.sequencer.coinbase.unwrap_or(validator),
-            fee_recipient: config.sequencer.fee_recipient.unwrap_or(validator),
-            context: context.clone(),
+            params: bound.params.clone(),
+            max_body_bytes: usize::try_from(bound.params.max_checkpoint_body_bytes)
+                .unwrap_or(usize::MAX),
             archiver: archiver.clone(),
             state: state.clone(),
             p2p: p2p.clone(),
-            epochs: epochs.clone(),
+            committee: Arc::clone(&committee),
             signer,
             publisher,
-            l1: reader.clone(),
             clock: Arc::clone(clock),
-            windows,
             domain,
-            cancel: cancel.clone(),
-        }));
+        })?;
+        components.push(component(
+            "sequencer",
+            then_cancel(actor.run(cancel.clone()), publisher_cancel.clone()),
+        ));
+        sequencer = Some(handle);
     }
 
     let services = Services {
@@ -339,59 +358,79 @@ pub(crate) async fn build(
         p2p,
         epochs,
         _publisher: publisher,
+        sequencer,
         validator: keys.validator.as_ref().map(SigningKey::address),
         l1,
     };
     Ok((services, components))
 }
 
-/// Everything the sequencer (issue 15) is built from, gathered where the node has it.
-#[allow(dead_code)]
+/// Everything the sequencer is built from, gathered where the node has it.
 struct SequencerParts {
-    /// `[sequencer]` (coinbase, fee recipient, budgets, block caps).
+    /// `[sequencer]` (poll intervals, block caps, coinbase, fee recipient).
     config: crate::config::SequencerConfig,
-    /// The proposer's local budgets.
-    budgets: tandem_proto::time::SequencerBudgets,
-    /// The schedule for the deployment's constants and these budgets (checked at bind).
-    timetable: Option<tandem_proto::time::Timetable>,
-    /// This validator.
-    validator: tandem_proto::Address,
-    /// `sequencer.coinbase`, default the validator address.
-    coinbase: tandem_proto::Address,
-    /// `sequencer.fee_recipient`, default the validator address.
-    fee_recipient: tandem_proto::Address,
-    /// The handlers' context (archiver, state service, p2p, clock, windows, domain).
-    context: ValidatorContext,
-    /// Chain store: `add_block`, `add_proposed_checkpoint`, tips, reader.
+    /// Most txs per block: `sequencer.max_txs_per_block`, or what fits the body cap.
+    max_txs_per_block: u32,
+    /// The schedule for the deployment's constants and `[sequencer]`'s budgets.
+    timetable: tandem_proto::time::Timetable,
+    /// Fee parameters, mana limit and body cap of the deployment.
+    params: tandem_l1::RollupParams,
+    max_body_bytes: usize,
     archiver: ArchiverHandle,
-    /// World state and pool: `reader().fork_tip()`, `submit_executed`, `protect`/`release`.
     state: StateHandle,
-    /// Gossip: publish block and checkpoint proposals, `collect_attestations`.
     p2p: P2pHandle,
-    /// Proposer and committee per slot.
-    epochs: EpochCacheHandle,
+    committee: Arc<dyn CommitteeSource>,
     /// Slashing-protected signer, shared with the attesting handler.
     signer: Arc<dyn DutySigner>,
     /// Simulation (`simulator()`) and submission (`enqueue`).
     publisher: PublisherHandle,
-    /// L1 reads (`simulation_base`, fee headers).
-    l1: L1Reader<DynProvider>,
     clock: Arc<dyn Clock>,
-    windows: tandem_proto::time::ConsensusWindows,
     domain: SigningDomain,
-    cancel: CancellationToken,
 }
 
-/// THE place where the sequencer is constructed once the `sequencer` crate exists: build the
-/// actor from `parts` and return `vec![component("sequencer", actor.run(parts.cancel))]`.
-/// Until then a validator attests but does not propose when elected, and says so at start.
-fn start_sequencer(parts: SequencerParts) -> Vec<Component> {
-    drop(parts);
-    warn!(
+/// Builds the sequencer actor from `parts`; a setting the library refuses names its key.
+fn start_sequencer(
+    parts: SequencerParts,
+) -> eyre::Result<(SequencerHandle, tandem_sequencer::Sequencer)> {
+    let settings = parts
+        .config
+        .settings(parts.max_txs_per_block)
+        .map_err(|problem| eyre!("{problem}"))?;
+    let slot_clock = *parts.timetable.slot_clock();
+    let deps = SequencerDeps {
+        chain: Arc::new(ArchiverChain::new(parts.archiver, slot_clock)),
+        world: Arc::new(parts.state),
+        l1: Arc::new(parts.publisher.simulator()),
+        publisher: Arc::new(parts.publisher),
+        gossip: Arc::new(parts.p2p),
+        committee: parts.committee,
+        signer: parts.signer,
+        clock: parts.clock,
+    };
+    let protocol = ProtocolParams {
+        timetable: parts.timetable,
+        domain: parts.domain,
+        fees: parts.params.fee_params(),
+        mana_limit: parts.params.mana_limit,
+        max_body_bytes: parts.max_body_bytes,
+    };
+    info!(
         target: "node",
-        "this build has no sequencer yet: the validator attests but does not propose when elected"
+        max_txs_per_block = parts.max_txs_per_block,
+        max_blocks_per_checkpoint = parts.timetable.max_blocks_per_checkpoint(),
+        "sequencer configured: this validator proposes when elected"
     );
-    Vec::new()
+    Sequencer::new(settings, protocol, deps).wrap_err("starting the sequencer")
+}
+
+/// Runs `future`, then cancels `next` however it ends (an error or a panic included), so
+/// the next stage of the shutdown starts once this one is done.
+async fn then_cancel<F, E>(future: F, next: CancellationToken) -> Result<(), E>
+where
+    F: Future<Output = Result<(), E>>,
+{
+    let _guard = next.drop_guard();
+    future.await
 }
 
 /// Longest wait for one L1 request (a `getLogs` batch included). Without it a connection that

@@ -1,12 +1,19 @@
-//! `tandem devnet` end to end, as far as it goes without a sequencer: anvil, deployment, four
-//! validators and a full node that peer, follow L1 and answer RPC; a tx sent to the full node
-//! reaches a validator's pool over gossip; `tandem status` reads a node; a restarted validator
-//! rejoins; SIGINT stops every child; a re-run resumes the same chain. (Checkpoints landing needs the sequencer.)
+//! `tandem devnet` end to end: anvil, deployment, four validators and a full node that peer,
+//! follow L1 and answer RPC; a tx sent to the full node reaches a validator's pool over gossip;
+//! `tandem status` reads a node; a restarted validator rejoins and attests again; SIGINT stops
+//! every child; a re-run resumes the same chain. [`chain`]: checkpoints land on L1.
+
+mod chain;
 
 use std::{
     net::SocketAddr,
     path::Path,
     process::Command,
+    sync::{
+        Arc,
+        atomic::{AtomicBool, Ordering},
+    },
+    thread::JoinHandle,
     time::{Duration, Instant},
 };
 
@@ -94,7 +101,143 @@ fn l1_head(url: &str) -> u64 {
 
 /// Devnet account 0's key, derived the way `tandem devnet` derives it.
 fn devnet_account() -> SigningKey {
-    SigningKey::from_bytes(&keccak256("tandem devnet account 0 0").0).unwrap()
+    devnet_key(0)
+}
+
+/// Devnet account `index`'s key (`tandem devnet` skips the rare seed that is no key).
+fn devnet_key(index: usize) -> SigningKey {
+    (0u32..)
+        .find_map(|counter| {
+            SigningKey::from_bytes(&keccak256(format!("tandem devnet account {index} {counter}")).0)
+                .ok()
+        })
+        .unwrap()
+}
+
+/// A quantity of the RPC (`0x`-hex).
+fn number(value: &Value) -> u64 {
+    let text = value
+        .as_str()
+        .unwrap_or_else(|| panic!("not a quantity: {value}"));
+    u64::from_str_radix(text.trim_start_matches("0x"), 16).unwrap()
+}
+
+/// The signing domain a node reports.
+fn domain_of(url: &str) -> SigningDomain {
+    let info = rpc(url, "tandem_nodeInfo", json!([]));
+    SigningDomain {
+        chain_id: number(&info["deployment"]["l2ChainId"]),
+        rollup: info["deployment"]["rollup"]
+            .as_str()
+            .unwrap()
+            .parse()
+            .unwrap(),
+    }
+}
+
+/// A transfer of devnet account `account`, raw for `tandem_sendTx`.
+fn transfer(domain: &SigningDomain, account: usize, nonce: u64) -> (Tx, String) {
+    let tx = Tx::sign(
+        TxPayload {
+            chain_id: domain.chain_id,
+            nonce,
+            to: tandem_proto::Address::repeat_byte(0x55),
+            amount: 7,
+            max_fee_per_mana: 1_000_000_000,
+            mana_limit: tandem_state::TX_MANA,
+        },
+        domain,
+        &devnet_key(account),
+    );
+    let raw = format!("0x{}", alloy::hex::encode(tx.to_wire_bytes()));
+    (tx, raw)
+}
+
+/// A tx the [`TxSender`] sent: its hash and the node it went to.
+struct Sent {
+    hash: tandem_proto::B256,
+    node: usize,
+}
+
+/// Sends transfers through `tandem_sendTx` in the background, one every `every`, round-robin
+/// over `urls`: devnet account `first + k` always to node `k`, so its nonces arrive in order.
+struct TxSender {
+    stop: Arc<AtomicBool>,
+    thread: Option<JoinHandle<Result<Vec<Sent>, String>>>,
+}
+
+impl TxSender {
+    fn start(urls: Vec<String>, first: usize, every: Duration) -> Self {
+        let stop = Arc::new(AtomicBool::new(false));
+        let flag = Arc::clone(&stop);
+        let thread = std::thread::spawn(move || {
+            let domain = domain_of(&urls[0]);
+            let mut nonces = vec![0u64; urls.len()];
+            let mut sent = Vec::new();
+            let mut next = Instant::now();
+            for i in 0.. {
+                if flag.load(Ordering::SeqCst) {
+                    break;
+                }
+                let node = i % urls.len();
+                let (tx, raw) = transfer(&domain, first + node, nonces[node]);
+                let request =
+                    json!({"jsonrpc": "2.0", "id": 1, "method": "tandem_sendTx", "params": [raw]});
+                let answer = http_post(addr(&urls[node]), "/", &request.to_string())
+                    .ok_or_else(|| format!("node {node} did not answer tandem_sendTx"))?;
+                let answer: Value = serde_json::from_str(body_of(&answer))
+                    .map_err(|err| format!("tandem_sendTx to node {node}: {err}"))?;
+                if answer["result"]["outcome"] != "added" {
+                    return Err(format!("tandem_sendTx to node {node}: {answer}"));
+                }
+                nonces[node] += 1;
+                sent.push(Sent {
+                    hash: tx.hash(),
+                    node,
+                });
+                // A fixed rate, not a fixed pause: the call's own time counts.
+                next += every;
+                std::thread::sleep(next.saturating_duration_since(Instant::now()));
+            }
+            Ok(sent)
+        });
+        Self {
+            stop,
+            thread: Some(thread),
+        }
+    }
+
+    /// Stops sending; every tx sent, or why sending failed.
+    fn finish(mut self) -> Vec<Sent> {
+        self.stop.store(true, Ordering::SeqCst);
+        let sent = self
+            .thread
+            .take()
+            .unwrap()
+            .join()
+            .expect("the tx sender panicked");
+        sent.unwrap_or_else(|err| panic!("{err}"))
+    }
+}
+
+impl Drop for TxSender {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::SeqCst);
+    }
+}
+
+/// A node's metrics now.
+fn metrics_of(node: &Value) -> String {
+    http_get(addr(node["metricsUrl"].as_str().unwrap()), "/metrics").unwrap_or_default()
+}
+
+/// Attestations a node signed since it started.
+fn attestations_signed(node: &Value) -> f64 {
+    sample(
+        &metrics_of(node),
+        "tandem_validator_signatures_total{duty=\"attestation\",origin=\"new\"}",
+    )
+    .unwrap_or(0.0)
 }
 
 #[test]
@@ -227,9 +370,29 @@ fn devnet_nodes_peer_follow_l1_gossip_txs_rejoin_and_stop_on_sigint_then_resume(
         std::thread::sleep(Duration::from_millis(200));
     }
 
-    // Restart a validator (stop it, start it again from its config without init mode): it
-    // reopens its stores and its signing record and rejoins with 4 peers.
-    let restarted = &nodes[1];
+    // Txs keep the proposers building, so committees attest. Restart a validator that just
+    // attested (it is in this epoch's committee): stop it, start it again from its config
+    // without init mode; it reopens its stores and its signing record, rejoins with 4 peers
+    // and attests again.
+    let urls: Vec<String> = nodes
+        .iter()
+        .map(|n| n["rpcUrl"].as_str().unwrap().to_string())
+        .collect();
+    let sender = TxSender::start(urls, 1, Duration::from_millis(500));
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let restarted = loop {
+        if let Some(node) = nodes[..4]
+            .iter()
+            .find(|node| attestations_signed(node) > 0.0)
+        {
+            break node.clone();
+        }
+        assert!(
+            Instant::now() < deadline,
+            "no validator attested within 60 s"
+        );
+        std::thread::sleep(Duration::from_millis(250));
+    };
     let pid = restarted["pid"].as_u64().unwrap().to_string();
     assert!(
         Command::new("kill")
@@ -240,7 +403,11 @@ fn devnet_nodes_peer_follow_l1_gossip_txs_rejoin_and_stop_on_sigint_then_resume(
     );
     let deadline = Instant::now() + Duration::from_secs(30);
     while alive(restarted["pid"].as_u64().unwrap()) {
-        assert!(Instant::now() < deadline, "validator-1 did not stop");
+        assert!(
+            Instant::now() < deadline,
+            "{} did not stop",
+            restarted["name"]
+        );
         std::thread::sleep(Duration::from_millis(100));
     }
     let mut again = spawn(
@@ -257,8 +424,21 @@ fn devnet_nodes_peer_follow_l1_gossip_txs_rejoin_and_stop_on_sigint_then_resume(
     );
     let report: Value = serde_json::from_str(body_of(&ready)).unwrap();
     assert_eq!(report["peers"], 4, "{report}");
+    // A new process: its counter starts at 0, so any attestation is one signed after the
+    // restart. Within two epochs (4 slots of 12 s each) it is on a committee again.
+    let deadline = Instant::now() + Duration::from_secs(100);
+    while attestations_signed(&restarted) == 0.0 {
+        assert!(
+            Instant::now() < deadline,
+            "{} did not attest after its restart: {}",
+            restarted["name"],
+            metrics_of(&restarted)
+        );
+        std::thread::sleep(Duration::from_millis(250));
+    }
     let exit = stop(&mut again);
-    assert!(exit.success(), "restarted validator-1: {exit:?}");
+    assert!(exit.success(), "restarted {}: {exit:?}", restarted["name"]);
+    drop(sender.finish());
 
     let l1_head_before = l1_head(nodes[0]["rpcUrl"].as_str().unwrap());
 
@@ -271,8 +451,8 @@ fn devnet_nodes_peer_follow_l1_gossip_txs_rejoin_and_stop_on_sigint_then_resume(
         assert!(!alive(pid), "{} (pid {pid}) still runs", node["name"]);
         let node_log = std::fs::read_to_string(node["logFile"].as_str().unwrap()).unwrap();
         // Exactly one stop each: the devnet's SIGINT drained every node it still ran.
-        // validator-1's one is the test's SIGTERM (its devnet child had exited; its
-        // restarted instance logged to the test's pipe), so its drain is checked above.
+        // The restarted validator's one is the test's SIGTERM (its devnet child had exited;
+        // its restarted instance logged to the test's pipe), so its drain is checked above.
         assert_eq!(
             node_log.matches("node stopped").count(),
             1,
