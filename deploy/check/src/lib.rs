@@ -63,8 +63,10 @@ impl CodeMetrics {
             .filter_entry(|entry| {
                 let name = entry.file_name().to_string_lossy();
                 // deploy/ is what is checked; tests/ record metrics only to assert on them.
-                !(entry.depth() == 1 && matches!(name.as_ref(), "deploy" | ".tools" | ".git"))
-                    && !matches!(name.as_ref(), "target" | "node_modules" | "tests")
+                let skipped_here =
+                    entry.depth() == 1 && matches!(name.as_ref(), "deploy" | ".tools" | ".git");
+                let skipped_anywhere = matches!(name.as_ref(), "target" | "node_modules" | "tests");
+                !(skipped_here || skipped_anywhere)
             })
         {
             let entry = entry?;
