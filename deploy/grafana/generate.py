@@ -55,8 +55,12 @@ DASHBOARDS = {
         panel("Slots filled / missed (this node as proposer)", [
             q(f"sum by (instance) (increase(tandem_sequencer_slots_filled_total{I}[{R}]))", "filled {{instance}}"),
             q(f"sum by (instance) (increase(tandem_sequencer_slots_missed_total{I}[{R}]))", "missed {{instance}}")]),
-        panel("Clock offset vs L1", [q(f"tandem_node_clock_offset_seconds{I}")], unit="s",
-              description="Estimated local clock minus L1 time. Alert: TandemClockOffset (> 250 ms)."),
+        panel("Clock offset vs L1", [q(f"tandem_node_clock_offset_seconds{I}", "estimate {{instance}}"),
+                                     q(f"tandem_node_clock_head_delay_min_seconds{I}", "upper bound {{instance}}")], unit="s",
+              description="Local clock minus L1 time. L1 timestamps are whole seconds and heads arrive late, so only an upper bound is "
+                          "certain: the smallest (seen - timestamp) over recent heads. Below 0 the clock is behind by at least that much; "
+                          "alert TandemClockOffset when below -250 ms. 'Ahead' cannot be proven: the estimate (midpoint of the possible "
+                          "range, up to (1 s + L1 slot/3)/2 wrong; on Ethereum a healthy clock reads about -1 s) is for trends only."),
         panel("Tx pool", [q(f"tandem_pool_txs{I}")]),
     ]),
     "tandem-sequencer": ("tandem: sequencer and pipeline", [

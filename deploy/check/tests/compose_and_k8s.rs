@@ -225,6 +225,9 @@ fn kubernetes_manifests_are_consistent() {
         let pod = &set["spec"]["template"];
         let labels = &pod["metadata"]["labels"];
         assert_eq!(set["spec"]["selector"]["matchLabels"], *labels, "{name}");
+        // Readiness needs p2p.min_peers peers, i.e. the other pods: OrderedReady would stop at
+        // pod 0 for ever.
+        assert_eq!(set["spec"]["podManagementPolicy"], "Parallel", "{name}");
         let container = &pod["spec"]["containers"][0];
         images.insert(container["image"].as_str().unwrap().to_string());
         // Ports: the Dockerfile's, named for the probes and Services.
@@ -321,6 +324,14 @@ fn kubernetes_manifests_are_consistent() {
         assert_eq!(targets, BTreeSet::from(["rpc", "metrics"]), "{name}");
     }
     assert_eq!(images.len(), 1, "one image: {images:?}");
+    // …which the kustomization maps to the built and pushed one.
+    let mapped: BTreeSet<String> = kustomization["images"]
+        .as_sequence()
+        .unwrap()
+        .iter()
+        .map(|i| i["name"].as_str().unwrap().to_string())
+        .collect();
+    assert_eq!(mapped, images, "kustomization `images:`");
     // The ConfigMap's TOML listens where the pods' ports are.
     for file in &config_files {
         let config: toml::Table = std::fs::read_to_string(dir.join(file))
