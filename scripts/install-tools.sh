@@ -41,13 +41,22 @@ if ! command -v promtool >/dev/null 2>&1 || ! command -v prometheus >/dev/null 2
     policy=/usr/sbin/policy-rc.d
     own_policy=""
     if [ ! -e "$policy" ]; then
+      # Removed however this block ends: left behind, it would block every service start.
+      trap '$sudo_cmd rm -f "$policy"' EXIT
       printf '#!/bin/sh\nexit 101\n' | $sudo_cmd tee "$policy" >/dev/null
       $sudo_cmd chmod +x "$policy"
       own_policy=1
     fi
     $sudo_cmd apt-get update -qq
     DEBIAN_FRONTEND=noninteractive $sudo_cmd apt-get install -y -qq --no-install-recommends prometheus >/dev/null
-    [ -z "$own_policy" ] || $sudo_cmd rm -f "$policy"
+    if [ -n "$own_policy" ]; then
+      $sudo_cmd rm -f "$policy"
+      trap - EXIT
+    fi
+    # The package enables its unit: without this it would start at the next boot.
+    if command -v systemctl >/dev/null 2>&1; then
+      $sudo_cmd systemctl disable prometheus >/dev/null 2>&1 || true
+    fi
   else
     log "promtool missing and apt-get unavailable: install Prometheus (promtool) for your system" && exit 1
   fi
