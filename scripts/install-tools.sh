@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Installs everything the build and the tests need that is not a Rust crate:
 #   - libclang-dev (rocksdb's bindgen) from apt, when missing;
+#   - prometheus and promtool (Debian's `prometheus` package) from apt, when missing;
 #   - anvil (L1 for tests), forge and cast (Solidity fuzz/invariant tests) and solc (contract
 #     compiler) from npm, pinned, into the git-ignored .tools/. Foundry's three share one version.
 # Idempotent: a second run finds everything in place and touches no network.
@@ -25,6 +26,39 @@ if ! ldconfig -p 2>/dev/null | grep -q 'libclang\(-[0-9.]*\)\?\.so'; then
     DEBIAN_FRONTEND=noninteractive $sudo_cmd apt-get install -y -qq libclang-dev >/dev/null
   else
     log "libclang missing and apt-get unavailable: install libclang for your system" && exit 1
+  fi
+fi
+
+# --- apt: promtool and prometheus for deploy/ checks and scripts/e2e.sh ----------------------
+# Debian's `prometheus` package ships both. Its service must not start on install (tests run
+# their own Prometheus on a free port): policy-rc.d answers 101 ("action forbidden") to
+# invoke-rc.d while the package installs, when the system has no policy of its own.
+if ! command -v promtool >/dev/null 2>&1 || ! command -v prometheus >/dev/null 2>&1; then
+  if command -v apt-get >/dev/null 2>&1; then
+    log "promtool/prometheus missing: installing Debian's prometheus package with apt"
+    sudo_cmd=""
+    [ "$(id -u)" -eq 0 ] || sudo_cmd="sudo"
+    policy=/usr/sbin/policy-rc.d
+    own_policy=""
+    if [ ! -e "$policy" ]; then
+      # Removed however this block ends: left behind, it would block every service start.
+      trap '$sudo_cmd rm -f "$policy"' EXIT
+      printf '#!/bin/sh\nexit 101\n' | $sudo_cmd tee "$policy" >/dev/null
+      $sudo_cmd chmod +x "$policy"
+      own_policy=1
+    fi
+    $sudo_cmd apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive $sudo_cmd apt-get install -y -qq --no-install-recommends prometheus >/dev/null
+    if [ -n "$own_policy" ]; then
+      $sudo_cmd rm -f "$policy"
+      trap - EXIT
+    fi
+    # The package enables its unit: without this it would start at the next boot.
+    if command -v systemctl >/dev/null 2>&1; then
+      $sudo_cmd systemctl disable prometheus >/dev/null 2>&1 || true
+    fi
+  else
+    log "promtool missing and apt-get unavailable: install Prometheus (promtool) for your system" && exit 1
   fi
 fi
 

@@ -15,6 +15,7 @@
 //! ```
 
 mod children;
+mod compose;
 mod plan;
 mod summary;
 
@@ -77,11 +78,21 @@ pub(crate) struct DevnetArgs {
     /// Stop after this long (default: until Ctrl-C).
     #[arg(long, value_parser = humantime::parse_duration)]
     duration: Option<Duration>,
+    /// Write the configs and keys of deploy/compose/docker-compose.yml into this directory
+    /// and exit (nothing is started).
+    #[arg(long, value_name = "DIR")]
+    emit_compose: Option<PathBuf>,
 }
 
 pub(crate) fn run(args: &DevnetArgs) -> eyre::Result<()> {
     if args.validators == 0 {
         bail!("--validators must be at least 1");
+    }
+    if let Some(dir) = &args.emit_compose {
+        let profile = Profile::named(&args.profile)?;
+        compose::emit(dir, &profile, args.validators, args.fullnodes)?;
+        println!("compose configs written to {}", dir.display());
+        return Ok(());
     }
     // One thread: children get SIGTERM when the thread that spawned them ends (PDEATHSIG),
     // so that thread must be the main one.

@@ -1,0 +1,199 @@
+#!/usr/bin/env bash
+# Dashboards and alerts against reality: starts `tandem devnet --profile ci` and a real
+# Prometheus scraping it (deploy/prometheus/prometheus.devnet.yml and its rules), injects faults
+# (a killed validator, a validator whose publisher skips slots, garbage on the p2p ports), then
+# runs every dashboard panel, variable, recording and alert expression through Prometheus's
+# HTTP API (see deploy/README.md "Dashboards against a devnet"). Not part of CI (~5 min).
+#
+#   scripts/e2e.sh            # E2E_KEEP=1 keeps the work dir (logs, devnet, Prometheus data)
+#                             # E2E_TANDEM=BIN E2E_DEPLOY_CHECK=BIN skip the build
+set -euo pipefail
+
+root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+cd "$root"
+bash scripts/install-tools.sh
+export PATH="$root/.tools/bin:$PATH"
+export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/tandem/target}"
+
+log() { printf 'e2e: %s\n' "$*" >&2; }
+
+work="$(mktemp -d -t tandem-e2e.XXXXXX)"
+devnet_pid="" prom_pid="" restarted_pid=""
+cleanup() {
+  for pid in $restarted_pid $devnet_pid $prom_pid; do
+    kill "$pid" 2>/dev/null || true
+  done
+  for pid in $restarted_pid $devnet_pid $prom_pid; do
+    wait "$pid" 2>/dev/null || true
+  done
+  if [ -n "${E2E_KEEP:-}" ]; then log "work dir kept: $work"; else rm -rf "$work"; fi
+}
+trap cleanup EXIT
+
+# Polls `$1` (a shell condition) every second until it holds or `$2` seconds pass.
+wait_for() {
+  local condition="$1" deadline=$((SECONDS + $2))
+  until eval "$condition"; do
+    [ "$SECONDS" -lt "$deadline" ] || { log "timed out waiting for: $condition"; return 1; }
+    sleep 1
+  done
+}
+
+# E2E_TANDEM / E2E_DEPLOY_CHECK: use these binaries instead of building them.
+mkdir -p "$work/bin"
+if [ -z "${E2E_TANDEM:-}" ] || [ -z "${E2E_DEPLOY_CHECK:-}" ]; then
+  log "building tandem and deploy-check"
+  cargo build -q -p tandem-node -p tandem-deploy-check
+fi
+# Private copies: other checkouts sharing the target dir may rebuild the shared binaries.
+cp "${E2E_TANDEM:-$CARGO_TARGET_DIR/debug/tandem}" "$work/bin/tandem"
+cp "${E2E_DEPLOY_CHECK:-$CARGO_TARGET_DIR/debug/deploy-check}" "$work/bin/deploy-check"
+tandem="$work/bin/tandem"
+
+# The compose stack's configs, through the real CLI: emitted, then `tandem config check`ed.
+log "checking the configs of --emit-compose"
+"$tandem" devnet --emit-compose "$work/compose" >/dev/null
+for config in "$work"/compose/*/node.toml; do
+  "$tandem" config check "$config" >/dev/null 2>&1 || { "$tandem" config check "$config"; exit 1; }
+done
+
+data="$work/devnet"
+log "starting the devnet in $data"
+"$tandem" devnet --profile ci --data-dir "$data" --tx-rate 5 >"$work/devnet.log" 2>&1 &
+devnet_pid=$!
+
+node_field() { # $1 = node name, $2 = field of devnet.json
+  python3 -c 'import json,sys; n=[n for n in json.load(open(sys.argv[1]))["nodes"] if n["name"]==sys.argv[2]][0]; print(n[sys.argv[3]] if n[sys.argv[3]] is not None else "")' \
+    "$data/devnet.json" "$1" "$2" 2>/dev/null
+}
+wait_for '[ -n "$(node_field validator-0 pid)" ]' 120
+
+prom="$work/prometheus"
+mkdir -p "$prom/targets"
+cp deploy/prometheus/prometheus.devnet.yml "$prom/"
+cp -r deploy/prometheus/rules "$prom/rules"
+deploy/prometheus/devnet-targets.sh "$data" >"$prom/targets/devnet.json"
+prom_port="$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')"
+prom_url="http://127.0.0.1:$prom_port"
+prometheus --config.file="$prom/prometheus.devnet.yml" --storage.tsdb.path="$prom/data" \
+  --web.listen-address="127.0.0.1:$prom_port" >"$work/prometheus.log" 2>&1 &
+prom_pid=$!
+wait_for "curl -fsS $prom_url/-/ready >/dev/null 2>&1" 60
+
+query() { # prints the number of series an instant query returns
+  curl -fsS --get "$prom_url/api/v1/query" --data-urlencode "query=$1" |
+    python3 -c 'import json,sys; print(len(json.load(sys.stdin)["data"]["result"]))'
+}
+log "waiting for every node to be scraped and for checkpoints on L1"
+wait_for '[ "$(query "up == 1")" = 5 ]' 120
+wait_for '[ "$(query "max(tandem_archiver_tip_checkpoint{tip=\"checkpointed\"}) >= 2")" = 1 ]' 240
+
+# Fault 1: validator-1's publisher skips the next slots (the sequencer's test hook): it is
+# restarted outside the devnet with the hook set through the environment.
+slot="$(curl -fsS --get "$prom_url/api/v1/query" --data-urlencode 'query=max(tandem_node_current_slot)' |
+  python3 -c 'import json,sys; print(int(float(json.load(sys.stdin)["data"]["result"][0]["value"][1])))')"
+skip="[$(seq -s, "$((slot + 1))" "$((slot + 12))")]"
+log "slot $slot: validator-1 skips publishing slots $skip"
+pid="$(node_field validator-1 pid)"
+kill "$pid"
+wait_for "! kill -0 $pid 2>/dev/null" 60
+TANDEM__SEQUENCER__SKIP_PUBLISHING_SLOTS="$skip" \
+  "$tandem" run --config "$data/validator-1/node.toml" >>"$data/validator-1/logs/restarted.log" 2>&1 &
+restarted_pid=$!
+
+# Fault 2: validator-2 is killed and stays down.
+log "killing validator-2"
+kill -9 "$(node_field validator-2 pid)"
+
+# Fault 3: garbage on every p2p port (not a libp2p peer: the handshake fails).
+log "spraying garbage at the p2p ports"
+python3 - "$data/devnet.json" <<'PY'
+import json, os, socket, sys
+for node in json.load(open(sys.argv[1]))["nodes"]:
+    for _ in range(20):
+        try:
+            with socket.create_connection(("127.0.0.1", node["ports"]["p2p"]), timeout=1) as s:
+                s.sendall(os.urandom(4096))
+        except OSError:
+            pass
+PY
+
+# A few slots (12 s each) for the faults to show, and the `for:` clauses to pass.
+log "letting 10 slots pass"
+wait_for '[ "$(query "max(tandem_node_current_slot) >= '"$((slot + 10))"'")" = 1 ]' 240
+deploy/prometheus/devnet-targets.sh "$data" >"$prom/targets/devnet.json"
+
+"$work/bin/deploy-check" exprs >"$work/exprs.json"
+python3 - "$prom_url" "$work/exprs.json" <<'PY'
+import json, sys, urllib.parse, urllib.request
+
+url, exprs_file = sys.argv[1], sys.argv[2]
+# Series that exist only after events this script does not cause: a panel that uses only
+# such names for its data may come back empty (and is listed).
+EVENT_ONLY = {
+    "tandem_p2p_equivocations_total": "needs a proposer signing twice",
+    "tandem_validator_proposer_faults_total": "needs a faulty proposer",
+    "tandem_validator_slashing_refusals_total": "needs a duty signed twice",
+    "tandem_archiver_l1_reorgs_total": "needs an L1 reorg",
+    "tandem_archiver_prunes_total": "needs a pruned (unlanded) proposed chain",
+    "tandem_archiver_pruned_blocks_total": "needs a pruned (unlanded) proposed chain",
+    "tandem_p2p_peer_penalties_total": "needs a libp2p peer sending invalid gossip",
+    "tandem_p2p_gossip_queue_dropped_total": "needs a gossip queue overflow",
+    "tandem_p2p_handler_dropped_total": "needs a handler queue overflow",
+    "tandem_p2p_gossip_rate_limited_total": "needs a peer over its rate limit",
+    "tandem_publisher_cancels_total": "needs a propose still pending when its slot ends",
+    "tandem_publisher_speed_ups_total": "needs a stalled propose",
+    "tandem_publisher_send_failures_total": "needs L1 refusing a send",
+    "tandem_publisher_dropped_at_simulation_total": "needs a propose the contract refuses",
+    "tandem_archiver_sync_errors_total": "needs an L1 sync error",
+    "tandem_archiver_l1_checkpoints_awaiting_body": "needs a checkpoint on L1 whose body has not come",
+    "tandem_p2p_peers_removed_total": "needs a peer disconnected or banned by the peer manager",
+}
+# (A renamed metric is still caught for these: deploy/check compares every name with the code.)
+
+def get(path, **params):
+    with urllib.request.urlopen(url + path + "?" + urllib.parse.urlencode(params), timeout=30) as r:
+        return json.load(r)["data"]
+
+exported = set(get("/api/v1/label/__name__/values"))
+exprs = json.load(open(exprs_file))
+recorded = {n for e in exprs if e["source"].count(":") and e["alert"] is None
+            for n in [e["source"].split(": ", 1)[1]] if n.startswith("tandem:")}
+failures, empty_ok, fired = [], [], []
+for e in exprs:
+    missing = [m for m in e["metrics"] if m not in exported and m not in recorded and m != "up"]
+    unexplained = [m for m in missing if m not in EVENT_ONLY]
+    if unexplained:
+        failures.append(f"{e['source']}: not exported by any node: {', '.join(unexplained)}")
+        continue
+    if e["alert"] is None and e["source"].split(": ", 1)[1] in recorded:
+        # A recording rule: it must have recorded something during the run (its condition,
+        # a checkpoint moving within a minute, need not hold at the end).
+        name = e["source"].split(": ", 1)[1]
+        result = get("/api/v1/query", query=f"count_over_time({name}[30m])")["result"]
+    else:
+        result = get("/api/v1/query", query=e["expr"])["result"]
+    if e["alert"]:
+        if result:
+            fired.append(e["alert"])
+        continue  # every alert has promtool unit tests (deploy/check asserts it)
+    if not result:
+        if missing:
+            empty_ok.append(f"{e['source']}: {'; '.join(EVENT_ONLY[m] for m in missing)}")
+        else:
+            failures.append(f"{e['source']}: no data\n    {e['expr']}")
+
+print(f"{len(exprs)} expressions, {len(exported)} exported names")
+print("alert conditions true now:", ", ".join(sorted(set(fired))) or "none")
+for line in empty_ok:
+    print("empty (event not injected):", line)
+# The injected faults must show.
+for alert in ["TandemNodeDown"]:
+    if alert not in fired:
+        failures.append(f"{alert}: its condition is false although a validator was killed")
+for line in failures:
+    print("FAIL", line)
+passed = len(exprs) - len(failures)
+print(f"{passed} passed, {len(failures)} failed")
+sys.exit(1 if failures else 0)
+PY
