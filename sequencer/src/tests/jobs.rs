@@ -298,6 +298,8 @@ async fn scenario_12_interrupt_ends_a_pipeline_whose_publisher_sleeps_within_a_s
 /// block built still rides in the checkpoint proposal.
 #[tokio::test(start_paused = true)]
 async fn a_tx_failing_in_the_builder_is_not_waited_for_and_fills_no_block() {
+    let (recorder, counters) = recorder();
+    let _local = metrics::set_default_local_recorder(&recorder);
     let mut f = Fixture::new(PipeliningMode::Pipelined, &[]);
     f.config.max_txs_per_block = Some(2);
     // Six good txs (three blocks of two); user 3 offers less than the block fee (it fails
@@ -322,6 +324,8 @@ async fn a_tx_failing_in_the_builder_is_not_waited_for_and_fills_no_block() {
             ..
         }
     )));
+    // Tried once: the sub-slots after it neither waited for it nor built with it again.
+    assert_eq!(counter(&counters, "state_txs_failed_total", &[]), 1);
 }
 
 /// Review 15 M3: the minimum is capped by the block's mana share too (16 transfers' mana
@@ -350,6 +354,9 @@ async fn a_spent_checkpoint_budget_ends_the_block_loop() {
     built.expect("a checkpoint");
     let (_, sizes) = stored_blocks(&f);
     assert_eq!(sizes, vec![1, 1, 1]);
+    // Proposed at once, not after waiting out the remaining sub-slots.
+    let fourth = f.params().timetable.schedule(Slot(3)).block_build_deadlines[3];
+    assert!(tandem_proto::time::Clock::now(&f.clock) < fourth);
 }
 
 /// Review 15 M2: storing takes real time (a blocking thread) but no clock time, so the
