@@ -108,11 +108,14 @@ pub(crate) fn recorder() -> (DebuggingRecorder, Counters) {
     (recorder, counters)
 }
 
+/// A counter's name and its labels, sorted.
+type CounterKey = (String, Vec<(String, String)>);
+
 /// Counter totals of a [`DebuggingRecorder`] (its snapshots drain the counters: the totals
 /// add them up).
 pub(crate) struct Counters {
     snapshotter: Snapshotter,
-    totals: RefCell<HashMap<(String, Vec<(String, String)>), u64>>,
+    totals: RefCell<HashMap<CounterKey, u64>>,
 }
 
 impl Counters {
