@@ -1,7 +1,7 @@
 //! Block build time for 1,000 transfers through the job's builder path: candidates copied out
 //! of a real pool (`TxPool::best` against the fork's nonces), `build_block` with
-//! `CandidateTxs` on a fork of a real world state on RocksDB, then `Fork::commit` (sealing the
-//! state and archive trees). Each block comes from 1,000 senders not touched before (their
+//! `CandidateTxs` on a fork of a real world state on RocksDB (executing and sealing the state
+//! and archive trees), then `Fork::commit`. Each block comes from 1,000 senders not touched before (their
 //! accounts are read from RocksDB, not a cache) paying 1,000 recipients that do not exist yet
 //! (tree inserts), so no block is cheaper for following another.
 //!
@@ -126,7 +126,7 @@ fn main() {
     for (name, values) in [
         ("copy candidates", &copy),
         ("build_block", &build),
-        ("commit (seal)", &commit),
+        ("commit", &commit),
         ("total", &total),
     ] {
         println!(
