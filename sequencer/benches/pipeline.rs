@@ -19,24 +19,7 @@ use std::time::Duration;
 
 use common::*;
 use tandem_proto::time::PipeliningMode;
-use tandem_sequencer::{SequencerConfig, SequencerEvent};
-
-#[derive(Default)]
-struct Figures {
-    blocks: Vec<usize>,
-    frame_offsets_ms: Vec<u64>,
-    attestation_ms: Vec<u64>,
-    build_micros: Vec<(usize, u64)>,
-    landed: usize,
-    outcomes: usize,
-}
-
-fn percentile<T: Copy + Ord>(values: &[T], p: f64) -> Option<T> {
-    let mut sorted = values.to_vec();
-    sorted.sort_unstable();
-    let index = ((sorted.len() as f64 - 1.0) * p).round() as usize;
-    sorted.get(index).copied()
-}
+use tandem_sequencer::SequencerConfig;
 
 async fn run(
     mode: PipeliningMode,
@@ -54,59 +37,12 @@ async fn run(
         let Ok(Some((_, event))) = tokio::time::timeout_at(deadline, events.recv()).await else {
             break;
         };
-        match event {
-            SequencerEvent::Preparing {
-                frame_offset_ms, ..
-            } => {
-                figures.frame_offsets_ms.push(frame_offset_ms);
-            }
-            SequencerEvent::BlockProposed {
-                txs, build_micros, ..
-            } => figures.build_micros.push((txs, build_micros)),
-            SequencerEvent::CheckpointProposed { blocks, .. } => figures.blocks.push(blocks),
-            SequencerEvent::AttestationsCollected { elapsed_ms, .. } => {
-                figures.attestation_ms.push(elapsed_ms);
-            }
-            SequencerEvent::CheckpointOutcome { result, .. } => {
-                figures.outcomes += 1;
-                if result == "landed" {
-                    figures.landed += 1;
-                }
-            }
-            _ => {}
-        }
+        figures.record(&event);
     }
     for node in nodes {
         node.stop().await;
     }
     (figures, max)
-}
-
-fn report(name: &str, figures: &Figures, max: usize) {
-    let at_max = figures.blocks.iter().filter(|b| **b == max).count();
-    println!("== {name}");
-    println!(
-        "checkpoints built {}, landed {} of {} finished",
-        figures.blocks.len(),
-        figures.landed,
-        figures.outcomes
-    );
-    println!(
-        "blocks per checkpoint: timetable max {max}; realized {:?}; at max {at_max}/{}; mean {:.2}",
-        figures.blocks,
-        figures.blocks.len(),
-        figures.blocks.iter().sum::<usize>() as f64 / figures.blocks.len().max(1) as f64
-    );
-    println!(
-        "build start offset from the frame opening: p50 {:?} ms, p99 {:?} ms",
-        percentile(&figures.frame_offsets_ms, 0.5),
-        percentile(&figures.frame_offsets_ms, 0.99)
-    );
-    println!(
-        "attestation collection: p50 {:?} ms, p99 {:?} ms",
-        percentile(&figures.attestation_ms, 0.5),
-        percentile(&figures.attestation_ms, 0.99)
-    );
 }
 
 fn main() {
@@ -129,7 +65,7 @@ fn main() {
             (16, 60),
         )
         .await;
-        report("pipelined", &figures, max);
+        figures.print("pipelined", max);
         let (figures, max) = run(
             PipeliningMode::NonPipelined,
             slots,
@@ -138,7 +74,7 @@ fn main() {
             (16, 60),
         )
         .await;
-        report("non-pipelined", &figures, max);
+        figures.print("non-pipelined", max);
         // One block per checkpoint, as many txs as the body cap allows.
         let big = SequencerConfig {
             poll_interval: Duration::from_millis(100),

@@ -103,7 +103,7 @@ impl Sequencer {
         params: ProtocolParams,
         deps: SequencerDeps,
     ) -> SequencerResult<(SequencerHandle, Self)> {
-        config.validate()?;
+        config.validate_for(&params)?;
         let (tracker, state) = StateTracker::new();
         let (events, _) = broadcast::channel(SEQUENCER_EVENTS_CAPACITY);
         let (commands_tx, commands) = mpsc::channel(SEQUENCER_COMMAND_CAPACITY);
@@ -149,9 +149,14 @@ impl Sequencer {
                 _ = ticker.tick() => {}
                 Ok(()) = tips.changed() => {}
             }
+            let ctx = Arc::clone(&self.ctx);
             let result = tokio::select! {
                 biased;
-                () = cancel.cancelled() => break,
+                () = cancel.cancelled() => {
+                    // Before the tick's future drops: a job cut short reports `interrupted`.
+                    ctx.tracker.stopping();
+                    break;
+                }
                 result = self.tick() => result,
             };
             match result {
@@ -195,14 +200,26 @@ impl Sequencer {
         self.ctx.tracker.set(SequencerState::Idle)
     }
 
+    /// Interrupts every pipeline and the publisher, then waits at most [`SHUTDOWN_GRACE`] for
+    /// the last pipeline; one that does not stop in time is aborted, one that panicked is
+    /// reported. Never fails: shutdown must always reach `Stopped`.
     async fn shutdown(&mut self) {
         self.ctx.tracker.stopping();
         self.pipelines.cancel();
         self.ctx.deps.publisher.interrupt();
-        if let Some(task) = self.last_pipeline.take()
-            && tokio::time::timeout(SHUTDOWN_GRACE, task).await.is_err()
-        {
-            tracing::warn!(target: "sequencer", "the pending submission did not stop within {SHUTDOWN_GRACE:?}");
+        if let Some(mut task) = self.last_pipeline.take() {
+            match tokio::time::timeout(SHUTDOWN_GRACE, &mut task).await {
+                Ok(Ok(_)) => {}
+                Ok(Err(err)) => {
+                    crate::metrics::pipeline_task_failed();
+                    tracing::error!(target: "sequencer", %err, "the last pipeline task failed");
+                }
+                Err(_) => {
+                    task.abort();
+                    tracing::warn!(target: "sequencer",
+                        "the pending submission did not stop within {SHUTDOWN_GRACE:?}; aborted");
+                }
+            }
         }
         // Stopped is always allowed.
         let _ = self.ctx.tracker.set(SequencerState::Stopped);

@@ -2,12 +2,21 @@
 
 use std::{collections::BTreeSet, time::Duration};
 
-use tandem_proto::Address;
+use tandem_proto::{Address, max_txs_in_checkpoint_body};
+use tandem_state::TX_MANA;
 
-use crate::error::{SequencerError, SequencerResult};
+use crate::{
+    deps::ProtocolParams,
+    error::{SequencerError, SequencerResult},
+};
 
 /// Shortest poll interval accepted (the loop also ticks on every archiver tip change).
 pub const MIN_POLL_INTERVAL: Duration = Duration::from_millis(10);
+
+/// The `prod` profile's slot and L1 slot (DESIGN.md "Profiles"): a network with these is the
+/// reference network, where test hooks are refused.
+const PROD_SLOT: Duration = Duration::from_secs(72);
+const PROD_L1_SLOT: Duration = Duration::from_secs(12);
 
 /// The sequencer's local settings. Protocol constants come with [`crate::ProtocolParams`].
 #[derive(Debug, Clone, PartialEq)]
@@ -36,7 +45,7 @@ pub struct SequencerConfig {
     /// L2 address receiving the fees (`None`: the proposer's address).
     pub fee_recipient: Option<Address>,
     /// Test hook: checkpoints for these target slots are built, gossiped and attested but never
-    /// handed to the publisher. Empty (off) by default.
+    /// handed to the publisher. Empty (off) by default; refused on the `prod` profile.
     pub skip_publishing_slots: BTreeSet<u64>,
 }
 
@@ -93,6 +102,24 @@ impl SequencerConfig {
                 return refuse(field, "must be at least 1");
             }
         }
+        // A budget that holds no transfer would only ever build empty blocks.
+        for (field, value) in [
+            ("max_mana_per_block", self.max_mana_per_block),
+            ("max_mana_per_checkpoint", self.max_mana_per_checkpoint),
+        ] {
+            if value.is_some_and(|mana| mana < TX_MANA) {
+                return refuse(field, "must hold at least one transfer (TX_MANA)");
+            }
+        }
+        if self
+            .max_mana_per_block
+            .is_some_and(|mana| self.min_txs_per_block as u64 > mana / TX_MANA)
+        {
+            return refuse(
+                "min_txs_per_block",
+                "must not exceed the transfers max_mana_per_block holds (no block could reach it)",
+            );
+        }
         // A first block that can never hold the minimum drops every sub-slot: the node would
         // never build while its pool is full.
         if self
@@ -111,6 +138,39 @@ impl SequencerConfig {
             return refuse(
                 "min_txs_per_block",
                 "must not exceed max_txs_per_checkpoint (no block could reach it)",
+            );
+        }
+        Ok(())
+    }
+
+    /// [`SequencerConfig::validate`], and what only the network decides: its budgets must
+    /// hold a transfer per block, and the test hook is refused on the `prod` profile.
+    pub fn validate_for(&self, params: &ProtocolParams) -> SequencerResult<()> {
+        self.validate()?;
+        let refuse = |field, problem| Err(SequencerError::Config { field, problem });
+        let clock = params.slot_clock();
+        if !self.skip_publishing_slots.is_empty()
+            && clock.slot_duration() == PROD_SLOT
+            && clock.l1_slot_duration() == PROD_L1_SLOT
+        {
+            return refuse(
+                "skip_publishing_slots",
+                "is a test hook, refused on the prod profile (72 s slots, 12 s L1 slots)",
+            );
+        }
+        if params.mana_limit < TX_MANA {
+            return refuse(
+                "max_mana_per_checkpoint",
+                "the deployment's mana limit holds no transfer (TX_MANA)",
+            );
+        }
+        let blocks = usize::try_from(params.timetable.max_blocks_per_checkpoint())
+            .unwrap_or(usize::MAX)
+            .max(1);
+        if max_txs_in_checkpoint_body(params.max_body_bytes, blocks) == 0 {
+            return refuse(
+                "max_txs_per_checkpoint",
+                "the deployment's body cap holds no transfer with the timetable's blocks",
             );
         }
         Ok(())
@@ -181,5 +241,98 @@ mod tests {
                 ..
             })
         ));
+    }
+}
+
+#[cfg(test)]
+mod network_tests {
+    use std::time::Duration;
+
+    use tandem_proto::time::{
+        ConsensusWindows, PipeliningMode, SequencerBudgets, SlotClock, Timestamp, Timetable,
+    };
+
+    use super::*;
+
+    fn params(slot: u64, l1_slot: u64, block: u64) -> ProtocolParams {
+        let clock = SlotClock::new(
+            Timestamp(0),
+            Duration::from_secs(slot),
+            Duration::from_secs(l1_slot),
+            4,
+        )
+        .unwrap();
+        let d = Duration::from_secs(block);
+        let windows = ConsensusWindows::new(clock, d, PipeliningMode::Pipelined, d);
+        ProtocolParams {
+            timetable: Timetable::new(windows, SequencerBudgets::default()).unwrap(),
+            domain: crate::tests::domain(),
+            fees: crate::tests::fee_params(),
+            mana_limit: 100_000_000,
+            max_body_bytes: tandem_proto::DEFAULT_MAX_CHECKPOINT_BODY_BYTES,
+        }
+    }
+
+    fn refused_field(config: &SequencerConfig, params: &ProtocolParams) -> Option<&'static str> {
+        match config.validate_for(params) {
+            Err(SequencerError::Config { field, .. }) => Some(field),
+            Err(other) => panic!("{other}"),
+            Ok(()) => None,
+        }
+    }
+
+    /// Review 15 m7: the test hook is a config error on the prod profile, fine on ci.
+    #[test]
+    fn the_skip_publishing_hook_is_refused_on_the_prod_profile() {
+        let hooked = SequencerConfig {
+            skip_publishing_slots: [5].into(),
+            ..SequencerConfig::default()
+        };
+        let prod = params(72, 12, 6);
+        let ci = params(12, 1, 1);
+        assert_eq!(refused_field(&hooked, &prod), Some("skip_publishing_slots"));
+        assert_eq!(refused_field(&hooked, &ci), None);
+        assert_eq!(refused_field(&SequencerConfig::default(), &prod), None);
+    }
+
+    /// Review 15 M3: budgets that hold no transfer, and a minimum above what the per-block
+    /// mana holds, are refused instead of building empty blocks (or none).
+    #[test]
+    fn budgets_that_hold_no_transfer_are_refused() {
+        let ci = params(12, 1, 1);
+        let tiny_block_mana = SequencerConfig {
+            max_mana_per_block: Some(TX_MANA - 1),
+            ..SequencerConfig::default()
+        };
+        assert_eq!(
+            refused_field(&tiny_block_mana, &ci),
+            Some("max_mana_per_block")
+        );
+        let min_above_mana = SequencerConfig {
+            max_mana_per_block: Some(2 * TX_MANA),
+            min_txs_per_block: 3,
+            ..SequencerConfig::default()
+        };
+        assert_eq!(
+            refused_field(&min_above_mana, &ci),
+            Some("min_txs_per_block")
+        );
+        let reachable = SequencerConfig {
+            min_txs_per_block: 2,
+            ..min_above_mana
+        };
+        assert_eq!(refused_field(&reachable, &ci), None);
+        let mut no_mana = ci;
+        no_mana.mana_limit = TX_MANA - 1;
+        assert_eq!(
+            refused_field(&SequencerConfig::default(), &no_mana),
+            Some("max_mana_per_checkpoint")
+        );
+        let mut no_body = ci;
+        no_body.max_body_bytes = 64;
+        assert_eq!(
+            refused_field(&SequencerConfig::default(), &no_body),
+            Some("max_txs_per_checkpoint")
+        );
     }
 }

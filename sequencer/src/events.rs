@@ -3,7 +3,11 @@
 
 use tandem_proto::{B256, time::Slot};
 
-use crate::{metrics::PrecheckReason, pipeline::DiscardReason};
+use crate::{
+    metrics::PrecheckReason,
+    outcome::{AbortReason, CheckpointResult},
+    pipeline::DiscardReason,
+};
 
 /// Capacity of the event channel; a slow subscriber misses events (`Lagged`), the sequencer
 /// never waits for one.
@@ -58,8 +62,8 @@ pub enum SequencerEvent {
     CheckpointAborted {
         /// The target slot.
         target: Slot,
-        /// Why (`checkpoint_empty`, `header_validation_failed`, `store_failed`, …).
-        reason: &'static str,
+        /// Why.
+        reason: AbortReason,
     },
     /// The checkpoint proposal was gossiped (the loop is free again).
     CheckpointProposed {
@@ -102,7 +106,7 @@ pub enum SequencerEvent {
         target: Slot,
         /// Checkpoint number.
         number: u64,
-        /// `landed`, the publisher's outcome label, `no_quorum`, `skipped_by_test_hook`, …
-        result: &'static str,
+        /// How it ended.
+        result: CheckpointResult,
     },
 }

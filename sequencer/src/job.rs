@@ -3,16 +3,19 @@
 //! plan, and the checkpoint proposal. It returns as soon as the proposal is gossiped: the
 //! loop is then free for the next target slot, and the background pipeline takes over.
 
-use std::time::{Duration, Instant};
+use std::{
+    collections::HashSet,
+    time::{Duration, Instant},
+};
 
 use alloy::primitives::Bytes;
 use tandem_archiver::{ProposedBlock, ProposedCheckpointInput};
 use tandem_proto::{
     B256, Block, BlockProposal, CheckpointProposal, ConsensusPayload, RecoveredTx, Signature,
     checkpoint_header_of,
-    time::{PipeliningMode, Slot, SlotSchedule},
+    time::{PipeliningMode, Slot, SlotSchedule, Timestamp},
 };
-use tandem_state::{BlockGlobals, CandidateTxs, Fork, build_block};
+use tandem_state::{BlockGlobals, CandidateTxs, Fork, TX_MANA, TxError, build_block};
 
 use crate::{
     budget::CheckpointBudget,
@@ -20,6 +23,7 @@ use crate::{
     error::{SequencerError, SequencerResult},
     events::SequencerEvent,
     metrics,
+    outcome::AbortReason,
     prepare::JobPlan,
     state::SequencerState,
 };
@@ -96,21 +100,113 @@ impl PendingBlock {
     }
 }
 
-/// Why a job ended without a checkpoint proposal (event and outcome label).
-pub(crate) fn abort(ctx: &Ctx, target: Slot, reason: &'static str) -> Option<BuiltCheckpoint> {
-    metrics::outcome(reason);
+/// Reports a job that ended without a checkpoint proposal (outcome metric, missed slot, event).
+fn abort(ctx: &Ctx, target: Slot, reason: AbortReason) {
+    metrics::outcome(reason.as_str());
     metrics::slot_missed();
     ctx.emit(SequencerEvent::CheckpointAborted { target, reason });
-    None
+}
+
+/// Reports the job's end exactly once, whichever way it ends: an explicit abort, a `?` on a
+/// failed dependency, or the job's future dropped by shutdown.
+struct JobGuard<'a> {
+    ctx: &'a Ctx,
+    target: Slot,
+    done: bool,
+}
+
+impl<'a> JobGuard<'a> {
+    const fn new(ctx: &'a Ctx, target: Slot) -> Self {
+        Self {
+            ctx,
+            target,
+            done: false,
+        }
+    }
+
+    /// Ends the job without a proposal, for `reason`.
+    fn abort<T>(mut self, reason: AbortReason) -> Option<T> {
+        self.done = true;
+        abort(self.ctx, self.target, reason);
+        None
+    }
+
+    /// The proposal was gossiped: nothing to report here.
+    fn finish(mut self) {
+        self.done = true;
+    }
+}
+
+impl Drop for JobGuard<'_> {
+    fn drop(&mut self) {
+        if self.done {
+            return;
+        }
+        let reason = if self.ctx.tracker.current() == SequencerState::Stopping {
+            AbortReason::Interrupted
+        } else {
+            AbortReason::Failed
+        };
+        abort(self.ctx, self.target, reason);
+    }
+}
+
+/// The latest time a block or the checkpoint proposal may still go out: the proposal's receive
+/// deadline less the propagation budget P (reference §3.6 step 13). Past it validators would
+/// refuse the proposal, so nothing more is stored or gossiped.
+pub(crate) fn send_deadline(schedule: &SlotSchedule) -> Timestamp {
+    let propagation = schedule
+        .checkpoint_proposal_send_time
+        .until(schedule.checkpoint_proposal_receive_ideal);
+    schedule
+        .checkpoint_proposal_receive_deadline
+        .saturating_sub(propagation)
+}
+
+/// Txs that failed in this job's builds (they stay in the pool: the state service drops them
+/// when it sees fit). They and their senders' later txs are no candidates any more in this job:
+/// neither counted while waiting for txs nor handed to the builder again.
+#[derive(Debug, Default)]
+struct FailedTxs {
+    hashes: HashSet<B256>,
+}
+
+impl FailedTxs {
+    fn record(&mut self, failed: &[(B256, TxError)]) {
+        self.hashes.extend(failed.iter().map(|(hash, _)| *hash));
+    }
+
+    fn len(&self) -> usize {
+        self.hashes.len()
+    }
+
+    /// `candidates` (best first, each sender's in nonce order) less the failed txs and every
+    /// later tx of their senders (they cannot run without the failed nonce).
+    fn runnable(&self, candidates: Vec<RecoveredTx>) -> Vec<RecoveredTx> {
+        if self.hashes.is_empty() {
+            return candidates;
+        }
+        let mut blocked = HashSet::new();
+        candidates
+            .into_iter()
+            .filter(|tx| {
+                if self.hashes.contains(&tx.hash()) {
+                    blocked.insert(tx.sender());
+                }
+                !blocked.contains(&tx.sender())
+            })
+            .collect()
+    }
 }
 
 /// Runs the blocking part of the job. `Ok(None)`: nothing was gossiped (the reason was
-/// reported).
+/// reported); an error was reported as [`AbortReason::Failed`] too.
 pub(crate) async fn propose_checkpoint(
     ctx: &Ctx,
     job: JobPlan,
 ) -> SequencerResult<Option<BuiltCheckpoint>> {
     let target = job.snapshot.target;
+    let guard = JobGuard::new(ctx, target);
     let clock = ctx.params.slot_clock();
     // 1. Build start offset, from the build slot's start (−E at the frame opening).
     let started_at = ctx.now();
@@ -140,7 +236,7 @@ pub(crate) async fn propose_checkpoint(
         Ok(fee) => fee,
         Err(err) => {
             tracing::warn!(target: "sequencer", slot = target.0, %err, "reading the fee under the plan failed");
-            return Ok(abort(ctx, target, "fee_read_failed"));
+            return Ok(guard.abort(AbortReason::FeeReadFailed));
         }
     };
     let proposer = job.proposer;
@@ -156,14 +252,15 @@ pub(crate) async fn propose_checkpoint(
     // 8. Fork at the tip prepare checked.
     let mut fork = ctx.deps.world.fork(job.synced.tip_number)?;
     if fork.archive_root() != job.synced.tip_archive {
-        return Ok(abort(ctx, target, "world_state_moved"));
+        return Ok(guard.abort(AbortReason::WorldStateMoved));
     }
     // 9. The block loop.
-    let Some((blocks, held)) = build_blocks(ctx, &job, &mut fork, &globals).await? else {
-        return Ok(None);
+    let (blocks, held) = match build_blocks(ctx, &job, &mut fork, &globals).await? {
+        Ok(built) => built,
+        Err(reason) => return Ok(guard.abort(reason)),
     };
     let Some(last) = held else {
-        return Ok(abort(ctx, target, "checkpoint_empty"));
+        return Ok(guard.abort(AbortReason::CheckpointEmpty));
     };
     // 11. Assemble.
     ctx.tracker.set(SequencerState::AssemblingCheckpoint)?;
@@ -200,7 +297,7 @@ pub(crate) async fn propose_checkpoint(
     {
         tracing::warn!(target: "sequencer", slot = target.0, checkpoint = job.checkpoint_number,
             %err, "validateHeader refused the checkpoint; not gossiping it");
-        return Ok(abort(ctx, target, "header_validation_failed"));
+        return Ok(guard.abort(AbortReason::HeaderValidationFailed));
     }
     // Sign the checkpoint and its last block in one recorded duty.
     let proposal = ctx
@@ -208,12 +305,15 @@ pub(crate) async fn propose_checkpoint(
         .signer
         .sign_checkpoint_proposal(proposer, payload.clone(), Some(last.unsigned_proposal()))
         .await?;
-    // 13. Store the last block and the checkpoint before gossiping it.
+    // 13. Still in time? Then store the last block and the checkpoint before gossiping it.
+    if past_send_deadline(ctx, &job) {
+        return Ok(guard.abort(AbortReason::PastSendDeadline));
+    }
     let Some(signed_last) = &proposal.last_block else {
         return Err(SequencerError::LastBlockDropped);
     };
     if !last.store(ctx, target, signed_last.signature).await {
-        return Ok(abort(ctx, target, "store_failed"));
+        return Ok(guard.abort(AbortReason::StoreFailed));
     }
     let start_block = blocks[0].header.block_number;
     if let Err(err) = ctx
@@ -229,9 +329,12 @@ pub(crate) async fn propose_checkpoint(
         .await
     {
         tracing::error!(target: "sequencer", %err, "storing our proposed checkpoint failed");
-        return Ok(abort(ctx, target, "store_failed"));
+        return Ok(guard.abort(AbortReason::StoreFailed));
     }
-    // 14. Gossip.
+    // 14. Gossip, unless storing took us past the deadline.
+    if past_send_deadline(ctx, &job) {
+        return Ok(guard.abort(AbortReason::PastSendDeadline));
+    }
     if let Err(err) = ctx
         .deps
         .gossip
@@ -240,6 +343,7 @@ pub(crate) async fn propose_checkpoint(
     {
         tracing::warn!(target: "sequencer", %err, "gossiping the checkpoint proposal failed");
     }
+    guard.finish();
     let txs: usize = blocks.iter().map(|block| block.txs.len()).sum();
     metrics::checkpoint_built(blocks.len(), txs);
     tracing::info!(target: "sequencer", checkpoint = job.checkpoint_number, target_slot = target.0,
@@ -267,20 +371,37 @@ pub(crate) async fn propose_checkpoint(
     }))
 }
 
-/// The block loop: `None` when the checkpoint was aborted (reported). Returns the blocks in
+/// Whether the clock is past the job's send deadline (logged when it is).
+fn past_send_deadline(ctx: &Ctx, job: &JobPlan) -> bool {
+    let deadline = send_deadline(&job.schedule);
+    let now = ctx.now();
+    let late = now > deadline;
+    if late {
+        tracing::warn!(target: "sequencer", slot = job.snapshot.target.0,
+            late_ms = deadline.until(now).as_millis() as u64,
+            "past the send deadline; not storing or gossiping the checkpoint");
+    }
+    late
+}
+
+/// The blocks built in order, and the last one unsigned and unstored.
+type BuiltBlocks = (Vec<Block>, Option<PendingBlock>);
+
+/// The block loop: `Err(reason)` when the checkpoint was abandoned. Returns the blocks in
 /// order and the last one unsigned and unstored (it rides inside the checkpoint proposal: p2p
 /// refuses a checkpoint proposal without its last block, so the last block is never gossiped
 /// alone).
 ///
-/// Each block is held until the next sub-slot is about to build (enough txs are there); only
-/// then is it signed, stored and gossiped. From that moment the next sub-slot commits a block
-/// even if all its candidates fail (possibly empty), so there is always a last block to carry.
+/// Each block is held until the next one is built with enough txs; only then is the held one
+/// signed, stored and gossiped. A sub-slot whose build falls short (its txs failed) changes
+/// nothing: the held block stays the last, and those txs are no candidates for the rest of the
+/// job.
 async fn build_blocks(
     ctx: &Ctx,
     job: &JobPlan,
     fork: &mut Fork,
     globals: &impl Fn(u32) -> BlockGlobals,
-) -> SequencerResult<Option<(Vec<Block>, Option<PendingBlock>)>> {
+) -> SequencerResult<Result<BuiltBlocks, AbortReason>> {
     let target = job.snapshot.target;
     let schedule = &job.schedule;
     let max_blocks = schedule.max_blocks_per_checkpoint;
@@ -292,9 +413,10 @@ async fn build_blocks(
     );
     let mut blocks: Vec<Block> = Vec::new();
     let mut held: Option<PendingBlock> = None;
+    let mut failed = FailedTxs::default();
     let mut from_index = 0u32;
     // The deadline last slept to: the next sub-slot starts there.
-    let mut slept_to: Option<tandem_proto::time::Timestamp> = None;
+    let mut slept_to: Option<Timestamp> = None;
     loop {
         if blocks.len() >= max_blocks as usize {
             break;
@@ -311,10 +433,18 @@ async fn build_blocks(
         // The budget changes only when a block is built, so this sub-slot's limits are known
         // before it waits.
         let limits = budget.block_limits(max_blocks.saturating_sub(sub.index), sub.deadline);
-        // A minimum above this block's share of the budget could never be met (every sub-slot
-        // dropped with a full pool): it is capped by the share. A later block needs at least
-        // one tx whatever the setting (no empty filler blocks).
-        let capped_min = ctx.config.min_txs_per_block.min(limits.max_txs);
+        // Txs this block's share can hold, by count and by mana.
+        let fits = limits
+            .max_txs
+            .min(usize::try_from(limits.max_mana / TX_MANA).unwrap_or(usize::MAX));
+        if fits == 0 {
+            // The checkpoint's budget is spent: no later block could hold a tx either.
+            break;
+        }
+        // A minimum above this block's share could never be met (every sub-slot dropped with
+        // a full pool): it is capped by the share. A later block needs at least one tx
+        // whatever the setting (no empty filler blocks).
+        let capped_min = ctx.config.min_txs_per_block.min(fits);
         let min_txs = if blocks.is_empty() {
             capped_min
         } else {
@@ -322,7 +452,7 @@ async fn build_blocks(
         };
         let force_empty = ctx.config.build_checkpoint_if_empty && sub.is_last && blocks.is_empty();
         ctx.tracker.set(SequencerState::WaitingForTxs)?;
-        let enough = wait_for_txs(ctx, fork, min_txs, sub.wait_for_txs_deadline).await;
+        let enough = wait_for_txs(ctx, fork, &failed, min_txs, sub.wait_for_txs_deadline).await;
         if !enough && !force_empty {
             if sub.is_last {
                 break;
@@ -332,21 +462,12 @@ async fn build_blocks(
             slept_to = Some(sub.deadline);
             continue;
         }
-        // This sub-slot builds: the held block is not the last one any more.
-        let released = match held.take() {
-            Some(previous) => {
-                if !release(ctx, job, target, &previous).await? {
-                    return Ok(None);
-                }
-                true
-            }
-            None => false,
-        };
         ctx.tracker.set(SequencerState::CreatingBlock)?;
-        let candidates = ctx
-            .deps
-            .world
-            .candidates(fork, limits.max_txs.saturating_add(CANDIDATE_SLACK));
+        let wanted = limits
+            .max_txs
+            .saturating_add(CANDIDATE_SLACK)
+            .saturating_add(failed.len());
+        let candidates = failed.runnable(ctx.deps.world.candidates(fork, wanted));
         let index = u32::try_from(blocks.len()).unwrap_or(u32::MAX);
         let started = Instant::now();
         let built = build_block(
@@ -358,8 +479,10 @@ async fn build_blocks(
         )?;
         let build_time = started.elapsed();
         metrics::block_built(build_time);
-        if built.txs.len() < min_txs && !force_empty && !released {
-            // Not enough valid txs: nothing changes, the sub-slot is dropped.
+        failed.record(&built.failed);
+        if built.txs.len() < min_txs && !force_empty {
+            // Not enough valid txs: nothing changes (the held block stays the last), the
+            // sub-slot is dropped.
             if sub.is_last {
                 break;
             }
@@ -367,6 +490,12 @@ async fn build_blocks(
             ctx.sleep_until(sub.deadline).await;
             slept_to = Some(sub.deadline);
             continue;
+        }
+        // This block is committed: the held one is not the last any more.
+        if let Some(previous) = held.take()
+            && let Err(reason) = release(ctx, job, target, &previous).await?
+        {
+            return Ok(Err(reason));
         }
         let mana = built.header.total_mana_used;
         budget.add_block(built.txs.len(), mana);
@@ -388,41 +517,63 @@ async fn build_blocks(
         ctx.sleep_until(sub.deadline).await;
         slept_to = Some(sub.deadline);
     }
-    Ok(Some((blocks, held)))
+    Ok(Ok((blocks, held)))
 }
 
-/// Signs, stores and gossips a block that is not the checkpoint's last; `false` when the
-/// archiver refused it (the checkpoint is abandoned, reported).
+/// Signs, stores and gossips a block that is not the checkpoint's last; `Err` when it is too
+/// late for it or the archiver refused it (the checkpoint is abandoned).
 async fn release(
     ctx: &Ctx,
     job: &JobPlan,
     target: Slot,
     block: &PendingBlock,
-) -> SequencerResult<bool> {
+) -> SequencerResult<Result<(), AbortReason>> {
     let signed = ctx
         .deps
         .signer
         .sign_block_proposal(job.proposer, block.unsigned_proposal())
         .await?;
+    if past_send_deadline(ctx, job) {
+        return Ok(Err(AbortReason::PastSendDeadline));
+    }
     if !block.store(ctx, target, signed.signature).await {
-        abort(ctx, target, "store_failed");
-        return Ok(false);
+        return Ok(Err(AbortReason::StoreFailed));
+    }
+    if past_send_deadline(ctx, job) {
+        return Ok(Err(AbortReason::PastSendDeadline));
     }
     if let Err(err) = ctx.deps.gossip.publish_block_proposal(signed).await {
         tracing::warn!(target: "sequencer", %err, "gossiping a block proposal failed");
     }
-    Ok(true)
+    Ok(Ok(()))
 }
 
-/// Waits until at least `min` txs are ready on `fork`, or the clock reaches `deadline`.
+/// Waits until at least `min` txs that did not fail in this job are ready on `fork`, or the
+/// clock reaches `deadline`.
 async fn wait_for_txs(
     ctx: &Ctx,
     fork: &Fork,
+    failed: &FailedTxs,
     min: usize,
-    deadline: tandem_proto::time::Timestamp,
+    deadline: Timestamp,
 ) -> bool {
     loop {
-        if min == 0 || ctx.deps.world.candidates(fork, min).len() >= min {
+        if min == 0 {
+            return true;
+        }
+        // Failed txs and their senders' later txs are skipped: look a little further.
+        let wanted = min
+            .saturating_add(failed.len())
+            .saturating_add(if failed.hashes.is_empty() {
+                0
+            } else {
+                CANDIDATE_SLACK
+            });
+        if failed
+            .runnable(ctx.deps.world.candidates(fork, wanted))
+            .len()
+            >= min
+        {
             return true;
         }
         let now = ctx.now();

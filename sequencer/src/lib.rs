@@ -44,6 +44,7 @@ mod error;
 mod events;
 mod job;
 mod metrics;
+mod outcome;
 mod pipeline;
 mod prepare;
 mod state;
@@ -61,5 +62,6 @@ pub use deps::{
 pub use error::{SequencerError, SequencerResult};
 pub use events::{SEQUENCER_EVENTS_CAPACITY, SequencerEvent};
 pub use metrics::{PrecheckReason, describe_metrics};
+pub use outcome::{AbortReason, CheckpointResult};
 pub use pipeline::DiscardReason;
 pub use state::SequencerState;

@@ -68,7 +68,15 @@ pub fn describe_metrics() {
         counter!("sequencer_pipeline_parent_mismatch_total", "reason" => reason.as_str())
             .increment(0);
     }
+    describe_counter!(
+        "sequencer_pipeline_task_failures_total",
+        "background pipeline tasks that panicked or were cancelled (seen at shutdown)"
+    );
+    for reason in crate::outcome::AbortReason::ALL {
+        counter!("sequencer_checkpoint_outcomes_total", "result" => reason.as_str()).increment(0);
+    }
     counter!("sequencer_pipeline_discards_total").increment(0);
+    counter!("sequencer_pipeline_task_failures_total").increment(0);
     counter!("sequencer_slots_filled_total").increment(0);
     counter!("sequencer_slots_missed_total").increment(0);
 }
@@ -191,4 +199,8 @@ pub(crate) fn parent_mismatch(reason: &'static str) {
 
 pub(crate) fn pipeline_discard() {
     counter!("sequencer_pipeline_discards_total").increment(1);
+}
+
+pub(crate) fn pipeline_task_failed() {
+    counter!("sequencer_pipeline_task_failures_total").increment(1);
 }

@@ -12,7 +12,6 @@ use std::{
 
 use tandem_l1::ProposeBundle;
 use tandem_proto::time::Timestamp;
-use tandem_publisher::SubmissionOutcome;
 use tokio_util::sync::CancellationToken;
 
 use crate::{
@@ -20,6 +19,7 @@ use crate::{
     events::SequencerEvent,
     job::{BuiltCheckpoint, pipelined},
     metrics,
+    outcome::CheckpointResult,
     state::SequencerState,
 };
 
@@ -37,15 +37,19 @@ pub enum DiscardReason {
     ParentHashMismatch,
     /// Built on L1's tip, but a newer checkpoint landed meanwhile.
     UnexpectedParentAppeared,
+    /// The archiver could not be read (its L1 sync or the parent): nothing is known about
+    /// the parent, so nothing is submitted.
+    ArchiverReadFailed,
 }
 
 impl DiscardReason {
     /// Every reason.
-    pub const ALL: [Self; 4] = [
+    pub const ALL: [Self; 5] = [
         Self::ArchiverSyncTimeout,
         Self::ParentNotOnL1,
         Self::ParentHashMismatch,
         Self::UnexpectedParentAppeared,
+        Self::ArchiverReadFailed,
     ];
 
     /// Metric label.
@@ -55,6 +59,7 @@ impl DiscardReason {
             Self::ParentNotOnL1 => "parent-not-on-l1",
             Self::ParentHashMismatch => "parent-hash-mismatch",
             Self::UnexpectedParentAppeared => "unexpected-parent-appeared",
+            Self::ArchiverReadFailed => "archiver-read-failed",
         }
     }
 }
@@ -62,8 +67,8 @@ impl DiscardReason {
 /// How a background pipeline ended.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum PipelineEnd {
-    /// The outcome label (`landed`, a publisher outcome, `no_quorum`, `discarded`, …).
-    Finished(&'static str),
+    /// How the checkpoint ended.
+    Finished(CheckpointResult),
     /// Interrupted by shutdown.
     Interrupted,
 }
@@ -85,8 +90,8 @@ pub(crate) async fn run(
 ) -> PipelineEnd {
     let end = run_inner(&ctx, &built, &interrupt).await;
     if let PipelineEnd::Finished(result) = end {
-        metrics::outcome(result);
-        if result == "landed" {
+        metrics::outcome(result.as_str());
+        if result == CheckpointResult::Landed {
             metrics::slot_filled();
         } else {
             metrics::slot_missed();
@@ -95,7 +100,7 @@ pub(crate) async fn run(
             }
         }
         tracing::info!(target: "sequencer", checkpoint = built.number, target_slot = built.target.0,
-            result, "checkpoint finished");
+            result = result.as_str(), "checkpoint finished");
         ctx.emit(SequencerEvent::CheckpointOutcome {
             target: built.target,
             number: built.number,
@@ -115,7 +120,7 @@ async fn run_inner(
         return PipelineEnd::Interrupted;
     };
     let Some(duty) = ctx.deps.committee.duty(target) else {
-        return PipelineEnd::Finished("no_committee");
+        return PipelineEnd::Finished(CheckpointResult::NoCommittee);
     };
     // Our own attestation, for each of our keys in the committee (it counts in our pool).
     for member in duty.committee.iter() {
@@ -129,8 +134,12 @@ async fn run_inner(
         };
         match signed {
             Ok(attestation) => {
-                if let Err(err) = ctx.deps.gossip.publish_attestation(attestation).await {
-                    tracing::warn!(target: "sequencer", %err, "gossiping our attestation failed");
+                match unless(interrupt, ctx.deps.gossip.publish_attestation(attestation)).await {
+                    None => return PipelineEnd::Interrupted,
+                    Some(Err(err)) => {
+                        tracing::warn!(target: "sequencer", %err, "gossiping our attestation failed");
+                    }
+                    Some(Ok(())) => {}
                 }
             }
             Err(err) => {
@@ -173,7 +182,7 @@ async fn run_inner(
     if attestations.len() < quorum {
         tracing::warn!(target: "sequencer", checkpoint = built.number, target_slot = target.0,
             collected = attestations.len(), quorum, "no quorum by the attestation deadline");
-        return PipelineEnd::Finished("no_quorum");
+        return PipelineEnd::Finished(CheckpointResult::NoQuorum);
     }
     if pipelined(ctx) {
         match unless(interrupt, parent_check(ctx, built)).await {
@@ -187,7 +196,7 @@ async fn run_inner(
                     number: built.number,
                     reason,
                 });
-                return PipelineEnd::Finished("discarded");
+                return PipelineEnd::Finished(CheckpointResult::Discarded);
             }
             Some(Ok(())) => {}
         }
@@ -195,7 +204,7 @@ async fn run_inner(
     if ctx.config.skip_publishing_slots.contains(&target.0) {
         tracing::warn!(target: "sequencer", checkpoint = built.number, slot = target.0,
             "not submitting: sequencer.skip_publishing_slots (test hook)");
-        return PipelineEnd::Finished("skipped_by_test_hook");
+        return PipelineEnd::Finished(CheckpointResult::SkippedByTestHook);
     }
     let Ok(_publishing) = ctx.tracker.phase(SequencerState::PublishingCheckpoint) else {
         return PipelineEnd::Interrupted;
@@ -211,21 +220,21 @@ async fn run_inner(
         Ok(bundle) => bundle,
         Err(err) => {
             tracing::error!(target: "sequencer", %err, "cannot pack the propose");
-            return PipelineEnd::Finished("bundle_failed");
+            return PipelineEnd::Finished(CheckpointResult::BundleFailed);
         }
     };
     let outcome = match unless(interrupt, ctx.deps.publisher.enqueue(bundle, target)).await {
         None => return PipelineEnd::Interrupted,
         Some(Err(err)) => {
             tracing::warn!(target: "sequencer", %err, "the publisher refused the propose");
-            return PipelineEnd::Finished("enqueue_failed");
+            return PipelineEnd::Finished(CheckpointResult::EnqueueFailed);
         }
         Some(Ok(outcome)) => outcome,
     };
     match unless(interrupt, outcome).await {
-        None | Some(SubmissionOutcome::Interrupted) => PipelineEnd::Interrupted,
-        Some(SubmissionOutcome::Landed(_)) => PipelineEnd::Finished("landed"),
-        Some(other) => PipelineEnd::Finished(other.as_str()),
+        None => PipelineEnd::Interrupted,
+        Some(outcome) => CheckpointResult::of_submission(&outcome)
+            .map_or(PipelineEnd::Interrupted, PipelineEnd::Finished),
     }
 }
 
@@ -240,7 +249,13 @@ async fn parent_check(ctx: &Ctx, built: &BuiltCheckpoint) -> Result<(), DiscardR
     let mut tips = ctx.deps.chain.watch_tips();
     loop {
         tips.borrow_and_update();
-        let synced = ctx.deps.chain.synced_l2_slot().ok().flatten();
+        let synced = match ctx.deps.chain.synced_l2_slot() {
+            Ok(synced) => synced,
+            Err(err) => {
+                tracing::warn!(target: "sequencer", %err, "reading the archiver's L1 sync failed");
+                return Err(DiscardReason::ArchiverReadFailed);
+            }
+        };
         if synced.is_some_and(|synced| synced >= built.build_slot) {
             break;
         }
@@ -265,7 +280,7 @@ async fn parent_check(ctx: &Ctx, built: &BuiltCheckpoint) -> Result<(), DiscardR
             Ok(_) => Err(DiscardReason::ParentHashMismatch),
             Err(err) => {
                 tracing::warn!(target: "sequencer", %err, "reading the parent from the archiver failed");
-                Err(DiscardReason::ParentHashMismatch)
+                Err(DiscardReason::ArchiverReadFailed)
             }
         }
     } else if checkpointed > parent.number {

@@ -2,6 +2,8 @@
 //! every guard in the reference's order, cheapest first; nothing touches L1 before the local
 //! guards passed.
 
+use std::collections::HashSet;
+
 use tandem_archiver::ProposedCheckpoint;
 use tandem_l1::{
     SimulationBase,
@@ -101,14 +103,20 @@ pub(crate) enum Prepared {
 pub(crate) struct Attempts {
     /// The last target slot a job was prepared for (or given up).
     pub(crate) last_attempted: Option<Slot>,
-    /// The last refusal counted, so one reason counts once per target slot, not per tick.
-    pub(crate) last_refusal: Option<(Slot, PrecheckReason)>,
+    /// The target slot of the refusals in `refused`.
+    refused_slot: Option<Slot>,
+    /// The reasons counted for `refused_slot`: each counts (and is logged) once per target
+    /// slot, however often the ticks flip between them.
+    refused: HashSet<PrecheckReason>,
 }
 
 impl Attempts {
     fn refuse(&mut self, ctx: &Ctx, target: Slot, reason: PrecheckReason) -> Prepared {
-        if self.last_refusal != Some((target, reason)) {
-            self.last_refusal = Some((target, reason));
+        if self.refused_slot != Some(target) {
+            self.refused_slot = Some(target);
+            self.refused.clear();
+        }
+        if self.refused.insert(reason) {
             metrics::precheck_failed(reason);
             ctx.emit(crate::SequencerEvent::PrecheckFailed { target, reason });
             match reason {

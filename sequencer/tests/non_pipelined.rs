@@ -8,7 +8,7 @@ use std::{collections::BTreeMap, time::Duration};
 
 use common::*;
 use tandem_proto::time::{PipeliningMode, Slot};
-use tandem_sequencer::SequencerEvent;
+use tandem_sequencer::{CheckpointResult, SequencerEvent};
 
 /// Landed checkpoints the run waits for.
 const LANDED: usize = 4;
@@ -21,12 +21,14 @@ async fn non_pipelined_checkpoints_are_built_in_their_own_slot_and_land() {
     let (nodes, mut events) = start_network(&net, sequencer_config(Default::default())).await;
     let mut built: BTreeMap<Slot, (Slot, usize, bool)> = BTreeMap::new();
     let mut landed: Vec<Slot> = Vec::new();
+    let mut figures = Figures::default();
     let deadline = tokio::time::Instant::now() + Duration::from_secs(110);
     while landed.len() < LANDED {
         let (_, event) = tokio::time::timeout_at(deadline, events.recv())
             .await
             .unwrap_or_else(|_| panic!("only {landed:?} landed; built {built:?}"))
             .unwrap();
+        figures.record(&event);
         match event {
             SequencerEvent::CheckpointProposed {
                 target,
@@ -38,12 +40,13 @@ async fn non_pipelined_checkpoints_are_built_in_their_own_slot_and_land() {
                 built.insert(target, (build_slot, blocks, had_proposed_parent));
             }
             SequencerEvent::CheckpointOutcome { target, result, .. } => {
-                assert_eq!(result, "landed", "slot {target:?}");
+                assert_eq!(result, CheckpointResult::Landed, "slot {target:?}");
                 landed.push(target);
             }
             _ => {}
         }
     }
+    figures.print("non-pipelined", max_blocks);
     for (index, slot) in landed.iter().enumerate() {
         let (build_slot, blocks, had_proposed_parent) = built[slot];
         assert_eq!(build_slot, *slot, "built in its own slot");

@@ -11,7 +11,7 @@ use tokio_util::sync::CancellationToken;
 
 use super::*;
 use crate::{
-    SequencerEvent,
+    CheckpointResult, SequencerEvent,
     context::Ctx,
     job::{BuiltCheckpoint, ParentRef, propose_checkpoint},
     pipeline::{self, DiscardReason, PipelineEnd},
@@ -20,8 +20,7 @@ use crate::{
 
 /// A checkpoint for slot 3 built on genesis (one block), and the context that built it.
 async fn built(f: &Fixture) -> (Arc<Ctx>, BuiltCheckpoint) {
-    let (ctx, _, state) = f.ctx_with_state();
-    let _clock = f.drive_clock(state);
+    let (ctx, _) = f.ctx();
     let snap = Snapshot::at(&ctx, tandem_proto::time::Clock::now(&f.clock)).unwrap();
     let Prepared::Job(job) = prepare(&ctx, &mut Attempts::default(), snap).await.unwrap() else {
         panic!("not prepared");
@@ -76,8 +75,10 @@ async fn run(ctx: Arc<Ctx>, built: BuiltCheckpoint) -> (PipelineEnd, Option<Disc
     (end, discard)
 }
 
-#[tokio::test]
+#[tokio::test(start_paused = true)]
 async fn scenario_15_a_proposed_parent_that_never_landed_is_parent_not_on_l1() {
+    let (recorder, snapshot) = recorder();
+    let _local = metrics::set_default_local_recorder(&recorder);
     let f = fixture(PipeliningMode::Pipelined);
     f.ready_for(Slot(3), 2);
     let (ctx, mut built) = built(&f).await;
@@ -85,15 +86,73 @@ async fn scenario_15_a_proposed_parent_that_never_landed_is_parent_not_on_l1() {
     // L1 synced past the build slot (2), still nothing checkpointed.
     *f.chain.synced_slot.lock().unwrap() = Some(Slot(2));
     let (end, discard) = run(ctx, built).await;
-    assert_eq!(end, PipelineEnd::Finished("discarded"));
+    assert_eq!(end, PipelineEnd::Finished(CheckpointResult::Discarded));
     assert_eq!(discard, Some(DiscardReason::ParentNotOnL1));
     assert!(
         f.publisher.enqueued.lock().unwrap().is_empty(),
         "no propose enqueued"
     );
+    // Counted by reason, and as a pipeline discard.
+    for reason in DiscardReason::ALL {
+        let expected = u64::from(reason == DiscardReason::ParentNotOnL1);
+        assert_eq!(
+            counter(
+                &snapshot,
+                "sequencer_pipeline_parent_mismatch_total",
+                &[("reason", reason.as_str())]
+            ),
+            expected,
+            "{reason:?}"
+        );
+    }
+    assert_eq!(
+        counter(&snapshot, "sequencer_pipeline_discards_total", &[]),
+        1
+    );
+    assert_eq!(
+        counter(
+            &snapshot,
+            "sequencer_checkpoint_outcomes_total",
+            &[("result", "discarded")]
+        ),
+        1
+    );
 }
 
-#[tokio::test]
+/// Review 15 m5: an archiver that cannot be read is its own reason, not a parent mismatch.
+#[tokio::test(start_paused = true)]
+async fn scenario_15_an_archiver_read_failure_is_reported_as_such() {
+    let (recorder, snapshot) = recorder();
+    let _local = metrics::set_default_local_recorder(&recorder);
+    let f = fixture(PipeliningMode::Pipelined);
+    f.ready_for(Slot(3), 2);
+    let (ctx, mut built) = built(&f).await;
+    on_proposed_parent(&mut built);
+    landed_on_l1(&f, 1);
+    *f.chain.fail_reads.lock().unwrap() = true;
+    let (end, discard) = run(ctx, built).await;
+    assert_eq!(end, PipelineEnd::Finished(CheckpointResult::Discarded));
+    assert_eq!(discard, Some(DiscardReason::ArchiverReadFailed));
+    assert!(f.publisher.enqueued.lock().unwrap().is_empty());
+    assert_eq!(
+        counter(
+            &snapshot,
+            "sequencer_pipeline_parent_mismatch_total",
+            &[("reason", "archiver-read-failed")]
+        ),
+        1
+    );
+    assert_eq!(
+        counter(
+            &snapshot,
+            "sequencer_pipeline_parent_mismatch_total",
+            &[("reason", "parent-hash-mismatch")]
+        ),
+        0
+    );
+}
+
+#[tokio::test(start_paused = true)]
 async fn scenario_15_another_checkpoint_landed_as_the_parent_is_parent_hash_mismatch() {
     let f = fixture(PipeliningMode::Pipelined);
     f.ready_for(Slot(3), 2);
@@ -101,12 +160,12 @@ async fn scenario_15_another_checkpoint_landed_as_the_parent_is_parent_hash_mism
     on_proposed_parent(&mut built);
     landed_on_l1(&f, 2);
     let (end, discard) = run(ctx, built).await;
-    assert_eq!(end, PipelineEnd::Finished("discarded"));
+    assert_eq!(end, PipelineEnd::Finished(CheckpointResult::Discarded));
     assert_eq!(discard, Some(DiscardReason::ParentHashMismatch));
     assert!(f.publisher.enqueued.lock().unwrap().is_empty());
 }
 
-#[tokio::test]
+#[tokio::test(start_paused = true)]
 async fn scenario_15_a_checkpoint_landing_above_an_l1_parent_is_unexpected() {
     let f = fixture(PipeliningMode::Pipelined);
     f.ready_for(Slot(3), 2);
@@ -116,12 +175,12 @@ async fn scenario_15_a_checkpoint_landing_above_an_l1_parent_is_unexpected() {
     f.chain.set_tips(0, 0, 1, 1);
     *f.chain.synced_slot.lock().unwrap() = Some(Slot(2));
     let (end, discard) = run(ctx, built).await;
-    assert_eq!(end, PipelineEnd::Finished("discarded"));
+    assert_eq!(end, PipelineEnd::Finished(CheckpointResult::Discarded));
     assert_eq!(discard, Some(DiscardReason::UnexpectedParentAppeared));
     assert!(f.publisher.enqueued.lock().unwrap().is_empty());
 }
 
-#[tokio::test]
+#[tokio::test(start_paused = true)]
 async fn scenario_15_an_archiver_that_never_syncs_times_out() {
     let f = fixture(PipeliningMode::Pipelined);
     f.ready_for(Slot(3), 2);
@@ -132,12 +191,12 @@ async fn scenario_15_an_archiver_that_never_syncs_times_out() {
         clock.slot_start(Slot(4)).0 + 2 * E.as_millis() as u64,
     ));
     let (end, discard) = run(ctx, built).await;
-    assert_eq!(end, PipelineEnd::Finished("discarded"));
+    assert_eq!(end, PipelineEnd::Finished(CheckpointResult::Discarded));
     assert_eq!(discard, Some(DiscardReason::ArchiverSyncTimeout));
     assert!(f.publisher.enqueued.lock().unwrap().is_empty());
 }
 
-#[tokio::test]
+#[tokio::test(start_paused = true)]
 async fn scenario_15_a_parent_that_landed_as_built_on_is_submitted() {
     let f = fixture(PipeliningMode::Pipelined);
     f.ready_for(Slot(3), 2);
@@ -147,11 +206,11 @@ async fn scenario_15_a_parent_that_landed_as_built_on_is_submitted() {
     let (end, discard) = run(ctx, built).await;
     assert_eq!(discard, None);
     // The fake publisher's outcome: the target slot's window closed.
-    assert_eq!(end, PipelineEnd::Finished("expired"));
+    assert_eq!(end, PipelineEnd::Finished(CheckpointResult::Expired));
     assert_eq!(*f.publisher.enqueued.lock().unwrap(), vec![Slot(3)]);
 }
 
-#[tokio::test]
+#[tokio::test(start_paused = true)]
 async fn the_skip_publishing_test_hook_keeps_the_checkpoint_from_the_publisher() {
     let mut f = fixture(PipeliningMode::Pipelined);
     f.config.skip_publishing_slots.insert(3);
@@ -159,11 +218,14 @@ async fn the_skip_publishing_test_hook_keeps_the_checkpoint_from_the_publisher()
     let (ctx, built) = built(&f).await;
     *f.chain.synced_slot.lock().unwrap() = Some(Slot(2));
     let (end, _) = run(ctx, built).await;
-    assert_eq!(end, PipelineEnd::Finished("skipped_by_test_hook"));
+    assert_eq!(
+        end,
+        PipelineEnd::Finished(CheckpointResult::SkippedByTestHook)
+    );
     assert!(f.publisher.enqueued.lock().unwrap().is_empty());
 }
 
-#[tokio::test]
+#[tokio::test(start_paused = true)]
 async fn non_pipelined_builds_for_the_current_slot_and_submits_without_a_parent_wait() {
     let f = fixture(PipeliningMode::NonPipelined);
     // Non-pipelined frame of slot 3 opens at T − E, inside slot 2's last L1 slot: the next L1
@@ -177,6 +239,6 @@ async fn non_pipelined_builds_for_the_current_slot_and_submits_without_a_parent_
     *f.chain.synced_slot.lock().unwrap() = None;
     let (end, discard) = run(ctx, built).await;
     assert_eq!(discard, None);
-    assert_eq!(end, PipelineEnd::Finished("expired"));
+    assert_eq!(end, PipelineEnd::Finished(CheckpointResult::Expired));
     assert_eq!(*f.publisher.enqueued.lock().unwrap(), vec![Slot(3)]);
 }

@@ -48,7 +48,7 @@ fn refusal(events: &[SequencerEvent]) -> Option<PrecheckReason> {
     })
 }
 
-#[tokio::test]
+#[tokio::test(start_paused = true)]
 async fn scenario_01_a_tick_targets_the_slot_of_the_next_l1_block_plus_one() {
     // Committee [us, other]: the proposer of odd slots is the other key.
     let f = Fixture::new(PipeliningMode::Pipelined, &[2]);
@@ -65,7 +65,7 @@ async fn scenario_01_a_tick_targets_the_slot_of_the_next_l1_block_plus_one() {
     assert!(f.l1.calls.lock().unwrap().is_empty());
 }
 
-#[tokio::test]
+#[tokio::test(start_paused = true)]
 async fn scenario_02_a_proposed_parent_is_laid_over_l1_in_the_plan() {
     let f = Fixture::new(PipeliningMode::Pipelined, &[]);
     f.chain.put_header(1, 1, 4);
@@ -94,8 +94,10 @@ async fn scenario_02_a_proposed_parent_is_laid_over_l1_in_the_plan() {
     assert_eq!(attempts.last_attempted, Some(Slot(5)));
 }
 
-#[tokio::test]
+#[tokio::test(start_paused = true)]
 async fn scenario_03_the_depth_guard_refuses_before_any_l1_call() {
+    let (recorder, snapshot) = recorder();
+    let _local = metrics::set_default_local_recorder(&recorder);
     let f = Fixture::new(PipeliningMode::Pipelined, &[]);
     for n in 1..=3 {
         f.chain.put_header(n, n, n + 1);
@@ -112,9 +114,10 @@ async fn scenario_03_the_depth_guard_refuses_before_any_l1_call() {
     assert!(matches!(prepared, Prepared::Refused), "{prepared:?}");
     assert_eq!(refusal(&events), Some(PrecheckReason::DepthExceeded));
     assert!(f.l1.calls.lock().unwrap().is_empty(), "nothing simulated");
+    assert_eq!(precheck_count(&snapshot, PrecheckReason::DepthExceeded), 1);
 }
 
-#[tokio::test]
+#[tokio::test(start_paused = true)]
 async fn scenario_04_without_a_proposed_parent_the_plan_changes_nothing() {
     let f = Fixture::new(PipeliningMode::Pipelined, &[]);
     f.chain.put_header(2, 2, 3);
@@ -135,7 +138,7 @@ async fn scenario_04_without_a_proposed_parent_the_plan_changes_nothing() {
     assert_eq!(archive, f.chain.headers.lock().unwrap()[&2].archive_root);
 }
 
-#[tokio::test]
+#[tokio::test(start_paused = true)]
 async fn scenario_05_the_orphan_guard_waits_for_the_proposed_checkpoint() {
     let f = Fixture::new(PipeliningMode::Pipelined, &[]);
     f.chain.put_header(5, 3, 6);
@@ -157,8 +160,10 @@ async fn scenario_05_the_orphan_guard_waits_for_the_proposed_checkpoint() {
     assert_eq!(synced.proposed_parent.unwrap().number, 3);
 }
 
-#[tokio::test]
+#[tokio::test(start_paused = true)]
 async fn every_other_guard_refuses_with_its_reason_counted_once_per_slot() {
+    let (recorder, snapshot) = recorder();
+    let _local = metrics::set_default_local_recorder(&recorder);
     let f = Fixture::new(PipeliningMode::Pipelined, &[]);
     f.chain.put_header(1, 1, 4);
     f.chain.put_proposed(1, 1, 1, 4);
@@ -233,4 +238,120 @@ async fn every_other_guard_refuses_with_its_reason_counted_once_per_slot() {
     let (prepared, _) = prepare_at(&f, &mut attempts).await;
     assert!(matches!(prepared, Prepared::Nothing));
     assert!(f.committee.asked.lock().unwrap().is_empty());
+    // Each refusal counted once under its reason (the repeated one too).
+    for reason in [
+        PrecheckReason::ArchiverBehind,
+        PrecheckReason::WorldStateBehind,
+        PrecheckReason::IncoherentTips,
+        PrecheckReason::SlotMismatch,
+        PrecheckReason::CheckpointNumberMismatch,
+        PrecheckReason::SlotAlreadyTaken,
+        PrecheckReason::PastStartDeadline,
+    ] {
+        assert_eq!(precheck_count(&snapshot, reason), 1, "{reason:?}");
+    }
+    assert_eq!(precheck_count(&snapshot, PrecheckReason::DepthExceeded), 0);
+}
+
+/// Tip block 1 (slot 4) in proposed checkpoint 1, world state agreeing, L1 synced to 3, the
+/// clock at slot 5's frame opening: ready to build checkpoint 2 for slot 5.
+fn on_proposed_tip(f: &Fixture) {
+    f.chain.put_header(1, 1, 4);
+    f.chain.put_proposed(1, 1, 1, 4);
+    f.chain.set_tips(1, 1, 1, 0);
+    world_at(f, 1);
+    *f.chain.synced_slot.lock().unwrap() = Some(Slot(3));
+    f.at_frame_opening(Slot(5), Duration::ZERO);
+}
+
+fn precheck_count(snapshot: &Counters, reason: PrecheckReason) -> u64 {
+    counter(
+        snapshot,
+        "sequencer_checkpoint_precheck_failed_total",
+        &[("reason", reason.as_str())],
+    )
+}
+
+/// Review 15 m6: ticks flipping between two refusals for one target slot count each reason
+/// once; the next target slot counts again.
+#[tokio::test(start_paused = true)]
+async fn refusals_flipping_between_reasons_count_each_once_per_target_slot() {
+    let (recorder, snapshot) = recorder();
+    let _local = metrics::set_default_local_recorder(&recorder);
+    let f = Fixture::new(PipeliningMode::Pipelined, &[]);
+    on_proposed_tip(&f);
+    let mut attempts = Attempts::default();
+    let mut reported = Vec::new();
+    for (synced, world_behind) in [(2, false), (3, true), (2, false), (3, true), (2, false)] {
+        *f.chain.synced_slot.lock().unwrap() = Some(Slot(synced));
+        if world_behind {
+            *f.world.tip_override.lock().unwrap() = None;
+        } else {
+            world_at(&f, 1);
+        }
+        let (_, events) = prepare_at(&f, &mut attempts).await;
+        reported.extend(refusal(&events));
+    }
+    assert_eq!(
+        reported,
+        vec![
+            PrecheckReason::ArchiverBehind,
+            PrecheckReason::WorldStateBehind
+        ]
+    );
+    assert_eq!(precheck_count(&snapshot, PrecheckReason::ArchiverBehind), 1);
+    assert_eq!(
+        precheck_count(&snapshot, PrecheckReason::WorldStateBehind),
+        1
+    );
+    // Slot 6: the same reason counts again.
+    f.at_frame_opening(Slot(6), Duration::ZERO);
+    let (_, events) = prepare_at(&f, &mut attempts).await;
+    assert_eq!(refusal(&events), Some(PrecheckReason::ArchiverBehind));
+    assert_eq!(precheck_count(&snapshot, PrecheckReason::ArchiverBehind), 2);
+}
+
+/// The guards not covered above, each counted under its own reason and nothing else.
+#[tokio::test(start_paused = true)]
+async fn the_remaining_guards_refuse_and_count_their_reason() {
+    type Setup = fn(&Fixture);
+    let cases: [(PrecheckReason, Setup); 4] = [
+        (PrecheckReason::NoCommittee, |f| {
+            *f.committee.unknown.lock().unwrap() = true;
+        }),
+        // Proposed checkpoint 2 exists, but the tip block is in checkpoint 1.
+        (PrecheckReason::ProposedCheckpointNotParent, |f| {
+            f.chain.put_proposed(2, 2, 1, 5);
+            f.chain.set_tips(1, 1, 2, 0);
+        }),
+        (PrecheckReason::RollupContractCheckFailed, |f| {
+            *f.l1.fail_base.lock().unwrap() = true;
+        }),
+        // The archiver has checkpoint 1 on L1, L1 (reorged) says 0: the plan would need a
+        // proposed checkpoint 1, and there is none.
+        (PrecheckReason::PlanFailed, |f| {
+            f.chain.proposed.lock().unwrap().clear();
+            f.chain.set_tips(1, 1, 1, 1);
+        }),
+    ];
+    for (expected, setup) in cases {
+        let (recorder, snapshot) = recorder();
+        let _local = metrics::set_default_local_recorder(&recorder);
+        let f = Fixture::new(PipeliningMode::Pipelined, &[]);
+        on_proposed_tip(&f);
+        setup(&f);
+        let (prepared, events) = prepare_at(&f, &mut Attempts::default()).await;
+        assert!(
+            matches!(prepared, Prepared::Refused),
+            "{expected:?}: {prepared:?}"
+        );
+        assert_eq!(refusal(&events), Some(expected));
+        for reason in PrecheckReason::ALL {
+            assert_eq!(
+                precheck_count(&snapshot, reason),
+                u64::from(reason == expected),
+                "{expected:?}: counted {reason:?}"
+            );
+        }
+    }
 }

@@ -214,6 +214,8 @@ pub struct Node {
     pub addr: Multiaddr,
     pub sequencer: Option<SequencerHandle>,
     pub publisher: Option<PublisherHandle>,
+    /// A validator's sequencer parts, until [`Node::start_sequencer`].
+    sequencer_parts: Option<(SequencerDeps, ProtocolParams)>,
     pub cancel: CancellationToken,
     pub sequencer_cancel: CancellationToken,
     pub sequencer_task: Option<JoinHandle<tandem_sequencer::SequencerResult<()>>>,
@@ -222,13 +224,9 @@ pub struct Node {
 }
 
 impl Node {
-    /// Validator `index` (its sequencer built with `config`), or a full node when `None`.
-    pub async fn start(
-        net: &Network,
-        index: Option<usize>,
-        bootnodes: Vec<Multiaddr>,
-        config: SequencerConfig,
-    ) -> Self {
+    /// Validator `index` (its sequencer not started yet: [`Node::start_sequencer`]), or a full
+    /// node when `None`.
+    pub async fn start(net: &Network, index: Option<usize>, bootnodes: Vec<Multiaddr>) -> Self {
         let dir = tempfile::tempdir().unwrap();
         let cancel = CancellationToken::new();
         let mut tasks = Vec::new();
@@ -378,7 +376,7 @@ impl Node {
 
         // A validator's publisher and sequencer.
         let sequencer_cancel = CancellationToken::new();
-        let (mut sequencer, mut publisher, mut sequencer_task) = (None, None, None);
+        let (mut publisher, mut sequencer_parts) = (None, None);
         if let (Some(index), Some(signer)) = (index, signer) {
             let attesters: Vec<Address> = (0..VALIDATORS)
                 .map(|i| validator_key(i).address())
@@ -416,10 +414,8 @@ impl Node {
                 mana_limit: net.params.mana_limit,
                 max_body_bytes: net.params.max_checkpoint_body_bytes as usize,
             };
-            let (seq, actor) = Sequencer::new(config, protocol, deps).unwrap();
-            sequencer = Some(seq);
             publisher = Some(handle);
-            sequencer_task = Some(tokio::spawn(actor.run(sequencer_cancel.clone())));
+            sequencer_parts = Some((deps, protocol));
         }
         Self {
             index,
@@ -427,13 +423,23 @@ impl Node {
             state,
             p2p,
             addr,
-            sequencer,
+            sequencer: None,
             publisher,
+            sequencer_parts,
             cancel,
             sequencer_cancel,
-            sequencer_task,
+            sequencer_task: None,
             tasks,
             _dir: dir,
+        }
+    }
+
+    /// Starts a validator's sequencer with `config` (a full node has none).
+    pub fn start_sequencer(&mut self, config: SequencerConfig) {
+        if let Some((deps, protocol)) = self.sequencer_parts.take() {
+            let (handle, actor) = Sequencer::new(config, protocol, deps).unwrap();
+            self.sequencer = Some(handle);
+            self.sequencer_task = Some(tokio::spawn(actor.run(self.sequencer_cancel.clone())));
         }
     }
 
@@ -441,11 +447,17 @@ impl Node {
         self.archiver.tips()
     }
 
-    /// Stops the sequencer first (it awaits its pending submission), then everything else.
+    /// Stops the sequencer first (it awaits its pending submission, at most
+    /// `SHUTDOWN_GRACE`), then everything else.
     pub async fn stop(mut self) {
         self.sequencer_cancel.cancel();
         if let Some(task) = self.sequencer_task.take() {
-            task.await.unwrap().unwrap();
+            let bound = tandem_sequencer::SHUTDOWN_GRACE + Duration::from_millis(500);
+            tokio::time::timeout(bound, task)
+                .await
+                .expect("the sequencer stopped within its grace")
+                .expect("the sequencer task did not panic")
+                .expect("the sequencer ended cleanly");
         }
         self.cancel.cancel();
         for task in self.tasks.drain(..) {
@@ -474,12 +486,12 @@ impl Node {
     }
 }
 
+/// Every sequencer's events, merged into one stream.
+pub type Events = mpsc::UnboundedReceiver<(usize, SequencerEvent)>;
+
 /// 4 validators and a full node in a star around validator 0, meshes formed, the txs preloaded
-/// in every pool, and every sequencer's events merged into one stream.
-pub async fn start_network(
-    net: &Network,
-    config: SequencerConfig,
-) -> (Vec<Node>, mpsc::UnboundedReceiver<(usize, SequencerEvent)>) {
+/// in every pool, the sequencers started with `config`.
+pub async fn start_network(net: &Network, config: SequencerConfig) -> (Vec<Node>, Events) {
     start_network_with(net, config, PRELOAD).await
 }
 
@@ -487,15 +499,22 @@ pub async fn start_network(
 pub async fn start_network_with(
     net: &Network,
     config: SequencerConfig,
-    (users, per_user): (usize, u64),
-) -> (Vec<Node>, mpsc::UnboundedReceiver<(usize, SequencerEvent)>) {
+    preload: (usize, u64),
+) -> (Vec<Node>, Events) {
+    let mut nodes = start_nodes(net, preload).await;
+    let events = start_sequencers(&mut nodes, &config);
+    (nodes, events)
+}
+
+/// [`start_network_with`] without starting the sequencers.
+pub async fn start_nodes(net: &Network, (users, per_user): (usize, u64)) -> Vec<Node> {
     let mut nodes: Vec<Node> = Vec::new();
     for index in (0..VALIDATORS).map(Some).chain([None]) {
         let bootnodes = nodes
             .first()
             .map(|hub| vec![hub.addr.clone()])
             .unwrap_or_default();
-        nodes.push(Node::start(net, index, bootnodes, config.clone()).await);
+        nodes.push(Node::start(net, index, bootnodes).await);
     }
     nodes[0].wait_for_mesh(1).await;
     for node in &nodes[1..] {
@@ -509,8 +528,14 @@ pub async fn start_network_with(
             }
         }
     }
+    nodes
+}
+
+/// Starts every validator's sequencer with `config`; their events merged into one stream.
+pub fn start_sequencers(nodes: &mut [Node], config: &SequencerConfig) -> Events {
     let (events_tx, events) = mpsc::unbounded_channel();
-    for node in &nodes {
+    for node in nodes.iter_mut() {
+        node.start_sequencer(config.clone());
         if let (Some(index), Some(sequencer)) = (node.index, &node.sequencer) {
             let mut stream = sequencer.subscribe();
             let events_tx = events_tx.clone();
@@ -523,7 +548,82 @@ pub async fn start_network_with(
             });
         }
     }
-    (nodes, events)
+    events
+}
+
+/// The value at fraction `p` of `values` (nearest rank), `None` when empty.
+pub fn percentile<T: Copy + Ord>(values: &[T], p: f64) -> Option<T> {
+    let mut sorted = values.to_vec();
+    sorted.sort_unstable();
+    let index = ((sorted.len() as f64 - 1.0) * p).round() as usize;
+    sorted.get(index).copied()
+}
+
+/// The figures, from the sequencers' events.
+#[derive(Debug, Default)]
+pub struct Figures {
+    /// Blocks of each checkpoint proposed.
+    pub blocks: Vec<usize>,
+    /// Build start, ms after the build frame opened, of each job.
+    pub frame_offsets_ms: Vec<u64>,
+    /// Attestation collection, ms, of each checkpoint.
+    pub attestation_ms: Vec<u64>,
+    /// `(txs, build µs)` of each block.
+    pub build_micros: Vec<(usize, u64)>,
+    /// Outcomes seen, and how many landed.
+    pub outcomes: usize,
+    pub landed: usize,
+}
+
+impl Figures {
+    pub fn record(&mut self, event: &SequencerEvent) {
+        match event {
+            SequencerEvent::Preparing {
+                frame_offset_ms, ..
+            } => self.frame_offsets_ms.push(*frame_offset_ms),
+            SequencerEvent::BlockProposed {
+                txs, build_micros, ..
+            } => self.build_micros.push((*txs, *build_micros)),
+            SequencerEvent::CheckpointProposed { blocks, .. } => self.blocks.push(*blocks),
+            SequencerEvent::AttestationsCollected { elapsed_ms, .. } => {
+                self.attestation_ms.push(*elapsed_ms);
+            }
+            SequencerEvent::CheckpointOutcome { result, .. } => {
+                self.outcomes += 1;
+                if *result == tandem_sequencer::CheckpointResult::Landed {
+                    self.landed += 1;
+                }
+            }
+            _ => {}
+        }
+    }
+
+    pub fn print(&self, name: &str, max: usize) {
+        let at_max = self.blocks.iter().filter(|b| **b == max).count();
+        println!("== {name}");
+        println!(
+            "checkpoints built {}, landed {} of {} finished",
+            self.blocks.len(),
+            self.landed,
+            self.outcomes
+        );
+        println!(
+            "blocks per checkpoint: timetable max {max}; realized {:?}; at max {at_max}/{}; mean {:.2}",
+            self.blocks,
+            self.blocks.len(),
+            self.blocks.iter().sum::<usize>() as f64 / self.blocks.len().max(1) as f64
+        );
+        println!(
+            "build start offset from the frame opening: p50 {:?} ms, p99 {:?} ms",
+            percentile(&self.frame_offsets_ms, 0.5),
+            percentile(&self.frame_offsets_ms, 0.99)
+        );
+        println!(
+            "attestation collection: p50 {:?} ms, p99 {:?} ms",
+            percentile(&self.attestation_ms, 0.5),
+            percentile(&self.attestation_ms, 0.99)
+        );
+    }
 }
 
 /// Path of a node's data (for debugging).
