@@ -96,7 +96,7 @@ fn samples() -> Samples {
             index_within_checkpoint: 0,
             total_mana_used: 0,
             total_fees: 0,
-            ..header.clone()
+            ..header
         },
         txs: Vec::new(),
     };
@@ -456,7 +456,7 @@ fn store_seeds(s: &Samples, seeds: &mut Vec<Seed>) {
                 Some(ProposeCalldata {
                     header: payload.header.clone(),
                     fee_asset_price_modifier: payload.fee_asset_price_modifier,
-                    attestations: attestations.clone(),
+                    attestations,
                     body: body.clone(),
                 }),
                 None,
