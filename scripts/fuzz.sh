@@ -18,7 +18,6 @@ afl_target_dir="${FUZZ_TARGET_DIR:-$HOME/.cache/tandem/fuzz-target}"
 out_root="${FUZZ_OUT:-$HOME/.cache/tandem/fuzz-out}"
 nice_level="${FUZZ_NICE:-19}"
 harness="$afl_target_dir/debug/tandem-fuzz-afl"
-all_targets=(wire gossip reqresp archiver_records state_records checkpoint_body l1_calldata)
 
 log() { printf 'fuzz: %s\n' "$*" >&2; }
 
@@ -68,8 +67,9 @@ run() {
   mkdir -p "$out_root"
   [ -f "$out_root/summary.tsv" ] ||
     printf 'target\texecs\texecs/s\tseconds\tedges\tcoverage\tcorpus\tcrashes\n' >"$out_root/summary.tsv"
-  local failed=0 target
-  for target in "${@:-${all_targets[@]}}"; do
+  local failed=0 target targets=("$@")
+  [ "${#targets[@]}" -gt 0 ] || mapfile -t targets < <("$harness" --list)
+  for target in "${targets[@]}"; do
     fuzz_one "$target" || failed=1
   done
   return "$failed"
