@@ -28,6 +28,8 @@ struct Samples {
     txs: Vec<Tx>,
     block: Block,
     empty_block: Block,
+    // The stored records' seeds use it.
+    #[cfg_attr(not(feature = "store"), allow(dead_code))]
     archive: ArchiveTree,
     proposal: tandem_proto::BlockProposal,
     checkpoint_proposal: CheckpointProposal,
