@@ -5,6 +5,7 @@
 #   scripts/fuzz.sh run [TARGET...]    AFL++ on each target in turn (default: all), until
 #                                      FUZZ_EXECS executions (default 10 M) or FUZZ_SECONDS
 #   scripts/fuzz.sh smoke [TARGET...]  a few seconds of AFL++ per target (FUZZ_SECONDS=5)
+#   scripts/fuzz.sh keep [TARGET...]   a run's queue into fuzz/corpus/*/cov-* (replayed in CI)
 #   scripts/fuzz.sh seeds              regenerate fuzz/corpus/*/seed-* from the encoders
 # Targets run one at a time under `nice -n ${FUZZ_NICE:-19}`: the machine is shared. Outputs go
 # to $FUZZ_OUT (default ~/.cache/tandem/fuzz-out/<target>); figures to $FUZZ_OUT/summary.tsv.
@@ -75,12 +76,30 @@ run() {
   return "$failed"
 }
 
+# A run's queue (each input added coverage when found), named by content, replaces the corpus's
+# cov-* inputs; the replay test then runs them in CI.
+keep() {
+  local target targets=("$@")
+  [ "${#targets[@]}" -gt 0 ] || mapfile -t targets < <("$harness" --list)
+  for target in "${targets[@]}"; do
+    local queue="$out_root/$target/default/queue"
+    [ -d "$queue" ] || { log "$target: no queue in $queue"; continue; }
+    rm -f "fuzz/corpus/$target"/cov-*
+    local file
+    for file in "$queue"/id:*; do
+      cp "$file" "fuzz/corpus/$target/cov-$(sha256sum "$file" | cut -c1-16)"
+    done
+    log "$target: $(ls "fuzz/corpus/$target" | grep -c '^cov-') inputs kept"
+  done
+}
+
 case "${1:-}" in
   replay)
     cargo nextest run --locked -p tandem-fuzz --profile "${NEXTEST_PROFILE:-default}" ;;
   build) build ;;
   run) shift; run "$@" ;;
   smoke) shift; FUZZ_SECONDS="${FUZZ_SECONDS:-5}" run "$@" ;;
+  keep) shift; keep "$@" ;;
   seeds) cargo run --locked -p tandem-fuzz --bin tandem-fuzz-seeds -- fuzz/corpus ;;
-  *) sed -n '2,10p' "$0" >&2; exit 2 ;;
+  *) sed -n '2,11p' "$0" >&2; exit 2 ;;
 esac
