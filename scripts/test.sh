@@ -30,4 +30,6 @@ forge_dir="$CARGO_TARGET_DIR/forge/$(printf %s "$root" | cksum | cut -d' ' -f1)"
 FOUNDRY_SOLC="$root/.tools/bin/forge-solc" \
   FOUNDRY_OUT="$forge_dir/out" FOUNDRY_CACHE_PATH="$forge_dir/cache" \
   forge test --root l1
+# Fuzz targets: committed corpus, crash regressions and seed mutations (fuzz/README.md).
+NEXTEST_PROFILE="$profile" bash scripts/fuzz.sh replay
 cargo nextest run --workspace --locked --profile "$profile"

@@ -23,6 +23,8 @@ mod chain;
 mod codec;
 mod error;
 mod fetch;
+#[cfg(feature = "fuzzing")]
+pub mod fuzzing;
 mod inputs;
 mod l1_source;
 mod proposed;

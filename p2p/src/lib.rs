@@ -20,6 +20,8 @@ mod dispatch;
 mod error;
 mod events;
 mod evidence;
+#[cfg(feature = "fuzzing")]
+pub mod fuzzing;
 mod handlers;
 mod keys;
 mod metrics;

@@ -20,6 +20,8 @@ mod account;
 mod builder;
 mod exec;
 mod fork;
+#[cfg(feature = "fuzzing")]
+pub mod fuzzing;
 mod pool;
 mod records;
 mod reexec;

@@ -8,10 +8,19 @@ use crate::{
 };
 
 pub(crate) fn block_record(version: &Version) -> Vec<u8> {
+    encode_block_record(&version.block_hash, &version.tree.root(), &version.archive)
+}
+
+/// `block hash || state root || archive frontier`.
+pub(crate) fn encode_block_record(
+    block_hash: &B256,
+    state_root: &B256,
+    archive: &ArchiveTree,
+) -> Vec<u8> {
     let mut record = Vec::with_capacity(64 + 8 + 32 * 32);
-    record.extend_from_slice(version.block_hash.as_slice());
-    record.extend_from_slice(version.tree.root().as_slice());
-    record.extend_from_slice(&version.archive.frontier_bytes());
+    record.extend_from_slice(block_hash.as_slice());
+    record.extend_from_slice(state_root.as_slice());
+    record.extend_from_slice(&archive.frontier_bytes());
     record
 }
 

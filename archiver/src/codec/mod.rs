@@ -108,9 +108,23 @@ fn write_payload(w: &mut Writer, payload: &ConsensusPayload) {
         .i64(payload.fee_asset_price_modifier);
 }
 
+/// An ABI-encoded header in a length-prefixed field: the field must hold exactly the encoding
+/// (`abi_decode_validate` ignores bytes after a static struct, so a field with trailing bytes
+/// would decode to a header that re-encodes differently; found by fuzzing).
+fn exact_abi<T: SolValue + From<<T::SolType as alloy_sol_types::SolType>::RustType>>(
+    bytes: &[u8],
+    err: RecordError,
+) -> Result<T, RecordError> {
+    let value = T::abi_decode_validate(bytes).map_err(|_| err)?;
+    if value.abi_encoded_size() != bytes.len() {
+        return Err(err);
+    }
+    Ok(value)
+}
+
 fn read_checkpoint_header(r: &mut Reader<'_>) -> Result<CheckpointHeader, RecordError> {
     let err = r.err();
-    CheckpointHeader::abi_decode_validate(r.bytes()?).map_err(|_| err)
+    exact_abi(r.bytes()?, err)
 }
 
 fn read_payload(r: &mut Reader<'_>) -> Result<ConsensusPayload, RecordError> {
@@ -177,7 +191,7 @@ pub(crate) fn decode_header(bytes: &[u8]) -> Result<HeaderRecord, RecordError> {
     let hash = r.b256()?;
     let archive_root = r.b256()?;
     let archive = ArchiveTree::from_frontier_bytes(r.bytes()?).map_err(|_| r.err())?;
-    let header = BlockHeader::abi_decode_validate(r.bytes()?).map_err(|_| r.err())?;
+    let header: BlockHeader = exact_abi(r.bytes()?, r.err())?;
     r.finish()?;
     if archive.root() != archive_root || header.hash() != hash {
         return Err(r.err());

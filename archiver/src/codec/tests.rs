@@ -134,3 +134,47 @@ fn a_header_whose_frontier_disagrees_with_its_root_is_refused() {
     };
     assert!(decode_header(&encode_header(&wrong)).is_err());
 }
+
+/// Found by fuzzing (`fuzz/regressions/archiver_records/`): a length-prefixed ABI header with
+/// bytes after it decoded (the ABI decoder stops after a static struct) to a record that
+/// re-encodes differently. Both header fields must now hold exactly the encoding.
+#[test]
+fn a_header_field_with_trailing_bytes_is_refused() {
+    let record = HeaderRecord {
+        header: BlockHeader::default(),
+        hash: BlockHeader::default().hash(),
+        archive_root: ArchiveTree::new().root(),
+        archive: ArchiveTree::new(),
+    };
+    let mut w = Writer::default();
+    let mut padded = record.header.abi_encode();
+    padded.push(0);
+    w.b256(&record.hash)
+        .b256(&record.archive_root)
+        .bytes(&record.archive.frontier_bytes())
+        .bytes(&padded);
+    assert_eq!(decode_header(&encode_header(&record)), Ok(record));
+    assert_eq!(decode_header(&w.0), Err(RecordError("block header")));
+
+    let proposed = ProposedCheckpoint {
+        number: 1,
+        payload: ConsensusPayload::default(),
+        start_block: 1,
+        block_count: 1,
+        total_mana_used: 0,
+        proposer_signature: Signature::default(),
+    };
+    let encoded = encode_proposed(&proposed);
+    assert_eq!(decode_proposed(&encoded), Ok(proposed));
+    // Grow the header field by one byte: its u64 length sits right after the number.
+    let header_len = CheckpointHeader::default().abi_encode().len();
+    let mut grown = encoded[..8].to_vec();
+    grown.extend_from_slice(&(header_len as u64 + 1).to_be_bytes());
+    grown.extend_from_slice(&encoded[16..16 + header_len]);
+    grown.push(0);
+    grown.extend_from_slice(&encoded[16 + header_len..]);
+    assert_eq!(
+        decode_proposed(&grown),
+        Err(RecordError("proposed checkpoint"))
+    );
+}

@@ -13,6 +13,8 @@ pub(crate) use codec::{
     BlocksCodec, ChainCodec, Frame, FrameCodec, ProposalsCodec, Protocols, ResponseItem, TxsCodec,
     cap_response,
 };
+#[cfg(feature = "fuzzing")]
+pub(crate) use codec::{read_frame, write_frame};
 pub use served::{ChainBlock, ServedBlock};
 pub(crate) use served::{SegmentFault, verify_proposals, verify_segment};
 
