@@ -30,6 +30,6 @@ forge_dir="$CARGO_TARGET_DIR/forge/$(printf %s "$root" | cksum | cut -d' ' -f1)"
 FOUNDRY_SOLC="$root/.tools/bin/forge-solc" \
   FOUNDRY_OUT="$forge_dir/out" FOUNDRY_CACHE_PATH="$forge_dir/cache" \
   forge test --root l1
-# Fuzz targets: committed corpus, crash regressions and seed mutations (fuzz/README.md).
-NEXTEST_PROFILE="$profile" bash scripts/fuzz.sh replay
+# The workspace run includes tandem-fuzz's replay tests: the committed corpus, crash regressions
+# and seed mutations through every fuzz target (fuzz/README.md; `scripts/fuzz.sh` fuzzes).
 cargo nextest run --workspace --locked --profile "$profile"
