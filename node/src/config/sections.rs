@@ -130,7 +130,8 @@ pub(crate) struct ValidatorConfig {
     pub(crate) keystore: Option<PathBuf>,
     /// File holding the keystore password.
     pub(crate) password_file: Option<PathBuf>,
-    /// Sign attestations when in the committee.
+    /// Attest to other proposers' checkpoints when in the committee. Off, this node's own
+    /// sequencer still signs its own checkpoints (its proposal counts as its attestation).
     pub(crate) attest: bool,
 }
 

@@ -5,7 +5,7 @@ use serde::Serialize;
 use tandem_archiver::{CheckpointRecord, ProposedCheckpoint, StoredBlock};
 use tandem_proto::{Address, B256, L2TipId, L2Tips, SigningDomain, Tx};
 
-use super::params::quantity;
+use super::{params::quantity, senders::SenderCache};
 
 #[derive(Serialize)]
 #[serde(rename_all = "camelCase")]
@@ -96,10 +96,15 @@ pub(crate) struct TxJson {
 
 impl TxJson {
     pub(crate) fn new(tx: &Tx, domain: &SigningDomain) -> Self {
+        Self::with_sender(tx, tx.recover_sender(domain).ok())
+    }
+
+    /// `tx` with its already recovered sender.
+    pub(crate) fn with_sender(tx: &Tx, from: Option<Address>) -> Self {
         let payload = &tx.payload;
         Self {
             hash: tx.hash(),
-            from: tx.recover_sender(domain).ok(),
+            from,
             to: payload.to,
             nonce: quantity(payload.nonce),
             amount: quantity(payload.amount),
@@ -177,14 +182,14 @@ impl BlockJson {
     pub(crate) fn new(
         stored: &StoredBlock,
         tips: &L2Tips,
-        full_txs: bool,
-        domain: &SigningDomain,
+        full_txs: Option<(&SenderCache, &SigningDomain)>,
     ) -> Self {
         let header = &stored.block.header;
         let txs = &stored.block.txs;
+        let hash = header.hash();
         Self {
             number: quantity(header.block_number),
-            hash: header.hash(),
+            hash,
             status: Status::of_block(header.block_number, tips),
             archive_root: stored.archive_root,
             parent_archive_root: header.last_archive_root,
@@ -200,10 +205,17 @@ impl BlockJson {
             total_mana_used: quantity(header.total_mana_used),
             total_fees: quantity(header.total_fees),
             tx_count: quantity(txs.len() as u64),
-            txs: if full_txs {
-                BlockTxs::Full(txs.iter().map(|tx| TxJson::new(tx, domain)).collect())
-            } else {
-                BlockTxs::Hashes(txs.iter().map(Tx::hash).collect())
+            txs: match full_txs {
+                Some((senders, domain)) => {
+                    let senders = senders.of_block(hash, txs, domain);
+                    BlockTxs::Full(
+                        txs.iter()
+                            .zip(senders.iter())
+                            .map(|(tx, from)| TxJson::with_sender(tx, *from))
+                            .collect(),
+                    )
+                }
+                None => BlockTxs::Hashes(txs.iter().map(Tx::hash).collect()),
             },
         }
     }

@@ -214,7 +214,11 @@ fn get_block(params: &Params<'_>, view: &NodeView) -> RpcResult<Value> {
     }
     .map_err(internal)?;
     match found {
-        Some(stored) => to_value(BlockJson::new(&stored, &tips, full, &services.domain)),
+        Some(stored) => to_value(BlockJson::new(
+            &stored,
+            &tips,
+            full.then_some((&view.senders, &services.domain)),
+        )),
         None => Err(error(
             NOT_FOUND,
             match block {
@@ -278,33 +282,39 @@ fn get_account(params: &Params<'_>, view: &NodeView) -> RpcResult<Value> {
         state.fork_tip().map_err(internal)?.0
     } else {
         let tips = services.archiver.reader().tips().map_err(internal)?;
-        let at = tip.of(&tips).block;
-        let missing = |why: String| {
-            error(
-                NOT_FOUND,
-                format!(
-                    "the world state has no state at block {} {} yet ({why})",
-                    quantity(at.number),
-                    at.hash
-                ),
-            )
-        };
-        let fork = state
-            .fork(at.number)
-            .map_err(|err| missing(err.to_string()))?;
-        if fork.block_hash() != at.hash {
-            return Err(missing(format!(
-                "it holds block {} there",
-                fork.block_hash()
-            )));
-        }
-        fork
+        fork_at(tip.of(&tips).block, |number| state.fork(number))?
     };
     let at = tandem_proto::BlockId {
         number: fork.block_number(),
         hash: fork.block_hash(),
     };
     to_value(AccountJson::new(address, fork.account(&address), at))
+}
+
+/// A fork on top of block `at`, from `fork` (the world state's fork at a number): the block
+/// there must be `at` itself, or the account would be reported at a block it is not from.
+fn fork_at(
+    at: tandem_proto::BlockId,
+    fork: impl FnOnce(u64) -> Result<tandem_state::Fork, tandem_state::StateError>,
+) -> RpcResult<tandem_state::Fork> {
+    let missing = |why: String| {
+        error(
+            NOT_FOUND,
+            format!(
+                "the world state has no state at block {} {} yet ({why})",
+                quantity(at.number),
+                at.hash
+            ),
+        )
+    };
+    let fork = fork(at.number).map_err(|err| missing(err.to_string()))?;
+    if fork.block_hash() != at.hash {
+        return Err(missing(format!(
+            "it holds block {} there",
+            fork.block_hash()
+        )));
+    }
+    Ok(fork)
 }
 
 async fn node_info(params: &Params<'static>, view: &NodeView) -> RpcResult<Value> {
@@ -383,5 +393,71 @@ async fn subscribe_tips(
             () = sink.closed() => return Ok(()),
             changed = tips.changed() => if changed.is_err() { return Ok(()) },
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use tandem_proto::{B256, BlockId};
+    use tandem_state::{ChainSpec, WorldState, WorldStateConfig};
+
+    use super::*;
+
+    /// `getAccount` at a tip: the world state's block at the tip's number must be the tip's
+    /// block; another block there (the state followed another fork) is −32001 naming both.
+    #[test]
+    fn an_account_is_read_only_at_the_tips_own_block() {
+        let dir = tempfile::tempdir().unwrap();
+        let spec = ChainSpec {
+            chain_id: 1,
+            rollup_version: 1,
+            genesis_allocation: vec![(tandem_proto::Address::repeat_byte(1), 5)],
+        };
+        let world = WorldState::open(dir.path(), spec, WorldStateConfig::default()).unwrap();
+        let genesis = world.fork(0).unwrap().block_hash();
+
+        let fork = fork_at(
+            BlockId {
+                number: 0,
+                hash: genesis,
+            },
+            |n| world.fork(n),
+        )
+        .unwrap();
+        assert_eq!(fork.block_hash(), genesis);
+
+        let other = B256::repeat_byte(7);
+        let err = fork_at(
+            BlockId {
+                number: 0,
+                hash: other,
+            },
+            |n| world.fork(n),
+        )
+        .unwrap_err();
+        assert_eq!(err.code(), NOT_FOUND);
+        assert_eq!(
+            err.message(),
+            format!(
+                "the world state has no state at block 0x0 {other} yet (it holds block {genesis} there)"
+            )
+        );
+
+        let err = fork_at(
+            BlockId {
+                number: 3,
+                hash: other,
+            },
+            |n| world.fork(n),
+        )
+        .unwrap_err();
+        assert_eq!(err.code(), NOT_FOUND);
+        assert!(
+            err.message().starts_with(&format!(
+                "the world state has no state at block 0x3 {other} yet ("
+            )),
+            "{}",
+            err.message()
+        );
     }
 }

@@ -5,11 +5,14 @@ pub(crate) mod http;
 mod json;
 mod methods;
 mod params;
+mod senders;
 
 use std::{net::SocketAddr, sync::Arc};
 
 use jsonrpsee::server::{BatchRequestConfig, ServerConfig, ServerHandle};
 use tokio_util::sync::CancellationToken;
+
+pub(crate) use senders::SenderCache;
 
 use crate::{config::RpcConfig, run::NodeView};
 

@@ -39,6 +39,36 @@ const MAX_L1_BATCHES_PER_STEP: u32 = 10;
 /// How often a node with at least one peer asks its peers for proposed blocks it lacks.
 const CATCH_UP_INTERVAL: Duration = Duration::from_secs(5);
 
+/// What this node accepts from other proposers (gossiped blocks, checkpoints). Network
+/// constants only: `[sequencer]` shapes what this node builds, and a validator with smaller
+/// local budgets or caps must still accept an honest proposer's larger blocks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct AcceptanceLimits {
+    /// `⌈S / D⌉`: one block per D over the slot, the most any schedule can produce.
+    max_blocks_per_checkpoint: u64,
+    /// The txs of a one-block checkpoint that fit the body cap (no block can hold more and
+    /// still land), within the wire format's maximum.
+    max_txs_per_block: usize,
+    /// The deployment's body cap.
+    max_body_bytes: usize,
+}
+
+fn acceptance_limits(config: &Config) -> AcceptanceLimits {
+    let max_body_bytes =
+        usize::try_from(config.protocol.max_checkpoint_body_bytes()).unwrap_or(usize::MAX);
+    let max_blocks_per_checkpoint = config.windows().map_or_else(
+        |_| CheckpointRules::default().max_blocks_per_checkpoint,
+        |windows| u64::from(windows.max_blocks_per_checkpoint()),
+    );
+    AcceptanceLimits {
+        max_blocks_per_checkpoint: max_blocks_per_checkpoint
+            .min(u64::try_from(tandem_proto::MAX_BLOCKS_PER_CHECKPOINT).unwrap_or(u64::MAX)),
+        max_txs_per_block: tandem_proto::max_txs_in_checkpoint_body(max_body_bytes, 1)
+            .min(tandem_proto::MAX_TXS_PER_BLOCK),
+        max_body_bytes,
+    }
+}
+
 /// The keys a validator signs with, decrypted at start.
 pub(crate) struct NodeKeys {
     /// The validator (attester and proposer) key.
@@ -111,9 +141,9 @@ pub(crate) async fn build(
     cancel: &CancellationToken,
 ) -> eyre::Result<(Services, Vec<Component>)> {
     let mut components = Vec::new();
-    // Shutdown in stages: the sequencer stops on `cancel` (awaiting its pending submission,
-    // bounded), then the publisher flushes, then the stores close. Without a sequencer the
-    // stages collapse onto `cancel`.
+    // Shutdown in stages: the sequencer stops on `cancel` and interrupts the publisher (whose
+    // loop then ends, flushing its store) while it awaits its last pipeline (bounded); the
+    // stores close once both have ended. Without a sequencer the stages collapse onto `cancel`.
     let proposes = keys.validator.is_some() && keys.publisher.is_some();
     let (publisher_cancel, stores_cancel) = if proposes {
         (CancellationToken::new(), CancellationToken::new())
@@ -196,7 +226,7 @@ pub(crate) async fn build(
         archiver.reader().clone(),
         state.reader().clone(),
     ));
-    let timetable = config.timetable().ok();
+    let accepted = acceptance_limits(config);
     let mut params = NetworkParams::new(
         domain,
         windows,
@@ -205,12 +235,7 @@ pub(crate) async fn build(
             min_mana_limit: tandem_state::TX_MANA,
         },
     );
-    if let Some(table) = &timetable {
-        // Only what the deployment's schedule can hold; larger blocks are refused at gossip.
-        params.max_txs_per_block = params
-            .max_txs_per_block
-            .min(usize::try_from(config.max_txs_per_block(table)).unwrap_or(usize::MAX));
-    }
+    params.max_txs_per_block = accepted.max_txs_per_block;
     let (p2p, p2p_service) = P2pService::new(
         p2p_config(config, data)?,
         params,
@@ -233,12 +258,8 @@ pub(crate) async fn build(
         Arc::new(L1FeeOracle::new(reader.clone(), bound.params.fee_params())),
     );
     let rules = CheckpointRules {
-        max_blocks_per_checkpoint: timetable.as_ref().map_or_else(
-            || CheckpointRules::default().max_blocks_per_checkpoint,
-            |table| u64::from(table.max_blocks_per_checkpoint()),
-        ),
-        max_body_bytes: usize::try_from(config.protocol.max_checkpoint_body_bytes())
-            .unwrap_or(usize::MAX),
+        max_blocks_per_checkpoint: accepted.max_blocks_per_checkpoint,
+        max_body_bytes: accepted.max_body_bytes,
     };
     let own: Vec<_> = keys.validator.iter().map(SigningKey::address).collect();
     let blocks = BlockProposalProcessor::new(&context);
@@ -267,7 +288,7 @@ pub(crate) async fn build(
                 Arc::clone(&committee),
             )));
         } else {
-            warn!(target: "node", "validator.attest = false: this validator does not attest");
+            warn!(target: "node", "validator.attest = false: this validator does not attest to other proposers' checkpoints (its sequencer still signs its own)");
         }
         let settings = config
             .publisher
@@ -304,7 +325,12 @@ pub(crate) async fn build(
         };
         components.push(component(
             "publisher",
-            then_cancel(actor.run(publisher_cancel.clone()), stores_cancel.clone()),
+            // Stores close once the publisher has flushed and the sequencer has ended.
+            then_cancel(
+                actor.run(publisher_cancel.clone()),
+                publisher_cancel.clone(),
+                stores_cancel.clone(),
+            ),
         ));
         publisher = Some(handle);
         signer = Some(duty_signer);
@@ -345,7 +371,11 @@ pub(crate) async fn build(
         })?;
         components.push(component(
             "sequencer",
-            then_cancel(actor.run(cancel.clone()), publisher_cancel.clone()),
+            then_cancel(
+                actor.run(cancel.clone()),
+                cancel.clone(),
+                publisher_cancel.clone(),
+            ),
         ));
         sequencer = Some(handle);
     }
@@ -396,6 +426,14 @@ fn start_sequencer(
         .config
         .settings(parts.max_txs_per_block)
         .map_err(|problem| eyre!("{problem}"))?;
+    if !parts.config.skip_publishing_slots.is_empty() {
+        // A test hook settable from the environment: say so, it keeps checkpoints off L1.
+        warn!(
+            target: "node",
+            slots = ?parts.config.skip_publishing_slots,
+            "sequencer.skip_publishing_slots is set: checkpoints for these slots are never submitted to L1"
+        );
+    }
     let slot_clock = *parts.timetable.slot_clock();
     let deps = SequencerDeps {
         chain: Arc::new(ArchiverChain::new(parts.archiver, slot_clock)),
@@ -423,14 +461,47 @@ fn start_sequencer(
     Sequencer::new(settings, protocol, deps).wrap_err("starting the sequencer")
 }
 
-/// Runs `future`, then cancels `next` however it ends (an error or a panic included), so
-/// the next stage of the shutdown starts once this one is done.
-async fn then_cancel<F, E>(future: F, next: CancellationToken) -> Result<(), E>
+/// Runs `future`, then, once it has ended however it ended (an error or a panic included)
+/// and `after` is cancelled, cancels `next`: the next stage of the shutdown starts when this
+/// one is done, never before. A stage that ends while the node runs leaves the next one
+/// running until the supervisor has seen its end and started the shutdown, so a store's
+/// clean exit cannot be reported before the real error.
+async fn then_cancel<F, E>(
+    future: F,
+    after: CancellationToken,
+    next: CancellationToken,
+) -> Result<(), E>
 where
     F: Future<Output = Result<(), E>>,
 {
-    let _guard = next.drop_guard();
+    let _guard = StageGuard { after, next };
     future.await
+}
+
+/// Cancels `next` on drop once `after` is cancelled (at once if it already is).
+struct StageGuard {
+    after: CancellationToken,
+    next: CancellationToken,
+}
+
+impl Drop for StageGuard {
+    fn drop(&mut self) {
+        if self.after.is_cancelled() {
+            self.next.cancel();
+            return;
+        }
+        let (after, next) = (self.after.clone(), self.next.clone());
+        match tokio::runtime::Handle::try_current() {
+            Ok(runtime) => {
+                runtime.spawn(async move {
+                    after.cancelled().await;
+                    next.cancel();
+                });
+            }
+            // No runtime left to wait in: nothing else runs either.
+            Err(_) => next.cancel(),
+        }
+    }
 }
 
 /// Longest wait for one L1 request (a `getLogs` batch included). Without it a connection that
@@ -543,11 +614,55 @@ pub(crate) async fn l1_head(l1: &DynProvider) -> Option<(u64, u64)> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::config::CliOverrides;
 
-    /// The stages of the shutdown: the next one starts once this one ended, however it ended
-    /// (an error, a panic), and not before.
+    fn config_with(env: &[(&str, &str)]) -> Config {
+        let env = env
+            .iter()
+            .map(|(k, v)| ((*k).to_string(), (*v).to_string()));
+        Config::load(None, env, &CliOverrides::default()).unwrap()
+    }
+
+    /// A validator whose own sequencer builds small checkpoints of small blocks still accepts
+    /// what an honest proposer on the network's defaults builds.
+    #[test]
+    fn what_a_node_accepts_ignores_its_own_sequencer_settings() {
+        let defaults = config_with(&[]);
+        let small = config_with(&[
+            ("TANDEM__SEQUENCER__MAX_TXS_PER_BLOCK", "10"),
+            ("TANDEM__SEQUENCER__MAX_BLOCKS_PER_CHECKPOINT", "2"),
+        ]);
+        assert_eq!(acceptance_limits(&small), acceptance_limits(&defaults));
+
+        let accepted = acceptance_limits(&small);
+        let windows = defaults.windows().unwrap();
+        assert_eq!(
+            accepted.max_blocks_per_checkpoint,
+            u64::from(windows.max_blocks_per_checkpoint())
+        );
+        // An honest block on the defaults: what fits the body cap with the default schedule.
+        let honest = defaults.max_txs_per_block(&defaults.timetable().unwrap());
+        assert!(
+            accepted.max_txs_per_block >= usize::try_from(honest).unwrap()
+                && accepted.max_txs_per_block > 10,
+            "accepts {accepted:?}, an honest block holds {honest}"
+        );
+        assert!(
+            accepted.max_blocks_per_checkpoint
+                >= u64::from(defaults.timetable().unwrap().max_blocks_per_checkpoint())
+        );
+        assert_eq!(
+            accepted.max_txs_per_block,
+            tandem_proto::max_txs_in_checkpoint_body(accepted.max_body_bytes, 1)
+        );
+    }
+
+    /// The stages of the shutdown: once the shutdown has begun, the next one starts when this
+    /// one ended, however it ended (an error, a panic), and not before.
     #[tokio::test]
     async fn the_next_stage_is_cancelled_once_this_one_ends_however_it_ends() {
+        let shutdown = CancellationToken::new();
+        shutdown.cancel();
         let next = CancellationToken::new();
         let (finish, finished) = tokio::sync::oneshot::channel::<()>();
         let stage = tokio::spawn(then_cancel(
@@ -555,6 +670,7 @@ mod tests {
                 let _ = finished.await;
                 Err::<(), _>(eyre!("disk full"))
             },
+            shutdown.clone(),
             next.clone(),
         ));
         tokio::task::yield_now().await;
@@ -571,6 +687,7 @@ mod tests {
                 #[allow(unreachable_code)]
                 Ok::<(), eyre::Report>(())
             },
+            shutdown.clone(),
             next.clone(),
         ))
         .await;
@@ -579,5 +696,30 @@ mod tests {
             next.is_cancelled(),
             "a panicked stage held the next one back"
         );
+    }
+
+    /// A stage that fails while the node runs does not stop the next one: the supervisor sees
+    /// the failure first (the stores' clean exit would otherwise hide it) and starts the
+    /// shutdown, which then reaches the next stage.
+    #[tokio::test]
+    async fn a_stage_failing_while_running_leaves_the_next_running_until_the_shutdown() {
+        let shutdown = CancellationToken::new();
+        let next = CancellationToken::new();
+        let ended = then_cancel(
+            async { Err::<(), _>(eyre!("L1 refused the key")) },
+            shutdown.clone(),
+            next.clone(),
+        )
+        .await;
+        assert_eq!(ended.unwrap_err().to_string(), "L1 refused the key");
+        tokio::task::yield_now().await;
+        assert!(
+            !next.is_cancelled(),
+            "the next stage stopped before the shutdown"
+        );
+        shutdown.cancel();
+        tokio::time::timeout(Duration::from_secs(5), next.cancelled())
+            .await
+            .expect("the shutdown never reached the next stage");
     }
 }

@@ -113,6 +113,8 @@ pub(crate) struct NodeView {
     pub(crate) ready: watch::Receiver<ReadyReport>,
     /// Set once, after binding.
     pub(crate) services: std::sync::OnceLock<Arc<Services>>,
+    /// Senders of recently served blocks (`tandem_getBlock` with txs).
+    pub(crate) senders: crate::rpc::SenderCache,
 }
 
 async fn supervise(config: Config, options: RunOptions, data: &DataDir) -> eyre::Result<()> {
@@ -137,6 +139,7 @@ async fn supervise(config: Config, options: RunOptions, data: &DataDir) -> eyre:
         role: config.node.role,
         ready: ready_rx,
         services: std::sync::OnceLock::new(),
+        senders: crate::rpc::SenderCache::default(),
     });
     if config.metrics.enabled {
         let server = crate::rpc::http::MetricsServer::bind(config.metrics.listen_addr, &view)

@@ -95,6 +95,7 @@ fn devnet_lands_checkpoints_pipelined_and_txs_reach_checkpointed() {
         );
         std::thread::sleep(Duration::from_millis(500));
     }
+    let five_landed_at = Instant::now();
     let five_landed = started.elapsed();
     let sent = sender.finish();
 
@@ -106,7 +107,9 @@ fn devnet_lands_checkpoints_pipelined_and_txs_reach_checkpointed() {
         if statuses.last() != Some(&status) {
             statuses.push(status.clone());
         }
-        if status == "checkpointed" {
+        // anvil's `finalized` is 64 L1 blocks (64 s) behind: a tx checkpointed early can be
+        // finalized by the time this loop runs.
+        if status == "checkpointed" || status == "finalized" {
             break seen;
         }
         assert!(
@@ -115,10 +118,15 @@ fn devnet_lands_checkpoints_pipelined_and_txs_reach_checkpointed() {
         );
         std::thread::sleep(Duration::from_millis(250));
     };
-    let order = ["pending", "proposed", "checkpointed"];
+    let order = ["pending", "proposed", "checkpointed", "finalized"];
     let ranks: Vec<usize> = statuses
         .iter()
-        .map(|s| order.iter().position(|o| o == s).unwrap())
+        .map(|s| {
+            order
+                .iter()
+                .position(|o| o == s)
+                .unwrap_or_else(|| panic!("unknown status {s:?} (seen {statuses:?})"))
+        })
         .collect();
     assert!(
         ranks.windows(2).all(|w| w[0] < w[1]) && statuses.contains(&"proposed".to_string()),
@@ -133,7 +141,8 @@ fn devnet_lands_checkpoints_pipelined_and_txs_reach_checkpointed() {
         json!([found["block"]["number"], true]),
     );
     assert_eq!(block["hash"], found["block"]["hash"], "{block}");
-    assert_eq!(block["status"], "checkpointed", "{block}");
+    let landed = |status: &Value| status == "checkpointed" || status == "finalized";
+    assert!(landed(&block["status"]), "{block}");
     let txs = block["txs"].as_array().unwrap();
     assert_eq!(number(&block["txCount"]) as usize, txs.len());
     let index = number(&found["index"]) as usize;
@@ -151,7 +160,7 @@ fn devnet_lands_checkpoints_pipelined_and_txs_reach_checkpointed() {
         "tandem_getCheckpoint",
         json!([block["checkpointNumber"]]),
     );
-    assert_eq!(checkpoint["status"], "checkpointed", "{checkpoint}");
+    assert!(landed(&checkpoint["status"]), "{checkpoint}");
     let start = number(&checkpoint["startBlock"]);
     assert!(
         (start..start + number(&checkpoint["blockCount"])).contains(&at),
@@ -161,21 +170,41 @@ fn devnet_lands_checkpoints_pipelined_and_txs_reach_checkpointed() {
     // Committee of 3: a quorum above 2/3 is all three.
     assert_eq!(number(&checkpoint["attestations"]), 3, "{checkpoint}");
 
-    // Every tx sent at least two slots before the fifth checkpoint landed is checkpointed,
-    // on the node it was sent to.
-    let tips = rpc(&urls[0], "tandem_getL2Tips", json!([]));
-    let mut checked = 0;
-    for tx in &sent {
-        let seen = rpc(&urls[tx.node], "tandem_getTx", json!([tx.hash]));
-        if seen["status"] == "checkpointed" || seen["status"] == "finalized" {
-            checked += 1;
+    // Every tx sent at least two slots before the fifth checkpoint landed is checkpointed (or
+    // finalized) on the node it was sent to. The devnet runs no generator (`--tx-rate 0`) and
+    // each account sends in nonce order to one node, so every `added` tx is includable: none may
+    // be lost. Two slots cover a tx that just missed the checkpoint being built (it goes into
+    // the next one, which lands a slot later); a short grace covers the archiver's L1 lag.
+    let slot = Duration::from_secs(number(
+        &rpc(full, "tandem_nodeInfo", json!([]))["deployment"]["slotDuration"],
+    ));
+    let cut = five_landed_at - 2 * slot;
+    let old: Vec<&Sent> = sent.iter().filter(|tx| tx.at < cut).collect();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let mut waiting = old.clone();
+    loop {
+        waiting.retain(|tx| {
+            let seen = rpc(&urls[tx.node], "tandem_getTx", json!([tx.hash]));
+            !landed(&seen["status"])
+        });
+        if waiting.is_empty() {
+            break;
         }
+        let tips = rpc(&urls[0], "tandem_getL2Tips", json!([]));
+        assert!(
+            Instant::now() < deadline,
+            "{} of {} txs sent over two slots before the fifth checkpoint are not checkpointed, \
+             e.g. {} on node {} (tips {tips})",
+            waiting.len(),
+            old.len(),
+            waiting[0].hash,
+            waiting[0].node
+        );
+        std::thread::sleep(Duration::from_millis(500));
     }
-    assert!(
-        checked >= 40,
-        "{checked} of {} txs sent are checkpointed (tips {tips})",
-        sent.len()
-    );
+    // The sender ran from readiness: well over a slot of txs is old enough.
+    assert!(old.len() >= 20, "only {} txs are old enough", old.len());
+    let checked = old.len();
 
     // Pipelined: a validator building while its parent is still proposed reads depth 1, and
     // none ever builds two above L1.
@@ -221,7 +250,7 @@ fn devnet_lands_checkpoints_pipelined_and_txs_reach_checkpointed() {
     assert!(!alive(anvil_pid), "anvil (pid {anvil_pid}) still runs");
     eprintln!(
         "devnet ready after {ready_after:?}, first checkpoint on L1 after {first_landed:?}, \
-         {CHECKPOINTS} after {five_landed:?}; {} txs sent, {checked} checkpointed; whole test {:?}",
+         {CHECKPOINTS} after {five_landed:?}; {} txs sent, {checked} old enough ones all checkpointed; whole test {:?}",
         sent.len(),
         started.elapsed()
     );
