@@ -2,8 +2,8 @@
 # Dashboards and alerts against reality: starts `tandem devnet --profile ci` and a real
 # Prometheus scraping it (deploy/prometheus/prometheus.devnet.yml and its rules), injects faults
 # (a killed validator, a validator whose publisher skips slots, garbage on the p2p ports), then
-# runs every dashboard panel, variable, recording and alert expression through Prometheus's
-# HTTP API (see deploy/README.md "Dashboards against a devnet"). Not part of CI (~5 min).
+# checks that no alert condition holds before the faults, then runs every dashboard panel,
+# variable, recording and alert expression through Prometheus's HTTP API (see deploy/README.md "Dashboards against a devnet"). Not part of CI (~5 min).
 #
 #   scripts/e2e.sh            # E2E_KEEP=1 keeps the work dir (logs, devnet, Prometheus data)
 #                             # E2E_TANDEM=BIN E2E_DEPLOY_CHECK=BIN skip the build
@@ -49,6 +49,7 @@ fi
 cp "${E2E_TANDEM:-$CARGO_TARGET_DIR/debug/tandem}" "$work/bin/tandem"
 cp "${E2E_DEPLOY_CHECK:-$CARGO_TARGET_DIR/debug/deploy-check}" "$work/bin/deploy-check"
 tandem="$work/bin/tandem"
+"$work/bin/deploy-check" exprs >"$work/exprs.json"
 
 # The compose stack's configs, through the real CLI: emitted, then `tandem config check`ed.
 log "checking the configs of --emit-compose"
@@ -88,6 +89,28 @@ log "waiting for every node to be scraped and for checkpoints on L1"
 wait_for '[ "$(query "up == 1")" = 5 ]' 120
 wait_for '[ "$(query "max(tandem_archiver_tip_checkpoint{tip=\"checkpointed\"}) >= 2")" = 1 ]' 240
 
+# Healthy baseline: before any fault, no alert condition may hold (a condition true on a
+# healthy network is a false alarm). Node readiness and pipeline discards may still settle
+# from the start, so those two are not asked here.
+log "healthy baseline: no alert condition before the faults"
+python3 - "$prom_url" "$work/exprs.json" <<'PY'
+import json, sys, urllib.parse, urllib.request
+url, exprs_file = sys.argv[1], sys.argv[2]
+SETTLING = {"TandemNodeNotReady", "TandemPipelineDiscardsRising"}
+bad = []
+alerts = [e for e in json.load(open(exprs_file)) if e["alert"] and e["alert"] not in SETTLING]
+for e in alerts:
+    q = urllib.parse.urlencode({"query": e["expr"]})
+    with urllib.request.urlopen(f"{url}/api/v1/query?{q}", timeout=30) as r:
+        result = json.load(r)["data"]["result"]
+    for series in result:
+        bad.append(f"{e['alert']}: {series['metric'].get('instance')} = {series['value'][1]}")
+for line in bad:
+    print("FAIL baseline", line)
+print(f"baseline: {len(alerts)} alert conditions, {len(bad)} holding")
+sys.exit(1 if bad else 0)
+PY
+
 # Fault 1: validator-1's publisher skips the next slots (the sequencer's test hook): it is
 # restarted outside the devnet with the hook set through the environment.
 slot="$(curl -fsS --get "$prom_url/api/v1/query" --data-urlencode 'query=max(tandem_node_current_slot)' |
@@ -123,7 +146,6 @@ log "letting 10 slots pass"
 wait_for '[ "$(query "max(tandem_node_current_slot) >= '"$((slot + 10))"'")" = 1 ]' 240
 deploy/prometheus/devnet-targets.sh "$data" >"$prom/targets/devnet.json"
 
-"$work/bin/deploy-check" exprs >"$work/exprs.json"
 python3 - "$prom_url" "$work/exprs.json" <<'PY'
 import json, sys, urllib.parse, urllib.request
 

@@ -402,22 +402,62 @@ mod tests {
         Some(&rest[..end])
     }
 
+    /// The `TANDEM__*` variables a StatefulSet sets (`- name:` then `value:` lines), with
+    /// `$(POD_NAME)` as Kubernetes expands it for `pod`.
+    fn statefulset_env(manifest: &str, pod: &str) -> Vec<(String, String)> {
+        let mut env = Vec::new();
+        let mut lines = manifest.lines().map(str::trim);
+        while let Some(line) = lines.next() {
+            let Some(name) = line.strip_prefix("- name: TANDEM__") else {
+                continue;
+            };
+            let value = lines
+                .next()
+                .and_then(|l| l.strip_prefix("value: "))
+                .unwrap_or_else(|| panic!("TANDEM__{name}: no `value:` line after it"));
+            let value = value.trim_matches('\'').replace("$(POD_NAME)", pod);
+            env.push((format!("TANDEM__{name}"), value));
+        }
+        env
+    }
+
     #[test]
     fn kubernetes_configs_check() {
-        for (name, text) in [
+        for (name, text, manifest, pod) in [
             (
                 "validator.toml",
                 include_str!("../../../deploy/k8s/config/validator.toml"),
+                include_str!("../../../deploy/k8s/validator.yaml"),
+                "tandem-validator-2",
             ),
             (
                 "fullnode.toml",
                 include_str!("../../../deploy/k8s/config/fullnode.toml"),
+                include_str!("../../../deploy/k8s/fullnode.yaml"),
+                "tandem-fullnode-0",
             ),
         ] {
             let dir = tempfile::tempdir().unwrap();
             let path = dir.path().join(name);
             std::fs::write(&path, text).unwrap();
-            let config = load(&path);
+            // As the pod runs it: the StatefulSet's environment over the ConfigMap's TOML.
+            let env = statefulset_env(manifest, pod);
+            let config = Config::load(Some(&path), env.clone(), &CliOverrides::default())
+                .unwrap_or_else(|err| panic!("{name} with {env:?}: {err}"));
+            if config.node.role == Role::Validator {
+                // Each pod reads its own entries of the Secret (see deploy/README.md).
+                assert_eq!(env.len(), 2, "{env:?}");
+                assert_eq!(
+                    config.validator.keystore,
+                    Some(PathBuf::from(format!("/keys/{pod}.validator.json")))
+                );
+                assert_eq!(
+                    config.publisher.keystores,
+                    [PathBuf::from(format!("/keys/{pod}.publisher.json"))]
+                );
+            } else {
+                assert_eq!(env, Vec::new());
+            }
             let (problems, missing) = config.check();
             assert_eq!(problems, Vec::new(), "{name}");
             // Key files come from Secrets mounted at /keys.
