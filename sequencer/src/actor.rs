@@ -152,11 +152,13 @@ impl Sequencer {
             let ctx = Arc::clone(&self.ctx);
             let result = tokio::select! {
                 biased;
-                () = cancel.cancelled() => {
-                    // Before the tick's future drops: a job cut short reports `interrupted`.
+                // `select!` drops the tick's future (and its job guard) as soon as this branch
+                // completes, before its handler runs: `Stopping` must be set inside the
+                // branch's future so that a job cut short reports `interrupted`.
+                () = async {
+                    cancel.cancelled().await;
                     ctx.tracker.stopping();
-                    break;
-                }
+                } => break,
                 result = self.tick() => result,
             };
             match result {

@@ -495,3 +495,48 @@ async fn shutdown_reports_a_panicked_pipeline_and_still_stops() {
         1
     );
 }
+
+/// Review-seq Major 1: a job cut short by shutdown (waiting for txs that never come) is
+/// reported `interrupted`, not `failed`.
+#[tokio::test(start_paused = true)]
+async fn a_job_cut_short_by_shutdown_is_reported_as_interrupted() {
+    let (recorder, snapshot) = recorder();
+    let _local = metrics::set_default_local_recorder(&recorder);
+    let mut f = Fixture::new(PipeliningMode::Pipelined, &[]);
+    f.config.min_txs_per_block = 1;
+    f.config.poll_interval = Duration::from_millis(20);
+    f.ready_for(Slot(3), 0);
+    let (handle, actor) = Sequencer::new(f.config.clone(), f.params(), f.deps()).unwrap();
+    let mut events = handle.subscribe();
+    let mut state = handle.watch_state();
+    let cancel = CancellationToken::new();
+    let task = tokio::spawn(actor.run(cancel.clone()));
+    tokio::time::timeout(
+        Duration::from_secs(30),
+        state.wait_for(|state| *state == crate::SequencerState::WaitingForTxs),
+    )
+    .await
+    .expect("the job waits for txs")
+    .unwrap();
+    cancel.cancel();
+    tokio::time::timeout(crate::SHUTDOWN_GRACE, task)
+        .await
+        .expect("stopped within the grace")
+        .unwrap()
+        .unwrap();
+    assert!(
+        drain(&mut events).contains(&SequencerEvent::CheckpointAborted {
+            target: Slot(3),
+            reason: AbortReason::Interrupted
+        })
+    );
+    let outcome = |result| {
+        counter(
+            &snapshot,
+            "sequencer_checkpoint_outcomes_total",
+            &[("result", result)],
+        )
+    };
+    assert_eq!(outcome("interrupted"), 1);
+    assert_eq!(outcome("failed"), 0);
+}
