@@ -331,10 +331,9 @@ pub(crate) async fn propose_checkpoint(
         tracing::error!(target: "sequencer", %err, "storing our proposed checkpoint failed");
         return Ok(guard.abort(AbortReason::StoreFailed));
     }
-    // 14. Gossip, unless storing took us past the deadline.
-    if past_send_deadline(ctx, &job) {
-        return Ok(guard.abort(AbortReason::PastSendDeadline));
-    }
+    // 14. Gossip. No deadline check after storing: peers accept until the receive deadline
+    // + δ and P is still in hand, and a stored checkpoint no peer has would cost the next
+    // slot too (we would build on it).
     if let Err(err) = ctx
         .deps
         .gossip
@@ -539,9 +538,8 @@ async fn release(
     if !block.store(ctx, target, signed.signature).await {
         return Ok(Err(AbortReason::StoreFailed));
     }
-    if past_send_deadline(ctx, job) {
-        return Ok(Err(AbortReason::PastSendDeadline));
-    }
+    // Once stored it goes out (as the checkpoint, step 14): a stored block no peer has helps
+    // nobody.
     if let Err(err) = ctx.deps.gossip.publish_block_proposal(signed).await {
         tracing::warn!(target: "sequencer", %err, "gossiping a block proposal failed");
     }
