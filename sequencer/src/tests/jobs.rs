@@ -316,6 +316,8 @@ async fn a_tx_failing_in_the_builder_is_not_waited_for_and_fills_no_block() {
     assert_eq!(f.world.submitted.lock().unwrap().len(), 3);
     let last = built.proposal.last_block.expect("the last block");
     assert_eq!(last.header, stored[2].header);
+    // The last block is never gossiped alone: only the two before it.
+    assert_eq!(f.gossip.blocks.lock().unwrap().len(), 2);
     assert!(events.iter().any(|event| matches!(
         event,
         SequencerEvent::CheckpointProposed {
