@@ -546,3 +546,35 @@ async fn a_job_cut_short_by_shutdown_is_reported_as_interrupted() {
     assert_eq!(outcome("interrupted"), 1);
     assert_eq!(outcome("failed"), 0);
 }
+
+/// Review-seq minor 5: a pipeline that panics is counted by the next tick, while the
+/// sequencer runs on, not only at shutdown.
+#[tokio::test(start_paused = true)]
+async fn a_panicked_pipeline_is_counted_while_the_sequencer_runs() {
+    let (recorder, snapshot) = recorder();
+    let _local = metrics::set_default_local_recorder(&recorder);
+    let mut f = Fixture::new(PipeliningMode::Pipelined, &[]);
+    f.blocks_cap = Some(1);
+    f.config.poll_interval = Duration::from_millis(20);
+    f.ready_for(Slot(3), 2);
+    *f.chain.synced_slot.lock().unwrap() = Some(Slot(2));
+    *f.publisher.panics.lock().unwrap() = true;
+    let (handle, actor) = Sequencer::new(f.config.clone(), f.params(), f.deps()).unwrap();
+    let cancel = CancellationToken::new();
+    let task = tokio::spawn(actor.run(cancel.clone()));
+    let failures = || counter(&snapshot, "sequencer_pipeline_task_failures_total", &[]);
+    // Polled on paused time: each nap lets the actor tick (every 20 ms).
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+    while failures() == 0 {
+        assert!(tokio::time::Instant::now() < deadline, "never counted");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert_ne!(handle.state(), crate::SequencerState::Stopped);
+    cancel.cancel();
+    tokio::time::timeout(crate::SHUTDOWN_GRACE, task)
+        .await
+        .expect("stopped within the grace")
+        .unwrap()
+        .unwrap();
+    assert_eq!(failures(), 1, "counted once, not again at shutdown");
+}
