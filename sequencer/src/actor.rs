@@ -6,7 +6,7 @@ use std::{sync::Arc, time::Duration};
 
 use tokio::{
     sync::{broadcast, mpsc, oneshot, watch},
-    task::JoinHandle,
+    task::JoinSet,
     time::MissedTickBehavior,
 };
 use tokio_util::sync::CancellationToken;
@@ -85,7 +85,9 @@ pub struct Sequencer {
     attempts: Attempts,
     /// Parent of every pipeline's interrupt token.
     pipelines: CancellationToken,
-    last_pipeline: Option<JoinHandle<PipelineEnd>>,
+    /// Every pipeline still running; reaped each tick so that a failed one is counted when it
+    /// fails, all awaited (within one grace) at shutdown.
+    running: JoinSet<PipelineEnd>,
 }
 
 impl std::fmt::Debug for Sequencer {
@@ -126,7 +128,7 @@ impl Sequencer {
                 commands,
                 attempts: Attempts::default(),
                 pipelines: CancellationToken::new(),
-                last_pipeline: None,
+                running: JoinSet::new(),
             },
         ))
     }
@@ -152,11 +154,13 @@ impl Sequencer {
             let ctx = Arc::clone(&self.ctx);
             let result = tokio::select! {
                 biased;
-                () = cancel.cancelled() => {
-                    // Before the tick's future drops: a job cut short reports `interrupted`.
+                // `select!` drops the tick's future (and its job guard) as soon as this branch
+                // completes, before its handler runs: `Stopping` must be set inside the
+                // branch's future so that a job cut short reports `interrupted`.
+                () = async {
+                    cancel.cancelled().await;
                     ctx.tracker.stopping();
-                    break;
-                }
+                } => break,
                 result = self.tick() => result,
             };
             match result {
@@ -186,6 +190,7 @@ impl Sequencer {
 
     /// One tick (reference §3.2).
     async fn tick(&mut self) -> SequencerResult<()> {
+        self.reap_pipelines();
         self.ctx.tracker.set(SequencerState::Synchronizing)?;
         let now = self.ctx.now();
         if let Some(snapshot) = Snapshot::at(&self.ctx, now)
@@ -193,35 +198,46 @@ impl Sequencer {
             && let Some(built) = propose_checkpoint(&self.ctx, *job).await?
         {
             let interrupt = self.pipelines.child_token();
-            let task = tokio::spawn(pipeline::run(Arc::clone(&self.ctx), built, interrupt));
-            // Earlier pipelines run on; shutdown interrupts all and awaits the last.
-            self.last_pipeline = Some(task);
+            self.running
+                .spawn(pipeline::run(Arc::clone(&self.ctx), built, interrupt));
         }
         self.ctx.tracker.set(SequencerState::Idle)
     }
 
+    /// Counts the pipelines that ended by a panic or a cancellation since the last tick.
+    fn reap_pipelines(&mut self) {
+        while let Some(joined) = self.running.try_join_next() {
+            pipeline_joined(joined);
+        }
+    }
+
     /// Interrupts every pipeline and the publisher, then waits at most [`SHUTDOWN_GRACE`] for
-    /// the last pipeline; one that does not stop in time is aborted, one that panicked is
+    /// all pipelines; those that do not stop in time are aborted, those that panicked are
     /// reported. Never fails: shutdown must always reach `Stopped`.
     async fn shutdown(&mut self) {
         self.ctx.tracker.stopping();
         self.pipelines.cancel();
         self.ctx.deps.publisher.interrupt();
-        if let Some(mut task) = self.last_pipeline.take() {
-            match tokio::time::timeout(SHUTDOWN_GRACE, &mut task).await {
-                Ok(Ok(_)) => {}
-                Ok(Err(err)) => {
-                    crate::metrics::pipeline_task_failed();
-                    tracing::error!(target: "sequencer", %err, "the last pipeline task failed");
-                }
-                Err(_) => {
-                    task.abort();
-                    tracing::warn!(target: "sequencer",
-                        "the pending submission did not stop within {SHUTDOWN_GRACE:?}; aborted");
-                }
+        let running = &mut self.running;
+        let all = async {
+            while let Some(joined) = running.join_next().await {
+                pipeline_joined(joined);
             }
+        };
+        if tokio::time::timeout(SHUTDOWN_GRACE, all).await.is_err() {
+            tracing::warn!(target: "sequencer", left = self.running.len(),
+                "pending submissions did not stop within {SHUTDOWN_GRACE:?}; aborted");
+            self.running.abort_all();
         }
         // Stopped is always allowed.
         let _ = self.ctx.tracker.set(SequencerState::Stopped);
+    }
+}
+
+/// Reports a pipeline task that panicked or was cancelled (it reported no outcome itself).
+fn pipeline_joined(joined: Result<PipelineEnd, tokio::task::JoinError>) {
+    if let Err(err) = joined {
+        crate::metrics::pipeline_task_failed();
+        tracing::error!(target: "sequencer", %err, "a pipeline task failed");
     }
 }

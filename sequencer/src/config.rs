@@ -108,7 +108,11 @@ impl SequencerConfig {
             ("max_mana_per_checkpoint", self.max_mana_per_checkpoint),
         ] {
             if value.is_some_and(|mana| mana < TX_MANA) {
-                return refuse(field, "must hold at least one transfer (TX_MANA)");
+                // The value is TX_MANA's (a test keeps them equal).
+                return refuse(
+                    field,
+                    "must hold at least one transfer (TX_MANA = 10000 mana)",
+                );
             }
         }
         if self
@@ -159,19 +163,23 @@ impl SequencerConfig {
             );
         }
         if params.mana_limit < TX_MANA {
-            return refuse(
-                "max_mana_per_checkpoint",
-                "the deployment's mana limit holds no transfer (TX_MANA)",
-            );
+            return Err(SequencerError::Deployment {
+                param: "mana_limit",
+                value: params.mana_limit,
+                problem: format!("holds no transfer (TX_MANA = {TX_MANA} mana)"),
+            });
         }
         let blocks = usize::try_from(params.timetable.max_blocks_per_checkpoint())
             .unwrap_or(usize::MAX)
             .max(1);
         if max_txs_in_checkpoint_body(params.max_body_bytes, blocks) == 0 {
-            return refuse(
-                "max_txs_per_checkpoint",
-                "the deployment's body cap holds no transfer with the timetable's blocks",
-            );
+            return Err(SequencerError::Deployment {
+                param: "max_body_bytes",
+                value: params.max_body_bytes as u64,
+                problem: format!(
+                    "holds no transfer with the timetable's {blocks} blocks per checkpoint"
+                ),
+            });
         }
         Ok(())
     }
@@ -322,17 +330,50 @@ mod network_tests {
             ..min_above_mana
         };
         assert_eq!(refused_field(&reachable, &ci), None);
+        let message = tiny_block_mana.validate_for(&ci).unwrap_err().to_string();
+        assert!(
+            message.contains(&format!("TX_MANA = {TX_MANA} mana")),
+            "{message}"
+        );
+    }
+
+    /// Review-seq minor 6: deployment parameters that hold no transfer are refused as
+    /// themselves, with their value, not as a `[sequencer]` key.
+    #[test]
+    fn deployment_parameters_that_hold_no_transfer_are_refused_by_name_and_value() {
+        let ci = params(12, 1, 1);
         let mut no_mana = ci;
         no_mana.mana_limit = TX_MANA - 1;
+        let err = SequencerConfig::default()
+            .validate_for(&no_mana)
+            .unwrap_err();
+        assert!(
+            matches!(err, SequencerError::Deployment { param: "mana_limit", value, .. }
+                if value == TX_MANA - 1),
+            "{err}"
+        );
         assert_eq!(
-            refused_field(&SequencerConfig::default(), &no_mana),
-            Some("max_mana_per_checkpoint")
+            err.to_string(),
+            format!(
+                "deployment parameter mana_limit = {}: holds no transfer (TX_MANA = {TX_MANA} mana)",
+                TX_MANA - 1
+            )
         );
         let mut no_body = ci;
         no_body.max_body_bytes = 64;
-        assert_eq!(
-            refused_field(&SequencerConfig::default(), &no_body),
-            Some("max_txs_per_checkpoint")
+        let err = SequencerConfig::default()
+            .validate_for(&no_body)
+            .unwrap_err();
+        assert!(
+            matches!(
+                err,
+                SequencerError::Deployment {
+                    param: "max_body_bytes",
+                    value: 64,
+                    ..
+                }
+            ),
+            "{err}"
         );
     }
 }

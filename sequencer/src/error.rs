@@ -17,6 +17,17 @@ pub enum SequencerError {
         /// Why it is refused.
         problem: &'static str,
     },
+    /// A deployment (protocol) parameter leaves the sequencer nothing to build: no
+    /// `[sequencer]` setting can fix it.
+    #[error("deployment parameter {param} = {value}: {problem}")]
+    Deployment {
+        /// The parameter.
+        param: &'static str,
+        /// Its value.
+        value: u64,
+        /// Why the sequencer refuses it.
+        problem: String,
+    },
     /// The sequencer is stopping: a state transition other than to `Stopped` was asked for.
     #[error("the sequencer is stopping")]
     Interrupted,

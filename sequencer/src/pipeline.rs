@@ -249,19 +249,22 @@ async fn parent_check(ctx: &Ctx, built: &BuiltCheckpoint) -> Result<(), DiscardR
     let mut tips = ctx.deps.chain.watch_tips();
     loop {
         tips.borrow_and_update();
-        let synced = match ctx.deps.chain.synced_l2_slot() {
-            Ok(synced) => synced,
+        // A failed read is retried until the timeout; only the last one decides the reason.
+        let read_failed = match ctx.deps.chain.synced_l2_slot() {
+            Ok(synced) if synced.is_some_and(|synced| synced >= built.build_slot) => break,
+            Ok(_) => false,
             Err(err) => {
                 tracing::warn!(target: "sequencer", %err, "reading the archiver's L1 sync failed");
-                return Err(DiscardReason::ArchiverReadFailed);
+                true
             }
         };
-        if synced.is_some_and(|synced| synced >= built.build_slot) {
-            break;
-        }
         let now = ctx.now();
         if now >= timeout {
-            return Err(DiscardReason::ArchiverSyncTimeout);
+            return Err(if read_failed {
+                DiscardReason::ArchiverReadFailed
+            } else {
+                DiscardReason::ArchiverSyncTimeout
+            });
         }
         let nap = now.until(timeout).min(PARENT_POLL);
         tokio::select! {

@@ -316,6 +316,8 @@ async fn a_tx_failing_in_the_builder_is_not_waited_for_and_fills_no_block() {
     assert_eq!(f.world.submitted.lock().unwrap().len(), 3);
     let last = built.proposal.last_block.expect("the last block");
     assert_eq!(last.header, stored[2].header);
+    // The last block is never gossiped alone: only the two before it.
+    assert_eq!(f.gossip.blocks.lock().unwrap().len(), 2);
     assert!(events.iter().any(|event| matches!(
         event,
         SequencerEvent::CheckpointProposed {
@@ -400,9 +402,11 @@ async fn a_checkpoint_past_the_send_deadline_is_not_stored_or_gossiped() {
     assert!(f.gossip.checkpoints.lock().unwrap().is_empty());
 }
 
-/// Review 15 m1: a block whose storing ends past the send deadline is not gossiped.
+/// Review-seq minor 1: the send deadline is checked before storing only. A block whose
+/// storing ends past it is still gossiped (peers need what we stored); the checkpoint after
+/// it is refused before it is stored.
 #[tokio::test(start_paused = true)]
-async fn a_block_stored_past_the_send_deadline_is_not_gossiped() {
+async fn a_block_stored_past_the_send_deadline_is_gossiped_but_nothing_after_it_is_stored() {
     let mut f = Fixture::new(PipeliningMode::Pipelined, &[]);
     f.blocks_cap = Some(2);
     f.config.max_txs_per_block = Some(1);
@@ -414,7 +418,9 @@ async fn a_block_stored_past_the_send_deadline_is_not_gossiped() {
         target: Slot(3),
         reason: AbortReason::PastSendDeadline
     }));
-    assert!(f.gossip.blocks.lock().unwrap().is_empty());
+    assert_eq!(f.gossip.blocks.lock().unwrap().len(), 1);
+    assert_eq!(f.chain.stored_blocks.lock().unwrap().len(), 1);
+    assert!(f.chain.stored_checkpoints.lock().unwrap().is_empty());
     assert!(f.gossip.checkpoints.lock().unwrap().is_empty());
 }
 
@@ -494,4 +500,81 @@ async fn shutdown_reports_a_panicked_pipeline_and_still_stops() {
         counter(&snapshot, "sequencer_pipeline_task_failures_total", &[]),
         1
     );
+}
+
+/// Review-seq Major 1: a job cut short by shutdown (waiting for txs that never come) is
+/// reported `interrupted`, not `failed`.
+#[tokio::test(start_paused = true)]
+async fn a_job_cut_short_by_shutdown_is_reported_as_interrupted() {
+    let (recorder, snapshot) = recorder();
+    let _local = metrics::set_default_local_recorder(&recorder);
+    let mut f = Fixture::new(PipeliningMode::Pipelined, &[]);
+    f.config.min_txs_per_block = 1;
+    f.config.poll_interval = Duration::from_millis(20);
+    f.ready_for(Slot(3), 0);
+    let (handle, actor) = Sequencer::new(f.config.clone(), f.params(), f.deps()).unwrap();
+    let mut events = handle.subscribe();
+    let mut state = handle.watch_state();
+    let cancel = CancellationToken::new();
+    let task = tokio::spawn(actor.run(cancel.clone()));
+    tokio::time::timeout(
+        Duration::from_secs(30),
+        state.wait_for(|state| *state == crate::SequencerState::WaitingForTxs),
+    )
+    .await
+    .expect("the job waits for txs")
+    .unwrap();
+    cancel.cancel();
+    tokio::time::timeout(crate::SHUTDOWN_GRACE, task)
+        .await
+        .expect("stopped within the grace")
+        .unwrap()
+        .unwrap();
+    assert!(
+        drain(&mut events).contains(&SequencerEvent::CheckpointAborted {
+            target: Slot(3),
+            reason: AbortReason::Interrupted
+        })
+    );
+    let outcome = |result| {
+        counter(
+            &snapshot,
+            "sequencer_checkpoint_outcomes_total",
+            &[("result", result)],
+        )
+    };
+    assert_eq!(outcome("interrupted"), 1);
+    assert_eq!(outcome("failed"), 0);
+}
+
+/// Review-seq minor 5: a pipeline that panics is counted by the next tick, while the
+/// sequencer runs on, not only at shutdown.
+#[tokio::test(start_paused = true)]
+async fn a_panicked_pipeline_is_counted_while_the_sequencer_runs() {
+    let (recorder, snapshot) = recorder();
+    let _local = metrics::set_default_local_recorder(&recorder);
+    let mut f = Fixture::new(PipeliningMode::Pipelined, &[]);
+    f.blocks_cap = Some(1);
+    f.config.poll_interval = Duration::from_millis(20);
+    f.ready_for(Slot(3), 2);
+    *f.chain.synced_slot.lock().unwrap() = Some(Slot(2));
+    *f.publisher.panics.lock().unwrap() = true;
+    let (handle, actor) = Sequencer::new(f.config.clone(), f.params(), f.deps()).unwrap();
+    let cancel = CancellationToken::new();
+    let task = tokio::spawn(actor.run(cancel.clone()));
+    let failures = || counter(&snapshot, "sequencer_pipeline_task_failures_total", &[]);
+    // Polled on paused time: each nap lets the actor tick (every 20 ms).
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+    while failures() == 0 {
+        assert!(tokio::time::Instant::now() < deadline, "never counted");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert_ne!(handle.state(), crate::SequencerState::Stopped);
+    cancel.cancel();
+    tokio::time::timeout(crate::SHUTDOWN_GRACE, task)
+        .await
+        .expect("stopped within the grace")
+        .unwrap()
+        .unwrap();
+    assert_eq!(failures(), 1, "counted once, not again at shutdown");
 }

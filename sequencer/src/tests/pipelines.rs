@@ -152,6 +152,38 @@ async fn scenario_15_an_archiver_read_failure_is_reported_as_such() {
     );
 }
 
+/// Review-seq minor 4: one failed read of the archiver's L1 sync is retried (the parent
+/// landed as built on: submitted).
+#[tokio::test(start_paused = true)]
+async fn one_failed_sync_read_is_retried() {
+    let f = fixture(PipeliningMode::Pipelined);
+    f.ready_for(Slot(3), 2);
+    let (ctx, mut built) = built(&f).await;
+    on_proposed_parent(&mut built);
+    landed_on_l1(&f, 1);
+    *f.chain.failing_sync_reads.lock().unwrap() = 1;
+    let (end, discard) = run(ctx, built).await;
+    assert_eq!(discard, None);
+    assert_eq!(end, PipelineEnd::Finished(CheckpointResult::Expired));
+    assert_eq!(*f.publisher.enqueued.lock().unwrap(), vec![Slot(3)]);
+    assert_eq!(*f.chain.failing_sync_reads.lock().unwrap(), 0);
+}
+
+/// Review-seq minor 4: sync reads failing until the timeout discard as `archiver-read-failed`.
+#[tokio::test(start_paused = true)]
+async fn sync_reads_failing_until_the_timeout_are_an_archiver_read_failure() {
+    let f = fixture(PipeliningMode::Pipelined);
+    f.ready_for(Slot(3), 2);
+    let (ctx, mut built) = built(&f).await;
+    on_proposed_parent(&mut built);
+    landed_on_l1(&f, 1);
+    *f.chain.failing_sync_reads.lock().unwrap() = u32::MAX;
+    let (end, discard) = run(ctx, built).await;
+    assert_eq!(end, PipelineEnd::Finished(CheckpointResult::Discarded));
+    assert_eq!(discard, Some(DiscardReason::ArchiverReadFailed));
+    assert!(f.publisher.enqueued.lock().unwrap().is_empty());
+}
+
 #[tokio::test(start_paused = true)]
 async fn scenario_15_another_checkpoint_landed_as_the_parent_is_parent_hash_mismatch() {
     let f = fixture(PipeliningMode::Pipelined);

@@ -36,6 +36,8 @@ pub(crate) struct FakeChain {
     pub(crate) refuse_blocks: Mutex<bool>,
     /// Reads of L1 data (sync, checkpointed hashes) fail.
     pub(crate) fail_reads: Mutex<bool>,
+    /// How many of the next `synced_l2_slot` reads fail.
+    pub(crate) failing_sync_reads: Mutex<u32>,
     /// Storing a block takes this long on a blocking thread (real time, no clock time).
     pub(crate) store_delay: Mutex<Option<std::time::Duration>>,
     /// Storing a block takes this much clock time.
@@ -54,6 +56,7 @@ impl FakeChain {
             synced_slot: Mutex::new(None),
             refuse_blocks: Mutex::new(false),
             fail_reads: Mutex::new(false),
+            failing_sync_reads: Mutex::new(0),
             store_delay: Mutex::new(None),
             store_clock_delay: Mutex::new(None),
             stored_blocks: Mutex::default(),
@@ -147,6 +150,11 @@ impl ChainStore for FakeChain {
     }
 
     fn synced_l2_slot(&self) -> SequencerResult<Option<Slot>> {
+        let mut failing = self.failing_sync_reads.lock().unwrap();
+        if *failing > 0 {
+            *failing -= 1;
+            return Err(ArchiverError::Stopped.into());
+        }
         Ok(*self.synced_slot.lock().unwrap())
     }
 
