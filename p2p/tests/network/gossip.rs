@@ -350,6 +350,7 @@ async fn bad_gossip_is_penalized_disconnected_refused_until_recovered_and_banned
     net.clock.advance(Duration::from_secs(5 * 60));
     assert!(
         eventually(PATIENCE, || async {
+            // Refused while its score is still low; the connection itself is what is awaited.
             let _ = attacker.handle.dial(victim.addr.clone()).await;
             reputation().await.connected
         })
