@@ -16,18 +16,9 @@ pub(crate) fn archiver(data: &[u8]) -> Outcome {
         return Outcome::Refused;
     };
     let record = ArchiverRecord::ALL[index];
-    let (result, peak) = alloc::measure(|| archiver_codec::decode_then_encode(record, bytes));
-    assert!(
-        peak <= alloc::decode_bound(bytes.len()),
-        "{record:?}: allocated {peak} bytes at once for {} input bytes",
-        bytes.len()
-    );
-    if let Ok(encoded) = &result {
-        assert_eq!(
-            encoded, bytes,
-            "{record:?}: decoded record is not canonical"
-        );
-    }
+    let result = canonical_within_bound(record, bytes, |bytes| {
+        archiver_codec::decode_then_encode(record, bytes)
+    });
     if record == ArchiverRecord::Header
         && let Ok(full) = archiver_codec::decode_header(bytes)
     {
@@ -47,7 +38,20 @@ pub(crate) fn state(data: &[u8]) -> Outcome {
         return Outcome::Refused;
     };
     let record = StateRecord::ALL[index];
-    let (result, peak) = alloc::measure(|| state_codec::decode_then_encode(record, bytes));
+    let result = canonical_within_bound(record, bytes, |bytes| {
+        state_codec::decode_then_encode(record, bytes)
+    });
+    Outcome::of(&result)
+}
+
+/// Runs one record codec's decode-then-encode on `bytes`, asserting it allocates within
+/// [`alloc::decode_bound`] and that whatever it accepts re-encodes to exactly the input.
+fn canonical_within_bound<R: std::fmt::Debug, E>(
+    record: R,
+    bytes: &[u8],
+    decode_then_encode: impl FnOnce(&[u8]) -> Result<Vec<u8>, E>,
+) -> Result<Vec<u8>, E> {
+    let (result, peak) = alloc::measure(|| decode_then_encode(bytes));
     assert!(
         peak <= alloc::decode_bound(bytes.len()),
         "{record:?}: allocated {peak} bytes at once for {} input bytes",
@@ -59,7 +63,7 @@ pub(crate) fn state(data: &[u8]) -> Outcome {
             "{record:?}: decoded record is not canonical"
         );
     }
-    Outcome::of(&result)
+    result
 }
 
 /// A tx input as read from L1 (decoded: it is a `propose` call). What ABI-decodes as a `propose` call re-encodes to a call that
