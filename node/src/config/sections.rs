@@ -56,6 +56,9 @@ pub(crate) struct P2pConfig {
     /// How long a peer that misbehaved past the ban threshold stays banned.
     #[serde(with = "humantime_serde")]
     pub(crate) ban_duration: Duration,
+    /// Find peers beyond the bootnodes (Kademlia, identify). Off: only the bootnodes and peers
+    /// that dial in, a fixed topology (the scenario harness routes every link through a proxy).
+    pub(crate) discovery: bool,
 }
 
 impl Default for P2pConfig {
@@ -67,6 +70,7 @@ impl Default for P2pConfig {
             max_peers: 50,
             min_peers: 4,
             ban_duration: Duration::from_secs(24 * 60 * 60),
+            discovery: true,
         }
     }
 }

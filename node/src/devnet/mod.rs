@@ -82,6 +82,13 @@ pub(crate) struct DevnetArgs {
     /// and exit (nothing is started).
     #[arg(long, value_name = "DIR")]
     emit_compose: Option<PathBuf>,
+    /// Deploy the rollup on `--l1-rpc`, write every node's config and keys and `devnet.json`,
+    /// then exit without starting a node (a harness starts them itself).
+    #[arg(long, requires = "l1_rpc")]
+    no_launch: bool,
+    /// Committee size instead of the profile's (at most the validator count).
+    #[arg(long)]
+    committee: Option<u64>,
 }
 
 pub(crate) fn run(args: &DevnetArgs) -> eyre::Result<()> {
@@ -133,7 +140,13 @@ fn os(values: &[&str]) -> Vec<OsString> {
 
 impl Devnet {
     fn start(args: &DevnetArgs) -> eyre::Result<Self> {
-        let profile = Profile::named(&args.profile)?;
+        let mut profile = Profile::named(&args.profile)?;
+        if let Some(size) = args.committee {
+            if size == 0 || size > args.validators as u64 {
+                bail!("--committee {size}: must be between 1 and --validators ({})", args.validators);
+            }
+            profile.committee = Some(size);
+        }
         std::fs::create_dir_all(&args.data_dir)
             .wrap_err_with(|| format!("--data-dir: creating {}", args.data_dir.display()))?;
         let data = std::fs::canonicalize(&args.data_dir)?;
@@ -462,6 +475,14 @@ impl Devnet {
             deployed = self.deploy(&provider) => deployed?,
         }
         self.write_configs()?;
+        if args.no_launch {
+            eprintln!(
+                "devnet planned ({}): configs and devnet.json in {}; no node started (--no-launch)",
+                self.profile.name,
+                self.data.display()
+            );
+            return Ok(());
+        }
         let mut nodes = self.launch_nodes()?;
         self.file.save(&self.data)?;
         eprintln!(

@@ -562,6 +562,7 @@ fn p2p_config(config: &Config, data: &DataDir) -> eyre::Result<tandem_p2p::P2pCo
         min_peers: p2p.min_peers,
         node_key_path: Some(data.p2p_key()),
         ban_duration: p2p.ban_duration,
+        discovery: p2p.discovery,
         ip_colocation_whitelist: whitelist,
         ..defaults
     })

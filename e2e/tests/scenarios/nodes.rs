@@ -1,0 +1,227 @@
+//! Steady state, a silent publisher, node faults: quorum, crash loop, a late full node.
+
+use super::*;
+
+/// 30 slots of steady state: no missed slot, the timetable's blocks per checkpoint, depth ≤ 1
+/// (1 seen), 0 discards, every checkpoint in the first L1 block of its target slot.
+#[test]
+#[ignore = "long scenario: scripts/scenarios.sh"]
+fn steady_state_30_slots() {
+    let started = Instant::now();
+    let mut net = Network::start(Spec::default()).expect("network");
+    let max = net.max_blocks_per_checkpoint().expect("timetable");
+    let first = first_landed(&mut net);
+    let from = first + 2;
+    let to = from + 29;
+    let mut watch = Watch::default();
+    net.wait_for_slot_with(to + 1, |net| {
+        watch.sample(net);
+        Ok(())
+    })
+    .expect("30 slots");
+    wait_l1(&net, 0);
+    assert_steady(&net, from..=to, max);
+    let depths = watch.all();
+    assert!(
+        depths.iter().all(|d| *d <= 1.0) && depths.contains(&1.0),
+        "depths {:?}",
+        watch.depths
+    );
+    assert_eq!(
+        validators_sum(&net, "tandem_sequencer_pipeline_discards_total", &[]),
+        0.0,
+        "discards"
+    );
+    took("steady_state_30_slots", started);
+}
+
+/// The proposer of N is restarted with its publisher silenced for N
+/// (`silence_publisher`): N pruned everywhere within E + poll after it ends, N+1 discarded
+/// with `parent-not-on-l1`, landing again within 2 slots.
+#[test]
+#[ignore = "long scenario: scripts/scenarios.sh"]
+fn silenced_publisher_is_pruned_and_the_chain_lands_again() {
+    let started = Instant::now();
+    let mut net = Network::start(Spec::default()).expect("network");
+    let first = first_landed(&mut net);
+    net.wait_for_slot(first + 1).expect("slot");
+    // A slot 4–7 ahead (its epoch's committee is known by then), so the restart is over
+    // before its build starts.
+    let now = net.slot_now();
+    let (n, victim) = proposers(&net, now + 4..now + 8)[0];
+    net.silence_publisher(victim, &[n]).expect("silence");
+    eprintln!("{} silenced for slot {n} (now {})", net.nodes[victim].name, net.slot_now());
+    net.wait_for_slot(n).expect("slot n");
+    let before = prune_counts(&net);
+    let not_on_l1 = validators_sum(
+        &net,
+        "tandem_sequencer_pipeline_parent_mismatch_total",
+        &[("reason", "parent-not-on-l1")],
+    );
+    assert_silent_slot(&mut net, n, &before, not_on_l1);
+    took("silenced_publisher", started);
+}
+
+/// 4 validators, committee 4 (quorum 3): one down → every slot whose proposer is alive lands;
+/// two down → none lands (and none under-attested); both back → landing within 2 slots.
+#[test]
+#[ignore = "long scenario: scripts/scenarios.sh"]
+fn quorum_three_of_four() {
+    let started = Instant::now();
+    let mut net = Network::start(Spec {
+        committee: Some(4),
+        ..Spec::default()
+    })
+    .expect("network");
+    let first = first_landed(&mut net);
+    net.wait_for_slot(first + 1).expect("slot");
+
+    // One down for 4 slots.
+    net.kill(3);
+    let down_from = net.slot_now() + 1;
+    net.wait_for_slot(down_from + 4).expect("one down");
+    wait_l1(&net, 0);
+    let landed = by_slot(&net, 0);
+    let mut alive_slots = Vec::new();
+    for slot in down_from + 1..down_from + 4 {
+        // The slot after the dead proposer's may be discarded (its parent never came).
+        let proposer = net.proposer_of(slot).expect("proposer");
+        let before = net.proposer_of(slot - 1).expect("proposer");
+        if proposer != 3 && before != 3 {
+            alive_slots.push(slot);
+            assert!(
+                landed.contains_key(&slot),
+                "slot {slot} (proposer {}) missed with one validator down: landed {:?}",
+                net.nodes[proposer].name,
+                landed.keys().collect::<Vec<_>>()
+            );
+        }
+    }
+    eprintln!("one down: slots with a live proposer {alive_slots:?} all landed");
+
+    // Two down for 3 slots.
+    net.kill(2);
+    let two_from = net.slot_now() + 1;
+    net.wait_for_slot(two_from + 3).expect("two down");
+    wait_l1(&net, 0);
+    let landed = by_slot(&net, 0);
+    let during: Vec<u64> = landed
+        .keys()
+        .copied()
+        .filter(|s| (two_from + 1..two_from + 3).contains(s))
+        .collect();
+    assert!(
+        during.is_empty(),
+        "slots {during:?} landed with two of four validators down"
+    );
+    for checkpoint in landed.values() {
+        assert!(
+            checkpoint.attestations.unwrap_or(0) >= 3,
+            "checkpoint {checkpoint:?} landed under-attested"
+        );
+    }
+
+    // Both back.
+    net.restart(2).expect("restart 2");
+    net.restart(3).expect("restart 3");
+    let back = net.slot_now();
+    net.wait_for_slot(back + 3).expect("back");
+    wait_l1(&net, 0);
+    let again = by_slot(&net, 0)
+        .keys()
+        .copied()
+        .find(|s| *s > back && *s <= back + 2);
+    eprintln!("both back in slot {back}: landed again at {again:?}");
+    assert!(again.is_some(), "no landing within 2 slots after the restart in slot {back}");
+    took("quorum_three_of_four", started);
+}
+
+/// Validator 3 killed (SIGKILL) at a random instant of a slot and restarted, 10 times: no
+/// node ever sees it sign two different payloads for one duty, and every slot whose proposer
+/// (and whose predecessor's proposer) is another validator lands.
+#[test]
+#[ignore = "long scenario: scripts/scenarios.sh"]
+fn crash_loop_ten_kills_no_equivocation() {
+    use rand::Rng;
+    let started = Instant::now();
+    let mut net = Network::start(Spec {
+        committee: Some(4),
+        ..Spec::default()
+    })
+    .expect("network");
+    let first = first_landed(&mut net);
+    net.wait_for_slot(first + 1).expect("slot");
+    let from = net.slot_now();
+    let mut rng = rand::thread_rng();
+    for kill in 0..10 {
+        let slot = net.slot_now() + 1;
+        let at = net.slot_start_ms(slot) + rng.gen_range(0..net.slot_secs * 1000);
+        while tandem_e2e::unix_ms() < at {
+            net.check_alive().expect("alive");
+            std::thread::sleep(tandem_e2e::wait::POLL);
+        }
+        net.kill(3);
+        net.restart(3).unwrap_or_else(|e| panic!("restart {kill}: {e}"));
+        eprintln!("kill {kill} in slot {slot} at +{} ms; back in slot {}", at - net.slot_start_ms(slot), net.slot_now());
+    }
+    let to = net.slot_now();
+    net.wait_for_slot(to + 1).expect("slot");
+    wait_l1(&net, 0);
+    let mut equivocations = Vec::new();
+    for i in net.running() {
+        let m = net.metrics(i).expect("metrics");
+        equivocations.push(m.sum("tandem_p2p_equivocations_total", &[]));
+    }
+    assert!(
+        equivocations.iter().all(|e| *e == 0.0),
+        "equivocations seen per node: {equivocations:?}"
+    );
+    let landed = by_slot(&net, 0);
+    let mut checked = 0;
+    for slot in from + 1..=to {
+        let proposer = net.proposer_of(slot).expect("proposer");
+        let previous = net.proposer_of(slot - 1).expect("proposer");
+        if proposer != 3 && previous != 3 {
+            checked += 1;
+            assert!(
+                landed.contains_key(&slot),
+                "slot {slot} of {} missed during the crash loop",
+                net.nodes[proposer].name
+            );
+        }
+    }
+    eprintln!("crash loop: slots {from}..={to}, {checked} slots of other proposers all landed");
+    took("crash_loop", started);
+}
+
+/// A full node started late with no peers (no bootnodes, no one dials it) syncs from L1 alone
+/// to the same checkpointed tip and block hashes.
+#[test]
+#[ignore = "long scenario: scripts/scenarios.sh"]
+fn late_full_node_syncs_from_l1_alone() {
+    let started = Instant::now();
+    let mut net = Network::start(Spec {
+        isolated: vec![4],
+        ..Spec::default()
+    })
+    .expect("network");
+    let first = first_landed(&mut net);
+    net.wait_for_slot(first + 4).expect("slots");
+    let begun = Instant::now();
+    net.start_node(4).expect("late node");
+    net.wait_ready(4, Duration::from_secs(120)).expect("ready");
+    let (tip, hash) = net.agree(4, AGREE).expect("agree");
+    eprintln!("late full node: on checkpoint {tip} ({hash}) after {:?}", begun.elapsed());
+    let peers = net.metrics(4).expect("metrics").value("tandem_node_peers");
+    assert_eq!(peers, Some(0.0), "the late node has peers");
+    let last = net.tips(4).expect("tips").checkpointed_block.0;
+    let last0 = net.tips(0).expect("tips").checkpointed_block.0;
+    for block in 1..=last.min(last0) {
+        assert_eq!(
+            net.block_hash(4, block).expect("block"),
+            net.block_hash(0, block).expect("block"),
+            "block {block}"
+        );
+    }
+    took("late_full_node", started);
+}
