@@ -80,8 +80,7 @@ pub fn quantity(value: &Value) -> Result<u64, String> {
     let text = value
         .as_str()
         .ok_or_else(|| format!("not a quantity: {value}"))?;
-    u64::from_str_radix(text.trim_start_matches("0x"), 16)
-        .map_err(|err| format!("{text:?}: {err}"))
+    u64::from_str_radix(text.trim_start_matches("0x"), 16).map_err(|err| format!("{text:?}: {err}"))
 }
 
 /// One scrape of `/metrics`: every sample by name and labels.

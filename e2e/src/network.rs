@@ -230,9 +230,12 @@ impl Network {
                 std::fs::read_to_string(&plan_log).unwrap_or_default()
             );
         }
-        let file: Value = serde_json::from_str(&std::fs::read_to_string(data.join("devnet.json"))?)?;
+        let file: Value =
+            serde_json::from_str(&std::fs::read_to_string(data.join("devnet.json"))?)?;
         let deployment: Value = serde_json::from_str(&std::fs::read_to_string(
-            file["deploymentFile"].as_str().ok_or_else(|| eyre!("devnet.json: no deploymentFile"))?,
+            file["deploymentFile"]
+                .as_str()
+                .ok_or_else(|| eyre!("devnet.json: no deploymentFile"))?,
         )?)?;
         let genesis = find_key(&deployment, &["genesis_time", "genesisTime"])
             .ok_or_else(|| eyre!("deployment.json: no genesis time: {deployment}"))?;
@@ -317,8 +320,10 @@ impl Network {
                 .collect();
             let value = format!("[{}]", slots.join(","));
             for node in network.nodes.iter_mut().filter(|n| n.is_validator()) {
-                node.env
-                    .push(("TANDEM__SEQUENCER__SKIP_PUBLISHING_SLOTS".into(), value.clone()));
+                node.env.push((
+                    "TANDEM__SEQUENCER__SKIP_PUBLISHING_SLOTS".into(),
+                    value.clone(),
+                ));
             }
         }
         let launch: Vec<usize> = (0..network.nodes.len())
@@ -390,11 +395,15 @@ impl Network {
         if node.proc.is_some() {
             bail!("{} already runs", node.name);
         }
-        let mut args: Vec<OsString> = vec!["run".into(), "--config".into(), node.config.clone().into()];
+        let mut args: Vec<OsString> =
+            vec!["run".into(), "--config".into(), node.config.clone().into()];
         if node.is_validator() && node.starts == 0 {
             args.push("--init-slashing-protection".into());
         }
-        append_marker(&node.log, &format!("start {} env {:?}", node.starts, node.env))?;
+        append_marker(
+            &node.log,
+            &format!("start {} env {:?}", node.starts, node.env),
+        )?;
         node.proc = Some(Proc::spawn(&node.name, &bin, &args, &node.env, &node.log)?);
         node.starts += 1;
         Ok(())
@@ -410,10 +419,16 @@ impl Network {
                 return Ok(());
             }
             if let Some(status) = self.nodes[i].proc.as_mut().and_then(Proc::exited) {
-                bail!("{name} exited with {status} before it was ready (log {})", self.nodes[i].log.display());
+                bail!(
+                    "{name} exited with {status} before it was ready (log {})",
+                    self.nodes[i].log.display()
+                );
             }
             if Instant::now() > deadline {
-                bail!("{name} not ready within {within:?}: {:?}", client::http_get(&url, "/ready"));
+                bail!(
+                    "{name} not ready within {within:?}: {:?}",
+                    client::http_get(&url, "/ready")
+                );
             }
             std::thread::sleep(Duration::from_millis(200));
         }
@@ -462,8 +477,15 @@ fn append_marker(log: &Path, line: &str) -> eyre::Result<()> {
     if let Some(dir) = log.parent() {
         std::fs::create_dir_all(dir)?;
     }
-    let mut file = std::fs::File::options().create(true).append(true).open(log)?;
-    writeln!(file, "===== e2e harness: {line} at unix ms {} =====", unix_ms())?;
+    let mut file = std::fs::File::options()
+        .create(true)
+        .append(true)
+        .open(log)?;
+    writeln!(
+        file,
+        "===== e2e harness: {line} at unix ms {} =====",
+        unix_ms()
+    )?;
     Ok(())
 }
 

@@ -79,7 +79,10 @@ impl Tips {
         let id = |tip: &str, part: &str| -> Result<(u64, String), String> {
             Ok((
                 quantity(&value[tip][part]["number"])?,
-                value[tip][part]["hash"].as_str().unwrap_or_default().to_string(),
+                value[tip][part]["hash"]
+                    .as_str()
+                    .unwrap_or_default()
+                    .to_string(),
             ))
         };
         Ok(Self {
@@ -119,7 +122,11 @@ impl Network {
 
     /// Block `number`'s hash on node `i`.
     pub fn block_hash(&self, i: usize, number: u64) -> eyre::Result<String> {
-        let value = self.rpc(i, "tandem_getBlock", json!([format!("0x{number:x}"), false]))?;
+        let value = self.rpc(
+            i,
+            "tandem_getBlock",
+            json!([format!("0x{number:x}"), false]),
+        )?;
         value["hash"]
             .as_str()
             .map(str::to_string)
@@ -149,7 +156,11 @@ impl Network {
             bail!("tandem timetable: {}", String::from_utf8_lossy(&out.stderr));
         }
         let table: Value = serde_json::from_slice(&out.stdout)?;
-        let key = if mode.contains("non") { "non_pipelined" } else { "pipelined" };
+        let key = if mode.contains("non") {
+            "non_pipelined"
+        } else {
+            "pipelined"
+        };
         table[key]["max_blocks_per_checkpoint"]
             .as_u64()
             .ok_or_else(|| eyre!("timetable {key}: {table}"))

@@ -154,7 +154,12 @@ impl Mesh {
     }
 }
 
-async fn accept_loop(listener: TcpListener, target: SocketAddr, link: Arc<Link>, reverse: Arc<Link>) {
+async fn accept_loop(
+    listener: TcpListener,
+    target: SocketAddr,
+    link: Arc<Link>,
+    reverse: Arc<Link>,
+) {
     loop {
         let Ok((inbound, _)) = listener.accept().await else {
             continue;
@@ -318,13 +323,23 @@ mod tests {
         open.write_all(b"x").unwrap();
         let mut one = [0u8; 1];
         open.read_exact(&mut one).unwrap();
-        mesh.set(1, 0, Faults { cut: true, ..slow(50) });
+        mesh.set(
+            1,
+            0,
+            Faults {
+                cut: true,
+                ..slow(50)
+            },
+        );
         let mut rest = [0u8; 1];
         assert!(
             matches!(open.read(&mut rest), Ok(0) | Err(_)),
             "the open connection survived the cut"
         );
-        assert!(round_trip(port).is_err(), "a new connection got through the cut");
+        assert!(
+            round_trip(port).is_err(),
+            "a new connection got through the cut"
+        );
         assert_eq!(mesh.traffic(0, 1).2, 1);
         mesh.set(1, 0, slow(0));
         mesh.set(0, 1, slow(0));

@@ -131,7 +131,14 @@ impl Network {
                 && a != b
             {
                 let faults = self.mesh.faults(from, to);
-                self.mesh.set(from, to, Faults { cut: true, ..faults });
+                self.mesh.set(
+                    from,
+                    to,
+                    Faults {
+                        cut: true,
+                        ..faults
+                    },
+                );
             }
         }
     }
@@ -140,7 +147,14 @@ impl Network {
     pub fn heal(&self) {
         for (from, to) in self.mesh.pairs() {
             let faults = self.mesh.faults(from, to);
-            self.mesh.set(from, to, Faults { cut: false, ..faults });
+            self.mesh.set(
+                from,
+                to,
+                Faults {
+                    cut: false,
+                    ..faults
+                },
+            );
         }
     }
 

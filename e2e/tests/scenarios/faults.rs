@@ -29,24 +29,44 @@ fn partition_one_three_then_heal() {
     for slot in s0 + 1..=s0 + 3 {
         let proposer = net.proposer_of(slot).expect("proposer");
         if proposer == 0 {
-            assert!(!landed.contains_key(&slot), "slot {slot} of the cut-off validator landed");
+            assert!(
+                !landed.contains_key(&slot),
+                "slot {slot} of the cut-off validator landed"
+            );
         } else {
             // Slots right after the cut-off one's are built by the majority on L1's tip.
             majority.push((slot, landed.contains_key(&slot)));
         }
     }
-    eprintln!("partition slots {}..={}: majority slots landed {majority:?}", s0 + 1, s0 + 3);
-    assert!(majority.iter().all(|(_, l)| *l), "majority slots {majority:?}");
+    eprintln!(
+        "partition slots {}..={}: majority slots landed {majority:?}",
+        s0 + 1,
+        s0 + 3
+    );
+    assert!(
+        majority.iter().all(|(_, l)| *l),
+        "majority slots {majority:?}"
+    );
     let healed = Instant::now();
-    let tip = net.agree(0, Duration::from_secs(2 * net.slot_secs)).expect("agree within 2 slots");
+    let tip = net
+        .agree(0, Duration::from_secs(2 * net.slot_secs))
+        .expect("agree within 2 slots");
     eprintln!("healed: agree on {tip:?} after {:?}", healed.elapsed());
     for i in net.running() {
         let m = net.metrics(i).expect("metrics");
-        assert_eq!(m.sum("tandem_p2p_equivocations_total", &[]), 0.0, "{}", net.nodes[i].name);
+        assert_eq!(
+            m.sum("tandem_p2p_equivocations_total", &[]),
+            0.0,
+            "{}",
+            net.nodes[i].name
+        );
     }
     let (bytes, _, refused) = net.mesh().traffic(1, 0);
     eprintln!("link 1→0: {bytes} bytes, {refused} dials refused while cut");
-    assert!(refused > 0, "no dial across the partition was refused: the proxy was bypassed?");
+    assert!(
+        refused > 0,
+        "no dial across the partition was refused: the proxy was bypassed?"
+    );
     took("partition_one_three", started);
 }
 
@@ -92,20 +112,36 @@ fn l1_reorg_depth_three_loses_no_tx() {
     .expect("landing");
     let mut txs = Vec::new();
     for block in 1..landed.start_block + landed.block_count {
-        let value = net.rpc(0, "tandem_getBlock", json!([format!("0x{block:x}"), false])).expect("block");
+        let value = net
+            .rpc(0, "tandem_getBlock", json!([format!("0x{block:x}"), false]))
+            .expect("block");
         txs.extend(value["txs"].as_array().cloned().unwrap_or_default());
     }
     let head = net.l1_head().expect("head");
     net.reorg_l1(3).expect("reorg");
-    eprintln!("reorged L1 at head {head} (checkpoint {} in L1 block {:?}); {} txs to keep", landed.number, landed.l1_block, txs.len());
+    eprintln!(
+        "reorged L1 at head {head} (checkpoint {} in L1 block {:?}); {} txs to keep",
+        landed.number,
+        landed.l1_block,
+        txs.len()
+    );
     net.wait_for_slot(slot + 2).expect("slots");
     let tip = net.agree(landed.number, AGREE).expect("agree");
     for tx in &txs {
         let seen = net.rpc(0, "tandem_getTx", json!([tx])).expect("tx");
         let status = seen["status"].as_str().unwrap_or("unknown");
-        assert!(status == "checkpointed" || status == "finalized", "tx {tx} is {status} after the reorg");
+        assert!(
+            status == "checkpointed" || status == "finalized",
+            "tx {tx} is {status} after the reorg"
+        );
     }
-    let reorgs = net.metrics(0).expect("metrics").sum("tandem_archiver_l1_reorgs_total", &[]);
-    eprintln!("after the reorg: agree on {tip:?}, {} txs checkpointed, archiver reorgs seen {reorgs}", txs.len());
+    let reorgs = net
+        .metrics(0)
+        .expect("metrics")
+        .sum("tandem_archiver_l1_reorgs_total", &[]);
+    eprintln!(
+        "after the reorg: agree on {tip:?}, {} txs checkpointed, archiver reorgs seen {reorgs}",
+        txs.len()
+    );
     took("l1_reorg", started);
 }

@@ -40,7 +40,10 @@ fn ci_devnet_steady_state_then_a_silent_publisher() {
     wait_l1(&net, 0);
     let landed = by_slot(&net, 0);
     let first = *landed.keys().next().unwrap_or_else(|| {
-        panic!("no checkpoint landed by slot {n} (launched in {})", net.launch_slot)
+        panic!(
+            "no checkpoint landed by slot {n} (launched in {})",
+            net.launch_slot
+        )
     });
     // The first two checkpoints may still be short (warm-up, see the sequencer's test); the
     // steady window starts at the third landed slot and ends before the silent one's build.

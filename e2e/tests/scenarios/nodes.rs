@@ -50,7 +50,11 @@ fn silenced_publisher_is_pruned_and_the_chain_lands_again() {
     let now = net.slot_now();
     let (n, victim) = proposers(&net, now + 4..now + 8)[0];
     net.silence_publisher(victim, &[n]).expect("silence");
-    eprintln!("{} silenced for slot {n} (now {})", net.nodes[victim].name, net.slot_now());
+    eprintln!(
+        "{} silenced for slot {n} (now {})",
+        net.nodes[victim].name,
+        net.slot_now()
+    );
     net.wait_for_slot(n).expect("slot n");
     let before = prune_counts(&net);
     let not_on_l1 = validators_sum(
@@ -132,7 +136,10 @@ fn quorum_three_of_four() {
         .copied()
         .find(|s| *s > back && *s <= back + 2);
     eprintln!("both back in slot {back}: landed again at {again:?}");
-    assert!(again.is_some(), "no landing within 2 slots after the restart in slot {back}");
+    assert!(
+        again.is_some(),
+        "no landing within 2 slots after the restart in slot {back}"
+    );
     took("quorum_three_of_four", started);
 }
 
@@ -161,8 +168,13 @@ fn crash_loop_ten_kills_no_equivocation() {
             std::thread::sleep(tandem_e2e::wait::POLL);
         }
         net.kill(3);
-        net.restart(3).unwrap_or_else(|e| panic!("restart {kill}: {e}"));
-        eprintln!("kill {kill} in slot {slot} at +{} ms; back in slot {}", at - net.slot_start_ms(slot), net.slot_now());
+        net.restart(3)
+            .unwrap_or_else(|e| panic!("restart {kill}: {e}"));
+        eprintln!(
+            "kill {kill} in slot {slot} at +{} ms; back in slot {}",
+            at - net.slot_start_ms(slot),
+            net.slot_now()
+        );
     }
     let to = net.slot_now();
     net.wait_for_slot(to + 1).expect("slot");
@@ -211,7 +223,10 @@ fn late_full_node_syncs_from_l1_alone() {
     net.start_node(4).expect("late node");
     net.wait_ready(4, Duration::from_secs(120)).expect("ready");
     let (tip, hash) = net.agree(4, AGREE).expect("agree");
-    eprintln!("late full node: on checkpoint {tip} ({hash}) after {:?}", begun.elapsed());
+    eprintln!(
+        "late full node: on checkpoint {tip} ({hash}) after {:?}",
+        begun.elapsed()
+    );
     let peers = net.metrics(4).expect("metrics").value("tandem_node_peers");
     assert_eq!(peers, Some(0.0), "the late node has peers");
     let last = net.tips(4).expect("tips").checkpointed_block.0;

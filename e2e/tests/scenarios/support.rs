@@ -71,9 +71,7 @@ pub fn assert_steady(
     let counts: Vec<u64> = seen.iter().map(|c| c.block_count).collect();
     let offsets: Vec<i64> = seen
         .iter()
-        .map(|c| {
-            c.l1_timestamp.unwrap_or(0) as i64 - (net.genesis + c.slot * net.slot_secs) as i64
-        })
+        .map(|c| c.l1_timestamp.unwrap_or(0) as i64 - (net.genesis + c.slot * net.slot_secs) as i64)
         .collect();
     eprintln!(
         "steady slots {slots:?}: blocks per checkpoint {counts:?} (max {max}), L1 landing \
@@ -155,11 +153,13 @@ pub fn assert_silent_slot(
 ) -> BTreeMap<usize, i64> {
     let times = prune_times(net, n + 2, before);
     let end = net.slot_start_ms(n + 1) as i64;
-    let latency: BTreeMap<usize, i64> = times
+    let latency: BTreeMap<usize, i64> =
+        times.iter().map(|(i, at)| (*i, *at as i64 - end)).collect();
+    let names: Vec<&str> = net
+        .running()
         .iter()
-        .map(|(i, at)| (*i, *at as i64 - end))
+        .map(|i| net.nodes[*i].name.as_str())
         .collect();
-    let names: Vec<&str> = net.running().iter().map(|i| net.nodes[*i].name.as_str()).collect();
     eprintln!("slot {n} silent: prune seen (ms after the slot ended) {latency:?} of {names:?}");
     assert_eq!(
         times.len(),
@@ -241,4 +241,3 @@ pub fn first_landed(net: &mut Network) -> u64 {
         net.run_slots(1).expect("slot");
     }
 }
-

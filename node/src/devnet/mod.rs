@@ -143,7 +143,10 @@ impl Devnet {
         let mut profile = Profile::named(&args.profile)?;
         if let Some(size) = args.committee {
             if size == 0 || size > args.validators as u64 {
-                bail!("--committee {size}: must be between 1 and --validators ({})", args.validators);
+                bail!(
+                    "--committee {size}: must be between 1 and --validators ({})",
+                    args.validators
+                );
             }
             profile.committee = Some(size);
         }
