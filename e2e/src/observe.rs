@@ -198,4 +198,28 @@ impl Network {
             }
         })
     }
+
+    /// Waits until every running node holds the same block at the lowest proposed tip among
+    /// them (their proposed chains have converged); returns that block number.
+    pub fn agree_proposed(&mut self, within: Duration) -> eyre::Result<u64> {
+        let running = self.running();
+        crate::wait::until("every node on one proposed chain", within, || {
+            let tips: Vec<u64> = running
+                .iter()
+                .map(|i| self.tips(*i).map(|t| t.proposed.0))
+                .collect::<eyre::Result<_>>()
+                .map_err(|e| e.to_string())?;
+            let low = tips.iter().copied().min().unwrap_or(0);
+            let hashes: Vec<String> = running
+                .iter()
+                .map(|i| self.block_hash(*i, low))
+                .collect::<eyre::Result<_>>()
+                .map_err(|e| e.to_string())?;
+            if hashes.iter().all(|h| h == &hashes[0]) {
+                Ok(low)
+            } else {
+                Err(format!("block {low}: {hashes:?} (tips {tips:?})"))
+            }
+        })
+    }
 }

@@ -48,10 +48,17 @@ fn partition_one_three_then_heal() {
         "majority slots {majority:?}"
     );
     let healed = Instant::now();
+    let within = Duration::from_secs(2 * net.slot_secs);
     let tip = net
-        .agree(0, Duration::from_secs(2 * net.slot_secs))
-        .expect("agree within 2 slots");
-    eprintln!("healed: agree on {tip:?} after {:?}", healed.elapsed());
+        .agree(0, within)
+        .expect("one checkpointed tip within 2 slots");
+    let block = net
+        .agree_proposed(within.saturating_sub(healed.elapsed()))
+        .expect("one proposed chain within 2 slots");
+    eprintln!(
+        "healed: agree on checkpoint {tip:?} and proposed block {block} after {:?}",
+        healed.elapsed()
+    );
     for i in net.running() {
         let m = net.metrics(i).expect("metrics");
         assert_eq!(
@@ -118,6 +125,11 @@ fn l1_reorg_depth_three_loses_no_tx() {
         txs.extend(value["txs"].as_array().cloned().unwrap_or_default());
     }
     let head = net.l1_head().expect("head");
+    let at = landed.l1_block.expect("an L1 block");
+    assert!(
+        head < at + 3,
+        "L1 is at {head}, the checkpoint in {at}: a depth-3 reorg would not remove it"
+    );
     net.reorg_l1(3).expect("reorg");
     eprintln!(
         "reorged L1 at head {head} (checkpoint {} in L1 block {:?}); {} txs to keep",
@@ -127,14 +139,27 @@ fn l1_reorg_depth_three_loses_no_tx() {
     );
     net.wait_for_slot(slot + 2).expect("slots");
     let tip = net.agree(landed.number, AGREE).expect("agree");
-    for tx in &txs {
-        let seen = net.rpc(0, "tandem_getTx", json!([tx])).expect("tx");
-        let status = seen["status"].as_str().unwrap_or("unknown");
-        assert!(
-            status == "checkpointed" || status == "finalized",
-            "tx {tx} is {status} after the reorg"
-        );
-    }
+    // Every tx of the blocks checkpointed before the reorg is checkpointed again (in the
+    // re-landed checkpoint or, if it was lost, in later ones after the prune).
+    tandem_e2e::wait::until(
+        "every tx checkpointed after the reorg",
+        Duration::from_secs(3 * net.slot_secs),
+        || {
+            for i in net.running() {
+                for tx in &txs {
+                    let seen = net
+                        .rpc(i, "tandem_getTx", json!([tx]))
+                        .map_err(|e| e.to_string())?;
+                    let status = seen["status"].as_str().unwrap_or("unknown");
+                    if status != "checkpointed" && status != "finalized" {
+                        return Err(format!("tx {tx} is {status} on {}", net.nodes[i].name));
+                    }
+                }
+            }
+            Ok(())
+        },
+    )
+    .expect("no lost tx");
     let reorgs = net
         .metrics(0)
         .expect("metrics")
