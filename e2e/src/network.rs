@@ -310,6 +310,27 @@ impl Network {
             spec,
             started,
         };
+        match network.bring_up() {
+            Ok(()) => Ok(network),
+            Err(err) => {
+                // The caller panics on this error after the network is dropped: keep the logs.
+                let kept = network.keep_logs();
+                Err(err.wrap_err(format!("logs kept in {}", kept.display())))
+            }
+        }
+    }
+
+    /// Keeps the temp dir (its path is returned) instead of deleting it on drop.
+    pub fn keep_logs(&mut self) -> PathBuf {
+        if let Some(dir) = self.dir.take() {
+            let _ = dir.keep();
+        }
+        self.root.clone()
+    }
+
+    fn bring_up(&mut self) -> eyre::Result<()> {
+        let network = self;
+        let launch_slot = network.launch_slot;
         network.rewrite_configs()?;
         if !network.spec.silent_slots.is_empty() {
             let slots: Vec<String> = network
@@ -343,7 +364,7 @@ impl Network {
             network.started.elapsed(),
             launch.len()
         );
-        Ok(network)
+        Ok(())
     }
 
     /// Points every node's bootnodes at its proxies and turns discovery off, so each link
@@ -500,11 +521,11 @@ impl Drop for Network {
             }
         }
         self.anvil.kill();
-        if std::thread::panicking()
-            && let Some(dir) = self.dir.take()
-        {
-            let kept = dir.keep();
-            eprintln!("scenario failed: logs kept in {}", kept.display());
+        if std::thread::panicking() {
+            eprintln!(
+                "scenario failed: logs kept in {}",
+                self.keep_logs().display()
+            );
         }
     }
 }
