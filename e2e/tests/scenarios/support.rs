@@ -176,9 +176,19 @@ pub fn assert_silent_slot(
             net.nodes[*i].name
         );
     }
-    // Let the next slots' checkpoints land, then read L1 through node 0.
-    net.wait_for_slot(n + 3).expect("slot n+3");
-    wait_l1(net, 0);
+    // Landing again within 2 slots: slot n+2's checkpoint lands in its first L1 block, so
+    // polling L1 through node 0 until one L1 slot (plus the archiver's lag) after n+2 began.
+    let deadline = std::time::Duration::from_millis(
+        (net.slot_start_ms(n + 2) + net.l1_slot_secs * 1000 + 3_000).saturating_sub(unix_ms()),
+    );
+    let _ = tandem_e2e::wait::until("a landing after the silent slot", deadline, || {
+        let landed = by_slot(net, 0);
+        landed
+            .keys()
+            .find(|s| **s > n && **s <= n + 2)
+            .copied()
+            .ok_or("not yet")
+    });
     let landed = by_slot(net, 0);
     assert!(
         !landed.contains_key(&n),
