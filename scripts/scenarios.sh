@@ -15,6 +15,6 @@ export PATH="$root/.tools/bin:$PATH"
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/tandem/target}"
 
 # The harness runs the `tandem` binary next to its test executable (or $TANDEM_BIN).
-cargo build -p tandem-node --locked
+cargo build --workspace --bins --locked
 cargo nextest run -p tandem-e2e --locked --profile scenarios --run-ignored only \
   --no-capture ${1:+"$1"}

@@ -16,10 +16,11 @@
 //! ```
 //!
 //! `tandem` is found through `$TANDEM_BIN`, else next to the test executable
-//! (`target/<profile>/tandem`, built by `cargo build -p tandem-node`); anvil and cast through
+//! (`target/<profile>/tandem`, built by `cargo build --workspace --bins`); anvil and cast through
 //! `$TANDEM_ANVIL` / `$TANDEM_CAST`, else `.tools/bin`.
 
 pub mod client;
+mod l1;
 mod network;
 mod observe;
 pub mod process;

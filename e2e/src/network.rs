@@ -106,6 +106,8 @@ pub struct Network {
     pub(crate) dir: Option<tempfile::TempDir>,
     pub(crate) root: PathBuf,
     pub(crate) anvil: Proc,
+    /// Mines anvil's blocks; stopped before anvil is killed.
+    pub(crate) l1_clock: Option<crate::l1::L1Clock>,
     /// L1 JSON-RPC URL (anvil).
     pub l1_url: String,
     /// The rollup contract.
@@ -183,8 +185,8 @@ impl Network {
                 "127.0.0.1",
                 "--port",
                 &port.to_string(),
-                "--block-time",
-                &profile_l1.to_string(),
+                // Blocks come from the L1 clock below, one per L1-slot boundary.
+                "--no-mining",
                 "--hardfork",
                 HARDFORK,
             ]
@@ -195,6 +197,7 @@ impl Network {
         crate::wait::until("anvil answers", Duration::from_secs(30), || {
             client::rpc(&l1_url, "eth_chainId", serde_json::json!([]))
         })?;
+        let l1_clock = crate::l1::L1Clock::start(&l1_url, profile_l1)?;
 
         let data = root.join("devnet");
         let plan_log = root.join("devnet-plan.log");
@@ -220,7 +223,7 @@ impl Network {
             .status()
             .wrap_err_with(|| {
                 format!(
-                    "running {} devnet --no-launch (build it: cargo build -p tandem-node; or set TANDEM_BIN)",
+                    "running {} devnet --no-launch (build it: cargo build --workspace --bins; or set TANDEM_BIN)",
                     tandem_bin().display()
                 )
             })?;
@@ -285,7 +288,16 @@ impl Network {
             .flatten()
             .map(|n| n["ports"]["p2p"].as_u64().unwrap_or(0) as u16)
             .collect();
-        let mesh = Mesh::start(&p2p_ports)?;
+        // The nodes do not listen yet: a proxy must not take one of their planned ports.
+        let planned: std::collections::HashSet<u16> = file["nodes"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .flat_map(|n| ["p2p", "rpc", "metrics"].map(|k| n["ports"][k].as_u64()))
+            .flatten()
+            .filter_map(|p| u16::try_from(p).ok())
+            .collect();
+        let mesh = Mesh::start(&p2p_ports, &planned)?;
         if let Some(faults) = spec.links {
             for (from, to) in mesh.pairs() {
                 mesh.set(from, to, faults);
@@ -297,6 +309,7 @@ impl Network {
             dir: Some(dir),
             root,
             anvil,
+            l1_clock: Some(l1_clock),
             l1_url,
             rollup,
             nodes,
@@ -353,9 +366,7 @@ impl Network {
         for &i in &launch {
             network.launch(i)?;
         }
-        for &i in &launch {
-            network.wait_ready(i, Duration::from_secs(120))?;
-        }
+        network.wait_all_ready(&launch, Duration::from_secs(120))?;
         if network.spec.tx_rate > 0.0 {
             network.start_spam()?;
         }
@@ -432,24 +443,44 @@ impl Network {
 
     /// Waits for node `i`'s `/ready`.
     pub fn wait_ready(&mut self, i: usize, within: Duration) -> eyre::Result<()> {
-        let url = self.nodes[i].rpc_url.clone();
-        let name = self.nodes[i].name.clone();
+        self.wait_all_ready(&[i], within)
+    }
+
+    /// Waits until every node of `nodes` is ready; fails at once when any of them exits (a
+    /// node that dies at start leaves its peers short of `p2p.min_peers`, so waiting on them
+    /// would only time out with the wrong node named).
+    fn wait_all_ready(&mut self, nodes: &[usize], within: Duration) -> eyre::Result<()> {
         let deadline = Instant::now() + within;
+        let mut pending: Vec<usize> = nodes.to_vec();
         loop {
-            if client::http_get(&url, "/ready").is_ok() {
+            for &i in &pending {
+                if let Some(status) = self.nodes[i].proc.as_mut().and_then(Proc::exited) {
+                    let log = std::fs::read_to_string(&self.nodes[i].log).unwrap_or_default();
+                    let tail: Vec<&str> = log.lines().rev().take(5).collect();
+                    bail!(
+                        "{} exited with {status} before it was ready (log {}): {}",
+                        self.nodes[i].name,
+                        self.nodes[i].log.display(),
+                        tail.into_iter().rev().collect::<Vec<_>>().join(" | ")
+                    );
+                }
+            }
+            pending.retain(|&i| client::http_get(&self.nodes[i].rpc_url, "/ready").is_err());
+            if pending.is_empty() {
                 return Ok(());
             }
-            if let Some(status) = self.nodes[i].proc.as_mut().and_then(Proc::exited) {
-                bail!(
-                    "{name} exited with {status} before it was ready (log {})",
-                    self.nodes[i].log.display()
-                );
-            }
             if Instant::now() > deadline {
-                bail!(
-                    "{name} not ready within {within:?}: {:?}",
-                    client::http_get(&url, "/ready")
-                );
+                let why: Vec<String> = pending
+                    .iter()
+                    .map(|&i| {
+                        format!(
+                            "{}: {:?}",
+                            self.nodes[i].name,
+                            client::http_get(&self.nodes[i].rpc_url, "/ready")
+                        )
+                    })
+                    .collect();
+                bail!("not ready within {within:?}: {}", why.join("; "));
             }
             std::thread::sleep(Duration::from_millis(200));
         }
@@ -520,6 +551,7 @@ impl Drop for Network {
                 proc.kill();
             }
         }
+        drop(self.l1_clock.take());
         self.anvil.kill();
         if std::thread::panicking() {
             eprintln!(

@@ -13,7 +13,7 @@ use eyre::WrapErr;
 
 /// The `tandem` binary: `$TANDEM_BIN`, else `tandem` next to the test executable's directory
 /// (`target/<profile>/deps/<test>` → `target/<profile>/tandem`, where
-/// `cargo build -p tandem-node` puts it).
+/// `cargo build --workspace --bins` puts it).
 pub fn tandem_bin() -> PathBuf {
     if let Some(path) = std::env::var_os("TANDEM_BIN") {
         return PathBuf::from(path);

@@ -7,7 +7,7 @@
 //! timeout (the 200 ms Linux minimum), in order.
 
 use std::{
-    collections::HashMap,
+    collections::{HashMap, HashSet},
     net::{Ipv4Addr, SocketAddr},
     sync::{
         Arc, Mutex,
@@ -71,7 +71,8 @@ impl std::fmt::Debug for Mesh {
 
 impl Mesh {
     /// Proxies for every ordered pair of `targets` (node `j` listens on `targets[j]`).
-    pub fn start(targets: &[u16]) -> eyre::Result<Self> {
+    /// No proxy listens on a port of `reserved` (ports planned for processes not started yet).
+    pub fn start(targets: &[u16], reserved: &HashSet<u16>) -> eyre::Result<Self> {
         let runtime = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(1)
             .thread_name("e2e-proxy")
@@ -85,7 +86,7 @@ impl Mesh {
                 if from == to {
                     continue;
                 }
-                let listener = std::net::TcpListener::bind((Ipv4Addr::LOCALHOST, 0))?;
+                let listener = bind_outside(reserved)?;
                 listener.set_nonblocking(true)?;
                 ports.insert((from, to), listener.local_addr()?.port());
                 let (generation, _) = watch::channel(0);
@@ -151,6 +152,19 @@ impl Mesh {
             link.connections.load(Ordering::Relaxed),
             link.refused.load(Ordering::Relaxed),
         )
+    }
+}
+
+/// A listener on 127.0.0.1 whose port is not in `reserved` (a reserved one the OS offers is
+/// held until the pick is done, so it is not offered again).
+fn bind_outside(reserved: &HashSet<u16>) -> std::io::Result<std::net::TcpListener> {
+    let mut skipped = Vec::new();
+    loop {
+        let listener = std::net::TcpListener::bind((Ipv4Addr::LOCALHOST, 0))?;
+        if !reserved.contains(&listener.local_addr()?.port()) {
+            return Ok(listener);
+        }
+        skipped.push(listener);
     }
 }
 
@@ -300,7 +314,7 @@ mod tests {
     #[test]
     fn relays_delays_each_direction_and_cuts() {
         // Node 1 is the echo server; node 0 dials it through link (0, 1).
-        let mesh = Mesh::start(&[1, echo()]).unwrap();
+        let mesh = Mesh::start(&[1, echo()], &HashSet::new()).unwrap();
         let port = mesh.port(0, 1);
         let plain = round_trip(port).unwrap();
         assert!(plain < Duration::from_millis(100), "{plain:?}");
@@ -348,7 +362,7 @@ mod tests {
 
     #[test]
     fn loss_stalls_in_order() {
-        let mesh = Mesh::start(&[1, echo()]).unwrap();
+        let mesh = Mesh::start(&[1, echo()], &HashSet::new()).unwrap();
         mesh.set(
             0,
             1,

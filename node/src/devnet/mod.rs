@@ -181,6 +181,7 @@ impl Devnet {
         let password_file = plan::password_file(data)?;
         let password = crate::keys::read_password_file(&password_file)?;
         let mut nodes = Vec::new();
+        let mut picker = plan::PortPicker::default();
         let roles = std::iter::repeat_n("validator", args.validators)
             .chain(std::iter::repeat_n("full_node", args.fullnodes));
         let (mut validators, mut fullnodes) = (0, 0);
@@ -195,9 +196,9 @@ impl Devnet {
             let dir = data.join(&name);
             std::fs::create_dir_all(&dir)?;
             let ports = Ports {
-                p2p: plan::free_port()?,
-                rpc: plan::free_port()?,
-                metrics: plan::free_port()?,
+                p2p: picker.pick()?,
+                rpc: picker.pick()?,
+                metrics: picker.pick()?,
             };
             let peer = tandem_p2p::load_or_create_node_key(
                 &crate::config::P2pConfig::node_key_path(&dir),
@@ -230,7 +231,7 @@ impl Devnet {
         }
         let (own_l1, l1_rpc_url) = match &args.l1_rpc {
             Some(url) => (false, url.clone()),
-            None => (true, format!("http://127.0.0.1:{}", plan::free_port()?)),
+            None => (true, format!("http://127.0.0.1:{}", picker.pick()?)),
         };
         Ok(DevnetFile {
             profile: profile.name.to_string(),
