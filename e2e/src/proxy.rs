@@ -261,10 +261,11 @@ async fn pump(
     let writer = async move {
         while let Some((due, bytes)) = rx.recv().await {
             tokio::time::sleep_until(due).await;
+            // Counted before the write: a reader that has the bytes sees them counted.
+            link.bytes.fetch_add(bytes.len() as u64, Ordering::Relaxed);
             if to.write_all(&bytes).await.is_err() {
                 return;
             }
-            link.bytes.fetch_add(bytes.len() as u64, Ordering::Relaxed);
         }
     };
     tokio::join!(reader, writer);
