@@ -1,6 +1,7 @@
 //! `tandem spam`: signed transfers from the funded devnet accounts at a steady rate, through
 //! `tandem_sendTx`; reports accepted / rejected (by reason) and inclusion latency (time from
-//! the send until `tandem_getTx` reports the tx proposed, then checkpointed).
+//! the send until a block at the node's proposed tip holds the tx, then until that block is
+//! checkpointed).
 
 use std::{
     collections::{BTreeMap, VecDeque},
@@ -20,8 +21,8 @@ use crate::{
 
 /// Most sent txs whose inclusion is tracked at once (the oldest are dropped from tracking).
 const TRACKED_TXS: usize = 4_096;
-/// `tandem_getTx` lookups per tracking pass.
-const LOOKUPS_PER_PASS: usize = 256;
+/// How often the tracker reads the node's tips: the resolution of the latencies.
+const TRACK_INTERVAL: Duration = Duration::from_millis(250);
 /// Fee cap of every transfer: far above the devnet's fee, far below the balances.
 const MAX_FEE_PER_MANA: u128 = 1_000_000_000;
 
@@ -95,6 +96,12 @@ impl SpamStats {
             checkpointed_p50: p50(&inner.checkpointed),
             pending: inner.tracked.len(),
         }
+    }
+
+    /// The latency samples so far: send → proposed, send → checkpointed.
+    pub(crate) fn latencies(&self) -> (Vec<Duration>, Vec<Duration>) {
+        let inner = self.inner.lock().expect("stats lock");
+        (inner.proposed.clone(), inner.checkpointed.clone())
     }
 
     pub(crate) fn rejections(&self) -> BTreeMap<String, u64> {
@@ -190,6 +197,19 @@ pub(crate) async fn generate(
     stats: Arc<SpamStats>,
     cancel: CancellationToken,
 ) -> eyre::Result<()> {
+    generate_then_track(clients, rate, accounts, stats, cancel.clone(), cancel).await
+}
+
+/// [`generate`], sending until `cancel` and tracking inclusion until `stop_tracking` (a
+/// benchmark keeps tracking after the load stops, so that its last txs count too).
+pub(crate) async fn generate_then_track(
+    clients: Vec<NodeClient>,
+    rate: f64,
+    accounts: usize,
+    stats: Arc<SpamStats>,
+    cancel: CancellationToken,
+    stop_tracking: CancellationToken,
+) -> eyre::Result<()> {
     check_inputs(rate, accounts)?;
     if clients.is_empty() {
         eyre::bail!("--rpc: give at least one node");
@@ -205,7 +225,7 @@ pub(crate) async fn generate(
     let tracker = tokio::spawn(track(
         clients[0].clone(),
         Arc::clone(&stats),
-        cancel.clone(),
+        stop_tracking.clone(),
     ));
     let mut interval = tokio::time::interval(Duration::from_secs_f64(1.0 / rate));
     interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -276,55 +296,109 @@ pub(crate) async fn generate(
             nonces[account] = chain;
         }
     }
+    stop_tracking.cancelled().await;
     tracker.abort();
     Ok(())
 }
 
-/// Looks tracked txs up and records when they are proposed and checkpointed.
+/// A proposed block holding tracked txs, waiting for its checkpoint to land.
+struct Held {
+    number: u64,
+    hash: B256,
+    txs: Vec<B256>,
+}
+
+/// Follows the node's tips and records when tracked txs are proposed (the first proposed
+/// block holding them) and checkpointed (that block, unchanged, at or below the checkpointed
+/// tip). Reads each new block once instead of asking about every tx: one pass costs one call
+/// per new block, so the latency's resolution is the poll interval at any rate.
 async fn track(client: NodeClient, stats: Arc<SpamStats>, cancel: CancellationToken) {
-    let mut interval = tokio::time::interval(Duration::from_millis(500));
+    let mut interval = tokio::time::interval(TRACK_INTERVAL);
+    interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    // Blocks up to here were read; starts at the tip, which no tracked tx can be in yet.
+    let mut read_up_to: Option<u64> = None;
+    let mut held: VecDeque<Held> = VecDeque::new();
     loop {
         tokio::select! {
             () = cancel.cancelled() => return,
             _ = interval.tick() => {}
         }
-        let batch: Vec<Tracked> = {
-            let inner = stats.inner.lock().expect("stats lock");
-            inner
-                .tracked
-                .iter()
-                .take(LOOKUPS_PER_PASS)
-                .copied()
-                .collect()
+        let Ok(tips) = client.call::<Value>("tandem_getL2Tips", vec![]).await else {
+            continue;
         };
-        for tracked in batch {
-            let Ok(answer) = client
-                .call::<Value>("tandem_getTx", vec![json!(tracked.hash)])
-                .await
-            else {
-                continue;
+        let (Some(proposed), Some(checkpointed)) = (
+            quantity(&tips["proposed"]["block"]["number"]),
+            quantity(&tips["checkpointed"]["block"]["number"]),
+        ) else {
+            continue;
+        };
+        // A pruned checkpoint takes its blocks back: their numbers are built again.
+        let from = read_up_to.map_or(proposed, |read| read.min(proposed));
+        let mut read = from;
+        for number in from.saturating_add(1)..=proposed {
+            let Some((hash, txs)) = block_txs(&client, number).await else {
+                break;
             };
-            let status = answer["status"].as_str().unwrap_or("unknown");
+            read = number;
             let mut inner = stats.inner.lock().expect("stats lock");
-            let elapsed = tracked.sent.elapsed();
-            match status {
-                "proposed" if !tracked.proposed => {
-                    inner.proposed.push(elapsed);
-                    if let Some(entry) = inner.tracked.iter_mut().find(|t| t.hash == tracked.hash) {
-                        entry.proposed = true;
-                    }
-                }
-                "checkpointed" | "finalized" => {
-                    if !tracked.proposed {
+            let mut mine = Vec::new();
+            for tx in txs {
+                if let Some(entry) = inner.tracked.iter_mut().find(|t| t.hash == tx) {
+                    let first = !entry.proposed;
+                    entry.proposed = true;
+                    let elapsed = entry.sent.elapsed();
+                    if first {
                         inner.proposed.push(elapsed);
                     }
-                    inner.checkpointed.push(elapsed);
-                    inner.tracked.retain(|t| t.hash != tracked.hash);
+                    mine.push(tx);
                 }
-                _ => {}
+            }
+            if !mine.is_empty() {
+                held.retain(|h| h.number != number);
+                held.push_back(Held {
+                    number,
+                    hash,
+                    txs: mine,
+                });
+            }
+        }
+        read_up_to = Some(read);
+        while let Some(block) = held.front() {
+            if block.number > checkpointed {
+                break;
+            }
+            let Some(block) = held.pop_front() else { break };
+            // Still the block the txs were seen in (and not one built after a prune)?
+            let landed = block_txs(&client, block.number)
+                .await
+                .is_some_and(|(hash, _)| hash == block.hash);
+            let mut inner = stats.inner.lock().expect("stats lock");
+            for tx in block.txs {
+                // A tx of a pruned block stays tracked: the block that takes it next is read
+                // as a new one.
+                if landed && let Some(position) = inner.tracked.iter().position(|t| t.hash == tx)
+                {
+                    let elapsed = inner.tracked[position].sent.elapsed();
+                    inner.checkpointed.push(elapsed);
+                    inner.tracked.remove(position);
+                }
             }
         }
     }
+}
+
+/// Block `number`'s hash and tx hashes.
+async fn block_txs(client: &NodeClient, number: u64) -> Option<(B256, Vec<B256>)> {
+    let block: Value = client
+        .call(
+            "tandem_getBlock",
+            vec![json!(format!("0x{number:x}")), json!(false)],
+        )
+        .await
+        .ok()?;
+    let hash = serde_json::from_value(block["hash"].clone()).ok()?;
+    let txs = serde_json::from_value(block["txs"].clone()).ok()?;
+    Some((hash, txs))
 }
 
 /// `tandem spam`.

@@ -16,6 +16,7 @@
 
 mod children;
 mod compose;
+mod launch;
 mod plan;
 mod summary;
 
@@ -31,13 +32,17 @@ use clap::Args;
 use eyre::{WrapErr, bail, eyre};
 use tandem_proto::{
     Address,
-    time::{Clock, SystemClock},
+    time::{Clock, PipeliningMode, SystemClock},
 };
 use tokio_util::sync::CancellationToken;
 
 use self::{
     children::Running,
-    plan::{DevnetFile, NodeConfigInputs, NodeEntry, Ports, Profile},
+    plan::{DevnetFile, NodeConfigInputs, NodeEntry, Ports},
+};
+pub(crate) use self::{
+    launch::{BenchNetwork, Launched},
+    plan::Profile,
 };
 use crate::{accounts::DEVNET_ACCOUNTS, client::NodeClient, signals::StopSignals, spam::SpamStats};
 
@@ -82,6 +87,16 @@ pub(crate) struct DevnetArgs {
     /// and exit (nothing is started).
     #[arg(long, value_name = "DIR")]
     emit_compose: Option<PathBuf>,
+    /// The network's schedule, stored in the rollup contract when it is deployed: `pipelined`
+    /// or `non_pipelined` (default: pipelined). A resumed devnet must be given the same (its
+    /// nodes refuse a pinned value the contract does not hold).
+    #[arg(long)]
+    pipelining_mode: Option<PipeliningMode>,
+    /// The last-block re-execution budget R, stored in the contract at deployment (default:
+    /// D). R < D lets the proposer build longer; `tandem timetable --reexecution-budget` shows
+    /// by how much.
+    #[arg(long, value_parser = humantime::parse_duration)]
+    reexecution_budget: Option<Duration>,
 }
 
 pub(crate) fn run(args: &DevnetArgs) -> eyre::Result<()> {
@@ -89,7 +104,8 @@ pub(crate) fn run(args: &DevnetArgs) -> eyre::Result<()> {
         bail!("--validators must be at least 1");
     }
     if let Some(dir) = &args.emit_compose {
-        let profile = Profile::named(&args.profile)?;
+        let profile = Profile::named(&args.profile)?
+            .with_schedule(args.pipelining_mode, args.reexecution_budget);
         compose::emit(dir, &profile, args.validators, args.fullnodes)?;
         println!("compose configs written to {}", dir.display());
         return Ok(());
@@ -133,7 +149,8 @@ fn os(values: &[&str]) -> Vec<OsString> {
 
 impl Devnet {
     fn start(args: &DevnetArgs) -> eyre::Result<Self> {
-        let profile = Profile::named(&args.profile)?;
+        let profile = Profile::named(&args.profile)?
+            .with_schedule(args.pipelining_mode, args.reexecution_budget);
         std::fs::create_dir_all(&args.data_dir)
             .wrap_err_with(|| format!("--data-dir: creating {}", args.data_dir.display()))?;
         let data = std::fs::canonicalize(&args.data_dir)?;
