@@ -376,8 +376,7 @@ async fn track(client: NodeClient, stats: Arc<SpamStats>, cancel: CancellationTo
             for tx in block.txs {
                 // A tx of a pruned block stays tracked: the block that takes it next is read
                 // as a new one.
-                if landed && let Some(position) = inner.tracked.iter().position(|t| t.hash == tx)
-                {
+                if landed && let Some(position) = inner.tracked.iter().position(|t| t.hash == tx) {
                     let elapsed = inner.tracked[position].sent.elapsed();
                     inner.checkpointed.push(elapsed);
                     inner.tracked.remove(position);

@@ -43,10 +43,7 @@ pub(crate) fn summarize(svg: &str) -> Result<SvgSummary, String> {
                     root = Some(name.local_name.clone());
                 }
                 depth += 1;
-                *summary
-                    .elements
-                    .entry(name.local_name.clone())
-                    .or_default() += 1;
+                *summary.elements.entry(name.local_name.clone()).or_default() += 1;
                 match name.local_name.as_str() {
                     "polyline" => {
                         summary.polylines += 1;

@@ -68,7 +68,12 @@ fn rel(schedule: &SlotSchedule, at: Timestamp) -> f64 {
 
 /// The bars of `schedule` on rows `first_row` (build), `+1` (checkpoint), `+2` (L1). `slot` is
 /// S; `reexecution` is R.
-fn bars(schedule: &SlotSchedule, slot: Duration, reexecution: Duration, first_row: usize) -> Vec<Bar> {
+fn bars(
+    schedule: &SlotSchedule,
+    slot: Duration,
+    reexecution: Duration,
+    first_row: usize,
+) -> Vec<Bar> {
     let at = |t| rel(schedule, t);
     let mut out = vec![Bar {
         row: first_row,
@@ -253,7 +258,8 @@ mod tests {
             8,
         )
         .unwrap();
-        let windows = ConsensusWindows::new(clock, Duration::from_secs(2), mode, Duration::from_secs(2));
+        let windows =
+            ConsensusWindows::new(clock, Duration::from_secs(2), mode, Duration::from_secs(2));
         Timetable::new(windows, SequencerBudgets::default())
             .unwrap()
             .schedule(tandem_proto::time::Slot(10))
@@ -262,7 +268,12 @@ mod tests {
     #[test]
     fn bars_follow_the_schedule() {
         let pipelined = schedule(PipeliningMode::Pipelined);
-        let bars = bars(&pipelined, Duration::from_secs(24), Duration::from_secs(2), 0);
+        let bars = bars(
+            &pipelined,
+            Duration::from_secs(24),
+            Duration::from_secs(2),
+            0,
+        );
         let blocks: Vec<&Bar> = bars.iter().filter(|b| b.phase == Phase::Block).collect();
         assert_eq!(blocks.len() as u32, pipelined.max_blocks_per_checkpoint);
         // Sub-slots are contiguous, D long, and end at the last deadline.
@@ -290,20 +301,42 @@ mod tests {
         )
         .unwrap();
         let summary = summarize(&svg).unwrap();
-        let bars = bars(&pipelined, Duration::from_secs(24), Duration::from_secs(2), 0).len()
-            + bars(&baseline, Duration::from_secs(24), Duration::from_secs(2), 3).len();
+        let bars = bars(
+            &pipelined,
+            Duration::from_secs(24),
+            Duration::from_secs(2),
+            0,
+        )
+        .len()
+            + bars(
+                &baseline,
+                Duration::from_secs(24),
+                Duration::from_secs(2),
+                3,
+            )
+            .len();
         // Every bar, one legend swatch per phase, the background and the legend's box (at
         // least).
         assert!(summary.rects >= bars + Phase::ALL.len() + 2, "{summary:?}");
         for expected in [
             "gantt test".to_string(),
-            format!("pipelined: build ({} blocks)", pipelined.max_blocks_per_checkpoint),
-            format!("non-pipelined: build ({} blocks)", baseline.max_blocks_per_checkpoint),
+            format!(
+                "pipelined: build ({} blocks)",
+                pipelined.max_blocks_per_checkpoint
+            ),
+            format!(
+                "non-pipelined: build ({} blocks)",
+                baseline.max_blocks_per_checkpoint
+            ),
             "pipelined: L1".to_string(),
             "T".to_string(),
             Phase::Reexecute.label().to_string(),
         ] {
-            assert!(summary.texts.contains(&expected), "{expected:?} not in {:?}", summary.texts);
+            assert!(
+                summary.texts.contains(&expected),
+                "{expected:?} not in {:?}",
+                summary.texts
+            );
         }
     }
 }

@@ -113,7 +113,10 @@ async fn checkpointed_tip(client: &NodeClient) -> Option<CheckpointSample> {
     CheckpointSample::from_json(&answer)
 }
 
-async fn scrape(http: &alloy::transports::http::reqwest::Client, url: &str) -> Option<MetricTotals> {
+async fn scrape(
+    http: &alloy::transports::http::reqwest::Client,
+    url: &str,
+) -> Option<MetricTotals> {
     let response = http.get(url).timeout(SCRAPE_TIMEOUT).send().await.ok()?;
     let text = response.error_for_status().ok()?.text().await.ok()?;
     Some(MetricTotals::from_metrics(&text))
@@ -149,24 +152,8 @@ pub(crate) async fn measure(
         .map(|node| node.metrics_url.clone())
         .collect();
 
-    // Warm-up: the first checkpoint on L1 (the nodes are bound, peered and proposing).
-    let warmup = STARTUP_GRACE + Duration::from_secs(WARMUP_SLOTS.saturating_mul(slot_secs));
-    let deadline = tokio::time::Instant::now() + warmup;
-    loop {
-        check_alive(launched)?;
-        if checkpointed_tip(&observer).await.is_some_and(|c| c.number >= 1) {
-            break;
-        }
-        if tokio::time::Instant::now() > deadline {
-            bail!(
-                "no checkpoint landed within {} (see the nodes' logs in {})",
-                humantime::format_duration(warmup),
-                launched.file().deployment_file.parent().map_or_else(String::new, |d| d.display().to_string())
-            );
-        }
-        tokio::time::sleep(POLL).await;
-    }
-
+    // The load starts first: a checkpoint without txs is not published, so the first one
+    // lands only once txs come.
     let send = CancellationToken::new();
     let track = CancellationToken::new();
     let stats = Arc::new(SpamStats::default());
@@ -179,12 +166,41 @@ pub(crate) async fn measure(
         track.clone(),
     ));
     let outcome = async {
+        // Warm-up: the first checkpoint on L1 (the nodes are bound, peered and proposing).
+        let warmup = STARTUP_GRACE + Duration::from_secs(WARMUP_SLOTS.saturating_mul(slot_secs));
+        let deadline = tokio::time::Instant::now() + warmup;
+        loop {
+            check_alive(launched)?;
+            if checkpointed_tip(&observer)
+                .await
+                .is_some_and(|c| c.number >= 1)
+            {
+                break;
+            }
+            if tokio::time::Instant::now() > deadline {
+                eyre::bail!(
+                    "no checkpoint landed within {} (see the nodes' logs in {})",
+                    humantime::format_duration(warmup),
+                    launched
+                        .file()
+                        .deployment_file
+                        .parent()
+                        .map_or_else(String::new, |d| d.display().to_string())
+                );
+            }
+            tokio::time::sleep(POLL).await;
+        }
         let now_slot = slot_of(clock, genesis, slot_secs).ok_or_else(|| eyre!("before genesis"))?;
         let first_slot = now_slot.saturating_add(LEAD_IN_SLOTS);
         let end_slot = first_slot.saturating_add(slots);
         wait_for_slot(launched, clock, genesis, slot_secs, first_slot).await?;
         let http = alloy::transports::http::reqwest::Client::new();
         let before = scrape_validators(&http, &metrics_urls).await;
+        // Latencies observed from here on (warm-up txs waited for the first checkpoint).
+        let (proposed_from, checkpointed_from) = {
+            let (proposed, checkpointed) = stats.latencies();
+            (proposed.len(), checkpointed.len())
+        };
         let load_before = load_average();
         wait_for_slot(launched, clock, genesis, slot_secs, end_slot).await?;
         let after = scrape_validators(&http, &metrics_urls).await;
@@ -206,7 +222,13 @@ pub(crate) async fn measure(
         track.cancel();
         let checkpoints = window_checkpoints(&observer, first_slot, end_slot).await?;
         let metrics = MetricTotals::delta(&before, &after);
-        Ok::<_, eyre::Report>((first_slot, checkpoints, metrics, host_load))
+        Ok::<_, eyre::Report>((
+            first_slot,
+            checkpoints,
+            metrics,
+            host_load,
+            (proposed_from, checkpointed_from),
+        ))
     }
     .await;
     send.cancel();
@@ -216,8 +238,11 @@ pub(crate) async fn measure(
         Ok(Err(err)) => return Err(err.wrap_err("the tx load")),
         Err(err) => bail!("the tx load stopped: {err}"),
     }
-    let (first_slot, checkpoints, metrics, host_load) = outcome?;
-    let (proposed, checkpointed) = stats.latencies();
+    let (first_slot, checkpoints, metrics, host_load, (proposed_from, checkpointed_from)) =
+        outcome?;
+    let (mut proposed, mut checkpointed) = stats.latencies();
+    proposed.drain(..proposed_from.min(proposed.len()));
+    checkpointed.drain(..checkpointed_from.min(checkpointed.len()));
     let seconds = |samples: Vec<Duration>| samples.iter().map(Duration::as_secs_f64).collect();
     Ok(RunData {
         genesis_time: genesis,
@@ -250,17 +275,27 @@ async fn window_checkpoints(
             .call("tandem_getCheckpoint", vec![json!(format!("0x{number:x}"))])
             .await
             .wrap_err_with(|| format!("{}: checkpoint {number}", client.url()))?;
-        let checkpoint = CheckpointSample::from_json(&answer)
-            .ok_or_else(|| eyre!("{}: checkpoint {number} is not on L1: {answer}", client.url()))?;
+        let checkpoint = CheckpointSample::from_json(&answer).ok_or_else(|| {
+            eyre!(
+                "{}: checkpoint {number} is not on L1: {answer}",
+                client.url()
+            )
+        })?;
         if checkpoint.slot < first {
             break;
         }
         if checkpoint.slot < end {
             let mut txs = 0u64;
-            let blocks = checkpoint.start_block..checkpoint.start_block.saturating_add(checkpoint.block_count);
+            let blocks = checkpoint.start_block
+                ..checkpoint
+                    .start_block
+                    .saturating_add(checkpoint.block_count);
             for block in blocks {
                 let answer: Value = client
-                    .call("tandem_getBlock", vec![json!(format!("0x{block:x}")), json!(false)])
+                    .call(
+                        "tandem_getBlock",
+                        vec![json!(format!("0x{block:x}")), json!(false)],
+                    )
                     .await
                     .wrap_err_with(|| format!("{}: block {block}", client.url()))?;
                 let count = quantity(&answer["txCount"])

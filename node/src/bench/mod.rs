@@ -248,7 +248,8 @@ fn pipeline(args: &PipelineArgs) -> eyre::Result<()> {
     })?;
     if let Some(path) = &args.plot {
         let svg = plot::render_run(&reports, &plot_caption(args, &profile))?;
-        std::fs::write(path, svg).wrap_err_with(|| format!("--plot: writing {}", path.display()))?;
+        std::fs::write(path, svg)
+            .wrap_err_with(|| format!("--plot: writing {}", path.display()))?;
     }
     let context = json!({
         "profile": profile.name,
@@ -287,7 +288,12 @@ fn pipeline(args: &PipelineArgs) -> eyre::Result<()> {
 fn plot_caption(args: &PipelineArgs, profile: &Profile) -> String {
     format!(
         "tandem bench pipeline: profile {} (S={}s, E={}s, D={}ms), {} validators, {} tx/s",
-        profile.name, profile.slot_secs, profile.l1_slot_secs, profile.block_ms, args.validators, args.tx_rate
+        profile.name,
+        profile.slot_secs,
+        profile.l1_slot_secs,
+        profile.block_ms,
+        args.validators,
+        args.tx_rate
     )
 }
 

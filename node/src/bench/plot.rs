@@ -70,7 +70,10 @@ pub(crate) fn render_run(runs: &[RunReport], caption: &str) -> eyre::Result<Stri
         let most_blocks = runs
             .iter()
             .map(|r| u64::from(r.expected.max_blocks_per_checkpoint))
-            .chain(runs.iter().flat_map(|r| r.per_slot.iter().map(|s| s.blocks)))
+            .chain(
+                runs.iter()
+                    .flat_map(|r| r.per_slot.iter().map(|s| s.blocks)),
+            )
             .max()
             .unwrap_or(1);
         let longest_delay = runs
@@ -193,7 +196,13 @@ mod tests {
 
     #[test]
     fn gaps_break_lines() {
-        let points = [(0, Some(1.0)), (1, None), (2, Some(3.0)), (3, Some(4.0)), (4, None)];
+        let points = [
+            (0, Some(1.0)),
+            (1, None),
+            (2, Some(3.0)),
+            (3, Some(4.0)),
+            (4, None),
+        ];
         assert_eq!(
             segments(points.into_iter()),
             vec![vec![(0, 1.0)], vec![(2, 3.0), (3, 4.0)]]
@@ -219,7 +228,10 @@ mod tests {
         let [pipelined, baseline, short_r] = RUN_COLORS.map(hex);
         // Per run: a line in each panel and a legend line in each. Non-pipelined's missed slot
         // splits its delay line in two (slot 0, slots 2-3).
-        assert_eq!(polylines_by_stroke[&pipelined], 4, "{polylines_by_stroke:?}");
+        assert_eq!(
+            polylines_by_stroke[&pipelined], 4,
+            "{polylines_by_stroke:?}"
+        );
         assert_eq!(polylines_by_stroke[&baseline], 5, "{polylines_by_stroke:?}");
         assert_eq!(polylines_by_stroke[&short_r], 4, "{polylines_by_stroke:?}");
         // A marker per point: 4 blocks and 4 delays, 4 blocks and 3 delays, 4 and 4.

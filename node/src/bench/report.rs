@@ -290,7 +290,10 @@ pub(crate) fn to_json(context: Value, runs: &[RunReport]) -> Value {
             let value = ratio((row.value)(run), baseline.and_then(|b| (row.value)(b)));
             of_run.insert(row.key.to_string(), json!(value));
         }
-        ratios.insert(format!("{}_over_non_pipelined", run.name), Value::Object(of_run));
+        ratios.insert(
+            format!("{}_over_non_pipelined", run.name),
+            Value::Object(of_run),
+        );
     }
     json!({
         "context": context,
@@ -373,7 +376,13 @@ mod tests {
     fn the_table_and_json_hold_each_ratio_to_the_baseline() {
         let runs = [
             RunReport::new("pipelined", "pipelined", 1.0, expected(9), &data(9, 1, 0.5)),
-            RunReport::new("non_pipelined", "non_pipelined", 1.0, expected(6), &data(6, 9, 1.0)),
+            RunReport::new(
+                "non_pipelined",
+                "non_pipelined",
+                1.0,
+                expected(6),
+                &data(6, 9, 1.0),
+            ),
         ];
         let table = render_table(&runs);
         let blocks = table

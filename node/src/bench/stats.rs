@@ -92,8 +92,7 @@ pub(crate) fn per_slot(
                 slot,
                 blocks: landed.map_or(0, |(c, _)| c.block_count),
                 txs: landed.map_or(0, |(_, txs)| *txs),
-                l1_inclusion_delay: landed
-                    .map(|(c, _)| c.l1_timestamp as f64 - start as f64),
+                l1_inclusion_delay: landed.map(|(c, _)| c.l1_timestamp as f64 - start as f64),
             }
         })
         .collect()
@@ -198,8 +197,11 @@ pub(crate) fn metric_sum(
 
 /// Sequencer states that are the build frame's sub-slots: the time `timetable`'s building
 /// share counts (`max_blocks · D`).
-pub(crate) const BUILDING_STATES: &[&str] =
-    &["waiting_for_txs", "creating_block", "waiting_until_next_block"];
+pub(crate) const BUILDING_STATES: &[&str] = &[
+    "waiting_for_txs",
+    "creating_block",
+    "waiting_until_next_block",
+];
 
 /// What one validator's /metrics says, at one instant.
 #[derive(Debug, Clone, Copy, Default, PartialEq)]

@@ -31,7 +31,15 @@ fn timetable_plot_draws_both_modes() {
     let path = dir.path().join("timetable.svg");
     let output = run(tandem()
         .args([
-            "timetable", "--slot", "24s", "--l1-slot", "2s", "--block", "2s", "--json", "--plot",
+            "timetable",
+            "--slot",
+            "24s",
+            "--l1-slot",
+            "2s",
+            "--block",
+            "2s",
+            "--json",
+            "--plot",
         ])
         .arg(&path));
     assert!(output.status.success(), "{}", stderr(&output));
@@ -63,10 +71,23 @@ fn timetable_plot_is_refused_when_nothing_fits() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("timetable.svg");
     let output = run(tandem()
-        .args(["timetable", "--slot", "4s", "--l1-slot", "2s", "--block", "3s", "--plot"])
+        .args([
+            "timetable",
+            "--slot",
+            "4s",
+            "--l1-slot",
+            "2s",
+            "--block",
+            "3s",
+            "--plot",
+        ])
         .arg(&path));
     assert!(!output.status.success());
-    assert!(stderr(&output).contains("--plot: no schedule fits"), "{}", stderr(&output));
+    assert!(
+        stderr(&output).contains("--plot: no schedule fits"),
+        "{}",
+        stderr(&output)
+    );
     assert!(!path.exists());
 }
 
@@ -77,8 +98,14 @@ fn bench_pipeline_checks_its_inputs_before_starting_anything() {
     for (args, message) in [
         (vec!["--slots", "0"], "--slots 0: expected 1..="),
         (vec!["--profile", "mainnet"], "--profile \"mainnet\""),
-        (vec!["--profile", "ci", "--reexecution-budget", "1s"], "needs 0 < R < D = 1s"),
-        (vec!["--plot", "run.png"], "--plot run.png: expected a .svg file"),
+        (
+            vec!["--profile", "ci", "--reexecution-budget", "1s"],
+            "needs 0 < R < D = 1s",
+        ),
+        (
+            vec!["--plot", "run.png"],
+            "--plot run.png: expected a .svg file",
+        ),
         (vec!["--tx-rate", "0"], "--tx-rate 0: expected a rate in"),
     ] {
         let output = run(tandem()
@@ -86,7 +113,14 @@ fn bench_pipeline_checks_its_inputs_before_starting_anything() {
             .arg(&data)
             .args(&args));
         assert!(!output.status.success(), "{args:?}");
-        assert!(stderr(&output).contains(message), "{args:?}: {}", stderr(&output));
+        assert!(
+            stderr(&output).contains(message),
+            "{args:?}: {}",
+            stderr(&output)
+        );
     }
-    assert!(!data.exists(), "nothing is created before the inputs are checked");
+    assert!(
+        !data.exists(),
+        "nothing is created before the inputs are checked"
+    );
 }
