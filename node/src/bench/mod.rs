@@ -23,8 +23,9 @@ use crate::{
 
 /// How each figure is measured, printed under the table and in `--json`.
 pub(crate) const MEASURED_FROM: &[&str] = &[
-    "window: the --slots whole slots after the first checkpoint landed and 2 more slots of load; \
-     target slots, by the wall clock and the deployment's genesis time",
+    "window: --slots whole target slots (wall clock and the deployment's genesis time), starting 2 \
+     slots after the first checkpoint landed; the load runs from the nodes' start (a checkpoint \
+     without txs is not published) until the window's end",
     "blocks per checkpoint: blockCount of each checkpoint of the window on L1 (tandem_getCheckpoint \
      on validator-0); slots without a landed checkpoint are not averaged in but lower 'checkpoints landed'",
     "share of the slot spent building: time the validators' sequencers spent in waiting_for_txs, \
@@ -35,7 +36,7 @@ pub(crate) const MEASURED_FROM: &[&str] = &[
      checkpoint's target slot, per landed checkpoint (whole seconds: L1 timestamps are seconds)",
     "tx latency: from just before tandem_sendTx to the first block at validator-0's proposed tip that \
      holds the tx, and to that block being at or below the checkpointed tip (tips polled every 250 ms); \
-     txs of the 2 lead-in slots and the 3 drain slots count, txs never checkpointed are left out \
+     txs seen from the window's start on count (up to 3 drain slots after it), txs never checkpointed are left out \
      (counted in 'txs not checkpointed at the end')",
     "sustained TPS: txs in the blocks of the window's landed checkpoints over the window's length; \
      at most the offered --tx-rate (the load is open-loop, spread over every node)",
@@ -58,8 +59,8 @@ pub(crate) enum BenchCommand {
     /// validators' /metrics, and the load generator's own send times. A run takes about
     /// (slots + 6) slots plus start-up; the devnet profile with 30 slots takes ~15 minutes a run.
     ///
-    /// Measured from: the window is --slots whole target slots, starting 2 slots after the load
-    /// starts (which is once the first checkpoint landed). Blocks per checkpoint: blockCount of
+    /// Measured from: the window is --slots whole target slots, starting 2 slots after the first
+    /// checkpoint landed (the load runs from the start: empty checkpoints are not published). Blocks per checkpoint: blockCount of
     /// the window's checkpoints on L1 (missed slots are counted, not averaged in). Share of the
     /// slot spent building: the validators' time in the sequencer's block-building states
     /// (tandem_sequencer_state_seconds_sum) over the window. L1 inclusion delay: the including
