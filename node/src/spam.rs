@@ -19,6 +19,9 @@ use crate::{
     client::{CallError, NodeClient, quantity},
 };
 
+mod track;
+pub(crate) use track::Sample;
+
 /// Most sent txs whose inclusion is tracked at once (the oldest are dropped from tracking).
 const TRACKED_TXS: usize = 4_096;
 /// How often the tracker reads the node's tips: the resolution of the latencies.
@@ -54,9 +57,13 @@ struct StatsInner {
     accepted: u64,
     rejected: BTreeMap<String, u64>,
     unreachable: u64,
-    proposed: Vec<Duration>,
-    checkpointed: Vec<Duration>,
+    proposed: Vec<Sample>,
+    checkpointed: Vec<Sample>,
     tracked: VecDeque<Tracked>,
+    /// Txs dropped from tracking because [`TRACKED_TXS`] were in flight (the slowest).
+    untracked: u64,
+    /// Passes whose tips could not be read.
+    failed_polls: u64,
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -76,10 +83,14 @@ pub(crate) struct SpamSummary {
     pub(crate) proposed_p50: Option<Duration>,
     pub(crate) checkpointed_p50: Option<Duration>,
     pub(crate) pending: usize,
+    /// Dropped from tracking (too many in flight): missing from the latencies.
+    pub(crate) untracked: u64,
+    /// Tracker passes whose tips could not be read.
+    pub(crate) failed_polls: u64,
 }
 
-fn p50(samples: &[Duration]) -> Option<Duration> {
-    let mut sorted = samples.to_vec();
+fn p50(samples: &[Sample]) -> Option<Duration> {
+    let mut sorted: Vec<Duration> = samples.iter().map(|s| s.latency).collect();
     sorted.sort_unstable();
     sorted.get(sorted.len() / 2).copied()
 }
@@ -95,11 +106,13 @@ impl SpamStats {
             proposed_p50: p50(&inner.proposed),
             checkpointed_p50: p50(&inner.checkpointed),
             pending: inner.tracked.len(),
+            untracked: inner.untracked,
+            failed_polls: inner.failed_polls,
         }
     }
 
     /// The latency samples so far: send → proposed, send → checkpointed.
-    pub(crate) fn latencies(&self) -> (Vec<Duration>, Vec<Duration>) {
+    pub(crate) fn latencies(&self) -> (Vec<Sample>, Vec<Sample>) {
         let inner = self.inner.lock().expect("stats lock");
         (inner.proposed.clone(), inner.checkpointed.clone())
     }
@@ -222,7 +235,7 @@ pub(crate) async fn generate_then_track(
     for key in &keys {
         nonces.push(account_nonce(&clients[0], key.address()).await.unwrap_or(0));
     }
-    let tracker = tokio::spawn(track(
+    let tracker = tokio::spawn(follow(
         clients[0].clone(),
         Arc::clone(&stats),
         stop_tracking.clone(),
@@ -267,6 +280,7 @@ pub(crate) async fn generate_then_track(
                     nonces[account] += 1;
                     if inner.tracked.len() == TRACKED_TXS {
                         inner.tracked.pop_front();
+                        inner.untracked += 1;
                     }
                     inner.tracked.push_back(Tracked {
                         hash: tx.hash(),
@@ -301,103 +315,25 @@ pub(crate) async fn generate_then_track(
     Ok(())
 }
 
-/// A proposed block holding tracked txs, waiting for its checkpoint to land.
-struct Held {
-    number: u64,
-    hash: B256,
-    txs: Vec<B256>,
-}
-
-/// Follows the node's tips and records when tracked txs are proposed (the first proposed
-/// block holding them) and checkpointed (that block, unchanged, at or below the checkpointed
-/// tip). Reads each new block once instead of asking about every tx: one pass costs one call
-/// per new block, so the latency's resolution is the poll interval at any rate.
-async fn track(client: NodeClient, stats: Arc<SpamStats>, cancel: CancellationToken) {
+/// Polls the node's tips every [`TRACK_INTERVAL`] until `cancel`; see [`track`].
+async fn follow(client: NodeClient, stats: Arc<SpamStats>, cancel: CancellationToken) {
     let mut interval = tokio::time::interval(TRACK_INTERVAL);
     interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    // Blocks up to here were read; starts at the tip, which no tracked tx can be in yet.
-    let mut read_up_to: Option<u64> = None;
-    let mut held: VecDeque<Held> = VecDeque::new();
+    let mut tracker = track::Tracker::default();
     loop {
         tokio::select! {
             () = cancel.cancelled() => return,
             _ = interval.tick() => {}
         }
-        let Ok(tips) = client.call::<Value>("tandem_getL2Tips", vec![]).await else {
+        let Some(view) = tracker.read(&client).await else {
+            stats.inner.lock().expect("stats lock").failed_polls += 1;
             continue;
         };
-        let (Some(proposed), Some(checkpointed)) = (
-            quantity(&tips["proposed"]["block"]["number"]),
-            quantity(&tips["checkpointed"]["block"]["number"]),
-        ) else {
-            continue;
-        };
-        // A pruned checkpoint takes its blocks back: their numbers are built again.
-        let from = read_up_to.map_or(proposed, |read| read.min(proposed));
-        let mut read = from;
-        for number in from.saturating_add(1)..=proposed {
-            let Some((hash, txs)) = block_txs(&client, number).await else {
-                break;
-            };
-            read = number;
-            let mut inner = stats.inner.lock().expect("stats lock");
-            let mut mine = Vec::new();
-            for tx in txs {
-                if let Some(entry) = inner.tracked.iter_mut().find(|t| t.hash == tx) {
-                    let first = !entry.proposed;
-                    entry.proposed = true;
-                    let elapsed = entry.sent.elapsed();
-                    if first {
-                        inner.proposed.push(elapsed);
-                    }
-                    mine.push(tx);
-                }
-            }
-            if !mine.is_empty() {
-                held.retain(|h| h.number != number);
-                held.push_back(Held {
-                    number,
-                    hash,
-                    txs: mine,
-                });
-            }
-        }
-        read_up_to = Some(read);
-        while let Some(block) = held.front() {
-            if block.number > checkpointed {
-                break;
-            }
-            let Some(block) = held.pop_front() else { break };
-            // Still the block the txs were seen in (and not one built after a prune)?
-            let landed = block_txs(&client, block.number)
-                .await
-                .is_some_and(|(hash, _)| hash == block.hash);
-            let mut inner = stats.inner.lock().expect("stats lock");
-            for tx in block.txs {
-                // A tx of a pruned block stays tracked: the block that takes it next is read
-                // as a new one.
-                if landed && let Some(position) = inner.tracked.iter().position(|t| t.hash == tx) {
-                    let elapsed = inner.tracked[position].sent.elapsed();
-                    inner.checkpointed.push(elapsed);
-                    inner.tracked.remove(position);
-                }
-            }
-        }
+        let mut inner = stats.inner.lock().expect("stats lock");
+        let samples = tracker.step(&view, &mut inner.tracked, Instant::now());
+        inner.proposed.extend(samples.proposed);
+        inner.checkpointed.extend(samples.checkpointed);
     }
-}
-
-/// Block `number`'s hash and tx hashes.
-async fn block_txs(client: &NodeClient, number: u64) -> Option<(B256, Vec<B256>)> {
-    let block: Value = client
-        .call(
-            "tandem_getBlock",
-            vec![json!(format!("0x{number:x}")), json!(false)],
-        )
-        .await
-        .ok()?;
-    let hash = serde_json::from_value(block["hash"].clone()).ok()?;
-    let txs = serde_json::from_value(block["txs"].clone()).ok()?;
-    Some((hash, txs))
 }
 
 /// `tandem spam`.

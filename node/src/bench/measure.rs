@@ -2,7 +2,10 @@
 //! load on, scrape the validators' /metrics at both ends of a window of whole slots, let the
 //! last txs land, then read the window's checkpoints and blocks back over JSON-RPC.
 
-use std::{sync::Arc, time::Duration};
+use std::{
+    sync::Arc,
+    time::{Duration, Instant},
+};
 
 use eyre::{WrapErr, bail, eyre};
 use serde_json::{Value, json};
@@ -14,7 +17,7 @@ use crate::{
     accounts::DEVNET_ACCOUNTS,
     client::{NodeClient, quantity},
     devnet::Launched,
-    spam::{SpamStats, SpamSummary},
+    spam::{Sample, SpamStats, SpamSummary},
 };
 
 /// Slots the network gets to land its first checkpoint (on top of [`STARTUP_GRACE`]).
@@ -77,11 +80,16 @@ fn until_slot(clock: &impl Clock, genesis: u64, slot_secs: u64, slot: u64) -> Du
     Duration::from_millis(start_ms.saturating_sub(clock.now().as_millis()))
 }
 
-/// Fails when a node exited.
-fn check_alive(launched: &mut Launched) -> eyre::Result<()> {
+type Load = tokio::task::JoinHandle<eyre::Result<()>>;
+
+/// Fails when a node exited or the tx load stopped (its error is reported by the caller).
+fn check_alive(launched: &mut Launched, load: &Load) -> eyre::Result<()> {
     let exited = launched.exited();
     if !exited.is_empty() {
         bail!("{}", exited.join("; "));
+    }
+    if load.is_finished() {
+        bail!("the tx load stopped early");
     }
     Ok(())
 }
@@ -89,13 +97,14 @@ fn check_alive(launched: &mut Launched) -> eyre::Result<()> {
 /// Sleeps until the start of `slot`, checking every [`POLL`] that no node exited.
 async fn wait_for_slot(
     launched: &mut Launched,
+    load: &Load,
     clock: &impl Clock,
     genesis: u64,
     slot_secs: u64,
     slot: u64,
 ) -> eyre::Result<()> {
     loop {
-        check_alive(launched)?;
+        check_alive(launched, load)?;
         let left = until_slot(clock, genesis, slot_secs, slot);
         if left.is_zero() {
             return Ok(());
@@ -146,7 +155,10 @@ pub(crate) async fn measure(
         .iter()
         .map(|node| NodeClient::new(&node.rpc_url))
         .collect::<eyre::Result<Vec<_>>>()?;
-    let observer = clients[0].clone();
+    let observer = clients
+        .first()
+        .cloned()
+        .ok_or_else(|| eyre!("the devnet has no nodes"))?;
     let metrics_urls: Vec<String> = launched
         .validators()
         .map(|node| node.metrics_url.clone())
@@ -157,6 +169,8 @@ pub(crate) async fn measure(
     let send = CancellationToken::new();
     let track = CancellationToken::new();
     let stats = Arc::new(SpamStats::default());
+    // A dropped measurement (Ctrl-C) stops the load too, not only the nodes.
+    let _stop_load = (send.clone().drop_guard(), track.clone().drop_guard());
     let generator = tokio::spawn(crate::spam::generate_then_track(
         clients,
         tx_rate,
@@ -168,16 +182,19 @@ pub(crate) async fn measure(
     let outcome = async {
         // Warm-up: the first checkpoint on L1 (the nodes are bound, peered and proposing).
         let warmup = STARTUP_GRACE + Duration::from_secs(WARMUP_SLOTS.saturating_mul(slot_secs));
-        let deadline = tokio::time::Instant::now() + warmup;
+        let deadline = clock
+            .now()
+            .as_millis()
+            .saturating_add(u64::try_from(warmup.as_millis()).unwrap_or(u64::MAX));
         loop {
-            check_alive(launched)?;
+            check_alive(launched, &generator)?;
             if checkpointed_tip(&observer)
                 .await
                 .is_some_and(|c| c.number >= 1)
             {
                 break;
             }
-            if tokio::time::Instant::now() > deadline {
+            if clock.now().as_millis() > deadline {
                 eyre::bail!(
                     "no checkpoint landed within {} (see the nodes' logs in {})",
                     humantime::format_duration(warmup),
@@ -193,24 +210,22 @@ pub(crate) async fn measure(
         let now_slot = slot_of(clock, genesis, slot_secs).ok_or_else(|| eyre!("before genesis"))?;
         let first_slot = now_slot.saturating_add(LEAD_IN_SLOTS);
         let end_slot = first_slot.saturating_add(slots);
-        wait_for_slot(launched, clock, genesis, slot_secs, first_slot).await?;
+        wait_for_slot(launched, &generator, clock, genesis, slot_secs, first_slot).await?;
         let http = alloy::transports::http::reqwest::Client::new();
         let before = scrape_validators(&http, &metrics_urls).await;
         // Latencies observed from here on (warm-up txs waited for the first checkpoint).
-        let (proposed_from, checkpointed_from) = {
-            let (proposed, checkpointed) = stats.latencies();
-            (proposed.len(), checkpointed.len())
-        };
+        let window_start = Instant::now();
         let load_before = load_average();
-        wait_for_slot(launched, clock, genesis, slot_secs, end_slot).await?;
+        wait_for_slot(launched, &generator, clock, genesis, slot_secs, end_slot).await?;
         let after = scrape_validators(&http, &metrics_urls).await;
+        let window_end = Instant::now();
         let host_load = load_before.zip(load_average());
         send.cancel();
         // Drain: the window's last checkpoint is on L1 and every tracked tx is checkpointed,
         // or the drain slots are over.
         let drain_end = end_slot.saturating_add(DRAIN_SLOTS);
         loop {
-            check_alive(launched)?;
+            check_alive(launched, &generator)?;
             let last_landed = checkpointed_tip(&observer).await.map(|c| c.slot);
             let settled = last_landed.is_some_and(|slot| slot.saturating_add(1) >= end_slot)
                 && stats.summary().pending == 0;
@@ -227,7 +242,7 @@ pub(crate) async fn measure(
             checkpoints,
             metrics,
             host_load,
-            (proposed_from, checkpointed_from),
+            window_start..window_end,
         ))
     }
     .await;
@@ -238,12 +253,17 @@ pub(crate) async fn measure(
         Ok(Err(err)) => return Err(err.wrap_err("the tx load")),
         Err(err) => bail!("the tx load stopped: {err}"),
     }
-    let (first_slot, checkpoints, metrics, host_load, (proposed_from, checkpointed_from)) =
-        outcome?;
-    let (mut proposed, mut checkpointed) = stats.latencies();
-    proposed.drain(..proposed_from.min(proposed.len()));
-    checkpointed.drain(..checkpointed_from.min(checkpointed.len()));
-    let seconds = |samples: Vec<Duration>| samples.iter().map(Duration::as_secs_f64).collect();
+    let (first_slot, checkpoints, metrics, host_load, window) = outcome?;
+    let (proposed, checkpointed) = stats.latencies();
+    // The txs sent in the window, the same set for both figures (warm-up and lead-in txs
+    // waited for the first checkpoint).
+    let seconds = |samples: Vec<Sample>| {
+        samples
+            .iter()
+            .filter(|s| window.contains(&s.sent))
+            .map(|s| s.latency.as_secs_f64())
+            .collect()
+    };
     Ok(RunData {
         genesis_time: genesis,
         slot_secs,

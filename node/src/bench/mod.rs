@@ -87,7 +87,7 @@ pub(crate) struct PipelineArgs {
     #[arg(long, default_value_t = 4)]
     validators: usize,
     /// R of the third run (pipelined, R < D); default D/2.
-    #[arg(long, value_parser = humantime::parse_duration)]
+    #[arg(long, value_parser = humantime::parse_duration, conflicts_with = "skip_short_r")]
     reexecution_budget: Option<Duration>,
     /// Skip the R < D run.
     #[arg(long)]
@@ -185,19 +185,18 @@ fn pipeline(args: &PipelineArgs) -> eyre::Result<()> {
             crate::spam::MAX_RATE
         );
     }
-    if args.validators == 0 {
-        bail!("--validators must be at least 1");
-    }
+    crate::devnet::check_validators(args.validators)?;
     let profile = Profile::named(&args.profile)?;
     let variants = variants(args, &profile)?;
     let expectations = variants
         .iter()
         .map(|variant| expected(&profile, variant))
         .collect::<eyre::Result<Vec<_>>>()?;
-    if let Some(plot) = &args.plot
-        && plot.extension().is_none_or(|ext| ext != "svg")
-    {
-        bail!("--plot {}: expected a .svg file", plot.display());
+    if let Some(plot) = &args.plot {
+        if plot.extension().is_none_or(|ext| ext != "svg") {
+            bail!("--plot {}: expected a .svg file", plot.display());
+        }
+        check_writable(plot)?;
     }
     std::fs::create_dir_all(&args.data_dir)
         .wrap_err_with(|| format!("--data-dir: creating {}", args.data_dir.display()))?;
@@ -247,11 +246,6 @@ fn pipeline(args: &PipelineArgs) -> eyre::Result<()> {
         }
         Ok::<_, eyre::Report>(reports)
     })?;
-    if let Some(path) = &args.plot {
-        let svg = plot::render_run(&reports, &plot_caption(args, &profile))?;
-        std::fs::write(path, svg)
-            .wrap_err_with(|| format!("--plot: writing {}", path.display()))?;
-    }
     let context = json!({
         "profile": profile.name,
         "slot_seconds": profile.slot_secs,
@@ -283,7 +277,33 @@ fn pipeline(args: &PipelineArgs) -> eyre::Result<()> {
             println!("  - {line}");
         }
     }
+    // Last, after the results are out: a failed plot must not lose the runs.
+    if let Some(path) = &args.plot {
+        let written = plot::render_run(&reports, &plot_caption(args, &profile)).and_then(|svg| {
+            std::fs::write(path, svg)
+                .wrap_err_with(|| format!("--plot: writing {}", path.display()))
+        });
+        if let Err(error) = written {
+            eprintln!("warning: no plot: {error:#}");
+        }
+    }
     Ok(())
+}
+
+/// Fails before any run if `--plot`'s file cannot be created (for example its directory is
+/// missing), rather than after the minutes of measurement.
+fn check_writable(plot: &std::path::Path) -> eyre::Result<()> {
+    if plot.exists() {
+        std::fs::OpenOptions::new()
+            .append(true)
+            .open(plot)
+            .wrap_err_with(|| format!("--plot {}: cannot write it", plot.display()))?;
+        return Ok(());
+    }
+    std::fs::write(plot, "")
+        .wrap_err_with(|| format!("--plot {}: cannot create it", plot.display()))?;
+    std::fs::remove_file(plot)
+        .wrap_err_with(|| format!("--plot {}: removing the probe", plot.display()))
 }
 
 fn plot_caption(args: &PipelineArgs, profile: &Profile) -> String {

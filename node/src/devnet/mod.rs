@@ -99,10 +99,19 @@ pub(crate) struct DevnetArgs {
     reexecution_budget: Option<Duration>,
 }
 
-pub(crate) fn run(args: &DevnetArgs) -> eyre::Result<()> {
-    if args.validators == 0 {
-        bail!("--validators must be at least 1");
+/// Most validators a devnet starts: each is a process with its own ports, and the bound
+/// keeps a typo from launching thousands.
+const MAX_VALIDATORS: usize = crate::accounts::DEVNET_ACCOUNTS;
+
+pub(crate) fn check_validators(validators: usize) -> eyre::Result<()> {
+    if !(1..=MAX_VALIDATORS).contains(&validators) {
+        bail!("--validators {validators}: expected 1..={MAX_VALIDATORS}");
     }
+    Ok(())
+}
+
+pub(crate) fn run(args: &DevnetArgs) -> eyre::Result<()> {
+    check_validators(args.validators)?;
     if let Some(dir) = &args.emit_compose {
         let profile = Profile::named(&args.profile)?
             .with_schedule(args.pipelining_mode, args.reexecution_budget);

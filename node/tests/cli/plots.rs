@@ -107,6 +107,15 @@ fn bench_pipeline_checks_its_inputs_before_starting_anything() {
             "--plot run.png: expected a .svg file",
         ),
         (vec!["--tx-rate", "0"], "--tx-rate 0: expected a rate in"),
+        (vec!["--validators", "0"], "--validators 0: expected 1..=64"),
+        (
+            vec!["--validators", "100000"],
+            "--validators 100000: expected 1..=64",
+        ),
+        (
+            vec!["--skip-short-r", "--reexecution-budget", "1ms"],
+            "cannot be used with",
+        ),
     ] {
         let output = run(tandem()
             .args(["bench", "pipeline", "--data-dir"])
@@ -119,6 +128,19 @@ fn bench_pipeline_checks_its_inputs_before_starting_anything() {
             stderr(&output)
         );
     }
+    // A plot that could not be written would otherwise be found only after the runs.
+    let plot = dir.path().join("missing").join("run.svg");
+    let output = run(tandem()
+        .args(["bench", "pipeline", "--data-dir"])
+        .arg(&data)
+        .arg("--plot")
+        .arg(&plot));
+    assert!(!output.status.success());
+    assert!(
+        stderr(&output).contains("run.svg: cannot create it"),
+        "{}",
+        stderr(&output)
+    );
     assert!(
         !data.exists(),
         "nothing is created before the inputs are checked"
