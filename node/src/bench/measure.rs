@@ -80,6 +80,9 @@ fn until_slot(clock: &impl Clock, genesis: u64, slot_secs: u64, slot: u64) -> Du
     Duration::from_millis(start_ms.saturating_sub(clock.now().as_millis()))
 }
 
+/// Most blocks one checkpoint is believed to hold (the timetables give a few dozen).
+const MAX_CHECKPOINT_BLOCKS: u64 = 1_024;
+
 type Load = tokio::task::JoinHandle<eyre::Result<()>>;
 
 /// Fails when a node exited or the tx load stopped (its error is reported by the caller).
@@ -305,6 +308,14 @@ async fn window_checkpoints(
             break;
         }
         if checkpoint.slot < end {
+            // An answer's count drives a loop of calls: a bad one must not mean billions.
+            if checkpoint.block_count > MAX_CHECKPOINT_BLOCKS {
+                bail!(
+                    "{}: checkpoint {number} claims {} blocks; expected at most {MAX_CHECKPOINT_BLOCKS}",
+                    client.url(),
+                    checkpoint.block_count
+                );
+            }
             let mut txs = 0u64;
             let blocks = checkpoint.start_block
                 ..checkpoint

@@ -39,7 +39,8 @@ pub(crate) const MEASURED_FROM: &[&str] = &[
      txs seen from the window's start on count (up to 3 drain slots after it), txs never checkpointed are left out \
      (counted in 'txs not checkpointed at the end')",
     "sustained TPS: txs in the blocks of the window's landed checkpoints over the window's length; \
-     at most the offered --tx-rate (the load is open-loop, spread over every node)",
+     at most the offered --tx-rate (one request in flight at a time, spread over every node: \
+     the offered rate drops if the nodes answer slowly, so below capacity this measures the load)",
     "discards / parent mismatches: tandem_sequencer_pipeline_discards_total and \
      tandem_sequencer_pipeline_parent_mismatch_total (all reasons), window difference summed over validators",
     "left out: L1 gas and fees, CPU and memory, attestation timing, anything of full nodes",

@@ -187,6 +187,7 @@ mod tests {
             txs_sent: 0,
             txs_rejected: 0,
             txs_not_checkpointed: 0,
+            txs_untracked: 0,
             discards: None,
             parent_mismatches: None,
             host_load: None,

@@ -41,6 +41,8 @@ pub(crate) struct RunReport {
     pub(crate) txs_sent: u64,
     pub(crate) txs_rejected: u64,
     pub(crate) txs_not_checkpointed: u64,
+    /// Dropped from tracking with too many in flight (the slowest): not in the latencies.
+    pub(crate) txs_untracked: u64,
     pub(crate) discards: Option<f64>,
     pub(crate) parent_mismatches: Option<f64>,
     /// The host's 1-minute load average at the window's start and end.
@@ -90,6 +92,7 @@ impl RunReport {
             txs_sent: data.txs.sent,
             txs_rejected: data.txs.rejected,
             txs_not_checkpointed: data.txs.pending as u64,
+            txs_untracked: data.txs.untracked,
             discards: metrics.map(|m| m.discards),
             parent_mismatches: metrics.map(|m| m.parent_mismatches),
             host_load: data.host_load,
@@ -215,6 +218,13 @@ const ROWS: &[Row] = &[
         compare: true,
     },
     Row {
+        label: "txs dropped from tracking",
+        key: "txs_untracked",
+        value: |r| Some(r.txs_untracked as f64),
+        decimals: 0,
+        compare: false,
+    },
+    Row {
         label: "host load average, window start",
         key: "host_load_start",
         value: |r| r.host_load.map(|(start, _)| start),
@@ -336,6 +346,7 @@ mod tests {
             txs: SpamSummary {
                 sent: 100,
                 pending: 2,
+                untracked: 3,
                 ..SpamSummary::default()
             },
             metrics: Some(MetricTotals {
@@ -369,6 +380,7 @@ mod tests {
         assert_eq!(report.txs_in_window, 90);
         assert_eq!(report.tps, Some(3.0));
         assert_eq!(report.txs_not_checkpointed, 2);
+        assert_eq!(report.txs_untracked, 3);
         assert_eq!(report.per_slot[1].blocks, 0);
     }
 
