@@ -149,15 +149,31 @@ fn plot(
     if fitting.is_empty() {
         eyre::bail!("--plot: no schedule fits these parameters");
     }
+    for (mode, schedule) in schedules {
+        if let Err(err) = schedule {
+            eprintln!("warning: --plot: {mode} is left out, its schedule does not fit: {err}");
+        }
+    }
     let p = &config.protocol;
     let human = |d| humantime::format_duration(d).to_string();
+    // Each mode's own P: the fast profiles clamp it for one mode only.
+    let propagation: Vec<String> = fitting
+        .iter()
+        .map(|s| {
+            let p = s
+                .checkpoint_proposal_receive_ideal
+                .as_millis()
+                .saturating_sub(s.checkpoint_proposal_send_time.as_millis());
+            format!("{} {}", s.mode.as_str(), human(Duration::from_millis(p)))
+        })
+        .collect();
     let caption = format!(
         "one slot's schedule: S = {}, E = {}, D = {}, R = {}, P = {}",
         human(p.slot_duration()),
         human(p.l1_slot_duration()),
         human(p.block_duration()),
         human(p.reexecution_budget()),
-        human(config.sequencer.p2p_propagation_time),
+        propagation.join(", "),
     );
     let svg = crate::timetable_plot::render_gantt(
         &fitting,

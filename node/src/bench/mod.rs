@@ -36,8 +36,8 @@ pub(crate) const MEASURED_FROM: &[&str] = &[
      checkpoint's target slot, per landed checkpoint (whole seconds: L1 timestamps are seconds)",
     "tx latency: from just before tandem_sendTx to the first block at validator-0's proposed tip that \
      holds the tx, and to that block being at or below the checkpointed tip (tips polled every 250 ms); \
-     txs seen from the window's start on count (up to 3 drain slots after it), txs never checkpointed are left out \
-     (counted in 'txs not checkpointed at the end')",
+     txs sent in the window count, seen up to 3 drain slots after it; txs never checkpointed are left out \
+     (counted in 'txs not checkpointed at the end'), and so are txs dropped from tracking",
     "sustained TPS: txs in the blocks of the window's landed checkpoints over the window's length; \
      at most the offered --tx-rate (one request in flight at a time, spread over every node: \
      the offered rate drops if the nodes answer slowly, so below capacity this measures the load)",
@@ -60,16 +60,8 @@ pub(crate) enum BenchCommand {
     /// validators' /metrics, and the load generator's own send times. A run takes about
     /// (slots + 6) slots plus start-up; the devnet profile with 30 slots takes ~15 minutes a run.
     ///
-    /// Measured from: the window is --slots whole target slots, starting 2 slots after the first
-    /// checkpoint landed (the load runs from the start: empty checkpoints are not published). Blocks per checkpoint: blockCount of
-    /// the window's checkpoints on L1 (missed slots are counted, not averaged in). Share of the
-    /// slot spent building: the validators' time in the sequencer's block-building states
-    /// (tandem_sequencer_state_seconds_sum) over the window. L1 inclusion delay: the including
-    /// L1 block's timestamp minus the target slot's start. Tx latency: send to the first
-    /// proposed block holding the tx, and to that block being checkpointed (tips polled every
-    /// 250 ms). TPS: txs of the window's checkpoints over its length (capped by --tx-rate).
-    /// Discards: tandem_sequencer_pipeline_discards_total. Left out: gas and fees, CPU and
-    /// memory, full nodes.
+    /// How each figure is measured is printed under the table (and in `--json` under
+    /// "measured_from").
     Pipeline(PipelineArgs),
 }
 
@@ -206,9 +198,19 @@ fn pipeline(args: &PipelineArgs) -> eyre::Result<()> {
         .enable_all()
         .build()?;
     let started = SystemClock.now().as_secs();
+    let context = json!({
+        "profile": profile.name,
+        "slot_seconds": profile.slot_secs,
+        "l1_slot_seconds": profile.l1_slot_secs,
+        "block_seconds": profile.block_ms as f64 / 1000.0,
+        "slots": args.slots,
+        "tx_rate": args.tx_rate,
+        "validators": args.validators,
+    });
     let reports = runtime.block_on(async {
         let mut signals = StopSignals::install()?;
         let mut reports = Vec::new();
+        let mut kept: Vec<std::path::PathBuf> = Vec::new();
         for (variant, expected) in variants.iter().zip(expectations) {
             let network = BenchNetwork {
                 profile: args.profile.clone(),
@@ -229,7 +231,18 @@ fn pipeline(args: &PipelineArgs) -> eyre::Result<()> {
             );
             let data = one_run(&network, args, &mut signals)
                 .await
-                .wrap_err_with(|| format!("run {}", variant.name))?;
+                .wrap_err_with(|| {
+                    let kept: Vec<String> = kept.iter().map(|p| p.display().to_string()).collect();
+                    if kept.is_empty() {
+                        format!("run {}", variant.name)
+                    } else {
+                        format!(
+                            "run {} (the finished runs are kept in {})",
+                            variant.name,
+                            kept.join(", ")
+                        )
+                    }
+                })?;
             let r = variant
                 .reexecution_budget
                 .unwrap_or(Duration::from_millis(profile.block_ms));
@@ -243,19 +256,18 @@ fn pipeline(args: &PipelineArgs) -> eyre::Result<()> {
             if !args.json {
                 eprintln!("{}", report::render_table(std::slice::from_ref(&report)));
             }
+            // Kept at once: a later run that fails does not lose this one.
+            let path = network.data_dir.join("report.json");
+            let json = report::to_json(context.clone(), std::slice::from_ref(&report));
+            match serde_json::to_string_pretty(&json).map(|text| std::fs::write(&path, text)) {
+                Ok(Ok(())) => kept.push(path),
+                Ok(Err(err)) => eprintln!("warning: writing {}: {err}", path.display()),
+                Err(err) => eprintln!("warning: {}: {err}", path.display()),
+            }
             reports.push(report);
         }
         Ok::<_, eyre::Report>(reports)
     })?;
-    let context = json!({
-        "profile": profile.name,
-        "slot_seconds": profile.slot_secs,
-        "l1_slot_seconds": profile.l1_slot_secs,
-        "block_seconds": profile.block_ms as f64 / 1000.0,
-        "slots": args.slots,
-        "tx_rate": args.tx_rate,
-        "validators": args.validators,
-    });
     if args.json {
         println!(
             "{}",
