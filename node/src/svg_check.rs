@@ -19,6 +19,8 @@ pub(crate) struct SvgSummary {
     pub(crate) polylines_by_stroke: BTreeMap<String, usize>,
     /// `<circle>`s by their `fill` colour.
     pub(crate) circles_by_fill: BTreeMap<String, usize>,
+    /// `<rect>`s by their `fill` colour.
+    pub(crate) rects_by_fill: BTreeMap<String, usize>,
 }
 
 /// Parses `svg`; an error when it is not well-formed XML with an `<svg>` root.
@@ -59,7 +61,10 @@ pub(crate) fn summarize(svg: &str) -> Result<SvgSummary, String> {
                             .entry(attribute("fill"))
                             .or_default() += 1;
                     }
-                    "rect" => summary.rects += 1,
+                    "rect" => {
+                        summary.rects += 1;
+                        *summary.rects_by_fill.entry(attribute("fill")).or_default() += 1;
+                    }
                     "text" => {
                         in_text = true;
                         summary.texts.push(String::new());

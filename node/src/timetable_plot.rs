@@ -315,9 +315,47 @@ mod tests {
                 3,
             )
             .len();
-        // Every bar, one legend swatch per phase, the background and the legend's box (at
-        // least).
+        // Every bar, one legend swatch per phase, plus plotters' own frames (background,
+        // legend box); the exact counts per phase follow.
         assert!(summary.rects >= bars + Phase::ALL.len() + 2, "{summary:?}");
+        // Per phase, the bars of both modes and one legend swatch.
+        let blocks =
+            (pipelined.max_blocks_per_checkpoint + baseline.max_blocks_per_checkpoint) as usize;
+        // Gossip out and attestations back, each P long: none where P = 0 (the clamp).
+        let gossip: usize = [&pipelined, &baseline]
+            .iter()
+            .map(|s| {
+                if s.checkpoint_proposal_receive_ideal > s.checkpoint_proposal_send_time {
+                    2
+                } else {
+                    0
+                }
+            })
+            .sum();
+        for (phase, bars_of_both) in [
+            (Phase::Init, 2),
+            (Phase::Prepare, 2),
+            (Phase::Gossip, gossip),
+            (Phase::Reexecute, 2),
+            (Phase::Publish, 2),
+        ] {
+            let RGBColor(r, g, b) = phase.color();
+            let fill = format!("#{r:02X}{g:02X}{b:02X}");
+            assert_eq!(
+                summary.rects_by_fill.get(&fill),
+                Some(&(bars_of_both + 1)),
+                "{}: {summary:?}",
+                phase.label()
+            );
+        }
+        let RGBColor(r, g, b) = Phase::Block.color();
+        assert_eq!(
+            summary
+                .rects_by_fill
+                .get(&format!("#{r:02X}{g:02X}{b:02X}")),
+            Some(&(blocks + 1)),
+            "{summary:?}"
+        );
         for expected in [
             "gantt test".to_string(),
             format!(
