@@ -36,6 +36,9 @@ enum Command {
     Spam(crate::spam::SpamArgs),
     /// Show a node's tips, sync state, peers and last checkpoints.
     Status(crate::status::StatusArgs),
+    /// Measure a local devnet (pipelined against non-pipelined).
+    #[command(subcommand)]
+    Bench(crate::bench::BenchCommand),
 }
 
 #[derive(Debug, Subcommand)]
@@ -222,5 +225,6 @@ pub(crate) fn dispatch(cli: Cli) -> eyre::Result<()> {
         Command::Devnet(args) => crate::devnet::run(&args),
         Command::Spam(args) => crate::spam::run(&args),
         Command::Status(args) => crate::status::run(&args),
+        Command::Bench(command) => crate::bench::run(&command),
     }
 }

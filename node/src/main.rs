@@ -1,6 +1,7 @@
 //! `tandem`: the node binary. Parses the CLI, loads configuration, and runs the chosen command.
 
 mod accounts;
+mod bench;
 mod binding;
 mod cli;
 mod client;
@@ -17,6 +18,10 @@ mod signals;
 mod spam;
 mod status;
 mod timetable;
+mod timetable_plot;
+
+#[cfg(test)]
+mod svg_check;
 
 use std::process::ExitCode;
 

@@ -1,6 +1,7 @@
 //! `tandem spam`: signed transfers from the funded devnet accounts at a steady rate, through
 //! `tandem_sendTx`; reports accepted / rejected (by reason) and inclusion latency (time from
-//! the send until `tandem_getTx` reports the tx proposed, then checkpointed).
+//! the send until a block at the node's proposed tip holds the tx, then until that block is
+//! checkpointed).
 
 use std::{
     collections::{BTreeMap, VecDeque},
@@ -18,10 +19,13 @@ use crate::{
     client::{CallError, NodeClient, quantity},
 };
 
+mod track;
+pub(crate) use track::Sample;
+
 /// Most sent txs whose inclusion is tracked at once (the oldest are dropped from tracking).
 const TRACKED_TXS: usize = 4_096;
-/// `tandem_getTx` lookups per tracking pass.
-const LOOKUPS_PER_PASS: usize = 256;
+/// How often the tracker reads the node's tips: the resolution of the latencies.
+const TRACK_INTERVAL: Duration = Duration::from_millis(250);
 /// Fee cap of every transfer: far above the devnet's fee, far below the balances.
 const MAX_FEE_PER_MANA: u128 = 1_000_000_000;
 
@@ -53,9 +57,13 @@ struct StatsInner {
     accepted: u64,
     rejected: BTreeMap<String, u64>,
     unreachable: u64,
-    proposed: Vec<Duration>,
-    checkpointed: Vec<Duration>,
+    proposed: Vec<Sample>,
+    checkpointed: Vec<Sample>,
     tracked: VecDeque<Tracked>,
+    /// Txs dropped from tracking because [`TRACKED_TXS`] were in flight (the slowest).
+    untracked: u64,
+    /// Passes whose tips could not be read.
+    failed_polls: u64,
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -75,10 +83,14 @@ pub(crate) struct SpamSummary {
     pub(crate) proposed_p50: Option<Duration>,
     pub(crate) checkpointed_p50: Option<Duration>,
     pub(crate) pending: usize,
+    /// Dropped from tracking (too many in flight): missing from the latencies.
+    pub(crate) untracked: u64,
+    /// Tracker passes whose tips could not be read.
+    pub(crate) failed_polls: u64,
 }
 
-fn p50(samples: &[Duration]) -> Option<Duration> {
-    let mut sorted = samples.to_vec();
+fn p50(samples: &[Sample]) -> Option<Duration> {
+    let mut sorted: Vec<Duration> = samples.iter().map(|s| s.latency).collect();
     sorted.sort_unstable();
     sorted.get(sorted.len() / 2).copied()
 }
@@ -94,7 +106,15 @@ impl SpamStats {
             proposed_p50: p50(&inner.proposed),
             checkpointed_p50: p50(&inner.checkpointed),
             pending: inner.tracked.len(),
+            untracked: inner.untracked,
+            failed_polls: inner.failed_polls,
         }
+    }
+
+    /// The latency samples so far: send → proposed, send → checkpointed.
+    pub(crate) fn latencies(&self) -> (Vec<Sample>, Vec<Sample>) {
+        let inner = self.inner.lock().expect("stats lock");
+        (inner.proposed.clone(), inner.checkpointed.clone())
     }
 
     pub(crate) fn rejections(&self) -> BTreeMap<String, u64> {
@@ -190,6 +210,19 @@ pub(crate) async fn generate(
     stats: Arc<SpamStats>,
     cancel: CancellationToken,
 ) -> eyre::Result<()> {
+    generate_then_track(clients, rate, accounts, stats, cancel.clone(), cancel).await
+}
+
+/// [`generate`], sending until `cancel` and tracking inclusion until `stop_tracking` (a
+/// benchmark keeps tracking after the load stops, so that its last txs count too).
+pub(crate) async fn generate_then_track(
+    clients: Vec<NodeClient>,
+    rate: f64,
+    accounts: usize,
+    stats: Arc<SpamStats>,
+    cancel: CancellationToken,
+    stop_tracking: CancellationToken,
+) -> eyre::Result<()> {
     check_inputs(rate, accounts)?;
     if clients.is_empty() {
         eyre::bail!("--rpc: give at least one node");
@@ -202,10 +235,10 @@ pub(crate) async fn generate(
     for key in &keys {
         nonces.push(account_nonce(&clients[0], key.address()).await.unwrap_or(0));
     }
-    let tracker = tokio::spawn(track(
+    let tracker = tokio::spawn(follow(
         clients[0].clone(),
         Arc::clone(&stats),
-        cancel.clone(),
+        stop_tracking.clone(),
     ));
     let mut interval = tokio::time::interval(Duration::from_secs_f64(1.0 / rate));
     interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -247,6 +280,7 @@ pub(crate) async fn generate(
                     nonces[account] += 1;
                     if inner.tracked.len() == TRACKED_TXS {
                         inner.tracked.pop_front();
+                        inner.untracked += 1;
                     }
                     inner.tracked.push_back(Tracked {
                         hash: tx.hash(),
@@ -276,54 +310,29 @@ pub(crate) async fn generate(
             nonces[account] = chain;
         }
     }
+    stop_tracking.cancelled().await;
     tracker.abort();
     Ok(())
 }
 
-/// Looks tracked txs up and records when they are proposed and checkpointed.
-async fn track(client: NodeClient, stats: Arc<SpamStats>, cancel: CancellationToken) {
-    let mut interval = tokio::time::interval(Duration::from_millis(500));
+/// Polls the node's tips every [`TRACK_INTERVAL`] until `cancel`; see [`track`].
+async fn follow(client: NodeClient, stats: Arc<SpamStats>, cancel: CancellationToken) {
+    let mut interval = tokio::time::interval(TRACK_INTERVAL);
+    interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut tracker = track::Tracker::default();
     loop {
         tokio::select! {
             () = cancel.cancelled() => return,
             _ = interval.tick() => {}
         }
-        let batch: Vec<Tracked> = {
-            let inner = stats.inner.lock().expect("stats lock");
-            inner
-                .tracked
-                .iter()
-                .take(LOOKUPS_PER_PASS)
-                .copied()
-                .collect()
+        let Some(view) = tracker.read(&client).await else {
+            stats.inner.lock().expect("stats lock").failed_polls += 1;
+            continue;
         };
-        for tracked in batch {
-            let Ok(answer) = client
-                .call::<Value>("tandem_getTx", vec![json!(tracked.hash)])
-                .await
-            else {
-                continue;
-            };
-            let status = answer["status"].as_str().unwrap_or("unknown");
-            let mut inner = stats.inner.lock().expect("stats lock");
-            let elapsed = tracked.sent.elapsed();
-            match status {
-                "proposed" if !tracked.proposed => {
-                    inner.proposed.push(elapsed);
-                    if let Some(entry) = inner.tracked.iter_mut().find(|t| t.hash == tracked.hash) {
-                        entry.proposed = true;
-                    }
-                }
-                "checkpointed" | "finalized" => {
-                    if !tracked.proposed {
-                        inner.proposed.push(elapsed);
-                    }
-                    inner.checkpointed.push(elapsed);
-                    inner.tracked.retain(|t| t.hash != tracked.hash);
-                }
-                _ => {}
-            }
-        }
+        let mut inner = stats.inner.lock().expect("stats lock");
+        let samples = tracker.step(&view, &mut inner.tracked, Instant::now());
+        inner.proposed.extend(samples.proposed);
+        inner.checkpointed.extend(samples.checkpointed);
     }
 }
 

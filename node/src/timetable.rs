@@ -32,6 +32,9 @@ pub(crate) struct TimetableArgs {
     /// Print one JSON object `{"pipelined": {...}, "non_pipelined": {...}}`.
     #[arg(long)]
     json: bool,
+    /// Also draw the schedule of both modes as a Gantt chart into this SVG file.
+    #[arg(long, value_name = "FILE.svg")]
+    plot: Option<PathBuf>,
 }
 
 /// The slot the schedule is computed for; any slot gives the same relative times.
@@ -89,6 +92,9 @@ pub(crate) fn print(args: &TimetableArgs) -> eyre::Result<()> {
         ),
     ];
     let if_r_is_d = [blocks_if_r_is_d, baseline_reference];
+    if let Some(path) = &args.plot {
+        plot(path, &config, &schedules)?;
+    }
     if args.json {
         let mut out = Map::new();
         out.insert(
@@ -125,6 +131,58 @@ pub(crate) fn print(args: &TimetableArgs) -> eyre::Result<()> {
         eyre::bail!("no schedule fits these parameters");
     }
     Ok(())
+}
+
+/// Writes the Gantt chart of the schedules that fit.
+fn plot(
+    path: &std::path::Path,
+    config: &Config,
+    schedules: &[(
+        &str,
+        Result<SlotSchedule, tandem_proto::time::TimetableError>,
+    )],
+) -> eyre::Result<()> {
+    let fitting: Vec<&SlotSchedule> = schedules
+        .iter()
+        .filter_map(|(_, schedule)| schedule.as_ref().ok())
+        .collect();
+    if fitting.is_empty() {
+        eyre::bail!("--plot: no schedule fits these parameters");
+    }
+    for (mode, schedule) in schedules {
+        if let Err(err) = schedule {
+            eprintln!("warning: --plot: {mode} is left out, its schedule does not fit: {err}");
+        }
+    }
+    let p = &config.protocol;
+    let human = |d| humantime::format_duration(d).to_string();
+    // Each mode's own P: the fast profiles clamp it for one mode only.
+    let propagation: Vec<String> = fitting
+        .iter()
+        .map(|s| {
+            let p = s
+                .checkpoint_proposal_receive_ideal
+                .as_millis()
+                .saturating_sub(s.checkpoint_proposal_send_time.as_millis());
+            format!("{} {}", s.mode.as_str(), human(Duration::from_millis(p)))
+        })
+        .collect();
+    let caption = format!(
+        "one slot's schedule: S = {}, E = {}, D = {}, R = {}, P = {}",
+        human(p.slot_duration()),
+        human(p.l1_slot_duration()),
+        human(p.block_duration()),
+        human(p.reexecution_budget()),
+        propagation.join(", "),
+    );
+    let svg = crate::timetable_plot::render_gantt(
+        &fitting,
+        p.slot_duration(),
+        p.reexecution_budget(),
+        &caption,
+    )?;
+    std::fs::write(path, svg)
+        .map_err(|err| eyre::eyre!("--plot: writing {}: {err}", path.display()))
 }
 
 fn seconds(millis: i64) -> f64 {

@@ -16,6 +16,7 @@
 
 mod children;
 mod compose;
+mod launch;
 mod plan;
 mod summary;
 
@@ -31,13 +32,17 @@ use clap::Args;
 use eyre::{WrapErr, bail, eyre};
 use tandem_proto::{
     Address,
-    time::{Clock, SystemClock},
+    time::{Clock, PipeliningMode, SystemClock},
 };
 use tokio_util::sync::CancellationToken;
 
 use self::{
     children::Running,
-    plan::{DevnetFile, NodeConfigInputs, NodeEntry, Ports, Profile},
+    plan::{DevnetFile, NodeConfigInputs, NodeEntry, Ports},
+};
+pub(crate) use self::{
+    launch::{BenchNetwork, Launched},
+    plan::Profile,
 };
 use crate::{accounts::DEVNET_ACCOUNTS, client::NodeClient, signals::StopSignals, spam::SpamStats};
 
@@ -89,14 +94,34 @@ pub(crate) struct DevnetArgs {
     /// Committee size instead of the profile's (at most the validator count).
     #[arg(long)]
     committee: Option<u64>,
+    /// The network's schedule, stored in the rollup contract when it is deployed: `pipelined`
+    /// or `non_pipelined` (default: pipelined). A resumed devnet must be given the same (its
+    /// nodes refuse a pinned value the contract does not hold).
+    #[arg(long)]
+    pipelining_mode: Option<PipeliningMode>,
+    /// The last-block re-execution budget R, stored in the contract at deployment (default:
+    /// D). R < D lets the proposer build longer; `tandem timetable --reexecution-budget` shows
+    /// by how much.
+    #[arg(long, value_parser = humantime::parse_duration)]
+    reexecution_budget: Option<Duration>,
+}
+
+/// Most validators a devnet starts: each is a process with its own ports, and the bound
+/// keeps a typo from launching thousands.
+const MAX_VALIDATORS: usize = crate::accounts::DEVNET_ACCOUNTS;
+
+pub(crate) fn check_validators(validators: usize) -> eyre::Result<()> {
+    if !(1..=MAX_VALIDATORS).contains(&validators) {
+        bail!("--validators {validators}: expected 1..={MAX_VALIDATORS}");
+    }
+    Ok(())
 }
 
 pub(crate) fn run(args: &DevnetArgs) -> eyre::Result<()> {
-    if args.validators == 0 {
-        bail!("--validators must be at least 1");
-    }
+    check_validators(args.validators)?;
     if let Some(dir) = &args.emit_compose {
-        let profile = Profile::named(&args.profile)?;
+        let profile = Profile::named(&args.profile)?
+            .with_schedule(args.pipelining_mode, args.reexecution_budget);
         compose::emit(dir, &profile, args.validators, args.fullnodes)?;
         println!("compose configs written to {}", dir.display());
         return Ok(());
@@ -140,7 +165,8 @@ fn os(values: &[&str]) -> Vec<OsString> {
 
 impl Devnet {
     fn start(args: &DevnetArgs) -> eyre::Result<Self> {
-        let mut profile = Profile::named(&args.profile)?;
+        let mut profile = Profile::named(&args.profile)?
+            .with_schedule(args.pipelining_mode, args.reexecution_budget);
         if let Some(size) = args.committee {
             if size == 0 || size > args.validators as u64 {
                 bail!(

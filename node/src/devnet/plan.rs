@@ -5,11 +5,12 @@
 use std::{
     net::{Ipv4Addr, TcpListener},
     path::{Path, PathBuf},
+    time::Duration,
 };
 
 use eyre::{WrapErr, bail, eyre};
 use serde::{Deserialize, Serialize};
-use tandem_proto::Address;
+use tandem_proto::{Address, time::PipeliningMode};
 
 use crate::accounts::{DEVNET_ACCOUNTS, DEVNET_BALANCE, devnet_key};
 
@@ -23,6 +24,10 @@ pub(crate) struct Profile {
     pub(crate) epoch_slots: u64,
     /// Committee size; `None` = every validator.
     pub(crate) committee: Option<u64>,
+    /// `protocol.pipelining_mode` when chosen (`--pipelining-mode`); unset: the default.
+    pub(crate) pipelining_mode: Option<PipeliningMode>,
+    /// `protocol.last_block_reexecution_budget` when chosen; unset: D.
+    pub(crate) reexecution_budget: Option<Duration>,
 }
 
 /// The profiles `--profile` accepts.
@@ -34,6 +39,8 @@ pub(crate) const PROFILES: &[Profile] = &[
         block_ms: 2_000,
         epoch_slots: 8,
         committee: None,
+        pipelining_mode: None,
+        reexecution_budget: None,
     },
     Profile {
         name: "ci",
@@ -42,6 +49,8 @@ pub(crate) const PROFILES: &[Profile] = &[
         block_ms: 1_000,
         epoch_slots: 4,
         committee: Some(3),
+        pipelining_mode: None,
+        reexecution_budget: None,
     },
 ];
 
@@ -61,6 +70,17 @@ impl Profile {
                         .join(", ")
                 )
             })
+    }
+
+    /// This profile with the network's schedule chosen (`None` keeps the default).
+    pub(crate) fn with_schedule(
+        mut self,
+        mode: Option<PipeliningMode>,
+        reexecution_budget: Option<Duration>,
+    ) -> Self {
+        self.pipelining_mode = mode;
+        self.reexecution_budget = reexecution_budget;
+        self
     }
 
     /// The committee of a network of `validators`.
@@ -167,13 +187,25 @@ impl PortPicker {
 pub(crate) fn protocol_section(profile: &Profile, validators: usize) -> String {
     let mut text = format!(
         "[protocol]\nslot_duration = \"{}s\"\nl1_slot_duration = \"{}s\"\nblock_duration = \"{}ms\"\n\
-         epoch_duration = {}\ncommittee_size = {}\ngenesis_allocation = [\n",
+         epoch_duration = {}\ncommittee_size = {}\n",
         profile.slot_secs,
         profile.l1_slot_secs,
         profile.block_ms,
         profile.epoch_slots,
         profile.committee_size(validators),
     );
+    // Only when chosen: an unset key binds to whatever the contract holds, so a devnet resumed
+    // without the flag still starts.
+    if let Some(mode) = profile.pipelining_mode {
+        text.push_str(&format!("pipelining_mode = \"{mode}\"\n"));
+    }
+    if let Some(budget) = profile.reexecution_budget {
+        text.push_str(&format!(
+            "last_block_reexecution_budget = \"{}\"\n",
+            humantime::format_duration(budget)
+        ));
+    }
+    text.push_str("genesis_allocation = [\n");
     for index in 0..DEVNET_ACCOUNTS {
         text.push_str(&format!(
             "  {{ address = \"{}\", balance = \"{DEVNET_BALANCE}\" }},\n",
@@ -298,5 +330,35 @@ mod tests {
             let port = picker.pick().expect("bind 127.0.0.1:0");
             assert!(seen.insert(port), "port {port} picked twice");
         }
+    }
+
+    #[derive(Deserialize)]
+    struct Network {
+        protocol: crate::config::ProtocolConfig,
+    }
+
+    fn parsed(profile: &Profile) -> crate::config::ProtocolConfig {
+        toml::from_str::<Network>(&protocol_section(profile, 4))
+            .unwrap()
+            .protocol
+    }
+
+    #[test]
+    fn the_schedule_is_pinned_only_when_chosen() {
+        let profile = Profile::named("ci").unwrap();
+        let default = parsed(&profile);
+        assert_eq!(default.pipelining_mode, None);
+        assert_eq!(default.last_block_reexecution_budget, None);
+        assert_eq!(default.committee_size, Some(3));
+        let chosen = parsed(&profile.with_schedule(
+            Some(PipeliningMode::NonPipelined),
+            Some(Duration::from_millis(500)),
+        ));
+        assert_eq!(chosen.pipelining_mode, Some(PipeliningMode::NonPipelined));
+        assert_eq!(
+            chosen.last_block_reexecution_budget,
+            Some(Duration::from_millis(500))
+        );
+        assert_eq!(chosen.genesis_allocation.len(), DEVNET_ACCOUNTS);
     }
 }

@@ -4,6 +4,7 @@ mod common;
 mod deploy;
 mod devnet;
 mod offline;
+mod plots;
 mod proxy;
 mod rpc;
 mod run;
