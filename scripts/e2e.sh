@@ -1,12 +1,13 @@
 #!/usr/bin/env bash
 # Dashboards and alerts against reality: starts `tandem devnet --profile ci` and a real
 # Prometheus scraping it (deploy/prometheus/prometheus.devnet.yml and its rules), injects faults
-# (a killed validator, a validator whose publisher skips slots, garbage on the p2p ports), then
+# (a killed validator, a validator whose publisher skips slots, a libp2p peer spraying invalid
+# gossip, a stalled L1 fee market, an almost empty publisher key, an L1 reorg), then
 # checks that no alert condition holds before the faults, then runs every dashboard panel,
 # variable, recording and alert expression through Prometheus's HTTP API (see deploy/README.md "Dashboards against a devnet"). Not part of CI (~5 min).
 #
 #   scripts/e2e.sh            # E2E_KEEP=1 keeps the work dir (logs, devnet, Prometheus data)
-#                             # E2E_TANDEM=BIN E2E_DEPLOY_CHECK=BIN skip the build
+#                             # E2E_TANDEM=BIN E2E_DEPLOY_CHECK=BIN E2E_SPRAY=BIN skip the build
 set -euo pipefail
 
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -18,12 +19,12 @@ export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/tandem/target}"
 log() { printf 'e2e: %s\n' "$*" >&2; }
 
 work="$(mktemp -d -t tandem-e2e.XXXXXX)"
-devnet_pid="" prom_pid="" restarted_pid=""
+devnet_pid="" prom_pid="" restarted_pid="" fees_pid=""
 cleanup() {
-  for pid in $restarted_pid $devnet_pid $prom_pid; do
+  for pid in $fees_pid $restarted_pid $devnet_pid $prom_pid; do
     kill "$pid" 2>/dev/null || true
   done
-  for pid in $restarted_pid $devnet_pid $prom_pid; do
+  for pid in $fees_pid $restarted_pid $devnet_pid $prom_pid; do
     wait "$pid" 2>/dev/null || true
   done
   if [ -n "${E2E_KEEP:-}" ]; then log "work dir kept: $work"; else rm -rf "$work"; fi
@@ -39,15 +40,16 @@ wait_for() {
   done
 }
 
-# E2E_TANDEM / E2E_DEPLOY_CHECK: use these binaries instead of building them.
+# E2E_TANDEM / E2E_DEPLOY_CHECK / E2E_SPRAY: use these binaries instead of building them.
 mkdir -p "$work/bin"
-if [ -z "${E2E_TANDEM:-}" ] || [ -z "${E2E_DEPLOY_CHECK:-}" ]; then
-  log "building tandem and deploy-check"
-  cargo build -q -p tandem-node -p tandem-deploy-check
+if [ -z "${E2E_TANDEM:-}" ] || [ -z "${E2E_DEPLOY_CHECK:-}" ] || [ -z "${E2E_SPRAY:-}" ]; then
+  log "building tandem, deploy-check and tandem-spray"
+  cargo build -q -p tandem-node -p tandem-deploy-check -p tandem-spray
 fi
 # Private copies: other checkouts sharing the target dir may rebuild the shared binaries.
 cp "${E2E_TANDEM:-$CARGO_TARGET_DIR/debug/tandem}" "$work/bin/tandem"
 cp "${E2E_DEPLOY_CHECK:-$CARGO_TARGET_DIR/debug/deploy-check}" "$work/bin/deploy-check"
+cp "${E2E_SPRAY:-$CARGO_TARGET_DIR/debug/tandem-spray}" "$work/bin/tandem-spray"
 tandem="$work/bin/tandem"
 "$work/bin/deploy-check" exprs >"$work/exprs.json"
 
@@ -128,21 +130,76 @@ restarted_pid=$!
 log "killing validator-2"
 kill -9 "$(node_field validator-2 pid)"
 
-# Fault 3: garbage on every p2p port (not a libp2p peer: the handshake fails).
-log "spraying garbage at the p2p ports"
-python3 - "$data/devnet.json" <<'PY'
-import json, os, socket, sys
-for node in json.load(open(sys.argv[1]))["nodes"]:
-    for _ in range(20):
-        try:
-            with socket.create_connection(("127.0.0.1", node["ports"]["p2p"]), timeout=1) as s:
-                s.sendall(os.urandom(4096))
-        except OSError:
-            pass
+# Fault 3: a libp2p peer joins every topic and sprays invalid gossip (garbage, snappy bombs,
+# oversized frames, wrong signers, bad signatures). Every node it reaches must disconnect it,
+# and refuse it when it comes back (its score passes the ban threshold).
+log "spraying invalid gossip at every node (tandem-spray)"
+"$work/bin/tandem-spray" --devnet "$data/devnet.json" --json >"$work/spray.json"
+reached="$(python3 - "$work/spray.json" <<'PY'
+import json, sys
+report = json.load(open(sys.argv[1]))
+print("spray: sent", dict(report["sent"]), "not sent", report["not_sent"], file=sys.stderr)
+reached, bad = 0, []
+for node in report["nodes"]:
+    if node["unreachable"]:
+        print(f"spray: {node['addr']}: unreachable", file=sys.stderr)
+        continue
+    reached += 1
+    print(f"spray: {node['addr']}: disconnected at {node['disconnected_ms']} ms, "
+          f"refused {node['refused']} redials, readmitted {node['readmitted']}", file=sys.stderr)
+    if node["disconnected_ms"] is None or node["refused"] < 1 or node["readmitted"]:
+        bad.append(node["addr"])
+if bad or not reached:
+    sys.exit(f"spray: not disconnected and refused by: {bad or 'no node reached'}")
+print(reached)
 PY
+)"
+wait_for '[ "$(query "sum(tandem_p2p_peers_removed_total{reason=\"banned\"}) >= '"$reached"'")" = 1 ]' 60
+wait_for '[ "$(query "sum(tandem_p2p_peer_penalties_total{action=\"low_tolerance\"}) > 0")" = 1 ]' 60
+log "spray: $reached nodes banned the sprayer (Prometheus agrees)"
+
+# Anvil-injected L1 events (the devnet's own anvil, from devnet.json).
+l1_url="$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["l1RpcUrl"])' "$data/devnet.json")"
+anvil_rpc() { # $1 = method, $2 = JSON params
+  curl -fsS -X POST -H 'content-type: application/json' \
+    --data "{\"jsonrpc\":\"2.0\",\"id\":1,\"method\":\"$1\",\"params\":$2}" "$l1_url" >/dev/null
+}
+
+# Fault 4: an almost empty publisher key (validator-3's): its balance and runway gauges drop.
+drained="$(node_field validator-3 publisher)"
+log "draining validator-3's publisher $drained to 0.0001 ETH"
+anvil_rpc anvil_setBalance "[\"$drained\", \"0x5af3107a4000\"]"
+
+# Fault 5: a stalled fee market. The next block's base fee is held at 100,000 gwei (above every
+# publisher's fee cap) for 30 s, one L1 slot at a time: proposes sit pending, are sped up and,
+# when their slot ends, cancelled. Then the base fee decays back on its own.
+log "holding L1's base fee at 100,000 gwei for 30 s"
+(
+  end=$((SECONDS + 30))
+  while [ "$SECONDS" -lt "$end" ]; do
+    anvil_rpc anvil_setNextBlockBaseFeePerGas '["0x5af3107a4000"]' || true
+    sleep 0.5 # re-arm every half L1 slot: the override applies to one block
+  done
+) &
+fees_pid=$!
+
+wait_for '[ "$(query "min(tandem_publisher_balance_wei) < 1e15")" = 1 ]' 60
+log "the drained publisher balance shows"
+wait_for '[ "$(query "sum(tandem_publisher_speed_ups_total) > 0")" = 1 ]' 120
+log "speed-ups show"
+wait_for '[ "$(query "sum(tandem_publisher_cancels_total) > 0")" = 1 ]' 120
+log "cancels show"
+wait "$fees_pid" || true
+fees_pid=""
+
+# Fault 6: an L1 reorg of the newest 5 blocks (anvil_reorg, new blocks without their txs).
+log "reorganising L1's newest 5 blocks"
+anvil_rpc anvil_reorg '[5, []]'
+wait_for '[ "$(query "sum(tandem_archiver_l1_reorgs_total) > 0")" = 1 ]' 60
+log "the archivers saw the reorg"
 
 # A few slots (12 s each) for the faults to show, and the `for:` clauses to pass.
-log "letting 10 slots pass"
+log "letting the slots pass to 10 after the first fault"
 wait_for '[ "$(query "max(tandem_node_current_slot) >= '"$((slot + 10))"'")" = 1 ]' 240
 deploy/prometheus/devnet-targets.sh "$data" >"$prom/targets/devnet.json"
 
@@ -156,20 +213,15 @@ EVENT_ONLY = {
     "tandem_p2p_equivocations_total": "needs a proposer signing twice",
     "tandem_validator_proposer_faults_total": "needs a faulty proposer",
     "tandem_validator_slashing_refusals_total": "needs a duty signed twice",
-    "tandem_archiver_l1_reorgs_total": "needs an L1 reorg",
     "tandem_archiver_prunes_total": "needs a pruned (unlanded) proposed chain",
     "tandem_archiver_pruned_blocks_total": "needs a pruned (unlanded) proposed chain",
-    "tandem_p2p_peer_penalties_total": "needs a libp2p peer sending invalid gossip",
     "tandem_p2p_gossip_queue_dropped_total": "needs a gossip queue overflow",
     "tandem_p2p_handler_dropped_total": "needs a handler queue overflow",
     "tandem_p2p_gossip_rate_limited_total": "needs a peer over its rate limit",
-    "tandem_publisher_cancels_total": "needs a propose still pending when its slot ends",
-    "tandem_publisher_speed_ups_total": "needs a stalled propose",
     "tandem_publisher_send_failures_total": "needs L1 refusing a send",
     "tandem_publisher_dropped_at_simulation_total": "needs a propose the contract refuses",
     "tandem_archiver_sync_errors_total": "needs an L1 sync error",
     "tandem_archiver_l1_checkpoints_awaiting_body": "needs a checkpoint on L1 whose body has not come",
-    "tandem_p2p_peers_removed_total": "needs a peer disconnected or banned by the peer manager",
 }
 # (A renamed metric is still caught for these: deploy/check compares every name with the code.)
 
@@ -209,6 +261,9 @@ print(f"{len(exprs)} expressions, {len(exported)} exported names")
 print("alert conditions true now:", ", ".join(sorted(set(fired))) or "none")
 for line in empty_ok:
     print("empty (event not injected):", line)
+for name in sorted(EVENT_ONLY):
+    if name in exported:
+        print("allowed empty but has data:", name)
 # The injected faults must show.
 for alert in ["TandemNodeDown"]:
     if alert not in fired:
