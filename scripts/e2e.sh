@@ -113,24 +113,66 @@ print(f"baseline: {len(alerts)} alert conditions, {len(bad)} holding")
 sys.exit(1 if bad else 0)
 PY
 
-# Fault 1: validator-1's publisher skips the next slots (the sequencer's test hook): it is
-# restarted outside the devnet with the hook set through the environment.
-slot="$(curl -fsS --get "$prom_url/api/v1/query" --data-urlencode 'query=max(tandem_node_current_slot)' |
-  python3 -c 'import json,sys; print(int(float(json.load(sys.stdin)["data"]["result"][0]["value"][1])))')"
-skip="[$(seq -s, "$((slot + 1))" "$((slot + 12))")]"
-log "slot $slot: validator-1 skips publishing slots $skip"
-pid="$(node_field validator-1 pid)"
-kill "$pid"
-wait_for "! kill -0 $pid 2>/dev/null" 60
-TANDEM__SEQUENCER__SKIP_PUBLISHING_SLOTS="$skip" \
-  "$tandem" run --config "$data/validator-1/node.toml" >>"$data/validator-1/logs/restarted.log" 2>&1 &
-restarted_pid=$!
+# Anvil-injected L1 events first, while every validator runs (so proposes are sent in every
+# slot and can be caught pending); the devnet's own anvil, from devnet.json.
+l1_url="$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["l1RpcUrl"])' "$data/devnet.json")"
+anvil_rpc() { # $1 = method, $2 = JSON params
+  curl -fsS -X POST -H 'content-type: application/json' \
+    --data "{\"jsonrpc\":\"2.0\",\"id\":1,\"method\":\"$1\",\"params\":$2}" "$l1_url" >/dev/null
+}
 
-# Fault 2: validator-2 is killed and stays down.
-log "killing validator-2"
-kill -9 "$(node_field validator-2 pid)"
+# Fault 1: a propose stuck in the mempool. Anvil refuses a tx whose fee cap is below the base
+# fee, so the base fee is raised only once a propose is in: mining is paused until one is
+# pending, then the next block's base fee is set to 100,000 gwei (above every fee cap) and held
+# there for 30 s, one block at a time, while blocks go on: the propose stalls, is sped up and,
+# when its slot ends, cancelled (replacements are refused too). Then the base fee decays.
+anvil_pending() {
+  curl -fsS -X POST -H 'content-type: application/json' \
+    --data '{"jsonrpc":"2.0","id":1,"method":"txpool_status","params":[]}' "$l1_url" |
+    python3 -c 'import json,sys; print(int(json.load(sys.stdin)["result"]["pending"], 16))'
+}
+log "pausing L1 mining until a propose is pending"
+anvil_rpc evm_setIntervalMining '[0]'
+if ! wait_for '[ "$(anvil_pending)" -ge 1 ]' 40; then
+  anvil_rpc evm_setIntervalMining '[1]' # --profile ci: E = 1 s
+  exit 1
+fi
+anvil_rpc anvil_setNextBlockBaseFeePerGas '["0x5af3107a4000"]'
+anvil_rpc evm_setIntervalMining '[1]' # --profile ci: E = 1 s
+log "a propose is pending: holding L1's base fee at 100,000 gwei for 30 s"
+(
+  end=$((SECONDS + 30))
+  while [ "$SECONDS" -lt "$end" ]; do
+    anvil_rpc anvil_setNextBlockBaseFeePerGas '["0x5af3107a4000"]' || true
+    sleep 0.5 # re-arm every half L1 slot: the override applies to one block
+  done
+) &
+fees_pid=$!
 
-# Fault 3: a libp2p peer joins every topic and sprays invalid gossip (garbage, snappy bombs,
+wait_for '[ "$(query "sum(tandem_publisher_speed_ups_total) > 0")" = 1 ]' 120
+log "speed-ups show"
+wait_for '[ "$(query "sum(tandem_publisher_cancels_total) > 0")" = 1 ]' 120
+log "cancels show"
+wait "$fees_pid" || true
+fees_pid=""
+
+# Fault 2: an almost empty publisher key (validator-3's, after the stall: a send must still be
+# accepted, as the publisher reads its balance after each accepted send): 0.05 ETH pays for
+# under a day of proposes, so its balance and runway gauges drop.
+drained="$(node_field validator-3 publisher)"
+log "draining validator-3's publisher $drained to 0.05 ETH"
+anvil_rpc anvil_setBalance "[\"$drained\", \"0xb1a2bc2ec50000\"]"
+
+wait_for '[ "$(query "min(tandem_publisher_balance_wei) < 1e17")" = 1 ]' 150
+log "the drained publisher balance shows"
+
+# Fault 3: an L1 reorg of the newest 5 blocks (anvil_reorg, new blocks without their txs).
+log "reorganising L1's newest 5 blocks"
+anvil_rpc anvil_reorg '[5, []]'
+wait_for '[ "$(query "sum(tandem_archiver_l1_reorgs_total) > 0")" = 1 ]' 60
+log "the archivers saw the reorg"
+
+# Fault 4: a libp2p peer joins every topic and sprays invalid gossip (garbage, snappy bombs,
 # oversized frames, wrong signers, bad signatures). Every node it reaches must disconnect it,
 # and refuse it when it comes back (its score passes the ban threshold).
 log "spraying invalid gossip at every node (tandem-spray)"
@@ -158,45 +200,22 @@ wait_for '[ "$(query "sum(tandem_p2p_peers_removed_total{reason=\"banned\"}) >= 
 wait_for '[ "$(query "sum(tandem_p2p_peer_penalties_total{action=\"low_tolerance\"}) > 0")" = 1 ]' 60
 log "spray: $reached nodes banned the sprayer (Prometheus agrees)"
 
-# Anvil-injected L1 events (the devnet's own anvil, from devnet.json).
-l1_url="$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["l1RpcUrl"])' "$data/devnet.json")"
-anvil_rpc() { # $1 = method, $2 = JSON params
-  curl -fsS -X POST -H 'content-type: application/json' \
-    --data "{\"jsonrpc\":\"2.0\",\"id\":1,\"method\":\"$1\",\"params\":$2}" "$l1_url" >/dev/null
-}
+# Fault 5: validator-1's publisher skips the next slots (the sequencer's test hook): it is
+# restarted outside the devnet with the hook set through the environment.
+slot="$(curl -fsS --get "$prom_url/api/v1/query" --data-urlencode 'query=max(tandem_node_current_slot)' |
+  python3 -c 'import json,sys; print(int(float(json.load(sys.stdin)["data"]["result"][0]["value"][1])))')"
+skip="[$(seq -s, "$((slot + 1))" "$((slot + 12))")]"
+log "slot $slot: validator-1 skips publishing slots $skip"
+pid="$(node_field validator-1 pid)"
+kill "$pid"
+wait_for "! kill -0 $pid 2>/dev/null" 60
+TANDEM__SEQUENCER__SKIP_PUBLISHING_SLOTS="$skip" \
+  "$tandem" run --config "$data/validator-1/node.toml" >>"$data/validator-1/logs/restarted.log" 2>&1 &
+restarted_pid=$!
 
-# Fault 4: an almost empty publisher key (validator-3's): its balance and runway gauges drop.
-drained="$(node_field validator-3 publisher)"
-log "draining validator-3's publisher $drained to 0.0001 ETH"
-anvil_rpc anvil_setBalance "[\"$drained\", \"0x5af3107a4000\"]"
-
-# Fault 5: a stalled fee market. The next block's base fee is held at 100,000 gwei (above every
-# publisher's fee cap) for 30 s, one L1 slot at a time: proposes sit pending, are sped up and,
-# when their slot ends, cancelled. Then the base fee decays back on its own.
-log "holding L1's base fee at 100,000 gwei for 30 s"
-(
-  end=$((SECONDS + 30))
-  while [ "$SECONDS" -lt "$end" ]; do
-    anvil_rpc anvil_setNextBlockBaseFeePerGas '["0x5af3107a4000"]' || true
-    sleep 0.5 # re-arm every half L1 slot: the override applies to one block
-  done
-) &
-fees_pid=$!
-
-wait_for '[ "$(query "min(tandem_publisher_balance_wei) < 1e15")" = 1 ]' 60
-log "the drained publisher balance shows"
-wait_for '[ "$(query "sum(tandem_publisher_speed_ups_total) > 0")" = 1 ]' 120
-log "speed-ups show"
-wait_for '[ "$(query "sum(tandem_publisher_cancels_total) > 0")" = 1 ]' 120
-log "cancels show"
-wait "$fees_pid" || true
-fees_pid=""
-
-# Fault 6: an L1 reorg of the newest 5 blocks (anvil_reorg, new blocks without their txs).
-log "reorganising L1's newest 5 blocks"
-anvil_rpc anvil_reorg '[5, []]'
-wait_for '[ "$(query "sum(tandem_archiver_l1_reorgs_total) > 0")" = 1 ]' 60
-log "the archivers saw the reorg"
+# Fault 6: validator-2 is killed and stays down.
+log "killing validator-2"
+kill -9 "$(node_field validator-2 pid)"
 
 # A few slots (12 s each) for the faults to show, and the `for:` clauses to pass.
 log "letting the slots pass to 10 after the first fault"
