@@ -13,7 +13,7 @@ use promql_parser::parser::{Expr, LabelModifier, VectorMatchCardinality, VectorS
 /// Labels Prometheus attaches to every scraped series: `job` and `instance`, and the target
 /// labels of `prometheus/prometheus.devnet.yml`'s targets (`devnet-targets.sh`) and
 /// `prometheus.compose.yml`.
-pub const TARGET_LABELS: &[&str] = &["job", "instance", "node", "node_role"];
+pub(crate) const TARGET_LABELS: &[&str] = &["job", "instance", "node", "node_role"];
 
 /// The label keys of `body`, the argument list of one metrics macro after the metric's name:
 /// `Some` with the `"key" => value` keys, `None` when the labels are passed as a value the scan

@@ -18,7 +18,7 @@ use promql_parser::{
 use regex::Regex;
 
 mod labels;
-pub use labels::{SeriesLabels, TARGET_LABELS};
+pub use labels::SeriesLabels;
 
 /// Series Prometheus itself adds to every scrape that expressions may use.
 pub const SYNTHETIC_METRICS: &[&str] = &["up"];

@@ -10,5 +10,5 @@
 mod messages;
 mod swarm;
 
-pub use messages::{Category, Target, payload};
+pub use messages::{Category, LiveSlot, Target};
 pub use swarm::{NodeReport, Report, SprayConfig, SprayError, spray};

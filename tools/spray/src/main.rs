@@ -4,15 +4,15 @@
 //!   tandem-spray --peer /ip4/127.0.0.1/tcp/PORT/p2p/ID --deployment deployment.json
 //!   tandem-spray --peer ADDR --chain-id 31337        (no deployment: slot 0, zero rollup)
 
-use std::{path::PathBuf, process::ExitCode, time::Duration};
+use std::{path::PathBuf, process::ExitCode, sync::Arc, time::Duration};
 
 use clap::Parser;
 use tandem_p2p::Multiaddr;
 use tandem_proto::{
     Address, SigningDomain,
-    time::{Clock, PipeliningMode, Slot, SlotClock, SystemClock, Timestamp},
+    time::{Slot, SlotClock, SystemClock, Timestamp},
 };
-use tandem_spray::{SprayConfig, Target, spray};
+use tandem_spray::{LiveSlot, SprayConfig, Target, spray};
 
 #[derive(Debug, Parser)]
 #[command(about = "Sprays tandem nodes with invalid gossip and reports how they reacted")]
@@ -27,16 +27,16 @@ struct Args {
     #[arg(long)]
     deployment: Option<PathBuf>,
     /// The chain id, when no deployment is given (messages then claim slot 0).
-    #[arg(long)]
+    #[arg(long, conflicts_with_all = ["devnet", "deployment"])]
     chain_id: Option<u64>,
     /// Bursts of every (topic, category) message.
     #[arg(long, default_value_t = 1)]
     rounds: u32,
     /// Seconds to wait for the nodes' subscriptions before spraying anyway.
-    #[arg(long, default_value_t = 20)]
+    #[arg(long, default_value_t = 20, value_parser = clap::value_parser!(u64).range(0..=3600))]
     ready_timeout: u64,
     /// Seconds to watch the nodes' reactions after spraying.
-    #[arg(long, default_value_t = 15)]
+    #[arg(long, default_value_t = 15, value_parser = clap::value_parser!(u64).range(0..=3600))]
     watch: u64,
     /// Print the report as JSON.
     #[arg(long)]
@@ -73,10 +73,10 @@ fn file_error(path: &std::path::Path, message: impl ToString) -> CliError {
     }
 }
 
-/// The network's domain and the slot whose proposals are being gossiped now.
-fn target_of(deployment: &std::path::Path) -> Result<Target, CliError> {
-    let deployment =
-        tandem_l1::Deployment::load(deployment).map_err(|err| file_error(deployment, err))?;
+/// The network's domain, the slot whose proposals are being gossiped now, and the clock that
+/// moves it on.
+fn target_of(path: &std::path::Path) -> Result<(Target, LiveSlot), CliError> {
+    let deployment = tandem_l1::Deployment::load(path).map_err(|err| file_error(path, err))?;
     let p = &deployment.params;
     let clock = SlotClock::new(
         Timestamp::from_secs(p.genesis_time),
@@ -84,27 +84,24 @@ fn target_of(deployment: &std::path::Path) -> Result<Target, CliError> {
         Duration::from_secs(p.l1_slot_duration),
         p.epoch_duration,
     )
-    .map_err(|err| CliError::File {
-        path: PathBuf::from("deployment"),
-        message: err.to_string(),
-    })?;
-    let now = clock.slot_at(SystemClock.now()).unwrap_or(Slot(0));
-    // Pipelined: the proposals gossiped during slot N are for slot N + 1.
-    let slot = match p.pipelining_mode {
-        PipeliningMode::Pipelined => Slot(now.0.saturating_add(1)),
-        PipeliningMode::NonPipelined => now,
+    .map_err(|err| file_error(path, err))?;
+    let live = LiveSlot {
+        slots: clock,
+        mode: p.pipelining_mode,
+        clock: Arc::new(SystemClock),
     };
-    Ok(Target {
+    let target = Target {
         domain: SigningDomain {
             chain_id: p.l2_chain_id,
             rollup: deployment.rollup,
         },
-        slot,
-    })
+        slot: live.now(),
+    };
+    Ok((target, live))
 }
 
 async fn run(args: Args) -> Result<(), CliError> {
-    let (peers, target) = if let Some(path) = &args.devnet {
+    let (peers, (target, live_slot)) = if let Some(path) = &args.devnet {
         let text = std::fs::read_to_string(path).map_err(|err| file_error(path, err))?;
         let devnet: DevnetFile =
             serde_json::from_str(&text).map_err(|err| file_error(path, err))?;
@@ -121,17 +118,24 @@ async fn run(args: Args) -> Result<(), CliError> {
             || devnet.deployment_file.clone(),
             |dir| dir.join(&devnet.deployment_file),
         );
-        (peers, target_of(&deployment)?)
+        let (target, live) = target_of(&deployment)?;
+        (peers, (target, Some(live)))
     } else {
         let target = match (&args.deployment, args.chain_id) {
-            (Some(path), _) => target_of(path)?,
-            (None, Some(chain_id)) => Target {
-                domain: SigningDomain {
-                    chain_id,
-                    rollup: Address::ZERO,
+            (Some(path), _) => {
+                let (target, live) = target_of(path)?;
+                (target, Some(live))
+            }
+            (None, Some(chain_id)) => (
+                Target {
+                    domain: SigningDomain {
+                        chain_id,
+                        rollup: Address::ZERO,
+                    },
+                    slot: Slot(0),
                 },
-                slot: Slot(0),
-            },
+                None,
+            ),
             (None, None) => {
                 return Err(CliError::Usage("give --devnet, --deployment or --chain-id"));
             }
@@ -144,6 +148,7 @@ async fn run(args: Args) -> Result<(), CliError> {
     let report = spray(SprayConfig {
         peers,
         target,
+        live_slot,
         rounds: args.rounds,
         ready_timeout: Duration::from_secs(args.ready_timeout),
         watch: Duration::from_secs(args.watch),

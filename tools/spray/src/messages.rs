@@ -1,7 +1,7 @@
 //! What the sprayer sends: for each topic, payloads that fail gossip validation in every way an
 //! honest node can tell apart (and charges the forwarding peer for).
 
-use std::fmt;
+use std::{fmt, sync::Arc};
 
 use rand::{Rng, RngCore};
 use serde::Serialize;
@@ -9,7 +9,8 @@ use tandem_p2p::{GossipKind, compress_gossip_payload};
 use tandem_proto::{
     Address, B256, BlockHeader, BlockProposal, CheckpointAttestation, CheckpointProposal,
     ConsensusPayload, Signature, SigningDomain, SigningKey, Tx, TxPayload, WireMessage,
-    block_body_hash, time::Slot,
+    block_body_hash,
+    time::{Clock, PipeliningMode, Slot, SlotClock},
 };
 
 /// How a sprayed message is bad.
@@ -63,6 +64,38 @@ impl fmt::Display for Category {
     }
 }
 
+/// The slot whose proposals are gossiped at an instant: the network's slot clock and
+/// pipelining mode, read when a burst is built (a run may wait for subscriptions across slots).
+#[derive(Clone)]
+pub struct LiveSlot {
+    /// The network's slot arithmetic.
+    pub slots: SlotClock,
+    /// Pipelined: the proposals gossiped during slot N are for slot N + 1.
+    pub mode: PipeliningMode,
+    /// The time source.
+    pub clock: Arc<dyn Clock>,
+}
+
+impl fmt::Debug for LiveSlot {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("LiveSlot")
+            .field("slots", &self.slots)
+            .field("mode", &self.mode)
+            .finish_non_exhaustive()
+    }
+}
+
+impl LiveSlot {
+    /// The slot proposals claim now (slot 0 before genesis).
+    pub fn now(&self) -> Slot {
+        let now = self.slots.slot_at(self.clock.now()).unwrap_or(Slot(0));
+        match self.mode {
+            PipeliningMode::Pipelined => Slot(now.0.saturating_add(1)),
+            PipeliningMode::NonPipelined => now,
+        }
+    }
+}
+
 /// The network the well-formed messages claim to belong to.
 #[derive(Debug, Clone, Copy)]
 pub struct Target {
@@ -89,7 +122,7 @@ fn instance_transmit_limit(kind: GossipKind) -> usize {
 /// category does not apply (txs have no proposer; the largest topic of an instance cannot be
 /// oversized without exceeding the RPC frame limit). Every call differs in content, so no
 /// two are one gossip message.
-pub fn payload(
+pub(crate) fn payload(
     kind: GossipKind,
     category: Category,
     target: &Target,

@@ -17,7 +17,7 @@ use serde::Serialize;
 use tandem_p2p::{GossipKind, GossipTopic, Protocol, tx_gossip_protocol_prefix};
 use tokio::time::Instant;
 
-use crate::messages::{Category, Target, payload};
+use crate::messages::{Category, LiveSlot, Target, payload};
 
 /// Largest frame the sprayer itself sends or takes: above every topic's limit, so oversized
 /// messages leave it.
@@ -30,6 +30,9 @@ pub struct SprayConfig {
     pub peers: Vec<Multiaddr>,
     /// The network the well-formed messages claim.
     pub target: Target,
+    /// When set, the target slot is read from it as the burst is built (replacing
+    /// `target.slot`), so a long wait for subscriptions does not make the messages stale.
+    pub live_slot: Option<LiveSlot>,
     /// How many times every (topic, category) message is sent, in one burst.
     pub rounds: u32,
     /// How long to wait for the nodes' subscriptions before spraying anyway.
@@ -46,6 +49,9 @@ pub enum SprayError {
     /// A peer address without `/p2p/<peer id>`.
     #[error("{0}: no /p2p/<peer id> in the address")]
     NoPeerId(Multiaddr),
+    /// The configuration cannot be run (a zero redial interval, a time too far out).
+    #[error("bad spray configuration: {0}")]
+    Config(&'static str),
     /// The swarm could not be built.
     #[error("building the swarm: {0}")]
     Build(String),
@@ -185,6 +191,10 @@ fn peer_of(addr: &Multiaddr) -> Option<PeerId> {
 
 /// Runs one spray: see the crate docs.
 pub async fn spray(config: SprayConfig) -> Result<Report, SprayError> {
+    if config.redial_interval.is_zero() {
+        // tokio's interval panics on zero.
+        return Err(SprayError::Config("the redial interval is zero"));
+    }
     let start = Instant::now();
     let elapsed = || u64::try_from(start.elapsed().as_millis()).unwrap_or(u64::MAX);
     let chain_id = config.target.domain.chain_id;
@@ -238,7 +248,9 @@ pub async fn spray(config: SprayConfig) -> Result<Report, SprayError> {
         sprayed_ms: None,
         nodes: Vec::new(),
     };
-    let ready_deadline = start + config.ready_timeout;
+    let ready_deadline = start
+        .checked_add(config.ready_timeout)
+        .ok_or(SprayError::Config("the ready timeout is too far out"))?;
     let mut watch_deadline: Option<Instant> = None;
     let mut redial = tokio::time::interval(config.redial_interval);
     let mut rng = rand::thread_rng();
@@ -250,11 +262,14 @@ pub async fn spray(config: SprayConfig) -> Result<Report, SprayError> {
             });
             if ready || Instant::now() >= ready_deadline {
                 report.sprayed_ms = Some(elapsed());
+                let mut target = config.target;
+                if let Some(live) = &config.live_slot {
+                    target.slot = live.now();
+                }
                 for _ in 0..config.rounds {
                     for category in Category::ALL {
                         for (kind, topic) in &topics {
-                            let Some(data) = payload(*kind, category, &config.target, &mut rng)
-                            else {
+                            let Some(data) = payload(*kind, category, &target, &mut rng) else {
                                 continue;
                             };
                             let behaviour = swarm.behaviour_mut();
@@ -276,7 +291,11 @@ pub async fn spray(config: SprayConfig) -> Result<Report, SprayError> {
                         }
                     }
                 }
-                watch_deadline = Some(Instant::now() + config.watch);
+                watch_deadline = Some(
+                    Instant::now()
+                        .checked_add(config.watch)
+                        .ok_or(SprayError::Config("the watch time is too far out"))?,
+                );
             }
         }
         // Done early once every node that was reached refused the sprayer twice.

@@ -33,6 +33,7 @@ async fn a_node_penalises_disconnects_bans_and_refuses_the_sprayer() {
             domain: net.domain,
             slot: TARGET,
         },
+        live_slot: None,
         rounds: 1,
         ready_timeout: PATIENCE,
         watch: PATIENCE,
