@@ -187,7 +187,7 @@ mod tests {
         let recorder = DebuggingRecorder::new();
         let snapshotter = recorder.snapshotter();
         metrics::with_local_recorder(&recorder, register_zeroes);
-        let counters: Vec<(String, Vec<(String, String)>, u64)> = snapshotter
+        let counters: Vec<Series> = snapshotter
             .snapshot()
             .into_vec()
             .into_iter()
@@ -218,6 +218,9 @@ mod tests {
         assert!(has("p2p_peers_removed_total", ("reason", "disconnected")));
         assert_eq!(counters.len(), 2 * 4 + 3 + 1 + 2, "{counters:?}");
     }
+
+    /// Name, labels, value.
+    type Series = (String, Vec<(String, String)>, u64);
 
     fn labels(key: &CompositeKey) -> Vec<(String, String)> {
         key.key()
