@@ -13,7 +13,7 @@ use tandem_p2p::{GossipKind, PeerId, scoring::DISCONNECT_THRESHOLD};
 use tandem_spray::{Category, SprayConfig, Target, spray};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_node_penalises_disconnects_bans_and_refuses_the_sprayer() {
+async fn a_node_penalises_disconnects_and_refuses_the_sprayer() {
     let net = Net::new();
     let node = spawn_node(&net, NodeOptions::default()).await;
     // A second, honest node keeps the victim's mesh alive (its topics subscribed and served).
