@@ -65,7 +65,7 @@ pub use service::{
     CollectedAttestation, DiscoveryStatus, NetworkStatus, P2pDeps, P2pHandle, P2pService,
     PeerReputation, TopicCounters,
 };
-pub use snappy::SnappyError;
+pub use snappy::{SnappyError, compress as compress_gossip_payload};
 pub use topics::{
     GossipKind, GossipTopic, TOPIC_PREFIX, TOPIC_VERSION, TopicError, tx_gossip_protocol_prefix,
 };

@@ -7,6 +7,23 @@ use metrics::{counter, gauge, histogram};
 
 use crate::{scoring::PeerAction, topics::GossipKind};
 
+/// Registers the rare-event counters at zero for their known label values, so their series
+/// exist from the first scrape: panels show 0 rather than no data, and `increase()` alerts see
+/// the first event (a series born at 1 hides it).
+pub(crate) fn register_zeroes() {
+    for kind in GossipKind::ALL {
+        counter!("p2p_gossip_queue_dropped_total", "topic" => kind.name()).absolute(0);
+        counter!("p2p_gossip_rate_limited_total", "topic" => kind.name()).absolute(0);
+    }
+    for kind in GossipKind::CONSENSUS {
+        counter!("p2p_equivocations_total", "topic" => kind.name()).absolute(0);
+    }
+    counter!("p2p_handler_dropped_total", "lane" => crate::processor::TX_LANE).absolute(0);
+    for reason in ["banned", "disconnected"] {
+        counter!("p2p_peers_removed_total", "reason" => reason).absolute(0);
+    }
+}
+
 /// Final verdict on a gossip message.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Verdict {
@@ -154,4 +171,61 @@ pub(crate) fn request(protocol: &'static str, direction: &'static str, result: &
 
 pub(crate) fn publish_error(kind: GossipKind) {
     counter!("p2p_publish_errors_total", "topic" => kind.name()).increment(1);
+}
+
+#[cfg(test)]
+mod tests {
+    use metrics_util::{
+        CompositeKey, MetricKind,
+        debugging::{DebugValue, DebuggingRecorder},
+    };
+
+    use super::*;
+
+    #[test]
+    fn rare_event_counters_start_at_zero() {
+        let recorder = DebuggingRecorder::new();
+        let snapshotter = recorder.snapshotter();
+        metrics::with_local_recorder(&recorder, register_zeroes);
+        let counters: Vec<Series> = snapshotter
+            .snapshot()
+            .into_vec()
+            .into_iter()
+            .filter_map(|(key, _, _, value)| match (key.kind(), value) {
+                (MetricKind::Counter, DebugValue::Counter(n)) => {
+                    Some((key.key().name().to_owned(), labels(&key), n))
+                }
+                _ => None,
+            })
+            .collect();
+        let has = |name: &str, label: (&str, &str)| {
+            counters.iter().any(|(n, labels, value)| {
+                n == name && *value == 0 && labels == &[(label.0.to_owned(), label.1.to_owned())]
+            })
+        };
+        for kind in GossipKind::ALL {
+            assert!(has(
+                "p2p_gossip_queue_dropped_total",
+                ("topic", kind.name())
+            ));
+            assert!(has("p2p_gossip_rate_limited_total", ("topic", kind.name())));
+        }
+        for kind in GossipKind::CONSENSUS {
+            assert!(has("p2p_equivocations_total", ("topic", kind.name())));
+        }
+        assert!(has("p2p_handler_dropped_total", ("lane", "tx")));
+        assert!(has("p2p_peers_removed_total", ("reason", "banned")));
+        assert!(has("p2p_peers_removed_total", ("reason", "disconnected")));
+        assert_eq!(counters.len(), 2 * 4 + 3 + 1 + 2, "{counters:?}");
+    }
+
+    /// Name, labels, value.
+    type Series = (String, Vec<(String, String)>, u64);
+
+    fn labels(key: &CompositeKey) -> Vec<(String, String)> {
+        key.key()
+            .labels()
+            .map(|label| (label.key().to_owned(), label.value().to_owned()))
+            .collect()
+    }
 }

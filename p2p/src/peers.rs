@@ -16,8 +16,14 @@ pub enum PeerDecision {
     Keep,
     /// Close its connections; it may come back.
     Disconnect,
-    /// Close its connections and refuse it until the ban ends.
+    /// The ban starts: close its connections and refuse it until the ban ends.
     Ban {
+        /// End of the ban.
+        until: Timestamp,
+    },
+    /// Already banned (a message it sent before the ban, validated late): the ban is not
+    /// counted again.
+    StillBanned {
         /// End of the ban.
         until: Timestamp,
     },
@@ -73,7 +79,7 @@ impl PeerManager {
             && until > now
         {
             // The score stays pinned while banned.
-            return PeerDecision::Ban { until };
+            return PeerDecision::StillBanned { until };
         }
         decay(reputation, now);
         reputation.score -= action.penalty();
@@ -214,15 +220,17 @@ mod tests {
         let until = t0.saturating_add(Duration::from_secs(3600));
         assert_eq!(ban, PeerDecision::Ban { until });
         assert!(peers.is_banned(&peer, t0));
-        // Pinned while banned: no further decay or penalty changes the outcome.
-        assert_eq!(
-            peers.report(
-                peer,
-                PeerAction::HighToleranceError,
-                until.saturating_sub(Duration::from_secs(1))
-            ),
-            PeerDecision::Ban { until }
-        );
+        // Pinned while banned: no further decay or penalty changes the outcome, and the ban
+        // starts only once (the swarm counts a ban per `Ban`).
+        for action in [
+            PeerAction::LowToleranceError,
+            PeerAction::HighToleranceError,
+        ] {
+            assert_eq!(
+                peers.report(peer, action, until.saturating_sub(Duration::from_secs(1))),
+                PeerDecision::StillBanned { until }
+            );
+        }
         assert_eq!(peers.expire(until), vec![peer]);
         assert!(!peers.is_banned(&peer, until));
         assert!(peers.is_acceptable(&peer, until));

@@ -38,8 +38,10 @@ pub(crate) fn decompress(kind: GossipKind, data: &[u8]) -> Result<Vec<u8>, Snapp
         .map_err(|_| SnappyError::Corrupt)
 }
 
-/// Compresses a payload for publishing.
-pub(crate) fn compress(data: &[u8]) -> Vec<u8> {
+/// Compresses a payload for publishing: the gossip encoding (snappy raw), for tools that speak
+/// the protocol without this crate's service (`tools/spray`). Returns an empty Vec for an input
+/// beyond snappy's 4 GiB limit (far above every topic's cap, so never a valid message).
+pub fn compress(data: &[u8]) -> Vec<u8> {
     // `compress_vec` only fails for inputs beyond snappy's 4 GiB frame limit; gossip messages
     // are capped far below it.
     snap::raw::Encoder::new()

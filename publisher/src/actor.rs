@@ -247,6 +247,7 @@ impl Publisher {
     /// [`SHUTDOWN_GRACE`]). Fails only when the tx store breaks or a task panics; an error of one
     /// request is logged and the others go on.
     pub async fn run(mut self, cancel: CancellationToken) -> Result<(), PublisherError> {
+        crate::metrics::register_zeroes();
         let mut tasks: JoinSet<Result<(), PublisherError>> = JoinSet::new();
         for record in std::mem::take(&mut self.resume) {
             let shared = self.shared.clone();

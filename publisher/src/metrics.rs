@@ -95,6 +95,21 @@ pub(crate) fn cancel(result: &'static str) {
     metrics::counter!("publisher_cancels_total", "result" => result).increment(1);
 }
 
+/// Reasons a propose is dropped at simulation besides the contract's error names.
+const OTHER_SIMULATION_DROPS: [&str; 2] = ["unknown", "GasAboveTxCap"];
+
+/// Registers the rare-event counters at zero for their known label values when the publisher
+/// starts, so their series exist from the first scrape: panels show 0 rather than no data, and
+/// `increase()` alerts see the first event (a series born at 1 hides it).
+pub(crate) fn register_zeroes() {
+    let reverts = tandem_l1::RollupError::SELECTORS
+        .iter()
+        .filter_map(|selector| tandem_l1::RollupError::name_by_selector(*selector));
+    for reason in reverts.chain(OTHER_SIMULATION_DROPS) {
+        metrics::counter!("publisher_dropped_at_simulation_total", "reason" => reason).absolute(0);
+    }
+}
+
 pub(crate) fn dropped_at_simulation(reason: &'static str) {
     metrics::counter!("publisher_dropped_at_simulation_total", "reason" => reason).increment(1);
 }
@@ -135,4 +150,46 @@ pub(crate) fn balance(address: Address, wei: u128, runway: u128, low: bool) {
 
 pub(crate) fn in_flight(delta: f64) {
     metrics::gauge!("publisher_in_flight").increment(delta);
+}
+
+#[cfg(test)]
+mod tests {
+    use metrics_util::{
+        MetricKind,
+        debugging::{DebugValue, DebuggingRecorder},
+    };
+
+    #[test]
+    fn simulation_drops_start_at_zero_for_every_contract_error() {
+        let recorder = DebuggingRecorder::new();
+        let snapshotter = recorder.snapshotter();
+        metrics::with_local_recorder(&recorder, super::register_zeroes);
+        let mut reasons: Vec<String> = snapshotter
+            .snapshot()
+            .into_vec()
+            .into_iter()
+            .filter_map(|(key, _, _, value)| match (key.kind(), value) {
+                (MetricKind::Counter, DebugValue::Counter(0))
+                    if key.key().name() == "publisher_dropped_at_simulation_total" =>
+                {
+                    key.key()
+                        .labels()
+                        .find(|label| label.key() == "reason")
+                        .map(|label| label.value().to_owned())
+                }
+                _ => None,
+            })
+            .collect();
+        reasons.sort();
+        let mut expected: Vec<String> = tandem_l1::RollupError::SELECTORS
+            .iter()
+            .filter_map(|selector| tandem_l1::RollupError::name_by_selector(*selector))
+            .chain(super::OTHER_SIMULATION_DROPS)
+            .map(str::to_owned)
+            .collect();
+        expected.sort();
+        assert!(expected.len() > 2, "the contract has custom errors");
+        assert!(reasons.iter().any(|reason| reason == "InvalidArchive"));
+        assert_eq!(reasons, expected);
+    }
 }

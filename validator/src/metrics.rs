@@ -230,6 +230,47 @@ pub(crate) fn checkpoint_validation(result: &'static str) {
     metrics::counter!("validator_checkpoint_validation_total", "result" => result).increment(1);
 }
 
+/// The slashable reasons (`BlockRejection`/`CheckpointRejection::is_slashable`), registered at
+/// zero; a reason added there without being listed here only lacks its zero series.
+const SLASHABLE_REASONS: [(&str, &[&str]); 2] = [
+    (
+        "block",
+        &[
+            "duplicate_txs",
+            "parent_block_wrong_slot",
+            "invalid_embedded_txs",
+            "global_variables_mismatch",
+            "fee_per_mana_mismatch",
+            "failed_txs",
+            "state_mismatch",
+        ],
+    ),
+    (
+        "checkpoint",
+        &[
+            "invalid_fee_asset_price_modifier",
+            "no_blocks_for_slot",
+            "too_many_blocks_in_checkpoint",
+            "body_too_large",
+            "checkpoint_header_mismatch",
+            "archive_mismatch",
+            "last_block_invalid",
+        ],
+    ),
+];
+
+/// Registers the proposer-fault counters at zero when the follower starts, so their series
+/// exist from the first scrape: panels show 0 rather than no data, and `increase()` alerts see
+/// the first fault (a series born at 1 hides it).
+pub(crate) fn register_zeroes() {
+    for (proposal, reasons) in SLASHABLE_REASONS {
+        for reason in reasons {
+            counter!("validator_proposer_faults_total", "proposal" => proposal, "reason" => *reason)
+                .absolute(0);
+        }
+    }
+}
+
 /// A slashable fault of a proposer, found after gossip accepted (and relayed) its signed
 /// proposal: recorded against the proposer (its address is in the structured log with the
 /// evidence), never charged to the peer that relayed it.
@@ -296,4 +337,42 @@ pub(crate) fn gossip_tx_refused(err: &PoolError) {
 
 pub(crate) fn prune_events_missed(missed: u64) {
     metrics::counter!("validator_prune_events_missed_total").increment(missed);
+}
+
+#[cfg(test)]
+mod zero_tests {
+    use metrics_util::{
+        MetricKind,
+        debugging::{DebugValue, DebuggingRecorder},
+    };
+
+    #[test]
+    fn proposer_faults_start_at_zero_for_every_slashable_reason() {
+        let recorder = DebuggingRecorder::new();
+        let snapshotter = recorder.snapshotter();
+        metrics::with_local_recorder(&recorder, super::register_zeroes);
+        let mut series: Vec<(String, String)> = snapshotter
+            .snapshot()
+            .into_vec()
+            .into_iter()
+            .filter_map(|(key, _, _, value)| match (key.kind(), value) {
+                (MetricKind::Counter, DebugValue::Counter(0))
+                    if key.key().name() == "validator_proposer_faults_total" =>
+                {
+                    let label = |name: &str| {
+                        key.key()
+                            .labels()
+                            .find(|label| label.key() == name)
+                            .map(|label| label.value().to_owned())
+                    };
+                    Some((label("proposal")?, label("reason")?))
+                }
+                _ => None,
+            })
+            .collect();
+        series.sort();
+        assert_eq!(series.len(), 14);
+        assert!(series.contains(&("block".to_owned(), "state_mismatch".to_owned())));
+        assert!(series.contains(&("checkpoint".to_owned(), "archive_mismatch".to_owned())));
+    }
 }

@@ -12,6 +12,7 @@
 //! supervisor.
 
 mod handle;
+mod zeroes;
 
 use std::{
     collections::{BTreeMap, BTreeSet, VecDeque},
@@ -151,6 +152,7 @@ impl ArchiverActor {
 
     /// Serves commands and follows L1 until cancelled; returns a fatal error if one happens.
     pub async fn run(mut self, cancel: CancellationToken) -> ArchiverResult<()> {
+        zeroes::register_zeroes();
         let mut ticker = tokio::time::interval(self.timing.poll_interval);
         ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         let result = self.serve(&cancel, &mut ticker).await;

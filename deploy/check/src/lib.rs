@@ -17,6 +17,9 @@ use promql_parser::{
 };
 use regex::Regex;
 
+mod labels;
+pub use labels::SeriesLabels;
+
 /// Series Prometheus itself adds to every scrape that expressions may use.
 pub const SYNTHETIC_METRICS: &[&str] = &["up"];
 
@@ -44,6 +47,9 @@ pub enum Kind {
 pub struct CodeMetrics {
     /// Name as recorded (without the exporter's prefix) → kind.
     pub defined: BTreeMap<String, Kind>,
+    /// Name as recorded → the label keys of its call sites (`None`: some call site passes
+    /// its labels as a value the scan cannot read).
+    pub labels: BTreeMap<String, Option<BTreeSet<String>>>,
     /// The exporter's prefix (`tandem`).
     pub prefix: String,
     /// Name suffixes of histograms the exporter gives buckets (others become summaries).
@@ -55,9 +61,10 @@ impl CodeMetrics {
     /// and the node's exporter setup.
     pub fn scan(root: &Path) -> eyre::Result<Self> {
         let call = Regex::new(
-            r#"\b(?:describe_)?(counter|gauge|histogram)!\s*\(\s*"([a-zA-Z_:][a-zA-Z0-9_:]*)""#,
+            r#"\b(describe_)?(counter|gauge|histogram)!\s*(\()\s*"([a-zA-Z_:][a-zA-Z0-9_:]*)""#,
         )?;
         let mut defined = BTreeMap::new();
+        let mut labels: BTreeMap<String, Option<BTreeSet<String>>> = BTreeMap::new();
         for entry in walkdir::WalkDir::new(root)
             .into_iter()
             .filter_entry(|entry| {
@@ -80,12 +87,28 @@ impl CodeMetrics {
             let text = std::fs::read_to_string(path)
                 .wrap_err_with(|| format!("reading {}", path.display()))?;
             for found in call.captures_iter(&text) {
-                let kind = match &found[1] {
+                let kind = match &found[2] {
                     "counter" => Kind::Counter,
                     "gauge" => Kind::Gauge,
                     _ => Kind::Histogram,
                 };
-                let name = found[2].to_string();
+                let name = found[4].to_string();
+                if found.get(1).is_none() {
+                    // A recording call site: its labels follow the name.
+                    let (open, name_end) = (found.get(3), found.get(4));
+                    if let (Some(open), Some(name_end)) = (open, name_end) {
+                        let body = labels::macro_body(&text, open.start());
+                        let after_name = name_end.end() + 1 - (open.start() + 1);
+                        let keys = body.get(after_name..).and_then(labels::macro_label_keys);
+                        let entry = labels
+                            .entry(name.clone())
+                            .or_insert_with(|| Some(BTreeSet::new()));
+                        match (entry.as_mut(), keys) {
+                            (Some(known), Some(keys)) => known.extend(keys),
+                            _ => *entry = None,
+                        }
+                    }
+                }
                 if let Some(previous) = defined.insert(name.clone(), kind)
                     && previous != kind
                 {
@@ -106,9 +129,43 @@ impl CodeMetrics {
             .collect();
         Ok(Self {
             defined,
+            labels,
             prefix,
             bucket_suffixes,
         })
+    }
+
+    /// The label keys of every exported series whose labels the scan could read (the
+    /// exporter adds `le` to histogram buckets and `quantile` to summaries).
+    pub fn series_labels(&self) -> SeriesLabels {
+        let mut out = SeriesLabels::new();
+        for (name, kind) in &self.defined {
+            // Only described, or labels passed as a value: not checked.
+            let Some(Some(keys)) = self.labels.get(name).cloned() else {
+                continue;
+            };
+            let full = format!("{}_{name}", self.prefix);
+            let with = |extra: &str| {
+                let mut keys = keys.clone();
+                keys.insert(extra.to_string());
+                keys
+            };
+            match kind {
+                Kind::Counter | Kind::Gauge => {
+                    out.insert(full, keys);
+                }
+                Kind::Histogram => {
+                    if self.bucket_suffixes.iter().any(|s| name.ends_with(s)) {
+                        out.insert(format!("{full}_bucket"), with("le"));
+                    } else {
+                        out.insert(full.clone(), with("quantile"));
+                    }
+                    out.insert(format!("{full}_sum"), keys.clone());
+                    out.insert(format!("{full}_count"), keys);
+                }
+            }
+        }
+        out
     }
 
     /// Every series name the node's `/metrics` can carry.
@@ -307,8 +364,8 @@ pub fn dashboard_expressions(path: &Path) -> eyre::Result<Vec<Expression>> {
 pub fn rule_expressions(path: &Path) -> eyre::Result<Vec<Expression>> {
     let text =
         std::fs::read_to_string(path).wrap_err_with(|| format!("reading {}", path.display()))?;
-    let rules: serde_yaml::Value =
-        serde_yaml::from_str(&text).wrap_err_with(|| format!("{}: not YAML", path.display()))?;
+    let rules: yaml_serde::Value =
+        yaml_serde::from_str(&text).wrap_err_with(|| format!("{}: not YAML", path.display()))?;
     let file = file_name(path);
     let mut out = Vec::new();
     for group in rules["groups"].as_sequence().into_iter().flatten() {
@@ -335,7 +392,7 @@ pub fn rule_expressions(path: &Path) -> eyre::Result<Vec<Expression>> {
 pub fn recorded_names(root: &Path) -> eyre::Result<BTreeSet<String>> {
     let mut names = BTreeSet::new();
     for path in rule_files(root)? {
-        let rules: serde_yaml::Value = serde_yaml::from_str(&std::fs::read_to_string(&path)?)?;
+        let rules: yaml_serde::Value = yaml_serde::from_str(&std::fs::read_to_string(&path)?)?;
         for group in rules["groups"].as_sequence().into_iter().flatten() {
             for rule in group["rules"].as_sequence().into_iter().flatten() {
                 if let Some(name) = rule["record"].as_str() {
@@ -370,6 +427,26 @@ pub fn unknown_metrics(expressions: &[Expression], known: &BTreeSet<String>) -> 
                 for name in names.difference(known) {
                     problems.push(format!(
                         "{}: {name} is not a metric the code defines\n  {}",
+                        expression.source, expression.raw
+                    ));
+                }
+            }
+        }
+    }
+    problems
+}
+
+/// The problems of `expressions`' label keys against `series`: one line per label used where
+/// no series below it has that label.
+pub fn unknown_labels(expressions: &[Expression], series: &SeriesLabels) -> Vec<String> {
+    let mut problems = Vec::new();
+    for expression in expressions {
+        match promql_parser::parser::parse(&expression.expanded()) {
+            Err(err) => problems.push(format!("{}: does not parse: {err}", expression.source)),
+            Ok(expr) => {
+                for problem in labels::check(&expr, series) {
+                    problems.push(format!(
+                        "{}: {problem}\n  {}",
                         expression.source, expression.raw
                     ));
                 }

@@ -4,8 +4,8 @@
 
 use std::{collections::BTreeSet, path::Path, process::Command};
 
-use serde_yaml::Value;
 use tandem_deploy_check::repo_root;
+use yaml_serde::Value;
 
 const P2P: u64 = 40400;
 const RPC: u64 = 8080;
@@ -19,7 +19,7 @@ const NODES: [&str; 5] = [
 ];
 
 fn yaml(path: &Path) -> Value {
-    let mut value: Value = serde_yaml::from_str(&std::fs::read_to_string(path).unwrap())
+    let mut value: Value = yaml_serde::from_str(&std::fs::read_to_string(path).unwrap())
         .unwrap_or_else(|err| panic!("{}: {err}", path.display()));
     value.apply_merge().unwrap();
     value
@@ -27,7 +27,7 @@ fn yaml(path: &Path) -> Value {
 
 fn yaml_docs(path: &Path) -> Vec<Value> {
     let text = std::fs::read_to_string(path).unwrap();
-    serde_yaml::Deserializer::from_str(&text)
+    yaml_serde::Deserializer::from_str(&text)
         .map(|doc| {
             serde::Deserialize::deserialize(doc)
                 .unwrap_or_else(|err| panic!("{}: {err}", path.display()))

@@ -5,7 +5,8 @@ use std::{collections::BTreeSet, path::Path, process::Command};
 
 use tandem_deploy_check::{
     CodeMetrics, Expression, Kind, all_expressions, dashboard_expressions, dashboard_files,
-    files_with, known_names, repo_root, rule_expressions, rule_files, unknown_metrics,
+    files_with, known_names, repo_root, rule_expressions, rule_files, unknown_labels,
+    unknown_metrics,
 };
 
 fn promtool(args: &[&str], dir: &Path) {
@@ -79,7 +80,7 @@ fn every_alert_has_a_runbook_a_unit_test_and_a_readme_entry() {
         .iter()
         .map(|path| std::fs::read_to_string(path).unwrap())
         .collect();
-    let tests: serde_yaml::Value = serde_yaml::from_str(&tests).unwrap();
+    let tests: yaml_serde::Value = yaml_serde::from_str(&tests).unwrap();
     // Alerts some unit test expects to fire.
     let mut fired = BTreeSet::new();
     for test in tests["tests"].as_sequence().unwrap() {
@@ -95,8 +96,8 @@ fn every_alert_has_a_runbook_a_unit_test_and_a_readme_entry() {
     let readme = std::fs::read_to_string(root.join("deploy/README.md")).unwrap();
     let mut alerts = 0;
     for file in rule_files(&root).unwrap() {
-        let rules: serde_yaml::Value =
-            serde_yaml::from_str(&std::fs::read_to_string(&file).unwrap()).unwrap();
+        let rules: yaml_serde::Value =
+            yaml_serde::from_str(&std::fs::read_to_string(&file).unwrap()).unwrap();
         for group in rules["groups"].as_sequence().unwrap() {
             for rule in group["rules"].as_sequence().unwrap() {
                 let Some(name) = rule["alert"].as_str() else {
@@ -183,6 +184,60 @@ fn a_renamed_metric_is_reported() {
         alert: None,
     });
     assert_eq!(unknown_metrics(&expressions, &known).len(), 1);
+}
+
+#[test]
+fn every_label_key_an_expression_uses_is_a_label_of_its_metrics() {
+    let root = repo_root();
+    let code = CodeMetrics::scan(&root).unwrap();
+    let series = code.series_labels();
+    // The scan read the labels of the macros' call sites.
+    let labels = |name: &str| series[name].iter().cloned().collect::<Vec<_>>();
+    assert_eq!(
+        labels("tandem_p2p_gossip_messages_total"),
+        ["result", "topic"]
+    );
+    assert_eq!(labels("tandem_node_info"), ["role", "version"]);
+    assert_eq!(labels("tandem_p2p_peers"), Vec::<String>::new());
+    assert!(series.len() > 100, "{}", series.len());
+    let expressions = all_expressions(&root).unwrap();
+    let problems = unknown_labels(&expressions, &series);
+    assert!(problems.is_empty(), "{}", problems.join("\n"));
+}
+
+#[test]
+fn a_wrong_label_key_is_reported() {
+    let root = repo_root();
+    let series = CodeMetrics::scan(&root).unwrap().series_labels();
+    let expression = |raw: &str| Expression {
+        source: "test".into(),
+        raw: raw.into(),
+        alert: None,
+    };
+    let problems = |raw: &str| unknown_labels(&[expression(raw)], &series);
+    // Right labels, target labels, the exporter's le.
+    for good in [
+        r#"sum by (topic, result) (rate(tandem_p2p_gossip_messages_total{instance=~"$instance"}[5m]))"#,
+        "histogram_quantile(0.9, sum by (le, topic) (rate(tandem_p2p_gossip_validation_seconds_bucket[5m])))",
+        "tandem_node_peers < on(job, instance) tandem_node_min_peers",
+        "tandem_node_peers * on (instance) group_left (role) tandem_node_info",
+        r#"sum by (r) (label_replace(tandem_node_info, "r", "$1", "role", "(.*)"))"#,
+    ] {
+        assert_eq!(problems(good), Vec::<String>::new(), "{good}");
+    }
+    // A misspelt matcher, by clause, on clause and group_left label each fail.
+    for bad in [
+        r#"tandem_p2p_gossip_messages_total{topc="tx"}"#,
+        "sum by (reason) (rate(tandem_p2p_gossip_messages_total[5m]))",
+        "sum by (topic) (sum by (result) (tandem_p2p_gossip_messages_total))",
+        "tandem_node_peers < on(job, role) tandem_node_min_peers",
+        "tandem_node_peers * on (instance) group_left (version) tandem_node_min_peers",
+        "histogram_quantile(0.9, sum by (topic) (rate(tandem_p2p_gossip_validation_seconds_bucket[5m])))",
+    ] {
+        // (An `on` label missing on both sides is reported for each side.)
+        let expected = if bad.contains("on(job, role)") { 2 } else { 1 };
+        assert_eq!(problems(bad).len(), expected, "{bad}: {:?}", problems(bad));
+    }
 }
 
 #[test]

@@ -133,6 +133,10 @@ pub(crate) fn describe_metrics() {
         "Smallest (local time a new L1 head was first seen − its timestamp) over recent heads"
     );
     metrics::describe_gauge!("node_peers", "Connected p2p peers");
+    metrics::describe_gauge!(
+        "node_min_peers",
+        "p2p.min_peers: fewer connected peers make the node not ready"
+    );
 }
 
 /// Sets the gauges from `report`.
@@ -155,6 +159,8 @@ pub(crate) fn publish_gauges(report: &ReadyReport) {
     }
     if let Some(peers) = report.peers {
         metrics::gauge!("node_peers").set(peers as f64);
+        // Next to the count (once bound), so alerts compare with each node's own setting.
+        metrics::gauge!("node_min_peers").set(f64::from(report.min_peers));
     }
 }
 

@@ -452,6 +452,7 @@ impl P2pService {
         handlers: Handlers,
         cancel: CancellationToken,
     ) -> Result<(), P2pError> {
+        crate::metrics::register_zeroes();
         let child = cancel.child_token();
         let mut tasks = JoinSet::new();
         let mut names = HashMap::new();

@@ -192,6 +192,10 @@ impl P2pService {
                 }
                 let _ = self.swarm.disconnect_peer_id(peer);
             }
+            PeerDecision::StillBanned { .. } => {
+                // Refused and blacklisted when the ban started; a late message changes nothing.
+                let _ = self.swarm.disconnect_peer_id(peer);
+            }
         }
     }
 

@@ -267,6 +267,7 @@ impl StateService {
             Arc::clone(&handle.stats),
         );
         metrics::describe_metrics();
+        metrics::register_zeroes();
         metrics::not_ready();
         (
             handle,
