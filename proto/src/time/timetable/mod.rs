@@ -44,7 +44,8 @@ impl Timetable {
     /// Pipelined (G4): with E < 8 s the fast local profile lowers propagation and prepare time
     /// to 0.5 s and the minimum block to 1 s. Non-pipelined (G0): the fast profile lowers
     /// propagation to 0, assemble and init to 0.5 s, the minimum execution time to 1 s and the
-    /// L1 publishing time to E. The clamp only ever lowers a budget.
+    /// L1 publishing time to E. In every profile the minimum block is at most D / 2. The clamp
+    /// only ever lowers a budget.
     pub fn new(
         windows: ConsensusWindows,
         budgets: SequencerBudgets,
@@ -81,8 +82,12 @@ impl Timetable {
         if block_ms >= slot_ms {
             return Err(TimetableError::BlockNotShorterThanSlot { block_ms, slot_ms });
         }
-        // A minimum block longer than a block would make every sub-slot unusable.
-        b.min_block = b.min_block.min(block_ms);
+        // At most half a block: with a minimum as long as D (the ci profile's 1 s), a sub-slot
+        // reached even a millisecond late would be skipped — and the first one is always
+        // reached late by however long the L1 block at the frame opening takes to be mined and
+        // synced (the sync guard waits for it; up to E on a 1 s L1), so its block was lost
+        // whenever that ate the whole init budget.
+        b.min_block = b.min_block.min(block_ms / 2);
         let l1_slot_ms = ms(clock.l1_slot_duration());
         if windows.mode() == PipeliningMode::NonPipelined
             && b.propagation.saturating_add(b.l1_publishing) < l1_slot_ms
