@@ -15,7 +15,9 @@
 # last restart. Not part of CI (~20 s per kill on a quiet machine).
 #
 #   scripts/crash-loop.sh [--kills N] [--victim validator-1] [--seed S]
-#     CRASH_KEEP=1 keeps the work dir (logs, devnet); CRASH_TANDEM=BIN skips the build.
+#     CRASH_KEEP=1 keeps the work dir (logs, devnet); CRASH_TANDEM=BIN skips the build;
+#     CRASH_READY_SECS (90) bounds restart→ready; touching CRASH_STOP_FILE ends the loop early
+#     (the final checks and the summary still run).
 set -euo pipefail
 
 kills=100 victim=validator-1 seed="$RANDOM"
@@ -82,6 +84,10 @@ check init "$seed"
 pid="$(check pid)"
 restart_log="$data/$victim/logs/restarted.log"
 for i in $(seq 1 "$kills"); do
+  if [ -n "${CRASH_STOP_FILE:-}" ] && [ -e "$CRASH_STOP_FILE" ]; then
+    log "stop file $CRASH_STOP_FILE: ending after $((i - 1)) kills"
+    break
+  fi
   # A random instant of the slot, at least 2 s after the last ready.
   delay="$(check next-kill-delay "$i")"
   sleep "$delay"
