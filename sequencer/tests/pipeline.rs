@@ -197,8 +197,9 @@ async fn pipelined_checkpoints_build_on_proposed_parents_and_recover_from_a_supp
         );
         // Every checkpoint after the first (built as the sequencers start) has every block.
         // The second is the one the sync guard makes wait for the L1 block at its frame
-        // opening (no checkpoint on L1 yet); the timetable's minimum block of D / 2 absorbs
-        // that wait (it once cost a 1 s minimum block the first sub-slot: 7 of 8).
+        // opening (no checkpoint on L1 yet): the loop wakes when the archiver syncs it, and the
+        // timetable's minimum block of D / 2 absorbs that wait (it once cost a 1 s minimum
+        // block the first sub-slot: 7 of 8).
         assert_eq!(
             this.blocks, max_blocks,
             "every sub-slot a block at slot {slot:?}"

@@ -77,10 +77,15 @@ pub(super) async fn build_blocks(
         if blocks.len() >= max_blocks as usize {
             break;
         }
-        // The timetable's minimum block is at most D / 2, so a wake-up's jitter after a
-        // sub-slot deadline never costs the next sub-slot.
+        // The timetable's minimum block is at most D / 2, so a wake-up (or a release) up to
+        // D / 2 late after a sub-slot deadline keeps the next sub-slot.
         let now = ctx.now();
         let Some(sub) = schedule.select_subslot(now, from_index) else {
+            // Every sub-slot left is too short (the last one reached late): those are lost too.
+            let len = u32::try_from(schedule.block_build_deadlines.len()).unwrap_or(u32::MAX);
+            if from_index < len {
+                report_skipped(ctx, schedule, from_index, len, now);
+            }
             break;
         };
         if sub.index > from_index {
@@ -184,6 +189,7 @@ fn report_skipped(ctx: &Ctx, schedule: &SlotSchedule, first: u32, chosen: u32, s
         .unwrap_or(schedule.first_subslot_start);
     let late_ms = u64::try_from(starts.millis_since(opened)).unwrap_or(0);
     let count = chosen.saturating_sub(first);
+    metrics::subslots_skipped(count);
     tracing::warn!(target: "sequencer", slot = schedule.target_slot.0, first, count, late_ms,
         "sub-slots skipped: reached with less than the minimum block duration left");
     ctx.emit(SequencerEvent::SubSlotsSkipped {

@@ -14,7 +14,7 @@ use crate::{
 };
 
 /// The blocks stored in our archiver, and their tx counts.
-fn stored_blocks(f: &Fixture) -> (Vec<tandem_archiver::ProposedBlock>, Vec<usize>) {
+pub(super) fn stored_blocks(f: &Fixture) -> (Vec<tandem_archiver::ProposedBlock>, Vec<usize>) {
     let stored = f.chain.stored_blocks.lock().unwrap().clone();
     let sizes = stored.iter().map(|block| block.txs.len()).collect();
     (stored, sizes)
@@ -22,7 +22,7 @@ fn stored_blocks(f: &Fixture) -> (Vec<tandem_archiver::ProposedBlock>, Vec<usize
 
 /// Prepares and runs the job for the slot the clock is in (paused time: the clock moves only
 /// while the job waits); the loop's state is idle afterwards.
-async fn run_job(
+pub(super) async fn run_job(
     f: &Fixture,
 ) -> (
     std::sync::Arc<crate::context::Ctx>,
@@ -152,70 +152,6 @@ async fn a_minimum_above_the_blocks_share_is_capped_by_it_instead_of_building_no
     built.expect("a checkpoint");
     let (_, sizes) = stored_blocks(&f);
     assert_eq!(sizes, vec![2; max_blocks]);
-}
-
-/// The job can start only once the L1 block at the frame opening is mined and synced (the sync
-/// guard), which on a 1 s L1 lands anywhere in the frame's first second: a job reaching the
-/// block loop a little after the first sub-slot opened (here 300 ms, plus the archiver's and
-/// the loop's polls) must still give that sub-slot its block (the pipelined test's warm-up
-/// flake: 7 of 8 blocks).
-#[tokio::test(start_paused = true)]
-async fn a_job_starting_late_in_the_first_sub_slot_still_builds_every_block() {
-    let mut f = Fixture::new(PipeliningMode::Pipelined, &[]);
-    f.config.max_txs_per_checkpoint = Some(16);
-    f.ready_for(Slot(3), 40);
-    let schedule = f.params().timetable.schedule(Slot(3));
-    let late = schedule
-        .build_frame_start
-        .until(schedule.first_subslot_start)
-        .saturating_add(Duration::from_millis(300));
-    f.at_frame_opening(Slot(3), late);
-    let max_blocks = f.params().timetable.max_blocks_per_checkpoint() as usize;
-    let (_, built, events) = run_job(&f).await;
-    built.expect("a checkpoint");
-    let skipped: Vec<_> = events
-        .iter()
-        .filter(|event| matches!(event, SequencerEvent::SubSlotsSkipped { .. }))
-        .collect();
-    assert!(skipped.is_empty(), "{skipped:?}");
-    let (stored, sizes) = stored_blocks(&f);
-    assert_eq!(sizes, vec![2; max_blocks]);
-    assert_eq!(stored[0].header.index_within_checkpoint, 0);
-}
-
-/// Reached with less than the minimum block left, sub-slots are skipped (reference §1.5), and
-/// the loss is reported with how late the loop came.
-#[tokio::test(start_paused = true)]
-async fn sub_slots_reached_too_late_are_skipped_and_reported() {
-    let mut f = Fixture::new(PipeliningMode::Pipelined, &[]);
-    f.config.max_txs_per_checkpoint = Some(16);
-    f.ready_for(Slot(3), 40);
-    let schedule = f.params().timetable.schedule(Slot(3));
-    // 1.6 D into the first sub-slot: the first is over, the second has 0.4 D left.
-    let late = schedule
-        .build_frame_start
-        .until(schedule.first_subslot_start)
-        .saturating_add(D.mul_f64(1.6));
-    f.at_frame_opening(Slot(3), late);
-    let max_blocks = f.params().timetable.max_blocks_per_checkpoint() as usize;
-    let (_, built, events) = run_job(&f).await;
-    built.expect("a checkpoint");
-    let skipped: Vec<_> = events
-        .iter()
-        .filter_map(|event| match event {
-            SequencerEvent::SubSlotsSkipped {
-                first,
-                count,
-                late_ms,
-                ..
-            } => Some((*first, *count, *late_ms)),
-            _ => None,
-        })
-        .collect();
-    assert_eq!(skipped, vec![(0, 2, 1_600)]);
-    let (stored, _) = stored_blocks(&f);
-    assert_eq!(stored.len(), max_blocks - 2);
-    assert_eq!(stored[0].header.index_within_checkpoint, 0);
 }
 
 #[tokio::test(start_paused = true)]

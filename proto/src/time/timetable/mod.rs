@@ -1,4 +1,8 @@
 //! The proposer's timetable: sub-slot deadlines for any target slot, in both modes.
+//!
+//! Unlike the reference (§1.5, whose fast-profile clamp only lowers the minimum block to 1 s),
+//! the minimum block is capped at D / 2 in every profile and mode, so a sub-slot reached less
+//! than D / 2 late keeps its block; an operator's larger `min_block_duration` is lowered to it.
 
 use std::time::Duration;
 
@@ -82,12 +86,12 @@ impl Timetable {
         if block_ms >= slot_ms {
             return Err(TimetableError::BlockNotShorterThanSlot { block_ms, slot_ms });
         }
-        // At most half a block: with a minimum as long as D (the ci profile's 1 s), a sub-slot
-        // reached even a millisecond late would be skipped — and the first one is always
-        // reached late by however long the L1 block at the frame opening takes to be mined and
-        // synced (the sync guard waits for it; up to E on a 1 s L1), so its block was lost
-        // whenever that ate the whole init budget.
-        b.min_block = b.min_block.min(block_ms / 2);
+        // At most half a block (at least 1 ms): with a minimum as long as D (the ci profile's
+        // 1 s), a sub-slot reached even a millisecond late would be skipped. The first one is
+        // reached late whenever no checkpoint of the build slot's predecessor is on L1 yet (the
+        // second checkpoint after a start, or after a missed one): the sync guard then waits
+        // for the L1 block at the frame opening to be mined and synced, up to E on a 1 s L1.
+        b.min_block = b.min_block.min(block_ms / 2).max(1);
         let l1_slot_ms = ms(clock.l1_slot_duration());
         if windows.mode() == PipeliningMode::NonPipelined
             && b.propagation.saturating_add(b.l1_publishing) < l1_slot_ms
