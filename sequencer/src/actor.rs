@@ -1,6 +1,6 @@
-//! The sequencer actor: ticks every poll interval and on every archiver tip change; one tick is
-//! one clock read, `prepare`, and — when this node builds — the job's blocking part; each
-//! gossiped checkpoint gets its own background pipeline.
+//! The sequencer actor: ticks every poll interval, on every archiver tip change and on every
+//! newly synced L1 block; one tick is one clock read, `prepare`, and — when this node builds —
+//! the job's blocking part; each gossiped checkpoint gets its own background pipeline.
 
 use std::{sync::Arc, time::Duration};
 
@@ -140,6 +140,9 @@ impl Sequencer {
         let mut ticker = tokio::time::interval(self.ctx.config.poll_interval);
         ticker.set_missed_tick_behavior(MissedTickBehavior::Delay);
         let mut tips = self.ctx.deps.chain.watch_tips();
+        // The sync guard of the first checkpoint built after a start waits for an L1 block
+        // that changes no tip: without this it would be seen only a poll later.
+        let mut l1_synced = self.ctx.deps.chain.watch_l1_synced();
         loop {
             tokio::select! {
                 biased;
@@ -150,6 +153,7 @@ impl Sequencer {
                 }
                 _ = ticker.tick() => {}
                 Ok(()) = tips.changed() => {}
+                Ok(()) = l1_synced.changed() => {}
             }
             let ctx = Arc::clone(&self.ctx);
             let result = tokio::select! {

@@ -7,7 +7,7 @@ use std::sync::Arc;
 use alloy::{eips::BlockNumberOrTag, primitives::Bytes};
 use futures::{FutureExt, future::BoxFuture};
 use tandem_archiver::{
-    ArchiverHandle, ProposedBlock, ProposedCheckpoint, ProposedCheckpointInput, StoredHeader,
+    ArchiverHandle, L1Ref, ProposedBlock, ProposedCheckpoint, ProposedCheckpointInput, StoredHeader,
 };
 use tandem_l1::{ProposeBundle, Rollup, SimulationBase, overrides::SimulationPlan};
 use tandem_p2p::{CommitteeSource, P2pHandle};
@@ -34,6 +34,9 @@ pub trait ChainStore: Send + Sync + 'static {
     fn tips(&self) -> L2Tips;
     /// Changes with every tip change (the loop ticks on it).
     fn watch_tips(&self) -> watch::Receiver<L2Tips>;
+    /// Changes with every newly synced L1 block (the loop ticks on it: the sync guard waits for
+    /// one, and an L1 block without a checkpoint leaves the tips as they were).
+    fn watch_l1_synced(&self) -> watch::Receiver<Option<L1Ref>>;
     /// A stored block header.
     fn header(&self, number: u64) -> SequencerResult<Option<StoredHeader>>;
     /// A proposed checkpoint by number.
@@ -186,6 +189,10 @@ impl ChainStore for ArchiverChain {
 
     fn watch_tips(&self) -> watch::Receiver<L2Tips> {
         self.handle.watch_tips()
+    }
+
+    fn watch_l1_synced(&self) -> watch::Receiver<Option<L1Ref>> {
+        self.handle.watch_l1_synced()
     }
 
     fn header(&self, number: u64) -> SequencerResult<Option<StoredHeader>> {

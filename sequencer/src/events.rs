@@ -43,6 +43,18 @@ pub enum SequencerEvent {
         /// Build start relative to the build frame's opening, ms.
         frame_offset_ms: u64,
     },
+    /// The block loop skipped sub-slots: it reached them with less than the minimum block
+    /// duration left (reference §1.5's sub-slot selection), so their blocks are lost.
+    SubSlotsSkipped {
+        /// The target slot.
+        target: Slot,
+        /// Index of the first sub-slot skipped.
+        first: u32,
+        /// How many were skipped.
+        count: u32,
+        /// How late the loop reached the first skipped sub-slot, ms after it started.
+        late_ms: u64,
+    },
     /// A block was built, signed and stored.
     BlockProposed {
         /// The target slot.

@@ -75,6 +75,11 @@ pub fn describe_metrics() {
     for reason in crate::outcome::AbortReason::ALL {
         counter!("sequencer_checkpoint_outcomes_total", "result" => reason.as_str()).increment(0);
     }
+    describe_counter!(
+        "sequencer_subslots_skipped_total",
+        "sub-slots the block loop reached with less than the minimum block left (blocks lost)"
+    );
+    counter!("sequencer_subslots_skipped_total").increment(0);
     counter!("sequencer_pipeline_discards_total").increment(0);
     counter!("sequencer_pipeline_task_failures_total").increment(0);
     counter!("sequencer_slots_filled_total").increment(0);
@@ -166,6 +171,10 @@ pub(crate) fn pipeline_depth(depth: usize) {
 
 pub(crate) fn build_start_offset(offset: Duration) {
     histogram!("sequencer_build_start_offset_seconds").record(offset.as_secs_f64());
+}
+
+pub(crate) fn subslots_skipped(count: u32) {
+    counter!("sequencer_subslots_skipped_total").increment(u64::from(count));
 }
 
 pub(crate) fn block_built(spent: Duration) {

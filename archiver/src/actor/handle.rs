@@ -11,7 +11,7 @@ use crate::{
     error::{ArchiverError, ArchiverResult},
     prune::PruneEvent,
     reader::ArchiverReader,
-    records::{ProposedCheckpoint, StoredHeader},
+    records::{L1Ref, ProposedCheckpoint, StoredHeader},
     store::{Added, ProposedBlock, ProposedCheckpointInput},
     sync::SyncReport,
 };
@@ -73,6 +73,7 @@ impl std::fmt::Debug for Command {
 pub struct ArchiverHandle {
     pub(super) commands: mpsc::Sender<Command>,
     pub(super) tips: watch::Receiver<L2Tips>,
+    pub(super) l1_synced: watch::Receiver<Option<L1Ref>>,
     pub(super) prunes: broadcast::Sender<PruneEvent>,
     pub(super) reader: ArchiverReader,
 }
@@ -97,6 +98,12 @@ impl ArchiverHandle {
     /// A receiver that changes whenever the tips do.
     pub fn watch_tips(&self) -> watch::Receiver<L2Tips> {
         self.tips.clone()
+    }
+
+    /// A receiver that changes whenever the last synced L1 block does (also when the tips do
+    /// not: an L1 block without a checkpoint).
+    pub fn watch_l1_synced(&self) -> watch::Receiver<Option<L1Ref>> {
+        self.l1_synced.clone()
     }
 
     /// Prune events from now on.

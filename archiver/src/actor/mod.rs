@@ -38,6 +38,7 @@ use self::handle::{Command, Reply};
 use crate::{
     error::{ArchiverError, ArchiverResult},
     prune::PruneEvent,
+    records::L1Ref,
     store::ArchiverStore,
     sync::{
         L1Source, L1Step, L1Update, PruneContext, SyncConfig, SyncReport, apply_l1_step,
@@ -90,6 +91,9 @@ pub struct ArchiverActor {
     timing: ArchiverTiming,
     commands: mpsc::Receiver<Command>,
     tips: watch::Sender<L2Tips>,
+    /// The last synced L1 block: it moves without the tips (an L1 block with no checkpoint),
+    /// and the sequencer's sync guard waits on it.
+    l1_synced: watch::Sender<Option<L1Ref>>,
     prunes: broadcast::Sender<PruneEvent>,
     proposals_seen: BTreeSet<u64>,
     /// Slot → time until which its blocks are not orphan-pruned; bounded by
@@ -121,10 +125,12 @@ impl ArchiverActor {
         store.defer_l1_syncs();
         let (commands_tx, commands) = mpsc::channel(COMMAND_QUEUE_CAPACITY);
         let (tips, tips_rx) = watch::channel(store.tips());
+        let (l1_synced, l1_synced_rx) = watch::channel(store.l1_synced());
         let (prunes, _) = broadcast::channel(PRUNE_EVENTS_CAPACITY);
         let handle = ArchiverHandle {
             commands: commands_tx,
             tips: tips_rx,
+            l1_synced: l1_synced_rx,
             prunes: prunes.clone(),
             reader: store.reader(),
         };
@@ -138,6 +144,7 @@ impl ArchiverActor {
                 timing,
                 commands,
                 tips,
+                l1_synced,
                 prunes,
                 proposals_seen: BTreeSet::new(),
                 orphan_holds: BTreeMap::new(),
@@ -449,12 +456,19 @@ impl ArchiverActor {
         }
     }
 
-    /// Publishes the tips and broadcasts the prunes committed since the last call.
+    /// Publishes the tips and the synced L1 block, and broadcasts the prunes committed since
+    /// the last call.
     fn publish(&mut self) {
         let tips = self.store.tips();
         self.tips.send_if_modified(|current| {
             let changed = *current != tips;
             *current = tips;
+            changed
+        });
+        let l1_synced = self.store.l1_synced();
+        self.l1_synced.send_if_modified(|current| {
+            let changed = *current != l1_synced;
+            *current = l1_synced;
             changed
         });
         for prune in self.store.take_prune_events() {

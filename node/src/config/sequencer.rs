@@ -27,7 +27,8 @@ pub(crate) struct SequencerConfig {
     /// Sync, proposer check and fork before the first block.
     #[serde(with = "humantime_serde")]
     pub(crate) checkpoint_init_time: Duration,
-    /// Shortest block worth building.
+    /// Shortest block worth building; the timetable caps it at D / 2 (a sub-slot reached up to
+    /// D / 2 late keeps its block).
     #[serde(with = "humantime_serde")]
     pub(crate) min_block_duration: Duration,
     /// Expected gossip propagation time.

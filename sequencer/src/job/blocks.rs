@@ -5,10 +5,6 @@ use super::*;
 
 /// Candidates copied out of the pool per block beyond its tx limit (to replace txs that fail).
 const CANDIDATE_SLACK: usize = 64;
-/// A wake-up this late after the sub-slot deadline slept to still counts as on time: the next
-/// sub-slot starts at that deadline, and with a minimum block as long as D (the fast profiles)
-/// the wake-up's own jitter would otherwise make every other sub-slot unusable.
-const WAKE_UP_TOLERANCE: Duration = Duration::from_millis(100);
 
 /// Txs that failed in this job's builds (they stay in the pool: the state service drops them
 /// when it sees fit). They and their senders' later txs are no candidates any more in this job:
@@ -77,20 +73,24 @@ pub(super) async fn build_blocks(
     let mut held: Option<PendingBlock> = None;
     let mut failed = FailedTxs::default();
     let mut from_index = 0u32;
-    // The deadline last slept to: the next sub-slot starts there.
-    let mut slept_to: Option<Timestamp> = None;
     loop {
         if blocks.len() >= max_blocks as usize {
             break;
         }
+        // The timetable's minimum block is at most D / 2, so a wake-up (or a release) up to
+        // D / 2 late after a sub-slot deadline keeps the next sub-slot.
         let now = ctx.now();
-        let starts = match slept_to.take() {
-            Some(deadline) if deadline.until(now) <= WAKE_UP_TOLERANCE => deadline.min(now),
-            _ => now,
-        };
-        let Some(sub) = schedule.select_subslot(starts, from_index) else {
+        let Some(sub) = schedule.select_subslot(now, from_index) else {
+            // Every sub-slot left is too short (the last one reached late): those are lost too.
+            let len = u32::try_from(schedule.block_build_deadlines.len()).unwrap_or(u32::MAX);
+            if from_index < len {
+                report_skipped(ctx, schedule, from_index, len, now);
+            }
             break;
         };
+        if sub.index > from_index {
+            report_skipped(ctx, schedule, from_index, sub.index, now);
+        }
         from_index = sub.index.saturating_add(1);
         // The budget changes only when a block is built, so this sub-slot's limits are known
         // before it waits.
@@ -121,7 +121,6 @@ pub(super) async fn build_blocks(
             }
             ctx.tracker.set(SequencerState::WaitingUntilNextBlock)?;
             ctx.sleep_until(sub.deadline).await;
-            slept_to = Some(sub.deadline);
             continue;
         }
         ctx.tracker.set(SequencerState::CreatingBlock)?;
@@ -150,7 +149,6 @@ pub(super) async fn build_blocks(
             }
             ctx.tracker.set(SequencerState::WaitingUntilNextBlock)?;
             ctx.sleep_until(sub.deadline).await;
-            slept_to = Some(sub.deadline);
             continue;
         }
         // This block is committed: the held one is not the last any more.
@@ -177,9 +175,29 @@ pub(super) async fn build_blocks(
         }
         ctx.tracker.set(SequencerState::WaitingUntilNextBlock)?;
         ctx.sleep_until(sub.deadline).await;
-        slept_to = Some(sub.deadline);
     }
     Ok(Ok((blocks, held)))
+}
+
+/// Reports sub-slots `first..chosen` skipped because the loop reached them at `starts`, with
+/// less than the minimum block duration left.
+fn report_skipped(ctx: &Ctx, schedule: &SlotSchedule, first: u32, chosen: u32, starts: Timestamp) {
+    let opened = first
+        .checked_sub(1)
+        .and_then(|previous| schedule.block_build_deadlines.get(previous as usize))
+        .copied()
+        .unwrap_or(schedule.first_subslot_start);
+    let late_ms = u64::try_from(starts.millis_since(opened)).unwrap_or(0);
+    let count = chosen.saturating_sub(first);
+    metrics::subslots_skipped(count);
+    tracing::warn!(target: "sequencer", slot = schedule.target_slot.0, first, count, late_ms,
+        "sub-slots skipped: reached with less than the minimum block duration left");
+    ctx.emit(SequencerEvent::SubSlotsSkipped {
+        target: schedule.target_slot,
+        first,
+        count,
+        late_ms,
+    });
 }
 
 /// Signs, stores and gossips a block that is not the checkpoint's last; `Err` when it is too

@@ -14,7 +14,7 @@ use crate::{
 };
 
 /// The blocks stored in our archiver, and their tx counts.
-fn stored_blocks(f: &Fixture) -> (Vec<tandem_archiver::ProposedBlock>, Vec<usize>) {
+pub(super) fn stored_blocks(f: &Fixture) -> (Vec<tandem_archiver::ProposedBlock>, Vec<usize>) {
     let stored = f.chain.stored_blocks.lock().unwrap().clone();
     let sizes = stored.iter().map(|block| block.txs.len()).collect();
     (stored, sizes)
@@ -22,7 +22,7 @@ fn stored_blocks(f: &Fixture) -> (Vec<tandem_archiver::ProposedBlock>, Vec<usize
 
 /// Prepares and runs the job for the slot the clock is in (paused time: the clock moves only
 /// while the job waits); the loop's state is idle afterwards.
-async fn run_job(
+pub(super) async fn run_job(
     f: &Fixture,
 ) -> (
     std::sync::Arc<crate::context::Ctx>,

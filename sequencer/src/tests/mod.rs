@@ -7,5 +7,6 @@ mod fakes;
 mod jobs;
 mod pipelines;
 mod prepares;
+mod subslots;
 
 pub(crate) use fakes::*;

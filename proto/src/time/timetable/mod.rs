@@ -1,4 +1,8 @@
 //! The proposer's timetable: sub-slot deadlines for any target slot, in both modes.
+//!
+//! Unlike the reference (§1.5, whose fast-profile clamp only lowers the minimum block to 1 s),
+//! the minimum block is capped at D / 2 in every profile and mode, so a sub-slot reached less
+//! than D / 2 late keeps its block; an operator's larger `min_block_duration` is lowered to it.
 
 use std::time::Duration;
 
@@ -44,7 +48,8 @@ impl Timetable {
     /// Pipelined (G4): with E < 8 s the fast local profile lowers propagation and prepare time
     /// to 0.5 s and the minimum block to 1 s. Non-pipelined (G0): the fast profile lowers
     /// propagation to 0, assemble and init to 0.5 s, the minimum execution time to 1 s and the
-    /// L1 publishing time to E. The clamp only ever lowers a budget.
+    /// L1 publishing time to E. In every profile the minimum block is at most D / 2. The clamp
+    /// only ever lowers a budget.
     pub fn new(
         windows: ConsensusWindows,
         budgets: SequencerBudgets,
@@ -81,8 +86,12 @@ impl Timetable {
         if block_ms >= slot_ms {
             return Err(TimetableError::BlockNotShorterThanSlot { block_ms, slot_ms });
         }
-        // A minimum block longer than a block would make every sub-slot unusable.
-        b.min_block = b.min_block.min(block_ms);
+        // At most half a block (at least 1 ms): with a minimum as long as D (the ci profile's
+        // 1 s), a sub-slot reached even a millisecond late would be skipped. The first one is
+        // reached late whenever no checkpoint of the build slot's predecessor is on L1 yet (the
+        // second checkpoint after a start, or after a missed one): the sync guard then waits
+        // for the L1 block at the frame opening to be mined and synced, up to E on a 1 s L1.
+        b.min_block = b.min_block.min(block_ms / 2).max(1);
         let l1_slot_ms = ms(clock.l1_slot_duration());
         if windows.mode() == PipeliningMode::NonPipelined
             && b.propagation.saturating_add(b.l1_publishing) < l1_slot_ms

@@ -158,6 +158,33 @@ fn both_modes_fit_blocks_on_the_fast_profiles() {
 }
 
 #[test]
+fn a_sub_slot_reached_late_keeps_its_block_on_the_ci_profile() {
+    // ci 12/1/1: the fast profile's 1 s minimum would equal D, so the first sub-slot, which the
+    // job reaches only once the L1 block at the frame opening is synced, would be lost to any
+    // lateness. At most D / 2: reached 300 ms late it is still chosen.
+    let s = pipelined(12, 1, 1).schedule(Slot(100));
+    assert_eq!(s.min_block_duration, Duration::from_millis(500));
+    let late = s
+        .first_subslot_start
+        .saturating_add(Duration::from_millis(300));
+    assert_eq!(s.select_subslot(late, 0).unwrap().index, 0);
+    // Past D / 2 it is skipped.
+    let later = s
+        .first_subslot_start
+        .saturating_add(Duration::from_millis(501));
+    assert_eq!(s.select_subslot(later, 0).unwrap().index, 1);
+    // Where the budget is already below D / 2, nothing changes.
+    assert_eq!(
+        pipelined(72, 12, 6).schedule(Slot(100)).min_block_duration,
+        Duration::from_secs(2)
+    );
+    assert_eq!(
+        pipelined(24, 2, 2).schedule(Slot(100)).min_block_duration,
+        Duration::from_secs(1)
+    );
+}
+
+#[test]
 fn pipelining_builds_more_blocks_than_the_baseline() {
     for block in [4, 6, 8, 12] {
         let p = pipelined(72, 12, block).max_blocks_per_checkpoint();

@@ -4,7 +4,7 @@ use std::{collections::BTreeMap, sync::Mutex};
 
 use futures::FutureExt;
 use tandem_archiver::{
-    ArchiverError, ProposedBlock, ProposedCheckpoint, ProposedCheckpointInput, StoredHeader,
+    ArchiverError, L1Ref, ProposedBlock, ProposedCheckpoint, ProposedCheckpointInput, StoredHeader,
 };
 use tandem_proto::{
     B256, BlockHeader, BlockId, CheckpointId, ConsensusPayload, L2TipId, L2Tips, time::Slot,
@@ -29,6 +29,8 @@ fn tip_id(number: u64, hash: B256, checkpoint: u64) -> L2TipId {
 /// The archiver, scripted.
 pub(crate) struct FakeChain {
     pub(crate) tips: watch::Sender<L2Tips>,
+    /// The last synced L1 block, as the archiver publishes it (set `synced_slot` first).
+    pub(crate) l1_synced: watch::Sender<Option<L1Ref>>,
     pub(crate) headers: Mutex<BTreeMap<u64, StoredHeader>>,
     pub(crate) proposed: Mutex<BTreeMap<u64, ProposedCheckpoint>>,
     pub(crate) checkpointed_hashes: Mutex<BTreeMap<u64, B256>>,
@@ -42,6 +44,9 @@ pub(crate) struct FakeChain {
     pub(crate) store_delay: Mutex<Option<std::time::Duration>>,
     /// Storing a block takes this much clock time.
     pub(crate) store_clock_delay: Mutex<Option<std::time::Duration>>,
+    /// Storing the block at this 0-based position among the stored ones takes this much clock
+    /// time (once: a release overrunning a sub-slot deadline).
+    pub(crate) store_clock_delay_at: Mutex<Option<(usize, std::time::Duration)>>,
     pub(crate) stored_blocks: Mutex<Vec<ProposedBlock>>,
     pub(crate) stored_checkpoints: Mutex<Vec<ProposedCheckpointInput>>,
 }
@@ -50,6 +55,7 @@ impl FakeChain {
     pub(crate) fn new(tips: L2Tips) -> Self {
         Self {
             tips: watch::channel(tips).0,
+            l1_synced: watch::channel(None).0,
             headers: Mutex::default(),
             proposed: Mutex::default(),
             checkpointed_hashes: Mutex::default(),
@@ -59,6 +65,7 @@ impl FakeChain {
             failing_sync_reads: Mutex::new(0),
             store_delay: Mutex::new(None),
             store_clock_delay: Mutex::new(None),
+            store_clock_delay_at: Mutex::new(None),
             stored_blocks: Mutex::default(),
             stored_checkpoints: Mutex::default(),
         }
@@ -129,6 +136,10 @@ impl ChainStore for FakeChain {
         self.tips.subscribe()
     }
 
+    fn watch_l1_synced(&self) -> watch::Receiver<Option<L1Ref>> {
+        self.l1_synced.subscribe()
+    }
+
     fn header(&self, number: u64) -> SequencerResult<Option<StoredHeader>> {
         Ok(self.headers.lock().unwrap().get(&number).cloned())
     }
@@ -161,7 +172,16 @@ impl ChainStore for FakeChain {
     fn add_block(&self, block: ProposedBlock) -> DepFuture<'_, ()> {
         let delay = *self.store_delay.lock().unwrap();
         let clock_delay = *self.store_clock_delay.lock().unwrap();
+        let position = self.stored_blocks.lock().unwrap().len();
+        let once = self
+            .store_clock_delay_at
+            .lock()
+            .unwrap()
+            .and_then(|(at, delay)| (at == position).then_some(delay));
         async move {
+            if let Some(delay) = once {
+                tokio::time::sleep(delay).await;
+            }
             if let Some(delay) = clock_delay {
                 tokio::time::sleep(delay).await;
             }
