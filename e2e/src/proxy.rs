@@ -318,7 +318,9 @@ mod tests {
         let mesh = Mesh::start(&[1, echo()], &HashSet::new()).unwrap();
         let port = mesh.port(0, 1);
         let plain = round_trip(port).unwrap();
-        assert!(plain < Duration::from_millis(100), "{plain:?}");
+        // Only a loose bound: lib tests share 2 loaded cores, and the first round trip also
+        // pays for the proxy's accept, its dial and a thread spawn.
+        assert!(plain < Duration::from_secs(2), "{plain:?}");
         assert_eq!(mesh.traffic(0, 1).0, 4);
         assert_eq!(mesh.traffic(1, 0).0, 4);
 
@@ -346,10 +348,16 @@ mod tests {
                 ..slow(50)
             },
         );
+        // EOF or a reset; a read timeout means the connection survived the cut.
         let mut rest = [0u8; 1];
+        let read = open.read(&mut rest);
         assert!(
-            matches!(open.read(&mut rest), Ok(0) | Err(_)),
-            "the open connection survived the cut"
+            matches!(&read, Ok(0))
+                || matches!(&read, Err(e) if matches!(
+                    e.kind(),
+                    std::io::ErrorKind::ConnectionReset | std::io::ErrorKind::ConnectionAborted
+                )),
+            "the open connection survived the cut: {read:?}"
         );
         assert!(
             round_trip(port).is_err(),

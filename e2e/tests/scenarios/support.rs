@@ -33,12 +33,26 @@ impl Watch {
 
 /// The sum of a counter over every running validator.
 pub fn validators_sum(net: &Network, name: &str, labels: &[(&str, &str)]) -> f64 {
-    net.nodes
-        .iter()
-        .enumerate()
-        .filter(|(_, n)| n.is_validator() && n.running())
-        .map(|(i, _)| net.metrics(i).map_or(0.0, |m| m.sum(name, labels)))
-        .sum()
+    validators_sums(net, &[(name, labels)])[0]
+}
+
+/// Several counters summed over the running validators, all from ONE scrape per node (so they
+/// are consistent with each other). A failed scrape fails the test: counting it as 0 would
+/// shift a baseline by a whole node's count.
+pub fn validators_sums(net: &Network, counters: &[(&str, &[(&str, &str)])]) -> Vec<f64> {
+    let mut sums = vec![0.0; counters.len()];
+    for (i, node) in net.nodes.iter().enumerate() {
+        if !(node.is_validator() && node.running()) {
+            continue;
+        }
+        let m = net
+            .metrics(i)
+            .unwrap_or_else(|e| panic!("scraping {}'s /metrics: {e:#}", node.name));
+        for (sum, (name, labels)) in sums.iter_mut().zip(counters) {
+            *sum += m.sum(name, labels);
+        }
+    }
+    sums
 }
 
 /// The checkpoints on L1 by node 0's view, by slot.
