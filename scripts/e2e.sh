@@ -44,7 +44,9 @@ wait_for() {
 mkdir -p "$work/bin"
 if [ -z "${E2E_TANDEM:-}" ] || [ -z "${E2E_DEPLOY_CHECK:-}" ] || [ -z "${E2E_SPRAY:-}" ]; then
   log "building tandem, deploy-check and tandem-spray"
-  cargo build -q -p tandem-node -p tandem-deploy-check -p tandem-spray
+  # The workspace's bins, not `-p`: a per-package build unifies features differently and would
+  # rebuild RocksDB's C++ next to the test build's copy.
+  cargo build -q --workspace --bins
 fi
 # Private copies: other checkouts sharing the target dir may rebuild the shared binaries.
 cp "${E2E_TANDEM:-$CARGO_TARGET_DIR/debug/tandem}" "$work/bin/tandem"
