@@ -194,6 +194,13 @@ impl TxSender {
                 };
                 let answer: Value = serde_json::from_str(body_of(&answer))
                     .map_err(|err| format!("tandem_sendTx to node {node}: {err}"))?;
+                // A restarted node answers RPC before it is bound (-32002, "unavailable"):
+                // like a node that is down, it gets this nonce again next round.
+                if answer["error"]["code"] == -32002 {
+                    next += every;
+                    std::thread::sleep(next.saturating_duration_since(Instant::now()));
+                    continue;
+                }
                 // Known: an earlier try got in although its answer was lost.
                 let outcome = &answer["result"]["outcome"];
                 if outcome != "added" && outcome != "alreadyKnown" {
