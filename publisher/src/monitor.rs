@@ -9,7 +9,7 @@ use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
 
 use crate::{
-    chain::{Broadcast, Receipt},
+    chain::{Broadcast, Receipt, Refusal},
     context::Shared,
     error::PublisherError,
     fees::{Fees, Replacement, expected_price, replacement_fees},
@@ -306,7 +306,12 @@ async fn replace(
         priority_fee = fees.max_priority_fee_per_gas,
         accepted = result == Broadcast::Accepted, "replacement sent");
     announce(status, record, index, &result);
-    if result == Broadcast::Accepted {
+    // After an accepted send, and after a refusal for want of ETH (no accepted send would read
+    // the empty key's balance again before the operator's alert needs it).
+    if matches!(
+        result,
+        Broadcast::Accepted | Broadcast::Refused(Refusal::InsufficientFunds)
+    ) {
         let gas = match kind {
             AttemptKind::Propose => record.simulated_gas,
             AttemptKind::Cancel => body.gas_limit,

@@ -558,6 +558,17 @@ async fn send_first(
                 }
                 Broadcast::Refused(refusal) => {
                     not_sent(shared, &mut record).await?;
+                    if refusal == Refusal::InsufficientFunds {
+                        // No accepted send will read this key's balance again: report it now,
+                        // so its runway gauge (and the operator's alert) shows the empty key.
+                        shared
+                            .check_balance(
+                                key,
+                                record.simulated_gas,
+                                expected_price(fees, prepared.estimate),
+                            )
+                            .await;
+                    }
                     last_failure = SendFailure::Refused(refusal);
                     break;
                 }

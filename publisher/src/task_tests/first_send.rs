@@ -129,3 +129,30 @@ async fn finished_records_are_pruned_while_running() {
     assert_eq!(kept.len(), 1, "{kept:?}");
     assert_eq!(kept[0].state, TxState::Final(FinalState::Landed));
 }
+
+/// A first send refused for want of ETH reads the key's balance (so its runway gauge and the
+/// low-balance alert show the empty key); another refusal does not.
+#[tokio::test]
+async fn a_send_refused_for_want_of_eth_reads_the_key_balance() {
+    let dir = tempfile::tempdir().unwrap();
+    let l1 = l1_at(T);
+    let h = Harness::start(&l1, dir.path(), vec![key(0)], config(), T + 1).await;
+    let before = l1.calls(Call::Balance);
+    l1.answer_next(0, Broadcast::Refused(Refusal::GasLimitTooHigh));
+    let handle = h.handle.enqueue(bundle(1, SLOT), SLOT, SLOT).await.unwrap();
+    assert!(matches!(
+        outcome(handle).await,
+        SubmissionOutcome::SendFailed { .. }
+    ));
+    assert_eq!(l1.calls(Call::Balance), before, "read after another refusal");
+    l1.answer_next(0, Broadcast::Refused(Refusal::InsufficientFunds));
+    let handle = h.handle.enqueue(bundle(2, SLOT), SLOT, SLOT).await.unwrap();
+    assert_eq!(
+        outcome(handle).await,
+        SubmissionOutcome::SendFailed {
+            reason: crate::SendFailure::Refused(Refusal::InsufficientFunds)
+        }
+    );
+    assert_eq!(l1.calls(Call::Balance), before + 1);
+    h.stop().await;
+}
