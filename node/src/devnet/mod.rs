@@ -182,7 +182,13 @@ impl Devnet {
         let lock = crate::datadir::lock_file(&data.join("devnet.lock"), &data)?;
         let (file, first_run) = match DevnetFile::load(&data)? {
             Some(file) => {
-                plan::check_same(&file, &profile, args.validators, args.fullnodes)?;
+                plan::check_same(
+                    &file,
+                    &mut profile,
+                    args.validators,
+                    args.fullnodes,
+                    args.committee,
+                )?;
                 (file, false)
             }
             None => {
@@ -267,6 +273,7 @@ impl Devnet {
             rollup: None,
             deployment_file: data.join("deployment.json"),
             nodes,
+            choices: Some(plan::Choices::of(profile, args.validators)),
         })
     }
 

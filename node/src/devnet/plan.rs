@@ -136,6 +136,34 @@ pub(crate) struct DevnetFile {
     pub(crate) rollup: Option<Address>,
     pub(crate) deployment_file: PathBuf,
     pub(crate) nodes: Vec<NodeEntry>,
+    /// The flag-chosen protocol constants the devnet was planned with; absent in a file from
+    /// before they were kept.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub(crate) choices: Option<Choices>,
+}
+
+/// What `--committee`, `--pipelining-mode` and `--reexecution-budget` chose for a devnet. The
+/// deployment holds them, so a re-run must write the same into every node's config.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub(crate) struct Choices {
+    pub(crate) committee_size: u64,
+    /// `None`: not pinned (the default, pipelined).
+    pub(crate) pipelining_mode: Option<PipeliningMode>,
+    /// `None`: not pinned (the default, D).
+    pub(crate) reexecution_budget_ms: Option<u64>,
+}
+
+impl Choices {
+    pub(crate) fn of(profile: &Profile, validators: usize) -> Self {
+        Self {
+            committee_size: profile.committee_size(validators),
+            pipelining_mode: profile.pipelining_mode,
+            reexecution_budget_ms: profile
+                .reexecution_budget
+                .map(|budget| u64::try_from(budget.as_millis()).unwrap_or(u64::MAX)),
+        }
+    }
 }
 
 impl DevnetFile {
@@ -297,12 +325,15 @@ pub(crate) fn restrict(path: &Path) -> eyre::Result<()> {
         .wrap_err_with(|| format!("restricting {}", path.display()))
 }
 
-/// Checks a re-run asks for the devnet the data dir holds.
+/// Checks a re-run asks for the devnet the data dir holds, and gives `profile` the protocol
+/// choices it was planned with: a flag left out keeps the planned value; a flag that differs is
+/// refused (the nodes would not bind to the deployment). `committee_flag`: `--committee`.
 pub(crate) fn check_same(
     file: &DevnetFile,
-    profile: &Profile,
+    profile: &mut Profile,
     validators: usize,
     fullnodes: usize,
+    committee_flag: Option<u64>,
 ) -> eyre::Result<()> {
     let have_validators = file.nodes.iter().filter(|n| n.role == "validator").count();
     let have_full = file.nodes.len() - have_validators;
@@ -313,6 +344,42 @@ pub(crate) fn check_same(
             file.profile
         );
     }
+    let Some(planned) = file.choices else {
+        return Ok(());
+    };
+    let asked = Choices::of(profile, validators);
+    let refuse = |flag: &str, asked: String, planned: String| {
+        eyre!(
+            "{flag} {asked}: the data dir's devnet is deployed with {planned}; leave the flag out \
+             (a re-run keeps it) or use another --data-dir"
+        )
+    };
+    if committee_flag.is_some() && asked.committee_size != planned.committee_size {
+        return Err(refuse(
+            "--committee",
+            asked.committee_size.to_string(),
+            format!("a committee of {}", planned.committee_size),
+        ));
+    }
+    let mode = |choices: &Choices| choices.pipelining_mode.unwrap_or(PipeliningMode::Pipelined);
+    if profile.pipelining_mode.is_some() && mode(&asked) != mode(&planned) {
+        return Err(refuse(
+            "--pipelining-mode",
+            mode(&asked).to_string(),
+            format!("{} mode", mode(&planned)),
+        ));
+    }
+    let budget = |choices: &Choices| choices.reexecution_budget_ms.unwrap_or(profile.block_ms);
+    if profile.reexecution_budget.is_some() && budget(&asked) != budget(&planned) {
+        return Err(refuse(
+            "--reexecution-budget",
+            format!("{} ms", budget(&asked)),
+            format!("a re-execution budget of {} ms", budget(&planned)),
+        ));
+    }
+    profile.committee = Some(planned.committee_size);
+    profile.pipelining_mode = planned.pipelining_mode;
+    profile.reexecution_budget = planned.reexecution_budget_ms.map(Duration::from_millis);
     Ok(())
 }
 
@@ -341,6 +408,92 @@ mod tests {
         toml::from_str::<Network>(&protocol_section(profile, 4))
             .unwrap()
             .protocol
+    }
+
+    fn planned(profile: &Profile) -> DevnetFile {
+        let node = |role: &str| NodeEntry {
+            name: role.into(),
+            role: role.into(),
+            rpc_url: String::new(),
+            metrics_url: String::new(),
+            p2p_addr: String::new(),
+            data_dir: PathBuf::new(),
+            config: PathBuf::new(),
+            log_file: PathBuf::new(),
+            validator: None,
+            publisher: None,
+            pid: None,
+            ports: Ports::default(),
+        };
+        DevnetFile {
+            profile: profile.name.into(),
+            l1_rpc_url: String::new(),
+            anvil_pid: None,
+            own_l1: true,
+            rollup: None,
+            deployment_file: PathBuf::new(),
+            nodes: vec![
+                node("validator"),
+                node("validator"),
+                node("validator"),
+                node("validator"),
+                node("full_node"),
+            ],
+            choices: Some(Choices::of(profile, 4)),
+        }
+    }
+
+    #[test]
+    fn a_rerun_keeps_the_planned_choices_and_refuses_other_ones() {
+        let ci = Profile::named("ci").unwrap();
+        let mut first = ci.with_schedule(Some(PipeliningMode::NonPipelined), None);
+        first.committee = Some(2);
+        let file = planned(&first);
+
+        // Flags left out: the planned choices are written again.
+        let mut rerun = ci;
+        check_same(&file, &mut rerun, 4, 1, None).unwrap();
+        assert_eq!(rerun.committee_size(4), 2);
+        assert_eq!(rerun.pipelining_mode, Some(PipeliningMode::NonPipelined));
+        assert_eq!(rerun.reexecution_budget, None);
+        // The same flags again pass.
+        let mut same = first;
+        check_same(&file, &mut same, 4, 1, Some(2)).unwrap();
+
+        let mut other_mode = ci.with_schedule(Some(PipeliningMode::Pipelined), None);
+        let error = check_same(&file, &mut other_mode, 4, 1, None).unwrap_err();
+        assert_eq!(
+            error.to_string(),
+            "--pipelining-mode pipelined: the data dir's devnet is deployed with non_pipelined \
+             mode; leave the flag out (a re-run keeps it) or use another --data-dir"
+        );
+        let mut other_committee = ci;
+        other_committee.committee = Some(1);
+        let error = check_same(&file, &mut other_committee, 4, 1, Some(1)).unwrap_err();
+        assert!(
+            error.to_string().starts_with(
+                "--committee 1: the data dir's devnet is deployed with a committee of 2;"
+            ),
+            "{error}"
+        );
+        // The default budget is D: asking for D explicitly is the same devnet.
+        let mut d = ci.with_schedule(None, Some(Duration::from_millis(ci.block_ms)));
+        check_same(&file, &mut d, 4, 1, None).unwrap();
+        let mut half = ci.with_schedule(None, Some(Duration::from_millis(500)));
+        assert!(check_same(&file, &mut half, 4, 1, None).is_err());
+    }
+
+    #[test]
+    fn a_devnet_file_without_choices_still_resumes_with_the_flags_given() {
+        let ci = Profile::named("ci").unwrap();
+        let mut file = planned(&ci);
+        file.choices = None;
+        let text = serde_json::to_string(&file).unwrap();
+        assert!(!text.contains("choices"), "{text}");
+        let file: DevnetFile = serde_json::from_str(&text).unwrap();
+        let mut rerun = ci.with_schedule(Some(PipeliningMode::NonPipelined), None);
+        check_same(&file, &mut rerun, 4, 1, None).unwrap();
+        assert_eq!(rerun.pipelining_mode, Some(PipeliningMode::NonPipelined));
     }
 
     #[test]
