@@ -65,6 +65,7 @@ impl BenchNetwork {
 pub(crate) struct Launched {
     devnet: Devnet,
     anvil: Option<Running>,
+    clock: Option<super::l1_clock::L1Clock>,
     nodes: Vec<Running>,
 }
 
@@ -84,6 +85,7 @@ impl Launched {
         let mut launched = Self {
             devnet,
             anvil: None,
+            clock: None,
             nodes: Vec::new(),
         };
         let started = launched.start_children(&args).await;
@@ -97,6 +99,7 @@ impl Launched {
     async fn start_children(&mut self, args: &DevnetArgs) -> eyre::Result<()> {
         self.anvil = self.devnet.start_anvil(args).await?;
         self.devnet.file.anvil_pid = self.anvil.as_ref().and_then(Running::pid);
+        self.clock = self.devnet.start_l1_clock()?;
         let provider = self.devnet.wait_for_l1().await?;
         self.devnet.deploy(&provider).await?;
         self.devnet.write_configs()?;
@@ -140,7 +143,11 @@ impl Launched {
     /// Stops the nodes, then anvil (each with its grace period), and records that nothing
     /// runs any more in `devnet.json`.
     pub(crate) async fn stop(mut self) {
-        children::stop_all(&mut self.nodes, self.anvil.as_mut()).await;
+        children::stop_all(&mut self.nodes, None).await;
+        if let Some(clock) = self.clock.as_mut() {
+            clock.stop();
+        }
+        children::stop_all(&mut [], self.anvil.as_mut()).await;
         self.devnet.file.anvil_pid = None;
         for node in &mut self.devnet.file.nodes {
             node.pid = None;

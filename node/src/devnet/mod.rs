@@ -16,6 +16,7 @@
 
 mod children;
 mod compose;
+mod l1_clock;
 mod launch;
 mod plan;
 mod summary;
@@ -295,8 +296,8 @@ impl Devnet {
             "127.0.0.1",
             "--port",
             &port,
-            "--block-time",
-            &self.profile.l1_slot_secs.to_string(),
+            // Blocks come from the devnet's L1 clock (`l1_clock`), one per L1-slot boundary.
+            "--no-mining",
             "--hardfork",
             ANVIL_HARDFORK,
             // anvil writes `--state` on its clean shutdown only; the interval keeps a recent
@@ -317,6 +318,14 @@ impl Devnet {
             "start anvil (install it with scripts/install-tools.sh, or give --anvil / --l1-rpc)",
         )?;
         Ok(Some(anvil))
+    }
+
+    /// The clock that mines the devnet's own anvil (none for `--l1-rpc`).
+    fn start_l1_clock(&self) -> eyre::Result<Option<l1_clock::L1Clock>> {
+        if !self.file.own_l1 {
+            return Ok(None);
+        }
+        l1_clock::L1Clock::start(&self.file.l1_rpc_url, self.profile.l1_slot_secs).map(Some)
     }
 
     async fn wait_for_l1(&self) -> eyre::Result<alloy::providers::DynProvider> {
@@ -484,7 +493,11 @@ impl Devnet {
         let mut signals = StopSignals::install()?;
         let mut anvil = self.start_anvil(args).await?;
         self.file.anvil_pid = anvil.as_ref().and_then(Running::pid);
+        let mut clock = self.start_l1_clock()?;
         let outcome = self.run_with_l1(args, &mut signals).await;
+        if let Some(clock) = clock.as_mut() {
+            clock.stop();
+        }
         if let Some(anvil) = anvil.as_mut() {
             children::stop_all(&mut [], Some(anvil)).await;
         }
