@@ -226,6 +226,14 @@ fn l1_reorg_depth_three_loses_no_tx() {
         txs.len()
     );
     assert!(reorgs.iter().all(|r| *r >= 1.0), "reorgs seen {reorgs:?}");
+    let after = by_slot(&net, 0);
+    eprintln!(
+        "landed after the reorg (slot: checkpoint, L1 block): {:?}",
+        after
+            .iter()
+            .map(|(s, c)| (*s, c.number, c.l1_block))
+            .collect::<Vec<_>>()
+    );
     took("l1_reorg", started);
 }
 

@@ -144,7 +144,11 @@ async fn a_send_refused_for_want_of_eth_reads_the_key_balance() {
         outcome(handle).await,
         SubmissionOutcome::SendFailed { .. }
     ));
-    assert_eq!(l1.calls(Call::Balance), before, "read after another refusal");
+    assert_eq!(
+        l1.calls(Call::Balance),
+        before,
+        "read after another refusal"
+    );
     l1.answer_next(0, Broadcast::Refused(Refusal::InsufficientFunds));
     let handle = h.handle.enqueue(bundle(2, SLOT), SLOT, SLOT).await.unwrap();
     assert_eq!(
