@@ -133,6 +133,17 @@ fn latency_100ms_jitter_20ms_loss_half_percent() {
     net.wait_for_slot(from + 8).expect("slots");
     wait_l1(&net, 0);
     assert_steady(&net, from..=from + 7, max);
+    // The faults applied: every ordered link carried the nodes' traffic through its proxy.
+    let idle: Vec<(usize, usize)> = net
+        .mesh()
+        .pairs()
+        .into_iter()
+        .filter(|&(a, b)| net.mesh().traffic(a, b).0 == 0)
+        .collect();
+    assert!(
+        idle.is_empty(),
+        "links that carried nothing through their proxy: {idle:?}"
+    );
     took("latency", started);
 }
 
