@@ -259,8 +259,7 @@ fn wait_l1_past(net: &Network, ts: u64) {
                 &net.l1_url,
                 "eth_getBlockByNumber",
                 json!(["latest", false]),
-            )
-            .map_err(|e| e.to_string())?;
+            )?;
             let stamp = tandem_e2e::client::quantity(&head["timestamp"])?;
             if stamp >= ts {
                 Ok(())
