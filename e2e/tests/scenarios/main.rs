@@ -5,6 +5,7 @@
 
 mod faults;
 mod nodes;
+mod spray;
 mod support;
 
 use std::time::{Duration, Instant};

@@ -31,6 +31,15 @@ const KAD_QUERY_TIMEOUT: Duration = Duration::from_secs(30);
 /// its message cache, which only spans `history_length` heartbeats.
 const VERDICT_BUDGET: Duration = Duration::from_secs(4);
 
+/// Identify: with `announce_addrs` set, peers learn those addresses only. By default identify
+/// also sends every listen address, and peers cache them and dial them for requests, so a node
+/// behind NAT or a proxy would be dialled at addresses it asked not to be reached on.
+fn identify_config(chain_id: u64, key: &Keypair, config: &P2pConfig) -> identify::Config {
+    identify::Config::new(format!("/tandem/{chain_id}/1"), key.public())
+        .with_agent_version(format!("tandem/{}", env!("CARGO_PKG_VERSION")))
+        .with_hide_listen_addrs(!config.announce_addrs.is_empty())
+}
+
 /// Heartbeats the message cache spans: at least gossipsub's 5, and enough for
 /// [`VERDICT_BUDGET`] at this heartbeat.
 fn history_length(heartbeat: Duration) -> usize {
@@ -179,10 +188,7 @@ pub(super) fn build_swarm(
             limits: connection_limits::Behaviour::new(limits),
             gossipsub,
             tx_gossip,
-            identify: identify::Behaviour::new(
-                identify::Config::new(format!("/tandem/{chain_id}/1"), key.public())
-                    .with_agent_version(format!("tandem/{}", env!("CARGO_PKG_VERSION"))),
-            ),
+            identify: identify::Behaviour::new(identify_config(chain_id, key, config)),
             kad,
             txs: request_response::Behaviour::new(reqresp(&protocols.txs), reqresp_config.clone()),
             blocks: request_response::Behaviour::new(
@@ -214,6 +220,15 @@ pub(super) fn build_swarm(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn announced_addresses_replace_the_listen_addresses_in_identify() {
+        let key = Keypair::generate_ed25519();
+        let mut config = P2pConfig::default();
+        assert!(!identify_config(7, &key, &config).hide_listen_addrs());
+        config.announce_addrs = vec!["/ip4/203.0.113.7/tcp/40400".parse().unwrap()];
+        assert!(identify_config(7, &key, &config).hide_listen_addrs());
+    }
 
     #[test]
     fn the_message_cache_spans_the_verdict_budget() {
