@@ -233,11 +233,14 @@ elif cmd in ("final", "summary"):
     genesis, slot_secs = state["genesis"], state["slot"]
     last_restart = max([k["done"] - k["ready_s"] for k in state["kills"]], default=state["started"])
 
+    scanned = {"next": state["l1_start"], "txs": []}
+
     def scan():
-        """Rollup txs mined since the start: (slot, sender, status, hash, timestamp)."""
+        """Rollup txs mined since the start: (slot, sender, status, hash, timestamp). Each call
+        reads only the blocks after the last one read (the crash loop does not reorg L1)."""
         head = q(rpc(l1, "eth_blockNumber"))
-        txs = []
-        for number in range(state["l1_start"], head + 1):
+        txs = scanned["txs"]
+        for number in range(scanned["next"], head + 1):
             block = rpc(l1, "eth_getBlockByNumber", [hex(number), True])
             stamp = q(block["timestamp"])
             for tx in block["transactions"]:
@@ -246,7 +249,8 @@ elif cmd in ("final", "summary"):
                 receipt = rpc(l1, "eth_getTransactionReceipt", [tx["hash"]])
                 txs.append(((stamp - genesis) // slot_secs, tx["from"].lower(),
                             q(receipt["status"]), tx["hash"], stamp))
-        return txs
+        scanned["next"] = head + 1
+        return list(txs)
 
     def proposer(slot):
         out = subprocess.run(
@@ -265,20 +269,28 @@ elif cmd in ("final", "summary"):
         first = (int(last_restart) - genesis) // slot_secs + 2
         horizon = first + 24
         duty, looked = None, first
-        landed = False
+        landed, lookup_failures = False, 0
         while True:
             landed = any(s == 1 and f == state["publisher"] and t >= last_restart
                          for (_, f, s, _, t) in scan())
             current = (int(time.time()) - genesis) // slot_secs
             while not landed and duty is None and looked <= min(current + 1, horizon):
-                if proposer(looked) == victim_address:
+                named = proposer(looked)
+                if named is None:
+                    # cast failed (L1 busy): this slot is asked again at the next poll.
+                    lookup_failures += 1
+                    break
+                if named == victim_address:
                     duty = looked
                 looked += 1
+            if lookup_failures > 20:
+                violation(state, "final", f"getProposerForSlot({looked}) kept failing")
+                break
             end = genesis + ((duty if duty is not None else horizon) + 2) * slot_secs
             if landed or time.time() > end:
                 break
             time.sleep(slot_secs / 4)
-        if landed:
+        if landed or lookup_failures > 20:
             pass
         elif duty is None:
             print(f"final: the victim was the proposer of no slot in {first}..{horizon}: "

@@ -65,7 +65,7 @@ impl BenchNetwork {
 pub(crate) struct Launched {
     devnet: Devnet,
     anvil: Option<Running>,
-    clock: Option<super::l1_clock::L1Clock>,
+    clock: Option<super::l1::L1Clock>,
     nodes: Vec<Running>,
 }
 
@@ -99,8 +99,8 @@ impl Launched {
     async fn start_children(&mut self, args: &DevnetArgs) -> eyre::Result<()> {
         self.anvil = self.devnet.start_anvil(args).await?;
         self.devnet.file.anvil_pid = self.anvil.as_ref().and_then(Running::pid);
-        self.clock = self.devnet.start_l1_clock()?;
         let provider = self.devnet.wait_for_l1().await?;
+        self.clock = self.devnet.start_l1_clock()?;
         self.devnet.deploy(&provider).await?;
         self.devnet.write_configs()?;
         self.nodes = self.devnet.launch_nodes()?;
@@ -144,9 +144,7 @@ impl Launched {
     /// runs any more in `devnet.json`.
     pub(crate) async fn stop(mut self) {
         children::stop_all(&mut self.nodes, None).await;
-        if let Some(clock) = self.clock.as_mut() {
-            clock.stop();
-        }
+        drop(self.clock.take());
         children::stop_all(&mut [], self.anvil.as_mut()).await;
         self.devnet.file.anvil_pid = None;
         for node in &mut self.devnet.file.nodes {

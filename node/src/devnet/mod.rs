@@ -16,7 +16,7 @@
 
 mod children;
 mod compose;
-mod l1_clock;
+mod l1;
 mod launch;
 mod plan;
 mod summary;
@@ -28,9 +28,9 @@ use std::{
     time::Duration,
 };
 
-use alloy::providers::{Provider, ProviderBuilder};
+use alloy::providers::Provider;
 use clap::Args;
-use eyre::{WrapErr, bail, eyre};
+use eyre::{WrapErr, bail};
 use tandem_proto::{
     Address,
     time::{Clock, PipeliningMode, SystemClock},
@@ -133,23 +133,6 @@ pub(crate) fn run(args: &DevnetArgs) -> eyre::Result<()> {
         .enable_all()
         .build()?;
     runtime.block_on(Devnet::start(args)?.run(args))
-}
-
-/// How often anvil dumps its state, in seconds.
-const ANVIL_STATE_INTERVAL_SECS: &str = "10";
-
-fn anvil_binary(args: &DevnetArgs) -> PathBuf {
-    if let Some(path) = &args.anvil {
-        return path.clone();
-    }
-    if let Some(path) = std::env::var_os("TANDEM_ANVIL") {
-        return PathBuf::from(path);
-    }
-    let local = PathBuf::from(".tools/bin/anvil");
-    if local.exists() {
-        return local;
-    }
-    PathBuf::from("anvil")
 }
 
 struct Devnet {
@@ -276,81 +259,6 @@ impl Devnet {
             nodes,
             choices: Some(plan::Choices::of(profile, args.validators)),
         })
-    }
-
-    async fn start_anvil(&self, args: &DevnetArgs) -> eyre::Result<Option<Running>> {
-        if !self.file.own_l1 {
-            return Ok(None);
-        }
-        let port = self
-            .file
-            .l1_rpc_url
-            .rsplit(':')
-            .next()
-            .unwrap_or("8545")
-            .to_string();
-        let state = self.data.join("l1").join("anvil-state.json");
-        std::fs::create_dir_all(self.data.join("l1"))?;
-        let mut anvil_args = os(&[
-            "--host",
-            "127.0.0.1",
-            "--port",
-            &port,
-            // Blocks come from the devnet's L1 clock (`l1_clock`), one per L1-slot boundary.
-            "--no-mining",
-            "--hardfork",
-            ANVIL_HARDFORK,
-            // anvil writes `--state` on its clean shutdown only; the interval keeps a recent
-            // copy for a devnet that was killed (or a host that crashed).
-            "--state-interval",
-            ANVIL_STATE_INTERVAL_SECS,
-            "--state",
-        ]);
-        anvil_args.push(state.into_os_string());
-        let binary = anvil_binary(args);
-        let anvil = children::spawn(
-            "anvil",
-            &binary,
-            &anvil_args,
-            &self.data.join("l1").join("anvil.log"),
-        )
-        .wrap_err(
-            "start anvil (install it with scripts/install-tools.sh, or give --anvil / --l1-rpc)",
-        )?;
-        Ok(Some(anvil))
-    }
-
-    /// The clock that mines the devnet's own anvil (none for `--l1-rpc`).
-    fn start_l1_clock(&self) -> eyre::Result<Option<l1_clock::L1Clock>> {
-        if !self.file.own_l1 {
-            return Ok(None);
-        }
-        l1_clock::L1Clock::start(&self.file.l1_rpc_url, self.profile.l1_slot_secs).map(Some)
-    }
-
-    async fn wait_for_l1(&self) -> eyre::Result<alloy::providers::DynProvider> {
-        let url = self
-            .file
-            .l1_rpc_url
-            .parse()
-            .map_err(|_| eyre!("--l1-rpc: {:?} is not a URL", self.file.l1_rpc_url))?;
-        let provider = ProviderBuilder::new().connect_http(url).erased();
-        let deadline = tokio::time::Instant::now() + L1_STARTUP;
-        loop {
-            let probe = tokio::time::timeout(crate::client::CALL_TIMEOUT, provider.get_chain_id());
-            if matches!(probe.await, Ok(Ok(_))) {
-                return Ok(provider);
-            }
-            if tokio::time::Instant::now() > deadline {
-                bail!(
-                    "L1 at {} did not answer within {}s (see {})",
-                    self.file.l1_rpc_url,
-                    L1_STARTUP.as_secs(),
-                    self.data.join("l1").join("anvil.log").display()
-                );
-            }
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        }
     }
 
     /// Funds the publishers and deploys the rollup, unless the deployment exists.
@@ -493,11 +401,7 @@ impl Devnet {
         let mut signals = StopSignals::install()?;
         let mut anvil = self.start_anvil(args).await?;
         self.file.anvil_pid = anvil.as_ref().and_then(Running::pid);
-        let mut clock = self.start_l1_clock()?;
         let outcome = self.run_with_l1(args, &mut signals).await;
-        if let Some(clock) = clock.as_mut() {
-            clock.stop();
-        }
         if let Some(anvil) = anvil.as_mut() {
             children::stop_all(&mut [], Some(anvil)).await;
         }
@@ -519,6 +423,8 @@ impl Devnet {
             () = signals.recv() => return Ok(()),
             provider = self.wait_for_l1() => provider?,
         };
+        // Dropped (stopped) when this returns, before anvil is stopped.
+        let _clock = self.start_l1_clock()?;
         tokio::select! {
             biased;
             () = signals.recv() => return Ok(()),

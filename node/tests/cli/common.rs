@@ -73,7 +73,7 @@ impl Running {
         self.0
             .stderr
             .take()
-            .unwrap()
+            .expect("stderr is read once, from a process spawned with a piped stderr")
             .read_to_string(&mut log)
             .unwrap();
         log

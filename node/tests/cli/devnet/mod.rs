@@ -186,16 +186,13 @@ impl TxSender {
                 let (tx, raw) = transfer(&domain, first + node, nonces[node]);
                 let request =
                     json!({"jsonrpc": "2.0", "id": 1, "method": "tandem_sendTx", "params": [raw]});
-                // A node that is down (being restarted) gets this nonce again next round.
-                let Some(answer) = http_post(addr(&urls[node]), "/", &request.to_string()) else {
-                    next += every;
-                    std::thread::sleep(next.saturating_duration_since(Instant::now()));
-                    continue;
+                // A node that is down (being restarted), or up but not bound yet (it answers
+                // -32002, "unavailable"), gets this nonce again next round.
+                let answer = match http_post(addr(&urls[node]), "/", &request.to_string()) {
+                    Some(answer) => serde_json::from_str::<Value>(body_of(&answer))
+                        .map_err(|err| format!("tandem_sendTx to node {node}: {err}"))?,
+                    None => json!({"error": {"code": -32002}}),
                 };
-                let answer: Value = serde_json::from_str(body_of(&answer))
-                    .map_err(|err| format!("tandem_sendTx to node {node}: {err}"))?;
-                // A restarted node answers RPC before it is bound (-32002, "unavailable"):
-                // like a node that is down, it gets this nonce again next round.
                 if answer["error"]["code"] == -32002 {
                     next += every;
                     std::thread::sleep(next.saturating_duration_since(Instant::now()));
