@@ -29,9 +29,18 @@ fn steady_state_30_slots() {
         "depths {:?}",
         watch.depths
     );
+    let discards =
+        validators_sum(&net, "tandem_sequencer_pipeline_discards_total", &[]) - discards_before;
+    eprintln!(
+        "first landed slot {first} (launch {}); depth samples {} (at 1: {}, max {:?}); discards \
+         {discards}",
+        net.launch_slot,
+        depths.len(),
+        depths.iter().filter(|d| **d == 1.0).count(),
+        depths.iter().copied().reduce(f64::max)
+    );
     assert_eq!(
-        validators_sum(&net, "tandem_sequencer_pipeline_discards_total", &[]) - discards_before,
-        0.0,
+        discards, 0.0,
         "discards from the first landing (slot {first})"
     );
     took("steady_state_30_slots", started);
