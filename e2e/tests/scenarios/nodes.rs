@@ -177,13 +177,13 @@ fn quorum_three_of_four() {
     net.wait_for_slot(back + 3).expect("back");
     wait_l1(&net, 0);
     let landed = by_slot(&net, 0);
-    let again = landed
-        .keys()
-        .copied()
-        .find(|s| *s > back && *s <= back + 2);
+    let again = landed.keys().copied().find(|s| *s > back && *s <= back + 2);
     eprintln!(
         "both back in slot {back}: landed again at {again:?} (landed {:?})",
-        landed.keys().filter(|s| **s + 6 >= back).collect::<Vec<_>>()
+        landed
+            .keys()
+            .filter(|s| **s + 6 >= back)
+            .collect::<Vec<_>>()
     );
     assert!(
         again.is_some(),
