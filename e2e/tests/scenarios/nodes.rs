@@ -194,7 +194,7 @@ fn quorum_three_of_four() {
 
 /// Validator 3 killed (SIGKILL) at a random instant of a slot and restarted, 10 times: no
 /// node ever sees it sign two different payloads for one duty, and every slot whose proposer
-/// (and whose predecessor's proposer) is another validator lands.
+/// is another validator lands (unless it follows a slot of validator 3's that did not land).
 #[test]
 #[ignore = "long scenario: scripts/scenarios.sh"]
 fn crash_loop_ten_kills_no_equivocation() {
@@ -242,7 +242,10 @@ fn crash_loop_ten_kills_no_equivocation() {
     for slot in from + 1..=to {
         let proposer = net.proposer_of(slot).expect("proposer");
         let previous = net.proposer_of(slot - 1).expect("proposer");
-        if proposer != 3 && previous != 3 {
+        // A slot after one of the victim's that did not land may be built on blocks it
+        // gossiped before a kill and never published: discarded with parent-not-on-l1, as
+        // after a silent publisher. Every other slot of another proposer must land.
+        if proposer != 3 && (previous != 3 || landed.contains_key(&(slot - 1))) {
             checked += 1;
             assert!(
                 landed.contains_key(&slot),
@@ -251,7 +254,16 @@ fn crash_loop_ten_kills_no_equivocation() {
             );
         }
     }
-    eprintln!("crash loop: slots {from}..={to}, {checked} slots of other proposers all landed");
+    let own: Vec<u64> = (from + 1..=to)
+        .filter(|s| net.proposer_of(*s).expect("proposer") == 3)
+        .collect();
+    eprintln!(
+        "crash loop: slots {from}..={to}, {checked} slots of other proposers all landed; \
+         validator-3's slots {own:?}, landed {:?}",
+        own.iter()
+            .filter(|s| landed.contains_key(s))
+            .collect::<Vec<_>>()
+    );
     took("crash_loop", started);
 }
 
