@@ -16,5 +16,7 @@ export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/tandem/target}"
 
 # The harness runs the `tandem` binary next to its test executable (or $TANDEM_BIN).
 cargo build --workspace --bins --locked
-cargo nextest run -p tandem-e2e --locked --profile scenarios --run-ignored only \
-  --no-capture ${1:+"$1"}
+# `--workspace` with a filter, not `-p tandem-e2e`: `-p` unifies features differently and
+# rebuilds RocksDB's C++ in a target shared with workspace builds.
+cargo nextest run --workspace -E 'package(tandem-e2e)' --locked --profile scenarios \
+  --run-ignored only --no-capture ${1:+"$1"}

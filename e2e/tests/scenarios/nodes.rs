@@ -29,9 +29,18 @@ fn steady_state_30_slots() {
         "depths {:?}",
         watch.depths
     );
+    let discards =
+        validators_sum(&net, "tandem_sequencer_pipeline_discards_total", &[]) - discards_before;
+    eprintln!(
+        "first landed slot {first} (launch {}); depth samples {} (at 1: {}, max {:?}); discards \
+         {discards}",
+        net.launch_slot,
+        depths.len(),
+        depths.iter().filter(|d| **d == 1.0).count(),
+        depths.iter().copied().reduce(f64::max)
+    );
     assert_eq!(
-        validators_sum(&net, "tandem_sequencer_pipeline_discards_total", &[]) - discards_before,
-        0.0,
+        discards, 0.0,
         "discards from the first landing (slot {first})"
     );
     took("steady_state_30_slots", started);
@@ -47,15 +56,21 @@ fn silenced_publisher_is_pruned_and_the_chain_lands_again() {
     let mut net = Network::start(Spec::default()).expect("network");
     let first = first_landed(&mut net);
     net.wait_for_slot(first + 1).expect("slot");
-    // A slot 4–7 ahead (its epoch's committee is known by then), so the restart is over
-    // before its build starts.
+    // A slot 5 ahead (its epoch's committee is known by then), so the restart (stop ≤ 10 s,
+    // ready 17–57 s measured under load) is over before its build starts in slot n-1.
     let now = net.slot_now();
-    let (n, victim) = proposers(&net, now + 4..now + 8)[0];
+    let (n, victim) = proposers(&net, now + 5..now + 6)[0];
+    let restart = Instant::now();
     net.silence_publisher(victim, &[n]).expect("silence");
+    let back = net.slot_now();
     eprintln!(
-        "{} silenced for slot {n} (now {})",
+        "{} silenced for slot {n} (now {back}, restarted after {:?})",
         net.nodes[victim].name,
-        net.slot_now()
+        restart.elapsed()
+    );
+    assert!(
+        back < n - 1,
+        "the silenced proposer was back only in slot {back}, after slot {n}'s build began"
     );
     net.wait_for_slot(n).expect("slot n");
     let before = prune_counts(&net);
@@ -82,28 +97,47 @@ fn quorum_three_of_four() {
     let first = first_landed(&mut net);
     net.wait_for_slot(first + 1).expect("slot");
 
-    // One down for 4 slots.
+    // One down for 4 slots. It is killed in a slot k whose next slot it does not propose: a
+    // kill in the middle of its own build (slot k for target k+1) would leave k+1's blocks
+    // gossiped but never published, and k+2, built on them, is discarded with
+    // parent-not-on-l1 — the silent publisher's case, not the quorum's.
+    while net.proposer_of(net.slot_now() + 1).expect("proposer") == 3 {
+        let next = net.slot_now() + 1;
+        net.wait_for_slot(next).expect("slot");
+    }
     net.kill(3);
     let down_from = net.slot_now() + 1;
     net.wait_for_slot(down_from + 4).expect("one down");
     wait_l1(&net, 0);
     let landed = by_slot(&net, 0);
     let mut alive_slots = Vec::new();
-    for slot in down_from + 1..down_from + 4 {
+    let mut dead_slots = Vec::new();
+    for slot in down_from..down_from + 4 {
         let proposer = net.proposer_of(slot).expect("proposer");
-        if proposer != 3 {
-            alive_slots.push(slot);
-            assert!(
-                landed.contains_key(&slot),
-                "slot {slot} (proposer {}) missed with one validator down: landed {:?}",
-                net.nodes[proposer].name,
-                landed.keys().collect::<Vec<_>>()
-            );
+        if proposer == 3 {
+            dead_slots.push(slot);
+            continue;
         }
+        alive_slots.push(slot);
+        assert!(
+            landed.contains_key(&slot),
+            "slot {slot} (proposer {}) missed with one validator down: landed {:?}",
+            net.nodes[proposer].name,
+            landed.keys().collect::<Vec<_>>()
+        );
     }
-    eprintln!("one down: slots with a live proposer {alive_slots:?} all landed");
+    eprintln!(
+        "one down from slot {down_from}: slots with a live proposer {alive_slots:?} all landed \
+         (validator-3's own {dead_slots:?})"
+    );
+    assert!(
+        !alive_slots.is_empty(),
+        "validator-3 proposed every slot of {down_from}..{}: nothing checked",
+        down_from + 4
+    );
 
-    // Two down for 3 slots.
+    // Two down for 3 slots. The second is killed early in slot k2; k2+1's build (in k2) may
+    // have begun before, so the slots checked are k2+2 and k2+3, built with 2 of 4 alive.
     net.kill(2);
     let two_from = net.slot_now() + 1;
     net.wait_for_slot(two_from + 3).expect("two down");
@@ -114,28 +148,43 @@ fn quorum_three_of_four() {
         .copied()
         .filter(|s| (two_from + 1..two_from + 3).contains(s))
         .collect();
+    eprintln!(
+        "two down from slot {two_from}: landed in {}..{}: {during:?}",
+        two_from + 1,
+        two_from + 3
+    );
     assert!(
         during.is_empty(),
         "slots {during:?} landed with two of four validators down"
     );
-    for checkpoint in landed.values() {
+    let attestations: Vec<(u64, u64)> = landed
+        .values()
+        .map(|c| (c.slot, c.attestations.unwrap_or(0)))
+        .collect();
+    for (slot, count) in &attestations {
         assert!(
-            checkpoint.attestations.unwrap_or(0) >= 3,
-            "checkpoint {checkpoint:?} landed under-attested"
+            *count >= 3,
+            "checkpoint of slot {slot} landed with {count} attestations (quorum 3): {attestations:?}"
         );
     }
 
-    // Both back.
-    net.restart(2).expect("restart 2");
-    net.restart(3).expect("restart 3");
+    // Both back, restarted together.
+    net.start_node(2).expect("start 2");
+    net.start_node(3).expect("start 3");
+    net.wait_ready(2, Duration::from_secs(90)).expect("ready 2");
+    net.wait_ready(3, Duration::from_secs(90)).expect("ready 3");
     let back = net.slot_now();
     net.wait_for_slot(back + 3).expect("back");
     wait_l1(&net, 0);
-    let again = by_slot(&net, 0)
-        .keys()
-        .copied()
-        .find(|s| *s > back && *s <= back + 2);
-    eprintln!("both back in slot {back}: landed again at {again:?}");
+    let landed = by_slot(&net, 0);
+    let again = landed.keys().copied().find(|s| *s > back && *s <= back + 2);
+    eprintln!(
+        "both back in slot {back}: landed again at {again:?} (landed {:?})",
+        landed
+            .keys()
+            .filter(|s| **s + 6 >= back)
+            .collect::<Vec<_>>()
+    );
     assert!(
         again.is_some(),
         "no landing within 2 slots after the restart in slot {back}"
@@ -145,7 +194,7 @@ fn quorum_three_of_four() {
 
 /// Validator 3 killed (SIGKILL) at a random instant of a slot and restarted, 10 times: no
 /// node ever sees it sign two different payloads for one duty, and every slot whose proposer
-/// (and whose predecessor's proposer) is another validator lands.
+/// is another validator lands (unless it follows a slot of validator 3's that did not land).
 #[test]
 #[ignore = "long scenario: scripts/scenarios.sh"]
 fn crash_loop_ten_kills_no_equivocation() {
@@ -193,7 +242,10 @@ fn crash_loop_ten_kills_no_equivocation() {
     for slot in from + 1..=to {
         let proposer = net.proposer_of(slot).expect("proposer");
         let previous = net.proposer_of(slot - 1).expect("proposer");
-        if proposer != 3 && previous != 3 {
+        // A slot after one of the victim's that did not land may be built on blocks it
+        // gossiped before a kill and never published: discarded with parent-not-on-l1, as
+        // after a silent publisher. Every other slot of another proposer must land.
+        if proposer != 3 && (previous != 3 || landed.contains_key(&(slot - 1))) {
             checked += 1;
             assert!(
                 landed.contains_key(&slot),
@@ -202,7 +254,16 @@ fn crash_loop_ten_kills_no_equivocation() {
             );
         }
     }
-    eprintln!("crash loop: slots {from}..={to}, {checked} slots of other proposers all landed");
+    let own: Vec<u64> = (from + 1..=to)
+        .filter(|s| net.proposer_of(*s).expect("proposer") == 3)
+        .collect();
+    eprintln!(
+        "crash loop: slots {from}..={to}, {checked} slots of other proposers all landed; \
+         validator-3's slots {own:?}, landed {:?}",
+        own.iter()
+            .filter(|s| landed.contains_key(s))
+            .collect::<Vec<_>>()
+    );
     took("crash_loop", started);
 }
 
