@@ -95,6 +95,10 @@ pub(crate) fn cancel(result: &'static str) {
     metrics::counter!("publisher_cancels_total", "result" => result).increment(1);
 }
 
+/// Every `result` label of a replacement (speed-up or cancel): `monitor::Replaced::label`.
+pub(crate) const REPLACEMENT_RESULTS: [&str; 5] =
+    ["capped", "sent", "resent", "refused", "unreachable"];
+
 /// Reasons a propose is dropped at simulation besides the contract's error names.
 const OTHER_SIMULATION_DROPS: [&str; 2] = ["unknown", "GasAboveTxCap"];
 
@@ -102,6 +106,15 @@ const OTHER_SIMULATION_DROPS: [&str; 2] = ["unknown", "GasAboveTxCap"];
 /// starts, so their series exist from the first scrape: panels show 0 rather than no data, and
 /// `increase()` alerts see the first event (a series born at 1 hides it).
 pub(crate) fn register_zeroes() {
+    // Speed-ups and cancels are rare (a stuck propose) and their counters die with a restarted
+    // process: at zero from the start, their panels show 0 and `increase()` sees the first one.
+    for result in REPLACEMENT_RESULTS {
+        for kind in [AttemptKind::Propose, AttemptKind::Cancel] {
+            metrics::counter!("publisher_speed_ups_total", "kind" => kind_label(kind), "result" => result)
+                .absolute(0);
+        }
+        metrics::counter!("publisher_cancels_total", "result" => result).absolute(0);
+    }
     let reverts = tandem_l1::RollupError::SELECTORS
         .iter()
         .filter_map(|selector| tandem_l1::RollupError::name_by_selector(*selector));
@@ -191,5 +204,30 @@ mod tests {
         assert!(expected.len() > 2, "the contract has custom errors");
         assert!(reasons.iter().any(|reason| reason == "InvalidArchive"));
         assert_eq!(reasons, expected);
+    }
+
+    #[test]
+    fn speed_ups_and_cancels_start_at_zero_for_every_result() {
+        let recorder = DebuggingRecorder::new();
+        let snapshotter = recorder.snapshotter();
+        metrics::with_local_recorder(&recorder, super::register_zeroes);
+        let zeroes = |name: &str| {
+            snapshotter
+                .snapshot()
+                .into_vec()
+                .into_iter()
+                .filter(|(key, _, _, value)| {
+                    key.key().name() == name && *value == DebugValue::Counter(0)
+                })
+                .count()
+        };
+        assert_eq!(
+            zeroes("publisher_speed_ups_total"),
+            2 * super::REPLACEMENT_RESULTS.len()
+        );
+        assert_eq!(
+            zeroes("publisher_cancels_total"),
+            super::REPLACEMENT_RESULTS.len()
+        );
     }
 }

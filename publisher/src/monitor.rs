@@ -491,3 +491,31 @@ async fn finish(
     }
     Ok(outcome)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::Replaced;
+    use crate::chain::{Broadcast, Refusal, Unanswered};
+
+    #[test]
+    fn every_replacement_result_is_registered_at_zero() {
+        let refused = || Broadcast::Refused(Refusal::InsufficientFunds);
+        let unreachable = || Broadcast::Unreachable(Unanswered::Transport);
+        let all = [
+            Replaced::Capped,
+            Replaced::New(Broadcast::Accepted),
+            Replaced::Resent(Broadcast::Accepted),
+            Replaced::New(refused()),
+            Replaced::Resent(refused()),
+            Replaced::New(unreachable()),
+            Replaced::Resent(unreachable()),
+        ];
+        for replaced in all {
+            assert!(
+                crate::metrics::REPLACEMENT_RESULTS.contains(&replaced.label()),
+                "{} is not registered at zero",
+                replaced.label()
+            );
+        }
+    }
+}
