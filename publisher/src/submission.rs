@@ -510,6 +510,7 @@ async fn send_first(
                 gas_limit: send.gas_limit,
             };
             let fees = initial_fees(prepared.estimate, &shared.config);
+            let balance_price = expected_price(fees, prepared.estimate);
             let raw = match shared
                 .add_attempt(
                     &mut record,
@@ -562,11 +563,7 @@ async fn send_first(
                         // No accepted send will read this key's balance again: report it now,
                         // so its runway gauge (and the operator's alert) shows the empty key.
                         shared
-                            .check_balance(
-                                key,
-                                record.simulated_gas,
-                                expected_price(fees, prepared.estimate),
-                            )
+                            .check_balance(key, record.simulated_gas, balance_price)
                             .await;
                     }
                     last_failure = SendFailure::Refused(refusal);
@@ -584,11 +581,7 @@ async fn send_first(
                             tx_hash: hash,
                         });
                         shared
-                            .check_balance(
-                                key,
-                                record.simulated_gas,
-                                expected_price(fees, prepared.estimate),
-                            )
+                            .check_balance(key, record.simulated_gas, balance_price)
                             .await;
                     }
                     return Ok(Ok(record));
