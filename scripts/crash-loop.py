@@ -253,11 +253,14 @@ elif cmd in ("final", "summary"):
         return list(txs)
 
     def proposer(slot):
-        out = subprocess.run(
-            ["cast", "call", state["rollup"], "getProposerForSlot(uint256)(address)", str(slot),
-             "--rpc-url", l1],
-            capture_output=True, text=True, timeout=20,
-        )
+        try:
+            out = subprocess.run(
+                ["cast", "call", state["rollup"], "getProposerForSlot(uint256)(address)",
+                 str(slot), "--rpc-url", l1],
+                capture_output=True, text=True, timeout=20,
+            )
+        except subprocess.TimeoutExpired:
+            return None
         return out.stdout.strip().lower() if out.returncode == 0 else None
 
     if cmd == "final":
@@ -277,9 +280,11 @@ elif cmd in ("final", "summary"):
             while not landed and duty is None and looked <= min(current + 1, horizon):
                 named = proposer(looked)
                 if named is None:
-                    # cast failed (L1 busy): this slot is asked again at the next poll.
+                    # cast failed (L1 busy): this slot is asked again at the next poll; 20
+                    # failures in a row end the wait as a violation.
                     lookup_failures += 1
                     break
+                lookup_failures = 0
                 if named == victim_address:
                     duty = looked
                 looked += 1
@@ -292,9 +297,12 @@ elif cmd in ("final", "summary"):
             time.sleep(slot_secs / 4)
         if landed or lookup_failures > 20:
             pass
-        elif duty is None:
+        elif duty is None and looked > horizon:
             print(f"final: the victim was the proposer of no slot in {first}..{horizon}: "
                   "its landing after the last restart was not checked", flush=True)
+        elif duty is None:
+            violation(state, "final", f"the proposers of slots {looked}..{horizon} were not "
+                      "looked up in time (L1 too slow)")
         else:
             violation(state, "final", f"the victim was the proposer of slot {duty} after its last "
                       f"restart and its publisher landed no propose by the end of slot {duty + 1}")

@@ -125,24 +125,26 @@ pub(super) struct L1Clock {
     thread: Option<JoinHandle<()>>,
 }
 
-/// The boundary to stamp next, on the grid `head + k·slot`: the latest one due at `now_ms` when
-/// it is after `head` (the next one when on time, the current one when late); `None` while the
-/// wall clock has not passed the head by a slot.
-fn due(head: u64, now_ms: u64, slot_secs: u64) -> Option<u64> {
-    let elapsed = (now_ms / 1000).checked_sub(head)?;
-    let latest = head.saturating_add(elapsed / slot_secs * slot_secs);
+/// The boundary to stamp next, on the grid `origin + k·slot` (`origin`: the head's timestamp
+/// when the clock started, so the rollup's genesis is on the grid): the latest boundary due at
+/// `now_ms`, when it is after `head`, the chain's newest timestamp now (so never a stamp twice,
+/// whoever else mined); `None` while nothing is due.
+fn due(origin: u64, head: u64, now_ms: u64, slot_secs: u64) -> Option<u64> {
+    let elapsed = (now_ms / 1000).checked_sub(origin)?;
+    let latest = origin.saturating_add(elapsed / slot_secs * slot_secs);
     (latest > head).then_some(latest)
 }
 
-/// When the boundary after the one due at `now_ms` comes, in ms (the clock's next wake-up).
-fn next_boundary_ms(head: u64, now_ms: u64, slot_secs: u64) -> u64 {
-    let elapsed = (now_ms / 1000).saturating_sub(head);
-    head.saturating_add(
-        (elapsed / slot_secs)
-            .saturating_add(1)
-            .saturating_mul(slot_secs),
-    )
-    .saturating_mul(1000)
+/// When the grid's boundary after `now_ms` comes, in ms (the clock's next wake-up).
+fn next_boundary_ms(origin: u64, now_ms: u64, slot_secs: u64) -> u64 {
+    let elapsed = (now_ms / 1000).saturating_sub(origin);
+    origin
+        .saturating_add(
+            (elapsed / slot_secs)
+                .saturating_add(1)
+                .saturating_mul(slot_secs),
+        )
+        .saturating_mul(1000)
 }
 
 fn unix_ms() -> u64 {
@@ -192,55 +194,62 @@ impl Drop for L1Clock {
 }
 
 async fn head_timestamp(provider: &DynProvider) -> eyre::Result<u64> {
-    let head = provider
-        .get_block_by_number(alloy::eips::BlockNumberOrTag::Latest)
-        .await?
-        .ok_or_else(|| eyre!("anvil has no latest block"))?;
+    let head = tokio::time::timeout(
+        crate::client::CALL_TIMEOUT,
+        provider.get_block_by_number(alloy::eips::BlockNumberOrTag::Latest),
+    )
+    .await
+    .map_err(|_| eyre!("no answer within {:?}", crate::client::CALL_TIMEOUT))??
+    .ok_or_else(|| eyre!("anvil has no latest block"))?;
     Ok(head.header.timestamp)
 }
 
+async fn mine_at(provider: &DynProvider, stamp: u64) -> eyre::Result<()> {
+    tokio::time::timeout(
+        crate::client::CALL_TIMEOUT,
+        provider.raw_request::<_, serde_json::Value>("evm_mine".into(), [stamp]),
+    )
+    .await
+    .map_err(|_| eyre!("no answer within {:?}", crate::client::CALL_TIMEOUT))??;
+    Ok(())
+}
+
 async fn mine(provider: &DynProvider, slot_secs: u64) {
-    let mut head = loop {
+    let origin = loop {
         match head_timestamp(provider).await {
             Ok(head) => break head,
             // anvil answered the devnet's probe a moment ago: it is busy, not gone.
             Err(_) => tokio::time::sleep(Duration::from_millis(100)).await,
         }
     };
-    if head > unix_ms() / 1000 + slot_secs {
+    let now = unix_ms() / 1000;
+    if origin > now.saturating_add(slot_secs) {
         eprintln!(
             "warning: devnet L1: anvil's latest block is stamped {}s ahead of this host's clock; \
              blocks resume when the clock passes it",
-            head - unix_ms() / 1000
+            origin.saturating_sub(now)
         );
     }
     let mut failures = 0u64;
     loop {
-        if let Some(stamp) = due(head, unix_ms(), slot_secs) {
-            let mined = provider
-                .raw_request::<_, serde_json::Value>("evm_mine".into(), [stamp])
-                .await;
-            match mined {
-                Ok(_) => head = stamp,
-                Err(error) => {
-                    // Busy, stopping, or a head moved by someone else (`anvil_reorg`): the next
-                    // boundary after the head as it is now is tried. A few are reported, so an
-                    // L1 that stays broken shows.
-                    failures += 1;
-                    if failures <= 3 || failures.is_multiple_of(100) {
-                        eprintln!(
-                            "warning: devnet L1 clock: evm_mine at {stamp} ({failures} failed \
-                             so far): {error}"
-                        );
-                    }
-                    if let Ok(now) = head_timestamp(provider).await {
-                        head = head.max(now);
-                    }
-                }
+        // The head is read each tick: anything else that mines (`anvil_reorg`) moves it.
+        let mined = match head_timestamp(provider).await {
+            Ok(head) => match due(origin, head, unix_ms(), slot_secs) {
+                Some(stamp) => mine_at(provider, stamp).await,
+                None => Ok(()),
+            },
+            Err(error) => Err(error),
+        };
+        if let Err(error) = mined {
+            // Busy or stopping: the next boundary is tried. A few are reported, so an L1 that
+            // stays broken shows.
+            failures += 1;
+            if failures <= 3 || failures.is_multiple_of(100) {
+                eprintln!("warning: devnet L1 clock ({failures} failed so far): {error:#}");
             }
         }
         // The clock's tick, not a synchronisation: wake at the next boundary.
-        let wake = next_boundary_ms(head, unix_ms(), slot_secs);
+        let wake = next_boundary_ms(origin, unix_ms(), slot_secs);
         tokio::time::sleep(Duration::from_millis(wake.saturating_sub(unix_ms()))).await;
     }
 }
@@ -250,24 +259,32 @@ mod tests {
     use super::{due, next_boundary_ms};
 
     #[test]
-    fn boundaries_follow_the_head_and_are_stamped_once() {
-        // On time: the head is 100, boundary 101 is due at 101.0 s and not before.
-        assert_eq!(due(100, 100_999, 1), None);
-        assert_eq!(due(100, 101_000, 1), Some(101));
-        assert_eq!(next_boundary_ms(101, 101_000, 1), 102_000);
+    fn boundaries_stay_on_the_grid_after_the_head_and_are_stamped_once() {
+        // On time: grid and head at 100, boundary 101 is due at 101.0 s and not before.
+        assert_eq!(due(100, 100, 100_999, 1), None);
+        assert_eq!(due(100, 100, 101_000, 1), Some(101));
+        assert_eq!(next_boundary_ms(100, 101_000, 1), 102_000);
         // A head equal to the current boundary (a resume within its L1 slot) is not stamped
         // again.
-        assert_eq!(due(105, 105_700, 1), None);
+        assert_eq!(due(100, 105, 105_700, 1), None);
         // Late by 2.5 slots: one block stamped 103, not 102 and 103 in a burst.
-        assert_eq!(due(100, 103_500, 1), Some(103));
-        // E = 2 s on an odd head (anvil's genesis second): the grid stays odd, where the
-        // rollup's genesis (head + 2E) is.
-        assert_eq!(due(101, 102_900, 2), None);
-        assert_eq!(due(101, 103_000, 2), Some(103));
-        assert_eq!(due(101, 106_100, 2), Some(105));
+        assert_eq!(due(100, 100, 103_500, 1), Some(103));
+        // E = 2 s on an odd origin (anvil's genesis second): the grid stays odd, where the
+        // rollup's genesis (origin + 2E) is; late, exactly on a boundary.
+        assert_eq!(due(101, 101, 102_900, 2), None);
+        assert_eq!(due(101, 101, 103_000, 2), Some(103));
+        assert_eq!(due(101, 103, 106_100, 2), Some(105));
+        assert_eq!(due(101, 101, 105_000, 2), Some(105));
         assert_eq!(next_boundary_ms(101, 103_000, 2), 105_000);
+        assert_eq!(next_boundary_ms(101, 106_100, 2), 107_000);
+        // Someone else mined off the grid (a reorg's blocks at 104): the clock keeps the grid,
+        // and stamps only after that head.
+        assert_eq!(due(101, 104, 104_500, 2), None);
+        assert_eq!(due(101, 104, 105_000, 2), Some(105));
+        assert_eq!(due(101, 106, 105_000, 2), None);
         // A head ahead of the wall clock: nothing is due until the clock passes it by a slot.
-        assert_eq!(due(200, 150_000, 1), None);
+        assert_eq!(due(200, 200, 150_000, 1), None);
         assert_eq!(next_boundary_ms(200, 150_000, 1), 201_000);
+        assert_eq!(due(200, 200, 201_000, 1), Some(201));
     }
 }
